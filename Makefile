@@ -1,0 +1,157 @@
+# isopipe — build, test, deps, models, pipeline.
+#
+#   make                 build bin/<tool> for every tools/<tool>/ (CUDA too when nvcc is found)
+#   make CUDA=0          CPU-only build
+#   make DEVELOPER=1     -Wall -Wextra -Werror
+#   make test            unit (C) + CLI (shell) tests; ends with "N passed, N failed, N skipped"
+#   make test SANITIZE=address,undefined   the same under ASan+UBSan (separate build tree)
+#   make deps            install the Debian packages the build and tests need (root)
+#   make models          fetch the default models into models/ (sha256-checked)
+#   make fuzz            build libFuzzer targets (clang) into build/fuzz/
+#   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
+#
+# Layout of outputs: a normal build writes build/ and bin/; a sanitizer build
+# writes build-san/ (tools in build-san/bin) so the two never mix.
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+CC         ?= cc
+NVCC       ?= nvcc
+PKGS       := libpng jansson libavcodec libavformat libavutil libswscale
+
+ifeq ($(strip $(SANITIZE)),)
+  B        := build
+  BINDIR   := bin
+  CUDA     ?= auto
+else
+  B        := build-san
+  BINDIR   := build-san/bin
+  # ASan and the CUDA runtime do not mix well (shadow-gap mappings); the
+  # sanitizer run covers the CPU code, which is all of it on a machine without a GPU.
+  CUDA     := 0
+endif
+
+ifeq ($(CUDA),auto)
+  CUDA := $(if $(shell command -v $(NVCC) 2>/dev/null),1,0)
+endif
+
+OPT        ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -pthread $(OPT) -g -fno-strict-aliasing \
+               -DISOPIPE_VERSION='"$(VERSION)"' -DISOPIPE_PREFIX='"$(PREFIX)"' -Icommon
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDLIBS     := $(PKG_LIBS) -lm -ldl -lpthread
+WARN       := -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation
+ifeq ($(DEVELOPER),1)
+  WARN     += -Werror
+endif
+ifneq ($(strip $(SANITIZE)),)
+  CFLAGS_BASE += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+  CFLAGS_BASE += -DISOPIPE_CUDA=1
+  NVCCFLAGS ?= -O2 -std=c++17 -Icommon -DISOPIPE_CUDA=1 -Xcompiler -fPIC \
+               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+               -gencode arch=compute_90,code=compute_90
+  LDLIBS   += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudart_static -lrt -lstdc++
+endif
+ALL_CFLAGS = $(CFLAGS_BASE) $(PKG_CFLAGS) $(WARN) $(CFLAGS)
+
+# ---- sources: everything is discovered, so adding a file needs no Makefile edit
+COMMON_C   := $(sort $(wildcard common/*.c))
+COMMON_CU  := $(if $(filter 1,$(CUDA)),$(sort $(wildcard common/*.cu)))
+COMMON_OBJ := $(COMMON_C:%.c=$(B)/%.o) $(COMMON_CU:%.cu=$(B)/%.cu.o)
+LIB        := $(B)/libisopipe.a
+
+TOOLS      := $(notdir $(patsubst %/,%,$(sort $(dir $(wildcard tools/*/main.c)))))
+TOOL_BINS  := $(TOOLS:%=$(BINDIR)/%)
+
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+HELPER_SRC := $(sort $(wildcard tests/helpers/*.c))
+HELPER_BINS:= $(HELPER_SRC:tests/helpers/%.c=$(B)/tests/helpers/%)
+
+all: $(TOOL_BINS)
+	@echo "built $(words $(TOOL_BINS)) tools in $(BINDIR)/ (CUDA=$(CUDA))"
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+# A tool is every .c (and .cu when CUDA=1) in its folder; tool-private
+# object files are linked before the library so they may override nothing.
+define TOOL_RULE
+$(1)_C   := $$(sort $$(wildcard tools/$(1)/*.c))
+$(1)_CU  := $$(if $$(filter 1,$$(CUDA)),$$(sort $$(wildcard tools/$(1)/*.cu)))
+$(1)_OBJ := $$($(1)_C:%.c=$$(B)/%.o) $$($(1)_CU:%.cu=$$(B)/%.cu.o)
+$$(BINDIR)/$(1): $$($(1)_OBJ) $$(LIB)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -pthread -o $$@ $$($(1)_OBJ) $$(LIB) $$(LDLIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call TOOL_RULE,$(t))))
+
+# Unit tests may use a tool's private code: tests/unit/test_<tool>_*.c links
+# tools/<tool>/*.c minus main.c.
+define UNIT_RULE
+$(B)/tests/$(1): tests/unit/$(1).c $$(LIB) $$(filter-out $$(B)/tools/%/main.o,$$(foreach t,$$(TOOLS),$$(if $$(findstring test_$$(subst -,_,$$(t))_,$(1)_),$$($$(t)_OBJ))))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_CFLAGS) -Itests/unit $$(foreach t,$$(TOOLS),-Itools/$$(t)) $$(LDFLAGS) -o $$@ $$(filter-out $$(LIB),$$^) $$(LIB) $$(LDLIBS)
+endef
+$(foreach u,$(UNIT_SRC:tests/unit/%.c=%),$(eval $(call UNIT_RULE,$(u))))
+
+$(B)/tests/helpers/%: tests/helpers/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+tests-build: $(TOOL_BINS) $(UNIT_BINS) $(HELPER_BINS)
+
+test: tests-build
+	@ISOPIPE_BIN=$(abspath $(BINDIR)) ISOPIPE_TESTBIN=$(abspath $(B)/tests) \
+	  ISOPIPE_SANITIZE='$(SANITIZE)' ISOPIPE_CUDA_BUILD=$(CUDA) \
+	  sh tests/run.sh $(TESTS)
+
+# ---- fuzzing (clang + libFuzzer); FUZZ_SECONDS=N runs each target N seconds
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIBSRC:= $(filter-out %/main.c,$(COMMON_C) $(wildcard tools/prompt-expand/*.c))
+build/fuzz/%: tests/fuzz/%.c $(COMMON_C)
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_BASE) $(PKG_CFLAGS) -DISOPIPE_FUZZ=1 -Itools/prompt-expand -fsanitize=fuzzer,address,undefined -o $@ $< $(COMMON_C) $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do echo "fuzz target: $$f"; done
+ifneq ($(FUZZ_SECONDS),)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	  [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; done
+endif
+
+# ---- set-up
+deps:
+	sh pipelines/deps.sh
+
+models:
+	sh pipelines/models.sh models
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/isopipe/models
+	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-san bin
+
+-include $(wildcard pipelines/*.mk)
+
+.PHONY: all test tests-build fuzz deps models install clean
+.DELETE_ON_ERROR:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,342 @@
+#include "fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "err.h"
+
+int fs_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int fs_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int fs_mkdir_p(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return iso_fail(ISO_ECANTCREAT, "cannot create directory '%s': bad path", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return iso_fail(ISO_ECANTCREAT, "cannot create directory '%s': %s", buf, strerror(errno));
+            if (!fs_is_dir(buf)) return iso_fail(ISO_ECANTCREAT, "cannot create directory '%s': not a directory", buf);
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+int fs_rm_rf(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : iso_fail(ISO_EIO, "cannot remove '%s': %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        if (!d) return iso_fail(ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
+        struct dirent *e;
+        int rc = 0;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = fs_join(path, e->d_name);
+            if (!p) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); break; }
+            int r = fs_rm_rf(p);
+            free(p);
+            if (r) rc = r;
+        }
+        closedir(d);
+        if (rmdir(path) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot remove '%s': %s", path, strerror(errno));
+        return rc;
+    }
+    if (unlink(path) != 0) return iso_fail(ISO_EIO, "cannot remove '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+char *fs_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+char *fs_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *r = malloc(a + b + 2);
+    if (!r) return NULL;
+    memcpy(r, dir, a);
+    size_t k = a;
+    if (a && dir[a - 1] != '/') r[k++] = '/';
+    memcpy(r + k, name, b + 1);
+    return r;
+}
+
+char *fs_tmp_sibling(const char *final)
+{
+    char *dir = fs_dirname(final);
+    const char *base = strrchr(final, '/');
+    base = base ? base + 1 : final;
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = (uint32_t)getpid() * 2654435761u;
+    size_t n = strlen(dir) + strlen(base) + 64;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/.%s.tmp-%d-%08x", dir, base, (int)getpid(), r);
+    free(dir);
+    return p;
+}
+
+int fs_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return iso_fail(ISO_EIO, "cannot open directory '%s': %s", dir, strerror(errno));
+    fsync(fd); /* some file systems refuse fsync on directories; the rename stands either way */
+    close(fd);
+    return 0;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return iso_fail(ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0 && errno != EINVAL) return iso_fail(ISO_EIO, "cannot sync '%s': %s", path, strerror(errno));
+    return 0;
+}
+
+int fs_publish_file(const char *tmp, const char *final)
+{
+    int rc = fsync_path(tmp);
+    if (rc) return rc;
+    if (rename(tmp, final) != 0)
+        return iso_fail(ISO_ECANTCREAT, "cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
+    char *dir = fs_dirname(final);
+    fs_sync_dir(dir);
+    free(dir);
+    return 0;
+}
+
+int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *ctx)
+{
+    char *dir = fs_dirname(path);
+    if (!fs_is_dir(dir)) {
+        int rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': directory '%s' does not exist", path, dir);
+        free(dir);
+        return rc;
+    }
+    free(dir);
+    char *tmp = fs_tmp_sibling(path);
+    if (!tmp) return iso_fail(ISO_EINTERNAL, "out of memory");
+    int rc = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!f) {
+        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        goto done;
+    }
+    rc = writer(f, ctx);
+    if (fflush(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
+    if (!rc && fsync(fileno(f)) != 0 && errno != EINVAL)
+        rc = iso_fail(ISO_EIO, "cannot sync '%s': %s", path, strerror(errno));
+    if (fclose(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
+    if (!rc && rename(tmp, path) != 0)
+        rc = iso_fail(ISO_ECANTCREAT, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+    if (!rc) {
+        char *d = fs_dirname(path);
+        fs_sync_dir(d);
+        free(d);
+    }
+done:
+    if (rc) unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int fs_dir_begin(const char *final, char **tmp)
+{
+    *tmp = NULL;
+    char *dir = fs_dirname(final);
+    int rc = 0;
+    if (!fs_is_dir(dir)) {
+        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': directory '%s' does not exist", final, dir);
+        free(dir);
+        return rc;
+    }
+    free(dir);
+    char *t = fs_tmp_sibling(final);
+    if (!t) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if (mkdir(t, 0777) != 0) {
+        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", t, strerror(errno));
+        free(t);
+        return rc;
+    }
+    *tmp = t;
+    return 0;
+}
+
+int fs_dir_publish(const char *tmp, const char *final)
+{
+    fs_sync_dir(tmp);
+    if (rename(tmp, final) == 0) goto synced;
+    if (errno != ENOTEMPTY && errno != EEXIST && errno != ENOTDIR && errno != EISDIR)
+        return iso_fail(ISO_ECANTCREAT, "cannot rename '%s' to '%s': %s", tmp, final, strerror(errno));
+#ifdef SYS_renameat2
+    /* final exists: swap the two in one step, then remove the old one */
+    if (syscall(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, final, 2 /* RENAME_EXCHANGE */) == 0) {
+        fs_rm_rf(tmp);
+        goto synced;
+    }
+#endif
+    {
+        char *old = fs_tmp_sibling(final);
+        if (!old) return iso_fail(ISO_EINTERNAL, "out of memory");
+        if (rename(final, old) != 0 || rename(tmp, final) != 0) {
+            int rc = iso_fail(ISO_ECANTCREAT, "cannot replace '%s': %s", final, strerror(errno));
+            free(old);
+            return rc;
+        }
+        fs_rm_rf(old);
+        free(old);
+    }
+synced:;
+    char *d = fs_dirname(final);
+    fs_sync_dir(d);
+    free(d);
+    return 0;
+}
+
+void fs_dir_abort(char **tmp)
+{
+    if (!tmp || !*tmp) return;
+    fs_rm_rf(*tmp);
+    free(*tmp);
+    *tmp = NULL;
+}
+
+char *fs_resolve(const char *base_file, const char *rel)
+{
+    if (!rel) return NULL;
+    if (rel[0] == '/') return strdup(rel);
+    char *dir = fs_dirname(base_file);
+    char *r = strcmp(dir, ".") == 0 ? strdup(rel) : fs_join(dir, rel);
+    free(dir);
+    return r;
+}
+
+/* absolute, lexically normalised path (no symlink resolution: the target may not exist yet) */
+static char *absnorm(const char *p)
+{
+    char cwd[PATH_MAX];
+    char *s;
+    if (p[0] == '/') s = strdup(p);
+    else {
+        if (!getcwd(cwd, sizeof cwd)) return NULL;
+        s = fs_join(cwd, p);
+    }
+    if (!s) return NULL;
+    char **parts = calloc(strlen(s) + 1, sizeof *parts);
+    int np = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(s, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(t, ".")) continue;
+        if (!strcmp(t, "..")) { if (np) np--; continue; }
+        parts[np++] = t;
+    }
+    size_t len = 2;
+    for (int i = 0; i < np; i++) len += strlen(parts[i]) + 1;
+    char *r = malloc(len);
+    r[0] = 0;
+    size_t k = 0;
+    for (int i = 0; i < np; i++) k += (size_t)sprintf(r + k, "/%s", parts[i]);
+    if (np == 0) strcpy(r, "/");
+    free(parts);
+    free(s);
+    return r;
+}
+
+char *fs_relative(const char *from_file, const char *target)
+{
+    char *fd = fs_dirname(from_file);
+    char *a = absnorm(fd), *b = absnorm(target);
+    free(fd);
+    if (!a || !b) { free(a); free(b); return strdup(target); }
+    /* common prefix on whole components */
+    size_t i = 0, last = 0;
+    size_t la = strlen(a), lb = strlen(b);
+    while (i < la && i < lb && a[i] == b[i]) {
+        if (a[i] == '/') last = i;
+        i++;
+    }
+    if (i == la && (b[i] == '/' || b[i] == 0)) last = i;
+    else if (i == lb && a[i] == '/') last = i;
+    if (strcmp(a, "/") == 0) last = 0;
+    int ups = 0;
+    for (size_t k = last; k < la; k++)
+        if (a[k] == '/' && (k + 1 < la || k == last)) ups++;
+    if (last == la) ups = 0;
+    const char *rest = b + last;
+    while (*rest == '/') rest++;
+    size_t n = (size_t)ups * 3 + strlen(rest) + 2;
+    char *r = malloc(n);
+    r[0] = 0;
+    for (int u = 0; u < ups; u++) strcat(r, "../");
+    strcat(r, rest);
+    size_t rl = strlen(r);
+    if (rl && r[rl - 1] == '/') r[rl - 1] = 0;
+    if (!r[0]) strcpy(r, ".");
+    free(a);
+    free(b);
+    return r;
+}
+
+int fs_read_all(const char *path, char **data, size_t *len, size_t max)
+{
+    *data = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    for (;;) {
+        if (n + 1 >= cap) {
+            if (cap > max) { rc = iso_fail(ISO_EDATA, "cannot read '%s': larger than %zu bytes", path, max); break; }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); break; }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - 1 - n, f);
+        n += r;
+        if (r == 0) {
+            if (ferror(f)) rc = iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+            break;
+        }
+    }
+    fclose(f);
+    if (rc) { free(buf); return rc; }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
+    return 0;
+}

@@ -1,0 +1,46 @@
+/* fs.h — files and directories that appear whole or not at all.
+ * Outputs are written to a temporary sibling (same directory, so rename(2)
+ * is atomic), fsynced, then renamed over the target; the directory is
+ * fsynced after. Directories are built under a temporary sibling and
+ * swapped in with renameat2(RENAME_EXCHANGE) where the kernel has it.
+ * Paths returned by fs_* functions are malloc'd; the caller frees them. */
+#ifndef ISOPIPE_FS_H
+#define ISOPIPE_FS_H
+#include <stdio.h>
+#include <sys/types.h>
+
+int fs_mkdir_p(const char *path);
+int fs_exists(const char *path);
+int fs_is_dir(const char *path);
+int fs_rm_rf(const char *path);
+
+/* "dir/.name.tmp-PID-RAND" beside final (malloc'd) */
+char *fs_tmp_sibling(const char *final);
+
+/* Write a file atomically: writer(f, ctx) fills the temp file; on its
+ * success (0) the file is fsynced and renamed to path; on failure it is
+ * removed and the writer's status returned. */
+int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *ctx);
+/* fsync tmp, rename to final, fsync the directory */
+int fs_publish_file(const char *tmp, const char *final);
+
+/* Directory outputs: fs_dir_begin creates an empty temporary sibling of
+ * final (its path in *tmp); fs_dir_publish swaps it in (an old final is
+ * removed after); fs_dir_abort removes it. */
+int fs_dir_begin(const char *final, char **tmp);
+int fs_dir_publish(const char *tmp, const char *final);
+void fs_dir_abort(char **tmp);
+
+/* the directory part of path ("." when none), malloc'd */
+char *fs_dirname(const char *path);
+/* path joined to dir ("dir/name"), malloc'd */
+char *fs_join(const char *dir, const char *name);
+/* rel resolved against the directory of base_file (absolute rel is kept) */
+char *fs_resolve(const char *base_file, const char *rel);
+/* target expressed relative to the directory of from_file (for JSON paths) */
+char *fs_relative(const char *from_file, const char *target);
+/* fsync a directory */
+int fs_sync_dir(const char *dir);
+/* whole file into memory (NUL-terminated; *len without the NUL) */
+int fs_read_all(const char *path, char **data, size_t *len, size_t max);
+#endif

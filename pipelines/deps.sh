@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages isopipe's build, tests and benchmarks need.
+# Run as root (or with sudo available). Safe to run again.
+set -eu
+PKGS="build-essential pkg-config libpng-dev libjansson-dev libavcodec-dev libavformat-dev
+libavutil-dev libswscale-dev ffmpeg clang python3 python3-pip python3-numpy parallel"
+# reference tools for benchmarks and tests (OpenCV's DIS/Farneback, skimage's Middlebury pair)
+PKGS="$PKGS python3-opencv python3-skimage"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $PKGS >/dev/null
+echo "deps: installed $(echo $PKGS | wc -w) packages"
