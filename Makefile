@@ -142,6 +142,16 @@ deps:
 models:
 	sh pipelines/models.sh models
 
+# the README's first command: a fresh machine to a finished sample video
+SAMPLE_TOPIC ?= sample_inputs/harbor.topic
+SAMPLE_OUT   ?= out/harbor
+sample:
+	$(MAKE) deps
+	$(MAKE) models
+	$(MAKE) all
+	$(MAKE) pipeline TOPIC=$(SAMPLE_TOPIC) OUT=$(SAMPLE_OUT)
+	@echo "sample: video $(SAMPLE_OUT)/final.mp4, report $(SAMPLE_OUT)/report.json and $(SAMPLE_OUT)/memory.png"
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/isopipe/models
 	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
@@ -151,7 +161,7 @@ clean:
 
 -include $(wildcard pipelines/*.mk)
 
-.PHONY: all test tests-build fuzz deps models install clean
+.PHONY: all test tests-build fuzz deps models install clean sample
 .DELETE_ON_ERROR:
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
