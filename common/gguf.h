@@ -31,7 +31,13 @@ struct gguf_value {
     union {
         uint64_t u; int64_t i; double f; int b;
         struct gguf_str str;
-        struct { enum gguf_vtype type; uint64_t n; const uint8_t *data; /* raw, in file */ } arr;
+        struct {
+            enum gguf_vtype type; uint64_t n;
+            const uint8_t *data;          /* raw, in file */
+            const uint64_t *off;          /* string/array elements: byte offset of element i from data
+                                             (precomputed at open, so element access is O(1)) */
+            const struct gguf_value *sub; /* array-of-arrays: element i parsed (NULL otherwise) */
+        } arr;
     } v;
 };
 
@@ -48,13 +54,15 @@ struct gguf_tensor {
 };
 
 struct gguf {
-    const uint8_t *map; size_t size; int fd;
+    const uint8_t *map; size_t size; int fd;   /* fd -1 and map not owned for gguf_open_mem */
     uint32_t version;
     uint64_t n_kv, n_tensors;
     struct gguf_kv *kv;
     struct gguf_tensor *tensors;
     uint64_t alignment;
     uint64_t data_offset;
+    uint32_t *kv_hash, *tensor_hash;   /* open-addressing tables (index + 1, 0 = empty) */
+    uint64_t kv_hcap, tensor_hcap;
 };
 
 /* open + parse + validate (ISO_ENOINPUT missing, ISO_EDATA malformed) */
@@ -73,6 +81,12 @@ int gguf_get_str(const struct gguf *g, const char *key, struct gguf_str *out);
 int gguf_arr_str(const struct gguf_value *arr, uint64_t i, struct gguf_str *out);
 int gguf_arr_f64(const struct gguf_value *arr, uint64_t i, double *out);
 int gguf_arr_i64(const struct gguf_value *arr, uint64_t i, int64_t *out);
+/* element i of an array of arrays (nested arrays, GGUF v3 allows any depth) */
+int gguf_arr_arr(const struct gguf_value *arr, uint64_t i, const struct gguf_value **out);
+/* a string key compared with a C string */
+int gguf_str_eq(struct gguf_str s, const char *c);
+/* a tensor's element count (ne[0] * ... * ne[n_dims-1]) */
+uint64_t gguf_tensor_nelem(const struct gguf_tensor *t);
 
 /* bytes per block and elements per block of a tensor type; 0 if unsupported */
 size_t ggml_type_block_bytes(enum ggml_type t);
