@@ -1,0 +1,28 @@
+/* registry.c — the models -m can name. A second model (a Wan2.1 DiT read
+ * from safetensors) is one more entry here and one more file beside morph.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "segmodel.h"
+
+static const struct segmodel_ops *const models[] = {
+    &segmodel_morph,
+};
+#define NMODELS (sizeof models / sizeof models[0])
+
+const struct segmodel_ops *segmodel_find(const char *name)
+{
+    for (size_t i = 0; i < NMODELS; i++)
+        if (strcmp(models[i]->name, name) == 0) return models[i];
+    return NULL;
+}
+
+const char *segmodel_names(void)
+{
+    static char buf[256];
+    if (buf[0]) return buf;
+    size_t n = 0;
+    for (size_t i = 0; i < NMODELS && n < sizeof buf; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", i ? ", " : "", models[i]->name);
+    return buf;
+}

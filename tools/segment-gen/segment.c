@@ -1,0 +1,305 @@
+/* segment.c — one segment-gen run (segment.h). Order of work: resolve the
+ * model, check the command line, read the prompt, plan; then load the
+ * inputs and open the model between the "before load" and "after load"
+ * checkpoints; render into a temporary sibling of DIR; write segment.json
+ * there; publish the directory in one rename. Any failure removes the
+ * temporary directory, so DIR is either the whole new segment or untouched. */
+#include "segment.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "flo.h"
+#include "fs.h"
+#include "image.h"
+#include "jsonio.h"
+#include "log.h"
+#include "mem.h"
+#include "model.h"
+#include "segmodel.h"
+
+void segment_args_default(struct segment_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->index = -1;
+    a->frames = 25;
+    a->fps = 24;
+    a->png_level = 1;
+}
+
+/* scenes.json (prompt-expand): {"segments": [{"index": I, "prompt": "..."}]} */
+static int scene_prompt(const char *path, long index, char **prompt)
+{
+    json_t *root = NULL;
+    int rc = jsonio_load(path, &root);
+    if (rc) return rc;
+    json_t *segs = json_object_get(root, "segments");
+    if (!json_is_array(segs)) {
+        rc = iso_fail(ISO_EDATA, "'%s' has no \"segments\" array", path);
+        goto done;
+    }
+    size_t i;
+    json_t *s;
+    json_array_foreach(segs, i, s) {
+        json_t *ji = json_object_get(s, "index");
+        if (!json_is_integer(ji) || json_integer_value(ji) != index) continue;
+        const char *p = jsonio_str(s, "prompt", NULL);
+        if (!p) {
+            rc = iso_fail(ISO_EDATA, "'%s': segment %ld has no \"prompt\" string", path, index);
+            goto done;
+        }
+        *prompt = strdup(p);
+        if (!*prompt) rc = iso_fail(ISO_EINTERNAL, "out of memory");
+        goto done;
+    }
+    rc = iso_fail(ISO_EDATA, "'%s' has no segment with index %ld (it has %zu)", path, index, json_array_size(segs));
+done:
+    json_decref(root);
+    return rc;
+}
+
+struct sink {
+    const char *dir;
+    int level, total;
+    pthread_mutex_t lock;
+    int done;
+};
+
+static int sink_frame(void *ctx, int index, const struct image *frame)
+{
+    struct sink *s = ctx;
+    char name[32];
+    snprintf(name, sizeof name, "frame_%05d.png", index);
+    char *path = fs_join(s->dir, name);
+    if (!path) return iso_fail(ISO_EINTERNAL, "out of memory");
+    int rc = image_save_png(path, frame, s->level);
+    free(path);
+    if (rc) return rc;
+    pthread_mutex_lock(&s->lock);
+    s->done++;
+    log_progress("frames", s->done, s->total);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}
+
+/* the plan as JSON: the schema of plan_to_json (docs/memory.md) for the fields a model fills */
+static json_t *plan_json(const struct mem_plan *p, enum mem_mode requested, enum mem_mode pick)
+{
+    json_t *modes = json_object();
+    for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++) {
+        const struct plan_mode *pm = &p->mode[m];
+        json_object_set_new(modes, mem_mode_name((enum mem_mode)m),
+                            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "possible", pm->possible,
+                                      "weights", (json_int_t)pm->weights, "activations", (json_int_t)pm->activations,
+                                      "kv_cache", (json_int_t)pm->kv_cache, "staging", (json_int_t)pm->staging,
+                                      "pinned_host", (json_int_t)pm->pinned_host, "host_rss",
+                                      (json_int_t)pm->host_rss, "vram_peak", (json_int_t)pm->vram_peak));
+    }
+    return json_pack("{s:s, s:I, s:o, s:s, s:s}", "model", p->model, "weights_total", (json_int_t)p->weights_total,
+                     "modes", modes, "requested", mem_mode_name(requested), "auto_pick", mem_mode_name(pick));
+}
+
+/* The mode a model runs in: auto takes the first possible of beefy,
+ * lightweight, cpu (a weight-free CPU model has only cpu); an explicit
+ * mode the model does not have is refused, never changed (DESIGN.md). */
+static int pick_mode(const struct segmodel_ops *ops, const struct mem_plan *p, enum mem_mode asked, enum mem_mode *out)
+{
+    if (asked != MEM_MODE_AUTO) {
+        if (!p->mode[asked].possible)
+            return iso_fail(ISO_ETEMPFAIL, "model '%s' cannot run in --memory-mode %s", ops->name, mem_mode_name(asked));
+        *out = asked;
+        return 0;
+    }
+    for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++)
+        if (p->mode[m].possible) {
+            *out = (enum mem_mode)m;
+            return 0;
+        }
+    return iso_fail(ISO_EINTERNAL, "model '%s' has no memory mode", ops->name);
+}
+
+static int load_inputs(const struct segment_args *a, unsigned needs, struct image *ka, struct image *kb,
+                       struct flow *f, struct flow *g)
+{
+    int rc;
+    if ((rc = image_load_png(a->start, ka, 0)) || (rc = image_load_png(a->end, kb, 0))) return rc;
+    if (ka->w != kb->w || ka->h != kb->h)
+        return iso_fail(ISO_EDATA, "keyframes differ in size: '%s' is %dx%d, '%s' is %dx%d", a->start, ka->w, ka->h,
+                        a->end, kb->w, kb->h);
+    if (ka->c != kb->c) {
+        /* one layout for both (gray + RGB -> RGB, anything + alpha -> RGBA; image_load_png never
+         * gives 2 channels), so the keyframes are written back byte for byte in the layout they share */
+        int c = ka->c > kb->c ? ka->c : kb->c;
+        image_free(ka);
+        image_free(kb);
+        if ((rc = image_load_png(a->start, ka, c)) || (rc = image_load_png(a->end, kb, c))) return rc;
+    }
+    if (!(needs & SEGMODEL_NEEDS_FLOW)) return 0;
+    if ((rc = flo_read(a->flow, f)) || (rc = flo_read(a->flow_back, g))) return rc;
+    if (f->w != ka->w || f->h != ka->h)
+        return iso_fail(ISO_EDATA, "flow '%s' is %dx%d, the keyframes are %dx%d", a->flow, f->w, f->h, ka->w, ka->h);
+    if (g->w != ka->w || g->h != ka->h)
+        return iso_fail(ISO_EDATA, "flow '%s' is %dx%d, the keyframes are %dx%d", a->flow_back, g->w, g->h, ka->w,
+                        ka->h);
+    return 0;
+}
+
+int segment_run(const struct segment_args *a, const struct cli_common *c)
+{
+    const char *name = c->model ? c->model : SEGMODEL_DEFAULT;
+    const struct segmodel_ops *ops = NULL;
+    struct image ka = { 0 }, kb = { 0 };
+    struct flow f = { 0 }, g = { 0 };
+    struct mem_plan plan;
+    struct segmodel_params p = { 0 };
+    struct sink sk = { 0 };
+    char *prompt = NULL, *model_path = NULL, *tmp = NULL, *json_final = NULL, *json_tmp = NULL;
+    void *ctx = NULL;
+    json_t *root = NULL;
+    enum mem_mode mode = MEM_MODE_CPU;
+    int rc = 0, loading = 0, cleanup_logged = 0;
+    double t0 = mem_now(), t_load = 0, t_gen = 0;
+    pthread_mutex_init(&sk.lock, NULL);
+
+    mem_checkpoint("start");
+    if (!(ops = segmodel_find(name))) {
+        rc = iso_fail(ISO_EUNAVAIL, "unknown model '%s' (known models: %s)", name, segmodel_names());
+        goto done;
+    }
+    if (!a->start || !a->end) { rc = iso_fail(ISO_EUSAGE, "--start and --end are required"); goto done; }
+    if ((ops->needs & SEGMODEL_NEEDS_FLOW) && (!a->flow || !a->flow_back)) {
+        rc = iso_fail(ISO_EUSAGE, "model '%s' needs --flow and --flow-back (from flow-extract --backward)", ops->name);
+        goto done;
+    }
+    if (!!a->scenes != (a->index >= 0)) { rc = iso_fail(ISO_EUSAGE, "--scenes and --index go together"); goto done; }
+    if ((ops->needs & SEGMODEL_NEEDS_PROMPT) && !a->scenes) {
+        rc = iso_fail(ISO_EUSAGE, "model '%s' needs a prompt: --scenes FILE --index I", ops->name);
+        goto done;
+    }
+    if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
+    if (a->frames < 2) { rc = iso_fail(ISO_EDATA, "--frames %ld: a segment needs at least 2 frames", a->frames); goto done; }
+    if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
+    if (ops->needs & SEGMODEL_NEEDS_WEIGHTS && (rc = model_find(name, ops->exts, &model_path))) goto done;
+
+    /* plan from the keyframe header alone (nothing is decoded before admission) */
+    p.model_path = model_path;
+    p.memory_mode = c->memory_mode;
+    p.device = c->device;
+    p.vram_reserve_mib = c->vram_reserve_mib;
+    p.threads = cli_threads(c);
+    p.frames = (int)a->frames;
+    p.channels = 4;  /* the plan assumes the widest layout */
+    if ((rc = image_png_size(a->start, &p.width, &p.height))) goto done;
+    if ((rc = ops->plan(&p, &plan))) goto done;
+    if (c->plan_only) {
+        enum mem_mode pick = MEM_MODE_CPU;
+        if ((rc = pick_mode(ops, &plan, MEM_MODE_AUTO, &pick))) goto done;
+        json_t *pj = plan_json(&plan, c->memory_mode, pick);
+        char *s = json_dumps(pj, JSON_INDENT(2));
+        json_decref(pj);
+        if (!s) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        printf("%s\n", s);
+        free(s);
+        goto done;
+    }
+    if ((rc = pick_mode(ops, &plan, c->memory_mode, &mode))) goto done;
+    p.memory_mode = mode;
+
+    mem_checkpoint("before load");
+    loading = 1;
+    double tl = mem_now();
+    if ((rc = load_inputs(a, ops->needs, &ka, &kb, &f, &g))) goto done;
+    p.channels = ka.c;
+    if ((rc = ops->open(&p, &ctx))) goto done;
+    t_load = mem_now() - tl;
+    mem_checkpoint("after load");
+
+    if ((rc = fs_dir_begin(c->output, &tmp))) goto done;
+    sk.dir = tmp;
+    sk.level = a->png_level;
+    sk.total = (int)a->frames;
+    struct segmodel_request req = {
+        .start = &ka, .end = &kb, .flow_fwd = f.uv ? &f : NULL, .flow_bwd = g.uv ? &g : NULL,
+        .prompt = prompt, .seed = c->seed, .frames = (int)a->frames, .fps = a->fps,
+    };
+    double tg = mem_now();
+    if ((rc = ops->generate(ctx, &req, sink_frame, &sk))) goto done;
+    t_gen = mem_now() - tg;
+
+    mem_checkpoint("before cleanup");
+    cleanup_logged = 1;
+    ops->close(&ctx);
+
+    /* segment.json: paths relative to where it will live, DIR/segment.json */
+    json_final = fs_join(c->output, "segment.json");
+    json_tmp = fs_join(tmp, "segment.json");
+    root = jsonio_header_new();
+    if (!json_final || !json_tmp || !root) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    json_object_set_new(root, "model", json_pack("{s:s, s:s}", "name", ops->name, "summary", ops->summary));
+    if (model_path) jsonio_set_path(json_object_get(root, "model"), "path", json_final, model_path);
+    json_t *kf = json_object();
+    jsonio_set_path(kf, "start", json_final, a->start);
+    jsonio_set_path(kf, "end", json_final, a->end);
+    json_object_set_new(root, "keyframes", kf);
+    if (f.uv) {
+        json_t *fl = json_object();
+        jsonio_set_path(fl, "forward", json_final, a->flow);
+        jsonio_set_path(fl, "backward", json_final, a->flow_back);
+        json_object_set_new(root, "flows", fl);
+    }
+    json_object_set_new(root, "width", json_integer(ka.w));
+    json_object_set_new(root, "height", json_integer(ka.h));
+    json_object_set_new(root, "channels", json_integer(ka.c));
+    json_object_set_new(root, "frames", json_integer(a->frames));
+    json_t *files = json_array();
+    for (long i = 0; i < a->frames; i++) {
+        char nm[32];
+        snprintf(nm, sizeof nm, "frame_%05ld.png", i);
+        json_array_append_new(files, json_string(nm));
+    }
+    json_object_set_new(root, "files", files);
+    json_object_set_new(root, "fps", json_real(a->fps));
+    json_object_set_new(root, "seed", json_integer((json_int_t)c->seed));
+    if (prompt) {
+        json_t *sc = json_object();
+        jsonio_set_path(sc, "file", json_final, a->scenes);
+        json_object_set_new(sc, "index", json_integer(a->index));
+        json_object_set_new(root, "scenes", sc);
+        json_object_set_new(root, "prompt", json_string(prompt));
+    }
+    json_object_set_new(root, "timing",
+                        json_pack("{s:f, s:f, s:f, s:i}", "load_s", t_load, "generate_s", t_gen, "frames_per_s",
+                                  t_gen > 0 ? (double)a->frames / t_gen : 0.0, "threads", p.threads));
+    struct mem_sample ms;
+    mem_sample(&ms);
+    json_object_set_new(root, "memory",
+                        json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:o}", "mode", mem_mode_name(mode), "requested",
+                                  mem_mode_name(c->memory_mode), "plan", plan_json(&plan, c->memory_mode, mode),
+                                  "peak_rss", (json_int_t)ms.hwm, "peak_vram", (json_int_t)mem_peak_vram(),
+                                  "load_seconds", t_load, "checkpoints", mem_checkpoints_json()));
+    if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
+    if ((rc = fs_dir_publish(tmp, c->output))) goto done;
+    free(tmp);
+    tmp = NULL;
+    log_verbose("wrote %ld frames to '%s' in %.2fs", a->frames, c->output, mem_now() - t0);
+done:
+    if (loading && !cleanup_logged) mem_checkpoint("before cleanup");
+    if (ctx) ops->close(&ctx);
+    fs_dir_abort(&tmp);
+    json_decref(root);
+    image_free(&ka);
+    image_free(&kb);
+    flow_free(&f);
+    flow_free(&g);
+    free(prompt);
+    free(model_path);
+    free(json_final);
+    free(json_tmp);
+    pthread_mutex_destroy(&sk.lock);
+    mem_checkpoint("end");
+    return rc;
+}
