@@ -123,16 +123,18 @@ test: tests-build
 # ---- fuzzing (clang + libFuzzer); FUZZ_SECONDS=N runs each target N seconds
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIBSRC:= $(filter-out %/main.c,$(COMMON_C) $(wildcard tools/prompt-expand/*.c))
-build/fuzz/%: tests/fuzz/%.c $(COMMON_C)
+# Fuzz builds are always CPU-only (no -DISOPIPE_CUDA, no CUDA runtime):
+# common/*.c may call into common/*.cu only in CUDA builds.
+FUZZ_CFLAGS:= $(filter-out -DISOPIPE_CUDA=1,$(CFLAGS_BASE)) $(PKG_CFLAGS) -DISOPIPE_FUZZ=1
+build/fuzz/%: tests/fuzz/%.c $(COMMON_C) $(wildcard common/*.h)
 	@mkdir -p $(dir $@)
-	clang $(CFLAGS_BASE) $(PKG_CFLAGS) -DISOPIPE_FUZZ=1 -Itools/prompt-expand -fsanitize=fuzzer,address,undefined -o $@ $< $(COMMON_C) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -Itools/prompt-expand -fsanitize=fuzzer,address,undefined -o $@ $< $(COMMON_C) $(PKG_LIBS) -lm -ldl -lpthread
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do echo "fuzz target: $$f"; done
 ifneq ($(FUZZ_SECONDS),)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; done
+	  echo "$$n:"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' ; done
 endif
 
 # ---- set-up

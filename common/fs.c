@@ -318,13 +318,19 @@ int fs_read_all(const char *path, char **data, size_t *len, size_t max)
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     int rc = 0;
+    if (!buf) { fclose(f); return iso_fail(ISO_EINTERNAL, "out of memory"); }
     for (;;) {
+        if (n > max) { rc = iso_fail(ISO_EDATA, "cannot read '%s': larger than %zu bytes", path, max); break; }
         if (n + 1 >= cap) {
-            if (cap > max) { rc = iso_fail(ISO_EDATA, "cannot read '%s': larger than %zu bytes", path, max); break; }
-            char *nb = realloc(buf, cap * 2);
+            /* grow to at most max + 2 bytes: room for one byte past max (to
+             * detect an oversized file) and the NUL */
+            size_t ncap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
+            if (max < SIZE_MAX - 2 && ncap > max + 2) ncap = max + 2;
+            if (ncap <= cap) { rc = iso_fail(ISO_EDATA, "cannot read '%s': larger than %zu bytes", path, max); break; }
+            char *nb = realloc(buf, ncap);
             if (!nb) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); break; }
             buf = nb;
-            cap *= 2;
+            cap = ncap;
         }
         size_t r = fread(buf + n, 1, cap - 1 - n, f);
         n += r;

@@ -103,7 +103,14 @@ static int load(struct src *s, struct image *img, int want_c, int size_only, int
         goto done;
     }
     int bit_depth = png_get_bit_depth(p, info), ct = png_get_color_type(p, info);
+    /* 16 -> 8 bits by rounding (v * 255 / 65535), as PNG spec 13.12 scales
+     * samples; png_set_strip_16 would truncate (v >> 8), one level low for
+     * about half of all values */
+#ifdef PNG_READ_SCALE_16_TO_8_SUPPORTED
+    if (bit_depth == 16) png_set_scale_16(p);
+#else
     if (bit_depth == 16) png_set_strip_16(p);
+#endif
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
     if (ct == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(p);
     int has_alpha = (ct & PNG_COLOR_MASK_ALPHA) || png_get_valid(p, info, PNG_INFO_tRNS);
@@ -121,7 +128,10 @@ static int load(struct src *s, struct image *img, int want_c, int size_only, int
     png_set_interlace_handling(p);
     png_read_update_info(p, info);
     if ((int)png_get_rowbytes(p, info) != (int)w * c) png_error(p, "unexpected row layout");
-    if ((rc = image_alloc(outp, (int)w, (int)h, c))) goto done;
+    if ((rc = image_alloc(outp, (int)w, (int)h, c))) {
+        rc = iso_wrap(rc, "cannot read '%s'", s->name);
+        goto done;
+    }
     rows = malloc(sizeof *rows * h);
     if (!rows) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = outp->data + (size_t)y * w * c;

@@ -52,7 +52,11 @@ int64_t jsonio_int(const json_t *obj, const char *key, int64_t def)
 {
     json_t *v = json_object_get(obj, key);
     if (json_is_integer(v)) return json_integer_value(v);
-    if (json_is_real(v)) return (int64_t)json_real_value(v);
+    if (json_is_real(v)) {
+        /* converting a double outside int64's range is undefined (C11 6.3.1.4) */
+        double d = json_real_value(v);
+        if (d >= -9223372036854775808.0 && d < 9223372036854775808.0) return (int64_t)d;
+    }
     return def;
 }
 
