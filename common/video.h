@@ -1,0 +1,69 @@
+/* video.h — video files through libavcodec/libavformat.
+ * The encoder takes 8-bit RGB frames, converts them to yuv420p (BT.601,
+ * limited range, tagged as such) and writes H.264 (libx264) in MP4 with
+ * timestamps in units of 1/fps. It writes to the path it is given, not
+ * atomically: callers write to a temporary sibling (fs_tmp_sibling) and
+ * publish it (fs_publish_file) once video_enc_finish has succeeded.
+ * A struct video_enc owns its libav contexts; video_enc_free releases them
+ * (and is all a failed run needs besides removing the file).
+ * The decoder section is written by flow-extract's engineer. */
+#ifndef ISOPIPE_VIDEO_H
+#define ISOPIPE_VIDEO_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- encoder (common/video_enc.c) ---- */
+
+struct video_enc_params {
+    int width, height;      /* size of the RGB frames given to the encoder (any size >= 1);
+                               odd sizes are padded to even by repeating the last column/row,
+                               because yuv420p needs even dimensions */
+    int fps_num, fps_den;   /* frame rate as a fraction (24/1, 30000/1001) */
+    int crf;                /* libx264 constant rate factor 0..51 (0 = lossless luma path) */
+    const char *preset;     /* libx264 preset ("medium"); NULL = libx264's default */
+    int threads;            /* encoder threads; 0 = libavcodec's choice */
+    const char *codec;      /* encoder name; NULL = "libx264" */
+};
+
+/* the defaults: 24 fps, crf 18, preset medium, 0 threads, libx264 */
+void video_enc_default_params(struct video_enc_params *p);
+
+/* What the opened encoder actually does, for reports. */
+struct video_enc_info {
+    const char *codec;      /* encoder used ("libx264" or "mpeg4") */
+    int fell_back;          /* 1 when libx264 was asked for, missing, and mpeg4 used instead */
+    int enc_width, enc_height; /* encoded size (even) */
+    int padded;             /* 1 when enc size != frame size */
+    const char *pix_fmt;    /* "yuv420p" */
+};
+
+struct video_enc;
+
+/* Opens path (MP4, whatever its name) and the encoder. The fallback to
+ * mpeg4 applies only when codec is NULL or "libx264" and libavcodec lacks
+ * libx264 (ISOPIPE_VIDEO_NO_X264=1 in the environment pretends so, for
+ * tests). Errors: ISO_EUSAGE bad params/preset, ISO_EUNAVAIL no encoder,
+ * ISO_ECANTCREAT cannot create path, ISO_EINTERNAL libav failures. */
+int video_enc_open(struct video_enc **out, const char *path, const struct video_enc_params *p);
+void video_enc_get_info(const struct video_enc *e, struct video_enc_info *info);
+/* Encodes one w x h RGB24 frame (stride bytes per row, >= 3*width). */
+int video_enc_write_rgb(struct video_enc *e, const uint8_t *rgb, ptrdiff_t stride);
+/* Drains the encoder, writes the MP4 trailer and closes the file. */
+int video_enc_finish(struct video_enc *e);
+/* frames written so far */
+int64_t video_enc_frames(const struct video_enc *e);
+/* Releases everything (the file is closed, not removed); sets *e to NULL. */
+void video_enc_free(struct video_enc **e);
+
+/* RGB24 -> yuv420p, BT.601 limited range (ITU-R BT.601-7 table 3 with
+ * Y in [16,235], Cb/Cr in [16,240]); chroma is the mean of each 2x2 block.
+ * src is w x h; the destination planes are (w+1)&~1 by (h+1)&~1 (chroma
+ * half that), the odd edge filled by repeating the last column/row.
+ * Exposed for tests (tests/helpers/stitch_yuvcheck.c checks it against a
+ * float64 computation). */
+void video_rgb_to_yuv420(const uint8_t *src, ptrdiff_t src_stride, int w, int h, uint8_t *y,
+                         ptrdiff_t y_stride, uint8_t *u, ptrdiff_t u_stride, uint8_t *v, ptrdiff_t v_stride);
+
+/* ---- decoder (common/video_dec.c, flow-extract's engineer) ---- */
+
+#endif

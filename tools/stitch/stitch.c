@@ -1,0 +1,665 @@
+/* stitch.c — see stitch.h.
+ *
+ * The crossfade is the fold of ffmpeg's xfade chain: the output stream S
+ * starts as segment 0, and each next segment B is joined by blending the
+ * last K frames of S with the first K of B, S'[end-K+j] = mix(S[end-K+j],
+ * B[j], j/K) for j = 0..K-1, followed by B[K..]. So the output has
+ * sum(len) - (n-1)*K frames, and a segment of exactly K frames between two
+ * others is blended twice, as a chain of xfade filters would do.
+ *
+ * Streaming: the last K frames of S are the only ones that can still
+ * change, so they wait in a FIFO; every other frame is encoded as soon as
+ * it is final. With the reader's one frame ahead that is K+1 decoded
+ * frames (2 when K = 0), independent of the segment lengths. */
+#include "stitch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "fs.h"
+#include "image.h"
+#include "jsonio.h"
+#include "log.h"
+#include "mem.h"
+#include "video.h"
+
+/* numbering is checked with a bitmap sized by the largest index found */
+#define MAX_FRAMES_PER_SEGMENT 10000000
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_interrupted = 1;
+}
+
+void stitch_install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void stitch_default_opts(struct stitch_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->overlap = 0;
+    o->crf = 18;
+    o->preset = "medium";
+}
+
+struct seg {
+    const char *dir;
+    int nframes;
+    double fps;        /* from segment.json, 0 when absent */
+    char *prompt;      /* from segment.json, NULL when absent */
+    int64_t out_start; /* first output frame that shows this segment */
+};
+
+static char *frame_path(const char *dir, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "frame_%05d.png", i);
+    return fs_join(dir, name);
+}
+
+/* frame_<digits>.png -> index, or -1 for any other name */
+static long frame_index(const char *name)
+{
+    if (strncmp(name, "frame_", 6) != 0) return -1;
+    const char *p = name + 6, *q = p;
+    long v = 0;
+    while (*q >= '0' && *q <= '9') {
+        if (v > MAX_FRAMES_PER_SEGMENT) return -2;
+        v = v * 10 + (*q - '0');
+        q++;
+    }
+    if (q == p || strcmp(q, ".png") != 0) return -1;
+    return v;
+}
+
+/* Counts frame_NNNNN.png in s->dir and checks they run 0..n-1 with the
+ * canonical 5-digit (or wider) names; reads segment.json when present. */
+static int scan_segment(struct seg *s)
+{
+    int rc = 0;
+    unsigned char *seen = NULL;
+    size_t seen_n = 0;
+    long count = 0, maxi = -1;
+    json_t *j = NULL;
+    char *jpath = NULL;
+    DIR *d = opendir(s->dir);
+    if (!d) {
+        rc = iso_fail(errno == ENOENT || errno == ENOTDIR ? ISO_ENOINPUT : ISO_EIO,
+                      "cannot read segment directory '%s': %s", s->dir, strerror(errno));
+        goto done;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long i = frame_index(e->d_name);
+        if (i == -1) continue;
+        char canon[32];
+        snprintf(canon, sizeof canon, "frame_%05ld.png", i);
+        if (i < 0 || i >= MAX_FRAMES_PER_SEGMENT || strcmp(canon, e->d_name) != 0) {
+            rc = iso_fail(ISO_EDATA, "bad frame name '%s/%s': frames are named frame_00000.png, frame_00001.png, ...",
+                          s->dir, e->d_name);
+            goto done;
+        }
+        if ((size_t)i >= seen_n) {
+            size_t nn = seen_n ? seen_n : 256;
+            while (nn <= (size_t)i) nn *= 2;
+            unsigned char *ns = realloc(seen, nn);
+            if (!ns) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+            memset(ns + seen_n, 0, nn - seen_n);
+            seen = ns;
+            seen_n = nn;
+        }
+        seen[i] = 1;
+        count++;
+        if (i > maxi) maxi = i;
+    }
+    if (count == 0) {
+        rc = iso_fail(ISO_EDATA, "segment '%s' is empty: no frame_00000.png", s->dir);
+        goto done;
+    }
+    if (count != maxi + 1) {
+        long miss = 0;
+        while (seen[miss]) miss++;
+        char *p = frame_path(s->dir, (int)miss);
+        rc = iso_fail(ISO_EDATA, "gap in frame numbering: '%s' is missing (segment has frames up to %05ld)",
+                      p ? p : s->dir, maxi);
+        free(p);
+        goto done;
+    }
+    s->nframes = (int)count;
+
+    jpath = fs_join(s->dir, "segment.json");
+    if (!jpath) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if (fs_exists(jpath)) {
+        if ((rc = jsonio_load(jpath, &j))) goto done;
+        json_t *fps = json_object_get(j, "fps");
+        if (fps) {
+            double f = json_is_number(fps) ? json_number_value(fps) : -1;
+            if (!(f > 0 && f <= 1000)) {
+                rc = iso_fail(ISO_EDATA, "bad fps in '%s': must be a number in (0, 1000]", jpath);
+                goto done;
+            }
+            s->fps = f;
+        }
+        const char *prompt = jsonio_str(j, "prompt", NULL);
+        if (prompt) s->prompt = strdup(prompt);
+    }
+done:
+    if (d) closedir(d);
+    free(seen);
+    free(jpath);
+    json_decref(j);
+    return rc;
+}
+
+/* Every frame's size from its PNG header, so a mismatch is found before
+ * anything is encoded (a truncated body is still caught while decoding). */
+static int check_sizes(struct seg *segs, int nseg, int *w, int *h)
+{
+    char *first = NULL;
+    int rc = 0;
+    for (int s = 0; s < nseg && !rc; s++)
+        for (int i = 0; i < segs[s].nframes; i++) {
+            char *p = frame_path(segs[s].dir, i);
+            int fw = 0, fh = 0;
+            if (!p) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); break; }
+            rc = image_png_size(p, &fw, &fh);
+            if (!rc && !first) {
+                *w = fw;
+                *h = fh;
+                first = p;
+                p = NULL;
+            } else if (!rc && (fw != *w || fh != *h)) {
+                rc = iso_fail(ISO_EDATA, "'%s' is %dx%d but '%s' is %dx%d: all frames must have one size", p, fw,
+                              fh, first, *w, *h);
+            }
+            free(p);
+            if (rc) break;
+        }
+    free(first);
+    return rc;
+}
+
+/* ---- the reader thread: decodes frames in output order, at most `pool` alive */
+
+struct reader {
+    const struct seg *segs;
+    int nseg, w, h;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pool;             /* most frames alive at once (queued + held by the consumer + being decoded) */
+    int alive;
+    struct image *queue;  /* ring of `pool` slots */
+    int q_head, q_count;
+    int stop, finished;
+    int err;
+    char errmsg[1024];
+    double decode_s;
+    int max_alive;
+};
+
+static void *reader_main(void *arg)
+{
+    struct reader *r = arg;
+    for (int s = 0; s < r->nseg; s++)
+        for (int i = 0; i < r->segs[s].nframes; i++) {
+            pthread_mutex_lock(&r->lock);
+            while (r->alive >= r->pool && !r->stop) pthread_cond_wait(&r->cond, &r->lock);
+            if (r->stop) {
+                pthread_mutex_unlock(&r->lock);
+                goto out;
+            }
+            r->alive++;
+            if (r->alive > r->max_alive) r->max_alive = r->alive;
+            pthread_mutex_unlock(&r->lock);
+
+            double t0 = mem_now();
+            struct image img = { 0 };
+            char *p = frame_path(r->segs[s].dir, i);
+            int rc = p ? image_load_png(p, &img, 3) : iso_fail(ISO_EINTERNAL, "out of memory");
+            if (!rc && (img.w != r->w || img.h != r->h))
+                rc = iso_fail(ISO_EDATA, "'%s' is %dx%d, expected %dx%d", p, img.w, img.h, r->w, r->h);
+            free(p);
+            r->decode_s += mem_now() - t0;
+
+            pthread_mutex_lock(&r->lock);
+            if (rc) {
+                image_free(&img);
+                r->alive--;
+                r->err = rc;
+                snprintf(r->errmsg, sizeof r->errmsg, "%s", iso_errmsg());
+                pthread_cond_broadcast(&r->cond);
+                pthread_mutex_unlock(&r->lock);
+                goto out;
+            }
+            r->queue[(r->q_head + r->q_count) % r->pool] = img;
+            r->q_count++;
+            pthread_cond_broadcast(&r->cond);
+            pthread_mutex_unlock(&r->lock);
+        }
+out:
+    pthread_mutex_lock(&r->lock);
+    r->finished = 1;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static int reader_start(struct reader *r, const struct seg *segs, int nseg, int w, int h, int pool)
+{
+    memset(r, 0, sizeof *r);
+    r->segs = segs;
+    r->nseg = nseg;
+    r->w = w;
+    r->h = h;
+    r->pool = pool;
+    r->queue = calloc((size_t)pool, sizeof *r->queue);
+    if (!r->queue) return iso_fail(ISO_EINTERNAL, "out of memory");
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->cond);
+        free(r->queue);
+        r->queue = NULL;
+        return iso_fail(ISO_EINTERNAL, "cannot start the reader thread: %s", strerror(errno));
+    }
+    r->started = 1;
+    return 0;
+}
+
+/* the next frame in order (the consumer owns it until reader_release) */
+static int reader_next(struct reader *r, struct image *out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&r->lock);
+    while (r->q_count == 0 && !r->err && !r->finished) pthread_cond_wait(&r->cond, &r->lock);
+    if (r->q_count > 0) {
+        *out = r->queue[r->q_head];
+        memset(&r->queue[r->q_head], 0, sizeof *out);
+        r->q_head = (r->q_head + 1) % r->pool;
+        r->q_count--;
+    } else if (r->err) {
+        rc = iso_fail(r->err, "%s", r->errmsg);
+    } else {
+        rc = iso_fail(ISO_EINTERNAL, "reader stopped early");
+    }
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+static void reader_release(struct reader *r, struct image *img)
+{
+    if (!img->data) return;
+    image_free(img);
+    pthread_mutex_lock(&r->lock);
+    r->alive--;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void reader_stop(struct reader *r)
+{
+    if (!r->started) return;
+    pthread_mutex_lock(&r->lock);
+    r->stop = 1;
+    pthread_cond_broadcast(&r->cond);
+    pthread_mutex_unlock(&r->lock);
+    pthread_join(r->thread, NULL);
+    for (int i = 0; i < r->q_count; i++) image_free(&r->queue[(r->q_head + i) % r->pool]);
+    free(r->queue);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+    r->started = 0;
+}
+
+void stitch_blend(unsigned char *a, const unsigned char *b, size_t n, int j, int k)
+{
+    /* x / K as (x * M) >> 32 with M = floor(2^32 / K) + 1: the error is
+     * below x / 2^32, and x <= 255.5 K, so it stays under 1/K (the gap
+     * to the next integer when x/K is not one) for K < 4100; exact. */
+    uint32_t wa = (uint32_t)(k - j), wb = (uint32_t)j, half = (uint32_t)k / 2;
+    uint64_t m = ((uint64_t)1 << 32) / (uint32_t)k + 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = a[i] * wa + b[i] * wb + half;
+        a[i] = (unsigned char)(((uint64_t)x * m) >> 32);
+    }
+}
+
+/* ---- the run */
+
+struct run {
+    const struct stitch_opts *o;
+    struct seg *segs;
+    int w, h;
+    int fps_num, fps_den;
+    double fps;
+    int64_t total_frames;
+    struct video_enc *enc;
+    struct video_enc_info info;
+    char *mp4_tmp;
+    char *frames_tmp;
+    char *report;
+    struct reader rd;
+    int k;                /* effective overlap (0 for a single segment) */
+    struct image *fifo;   /* K pending output frames (ring) */
+    int f_head, f_count;
+    int64_t emitted;
+    double t_start, t_load, encode_s, blend_s, frames_out_s, run_s;
+};
+
+static int emit(struct run *r, struct image *img)
+{
+    double t0 = mem_now();
+    int rc = video_enc_write_rgb(r->enc, img->data, (ptrdiff_t)img->w * 3);
+    double t1 = mem_now();
+    r->encode_s += t1 - t0;
+    if (rc) return rc;
+    if (r->frames_tmp) {
+        char name[32];
+        snprintf(name, sizeof name, "frame_%05lld.png", (long long)r->emitted);
+        char *p = fs_join(r->frames_tmp, name);
+        if (!p) return iso_fail(ISO_EINTERNAL, "out of memory");
+        rc = image_save_png(p, img, 1);
+        free(p);
+        if (rc) return iso_wrap(rc, "cannot write --frames-out '%s'", r->o->frames_out);
+        r->frames_out_s += mem_now() - t1;
+    }
+    r->emitted++;
+    log_progress("stitch", (long)r->emitted, (long)r->total_frames);
+    return 0;
+}
+
+static int emit_oldest(struct run *r)
+{
+    int k = r->k;
+    struct image *img = &r->fifo[r->f_head];
+    int rc = emit(r, img);
+    reader_release(&r->rd, img);
+    r->f_head = (r->f_head + 1) % k;
+    r->f_count--;
+    return rc;
+}
+
+static int stream(struct run *r)
+{
+    const int k = r->k;
+    const int nseg = r->o->nseg;
+    const size_t bytes = (size_t)r->w * (size_t)r->h * 3;
+    struct image cur = { 0 };
+    int rc = 0;
+    for (int s = 0; s < nseg && !rc; s++)
+        for (int j = 0; j < r->segs[s].nframes; j++) {
+            if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); break; }
+            if (k == 0) {
+                if ((rc = reader_next(&r->rd, &cur))) break;
+                rc = emit(r, &cur);
+                reader_release(&r->rd, &cur);
+                if (rc) break;
+                continue;
+            }
+            int plain = s == 0 || j >= k;
+            /* the oldest pending frame is final once a plain frame follows:
+             * encode it before waiting, so its slot is free for read-ahead */
+            if (plain && r->f_count == k && (rc = emit_oldest(r))) break;
+            if ((rc = reader_next(&r->rd, &cur))) break;
+            if (plain) {
+                r->fifo[(r->f_head + r->f_count) % k] = cur;
+                r->f_count++;
+                memset(&cur, 0, sizeof cur);
+            } else {
+                double t0 = mem_now();
+                stitch_blend(r->fifo[(r->f_head + j) % k].data, cur.data, bytes, j, k);
+                r->blend_s += mem_now() - t0;
+                reader_release(&r->rd, &cur);
+            }
+        }
+    while (!rc && r->f_count > 0) rc = emit_oldest(r);
+    reader_release(&r->rd, &cur);
+    return rc;
+}
+
+/* fps as a fraction: integers exactly, the NTSC rates as N*1000/1001, else to 1/1000 */
+static void fps_fraction(double fps, int *num, int *den)
+{
+    double ri = floor(fps + 0.5);
+    double ntsc = floor(fps * 1.001 + 0.5);
+    if (fabs(fps - ri) < 1e-9) { *num = (int)ri; *den = 1; }
+    else if (fabs(fps - ntsc * 1000.0 / 1001.0) < 1e-3) { *num = (int)ntsc * 1000; *den = 1001; }
+    else { *num = (int)floor(fps * 1000 + 0.5); *den = 1000; }
+}
+
+static int check_parent(const char *path, const char *what)
+{
+    char *dir = fs_dirname(path);
+    int rc = 0;
+    if (!dir) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if (!fs_is_dir(dir)) rc = iso_fail(ISO_ECANTCREAT, "cannot create %s '%s': directory '%s' does not exist", what, path, dir);
+    free(dir);
+    return rc;
+}
+
+static json_t *build_report(struct run *r)
+{
+    const struct stitch_opts *o = r->o;
+    json_t *root = jsonio_header_new();
+    jsonio_set_path(root, "output", r->report, o->output);
+    if (o->frames_out) jsonio_set_path(root, "frames_out", r->report, o->frames_out);
+    json_object_set_new(root, "frames", json_integer(r->total_frames));
+    json_object_set_new(root, "width", json_integer(r->w));
+    json_object_set_new(root, "height", json_integer(r->h));
+    json_object_set_new(root, "fps", json_real(r->fps));
+    char fr[32];
+    snprintf(fr, sizeof fr, "%d/%d", r->fps_num, r->fps_den);
+    json_object_set_new(root, "fps_rational", json_string(fr));
+    json_object_set_new(root, "duration_s", json_real((double)r->total_frames * r->fps_den / r->fps_num));
+    json_object_set_new(root, "overlap", json_integer(o->overlap));
+    json_object_set_new(root, "blend", json_string("linear in RGB: out = (a*(K-j) + b*j + K/2) / K, j = 0..K-1"));
+    json_t *inputs = json_array();
+    for (int s = 0; s < o->nseg; s++) {
+        const struct seg *g = &r->segs[s];
+        json_t *in = json_object();
+        jsonio_set_path(in, "dir", r->report, g->dir);
+        json_object_set_new(in, "frames", json_integer(g->nframes));
+        if (g->fps > 0) json_object_set_new(in, "fps", json_real(g->fps));
+        if (g->prompt) json_object_set_new(in, "prompt", json_string(g->prompt));
+        /* [first, end) output frames showing this segment, and the blended parts */
+        json_object_set_new(in, "output_range", json_pack("[I, I]", (json_int_t)g->out_start,
+                                                          (json_int_t)(g->out_start + g->nframes)));
+        if (s > 0 && o->overlap > 0)
+            json_object_set_new(in, "blend_in", json_pack("[I, I]", (json_int_t)g->out_start,
+                                                          (json_int_t)(g->out_start + o->overlap)));
+        if (s + 1 < o->nseg && o->overlap > 0)
+            json_object_set_new(in, "blend_out", json_pack("[I, I]", (json_int_t)(g->out_start + g->nframes - o->overlap),
+                                                           (json_int_t)(g->out_start + g->nframes)));
+        json_array_append_new(inputs, in);
+    }
+    json_object_set_new(root, "inputs", inputs);
+    json_object_set_new(root, "encoder", json_pack("{s:s, s:b, s:s, s:i, s:s?, s:i, s:i, s:i, s:b, s:s}",
+        "codec", r->info.codec, "fallback", r->info.fell_back, "pix_fmt", r->info.pix_fmt, "crf", o->crf,
+        "preset", r->info.fell_back || strcmp(r->info.codec, "libx264") ? NULL : o->preset,
+        "threads", o->threads, "encoded_width", r->info.enc_width, "encoded_height", r->info.enc_height,
+        "padded", r->info.padded, "color", "bt601 limited range"));
+    double total = mem_now() - r->t_start;
+    json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "total_s", total,
+        "load_s", r->t_load, "decode_s", r->rd.decode_s, "blend_s", r->blend_s, "encode_s", r->encode_s,
+        "frames_out_s", r->frames_out_s, "frames_per_s", r->run_s > 0 ? r->total_frames / r->run_s : 0.0));
+    struct mem_sample ms;
+    mem_sample(&ms);
+    json_object_set_new(root, "memory", json_pack("{s:s, s:n, s:I, s:I, s:f, s:i, s:o}", "mode", "cpu", "plan",
+        "peak_rss", (json_int_t)ms.hwm, "peak_vram", (json_int_t)0, "load_time_s", r->t_load,
+        "max_frames_alive", r->rd.max_alive, "checkpoints", mem_checkpoints_json()));
+    return root;
+}
+
+int stitch_run(const struct stitch_opts *o)
+{
+    struct run R = { 0 }, *r = &R;
+    int rc = 0, published = 0, frames_published = 0;
+    json_t *report = NULL;
+    r->o = o;
+    r->t_start = mem_now();
+    mem_checkpoint("start");
+
+    if (o->nseg < 1) {
+        rc = iso_fail(ISO_EUSAGE, "no segment directories given (usage: stitch [options] -o final.mp4 SEGDIR...)");
+        goto done;
+    }
+    if (!o->output) {
+        rc = iso_fail(ISO_EUSAGE, "no output given: use -o final.mp4");
+        goto done;
+    }
+    if (o->overlap < 0 || o->overlap > STITCH_MAX_OVERLAP) {
+        rc = iso_fail(ISO_EUSAGE, "--overlap: %d is out of range [0, %d]", o->overlap, STITCH_MAX_OVERLAP);
+        goto done;
+    }
+    r->report = o->report ? strdup(o->report) : NULL;
+    if (!r->report) {
+        char *dir = fs_dirname(o->output);
+        r->report = dir ? fs_join(dir, "stitch.json") : NULL;
+        free(dir);
+    }
+    if (!r->report) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if ((rc = check_parent(o->output, "output")) || (rc = check_parent(r->report, "report")) ||
+        (o->frames_out && (rc = check_parent(o->frames_out, "--frames-out directory"))))
+        goto done;
+
+    mem_checkpoint("before load");
+    r->segs = calloc((size_t)o->nseg, sizeof *r->segs);
+    if (!r->segs) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    for (int s = 0; s < o->nseg; s++) {
+        r->segs[s].dir = o->segdirs[s];
+        if ((rc = scan_segment(&r->segs[s]))) goto done;
+        if (o->nseg > 1 && r->segs[s].nframes < o->overlap) {
+            rc = iso_fail(ISO_EDATA, "--overlap %d is larger than segment '%s' (%d frames)", o->overlap,
+                          r->segs[s].dir, r->segs[s].nframes);
+            goto done;
+        }
+    }
+    if ((rc = check_sizes(r->segs, o->nseg, &r->w, &r->h))) goto done;
+    int k = r->k = o->nseg > 1 ? o->overlap : 0; /* a single segment has nothing to blend */
+    int64_t pos = 0;
+    for (int s = 0; s < o->nseg; s++) {
+        r->segs[s].out_start = pos;
+        pos += r->segs[s].nframes - (s + 1 < o->nseg ? k : 0);
+    }
+    r->total_frames = pos;
+
+    /* frame rate: --fps, else the first segment.json that has one, else 24 */
+    r->fps = o->fps;
+    const char *fps_from = "--fps";
+    for (int s = 0; s < o->nseg && r->fps <= 0; s++)
+        if (r->segs[s].fps > 0) { r->fps = r->segs[s].fps; fps_from = r->segs[s].dir; }
+    if (r->fps <= 0) { r->fps = 24; fps_from = "the default"; }
+    if (o->fps <= 0)
+        for (int s = 0; s < o->nseg; s++)
+            if (r->segs[s].fps > 0 && fabs(r->segs[s].fps - r->fps) > 1e-6)
+                log_warn("segment '%s' has fps %g but the video uses %g (from '%s')", r->segs[s].dir,
+                         r->segs[s].fps, r->fps, fps_from);
+    fps_fraction(r->fps, &r->fps_num, &r->fps_den);
+
+    struct video_enc_params vp;
+    video_enc_default_params(&vp);
+    vp.width = r->w;
+    vp.height = r->h;
+    vp.fps_num = r->fps_num;
+    vp.fps_den = r->fps_den;
+    vp.crf = o->crf;
+    vp.preset = o->preset;
+    vp.threads = o->threads;
+    vp.codec = o->codec;
+    r->mp4_tmp = fs_tmp_sibling(o->output);
+    if (!r->mp4_tmp) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if ((rc = video_enc_open(&r->enc, r->mp4_tmp, &vp))) goto done;
+    video_enc_get_info(r->enc, &r->info);
+    if (r->info.fell_back) log_warn("libx264 is not in the linked libavcodec: encoding MPEG-4 part 2 (mpeg4) instead");
+    if (r->info.padded)
+        log_warn("frames are %dx%d: padded to %dx%d (yuv420p needs even sizes) by repeating the last column/row",
+                 r->w, r->h, r->info.enc_width, r->info.enc_height);
+    if (o->frames_out && (rc = fs_dir_begin(o->frames_out, &r->frames_tmp))) goto done;
+    r->t_load = mem_now() - r->t_start;
+    mem_checkpoint("after load");
+    log_verbose("%d segments, %dx%d, overlap %d: %lld output frames at %d/%d fps (%s)", o->nseg, r->w, r->h, k,
+                (long long)r->total_frames, r->fps_num, r->fps_den, r->info.codec);
+
+    int pool = k + 1 < 2 ? 2 : k + 1;
+    if (k > 0) {
+        r->fifo = calloc((size_t)k, sizeof *r->fifo);
+        if (!r->fifo) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    }
+    if ((rc = reader_start(&r->rd, r->segs, o->nseg, r->w, r->h, pool))) goto done;
+    double t_run = mem_now();
+    rc = stream(r);
+    reader_stop(&r->rd);
+    if (rc) goto done;
+    if ((rc = video_enc_finish(r->enc))) goto done;
+    r->run_s = mem_now() - t_run;
+    if (r->emitted != r->total_frames) {
+        rc = iso_fail(ISO_EINTERNAL, "encoded %lld frames, expected %lld", (long long)r->emitted,
+                      (long long)r->total_frames);
+        goto done;
+    }
+    mem_checkpoint("before cleanup");
+    video_enc_free(&r->enc);
+
+    if ((rc = fs_publish_file(r->mp4_tmp, o->output))) goto done;
+    published = 1;
+    if (r->frames_tmp) {
+        if ((rc = fs_dir_publish(r->frames_tmp, o->frames_out))) goto done;
+        free(r->frames_tmp);
+        r->frames_tmp = NULL;
+        frames_published = 1;
+    }
+    mem_checkpoint("end");
+    report = build_report(r);
+    if (!report) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    rc = jsonio_write_atomic(r->report, report);
+    if (!rc)
+        log_info("wrote '%s': %lld frames %dx%d, %.3f s at %d/%d fps (%s, crf %d) in %.2f s", o->output,
+                 (long long)r->total_frames, r->info.enc_width, r->info.enc_height,
+                 (double)r->total_frames * r->fps_den / r->fps_num, r->fps_num, r->fps_den, r->info.codec, o->crf,
+                 mem_now() - r->t_start);
+done:
+    if (r->rd.started) reader_stop(&r->rd);
+    if (r->fifo) {
+        for (int i = 0; i < r->k; i++) image_free(&r->fifo[i]);
+        free(r->fifo);
+    }
+    video_enc_free(&r->enc);
+    if (rc) {
+        /* a failed run leaves nothing behind, the published parts included */
+        if (r->mp4_tmp) unlink(r->mp4_tmp);
+        if (published) unlink(o->output);
+        fs_dir_abort(&r->frames_tmp);
+        if (frames_published) fs_rm_rf(o->frames_out);
+        if (!report) mem_checkpoint("end");
+    }
+    json_decref(report);
+    free(r->mp4_tmp);
+    free(r->frames_tmp);
+    free(r->report);
+    if (r->segs)
+        for (int s = 0; s < o->nseg; s++) free(r->segs[s].prompt);
+    free(r->segs);
+    return rc;
+}
