@@ -1,0 +1,617 @@
+/* llm.c — decoder-only transformer forward pass on the CPU (llama, qwen2).
+ * Reading order as in llama2.c: the hyper-parameters (struct llm's scalars,
+ * from GGUF metadata), the weights (pointers into the mmapped GGUF, never
+ * copied), the run state (scratch, KV cache), then the forward pass.
+ *
+ * The graph is llama.cpp's build_llama / build_qwen2 (llama-model.cpp):
+ *   x = tok_embd[token]
+ *   per layer: h = rms_norm(x) * attn_norm
+ *              q, k, v = Wq h (+bq), Wk h (+bk), Wv h (+bv)      qwen2 has the biases
+ *              rope(q), rope(k)  at the token's position
+ *              x += Wo attention(q, K cache, V cache)            grouped-query: n_head / n_head_kv
+ *              h = rms_norm(x) * ffn_norm
+ *              x += Wdown (silu(Wgate h) * Wup h)                SwiGLU
+ *   logits = output (or tok_embd when tied) rms_norm(x) * output_norm
+ * RoPE layout: llama.cpp's converter permutes llama's Q/K rows so that the
+ * "normal" rope rotates adjacent pairs (2i, 2i+1); qwen2 is converted
+ * unpermuted and uses NEOX rope, pairs (i, i + n_rot/2) (llama_model_rope_type).
+ * Numerics follow ggml's CPU backend where it is cheap to do so: activations
+ * are quantised to 8 bits per block for the quantised matmuls, the KV cache
+ * and the attention query are half precision. */
+#include "llm.h"
+#include "err.h"
+#include "quant.h"
+#include "cli.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CPU_RELAX() _mm_pause()
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+#define LLM_BATCH 32          /* tokens per forward chunk (prompt processing) */
+#define LLM_MAX_THREADS 64
+
+/* ---- a small persistent thread pool: pool_run(fn) calls fn(ctx, i, n) on n threads ---- */
+struct pool {
+    int n;
+    pthread_t th[LLM_MAX_THREADS];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void (*fn)(void *, int, int);
+    void *ctx;
+    atomic_int gen, pending, quit, sleepers;
+};
+
+struct pool_arg { struct pool *p; int i; };
+
+static void *pool_main(void *a)
+{
+    struct pool_arg *pa = a;
+    struct pool *p = pa->p;
+    int seen = 0;
+    for (;;) {
+        /* spin briefly (a forward pass dispatches hundreds of small jobs per
+         * token), then sleep on the condition variable */
+        int spins = 0;
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit) && spins < 20000) { CPU_RELAX(); spins++; }
+        if (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->sleepers, 1);
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->quit)) break;
+        seen = atomic_load(&p->gen);
+        p->fn(p->ctx, pa->i, p->n);
+        atomic_fetch_sub(&p->pending, 1);
+    }
+    free(pa);
+    return NULL;
+}
+
+static struct pool *pool_new(int n)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    if (n < 1) n = 1;
+    if (n > LLM_MAX_THREADS) n = LLM_MAX_THREADS;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->n = 1;
+    for (int i = 1; i < n; i++) {
+        struct pool_arg *a = malloc(sizeof *a);
+        if (!a) break;
+        a->p = p; a->i = i;
+        if (pthread_create(&p->th[i], NULL, pool_main, a) != 0) { free(a); break; }
+        p->n = i + 1;
+    }
+    return p;
+}
+
+static void pool_run(struct pool *p, void (*fn)(void *, int, int), void *ctx)
+{
+    if (p->n == 1) { fn(ctx, 0, 1); return; }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store(&p->pending, p->n - 1);
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->gen, 1);
+    if (atomic_load(&p->sleepers)) pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    fn(ctx, 0, p->n);
+    while (atomic_load(&p->pending) > 0) CPU_RELAX();
+}
+
+static void pool_free(struct pool **pp)
+{
+    struct pool *p = *pp;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    atomic_store(&p->quit, 1);
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n; i++) {
+        void *arg = NULL;
+        pthread_join(p->th[i], &arg);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p);
+    *pp = NULL;
+}
+
+/* ---- the model ---- */
+struct llm_layer {
+    const struct gguf_tensor *attn_norm;   /* (n_embd) f32 */
+    const struct gguf_tensor *wq, *wk, *wv;/* (n_embd -> n_head*hd), (n_embd -> n_head_kv*hd) x2 */
+    const struct gguf_tensor *bq, *bk, *bv;/* qwen2 only: biases, f32 */
+    const struct gguf_tensor *wo;          /* (n_head*hd -> n_embd) */
+    const struct gguf_tensor *ffn_norm;    /* (n_embd) f32 */
+    const struct gguf_tensor *w_gate, *w_up;/* (n_embd -> n_ff) */
+    const struct gguf_tensor *w_down;      /* (n_ff -> n_embd) */
+};
+
+struct llm {
+    struct gguf *g;
+    char arch[32], quant[24];
+    enum mem_mode mode;
+    /* hyper-parameters (GGUF "<arch>.*" keys) */
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, n_ctx_train, n_rot;
+    int q_dim, kv_dim;
+    float rms_eps, rope_base;
+    int rope_neox;
+    const float *rope_freqs;               /* Llama 3.1 frequency factors (n_rot/2) or NULL */
+    uint64_t n_params;
+    /* weights */
+    const struct gguf_tensor *tok_embd;    /* (n_embd, n_vocab) */
+    const struct gguf_tensor *out_norm;    /* (n_embd) */
+    const struct gguf_tensor *output;      /* (n_embd, n_vocab); tok_embd when tied */
+    struct llm_layer *layers;
+    /* KV cache, half precision: (layer, n_ctx, kv_dim) */
+    uint16_t *kc, *vc;
+    /* run state for a chunk of up to LLM_BATCH tokens */
+    float *x, *xb, *q, *k, *v, *ao, *hg, *hu;
+    void *act[3];                          /* activation buffers per format: Q8_1, Q8_K, F32 */
+    size_t act_cap;
+    float *scores;                         /* (threads, n_ctx) */
+    uint16_t *qh;                          /* (threads, head_dim) the query in half precision */
+    struct pool *pool;
+};
+
+/* one matrix-vector job: y[t * y_stride + r] = W[r] . x[t] for t < nt, r < rows */
+struct mm_job {
+    const struct gguf_tensor *w;
+    const uint8_t *xa; size_t xa_stride;
+    float *y; int y_stride;
+    const float *bias;
+};
+struct mm_batch { struct mm_job j[3]; int nj, nt; };
+
+static void mm_worker(void *ctx, int ith, int nth)
+{
+    struct mm_batch *b = ctx;
+    int64_t total = 0;
+    for (int i = 0; i < b->nj; i++) total += (int64_t)b->j[i].w->ne[1];
+    /* contiguous row ranges across the concatenated matrices, in steps of 4
+     * rows so threads do not share cache lines of y */
+    int64_t per = (total / nth + 3) & ~(int64_t)3;
+    int64_t lo = per * ith, hi = ith == nth - 1 ? total : lo + per;
+    if (hi > total) hi = total;
+    int64_t base = 0;
+    for (int i = 0; i < b->nj; i++) {
+        const struct mm_job *j = &b->j[i];
+        int64_t rows = (int64_t)j->w->ne[1], cols = (int64_t)j->w->ne[0];
+        int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < rows ? hi - base : rows;
+        size_t rb = quant_row_bytes(j->w->type, cols);
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *wr = (const uint8_t *)j->w->data + (size_t)r * rb;
+            float bias = j->bias ? j->bias[r] : 0.0f;
+            for (int t = 0; t < b->nt; t++)
+                j->y[(size_t)t * j->y_stride + r] = quant_dot(j->w->type, wr, j->xa + (size_t)t * j->xa_stride, cols) + bias;
+        }
+        base += rows;
+    }
+}
+
+/* quantise x (nt rows of n floats) for weights of type t, into the buffer of that activation format */
+static const uint8_t *act_quant(struct llm *m, enum ggml_type t, const float *x, int nt, int64_t n, size_t *stride)
+{
+    enum ggml_type at = quant_act_type(t);
+    int slot = at == GGML_TYPE_Q8_1 ? 0 : at == GGML_TYPE_Q8_K ? 1 : 2;
+    size_t rb = quant_act_bytes(t, n);
+    uint8_t *buf = m->act[slot];
+    for (int i = 0; i < nt; i++) quant_act(t, x + (size_t)i * n, buf + (size_t)i * rb, n);
+    *stride = rb;
+    return buf;
+}
+
+/* y_i = W_i x (+ b_i) for up to three matrices sharing the input x (nt rows of n) */
+static void matmul(struct llm *m, int nt, const float *x, int64_t n, int nj,
+                   const struct gguf_tensor *const *w, float *const *y, const int *y_stride,
+                   const struct gguf_tensor *const *bias)
+{
+    struct mm_batch b = { .nj = nj, .nt = nt };
+    int done[3] = {0};
+    for (int i = 0; i < nj; i++) {
+        b.j[i].w = w[i];
+        b.j[i].y = y[i];
+        b.j[i].y_stride = y_stride[i];
+        b.j[i].bias = bias && bias[i] ? bias[i]->data : NULL;
+        /* matrices whose weights share an activation format share one quantisation */
+        int reuse = -1;
+        for (int k = 0; k < i; k++)
+            if (quant_act_type(w[k]->type) == quant_act_type(w[i]->type)) reuse = k;
+        if (reuse >= 0) { b.j[i].xa = b.j[reuse].xa; b.j[i].xa_stride = b.j[reuse].xa_stride; continue; }
+        b.j[i].xa = act_quant(m, w[i]->type, x, nt, n, &b.j[i].xa_stride);
+        done[i] = 1;
+    }
+    (void)done;
+    pool_run(m->pool, mm_worker, &b);
+}
+
+static void rms_norm(float *o, const float *x, const float *w, int n, float eps)
+{
+    /* ggml_compute_forward_rms_norm: the sum of squares in double */
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) o[i] = x[i] * scale * w[i];
+}
+
+/* RoPE (Su et al. 2021) on one head vector at position pos; theta_i = pos *
+ * base^(-2i/n_rot), computed by the running product ggml's rope uses */
+static void rope(const struct llm *m, float *v, int pos)
+{
+    float theta_scale = powf(m->rope_base, -2.0f / (float)m->n_rot);
+    float theta = (float)pos;
+    int half = m->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
+        float c = cosf(th), s = sinf(th);
+        int a = m->rope_neox ? i : 2 * i, b = m->rope_neox ? i + half : 2 * i + 1;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x0 * s + x1 * c;
+        theta *= theta_scale;
+    }
+}
+
+struct attn_job { struct llm *m; int layer, nt, pos; };
+
+/* causal attention for every (token, head) of the chunk, heads spread over the threads */
+static void attn_worker(void *ctx, int ith, int nth)
+{
+    struct attn_job *a = ctx;
+    struct llm *m = a->m;
+    int hd = m->head_dim, group = m->n_head / m->n_head_kv;
+    float *sc = m->scores + (size_t)ith * m->n_ctx;
+    uint16_t *qh = m->qh + (size_t)ith * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    const uint16_t *kl = m->kc + (size_t)a->layer * m->n_ctx * m->kv_dim;
+    const uint16_t *vl = m->vc + (size_t)a->layer * m->n_ctx * m->kv_dim;
+    int total = a->nt * m->n_head;
+    for (int task = ith; task < total; task += nth) {
+        int t = task / m->n_head, h = task % m->n_head, kvh = h / group;
+        int len = a->pos + t + 1;
+        const float *q = m->q + (size_t)t * m->q_dim + (size_t)h * hd;
+        float qf[512];
+        /* ggml multiplies the f16 K cache with the query converted to f16 */
+        quant_f32_to_f16_row(q, qh, hd);
+        for (int i = 0; i < hd; i++) qf[i] = quant_f16_to_f32(qh[i]);
+        float mx = -INFINITY;
+        for (int j = 0; j < len; j++) {
+            sc[j] = quant_dot_f16(kl + (size_t)j * m->kv_dim + (size_t)kvh * hd, qf, hd) * scale;
+            if (sc[j] > mx) mx = sc[j];
+        }
+        float sum = 0;
+        for (int j = 0; j < len; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+        float inv = 1.0f / sum;
+        float *o = m->ao + (size_t)t * m->q_dim + (size_t)h * hd;
+        memset(o, 0, (size_t)hd * sizeof *o);
+        for (int j = 0; j < len; j++)
+            quant_axpy_f16(sc[j] * inv, vl + (size_t)j * m->kv_dim + (size_t)kvh * hd, o, hd);
+    }
+}
+
+static inline float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* one chunk of nt <= LLM_BATCH tokens at positions pos..; logits of the
+ * rows from `first_out` on are written to logits (row-major, n_vocab each) */
+static int forward_chunk(struct llm *m, const int32_t *tok, int nt, int pos, float *logits, int first_out)
+{
+    int E = m->n_embd;
+    size_t rb = quant_row_bytes(m->tok_embd->type, E);
+    for (int t = 0; t < nt; t++) {
+        if (tok[t] < 0 || tok[t] >= m->n_vocab)
+            return iso_fail(ISO_EDATA, "token id %d is outside the vocabulary (%d)", tok[t], m->n_vocab);
+        quant_dequant_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tok[t] * rb, m->x + (size_t)t * E, E);
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        const struct llm_layer *L = &m->layers[l];
+        for (int t = 0; t < nt; t++)
+            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, L->attn_norm->data, E, m->rms_eps);
+        {
+            const struct gguf_tensor *w[3] = { L->wq, L->wk, L->wv }, *b[3] = { L->bq, L->bk, L->bv };
+            float *y[3] = { m->q, m->k, m->v };
+            int ys[3] = { m->q_dim, m->kv_dim, m->kv_dim };
+            matmul(m, nt, m->xb, E, 3, w, y, ys, b);
+        }
+        uint16_t *kl = m->kc + (size_t)l * m->n_ctx * m->kv_dim, *vl = m->vc + (size_t)l * m->n_ctx * m->kv_dim;
+        for (int t = 0; t < nt; t++) {
+            for (int h = 0; h < m->n_head; h++) rope(m, m->q + (size_t)t * m->q_dim + (size_t)h * m->head_dim, pos + t);
+            for (int h = 0; h < m->n_head_kv; h++) rope(m, m->k + (size_t)t * m->kv_dim + (size_t)h * m->head_dim, pos + t);
+            quant_f32_to_f16_row(m->k + (size_t)t * m->kv_dim, kl + (size_t)(pos + t) * m->kv_dim, m->kv_dim);
+            quant_f32_to_f16_row(m->v + (size_t)t * m->kv_dim, vl + (size_t)(pos + t) * m->kv_dim, m->kv_dim);
+        }
+        struct attn_job aj = { m, l, nt, pos };
+        pool_run(m->pool, attn_worker, &aj);
+        {
+            const struct gguf_tensor *w[1] = { L->wo };
+            float *y[1] = { m->xb };
+            int ys[1] = { E };
+            matmul(m, nt, m->ao, m->q_dim, 1, w, y, ys, NULL);
+        }
+        for (size_t i = 0; i < (size_t)nt * E; i++) m->x[i] += m->xb[i];
+        for (int t = 0; t < nt; t++)
+            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, L->ffn_norm->data, E, m->rms_eps);
+        {
+            const struct gguf_tensor *w[2] = { L->w_gate, L->w_up };
+            float *y[2] = { m->hg, m->hu };
+            int ys[2] = { m->n_ff, m->n_ff };
+            matmul(m, nt, m->xb, E, 2, w, y, ys, NULL);
+        }
+        for (size_t i = 0; i < (size_t)nt * m->n_ff; i++) m->hg[i] = silu(m->hg[i]) * m->hu[i];
+        {
+            const struct gguf_tensor *w[1] = { L->w_down };
+            float *y[1] = { m->xb };
+            int ys[1] = { E };
+            matmul(m, nt, m->hg, m->n_ff, 1, w, y, ys, NULL);
+        }
+        for (size_t i = 0; i < (size_t)nt * E; i++) m->x[i] += m->xb[i];
+    }
+    if (!logits || first_out >= nt) return 0;
+    int no = nt - first_out;
+    for (int t = 0; t < no; t++)
+        rms_norm(m->xb + (size_t)t * E, m->x + (size_t)(first_out + t) * E, m->out_norm->data, E, m->rms_eps);
+    const struct gguf_tensor *w[1] = { m->output };
+    float *y[1] = { logits };
+    int ys[1] = { m->n_vocab };
+    matmul(m, no, m->xb, E, 1, w, y, ys, NULL);
+    return 0;
+}
+
+static int eval(struct llm *m, const int32_t *tok, int n, int pos, float *logits, int all)
+{
+    if (!m || n < 0 || pos < 0 || (n > 0 && !tok)) return iso_fail(ISO_EINTERNAL, "llm_eval: bad arguments");
+    if ((int64_t)pos + n > m->n_ctx)
+        return iso_fail(ISO_EDATA, "context full: %d tokens at position %d exceed the context of %d", n, pos, m->n_ctx);
+    for (int i = 0; i < n; i += LLM_BATCH) {
+        int nt = n - i < LLM_BATCH ? n - i : LLM_BATCH;
+        int rc;
+        if (all)
+            rc = forward_chunk(m, tok + i, nt, pos + i, logits ? logits + (size_t)i * m->n_vocab : NULL, 0);
+        else
+            rc = forward_chunk(m, tok + i, nt, pos + i, i + nt == n ? logits : NULL, nt - 1);
+        if (rc < 0) return rc;
+    }
+    return 0;
+}
+
+int llm_eval(struct llm *m, const int32_t *tok, int n, int pos, float *logits) { return eval(m, tok, n, pos, logits, 0); }
+int llm_eval_all(struct llm *m, const int32_t *tok, int n, int pos, float *logits) { return eval(m, tok, n, pos, logits, 1); }
+
+/* ---- loading ---- */
+void llm_params_default(struct llm_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->mode = MEM_MODE_AUTO;
+}
+
+static int get_int(const struct gguf *g, const char *arch, const char *suffix, int required, int def, int *out)
+{
+    char key[128];
+    uint64_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = gguf_get_u64(g, key, &v);
+    if (rc == ISO_ENOINPUT && !required) { *out = def; return 0; }
+    if (rc < 0) return iso_fail(ISO_EDATA, "metadata '%s' %s", key, rc == ISO_ENOINPUT ? "is missing" : "is not an integer");
+    if (v > (1u << 30)) return iso_fail(ISO_EDATA, "metadata '%s' = %llu is absurd", key, (unsigned long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+static int get_float(const struct gguf *g, const char *arch, const char *suffix, double def, float *out)
+{
+    char key[128];
+    double v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int rc = gguf_get_f64(g, key, &v);
+    if (rc == ISO_ENOINPUT) v = def;
+    else if (rc < 0) return iso_fail(ISO_EDATA, "metadata '%s' is not a number", key);
+    *out = (float)v;
+    return 0;
+}
+
+/* a weight by name with its expected shape (ne1 = 0 for a vector) */
+static int want_tensor(struct llm *m, const char *name, int64_t ne0, int64_t ne1, int optional,
+                       const struct gguf_tensor **out)
+{
+    const struct gguf_tensor *t = gguf_find_tensor(m->g, name);
+    *out = t;
+    if (!t) return optional ? 0 : iso_fail(ISO_EDATA, "tensor '%s' is missing", name);
+    int64_t want_dims = ne1 ? 2 : 1;
+    if ((int64_t)t->n_dims != want_dims || (int64_t)t->ne[0] != ne0 || (ne1 && (int64_t)t->ne[1] != ne1))
+        return iso_fail(ISO_EDATA, "tensor '%s' has shape [%llu, %llu], want [%lld, %lld]", name,
+                        (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (long long)ne0, (long long)(ne1 ? ne1 : 1));
+    if (!ne1 && t->type != GGML_TYPE_F32)
+        return iso_fail(ISO_EDATA, "tensor '%s' is %s, want F32", name, ggml_type_name(t->type));
+    if (!quant_supported(t->type))
+        return iso_fail(ISO_EDATA, "tensor '%s' has type %s, which this engine does not compute with", name, ggml_type_name(t->type));
+    m->n_params += gguf_tensor_nelem(t);
+    return 0;
+}
+
+/* llama_ftype names (llama.h) for general.file_type */
+static const char *ftype_name(uint64_t ft)
+{
+    static const char *const names[] = {
+        [0] = "F32", [1] = "F16", [2] = "Q4_0", [3] = "Q4_1", [7] = "Q8_0", [8] = "Q5_0", [9] = "Q5_1",
+        [10] = "Q2_K", [11] = "Q3_K_S", [12] = "Q3_K_M", [13] = "Q3_K_L", [14] = "Q4_K_S", [15] = "Q4_K_M",
+        [16] = "Q5_K_S", [17] = "Q5_K_M", [18] = "Q6_K", [32] = "BF16",
+    };
+    if (ft < sizeof names / sizeof names[0] && names[ft]) return names[ft];
+    return NULL;
+}
+
+static int load(struct llm *m, const struct llm_params *p)
+{
+    struct gguf *g = m->g;
+    struct gguf_str s;
+    int rc;
+    if (gguf_get_str(g, "general.architecture", &s) < 0) return iso_fail(ISO_EDATA, "metadata 'general.architecture' is missing");
+    snprintf(m->arch, sizeof m->arch, "%.*s", (int)(s.len < 31 ? s.len : 31), s.s);
+    int is_qwen2 = gguf_str_eq(s, "qwen2");
+    if (!gguf_str_eq(s, "llama") && !is_qwen2)
+        return iso_fail(ISO_EUNAVAIL, "architecture '%.*s' is not supported (supported: llama, qwen2)", (int)(s.len > 64 ? 64 : s.len), s.s);
+    m->rope_neox = is_qwen2;
+    const char *a = m->arch;
+    if ((rc = get_int(g, a, "embedding_length", 1, 0, &m->n_embd)) < 0 ||
+        (rc = get_int(g, a, "block_count", 1, 0, &m->n_layer)) < 0 ||
+        (rc = get_int(g, a, "feed_forward_length", 1, 0, &m->n_ff)) < 0 ||
+        (rc = get_int(g, a, "attention.head_count", 1, 0, &m->n_head)) < 0 ||
+        (rc = get_int(g, a, "attention.head_count_kv", 0, m->n_head, &m->n_head_kv)) < 0 ||
+        (rc = get_int(g, a, "context_length", 0, 2048, &m->n_ctx_train)) < 0)
+        return rc;
+    if (m->n_embd <= 0 || m->n_layer <= 0 || m->n_ff <= 0 || m->n_head <= 0 || m->n_head_kv <= 0 ||
+        m->n_head % m->n_head_kv || m->n_layer > 1024)
+        return iso_fail(ISO_EDATA, "inconsistent hyper-parameters (n_embd %d, n_layer %d, n_ff %d, n_head %d, n_head_kv %d)",
+                        m->n_embd, m->n_layer, m->n_ff, m->n_head, m->n_head_kv);
+    if ((rc = get_int(g, a, "attention.key_length", 0, m->n_embd / m->n_head, &m->head_dim)) < 0) return rc;
+    if ((rc = get_int(g, a, "rope.dimension_count", 0, m->head_dim, &m->n_rot)) < 0) return rc;
+    if (m->head_dim <= 0 || m->head_dim > 512 || m->head_dim % 2 || m->n_rot <= 0 || m->n_rot > m->head_dim || m->n_rot % 2)
+        return iso_fail(ISO_EDATA, "unsupported head size %d (rope over %d)", m->head_dim, m->n_rot);
+    if ((rc = get_float(g, a, "attention.layer_norm_rms_epsilon", 1e-5, &m->rms_eps)) < 0 ||
+        (rc = get_float(g, a, "rope.freq_base", 10000.0, &m->rope_base)) < 0)
+        return rc;
+    m->q_dim = m->n_head * m->head_dim;
+    m->kv_dim = m->n_head_kv * m->head_dim;
+
+    m->tok_embd = gguf_find_tensor(g, "token_embd.weight");
+    if (!m->tok_embd) return iso_fail(ISO_EDATA, "tensor 'token_embd.weight' is missing");
+    if (m->tok_embd->n_dims != 2 || (int64_t)m->tok_embd->ne[0] != m->n_embd || m->tok_embd->ne[1] > (1u << 24))
+        return iso_fail(ISO_EDATA, "tensor 'token_embd.weight' has an unexpected shape");
+    if (!quant_supported(m->tok_embd->type))
+        return iso_fail(ISO_EDATA, "tensor 'token_embd.weight' has type %s, which this engine does not compute with", ggml_type_name(m->tok_embd->type));
+    m->n_vocab = (int)m->tok_embd->ne[1];
+    m->n_params += gguf_tensor_nelem(m->tok_embd);
+    if ((rc = want_tensor(m, "output_norm.weight", m->n_embd, 0, 0, &m->out_norm)) < 0) return rc;
+    if ((rc = want_tensor(m, "output.weight", m->n_embd, m->n_vocab, 1, &m->output)) < 0) return rc;
+    if (!m->output) m->output = m->tok_embd;   /* tied embeddings */
+    const struct gguf_tensor *rf = gguf_find_tensor(g, "rope_freqs.weight");
+    if (rf) {
+        if (rf->type != GGML_TYPE_F32 || gguf_tensor_nelem(rf) != (uint64_t)(m->n_rot / 2))
+            return iso_fail(ISO_EDATA, "tensor 'rope_freqs.weight' has an unexpected type or shape");
+        m->rope_freqs = rf->data;
+    }
+    m->layers = calloc((size_t)m->n_layer, sizeof *m->layers);
+    if (!m->layers) return iso_fail(ISO_EINTERNAL, "out of memory");
+    for (int l = 0; l < m->n_layer; l++) {
+        struct llm_layer *L = &m->layers[l];
+        char nm[96];
+#define T(field, suffix, ne0, ne1, opt) \
+        snprintf(nm, sizeof nm, "blk.%d." suffix, l); \
+        if ((rc = want_tensor(m, nm, ne0, ne1, opt, &L->field)) < 0) return rc;
+        T(attn_norm, "attn_norm.weight", m->n_embd, 0, 0)
+        T(wq, "attn_q.weight", m->n_embd, m->q_dim, 0)
+        T(wk, "attn_k.weight", m->n_embd, m->kv_dim, 0)
+        T(wv, "attn_v.weight", m->n_embd, m->kv_dim, 0)
+        T(wo, "attn_output.weight", m->q_dim, m->n_embd, 0)
+        T(bq, "attn_q.bias", m->q_dim, 0, !is_qwen2)
+        T(bk, "attn_k.bias", m->kv_dim, 0, !is_qwen2)
+        T(bv, "attn_v.bias", m->kv_dim, 0, !is_qwen2)
+        T(ffn_norm, "ffn_norm.weight", m->n_embd, 0, 0)
+        T(w_gate, "ffn_gate.weight", m->n_embd, m->n_ff, 0)
+        T(w_up, "ffn_up.weight", m->n_embd, m->n_ff, 0)
+        T(w_down, "ffn_down.weight", m->n_ff, m->n_embd, 0)
+#undef T
+    }
+
+    uint64_t ft;
+    const char *qn = gguf_get_u64(g, "general.file_type", &ft) == 0 ? ftype_name(ft) : NULL;
+    snprintf(m->quant, sizeof m->quant, "%s", qn ? qn : ggml_type_name(m->layers[0].w_gate->type));
+
+    /* KV cache and scratch */
+    m->n_ctx = p->n_ctx > 0 ? p->n_ctx : (m->n_ctx_train < 4096 ? m->n_ctx_train : 4096);
+    if (m->n_ctx <= 0 || m->n_ctx > (1 << 20)) return iso_fail(ISO_EDATA, "context length %d is out of range", m->n_ctx);
+    size_t kv_elems = (size_t)m->n_layer * (size_t)m->n_ctx * (size_t)m->kv_dim;
+    if (kv_elems / (size_t)m->n_layer / (size_t)m->n_ctx != (size_t)m->kv_dim) return iso_fail(ISO_EDATA, "KV cache size overflows");
+    m->kc = malloc(kv_elems * sizeof *m->kc);
+    m->vc = malloc(kv_elems * sizeof *m->vc);
+    size_t B = LLM_BATCH, E = (size_t)m->n_embd, F = (size_t)m->n_ff, Q = (size_t)m->q_dim, KV = (size_t)m->kv_dim;
+    m->x = malloc(B * E * sizeof(float));
+    m->xb = malloc(B * E * sizeof(float));
+    m->q = malloc(B * Q * sizeof(float));
+    m->k = malloc(B * KV * sizeof(float));
+    m->v = malloc(B * KV * sizeof(float));
+    m->ao = malloc(B * Q * sizeof(float));
+    m->hg = malloc(B * F * sizeof(float));
+    m->hu = malloc(B * F * sizeof(float));
+    size_t maxn = E > F ? E : F;
+    if (Q > maxn) maxn = Q;
+    m->act[0] = malloc(B * quant_act_bytes(GGML_TYPE_Q8_0, (int64_t)maxn) + 64);
+    m->act[1] = malloc(B * quant_act_bytes(GGML_TYPE_Q4_K, (int64_t)maxn) + 64);
+    m->act[2] = malloc(B * maxn * sizeof(float) + 64);
+    int threads = p->threads > 0 ? p->threads : cli_cpu_count();
+    if (threads > LLM_MAX_THREADS) threads = LLM_MAX_THREADS;
+    m->scores = malloc((size_t)threads * (size_t)m->n_ctx * sizeof(float));
+    m->qh = malloc((size_t)threads * (size_t)m->head_dim * sizeof(uint16_t));
+    if (!m->kc || !m->vc || !m->x || !m->xb || !m->q || !m->k || !m->v || !m->ao || !m->hg || !m->hu ||
+        !m->act[0] || !m->act[1] || !m->act[2] || !m->scores || !m->qh)
+        return iso_fail(ISO_ETEMPFAIL, "out of memory for the KV cache and scratch (%zu MiB of cache)",
+                        kv_elems * 4 >> 20);
+    m->pool = pool_new(threads);
+    if (!m->pool) return iso_fail(ISO_EINTERNAL, "out of memory");
+    return 0;
+}
+
+int llm_open(const char *path, const struct llm_params *p, struct llm **out)
+{
+    struct llm_params def;
+    struct llm *m = NULL;
+    int rc;
+    *out = NULL;
+    if (!p) { llm_params_default(&def); p = &def; }
+    quant_init();
+    if (p->mode == MEM_MODE_BEEFY || p->mode == MEM_MODE_LIGHTWEIGHT) {
+#ifndef ISOPIPE_CUDA
+        return iso_fail(ISO_EUNAVAIL, "memory mode %s needs a CUDA build (this one is CPU-only; use --memory-mode cpu)",
+                        mem_mode_name(p->mode));
+#else
+        return iso_fail(ISO_EUNAVAIL, "memory mode %s: the CUDA path of the LLM engine is not finished (use --memory-mode cpu)",
+                        mem_mode_name(p->mode));
+#endif
+    }
+    m = calloc(1, sizeof *m);
+    if (!m) return iso_fail(ISO_EINTERNAL, "out of memory");
+    m->mode = MEM_MODE_CPU;
+    if ((rc = gguf_open(path, &m->g)) < 0) goto done;
+    if ((rc = load(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
+    *out = m;
+    m = NULL;
+done:
+    llm_close(&m);
+    return rc;
+}
+
+void llm_close(struct llm **mp)
+{
+    struct llm *m = mp ? *mp : NULL;
+    if (!m) return;
+    pool_free(&m->pool);
+    free(m->layers);
+    free(m->kc); free(m->vc);
+    free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->ao); free(m->hg); free(m->hu);
+    for (int i = 0; i < 3; i++) free(m->act[i]);
+    free(m->scores); free(m->qh);
+    gguf_close(&m->g);
+    free(m);
+    *mp = NULL;
+}
+
+const struct gguf *llm_gguf(const struct llm *m) { return m->g; }
+int llm_n_vocab(const struct llm *m) { return m->n_vocab; }
+int llm_n_ctx(const struct llm *m) { return m->n_ctx; }
+int llm_n_ctx_train(const struct llm *m) { return m->n_ctx_train; }
+const char *llm_arch(const struct llm *m) { return m->arch; }
+const char *llm_quant(const struct llm *m) { return m->quant; }
+enum mem_mode llm_mode(const struct llm *m) { return m->mode; }
+uint64_t llm_n_params(const struct llm *m) { return m->n_params; }

@@ -1,0 +1,438 @@
+/* quant.c — scalar dequantisation, activation quantisation and dot products
+ * for the ggml block formats, plus the run-time choice of SIMD kernels.
+ * Block layouts (ggml-common.h; the K-quant scale packing as
+ * ggml-quants.c's dequantize_row_q4_K/q5_K/q6_K read it):
+ *   Q4_0  f16 d; u8 qs[16]                  x = d * (nibble - 8)
+ *   Q4_1  f16 d, m; u8 qs[16]               x = d * nibble + m
+ *   Q5_0  f16 d; u32 qh; u8 qs[16]          x = d * ((nibble | bit << 4) - 16)
+ *   Q5_1  f16 d, m; u32 qh; u8 qs[16]       x = d * (nibble | bit << 4) + m
+ *   Q8_0  f16 d; i8 qs[32]                  x = d * q
+ * with element j < 16 in the low nibble of qs[j] (bit j of qh) and element
+ * j + 16 in its high nibble (bit j + 16 of qh).
+ *   Q4_K  f16 d, dmin; u8 scales[12]; u8 qs[128]   8 sub-blocks of 32, 6-bit scale/min
+ *   Q5_K  f16 d, dmin; u8 scales[12]; u8 qh[32]; u8 qs[128]
+ *   Q6_K  u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d                 16 sub-blocks of 16 */
+#include "quant.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SIMD kernels (quant_avx2.c); NULL when not compiled in */
+float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n);
+int quant_avx2_has(enum ggml_type t);
+void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n);
+void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n);
+void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
+
+static int use_avx2 = -1;
+
+void quant_init(void)
+{
+    if (use_avx2 >= 0) return;
+    const char *e = getenv("ISOPIPE_NO_SIMD");
+    int no = e && *e && strcmp(e, "0") != 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    use_avx2 = !no && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+#else
+    use_avx2 = 0;
+#endif
+}
+
+int quant_simd(void) { quant_init(); return use_avx2; }
+
+float quant_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+    if (exp == 0x1f) {
+        u = sign | 0x7f800000u | man << 13;            /* inf / nan */
+    } else if (exp == 0) {
+        if (!man) {
+            u = sign;
+        } else {                                       /* subnormal: normalise */
+            int e = -1;
+            do { man <<= 1; e++; } while (!(man & 0x400));
+            u = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
+        }
+    } else {
+        u = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+uint16_t quant_f32_to_f16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t sign = (u >> 16) & 0x8000;
+    int32_t exp = (int32_t)((u >> 23) & 0xff);
+    uint32_t man = u & 0x7fffff;
+    if (exp == 0xff) return (uint16_t)(sign | 0x7c00 | (man ? 0x200 | man >> 13 : 0));
+    int32_t e = exp - 127 + 15;
+    if (e >= 0x1f) return (uint16_t)(sign | 0x7c00);    /* overflow: inf */
+    if (e <= 0) {                                      /* subnormal half or zero */
+        if (e < -10) return (uint16_t)sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = man >> shift, rest = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rest > mid || (rest == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t half = (uint32_t)e << 10 | man >> 13, rest = man & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) half++;   /* may carry into the exponent: correct */
+    return (uint16_t)(sign | half);
+}
+
+float quant_bf16_to_f32(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static float h2f(const uint8_t *p) { return quant_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
+static uint32_t u32le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+int quant_supported(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16: case GGML_TYPE_Q8_0:
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1:
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+size_t quant_row_bytes(enum ggml_type t, int64_t n)
+{
+    size_t be = ggml_type_block_elems(t);
+    return be ? (size_t)n / be * ggml_type_block_bytes(t) : 0;
+}
+
+enum ggml_type quant_act_type(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0:
+        return GGML_TYPE_Q8_1;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return GGML_TYPE_Q8_K;
+    default:
+        return GGML_TYPE_F32;
+    }
+}
+
+size_t quant_act_bytes(enum ggml_type t, int64_t n)
+{
+    switch (quant_act_type(t)) {
+    case GGML_TYPE_Q8_1: return (size_t)n / QK * sizeof(struct quant_q8a);
+    case GGML_TYPE_Q8_K: return (size_t)n / QK_K * sizeof(struct quant_q8k);
+    default: return (size_t)n * sizeof(float);
+    }
+}
+
+/* ggml quantize_row_q8_1: d = max|x| / 127, q = round(x / d) */
+static void act_q8a(const float *x, struct quant_q8a *y, int64_t n)
+{
+    for (int64_t b = 0; b < n / QK; b++, x += QK, y++) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK; j++) {
+            int q = (int)roundf(x[j] * id);
+            y->qs[j] = (int8_t)q;
+            sum += q;
+        }
+        y->d = d;
+        y->s = d * (float)sum;
+    }
+}
+
+/* ggml quantize_row_q8_K: scale from the signed value of largest magnitude
+ * so that it maps to -128 exactly; q = nearest_int(x * -128 / max) */
+static void act_q8k(const float *x, struct quant_q8k *y, int64_t n)
+{
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y++) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK_K; j++) {
+            float a = fabsf(x[j]);
+            if (a > amax) { amax = a; max = x[j]; }
+        }
+        if (amax == 0) {
+            memset(y, 0, sizeof *y);
+            continue;
+        }
+        float iscale = -128.0f / max;
+        for (int j = 0; j < QK_K; j++) {
+            int v = (int)lrintf(iscale * x[j]);
+            y->qs[j] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int g = 0; g < QK_K / 16; g++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += y->qs[g * 16 + j];
+            y->bsums[g] = (int16_t)s;
+        }
+        y->d = 1.0f / iscale;
+    }
+}
+
+void quant_act(enum ggml_type t, const float *x, void *dst, int64_t n)
+{
+    quant_init();
+    switch (quant_act_type(t)) {
+    case GGML_TYPE_Q8_1:
+        if (use_avx2) quant_act_q8a_avx2(x, dst, n);
+        else act_q8a(x, dst, n);
+        break;
+    case GGML_TYPE_Q8_K: act_q8k(x, dst, n); break;
+    default: memcpy(dst, x, (size_t)n * sizeof *x); break;
+    }
+}
+
+/* Q4_K / Q5_K: 8 six-bit scales and 8 six-bit mins packed into 12 bytes.
+ * Sub-blocks 0..3 keep theirs in the low 6 bits of bytes 0..3 (scales) and
+ * 4..7 (mins); sub-blocks 4..7 take their low 4 bits from the nibbles of
+ * bytes 8..11 and their top 2 bits from the spare top bits of bytes 0..7. */
+static void k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+void quant_dequant_row(enum ggml_type t, const void *src, float *y, int64_t n)
+{
+    const uint8_t *p = src;
+    size_t bb = ggml_type_block_bytes(t);
+    switch (t) {
+    case GGML_TYPE_F32: memcpy(y, src, (size_t)n * 4); return;
+    case GGML_TYPE_F16: for (int64_t i = 0; i < n; i++) y[i] = h2f(p + 2 * i); return;
+    case GGML_TYPE_BF16: for (int64_t i = 0; i < n; i++) y[i] = quant_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); return;
+    default: break;
+    }
+    for (int64_t b = 0; b < n / (int64_t)ggml_type_block_elems(t); b++, p += bb) {
+        switch (t) {
+        case GGML_TYPE_Q4_0: {
+            float d = h2f(p);
+            for (int j = 0; j < 16; j++) {
+                y[j] = d * ((p[2 + j] & 0xF) - 8);
+                y[j + 16] = d * ((p[2 + j] >> 4) - 8);
+            }
+            y += 32; break;
+        }
+        case GGML_TYPE_Q4_1: {
+            float d = h2f(p), m = h2f(p + 2);
+            for (int j = 0; j < 16; j++) {
+                y[j] = d * (p[4 + j] & 0xF) + m;
+                y[j + 16] = d * (p[4 + j] >> 4) + m;
+            }
+            y += 32; break;
+        }
+        case GGML_TYPE_Q5_0: {
+            float d = h2f(p);
+            uint32_t qh = u32le(p + 2);
+            for (int j = 0; j < 16; j++) {
+                int lo = (p[6 + j] & 0xF) | ((qh >> j) & 1) << 4;
+                int hi = (p[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+                y[j] = d * (lo - 16);
+                y[j + 16] = d * (hi - 16);
+            }
+            y += 32; break;
+        }
+        case GGML_TYPE_Q5_1: {
+            float d = h2f(p), m = h2f(p + 2);
+            uint32_t qh = u32le(p + 4);
+            for (int j = 0; j < 16; j++) {
+                int lo = (p[8 + j] & 0xF) | ((qh >> j) & 1) << 4;
+                int hi = (p[8 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+                y[j] = d * lo + m;
+                y[j + 16] = d * hi + m;
+            }
+            y += 32; break;
+        }
+        case GGML_TYPE_Q8_0: {
+            float d = h2f(p);
+            for (int j = 0; j < 32; j++) y[j] = d * (int8_t)p[2 + j];
+            y += 32; break;
+        }
+        case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+            float d = h2f(p), dmin = h2f(p + 2);
+            const uint8_t *sc = p + 4, *qh = p + 16, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
+            for (int c = 0; c < 4; c++) {
+                uint8_t s0, m0, s1, m1;
+                k_scale_min(2 * c, sc, &s0, &m0);
+                k_scale_min(2 * c + 1, sc, &s1, &m1);
+                for (int l = 0; l < 32; l++) {
+                    int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
+                    if (t == GGML_TYPE_Q5_K) {
+                        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+                        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                    }
+                    y[64 * c + l] = d * s0 * lo - dmin * m0;
+                    y[64 * c + 32 + l] = d * s1 * hi - dmin * m1;
+                }
+            }
+            y += 256; break;
+        }
+        case GGML_TYPE_Q6_K: {
+            const uint8_t *ql = p, *qh = p + 128;
+            const int8_t *sc = (const int8_t *)(p + 192);
+            float d = h2f(p + 208);
+            for (int h = 0; h < 2; h++) {
+                for (int l = 0; l < 32; l++) {
+                    int q1 = ((ql[64 * h + l] & 0xF) | ((qh[32 * h + l] >> 0) & 3) << 4) - 32;
+                    int q2 = ((ql[64 * h + l + 32] & 0xF) | ((qh[32 * h + l] >> 2) & 3) << 4) - 32;
+                    int q3 = ((ql[64 * h + l] >> 4) | ((qh[32 * h + l] >> 4) & 3) << 4) - 32;
+                    int q4 = ((ql[64 * h + l + 32] >> 4) | ((qh[32 * h + l] >> 6) & 3) << 4) - 32;
+                    int is = 8 * h + l / 16;
+                    y[128 * h + l] = d * sc[is] * q1;
+                    y[128 * h + l + 32] = d * sc[is + 2] * q2;
+                    y[128 * h + l + 64] = d * sc[is + 4] * q3;
+                    y[128 * h + l + 96] = d * sc[is + 6] * q4;
+                }
+            }
+            y += 256; break;
+        }
+        default:
+            memset(y, 0, ggml_type_block_elems(t) * sizeof *y);
+            y += ggml_type_block_elems(t);
+            break;
+        }
+    }
+}
+
+/* the 32 integer weights of a Q4/Q5/Q8 block, without d and m */
+static void ints32(enum ggml_type t, const uint8_t *p, int *q)
+{
+    switch (t) {
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: {
+        const uint8_t *qs = p + (t == GGML_TYPE_Q4_0 ? 2 : 4);
+        int off = t == GGML_TYPE_Q4_0 ? 8 : 0;
+        for (int j = 0; j < 16; j++) { q[j] = (qs[j] & 0xF) - off; q[j + 16] = (qs[j] >> 4) - off; }
+        break;
+    }
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: {
+        int o = t == GGML_TYPE_Q5_0 ? 2 : 4, off = t == GGML_TYPE_Q5_0 ? 16 : 0;
+        uint32_t qh = u32le(p + o);
+        const uint8_t *qs = p + o + 4;
+        for (int j = 0; j < 16; j++) {
+            q[j] = ((qs[j] & 0xF) | ((qh >> j) & 1) << 4) - off;
+            q[j + 16] = ((qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - off;
+        }
+        break;
+    }
+    default: /* Q8_0 */
+        for (int j = 0; j < 32; j++) q[j] = (int8_t)p[2 + j];
+        break;
+    }
+}
+
+float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t n)
+{
+    const uint8_t *p = w;
+    size_t bb = ggml_type_block_bytes(t);
+    float sum = 0;
+    switch (t) {
+    case GGML_TYPE_F32: { const float *a = w, *x = xa; for (int64_t i = 0; i < n; i++) sum += a[i] * x[i]; return sum; }
+    case GGML_TYPE_F16: { const float *x = xa; for (int64_t i = 0; i < n; i++) sum += h2f(p + 2 * i) * x[i]; return sum; }
+    case GGML_TYPE_BF16: { const float *x = xa; for (int64_t i = 0; i < n; i++) sum += quant_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)) * x[i]; return sum; }
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0: {
+        const struct quant_q8a *x = xa;
+        int has_m = t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1;
+        for (int64_t b = 0; b < n / QK; b++, p += bb, x++) {
+            int q[32], acc = 0;
+            ints32(t, p, q);
+            for (int j = 0; j < 32; j++) acc += q[j] * x->qs[j];
+            sum += h2f(p) * x->d * (float)acc;
+            if (has_m) sum += h2f(p + 2) * x->s;   /* the min times the sum of the activations */
+        }
+        return sum;
+    }
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+        const struct quant_q8k *x = xa;
+        for (int64_t b = 0; b < n / QK_K; b++, p += bb, x++) {
+            const uint8_t *sc = p + 4, *qh = p + 16, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
+            int sumi = 0, summ = 0;
+            for (int c = 0; c < 4; c++) {
+                uint8_t s0, m0, s1, m1;
+                k_scale_min(2 * c, sc, &s0, &m0);
+                k_scale_min(2 * c + 1, sc, &s1, &m1);
+                int a0 = 0, a1 = 0;
+                for (int l = 0; l < 32; l++) {
+                    int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
+                    if (t == GGML_TYPE_Q5_K) {
+                        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+                        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                    }
+                    a0 += lo * x->qs[64 * c + l];
+                    a1 += hi * x->qs[64 * c + 32 + l];
+                }
+                sumi += s0 * a0 + s1 * a1;
+                summ += m0 * (x->bsums[4 * c] + x->bsums[4 * c + 1]) + m1 * (x->bsums[4 * c + 2] + x->bsums[4 * c + 3]);
+            }
+            sum += x->d * (h2f(p) * (float)sumi - h2f(p + 2) * (float)summ);
+        }
+        return sum;
+    }
+    case GGML_TYPE_Q6_K: {
+        const struct quant_q8k *x = xa;
+        for (int64_t b = 0; b < n / QK_K; b++, p += bb, x++) {
+            const uint8_t *ql = p, *qh = p + 128;
+            const int8_t *sc = (const int8_t *)(p + 192);
+            int acc[16] = {0};
+            for (int h = 0; h < 2; h++)
+                for (int l = 0; l < 32; l++) {
+                    int q1 = ((ql[64 * h + l] & 0xF) | ((qh[32 * h + l] >> 0) & 3) << 4) - 32;
+                    int q2 = ((ql[64 * h + l + 32] & 0xF) | ((qh[32 * h + l] >> 2) & 3) << 4) - 32;
+                    int q3 = ((ql[64 * h + l] >> 4) | ((qh[32 * h + l] >> 4) & 3) << 4) - 32;
+                    int q4 = ((ql[64 * h + l + 32] >> 4) | ((qh[32 * h + l] >> 6) & 3) << 4) - 32;
+                    int e = 128 * h + l;
+                    acc[e / 16] += q1 * x->qs[e];
+                    acc[(e + 32) / 16] += q2 * x->qs[e + 32];
+                    acc[(e + 64) / 16] += q3 * x->qs[e + 64];
+                    acc[(e + 96) / 16] += q4 * x->qs[e + 96];
+                }
+            int sumi = 0;
+            for (int g = 0; g < 16; g++) sumi += sc[g] * acc[g];
+            sum += x->d * h2f(p + 208) * (float)sumi;
+        }
+        return sum;
+    }
+    default:
+        return 0;
+    }
+}
+
+float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n)
+{
+    if (use_avx2 > 0 && quant_avx2_has(t)) return quant_dot_avx2(t, w, xa, n);
+    return quant_dot_scalar(t, w, xa, n);
+}
+
+float quant_dot_f16(const uint16_t *h, const float *x, int64_t n)
+{
+    return quant_dot(GGML_TYPE_F16, h, x, n);
+}
+
+void quant_axpy_f16(float a, const uint16_t *v, float *y, int64_t n)
+{
+    if (use_avx2 > 0) { quant_axpy_f16_avx2(a, v, y, n); return; }
+    for (int64_t i = 0; i < n; i++) y[i] += a * quant_f16_to_f32(v[i]);
+}
+
+void quant_f32_to_f16_row(const float *x, uint16_t *h, int64_t n)
+{
+    if (use_avx2 > 0) { quant_f32_to_f16_avx2(x, h, n); return; }
+    for (int64_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
+}

@@ -1,0 +1,59 @@
+/* quant.h — ggml tensor block formats: dequantisation, activation
+ * quantisation and dot products, as the CPU path of the LLM engine uses them.
+ * Weight blocks are read in ggml's on-disk layouts (ggml-common.h block_q4_0 ...
+ * block_q6_K, little-endian); activations are quantised to our own blocks
+ * (struct quant_q8a for the 32-element formats, struct quant_q8k for the
+ * K-quants), which carry the same information as ggml's block_q8_1 / block_q8_K,
+ * so a dot product rounds the activations exactly the way llama.cpp does.
+ * quant_init() picks the AVX2/FMA kernels when the CPU has them (run-time
+ * check); ISOPIPE_NO_SIMD=1 in the environment forces the scalar ones. */
+#ifndef ISOPIPE_QUANT_H
+#define ISOPIPE_QUANT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "gguf.h"
+
+#define QK 32        /* elements per block of Q4_0 .. Q8_0 */
+#define QK_K 256     /* elements per K-quant super-block */
+
+/* activation block for the 32-element formats: qs = round(x / d), s = d * sum(qs) */
+struct quant_q8a { float d, s; int8_t qs[QK]; };
+/* activation block for the K-quants (as ggml block_q8_K): bsums = sums of 16 qs */
+struct quant_q8k { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; };
+
+void quant_init(void);
+/* 1 when the SIMD kernels are in use */
+int quant_simd(void);
+
+/* 1 when the engine can compute with tensors of type t */
+int quant_supported(enum ggml_type t);
+/* bytes of a row of n elements (n a multiple of the block size) */
+size_t quant_row_bytes(enum ggml_type t, int64_t n);
+/* the activation format dot products with weights of type t use:
+ * GGML_TYPE_Q8_1 (struct quant_q8a), GGML_TYPE_Q8_K (struct quant_q8k), or GGML_TYPE_F32 */
+enum ggml_type quant_act_type(enum ggml_type t);
+/* bytes of n activations in that format */
+size_t quant_act_bytes(enum ggml_type t, int64_t n);
+/* quantise n floats for dot products with weights of type t (into quant_act_bytes(t, n) bytes) */
+void quant_act(enum ggml_type t, const float *x, void *dst, int64_t n);
+
+/* n elements of one row of type t to floats */
+void quant_dequant_row(enum ggml_type t, const void *src, float *dst, int64_t n);
+/* dot product of one weight row (type t, n elements) with activations from quant_act(t) */
+float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n);
+
+/* attention over a half-precision KV cache: dot of n halves with n floats,
+ * and y += a * v for n halves v */
+float quant_dot_f16(const uint16_t *h, const float *x, int64_t n);
+void quant_axpy_f16(float a, const uint16_t *v, float *y, int64_t n);
+/* n floats to halves (round to nearest even) */
+void quant_f32_to_f16_row(const float *x, uint16_t *h, int64_t n);
+
+/* IEEE half and bfloat16 conversions (round to nearest even) */
+float quant_f16_to_f32(uint16_t h);
+uint16_t quant_f32_to_f16(float f);
+float quant_bf16_to_f32(uint16_t h);
+
+/* the scalar kernels (tests compare the SIMD ones against them) */
+float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t n);
+#endif

@@ -1,0 +1,279 @@
+/* quant_avx2.c — AVX2/FMA/F16C dot products for the ggml block formats.
+ * Every function carries __attribute__((target)) so the file compiles in a
+ * portable build; quant.c calls into it only after __builtin_cpu_supports
+ * said yes. The integer work is the usual one for 8-bit activations:
+ * _mm256_maddubs_epi16 multiplies unsigned weight bytes by signed activation
+ * bytes and adds pairs (int16), _mm256_madd_epi16 widens to int32 with a
+ * per-lane factor (1, or the sub-block scale), then one float FMA per block.
+ * Signed weights (Q4_0, Q5_0, Q8_0) use the sign trick: |w| * (x * sign(w)). */
+#include "quant.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline float hsum_ps(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline int hsum_epi32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+AVX2 static inline float h2f(const uint8_t *p)
+{
+    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
+}
+
+/* 16 packed bytes of nibbles -> 32 bytes: element j < 16 = low nibble of byte j, j + 16 = high nibble */
+AVX2 static inline __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m128i m = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+}
+
+/* the 32 bits of qh -> 32 bytes, 0xFF where bit j is set (byte j) */
+AVX2 static inline __m256i bits32(uint32_t qh)
+{
+    __m256i v = _mm256_set1_epi32((int)qh);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                           0x0101010101010101LL, 0x0000000000000000LL);
+    v = _mm256_shuffle_epi8(v, shuf);                  /* byte j holds byte j/8 of qh */
+    const __m256i keep = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL); /* byte k: every bit but bit k */
+    v = _mm256_or_si256(v, keep);
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi8(-1));
+}
+
+/* sum over pairs of signed w times signed x, as 8 int32 */
+AVX2 static inline __m256i dot_i8(__m256i w, __m256i x)
+{
+    __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1));
+}
+/* unsigned w times signed x */
+AVX2 static inline __m256i dot_u8(__m256i w, __m256i x)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+static inline uint32_t u32le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+AVX2 static float dot_q32(enum ggml_type t, const uint8_t *p, const struct quant_q8a *x, int64_t nb)
+{
+    size_t bb = ggml_type_block_bytes(t);
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    const __m256i m16 = _mm256_set1_epi8(0x10);
+    for (int64_t b = 0; b < nb; b++, p += bb, x++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)x->qs), s;
+        float d = h2f(p) * x->d;
+        switch (t) {
+        case GGML_TYPE_Q4_0:
+            s = dot_i8(_mm256_sub_epi8(nibbles32(p + 2), _mm256_set1_epi8(8)), xv);
+            break;
+        case GGML_TYPE_Q4_1:
+            s = dot_u8(nibbles32(p + 4), xv);
+            summ += h2f(p + 2) * x->s;
+            break;
+        case GGML_TYPE_Q5_0: {
+            __m256i w = _mm256_or_si256(nibbles32(p + 6), _mm256_and_si256(bits32(u32le(p + 2)), m16));
+            s = dot_i8(_mm256_sub_epi8(w, _mm256_set1_epi8(16)), xv);
+            break;
+        }
+        case GGML_TYPE_Q5_1: {
+            __m256i w = _mm256_or_si256(nibbles32(p + 8), _mm256_and_si256(bits32(u32le(p + 4)), m16));
+            s = dot_u8(w, xv);
+            summ += h2f(p + 2) * x->s;
+            break;
+        }
+        default: /* Q8_0 */
+            s = dot_i8(_mm256_loadu_si256((const __m256i *)(p + 2)), xv);
+            break;
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc);
+    }
+    return hsum_ps(acc) + summ;
+}
+
+static void k_scale_min(int j, const uint8_t *q, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K and Q5_K: four chunks of 64 elements, low nibbles = sub-block 2c, high = 2c + 1 */
+AVX2 static float dot_q45k(enum ggml_type t, const uint8_t *p, const struct quant_q8k *x, int64_t nb)
+{
+    size_t bb = ggml_type_block_bytes(t);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m1 = _mm256_set1_epi8(0x01);
+    float sum = 0;
+    for (int64_t b = 0; b < nb; b++, p += bb, x++) {
+        const uint8_t *sc = p + 4, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
+        __m256i qhv = _mm256_loadu_si256((const __m256i *)(p + 16));
+        __m256i acc = _mm256_setzero_si256();
+        int summ = 0;
+        for (int c = 0; c < 4; c++) {
+            int s0, m0, s1, m1v;
+            k_scale_min(2 * c, sc, &s0, &m0);
+            k_scale_min(2 * c + 1, sc, &s1, &m1v);
+            __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            if (t == GGML_TYPE_Q5_K) {
+                __m256i b0 = _mm256_and_si256(_mm256_srl_epi16(qhv, _mm_cvtsi32_si128(2 * c)), m1);
+                __m256i b1 = _mm256_and_si256(_mm256_srl_epi16(qhv, _mm_cvtsi32_si128(2 * c + 1)), m1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(b0, 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(b1, 4));
+            }
+            __m256i xl = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c));
+            __m256i xh = _mm256_loadu_si256((const __m256i *)(x->qs + 64 * c + 32));
+            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, xl), _mm256_set1_epi16((short)s0));
+            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, xh), _mm256_set1_epi16((short)s1));
+            acc = _mm256_add_epi32(acc, _mm256_add_epi32(pl, ph));
+            summ += m0 * (x->bsums[4 * c] + x->bsums[4 * c + 1]) + m1v * (x->bsums[4 * c + 2] + x->bsums[4 * c + 3]);
+        }
+        sum += x->d * (h2f(p) * (float)hsum_epi32(acc) - h2f(p + 2) * (float)summ);
+    }
+    return sum;
+}
+
+/* Q6_K: element e uses scale e / 16; q in [0, 63] with the -32 folded into the bsums */
+AVX2 static float dot_q6k(const uint8_t *p, const struct quant_q8k *x, int64_t nb)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    float sum = 0;
+    for (int64_t b = 0; b < nb; b++, p += 210, x++) {
+        const int8_t *sc = (const int8_t *)(p + 192);
+        __m256i acc = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(p + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(p + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(p + 128 + 32 * h));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                int g = 8 * h + 2 * k;
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x->qs + 128 * h + 32 * k));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv));
+            }
+        }
+        int off = 0;
+        for (int g = 0; g < 16; g++) off += sc[g] * x->bsums[g];
+        sum += x->d * h2f(p + 208) * (float)(hsum_epi32(acc) - 32 * off);
+    }
+    return sum;
+}
+
+AVX2 static float dot_f16(const uint8_t *p, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))), _mm256_loadu_ps(x + i), acc);
+    float s = hsum_ps(acc);
+    for (; i < n; i++) s += h2f(p + 2 * i) * x[i];
+    return s;
+}
+
+AVX2 static float dot_f32(const float *w, const float *x, int64_t n)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc);
+    float s = hsum_ps(acc);
+    for (; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+int quant_avx2_has(enum ggml_type t)
+{
+    switch (t) {
+    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+AVX2 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n)
+{
+    switch (t) {
+    case GGML_TYPE_F32: return dot_f32(w, xa, n);
+    case GGML_TYPE_F16: return dot_f16(w, xa, n);
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: return dot_q45k(t, w, xa, n / QK_K);
+    case GGML_TYPE_Q6_K: return dot_q6k(w, xa, n / QK_K);
+    default: return dot_q32(t, w, xa, n / QK);
+    }
+}
+
+/* as act_q8a in quant.c; rounding to nearest even like ggml's AVX2 quantize_row_q8_1 */
+AVX2 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / QK; b++, x += QK, y++) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 am = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                  _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        float amax = _mm_cvtss_f32(m);
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        __m256 s = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        int sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
+        /* packs interleave the 128-bit lanes; the permute restores element order */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y->qs, p);
+        y->d = d;
+        y->s = d * (float)sum;
+    }
+}
+
+AVX2 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += a * _cvtsh_ss(v[i]);
+}
+
+AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
+}
+
+#else /* not x86: no SIMD kernels; quant_init() never selects them */
+int quant_avx2_has(enum ggml_type t) { (void)t; return 0; }
+float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n) { return quant_dot_scalar(t, w, xa, n); }
+void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n) { (void)x; (void)y; (void)n; }
+void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n) { (void)a; (void)v; (void)y; (void)n; }
+void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n) { (void)x; (void)h; (void)n; }
+#endif
