@@ -210,8 +210,14 @@ int fs_dir_publish(const char *tmp, const char *final)
     {
         char *old = fs_tmp_sibling(final);
         if (!old) return iso_fail(ISO_EINTERNAL, "out of memory");
-        if (rename(final, old) != 0 || rename(tmp, final) != 0) {
+        if (rename(final, old) != 0) {
             int rc = iso_fail(ISO_ECANTCREAT, "cannot replace '%s': %s", final, strerror(errno));
+            free(old);
+            return rc;
+        }
+        if (rename(tmp, final) != 0) {
+            int rc = iso_fail(ISO_ECANTCREAT, "cannot replace '%s': %s", final, strerror(errno));
+            rename(old, final); /* put the old one back: a failed publish changes nothing */
             free(old);
             return rc;
         }
@@ -243,67 +249,65 @@ char *fs_resolve(const char *base_file, const char *rel)
     return r;
 }
 
-/* absolute, lexically normalised path (no symlink resolution: the target may not exist yet) */
-static char *absnorm(const char *p)
+/* Absolute, lexically normalised path as a list of components (no symlink
+ * resolution: the target may not exist yet). "/" is zero components.
+ * *buf owns the strings; both are freed by the caller. */
+static int split_abs(const char *p, char **buf, char ***parts, int *np)
 {
     char cwd[PATH_MAX];
+    *buf = NULL;
+    *parts = NULL;
+    *np = 0;
     char *s;
     if (p[0] == '/') s = strdup(p);
     else {
-        if (!getcwd(cwd, sizeof cwd)) return NULL;
+        if (!getcwd(cwd, sizeof cwd)) return -1;
         s = fs_join(cwd, p);
     }
-    if (!s) return NULL;
-    char **parts = calloc(strlen(s) + 1, sizeof *parts);
-    int np = 0;
+    if (!s) return -1;
+    char **v = calloc(strlen(s) / 2 + 2, sizeof *v); /* at most one component per two characters */
+    if (!v) { free(s); return -1; }
+    int n = 0;
     char *save = NULL;
     for (char *t = strtok_r(s, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
         if (!strcmp(t, ".")) continue;
-        if (!strcmp(t, "..")) { if (np) np--; continue; }
-        parts[np++] = t;
+        if (!strcmp(t, "..")) { if (n) n--; continue; } /* "/.." is "/" */
+        v[n++] = t;
     }
-    size_t len = 2;
-    for (int i = 0; i < np; i++) len += strlen(parts[i]) + 1;
-    char *r = malloc(len);
-    r[0] = 0;
-    size_t k = 0;
-    for (int i = 0; i < np; i++) k += (size_t)sprintf(r + k, "/%s", parts[i]);
-    if (np == 0) strcpy(r, "/");
-    free(parts);
-    free(s);
-    return r;
+    *buf = s;
+    *parts = v;
+    *np = n;
+    return 0;
 }
 
+/* Both sides are made absolute and normalised, the common leading
+ * components dropped, and one ".." written for each remaining component
+ * of the JSON file's directory (what Python's os.path.relpath does). */
 char *fs_relative(const char *from_file, const char *target)
 {
     char *fd = fs_dirname(from_file);
-    char *a = absnorm(fd), *b = absnorm(target);
-    free(fd);
-    if (!a || !b) { free(a); free(b); return strdup(target); }
-    /* common prefix on whole components */
-    size_t i = 0, last = 0;
-    size_t la = strlen(a), lb = strlen(b);
-    while (i < la && i < lb && a[i] == b[i]) {
-        if (a[i] == '/') last = i;
-        i++;
+    char *ba = NULL, *bb = NULL, **a = NULL, **b = NULL, *r = NULL;
+    int na = 0, nb = 0;
+    if (!fd || split_abs(fd, &ba, &a, &na) || split_abs(target, &bb, &b, &nb)) {
+        r = strdup(target);
+        goto done;
     }
-    if (i == la && (b[i] == '/' || b[i] == 0)) last = i;
-    else if (i == lb && a[i] == '/') last = i;
-    if (strcmp(a, "/") == 0) last = 0;
-    int ups = 0;
-    for (size_t k = last; k < la; k++)
-        if (a[k] == '/' && (k + 1 < la || k == last)) ups++;
-    if (last == la) ups = 0;
-    const char *rest = b + last;
-    while (*rest == '/') rest++;
-    size_t n = (size_t)ups * 3 + strlen(rest) + 2;
-    char *r = malloc(n);
-    r[0] = 0;
-    for (int u = 0; u < ups; u++) strcat(r, "../");
-    strcat(r, rest);
-    size_t rl = strlen(r);
-    if (rl && r[rl - 1] == '/') r[rl - 1] = 0;
-    if (!r[0]) strcpy(r, ".");
+    int common = 0;
+    while (common < na && common < nb && strcmp(a[common], b[common]) == 0) common++;
+    size_t n = 2;
+    for (int i = common; i < na; i++) n += 3;
+    for (int i = common; i < nb; i++) n += strlen(b[i]) + 1;
+    r = malloc(n);
+    if (!r) goto done;
+    size_t k = 0;
+    for (int i = common; i < na; i++) { memcpy(r + k, "../", 3); k += 3; }
+    for (int i = common; i < nb; i++) k += (size_t)sprintf(r + k, "%s/", b[i]);
+    if (k) r[k - 1] = 0; /* drop the last '/' */
+    else strcpy(r, ".");
+done:
+    free(fd);
+    free(ba);
+    free(bb);
     free(a);
     free(b);
     return r;

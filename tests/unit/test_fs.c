@@ -1,0 +1,322 @@
+/* test_fs.c — files and directories that appear whole or not at all
+ * (common/fs.c): mkdir -p, path resolution and fs_relative (checked
+ * against Python's os.path.relpath for the table, and against realpath(3)
+ * for the round trip), atomic writes when the writer fails and when the
+ * process is killed mid-write, and directory publish/abort. */
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "fs.h"
+#include "test.h"
+
+static char dir[600];
+
+static char *P(const char *name)
+{
+    static char buf[8][900];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static void put(const char *path, const char *s)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(s, f); fclose(f); }
+}
+
+static int has_content(const char *path, const char *want)
+{
+    char *d;
+    size_t n;
+    if (fs_read_all(path, &d, &n, 1 << 24)) return 0;
+    int ok = n == strlen(want) && memcmp(d, want, n) == 0;
+    free(d);
+    return ok;
+}
+
+/* number of entries in a directory whose name contains pat (NULL = all) */
+static int count_entries(const char *d, const char *pat)
+{
+    DIR *dd = opendir(d);
+    if (!dd) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dd)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && (!pat || strstr(e->d_name, pat))) n++;
+    closedir(dd);
+    return n;
+}
+
+static void test_mkdir(void)
+{
+    TEST("fs_mkdir_p");
+    CHECK(fs_mkdir_p(P("a/b/c/d")) == 0 && fs_is_dir(P("a/b/c/d")));
+    CHECK(fs_mkdir_p(P("a/b/c/d")) == 0);          /* exists: fine */
+    CHECK(fs_mkdir_p(P("a/b/c/d/")) == 0);         /* trailing slash */
+    CHECK(fs_mkdir_p(P("a//e///f")) == 0 && fs_is_dir(P("a/e/f")));
+    put(P("a/file"), "x");
+    CHECK(fs_mkdir_p(P("a/file/g")) == ISO_ECANTCREAT && strstr(iso_errmsg(), "a/file"));
+    CHECK(fs_mkdir_p(P("a/file")) == ISO_ECANTCREAT);
+    CHECK(fs_mkdir_p("") == ISO_ECANTCREAT);
+    CHECK(fs_exists(P("a/file")) && !fs_is_dir(P("a/file")) && !fs_exists(P("a/nope")));
+    /* rm -rf does not follow a symlink out of the tree */
+    CHECK(fs_mkdir_p(P("outside")) == 0);
+    put(P("outside/keep"), "keep");
+    CHECK(symlink(P("outside"), P("a/b/link")) == 0);
+    CHECK(fs_rm_rf(P("a")) == 0 && !fs_exists(P("a")));
+    CHECK(has_content(P("outside/keep"), "keep"));
+    CHECK(fs_rm_rf(P("a")) == 0); /* absent: fine */
+}
+
+static void test_paths(void)
+{
+    TEST("dirname, join, resolve");
+    struct { const char *in, *out; } dn[] = { { "a/b.json", "a" }, { "b.json", "." }, { "/b.json", "/" },
+                                              { "/x/y/z", "/x/y" }, { "../k.topic", ".." } };
+    for (size_t i = 0; i < sizeof dn / sizeof dn[0]; i++) {
+        char *r = fs_dirname(dn[i].in);
+        CHECK_STR(r, dn[i].out);
+        free(r);
+    }
+    char *r = fs_join("a", "b");
+    CHECK_STR(r, "a/b");
+    free(r);
+    r = fs_join("a/", "b");
+    CHECK_STR(r, "a/b");
+    free(r);
+    r = fs_join("/", "b");
+    CHECK_STR(r, "/b");
+    free(r);
+    struct { const char *base, *rel, *out; } rs[] = {
+        { "sample_inputs/harbor.topic", "kf/a.png", "sample_inputs/kf/a.png" },
+        { "harbor.topic", "kf/a.png", "kf/a.png" },
+        { "/x/y/harbor.topic", "../a.png", "/x/y/../a.png" },
+        { "/x/y/harbor.topic", "/abs/a.png", "/abs/a.png" },
+        { "out/scenes.json", "seg_000", "out/seg_000" },
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        r = fs_resolve(rs[i].base, rs[i].rel);
+        CHECK_STR(r, rs[i].out);
+        free(r);
+    }
+    CHECK(fs_resolve("a/b", NULL) == NULL);
+}
+
+static void test_relative(void)
+{
+    TEST("fs_relative");
+    /* expected values from Python 3's os.path.relpath(target, dirname(from)) */
+    struct { const char *from, *target, *want; } t[] = {
+        { "/a/b/scenes.json", "/a/b/x.png", "x.png" },
+        { "/a/b/scenes.json", "/a/b/c/x.png", "c/x.png" },
+        { "/a/b/scenes.json", "/a/x.png", "../x.png" },
+        { "/a/b/scenes.json", "/x/y/z.png", "../../x/y/z.png" },
+        { "/a/b/scenes.json", "/a/b", "." },
+        { "/a/b/scenes.json", "/a", ".." },
+        { "/a/b/scenes.json", "/", "../.." },
+        { "/scenes.json", "/x", "x" },
+        { "/scenes.json", "/", "." },
+        { "/a/bc/s.json", "/a/b/x", "../b/x" },
+        { "/a/b/s.json", "/a/bc/x", "../bc/x" },
+        { "/a/b/s.json", "/a/b/../c/./x", "../c/x" },
+        { "/a/./b//s.json", "/a/b/x/", "x" },
+        { "/s.json", "/a/b/c", "a/b/c" },
+        { "/a/b/c/d/s.json", "/a/x", "../../../x" },
+        { "/a/b/s.json", "/a/b/c/", "c" },
+        { "/x/s.json", "/xy/z", "../xy/z" },
+        /* relative to the working directory (the test chdirs to its temp dir) */
+        { "out/scenes.json", "out/seg_000/frame_00000.png", "seg_000/frame_00000.png" },
+        { "scenes.json", "kf/a.png", "kf/a.png" },
+        { "out/s.json", "kf/a.png", "../kf/a.png" },
+        { "out/deep/s.json", "out/x", "../x" },
+        { "./out/../out/s.json", "out/./y", "y" },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        char *r = fs_relative(t[i].from, t[i].target);
+        CHECKF(r && strcmp(r, t[i].want) == 0, "fs_relative('%s', '%s') = '%s', want '%s'", t[i].from, t[i].target,
+               r ? r : "(null)", t[i].want);
+        free(r);
+    }
+    /* a JSON file above the working directory: the path goes back down through it */
+    char cwd[PATH_MAX], want[PATH_MAX + 8];
+    if (getcwd(cwd, sizeof cwd)) {
+        const char *base = strrchr(cwd, '/') + 1;
+        snprintf(want, sizeof want, "%s/x", base);
+        char *r = fs_relative("../s.json", "x");
+        CHECK_STR(r, want);
+        free(r);
+    }
+    /* round trip on real directories: realpath(resolve(from, relative(from, t))) == realpath(t) */
+    const char *dirs[] = { "rt/a/b/c", "rt/a/d", "rt/e", "rt/a/bc" };
+    for (size_t i = 0; i < 4; i++) fs_mkdir_p(P(dirs[i]));
+    const char *files[] = { "rt/a/b/c/f.json", "rt/a/d/g.png", "rt/e/h", "rt/a/bc/i", "rt/j" };
+    for (size_t i = 0; i < 5; i++) put(P(files[i]), "x");
+    int bad = 0;
+    for (size_t i = 0; i < 5; i++)
+        for (size_t k = 0; k < 5; k++) {
+            char *rel = fs_relative(P(files[i]), P(files[k]));
+            char *back = fs_resolve(P(files[i]), rel);
+            char ra[PATH_MAX], rb[PATH_MAX];
+            if (!back || !realpath(back, ra) || !realpath(P(files[k]), rb) || strcmp(ra, rb)) {
+                bad++;
+                printf("# round trip %s -> %s via '%s' failed\n", files[i], files[k], rel ? rel : "(null)");
+            }
+            free(rel);
+            free(back);
+        }
+    CHECKF(bad == 0, "%d round trips failed", bad);
+}
+
+/* ---- atomic writes */
+struct wctx { const char *text; int fail_after; int die; };
+
+static int writer(FILE *f, void *ctx)
+{
+    struct wctx *w = ctx;
+    size_t n = strlen(w->text), half = n / 2;
+    fwrite(w->text, 1, half, f);
+    fflush(f); /* the half is on disk, in the temporary file */
+    if (w->die == 1) _exit(3);
+    if (w->die == 2) raise(SIGKILL);
+    if (w->fail_after) return iso_fail(ISO_EDATA, "writer gave up");
+    fwrite(w->text + half, 1, n - half, f);
+    return 0;
+}
+
+static void test_write_atomic(void)
+{
+    TEST("fs_write_atomic");
+    fs_mkdir_p(P("w"));
+    struct wctx ok = { "hello, world\n", 0, 0 };
+    CHECK(fs_write_atomic(P("w/out.txt"), writer, &ok) == 0 && has_content(P("w/out.txt"), "hello, world\n"));
+    CHECK(count_entries(P("w"), NULL) == 1);
+    /* replace */
+    struct wctx ok2 = { "second version\n", 0, 0 };
+    CHECK(fs_write_atomic(P("w/out.txt"), writer, &ok2) == 0 && has_content(P("w/out.txt"), "second version\n"));
+    CHECK(count_entries(P("w"), NULL) == 1);
+    /* the writer fails: its status comes back, the old file stays, no temporary is left */
+    struct wctx bad = { "this will not be written\n", 1, 0 };
+    int rc = fs_write_atomic(P("w/out.txt"), writer, &bad);
+    CHECK(rc == ISO_EDATA && strstr(iso_errmsg(), "writer gave up"));
+    CHECK(has_content(P("w/out.txt"), "second version\n"));
+    CHECK(count_entries(P("w"), NULL) == 1);
+    rc = fs_write_atomic(P("w/new.txt"), writer, &bad);
+    CHECK(rc == ISO_EDATA && !fs_exists(P("w/new.txt")) && count_entries(P("w"), NULL) == 1);
+    /* missing directory */
+    rc = fs_write_atomic(P("nodir/x.txt"), writer, &ok);
+    CHECK(rc == ISO_ECANTCREAT && strstr(iso_errmsg(), "nodir"));
+    /* relative path in the working directory */
+    CHECK(fs_write_atomic("rel.txt", writer, &ok) == 0 && has_content("rel.txt", "hello, world\n"));
+    unlink("rel.txt");
+
+    /* the process dies mid-write (_exit, then SIGKILL), with and without an old file:
+     * the target is either absent or intact; never the half-written text */
+    for (int die = 1; die <= 2; die++)
+        for (int old = 0; old <= 1; old++) {
+            char name[64];
+            snprintf(name, sizeof name, "d%d%d", die, old);
+            fs_mkdir_p(P(name));
+            char target[900];
+            snprintf(target, sizeof target, "%s/out.json", P(name));
+            if (old) put(target, "{\"old\": true}\n");
+            pid_t pid = fork();
+            if (pid == 0) {
+                struct wctx w = { "{\"new\": \"a longer text that is only half written\"}\n", 0, die };
+                fs_write_atomic(target, writer, &w);
+                _exit(0); /* not reached */
+            }
+            int st = 0;
+            waitpid(pid, &st, 0);
+            if (die == 1) CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 3, "child status %d", st);
+            else CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "child status %d", st);
+            if (old) CHECKF(has_content(target, "{\"old\": true}\n"), "die=%d: old content not intact", die);
+            else CHECKF(!fs_exists(target), "die=%d: a target exists after the writer died", die);
+            /* what is left is at most one hidden temporary sibling, holding the half */
+            int tmps = count_entries(P(name), ".out.json.tmp-");
+            CHECKF(tmps <= 1 && count_entries(P(name), NULL) == old + tmps, "die=%d old=%d: %d entries", die, old,
+                   count_entries(P(name), NULL));
+        }
+}
+
+static void test_dirs(void)
+{
+    TEST("fs_dir_begin/publish/abort");
+    char *tmp = NULL;
+    const char *final = P("seg_000");
+    CHECK(fs_dir_begin(final, &tmp) == 0 && tmp && fs_is_dir(tmp));
+    CHECK(tmp && strncmp(tmp, dir, strlen(dir)) == 0 && strstr(tmp, "/.seg_000.tmp-"));
+    char *f = fs_join(tmp, "frame_00000.png");
+    put(f, "one");
+    free(f);
+    CHECK(!fs_exists(final)); /* nothing visible before publish */
+    CHECK(fs_dir_publish(tmp, final) == 0 && has_content(P("seg_000/frame_00000.png"), "one") && !fs_exists(tmp));
+    free(tmp);
+    /* replace an existing, non-empty directory: only the new content remains */
+    CHECK(fs_dir_begin(final, &tmp) == 0);
+    f = fs_join(tmp, "frame_00001.png");
+    put(f, "two");
+    free(f);
+    CHECK(fs_dir_publish(tmp, final) == 0);
+    CHECK(has_content(P("seg_000/frame_00001.png"), "two") && !fs_exists(P("seg_000/frame_00000.png")));
+    CHECK(count_entries(dir, ".seg_000.tmp-") == 0);
+    free(tmp);
+    /* abort: the temporary goes, the published one stays */
+    CHECK(fs_dir_begin(final, &tmp) == 0);
+    char *keep = strdup(tmp);
+    f = fs_join(tmp, "junk");
+    put(f, "junk");
+    free(f);
+    fs_dir_abort(&tmp);
+    CHECK(tmp == NULL && !fs_exists(keep) && has_content(P("seg_000/frame_00001.png"), "two"));
+    free(keep);
+    fs_dir_abort(&tmp); /* twice: harmless */
+    /* replace a file with a directory */
+    put(P("was_file"), "file");
+    CHECK(fs_dir_begin(P("was_file"), &tmp) == 0 && fs_dir_publish(tmp, P("was_file")) == 0 && fs_is_dir(P("was_file")));
+    free(tmp);
+    CHECK(fs_dir_begin(P("nodir/seg"), &tmp) == ISO_ECANTCREAT && tmp == NULL);
+    CHECK(count_entries(dir, ".tmp-") == 0);
+}
+
+static void test_read_all(void)
+{
+    TEST("fs_read_all");
+    char big[10001];
+    memset(big, 'x', 10000);
+    big[10000] = 0;
+    put(P("big"), big);
+    char *d;
+    size_t n;
+    CHECK(fs_read_all(P("big"), &d, &n, 10000) == 0 && n == 10000 && d[n] == 0);
+    free(d);
+    CHECK(fs_read_all(P("big"), &d, &n, 9999) == ISO_EDATA && d == NULL);
+    CHECK(fs_read_all(P("big"), &d, &n, 6000) == ISO_EDATA);
+    CHECK(fs_read_all(P("big"), &d, &n, 100) == ISO_EDATA);
+    put(P("empty"), "");
+    CHECK(fs_read_all(P("empty"), &d, &n, 100) == 0 && n == 0 && d && d[0] == 0);
+    free(d);
+    CHECK(fs_read_all(P("absent"), &d, &n, 100) == ISO_ENOINPUT && strstr(iso_errmsg(), "absent"));
+}
+
+int main(void)
+{
+    char *d = test_tmpdir();
+    if (!d) { printf("FAIL - cannot create a temporary directory\n0 passed, 1 failed, 0 skipped\n"); return 1; }
+    snprintf(dir, sizeof dir, "%s", d);
+    if (chdir(dir) != 0) { printf("FAIL - chdir\n0 passed, 1 failed, 0 skipped\n"); return 1; }
+    test_mkdir();
+    test_paths();
+    test_relative();
+    test_write_atomic();
+    test_dirs();
+    test_read_all();
+    if (chdir("/") == 0) fs_rm_rf(dir);
+    return test_report();
+}
