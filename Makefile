@@ -100,6 +100,14 @@ $$(BINDIR)/$(1): $$($(1)_OBJ) $$(LIB)
 endef
 $(foreach t,$(TOOLS),$(eval $(call TOOL_RULE,$(t))))
 
+# Objects built with and without -DISOPIPE_CUDA must never mix in one tree (a
+# CUDA=0 build after a CUDA=1 one would link gpu.o's CUDA calls without
+# gpu_cuda.cu.o): a stamp per CUDA setting rebuilds every object when it changes.
+CUDA_STAMP := $(B)/.cuda-$(CUDA)
+$(CUDA_STAMP):
+	@mkdir -p $(B) && rm -f $(B)/.cuda-* && touch $@
+$(COMMON_OBJ) $(foreach t,$(TOOLS),$($(t)_OBJ)): $(CUDA_STAMP)
+
 # Unit tests may use a tool's private code: tests/unit/test_<tool>_*.c links
 # tools/<tool>/*.c minus main.c.
 define UNIT_RULE

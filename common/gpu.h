@@ -23,7 +23,8 @@ struct gpu_info {
     enum gpu_backend backend;
     int device;              /* CUDA ordinal (0 for fake) */
     char name[128];          /* "NVIDIA H100 80GB HBM3", "fake", "" */
-    char key[64];            /* stable id for the ledger file: PCI bus id, "fake" */
+    char key[64];            /* stable id for the ledger file: "pci-0000-01-00-0", "fake" */
+    char pci[32];            /* PCI bus id "0000:01:00.0" (NVML lookup), "" for fake */
     uint64_t total;          /* bytes */
     int cc_major, cc_minor;  /* compute capability (0 for fake/none) */
 };

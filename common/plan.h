@@ -18,6 +18,11 @@
 
 #include "cli.h"
 
+/* one pinned staging chunk of the beefy upload (rt_upload uses two, so the
+ * read of one overlaps the transfer of the other; 16 MiB is far past the
+ * size where PCIe DMA reaches full speed) */
+#define PLAN_UPLOAD_CHUNK (UINT64_C(16) << 20)
+
 /* per mode; VRAM fields are bytes on the device, host fields bytes of RAM */
 struct plan_mode {
     int possible;            /* the tool can run in this mode at all */
@@ -51,11 +56,12 @@ struct mem_plan {
 
 /* Fill *p from a block description. Overflow in any sum: ISO_EDATA (the
  * numbers come from a model file). model may be NULL. Rules (docs/memory.md):
- *   beefy:       weights = total, staging 0, pinned = one upload chunk
- *                (min(largest tensor, 64 MiB)), RSS = host_base + largest
- *                tensor + chunk (mmapped weights are dropped after upload)
- *   lightweight: weights = resident + 2 blocks, pinned = n blocks (the host
- *                copy the stream reads), RSS = host_base + resident + n blocks
+ *   beefy:       weights = total, staging 0, pinned = two upload chunks
+ *                (min(largest tensor, PLAN_UPLOAD_CHUNK) each), RSS = host_base + largest
+ *                tensor + chunks (mmapped weights are dropped after upload)
+ *   lightweight: weights = resident + 2 blocks (n < 2: all blocks), pinned =
+ *                n blocks (the host copy the stream reads), RSS = host_base +
+ *                largest tensor (resident upload) + n blocks
  *   cpu:         VRAM 0, RSS = host_base + total + activations + kv_cache */
 int plan_from_blocks(struct mem_plan *p, const char *model, const struct plan_blocks *b);
 

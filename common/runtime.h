@@ -61,8 +61,8 @@ void rt_cleanup_begin(struct rt *rt);
 void rt_checkpoint(struct rt *rt, const char *label);
 
 /* Upload n bytes at host into a new sub-allocation of arena (*dev). The copy
- * goes through two pinned staging chunks (at most 64 MiB each, allocated on
- * first use) on a copy stream, so the read of the next chunk overlaps the
+ * goes through two pinned staging chunks (PLAN_UPLOAD_CHUNK each, allocated
+ * on first use) on a copy stream, so the read of the next chunk overlaps the
  * transfer of this one. mapped != 0 says host lies in a read-only file
  * mapping: its pages are dropped (MADV_DONTNEED) once uploaded, so peak RSS
  * stays near one tensor, not the model. Never pass mapped for malloc'd
