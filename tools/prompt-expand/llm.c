@@ -25,6 +25,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,11 @@ static void *pool_main(void *a)
         /* spin briefly (a forward pass dispatches hundreds of small jobs per
          * token), then sleep on the condition variable */
         int spins = 0;
-        while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit) && spins < 20000) { CPU_RELAX(); spins++; }
+        while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit) && spins < 20000) {
+            CPU_RELAX();
+            /* on a loaded machine let the thread we wait for run */
+            if (++spins % 256 == 0) sched_yield();
+        }
         if (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
             pthread_mutex_lock(&p->mu);
             atomic_fetch_add(&p->sleepers, 1);
@@ -108,7 +113,8 @@ static void pool_run(struct pool *p, void (*fn)(void *, int, int), void *ctx)
     if (atomic_load(&p->sleepers)) pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    while (atomic_load(&p->pending) > 0) CPU_RELAX();
+    for (int spins = 0; atomic_load(&p->pending) > 0;)
+        if (++spins % 256 == 0) sched_yield(); else CPU_RELAX();
 }
 
 static void pool_free(struct pool **pp)
