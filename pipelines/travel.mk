@@ -1,0 +1,126 @@
+# pipelines/travel.mk — the "travel between images" pipeline as Make targets
+# (issue 7; docs/pipeline.md). Included by the top Makefile.
+#
+#   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor [-j N]
+#
+# Stages and their targets (each one a file that exists only once its stage
+# published it atomically, so Make never sees half a stage):
+#   OUT/scenes.json                  prompt-expand (LLM), one prompt per segment
+#   OUT/flow/pair_NNN/flow.json      flow-extract --pair --backward, per keyframe pair
+#   OUT/segments/seg_NNN/segment.json segment-gen, one process per segment
+#   OUT/final.mp4 + OUT/stitch.json  stitch
+#   OUT/report.json + OUT/memory.png pipeline-report
+# Bookkeeping lives in OUT/.travel: vars.mk (the topic as Make variables,
+# checked on every run), args/* (one stamp per stage holding its parameters,
+# rewritten only when they change, so editing the topic or choosing another
+# model re-runs exactly the stages it touches), records/* (the stage
+# runner's wall time, exit code, retries, VRAM check) and run.log.
+#
+# Every variable of this file starts with TRAVEL_ (the top Makefile owns the
+# short names); TOPIC and OUT are the user's.
+
+TRAVEL_BIN              ?= $(BINDIR)
+TRAVEL_MODE             ?= auto
+TRAVEL_LLM              ?= SmolLM2-135M-Instruct.Q4_1.gguf
+TRAVEL_SEG_MODEL        ?= morph
+TRAVEL_FLOW_PRESET      ?= medium
+TRAVEL_CRF              ?= 18
+TRAVEL_X264_PRESET      ?= medium
+TRAVEL_THREADS          ?=
+TRAVEL_WAIT_VRAM        ?= 600
+TRAVEL_BASELINE_TIMEOUT ?= 30
+
+ifneq ($(filter pipeline pipeline-clean,$(MAKECMDGOALS)),)
+ifeq ($(strip $(TOPIC)),)
+$(error make pipeline: say which topic, e.g. TOPIC=sample_inputs/harbor.topic OUT=out/harbor)
+endif
+TRAVEL_OUT    := $(patsubst %/,%,$(or $(strip $(OUT)),out/$(basename $(notdir $(TOPIC)))))
+TRAVEL_D      := $(TRAVEL_OUT)/.travel
+TRAVEL_REPORT := $(TRAVEL_BIN)/pipeline-report
+TRAVEL_RUN     = $(TRAVEL_REPORT) run --dir $(TRAVEL_D) --probe $(TRAVEL_BIN)/vram-probe \
+                 --baseline-timeout $(TRAVEL_BASELINE_TIMEOUT) --memory-mode $(TRAVEL_MODE)
+TRAVEL_COMMON  = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS)) --wait-vram $(TRAVEL_WAIT_VRAM)
+
+ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
+# The topic, read by the same parser as the tools (common/topic.h), as Make
+# variables. The rule runs on every invocation (travel-force) so a missing
+# keyframe or a bad value stops the run before any stage starts; the file is
+# rewritten only when it changes, so Make restarts only then.
+include $(TRAVEL_D)/vars.mk
+endif
+$(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
+	@mkdir -p $(TRAVEL_D)
+	@$(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC)
+
+# The model file Make depends on, found the way model_find() finds it
+# (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.
+# Missing: no dependency, and the prompt stage itself exits 69 naming every
+# path it tried.
+TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(subst :, ,$(ISOPIPE_MODELS)) models $(PREFIX)/share/isopipe/models,$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
+
+TRAVEL_SEG_DIRS   = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/segments/seg_$(s))
+TRAVEL_SEG_JSONS  = $(TRAVEL_SEG_DIRS:%=%/segment.json)
+TRAVEL_FLOW_JSONS = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/flow/pair_$(s)/flow.json)
+
+# ---- prompt stage
+TRAVEL_PROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NSEG) --seed $(TRAVEL_SEED)
+$(TRAVEL_D)/args/prompt: travel-force
+	@$(TRAVEL_REPORT) -q stamp $@ -- $(TRAVEL_PROMPT_ARGS)
+$(TRAVEL_OUT)/scenes.json: $(TRAVEL_D)/prompt.topic $(TRAVEL_D)/args/prompt $(TRAVEL_BIN)/prompt-expand $(TRAVEL_LLM_FILE)
+	$(TRAVEL_RUN) --name prompt --kind prompt --json $@ -- \
+	  $(TRAVEL_BIN)/prompt-expand $(TRAVEL_PROMPT_ARGS) $(TRAVEL_COMMON) -o $@ $(TRAVEL_D)/prompt.topic
+
+# ---- flow and segment stages, one rule each per keyframe pair NNN
+define TRAVEL_PAIR_RULES
+TRAVEL_FLOW_ARGS_$(1) = --pair $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) --backward --preset $$(TRAVEL_FLOW_PRESET)
+$$(TRAVEL_D)/args/flow_$(1): travel-force
+	@$$(TRAVEL_REPORT) -q stamp $$@ -- $$(TRAVEL_FLOW_ARGS_$(1))
+$$(TRAVEL_OUT)/flow/pair_$(1)/flow.json: $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(TRAVEL_D)/args/flow_$(1) $$(TRAVEL_BIN)/flow-extract
+	@mkdir -p $$(TRAVEL_OUT)/flow
+	$$(TRAVEL_RUN) --name flow_$(1) --kind flow --json $$@ -- \
+	  $$(TRAVEL_BIN)/flow-extract $$(TRAVEL_FLOW_ARGS_$(1)) $$(TRAVEL_COMMON) -o $$(TRAVEL_OUT)/flow/pair_$(1)
+
+TRAVEL_SEG_ARGS_$(1) = -m $$(TRAVEL_SEG_MODEL) --start $$(TRAVEL_A_$(1)) --end $$(TRAVEL_B_$(1)) \
+  --flow $$(TRAVEL_OUT)/flow/pair_$(1)/flow_00000.flo --flow-back $$(TRAVEL_OUT)/flow/pair_$(1)/flow_bwd_00000.flo \
+  --frames $$(TRAVEL_FRAMES) --fps $$(TRAVEL_FPS) --seed $$(TRAVEL_SEED) \
+  --scenes $$(TRAVEL_OUT)/scenes.json --index $$(TRAVEL_IDX_$(1))
+$$(TRAVEL_D)/args/seg_$(1): travel-force
+	@$$(TRAVEL_REPORT) -q stamp $$@ -- $$(TRAVEL_SEG_ARGS_$(1))
+$$(TRAVEL_OUT)/segments/seg_$(1)/segment.json: $$(TRAVEL_OUT)/scenes.json $$(TRAVEL_OUT)/flow/pair_$(1)/flow.json \
+    $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(TRAVEL_D)/args/seg_$(1) $$(TRAVEL_BIN)/segment-gen
+	@mkdir -p $$(TRAVEL_OUT)/segments
+	$$(TRAVEL_RUN) --name seg_$(1) --kind segment --json $$@ -- \
+	  $$(TRAVEL_BIN)/segment-gen $$(TRAVEL_SEG_ARGS_$(1)) $$(TRAVEL_COMMON) -o $$(TRAVEL_OUT)/segments/seg_$(1)
+endef
+$(foreach s,$(TRAVEL_SEGS),$(eval $(call TRAVEL_PAIR_RULES,$(s))))
+
+# ---- stitch
+TRAVEL_STITCH_ARGS = --overlap $(TRAVEL_OVERLAP) --fps $(TRAVEL_FPS) --crf $(TRAVEL_CRF) --preset $(TRAVEL_X264_PRESET)
+$(TRAVEL_D)/args/stitch: travel-force
+	@$(TRAVEL_REPORT) -q stamp $@ -- $(TRAVEL_STITCH_ARGS) $(TRAVEL_SEGS)
+$(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json &: $(TRAVEL_SEG_JSONS) $(TRAVEL_D)/args/stitch $(TRAVEL_BIN)/stitch
+	$(TRAVEL_RUN) --name stitch --kind stitch --json $(TRAVEL_OUT)/stitch.json -- \
+	  $(TRAVEL_BIN)/stitch $(TRAVEL_STITCH_ARGS) $(TRAVEL_COMMON) --report $(TRAVEL_OUT)/stitch.json \
+	  -o $(TRAVEL_OUT)/final.mp4 $(TRAVEL_SEG_DIRS)
+
+# ---- report
+TRAVEL_REPORT_STAGES = prompt=$(TRAVEL_OUT)/scenes.json \
+  $(foreach s,$(TRAVEL_SEGS),flow_$(s)=$(TRAVEL_OUT)/flow/pair_$(s)/flow.json) \
+  $(foreach s,$(TRAVEL_SEGS),seg_$(s)=$(TRAVEL_OUT)/segments/seg_$(s)/segment.json) \
+  stitch=$(TRAVEL_OUT)/stitch.json
+$(TRAVEL_OUT)/report.json $(TRAVEL_OUT)/memory.png &: $(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json $(TRAVEL_REPORT)
+	$(TRAVEL_REPORT) -q report --dir $(TRAVEL_D) --png $(TRAVEL_OUT)/memory.png -o $(TRAVEL_OUT)/report.json \
+	  $(TRAVEL_REPORT_STAGES)
+
+pipeline: $(TRAVEL_OUT)/report.json
+	@echo "travel: $(TRAVEL_OUT)/final.mp4 ($(TRAVEL_TOTAL_FRAMES) frames at $(TRAVEL_FPS) fps), report: $(TRAVEL_OUT)/report.json, $(TRAVEL_OUT)/memory.png"
+
+pipeline-clean:
+	rm -rf $(TRAVEL_OUT)
+endif
+
+# no recipe, never a file: a prerequisite that makes its target's (cheap,
+# write-if-changed) recipe run on every invocation
+travel-force:
+
+.PHONY: pipeline pipeline-clean
