@@ -122,7 +122,10 @@ void log_event(const char *event, json_t *fields)
     json_object_set_new(o, "event", json_string(event));
     if (fields && json_is_object(fields)) json_object_update(o, fields);
     json_decref(fields);
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    /* 15 significant digits: epoch seconds keep their microseconds (10
+     * digits would round "time" to whole seconds), and decimal values such
+     * as 41.2 still print as written */
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
     json_decref(o);
     if (!s) return;
     size_t len = strlen(s);
