@@ -71,23 +71,19 @@ done:
 
 static int morph_plan(const struct segmodel_params *p, struct mem_plan *out)
 {
-    memset(out, 0, sizeof *out);
-    snprintf(out->model, sizeof out->model, "morph");
     uint64_t px = (uint64_t)p->width * (uint64_t)p->height;
     int workers = p->threads < p->frames ? p->threads : p->frames;
     if (workers < 1) workers = 1;
-    struct plan_blocks *b = &out->blocks;
+    struct plan_blocks b = { 0 };
     /* no weights; per worker: scratch + one output frame; per segment: visibility */
-    b->activations = (uint64_t)workers * (morph_scratch_bytes(p->width, p->height) + px * (uint64_t)p->channels) +
-                     morph_state_bytes(p->width, p->height);
+    b.activations = (uint64_t)workers * (morph_scratch_bytes(p->width, p->height) + px * (uint64_t)p->channels) +
+                    morph_state_bytes(p->width, p->height);
     /* inputs held for the whole run: two keyframes and two flows */
-    b->host_base = 2 * px * (uint64_t)p->channels + 2 * px * 2 * sizeof(float);
-    b->cpu_ok = 1;
-    struct plan_mode *m = &out->mode[MEM_MODE_CPU];
-    m->possible = 1;
-    m->activations = b->activations;
-    m->host_rss = b->host_base + b->activations;
-    return 0;
+    b.host_base = 2 * px * (uint64_t)p->channels + 2 * px * 2 * sizeof(float);
+    /* the process itself: code, libraries, zlib/libpng state per worker (about 3 MiB RSS measured at "start") */
+    b.host_base += (uint64_t)(6 + workers) << 20;
+    b.cpu_ok = 1;
+    return plan_from_blocks(out, "morph", &b);
 }
 
 static int morph_open(const struct segmodel_params *p, void **ctx)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "mem.h"
 #include "model.h"
+#include "runtime.h"
 #include "segmodel.h"
 
 void segment_args_default(struct segment_args *a)
@@ -86,42 +87,6 @@ static int sink_frame(void *ctx, int index, const struct image *frame)
     return 0;
 }
 
-/* the plan as JSON: the schema of plan_to_json (docs/memory.md) for the fields a model fills */
-static json_t *plan_json(const struct mem_plan *p, enum mem_mode requested, enum mem_mode pick)
-{
-    json_t *modes = json_object();
-    for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++) {
-        const struct plan_mode *pm = &p->mode[m];
-        json_object_set_new(modes, mem_mode_name((enum mem_mode)m),
-                            json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "possible", pm->possible,
-                                      "weights", (json_int_t)pm->weights, "activations", (json_int_t)pm->activations,
-                                      "kv_cache", (json_int_t)pm->kv_cache, "staging", (json_int_t)pm->staging,
-                                      "pinned_host", (json_int_t)pm->pinned_host, "host_rss",
-                                      (json_int_t)pm->host_rss, "vram_peak", (json_int_t)pm->vram_peak));
-    }
-    return json_pack("{s:s, s:I, s:o, s:s, s:s}", "model", p->model, "weights_total", (json_int_t)p->weights_total,
-                     "modes", modes, "requested", mem_mode_name(requested), "auto_pick", mem_mode_name(pick));
-}
-
-/* The mode a model runs in: auto takes the first possible of beefy,
- * lightweight, cpu (a weight-free CPU model has only cpu); an explicit
- * mode the model does not have is refused, never changed (DESIGN.md). */
-static int pick_mode(const struct segmodel_ops *ops, const struct mem_plan *p, enum mem_mode asked, enum mem_mode *out)
-{
-    if (asked != MEM_MODE_AUTO) {
-        if (!p->mode[asked].possible)
-            return iso_fail(ISO_ETEMPFAIL, "model '%s' cannot run in --memory-mode %s", ops->name, mem_mode_name(asked));
-        *out = asked;
-        return 0;
-    }
-    for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++)
-        if (p->mode[m].possible) {
-            *out = (enum mem_mode)m;
-            return 0;
-        }
-    return iso_fail(ISO_EINTERNAL, "model '%s' has no memory mode", ops->name);
-}
-
 static int load_inputs(const struct segment_args *a, unsigned needs, struct image *ka, struct image *kb,
                        struct flow *f, struct flow *g)
 {
@@ -160,12 +125,13 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     char *prompt = NULL, *model_path = NULL, *tmp = NULL, *json_final = NULL, *json_tmp = NULL;
     void *ctx = NULL;
     json_t *root = NULL;
+    struct rt *rt = NULL;
     enum mem_mode mode = MEM_MODE_CPU;
     int rc = 0, loading = 0, cleanup_logged = 0;
     double t0 = mem_now(), t_load = 0, t_gen = 0;
     pthread_mutex_init(&sk.lock, NULL);
 
-    mem_checkpoint("start");
+    if ((rc = rt_begin(c, &rt))) goto done;   /* the "start" checkpoint */
     if (!(ops = segmodel_find(name))) {
         rc = iso_fail(ISO_EUNAVAIL, "unknown model '%s' (known models: %s)", name, segmodel_names());
         goto done;
@@ -196,27 +162,24 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if ((rc = image_png_size(a->start, &p.width, &p.height))) goto done;
     if ((rc = ops->plan(&p, &plan))) goto done;
     if (c->plan_only) {
-        enum mem_mode pick = MEM_MODE_CPU;
-        if ((rc = pick_mode(ops, &plan, MEM_MODE_AUTO, &pick))) goto done;
-        json_t *pj = plan_json(&plan, c->memory_mode, pick);
-        char *s = json_dumps(pj, JSON_INDENT(2));
+        json_t *pj = rt_plan_json(rt, &plan);
+        char *txt = pj ? json_dumps(pj, JSON_INDENT(2)) : NULL;
         json_decref(pj);
-        if (!s) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        printf("%s\n", s);
-        free(s);
+        if (!txt) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        printf("%s\n", txt);
+        free(txt);
         goto done;
     }
-    if ((rc = pick_mode(ops, &plan, c->memory_mode, &mode))) goto done;
+    if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     p.memory_mode = mode;
 
-    mem_checkpoint("before load");
+    rt_load_begin(rt);  /* "before load" */
     loading = 1;
-    double tl = mem_now();
     if ((rc = load_inputs(a, ops->needs, &ka, &kb, &f, &g))) goto done;
     p.channels = ka.c;
     if ((rc = ops->open(&p, &ctx))) goto done;
-    t_load = mem_now() - tl;
-    mem_checkpoint("after load");
+    rt_load_end(rt);    /* "after load" */
+    t_load = rt_load_seconds(rt);
 
     if ((rc = fs_dir_begin(c->output, &tmp))) goto done;
     sk.dir = tmp;
@@ -230,7 +193,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if ((rc = ops->generate(ctx, &req, sink_frame, &sk))) goto done;
     t_gen = mem_now() - tg;
 
-    mem_checkpoint("before cleanup");
+    rt_cleanup_begin(rt);
     cleanup_logged = 1;
     ops->close(&ctx);
 
@@ -274,20 +237,14 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(root, "timing",
                         json_pack("{s:f, s:f, s:f, s:i}", "load_s", t_load, "generate_s", t_gen, "frames_per_s",
                                   t_gen > 0 ? (double)a->frames / t_gen : 0.0, "threads", p.threads));
-    struct mem_sample ms;
-    mem_sample(&ms);
-    json_object_set_new(root, "memory",
-                        json_pack("{s:s, s:s, s:o, s:I, s:I, s:f, s:o}", "mode", mem_mode_name(mode), "requested",
-                                  mem_mode_name(c->memory_mode), "plan", plan_json(&plan, c->memory_mode, mode),
-                                  "peak_rss", (json_int_t)ms.hwm, "peak_vram", (json_int_t)mem_peak_vram(),
-                                  "load_seconds", t_load, "checkpoints", mem_checkpoints_json()));
+    json_object_set_new(root, "memory", rt_memory_json(rt));
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
     if ((rc = fs_dir_publish(tmp, c->output))) goto done;
     free(tmp);
     tmp = NULL;
     log_verbose("wrote %ld frames to '%s' in %.2fs", a->frames, c->output, mem_now() - t0);
 done:
-    if (loading && !cleanup_logged) mem_checkpoint("before cleanup");
+    if (loading && !cleanup_logged) rt_cleanup_begin(rt);
     if (ctx) ops->close(&ctx);
     fs_dir_abort(&tmp);
     json_decref(root);
@@ -300,6 +257,5 @@ done:
     free(json_final);
     free(json_tmp);
     pthread_mutex_destroy(&sk.lock);
-    mem_checkpoint("end");
-    return rc;
+    return rt_end(&rt, rc);     /* "end", on the error path too */
 }
