@@ -150,7 +150,9 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
         }
     shorts[ns] = 0;
 
-    optind = 1;
+    /* 0, not 1: glibc then resets its whole scanner, including the position
+     * inside a cluster such as "-hq" left over from an earlier parse */
+    optind = 0;
     opterr = 0;
     for (;;) {
         int li = -1;
@@ -185,8 +187,10 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
         case OPT_SEED: {
             char *end;
             errno = 0;
-            unsigned long long s = strtoull(optarg, &end, 0);
-            if (errno || end == optarg || *end || optarg[0] == '-') {
+            /* decimal only: base 0 read "010" as 8 and refused "08"; strtoull
+             * would also wrap " -1" to 2^64-1, so the first character must be a digit */
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] < '0' || optarg[0] > '9') {
                 rc = iso_fail(ISO_EUSAGE, "--seed: '%s' is not a non-negative integer", optarg);
                 goto done;
             }
