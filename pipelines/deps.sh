@@ -6,6 +6,8 @@ PKGS="build-essential pkg-config libpng-dev libjansson-dev libavcodec-dev libavf
 libavutil-dev libswscale-dev ffmpeg clang python3 python3-pip python3-numpy parallel"
 # reference tools for benchmarks and tests (OpenCV's DIS/Farneback, skimage's Middlebury pair)
 PKGS="$PKGS python3-opencv python3-skimage"
+# real footage for the interpolation benchmark (OpenCV samples vtest.avi, Apache-2.0/BSD-3-Clause)
+PKGS="$PKGS opencv-doc"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
