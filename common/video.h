@@ -66,4 +66,24 @@ void video_rgb_to_yuv420(const uint8_t *src, ptrdiff_t src_stride, int w, int h,
 
 /* ---- decoder (common/video_dec.c, flow-extract's engineer) ---- */
 
+/* The decoder reads the first video stream of anything libavformat opens,
+ * decodes it with libavcodec and converts every frame to RGB24 with
+ * libswscale (BT.601/709 as the stream says, full-range output). A stream
+ * whose frame size changes midway is an ISO_EDATA error. A struct video_dec
+ * owns its libav contexts; video_dec_free releases them. */
+struct video_dec;
+
+/* Errors: ISO_ENOINPUT missing file, ISO_EIO unreadable, ISO_EDATA not a
+ * video (no container or no video stream, no decoder, zero size). */
+int video_dec_open(struct video_dec **out, const char *path, int threads);
+/* frame size and the stream's nominal frame rate (0/1 when unknown) */
+void video_dec_info(const struct video_dec *d, int *w, int *h, int *fps_num, int *fps_den);
+/* Decodes the next frame into rgb (w x h RGB24, stride bytes per row).
+ * Returns 1 with a frame, 0 at the end of the stream, or a negative status
+ * (ISO_EDATA for a corrupt stream or a size change). */
+int video_dec_read_rgb(struct video_dec *d, uint8_t *rgb, ptrdiff_t stride);
+/* frames returned so far */
+int64_t video_dec_frames(const struct video_dec *d);
+void video_dec_free(struct video_dec **d);
+
 #endif

@@ -1,0 +1,738 @@
+#include "dis.h"
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define MAX_LEVELS 12
+
+struct level {
+    int w, h;
+    float *I0, *I1;    /* w*h, grey; level 0 points at the caller's images */
+    float *gx, *gy;    /* Sobel gradients of I0 (divided by 8) */
+};
+
+struct dis {
+    struct dis_params p;
+    struct pool *pool;
+    int w, h, nlev, coarsest, finest;
+    struct level lev[MAX_LEVELS];
+    /* dense flow at the current level and the coarser one (sized for the finest computed level) */
+    float *U, *V, *Uc, *Vc;
+    /* patch grid */
+    float *pu, *pv;        /* per patch flow */
+    float *acc;            /* 3*w*h densification accumulators: u, v, weight */
+    /* variational refinement: 8 derivatives, 8 coefficients, U0, V0 per pixel */
+    float *vbuf;
+};
+
+static const char *preset_names[] = { "fast", "medium", "accurate" };
+
+void dis_params_preset(struct dis_params *p, enum dis_preset preset)
+{
+    /* fast and medium start from the operating points of the DIS paper
+     * (OpenCV uses the same ones); ours differ in the refinement budget */
+    memset(p, 0, sizeof *p);
+    p->patch = 8;
+    p->coarsest = -1;
+    p->alpha = 20.f;
+    p->delta = 5.f;
+    p->gamma = 10.f;
+    p->omega = 1.6f;
+    p->mean_norm = 1;
+    p->propagate = 1;
+    p->var_inner = 5;
+    switch (preset) {
+    case DIS_PRESET_FAST:
+        p->stride = 4; p->iters = 16; p->finest = 2; p->var_outer = 5;
+        break;
+    case DIS_PRESET_MEDIUM:
+        p->stride = 3; p->iters = 25; p->finest = 1; p->var_outer = 5;
+        break;
+    case DIS_PRESET_ACCURATE:
+        p->stride = 2; p->iters = 50; p->finest = 0; p->var_outer = 5;
+        break;
+    }
+}
+
+int dis_preset_parse(const char *name, enum dis_preset *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, preset_names[i]) == 0) { *out = (enum dis_preset)i; return 0; }
+    return iso_fail(ISO_EUSAGE, "--preset: '%s' is not one of fast, medium, accurate", name);
+}
+
+const char *dis_preset_name(enum dis_preset preset)
+{
+    return (unsigned)preset < 3 ? preset_names[preset] : "?";
+}
+
+int dis_coarsest(const struct dis *d) { return d->coarsest; }
+
+static void *xalloc(size_t n, size_t sz)
+{
+    if (n && sz > SIZE_MAX / n) return NULL;
+    return malloc(n * sz > 0 ? n * sz : 1);
+}
+
+void dis_free(struct dis **dp)
+{
+    struct dis *d = dp ? *dp : NULL;
+    if (!d) return;
+    for (int l = 0; l < d->nlev; l++) {
+        if (l > 0) {
+            free(d->lev[l].I0);
+            free(d->lev[l].I1);
+        }
+        free(d->lev[l].gx);
+        free(d->lev[l].gy);
+    }
+    free(d->U); free(d->V); free(d->Uc); free(d->Vc);
+    free(d->pu); free(d->pv);
+    free(d->acc);
+    free(d->vbuf);
+    free(d);
+    *dp = NULL;
+}
+
+static int grid_n(int size, int patch, int stride)
+{
+    /* positions 0, stride, ..., the last clamped to size - patch so the grid covers the level */
+    return (size - patch + stride - 1) / stride + 1;
+}
+
+int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct pool *pool)
+{
+    *out = NULL;
+    if (p->patch != 8 || p->stride < 1 || p->stride > p->patch || p->iters < 0 ||
+        p->finest < 0 || p->var_outer < 0 || p->var_inner < 0)
+        return iso_fail(ISO_EINTERNAL, "bad DIS parameters");
+    if (w < 2 * p->patch || h < 2 * p->patch)
+        return iso_fail(ISO_EDATA, "frames of %dx%d are too small for optical flow (at least %dx%d)", w, h,
+                        2 * p->patch, 2 * p->patch);
+    struct dis *d = calloc(1, sizeof *d);
+    if (!d) return iso_fail(ISO_EINTERNAL, "out of memory");
+    d->p = *p;
+    d->pool = pool;
+    d->w = w;
+    d->h = h;
+    /* coarsest level: about 4 patches across the long side, as the DIS
+     * reference implementation chooses; never a level smaller than 2 patches */
+    int c = p->coarsest;
+    if (c < 0) {
+        double mx = w > h ? w : h;
+        c = (int)floor(log2(mx / (4.0 * p->patch)) + 0.5);
+    }
+    while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+    if (c < 0) c = 0;
+    if (c >= MAX_LEVELS) c = MAX_LEVELS - 1;
+    int f = p->finest < c ? p->finest : c;
+    d->coarsest = c;
+    d->finest = f;
+    d->nlev = c + 1;
+    int rc = 0;
+    for (int l = 0; l <= c; l++) {
+        struct level *L = &d->lev[l];
+        L->w = l ? d->lev[l - 1].w / 2 : w;
+        L->h = l ? d->lev[l - 1].h / 2 : h;
+        size_t n = (size_t)L->w * L->h;
+        if (l > 0) {
+            L->I0 = xalloc(n, sizeof(float));
+            L->I1 = xalloc(n, sizeof(float));
+            if (!L->I0 || !L->I1) goto oom;
+        }
+        if (l >= f) {
+            L->gx = xalloc(n, sizeof(float));
+            L->gy = xalloc(n, sizeof(float));
+            if (!L->gx || !L->gy) goto oom;
+        }
+    }
+    {
+        struct level *F = &d->lev[f];
+        size_t n = (size_t)F->w * F->h;
+        d->U = xalloc(n, sizeof(float));
+        d->V = xalloc(n, sizeof(float));
+        d->Uc = xalloc(n, sizeof(float));
+        d->Vc = xalloc(n, sizeof(float));
+        d->acc = xalloc(n, 3 * sizeof(float));
+        size_t np = (size_t)grid_n(F->w, p->patch, p->stride) * grid_n(F->h, p->patch, p->stride);
+        d->pu = xalloc(np, sizeof(float));
+        d->pv = xalloc(np, sizeof(float));
+        d->vbuf = xalloc(n, 18 * sizeof(float));
+        if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf) goto oom;
+    }
+    *out = d;
+    return 0;
+oom:
+    rc = iso_fail(ISO_EINTERNAL, "out of memory for %dx%d optical flow", w, h);
+    dis_free(&d);
+    return rc;
+}
+
+/* ---- pyramid and gradients ---- */
+
+struct lvl_job {
+    struct dis *d;
+    int l;
+};
+
+static void job_downsample(void *ctx, int y0, int y1, int worker)
+{
+    /* 2x2 box filter ("area" resampling): level l pixel (x, y) covers level
+     * l-1 pixels 2x..2x+1, 2y..2y+1, so its centre sits at (2x + 0.5, 2y + 0.5) */
+    struct lvl_job *j = ctx;
+    struct level *S = &j->d->lev[j->l - 1], *D = &j->d->lev[j->l];
+    for (int y = y0; y < y1; y++) {
+        const float *a0 = S->I0 + (size_t)(2 * y) * S->w, *a1 = a0 + S->w;
+        const float *b0 = S->I1 + (size_t)(2 * y) * S->w, *b1 = b0 + S->w;
+        float *da = D->I0 + (size_t)y * D->w, *db = D->I1 + (size_t)y * D->w;
+        for (int x = 0; x < D->w; x++) {
+            da[x] = 0.25f * (a0[2 * x] + a0[2 * x + 1] + a1[2 * x] + a1[2 * x + 1]);
+            db[x] = 0.25f * (b0[2 * x] + b0[2 * x + 1] + b1[2 * x] + b1[2 * x + 1]);
+        }
+    }
+}
+
+static void job_gradient(void *ctx, int y0, int y1, int worker)
+{
+    /* Sobel / 8: a smoothed central difference, in grey levels per pixel */
+    struct lvl_job *j = ctx;
+    struct level *L = &j->d->lev[j->l];
+    int w = L->w, h = L->h;
+    for (int y = y0; y < y1; y++) {
+        const float *rm = L->I0 + (size_t)(y > 0 ? y - 1 : 0) * w;
+        const float *r0 = L->I0 + (size_t)y * w;
+        const float *rp = L->I0 + (size_t)(y < h - 1 ? y + 1 : h - 1) * w;
+        float *gx = L->gx + (size_t)y * w, *gy = L->gy + (size_t)y * w;
+        for (int x = 0; x < w; x++) {
+            int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
+            gx[x] = 0.125f * ((rm[xp] - rm[xm]) + 2.f * (r0[xp] - r0[xm]) + (rp[xp] - rp[xm]));
+            gy[x] = 0.125f * ((rp[xm] - rm[xm]) + 2.f * (rp[x] - rm[x]) + (rp[xp] - rm[xp]));
+        }
+    }
+}
+
+/* bilinear sample with coordinates clamped to the image */
+static inline float sample(const float *I, int w, int h, float x, float y)
+{
+    if (x < 0) x = 0;
+    if (y < 0) y = 0;
+    if (x > w - 1) x = (float)(w - 1);
+    if (y > h - 1) y = (float)(h - 1);
+    int ix = (int)x, iy = (int)y;
+    if (ix > w - 2) ix = w - 2;
+    if (iy > h - 2) iy = h - 2;
+    float ax = x - ix, ay = y - iy;
+    const float *p = I + (size_t)iy * w + ix;
+    float a = p[0] + ax * (p[1] - p[0]);
+    float b = p[w] + ax * (p[w + 1] - p[w]);
+    return a + ay * (b - a);
+}
+
+/* Patches are 8 x 8: one row is one 8-lane vector (GCC/clang vector
+ * extensions; the compiler maps them to SSE/AVX), so a patch is 8 vectors. */
+typedef float v8f __attribute__((vector_size(32)));
+#define P8 8
+
+static inline v8f load8(const float *p)
+{
+    v8f r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+static inline float hsum8(v8f a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+/* the 8 x 8 block of I whose top-left corner is at (fx, fy), bilinear */
+static void warp8(const float *I, int w, int h, float fx, float fy, v8f *out)
+{
+    int ix = (int)floorf(fx), iy = (int)floorf(fy);
+    if (ix >= 0 && iy >= 0 && ix + P8 < w && iy + P8 < h) {
+        /* one set of bilinear weights serves the whole patch: the flow is constant on it */
+        float ax = fx - ix, ay = fy - iy;
+        float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+        const float *r = I + (size_t)iy * w + ix;
+        v8f a = load8(r), b = load8(r + 1);
+        for (int y = 0; y < P8; y++) {
+            r += w;
+            v8f c = load8(r), d = load8(r + 1);
+            out[y] = w00 * a + w01 * b + w10 * c + w11 * d;
+            a = c;
+            b = d;
+        }
+        return;
+    }
+    for (int y = 0; y < P8; y++)
+        for (int x = 0; x < P8; x++) out[y][x] = sample(I, w, h, fx + x, fy + y);
+}
+
+/* ---- patch inverse search (DIS §2.1) ---- */
+
+struct patch_job {
+    struct dis *d;
+    struct level *L;
+    int nx, ny;        /* patch grid */
+    int nstripes;
+    int pass;          /* 0: top-left to bottom-right; 1: reverse */
+};
+
+static inline int grid_pos(int i, int n, int size, int P, int stride)
+{
+    int p = i * stride;
+    return i == n - 1 || p > size - P ? size - P : p;
+}
+
+struct patch_ctx {
+    v8f T[P8], GX[P8], GY[P8], W[P8];
+    float meanT, hxx, hxy, hyy, det;
+    int x0, y0;
+};
+
+static void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, int mean_norm)
+{
+    v8f s = { 0 }, sx = { 0 }, sy = { 0 }, sxx = { 0 }, sxy = { 0 }, syy = { 0 };
+    c->x0 = x0;
+    c->y0 = y0;
+    for (int y = 0; y < P8; y++) {
+        size_t o = (size_t)(y0 + y) * L->w + x0;
+        v8f t = load8(L->I0 + o), gx = load8(L->gx + o), gy = load8(L->gy + o);
+        c->T[y] = t;
+        c->GX[y] = gx;
+        c->GY[y] = gy;
+        s += t; sx += gx; sy += gy;
+        sxx += gx * gx; sxy += gx * gy; syy += gy * gy;
+    }
+    double n = P8 * P8, Sx = hsum8(sx), Sy = hsum8(sy);
+    double Sxx = hsum8(sxx), Sxy = hsum8(sxy), Syy = hsum8(syy);
+    c->meanT = hsum8(s) / (float)n;
+    if (mean_norm) {
+        /* zero-mean SSD: the Hessian of the mean-subtracted gradients */
+        Sxx -= Sx * Sx / n; Sxy -= Sx * Sy / n; Syy -= Sy * Sy / n;
+    }
+    c->hxx = (float)Sxx; c->hxy = (float)Sxy; c->hyy = (float)Syy;
+    c->det = (float)(Sxx * Syy - Sxy * Sxy);
+}
+
+/* mean difference of the warped patch in c->W from the template (0 without mean normalisation) */
+static inline float patch_md(const struct patch_ctx *c, int mean_norm)
+{
+    if (!mean_norm) return 0.f;
+    v8f s = c->W[0];
+    for (int y = 1; y < P8; y++) s += c->W[y];
+    return hsum8(s) * (1.f / (P8 * P8)) - c->meanT;
+}
+
+/* zero-mean (or plain) SSD of the patch at flow (u, v); leaves the samples in c->W */
+static float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
+{
+    warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
+    float m = patch_md(c, mean_norm);
+    v8f acc = { 0 };
+    for (int y = 0; y < P8; y++) {
+        v8f r = c->W[y] - c->T[y] - m;
+        acc += r * r;
+    }
+    return hsum8(acc);
+}
+
+/* Inverse-compositional Gauss-Newton on a translation (DIS §2.1, eq. 3-4):
+ * the Hessian and the template gradients are those of I0, computed once per
+ * patch; each iteration samples I1 once and gets both the SSD of the current
+ * point and the step from it. A step that raises the SSD is undone and ends
+ * the search. */
+static void patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
+{
+    float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
+    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return; /* textureless: no update */
+    float inv = 1.f / c->det;
+    for (int it = 0; it <= iters; it++) {
+        warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
+        float m = patch_md(c, mean_norm);
+        v8f s = { 0 }, bx = { 0 }, by = { 0 };
+        for (int y = 0; y < P8; y++) {
+            v8f r = c->W[y] - c->T[y] - m;
+            s += r * r;
+            bx += c->GX[y] * r;
+            by += c->GY[y] * r;
+        }
+        float ssd = hsum8(s);
+        if (!(ssd < best)) {
+            u = pu0;
+            v = pv0;
+            break;
+        }
+        best = ssd;
+        pu0 = u;
+        pv0 = v;
+        if (it == iters) break;
+        float Bx = hsum8(bx), By = hsum8(by);
+        float du = (c->hyy * Bx - c->hxy * By) * inv;
+        float dv = (c->hxx * By - c->hxy * Bx) * inv;
+        u -= du;
+        v -= dv;
+        if (du * du + dv * dv < 1e-6f) break;
+    }
+    *pu = u;
+    *pv = v;
+}
+
+static void job_patches(void *ctx, int s0, int s1, int worker)
+{
+    struct patch_job *j = ctx;
+    struct dis *d = j->d;
+    const struct level *L = j->L;
+    int st = d->p.stride, nx = j->nx, ny = j->ny, mn = d->p.mean_norm;
+    int fw = L->w;
+    struct patch_ctx c;
+    int it0 = d->p.propagate ? (d->p.iters + 1) / 2 : d->p.iters;
+    int its = j->pass == 0 ? it0 : d->p.iters - it0;
+    for (int s = s0; s < s1; s++) {
+        /* stripes of patch rows are independent, so propagation stays inside a stripe */
+        int r0 = (int)((long)ny * s / j->nstripes), r1 = (int)((long)ny * (s + 1) / j->nstripes);
+        for (int rr = r0; rr < r1; rr++) {
+            int r = j->pass == 0 ? rr : r1 - 1 - (rr - r0);
+            int y0 = grid_pos(r, ny, L->h, P8, st);
+            for (int cc = 0; cc < nx; cc++) {
+                int col = j->pass == 0 ? cc : nx - 1 - cc;
+                int x0 = grid_pos(col, nx, L->w, P8, st);
+                int id = r * nx + col;
+                patch_load(&c, L, x0, y0, mn);
+                float u, v;
+                if (j->pass == 0) {
+                    /* initial guess: the coarser level's dense flow at the patch centre */
+                    size_t ci = (size_t)(y0 + P8 / 2) * fw + (x0 + P8 / 2);
+                    u = d->U[ci];
+                    v = d->V[ci];
+                } else {
+                    u = d->pu[id];
+                    v = d->pv[id];
+                }
+                float iu = u, iv = v;
+                if (d->p.propagate) {
+                    /* spatial propagation (the DIS reference code): take a
+                     * neighbour's flow from this pass when it fits better */
+                    float best = patch_ssd(&c, L, u, v, mn);
+                    int nb[2][2] = { { r, col + (j->pass ? 1 : -1) }, { r + (j->pass ? 1 : -1), col } };
+                    for (int k = 0; k < 2; k++) {
+                        int nr = nb[k][0], nc = nb[k][1];
+                        if (nc < 0 || nc >= nx || nr < r0 || nr >= r1) continue;
+                        float cu = d->pu[nr * nx + nc], cv = d->pv[nr * nx + nc];
+                        float ssd = patch_ssd(&c, L, cu, cv, mn);
+                        if (ssd < best) { best = ssd; u = cu; v = cv; }
+                    }
+                }
+                patch_descend(&c, L, its, mn, &u, &v);
+                /* a patch that wandered off by more than its size lost its match: keep its start */
+                if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+                d->pu[id] = u;
+                d->pv[id] = v;
+            }
+        }
+    }
+}
+
+/* ---- densification (DIS §2.2, eq. 5): weights 1 / max(1, |I1(x + u_i) - I0(x)|) ---- */
+
+struct dens_job {
+    struct dis *d;
+    const struct level *L;
+    int nx, ny, band;
+};
+
+static void job_densify(void *ctx, int b0, int b1, int worker)
+{
+    struct dens_job *j = ctx;
+    struct dis *d = j->d;
+    const struct level *L = j->L;
+    int P = P8, st = d->p.stride, w = L->w, mn = d->p.mean_norm;
+    v8f W[P8];
+    for (int b = b0; b < b1; b++) {
+        int ya = b * j->band, yb = ya + j->band < L->h ? ya + j->band : L->h;
+        float *acc = d->acc;
+        for (int y = ya; y < yb; y++) memset(acc + (size_t)y * w * 3, 0, sizeof(float) * 3 * w);
+        for (int r = 0; r < j->ny; r++) {
+            int y0 = grid_pos(r, j->ny, L->h, P, st);
+            if (y0 + P <= ya || y0 >= yb) continue;
+            int ly0 = y0 < ya ? ya : y0, ly1 = y0 + P > yb ? yb : y0 + P;
+            for (int col = 0; col < j->nx; col++) {
+                int x0 = grid_pos(col, j->nx, w, P, st), id = r * j->nx + col;
+                float u = d->pu[id], v = d->pv[id], md = 0;
+                warp8(L->I1, w, L->h, x0 + u, y0 + v, W);
+                if (mn) {
+                    v8f sw = { 0 }, st8 = { 0 };
+                    for (int y = 0; y < P; y++) {
+                        sw += W[y];
+                        st8 += load8(L->I0 + (size_t)(y0 + y) * w + x0);
+                    }
+                    md = (hsum8(sw) - hsum8(st8)) * (1.f / (P8 * P8));
+                }
+                for (int y = ly0; y < ly1; y++) {
+                    const float *t = L->I0 + (size_t)y * w + x0;
+                    v8f e = W[y - y0] - load8(t) - md;
+                    float *a = acc + ((size_t)y * w + x0) * 3;
+                    for (int x = 0; x < P; x++) {
+                        float ae = fabsf(e[x]);
+                        float wt = 1.f / (ae > 1.f ? ae : 1.f);
+                        a[3 * x] += wt * u;
+                        a[3 * x + 1] += wt * v;
+                        a[3 * x + 2] += wt;
+                    }
+                }
+            }
+        }
+        for (int y = ya; y < yb; y++)
+            for (int x = 0; x < w; x++) {
+                size_t i = (size_t)y * w + x;
+                float wt = acc[3 * i + 2];
+                d->U[i] = wt > 0 ? acc[3 * i] / wt : 0.f;
+                d->V[i] = wt > 0 ? acc[3 * i + 1] / wt : 0.f;
+            }
+    }
+}
+
+/* ---- variational refinement (DIS §3.3 after Brox et al. 2004) ----
+ * Minimises, over increments (du, dv) of the current flow (U0, V0),
+ *   sum  delta Psi((Iz + Ix du + Iy dv)^2)
+ *      + gamma Psi((Ixz + Ixx du + Ixy dv)^2 + (Iyz + Ixy du + Iyy dv)^2)
+ *      + alpha Psi(|grad u|^2 + |grad v|^2),  Psi(s^2) = sqrt(s^2 + eps^2),  u = U0 + du,
+ * by lagged-nonlinearity fixed-point iterations (the Psi' weights frozen),
+ * each solving the linear system with red-black SOR sweeps. The unknowns
+ * are u, v themselves (updated in place in d->U, d->V), so a sweep reads one
+ * 32-byte coefficient record per pixel and the flow of its neighbours. */
+
+struct vderiv { float ix, iy, iz, ixx, ixy, iyy, ixz, iyz; };
+/* per pixel: (A + S) [u v] = b + sum of neighbours, with the data term in A, b */
+struct vcoef { float a11, a12, a22, b1, b2, wx, wy, pad; };
+
+struct var_job {
+    struct dis *d;
+    const struct level *L;
+    struct vderiv *D;
+    struct vcoef *C;
+    float *U0, *V0;
+    int color;
+};
+
+#define EPS2 1e-6f
+
+static void job_var_derivs(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    struct dis *d = j->d;
+    const struct level *L = j->L;
+    int w = L->w, h = L->h;
+    const float *I0 = L->I0;
+    for (int y = y0; y < y1; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            struct vderiv *D = &j->D[i];
+            j->U0[i] = d->U[i];
+            j->V0[i] = d->V[i];
+            float fx = x + d->U[i], fy = y + d->V[i];
+            if (!(fx >= 0 && fy >= 0 && fx <= w - 1 && fy <= h - 1)) {
+                /* warped out of the frame: no data term here */
+                memset(D, 0, sizeof *D);
+                continue;
+            }
+            int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
+            int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : h - 1;
+            float hx = 1.f / (xp - xm), hy = 1.f / (yp - ym);
+            float w0 = sample(L->I1, w, h, fx, fy);
+            /* derivatives of the warped second image, by differences of warped samples */
+            float wxp = sample(L->I1, w, h, fx + (xp - x), fy), wxm = sample(L->I1, w, h, fx - (x - xm), fy);
+            float wyp = sample(L->I1, w, h, fx, fy + (yp - y)), wym = sample(L->I1, w, h, fx, fy - (y - ym));
+            float i0x = (I0[(size_t)y * w + xp] - I0[(size_t)y * w + xm]) * hx;
+            float i0y = (I0[(size_t)yp * w + x] - I0[(size_t)ym * w + x]) * hy;
+            float i1x = (wxp - wxm) * hx, i1y = (wyp - wym) * hy;
+            /* second derivatives of the mean of both images (for gradient constancy) */
+            float w1 = sample(L->I1, w, h, fx + (xp - x), fy + (yp - y)), w2 = sample(L->I1, w, h, fx - (x - xm), fy + (yp - y));
+            float w3 = sample(L->I1, w, h, fx + (xp - x), fy - (y - ym)), w4 = sample(L->I1, w, h, fx - (x - xm), fy - (y - ym));
+            float a0 = I0[i], axp = I0[(size_t)y * w + xp], axm = I0[(size_t)y * w + xm];
+            float ayp = I0[(size_t)yp * w + x], aym = I0[(size_t)ym * w + x];
+            float a1 = I0[(size_t)yp * w + xp], a2 = I0[(size_t)yp * w + xm], a3 = I0[(size_t)ym * w + xp],
+                  a4 = I0[(size_t)ym * w + xm];
+            float sxx = ((wxp + axp) - 2 * (w0 + a0) + (wxm + axm)) * 0.5f * (4 * hx * hx);
+            float syy = ((wyp + ayp) - 2 * (w0 + a0) + (wym + aym)) * 0.5f * (4 * hy * hy);
+            float sxy = ((w1 + a1) - (w2 + a2) - (w3 + a3) + (w4 + a4)) * 0.5f * hx * hy;
+            if (xp - xm < 2) sxx = 0;
+            if (yp - ym < 2) syy = 0;
+            /* averaging both images' derivatives makes the linearisation symmetric */
+            D->ix = 0.5f * (i0x + i1x);
+            D->iy = 0.5f * (i0y + i1y);
+            D->iz = w0 - a0;
+            D->ixx = sxx;
+            D->ixy = sxy;
+            D->iyy = syy;
+            D->ixz = i1x - i0x;
+            D->iyz = i1y - i0y;
+        }
+}
+
+/* data-term coefficients and smoothness weights for the current (u, v) */
+static void job_var_weights(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    struct dis *d = j->d;
+    int w = j->L->w, h = j->L->h;
+    const float *U = d->U, *V = d->V, *U0 = j->U0, *V0 = j->V0;
+    float al = d->p.alpha, de = d->p.delta, ga = d->p.gamma;
+    for (int y = y0; y < y1; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            const struct vderiv *D = &j->D[i];
+            struct vcoef *C = &j->C[i];
+            float a = U[i] - U0[i], b = V[i] - V0[i];
+            float rb = D->iz + D->ix * a + D->iy * b;
+            float rgx = D->ixz + D->ixx * a + D->ixy * b, rgy = D->iyz + D->ixy * a + D->iyy * b;
+            float wd = de / sqrtf(rb * rb + EPS2);
+            float wg = ga / sqrtf(rgx * rgx + rgy * rgy + EPS2);
+            float a11 = wd * D->ix * D->ix + wg * (D->ixx * D->ixx + D->ixy * D->ixy);
+            float a12 = wd * D->ix * D->iy + wg * (D->ixx * D->ixy + D->ixy * D->iyy);
+            float a22 = wd * D->iy * D->iy + wg * (D->ixy * D->ixy + D->iyy * D->iyy);
+            float b1 = -(wd * D->ix * D->iz + wg * (D->ixx * D->ixz + D->ixy * D->iyz));
+            float b2 = -(wd * D->iy * D->iz + wg * (D->ixy * D->ixz + D->iyy * D->iyz));
+            C->a11 = a11;
+            C->a12 = a12;
+            C->a22 = a22;
+            /* A [du dv] = b  <=>  A [u v] = b + A [U0 V0] */
+            C->b1 = b1 + a11 * U0[i] + a12 * V0[i];
+            C->b2 = b2 + a12 * U0[i] + a22 * V0[i];
+            /* smoothness: forward differences; the weight of pixel i serves its edges to the right and below */
+            size_t ix = x < w - 1 ? i + 1 : i, iy = y < h - 1 ? i + w : i;
+            float ux = U[ix] - U[i], uy = U[iy] - U[i], vx = V[ix] - V[i], vy = V[iy] - V[i];
+            float s = al / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + EPS2);
+            C->wx = x < w - 1 ? s : 0.f;
+            C->wy = y < h - 1 ? s : 0.f;
+        }
+}
+
+static void job_var_sor(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    struct dis *d = j->d;
+    int w = j->L->w;
+    const struct vcoef *Cb = j->C;
+    float *U = d->U, *V = d->V;
+    float om = d->p.omega;
+    for (int y = y0; y < y1; y++)
+        for (int x = (y + j->color) & 1; x < w; x += 2) {
+            size_t i = (size_t)y * w + x;
+            const struct vcoef *C = &Cb[i];
+            /* the weights of edges to absent neighbours are 0, so the reads stay in the row/frame */
+            float el = x > 0 ? Cb[i - 1].wx : 0.f, eu = y > 0 ? Cb[i - w].wy : 0.f;
+            float er = C->wx, ed = C->wy;
+            float sw = el + er + eu + ed;
+            float su = 0, sv = 0;
+            if (x > 0) { su += el * U[i - 1]; sv += el * V[i - 1]; }
+            if (er > 0) { su += er * U[i + 1]; sv += er * V[i + 1]; }
+            if (y > 0) { su += eu * U[i - w]; sv += eu * V[i - w]; }
+            if (ed > 0) { su += ed * U[i + w]; sv += ed * V[i + w]; }
+            float d11 = C->a11 + sw, d22 = C->a22 + sw;
+            if (d11 > 0) U[i] += om * ((C->b1 + su - C->a12 * V[i]) / d11 - U[i]);
+            if (d22 > 0) V[i] += om * ((C->b2 + sv - C->a12 * U[i]) / d22 - V[i]);
+        }
+}
+
+static void variational(struct dis *d, const struct level *L)
+{
+    if (d->p.var_outer <= 0) return;
+    size_t n = (size_t)L->w * L->h;
+    struct var_job j = { .d = d, .L = L };
+    j.D = (struct vderiv *)d->vbuf;
+    j.C = (struct vcoef *)(d->vbuf + 8 * n);
+    j.U0 = d->vbuf + 16 * n;
+    j.V0 = d->vbuf + 17 * n;
+    pool_for(d->pool, L->h, job_var_derivs, &j);
+    for (int o = 0; o < d->p.var_outer; o++) {
+        pool_for(d->pool, L->h, job_var_weights, &j);
+        for (int s = 0; s < d->p.var_inner; s++)
+            for (int c = 0; c < 2; c++) {
+                j.color = c;
+                pool_for(d->pool, L->h, job_var_sor, &j);
+            }
+    }
+}
+
+/* ---- coarse-to-fine driver ---- */
+
+struct up_job {
+    const float *su, *sv;
+    int sw, sh;
+    float *du, *dv;
+    int dw, dh;
+    float scale; /* size ratio: destination pixel x sits at (x + 0.5) / scale - 0.5 in the source */
+};
+
+static void job_upsample(void *ctx, int y0, int y1, int worker)
+{
+    struct up_job *j = ctx;
+    for (int y = y0; y < y1; y++) {
+        float sy = (y + 0.5f) / j->scale - 0.5f;
+        for (int x = 0; x < j->dw; x++) {
+            float sx = (x + 0.5f) / j->scale - 0.5f;
+            size_t i = (size_t)y * j->dw + x;
+            j->du[i] = j->scale * sample(j->su, j->sw, j->sh, sx, sy);
+            j->dv[i] = j->scale * sample(j->sv, j->sw, j->sh, sx, sy);
+        }
+    }
+}
+
+int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float *v)
+{
+    struct dis_params *p = &d->p;
+    d->lev[0].I0 = (float *)I0;
+    d->lev[0].I1 = (float *)I1;
+    for (int l = 1; l < d->nlev; l++) {
+        struct lvl_job j = { d, l };
+        pool_for(d->pool, d->lev[l].h, job_downsample, &j);
+    }
+    for (int l = d->finest; l < d->nlev; l++) {
+        struct lvl_job j = { d, l };
+        pool_for(d->pool, d->lev[l].h, job_gradient, &j);
+    }
+    int pw = 0, ph = 0;
+    for (int l = d->coarsest; l >= d->finest; l--) {
+        struct level *L = &d->lev[l];
+        size_t n = (size_t)L->w * L->h;
+        if (l == d->coarsest) {
+            memset(d->U, 0, n * sizeof(float));
+            memset(d->V, 0, n * sizeof(float));
+        } else {
+            /* the coarser dense flow, resampled and doubled */
+            float *t;
+            t = d->U; d->U = d->Uc; d->Uc = t;
+            t = d->V; d->V = d->Vc; d->Vc = t;
+            struct up_job uj = { d->Uc, d->Vc, pw, ph, d->U, d->V, L->w, L->h, 2.f };
+            pool_for(d->pool, L->h, job_upsample, &uj);
+        }
+        struct patch_job pj = { .d = d, .L = L };
+        pj.nx = grid_n(L->w, p->patch, p->stride);
+        pj.ny = grid_n(L->h, p->patch, p->stride);
+        /* a few stripes per thread keeps propagation long while balancing load */
+        int nt = pool_threads(d->pool);
+        pj.nstripes = nt > 1 ? 2 * nt : 1;
+        if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
+        pj.pass = 0;
+        pool_for(d->pool, pj.nstripes, job_patches, &pj);
+        if (p->propagate) {
+            pj.pass = 1;
+            pool_for(d->pool, pj.nstripes, job_patches, &pj);
+        }
+        struct dens_job dj = { .d = d, .L = L, .nx = pj.nx, .ny = pj.ny, .band = 16 };
+        pool_for(d->pool, (L->h + dj.band - 1) / dj.band, job_densify, &dj);
+        variational(d, L);
+        pw = L->w;
+        ph = L->h;
+    }
+    if (d->finest == 0) {
+        memcpy(u, d->U, sizeof(float) * d->w * d->h);
+        memcpy(v, d->V, sizeof(float) * d->w * d->h);
+    } else {
+        struct up_job uj = { d->U, d->V, pw, ph, u, v, d->w, d->h, (float)(1 << d->finest) };
+        pool_for(d->pool, d->h, job_upsample, &uj);
+    }
+    return 0;
+}

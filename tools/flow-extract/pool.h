@@ -1,0 +1,18 @@
+/* pool.h — a fixed set of worker threads for data-parallel loops.
+ * pool_for(p, n, fn, ctx) calls fn(ctx, i0, i1, worker) on disjoint ranges
+ * covering [0, n) and returns when all are done; the calling thread works
+ * too. With one thread everything runs inline. The pool owns its threads:
+ * pool_free joins them. */
+#ifndef FLOW_POOL_H
+#define FLOW_POOL_H
+
+struct pool;
+typedef void (*pool_fn)(void *ctx, int i0, int i1, int worker);
+
+/* nthreads >= 1; returns 0 or a negative status */
+int pool_new(struct pool **out, int nthreads);
+void pool_free(struct pool **p);
+int pool_threads(const struct pool *p);
+/* split [0, n) into about 4 chunks per thread, handed out dynamically */
+void pool_for(struct pool *p, int n, pool_fn fn, void *ctx);
+#endif
