@@ -38,42 +38,77 @@ static uint64_t read_kb_field(const char *path, const char *key)
     return v;
 }
 
-/* cgroup v2: the process's cgroup path from /proc/self/cgroup ("0::/path") */
-static uint64_t read_cgroup_value(const char *file_v2, const char *file_v1)
+/* First line of a cgroup file as a byte count; 0 for "max", a missing or
+ * unreadable file, or cgroup v1's "no limit" (a huge page-rounded number). */
+static int read_cg_file(const char *dir, const char *name, uint64_t *out)
 {
-    char path[600], rel[400] = "";
-    FILE *f = fopen("/proc/self/cgroup", "re");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "0::", 3) == 0) {
-                snprintf(rel, sizeof rel, "%s", line + 3);
-                rel[strcspn(rel, "\n")] = 0;
-            }
+    char path[1200], buf[64] = "";
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    char *ok = fgets(buf, sizeof buf, f);
+    fclose(f);
+    if (!ok) return -1;
+    *out = 0;
+    if (strncmp(buf, "max", 3) == 0) return 0;
+    if (buf[0] < '0' || buf[0] > '9') return -1;
+    uint64_t v = strtoull(buf, NULL, 10);
+    *out = v >= (UINT64_C(1) << 60) ? 0 : v;
+    return 0;
+}
+
+/* Walk from the process's cgroup up to the mount root: a limit set on any
+ * ancestor binds too (cgroup v2 docs, "memory.max"; v1 with use_hierarchy),
+ * so keep the one with the least room left. */
+static void walk_cgroup(const char *mount, const char *rel, const char *fmax, const char *fcur, uint64_t *best_max,
+                        uint64_t *best_cur)
+{
+    char r[600];
+    snprintf(r, sizeof r, "%s", rel);
+    for (;;) {
+        char dir[1200];
+        size_t rl = strlen(r);
+        while (rl > 1 && r[rl - 1] == '/') r[--rl] = 0;
+        snprintf(dir, sizeof dir, "%s%s", mount, strcmp(r, "/") == 0 ? "" : r);
+        uint64_t mx = 0, cur = 0;
+        if (read_cg_file(dir, fmax, &mx) == 0 && mx) {
+            read_cg_file(dir, fcur, &cur);
+            uint64_t room = mx > cur ? mx - cur : 0;
+            uint64_t best_room = *best_max > *best_cur ? *best_max - *best_cur : 0;
+            if (!*best_max || room < best_room) { *best_max = mx; *best_cur = cur; }
         }
-        fclose(f);
+        char *slash = strrchr(r, '/');
+        if (!slash || (slash == r && r[1] == 0)) break;
+        if (slash == r) r[1] = 0;
+        else *slash = 0;
     }
-    const char *cands[3] = { NULL, NULL, NULL };
-    char p1[600], p2[600];
-    snprintf(p1, sizeof p1, "/sys/fs/cgroup%s/%s", strcmp(rel, "/") ? rel : "", file_v2);
-    snprintf(p2, sizeof p2, "/sys/fs/cgroup/%s", file_v2);
-    cands[0] = p1;
-    cands[1] = p2;
-    cands[2] = file_v1;
-    for (int i = 0; i < 3; i++) {
-        if (!cands[i]) continue;
-        snprintf(path, sizeof path, "%s", cands[i]);
-        f = fopen(path, "re");
-        if (!f) continue;
-        char buf[64] = "";
-        char *ok = fgets(buf, sizeof buf, f);
-        fclose(f);
-        if (!ok) continue;
-        if (strncmp(buf, "max", 3) == 0) return 0;
-        uint64_t v = strtoull(buf, NULL, 10);
-        /* cgroup v1 reports "no limit" as a huge page-rounded number */
-        if (v >= (UINT64_C(1) << 60)) return 0;
-        return v;
+}
+
+int mem_cgroup_limit(const char *proc_cgroup, const char *root, uint64_t *max, uint64_t *current)
+{
+    *max = *current = 0;
+    FILE *f = fopen(proc_cgroup, "re");
+    if (!f) return -1;
+    char line[1024], v2[600] = "", v1[600] = "";
+    int have_v2 = 0, have_v1 = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        /* "hierarchy-ID:controller-list:cgroup-path" (cgroups(7)); v2 is "0::path" */
+        char *c1 = strchr(line, ':');
+        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        if (strncmp(line, "0::", 3) == 0) { snprintf(v2, sizeof v2, "%s", c2 + 1); have_v2 = 1; continue; }
+        *c2 = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(c1 + 1, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            if (strcmp(t, "memory") == 0) { snprintf(v1, sizeof v1, "%s", c2 + 1); have_v1 = 1; }
+    }
+    fclose(f);
+    char mount[700];
+    if (have_v2 && v2[0] == '/') walk_cgroup(root, v2, "memory.max", "memory.current", max, current);
+    if (have_v1 && v1[0] == '/') {
+        snprintf(mount, sizeof mount, "%s/memory", root);
+        walk_cgroup(mount, v1, "memory.limit_in_bytes", "memory.usage_in_bytes", max, current);
     }
     return 0;
 }
@@ -85,8 +120,7 @@ int mem_sample(struct mem_sample *s)
     s->hwm = read_kb_field("/proc/self/status", "VmHWM");
     s->total = read_kb_field("/proc/meminfo", "MemTotal");
     s->available = read_kb_field("/proc/meminfo", "MemAvailable");
-    s->cgroup_max = read_cgroup_value("memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes");
-    s->cgroup_current = s->cgroup_max ? read_cgroup_value("memory.current", "/sys/fs/cgroup/memory/memory.usage_in_bytes") : 0;
+    mem_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup", &s->cgroup_max, &s->cgroup_current);
     return s->total ? 0 : -1;
 }
 

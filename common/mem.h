@@ -19,6 +19,14 @@ struct mem_sample {
 };
 int mem_sample(struct mem_sample *s);
 
+/* The cgroup memory limit that binds a process, from its /proc/PID/cgroup
+ * file and the cgroup mount root ("/sys/fs/cgroup"): cgroup v2's memory.max
+ * and v1's memory.limit_in_bytes (under ROOT/memory), on the process's own
+ * cgroup and every ancestor; the one with the least room (max - current)
+ * wins. *max = 0 when there is no limit. Paths are parameters so tests can
+ * point it at fake trees. Returns 0, or -1 when proc_cgroup cannot be read. */
+int mem_cgroup_limit(const char *proc_cgroup, const char *root, uint64_t *max, uint64_t *current);
+
 /* Host bytes this process may still take: min(MemAvailable, cgroup max - current). */
 uint64_t mem_host_budget(void);
 
