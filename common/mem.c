@@ -118,6 +118,9 @@ int mem_sample(struct mem_sample *s)
     memset(s, 0, sizeof *s);
     s->rss = read_kb_field("/proc/self/status", "VmRSS");
     s->hwm = read_kb_field("/proc/self/status", "VmHWM");
+    /* the kernel updates VmHWM lazily from per-thread RSS counters, so it can
+     * read a few hundred KiB below VmRSS; a peak is never below the present */
+    if (s->hwm < s->rss) s->hwm = s->rss;
     s->total = read_kb_field("/proc/meminfo", "MemTotal");
     s->available = read_kb_field("/proc/meminfo", "MemAvailable");
     mem_cgroup_limit("/proc/self/cgroup", "/sys/fs/cgroup", &s->cgroup_max, &s->cgroup_current);

@@ -88,8 +88,10 @@ static void test_sample(void)
     CHECKF(b.hwm >= b.rss && b.hwm >= a.hwm + (60u << 20) - (a.hwm - a.rss), "hwm %" PRIu64 ", rss %" PRIu64, b.hwm, b.rss);
     free((void *)blk);
     CHECK(mem_sample(&c) == 0);
-    /* the peak remembers what the allocation reached after it is gone */
-    CHECKF(c.hwm >= b.rss, "hwm %" PRIu64 " < earlier rss %" PRIu64, c.hwm, b.rss);
+    /* the peak remembers what the allocation reached after it is gone (less
+     * the kernel's lag in folding per-thread RSS counters into VmHWM: up to
+     * 64 page events per thread, so 1 MiB is ample) */
+    CHECKF(c.hwm + (1u << 20) >= b.rss && c.hwm >= a.rss + (60u << 20), "hwm %" PRIu64 " < earlier rss %" PRIu64, c.hwm, b.rss);
     uint64_t budget = mem_host_budget();
     CHECK(budget > 0 && budget <= c.total);
     if (c.cgroup_max) CHECK(budget <= c.cgroup_max);
