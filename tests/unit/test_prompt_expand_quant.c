@@ -1,0 +1,314 @@
+/* test_prompt_expand_quant.c — the block formats against references written
+ * here from the layout descriptions (ggml-common.h's block structs; the
+ * K-quant scale packing as documented in ggml-quants.c), element by element,
+ * on random blocks; dot products (SIMD and scalar) against float64 sums of
+ * those references; half-precision conversion exhaustively. */
+#include "test.h"
+#include "quant.h"
+
+#include <math.h>
+#include <stdint.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static double rndu(void) { return (rnd() & 0xFFFFFF) / 16777216.0; }
+
+/* IEEE binary16 decoded from its definition: (-1)^s * 2^(e-15) * 1.f, or 2^-14 * 0.f */
+static double half_value(uint16_t h)
+{
+    int s = h >> 15, e = (h >> 10) & 31, f = h & 1023;
+    double v = e ? ldexp(1.0 + f / 1024.0, e - 15) : ldexp(f / 1024.0, -14);
+    return s ? -v : v;
+}
+/* a random normal half of moderate size (|v| in [2^-10, 2^-3]), as a scale */
+static uint16_t rand_scale(int allow_negative)
+{
+    int e = 5 + (int)(rnd() % 8), f = (int)(rnd() % 1024), s = allow_negative ? (int)(rnd() & 1) : 0;
+    return (uint16_t)(s << 15 | e << 10 | f);
+}
+static void put_half(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h; p[1] = (uint8_t)(h >> 8); }
+static double half_at(const uint8_t *p) { return half_value((uint16_t)(p[0] | p[1] << 8)); }
+
+/* bits [bit, bit + width) of a little-endian byte string */
+static int bits(const uint8_t *p, int bit, int width)
+{
+    int v = 0;
+    for (int i = 0; i < width; i++) v |= ((p[(bit + i) / 8] >> ((bit + i) % 8)) & 1) << i;
+    return v;
+}
+
+/* K-quant 6-bit scale and min of sub-block j from the 12-byte field, read as a
+ * 96-bit string: sub-blocks 0-3 own bits 0-5 of bytes 0-3 (scale) and 4-7 (min);
+ * sub-blocks 4-7 have their low 4 bits in bytes 8-11 (scale: low nibble, min:
+ * high nibble) and their high 2 bits in bits 6-7 of bytes j-4 (scale) and j (min). */
+static void k_scale(const uint8_t *s, int j, int *sc, int *mn)
+{
+    if (j < 4) {
+        *sc = bits(s, 8 * j, 6);
+        *mn = bits(s, 8 * (j + 4), 6);
+    } else {
+        *sc = bits(s, 8 * (j + 4), 4) + 16 * bits(s, 8 * (j - 4) + 6, 2);
+        *mn = bits(s, 8 * (j + 4) + 4, 4) + 16 * bits(s, 8 * j + 6, 2);
+    }
+}
+
+/* element i (< block size) of one block, from the layout description */
+static double ref_elem(enum ggml_type t, const uint8_t *b, int i)
+{
+    switch (t) {
+    case GGML_TYPE_Q4_0: return half_at(b) * (bits(b + 2, 8 * (i % 16) + 4 * (i / 16), 4) - 8);
+    case GGML_TYPE_Q4_1: return half_at(b) * bits(b + 4, 8 * (i % 16) + 4 * (i / 16), 4) + half_at(b + 2);
+    case GGML_TYPE_Q5_0: return half_at(b) * (bits(b + 6, 8 * (i % 16) + 4 * (i / 16), 4) + 16 * bits(b + 2, i, 1) - 16);
+    case GGML_TYPE_Q5_1: return half_at(b) * (bits(b + 8, 8 * (i % 16) + 4 * (i / 16), 4) + 16 * bits(b + 4, i, 1)) + half_at(b + 2);
+    case GGML_TYPE_Q8_0: return half_at(b) * (int8_t)b[2 + i];
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+        /* 4 groups of 64: the first 32 are low nibbles of bytes 32c.., the next 32 the high nibbles */
+        int sub = i / 32, c = i / 64, l = i % 32, sc, mn;
+        k_scale(b + 4, sub, &sc, &mn);
+        const uint8_t *qs = b + (t == GGML_TYPE_Q5_K ? 48 : 16);
+        int q = bits(qs, 8 * (32 * c + l) + 4 * (sub % 2), 4);
+        if (t == GGML_TYPE_Q5_K) q += 16 * bits(b + 16 + l, sub, 1);   /* qh[l] bit `sub` */
+        return half_at(b) * sc * q - half_at(b + 2) * mn;
+    }
+    case GGML_TYPE_Q6_K: {
+        /* halves of 128; in each, quarter k of 32: low bits from ql (nibble k/2 of byte
+         * 64h + 32(k%2) + l), high 2 bits from qh[32h + l] bits 2k..2k+1; scale i/16 */
+        int h = i / 128, k = (i % 128) / 32, l = i % 32;
+        int lo = bits(b + 64 * h + 32 * (k % 2) + l, 4 * (k / 2), 4);
+        int hi = bits(b + 128 + 32 * h + l, 2 * k, 2);
+        return half_at(b + 208) * (int8_t)b[192 + i / 16] * (lo + 16 * hi - 32);
+    }
+    default: return NAN;
+    }
+}
+
+/* random blocks of type t with sane scales in the half fields */
+static void rand_blocks(enum ggml_type t, uint8_t *p, int nb)
+{
+    size_t bb = ggml_type_block_bytes(t);
+    for (size_t i = 0; i < bb * (size_t)nb; i++) p[i] = (uint8_t)rnd();
+    for (int b = 0; b < nb; b++, p += bb) {
+        switch (t) {
+        case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: put_half(p, rand_scale(0)); put_half(p + 2, rand_scale(1)); break;
+        case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: put_half(p, rand_scale(0)); put_half(p + 2, rand_scale(0)); break;
+        case GGML_TYPE_Q6_K: put_half(p + 208, rand_scale(0)); break;
+        default: put_half(p, rand_scale(1)); break;
+        }
+    }
+}
+
+static const enum ggml_type types[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+                                        GGML_TYPE_Q8_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K };
+
+static void test_dequant(void)
+{
+    TEST("dequantisation of random blocks against the layout references");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        enum ggml_type t = types[ti];
+        int be = (int)ggml_type_block_elems(t), nb = 64, n = be * nb;
+        size_t bb = ggml_type_block_bytes(t);
+        uint8_t *blk = malloc(bb * (size_t)nb);
+        float *y = malloc(sizeof(float) * (size_t)n);
+        rand_blocks(t, blk, nb);
+        quant_dequant_row(t, blk, y, n);
+        double maxerr = 0;
+        for (int i = 0; i < n; i++) {
+            double r = ref_elem(t, blk + bb * (size_t)(i / be), i % be);
+            double e = fabs(r - y[i]) / (fabs(r) + 1e-6);
+            if (e > maxerr) maxerr = e;
+        }
+        CHECKF(maxerr < 1e-6, "%s: max relative error %g", ggml_type_name(t), maxerr);
+        free(blk);
+        free(y);
+    }
+    /* F16 and BF16 rows: every half-precision value */
+    uint8_t *h = malloc(2 * 65536);
+    float *y = malloc(sizeof(float) * 65536);
+    for (int i = 0; i < 65536; i++) put_half(h + 2 * i, (uint16_t)i);
+    quant_dequant_row(GGML_TYPE_F16, h, y, 65536);
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        int e = (i >> 10) & 31;
+        if (e == 31) { if ((i & 1023) ? !isnan(y[i]) : !isinf(y[i])) bad++; }
+        else if ((double)y[i] != half_value((uint16_t)i)) bad++;
+    }
+    CHECKF(bad == 0, "%d halves decode wrongly", bad);
+    quant_dequant_row(GGML_TYPE_BF16, h, y, 65536);
+    bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        /* bfloat16: the top 16 bits of a binary32 (sign, 8-bit exponent, 7-bit fraction) */
+        int s = i >> 15, e = (i >> 7) & 255, f = i & 127;
+        if (e == 255) continue;
+        double v = e ? ldexp(1.0 + f / 128.0, e - 127) : ldexp(f / 128.0, -126);
+        if ((double)y[i] != (s ? -v : v)) bad++;
+    }
+    CHECKF(bad == 0, "%d bfloat16 values decode wrongly", bad);
+    free(h);
+    free(y);
+}
+
+static void test_f16_round(void)
+{
+    TEST("float to half: exact values kept, nearest (ties to even) otherwise");
+    int bad = 0;
+    for (int i = 0; i < 65536; i++) {
+        if (((i >> 10) & 31) == 31) continue;
+        float v = (float)half_value((uint16_t)i);
+        uint16_t h = quant_f32_to_f16(v);
+        if (h != i && !(v == 0 && (h & 0x7fff) == 0)) bad++;
+    }
+    CHECKF(bad == 0, "%d exact halves not kept", bad);
+    bad = 0;
+    for (int k = 0; k < 200000; k++) {
+        double v = (rndu() - 0.5) * ldexp(1.0, (int)(rnd() % 40) - 24);
+        uint16_t h = quant_f32_to_f16((float)v);
+        double got = half_value(h), err = fabs((float)v - got);
+        /* no neighbouring half may be strictly closer */
+        for (int d = -1; d <= 1; d += 2) {
+            int nh = (int)h + d;
+            if (nh < 0 || nh > 0xffff || ((nh >> 10) & 31) == 31 || (nh & 0x8000) != (h & 0x8000)) continue;
+            if (fabs((float)v - half_value((uint16_t)nh)) < err) { bad++; break; }
+        }
+    }
+    CHECKF(bad == 0, "%d random floats not rounded to the nearest half", bad);
+    CHECK(quant_f32_to_f16(65520.0f) == 0x7c00);         /* rounds up past the largest half: inf */
+    CHECK(quant_f32_to_f16(65519.0f) == 0x7bff);
+    CHECK(quant_f32_to_f16(1.0f + ldexpf(1, -11)) == 0x3c00);   /* tie: to even */
+    CHECK(quant_f32_to_f16(1.0f + 3 * ldexpf(1, -11)) == 0x3c02);
+    CHECK(quant_f32_to_f16(ldexpf(1, -25)) == 0);        /* half of the smallest subnormal: to even (0) */
+    CHECK(quant_f32_to_f16(ldexpf(1.5f, -25)) == 1);
+    float tmp[37];
+    uint16_t hh[37];
+    for (int i = 0; i < 37; i++) tmp[i] = (float)((rndu() - 0.5) * 100);
+    quant_f32_to_f16_row(tmp, hh, 37);
+    bad = 0;
+    for (int i = 0; i < 37; i++) if (hh[i] != quant_f32_to_f16(tmp[i])) bad++;
+    CHECK(bad == 0);
+}
+
+/* the activations the quantised ones stand for */
+static void act_values(enum ggml_type t, const void *a, double *x, int n)
+{
+    if (quant_act_type(t) == GGML_TYPE_Q8_1) {
+        const struct quant_q8a *b = a;
+        for (int i = 0; i < n; i++) x[i] = (double)b[i / 32].d * b[i / 32].qs[i % 32];
+    } else {
+        const struct quant_q8k *b = a;
+        for (int i = 0; i < n; i++) x[i] = (double)b[i / 256].d * b[i / 256].qs[i % 256];
+    }
+}
+
+static void test_act(void)
+{
+    TEST("activation quantisation: error within half a step, sums consistent");
+    int n = 1024;
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) x[i] = (float)((rndu() - 0.5) * 8 * (1 + (i % 7)));
+    for (int i = 0; i < 32; i++) x[i] = 0;   /* an all-zero block */
+    for (int k = 0; k < 2; k++) {
+        enum ggml_type t = k ? GGML_TYPE_Q4_K : GGML_TYPE_Q4_0;
+        void *a = malloc(quant_act_bytes(t, n));
+        double *xv = malloc(sizeof(double) * (size_t)n);
+        quant_act(t, x, a, n);
+        act_values(t, a, xv, n);
+        int bad = 0;
+        for (int i = 0; i < n; i++) {
+            double d = k ? ((struct quant_q8k *)a)[i / 256].d : ((struct quant_q8a *)a)[i / 32].d;
+            if (fabs(xv[i] - x[i]) > fabs(d) * 0.5001 + 1e-7) bad++;
+        }
+        CHECKF(bad == 0, "%s activations: %d values off by more than half a step", k ? "Q8_K" : "Q8_1", bad);
+        bad = 0;
+        if (k) {
+            const struct quant_q8k *b = a;
+            for (int g = 0; g < n / 16; g++) {
+                int s = 0;
+                for (int j = 0; j < 16; j++) s += b[g / 16].qs[(g % 16) * 16 + j];
+                if (s != b[g / 16].bsums[g % 16]) bad++;
+            }
+        } else {
+            const struct quant_q8a *b = a;
+            for (int g = 0; g < n / 32; g++) {
+                int s = 0;
+                for (int j = 0; j < 32; j++) s += b[g].qs[j];
+                if (fabs(b[g].s - b[g].d * s) > 1e-5 * (1 + fabs(b[g].s))) bad++;
+                if (g == 0 && (b[g].d != 0 || s != 0)) bad++;
+            }
+        }
+        CHECKF(bad == 0, "%s block sums wrong in %d blocks", k ? "Q8_K" : "Q8_1", bad);
+        free(a);
+        free(xv);
+    }
+    free(x);
+}
+
+static void test_dot(void)
+{
+    TEST("dot products (SIMD and scalar) against float64 sums of the references");
+    printf("# SIMD kernels %s\n", quant_simd() ? "in use (AVX2/FMA/F16C)" : "not available: scalar only");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        enum ggml_type t = types[ti];
+        int be = (int)ggml_type_block_elems(t), nb = 1536 / be, n = nb * be, rows = 8;
+        size_t bb = ggml_type_block_bytes(t);
+        uint8_t *w = malloc(bb * (size_t)nb * rows);
+        float *x = malloc(sizeof(float) * (size_t)n);
+        double *xv = malloc(sizeof(double) * (size_t)n);
+        void *a = malloc(quant_act_bytes(t, n));
+        rand_blocks(t, w, nb * rows);
+        for (int i = 0; i < n; i++) x[i] = (float)((rndu() - 0.5) * 4);
+        quant_act(t, x, a, n);
+        act_values(t, a, xv, n);
+        double worst = 0, worst_s = 0;
+        for (int r = 0; r < rows; r++) {
+            const uint8_t *wr = w + bb * (size_t)nb * r;
+            double ref = 0, mag = 0;
+            for (int i = 0; i < n; i++) {
+                double wi = ref_elem(t, wr + bb * (size_t)(i / be), i % be);
+                ref += wi * xv[i];
+                mag += fabs(wi * xv[i]);
+            }
+            double e = fabs(quant_dot(t, wr, a, n) - ref) / mag;
+            double es = fabs(quant_dot_scalar(t, wr, a, n) - ref) / mag;
+            if (e > worst) worst = e;
+            if (es > worst_s) worst_s = es;
+        }
+        CHECKF(worst < 1e-5, "%s: dot relative error %g", ggml_type_name(t), worst);
+        CHECKF(worst_s < 1e-5, "%s: scalar dot relative error %g", ggml_type_name(t), worst_s);
+        free(w); free(x); free(xv); free(a);
+    }
+    /* float weights, and the half-precision KV cache helpers */
+    int n = 100;
+    float *wf = malloc(sizeof(float) * n), *x = malloc(sizeof(float) * n), *y = calloc((size_t)n, sizeof(float));
+    uint16_t *wh = malloc(2 * (size_t)n);
+    double ref = 0, refh = 0, mag = 0;
+    for (int i = 0; i < n; i++) {
+        wf[i] = (float)(rndu() - 0.5);
+        x[i] = (float)(rndu() - 0.5);
+        wh[i] = rand_scale(1);
+        ref += (double)wf[i] * x[i];
+        refh += half_value(wh[i]) * x[i];
+        mag += fabs(half_value(wh[i]) * x[i]);
+    }
+    CHECK_NEAR(quant_dot(GGML_TYPE_F32, wf, x, n), ref, 1e-5);
+    CHECK_NEAR(quant_dot(GGML_TYPE_F16, wh, x, n), refh, 1e-5 * mag);
+    CHECK_NEAR(quant_dot_f16(wh, x, n), refh, 1e-5 * mag);
+    quant_axpy_f16(0.5f, wh, y, n);
+    quant_axpy_f16(0.25f, wh, y, n);
+    int bad = 0;
+    for (int i = 0; i < n; i++) if (fabs(y[i] - 0.75 * half_value(wh[i])) > 1e-6) bad++;
+    CHECK(bad == 0);
+    free(wf); free(x); free(y); free(wh);
+}
+
+int main(void)
+{
+    quant_init();
+    test_dequant();
+    test_f16_round();
+    test_act();
+    test_dot();
+    return test_report();
+}
