@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local char errbuf[1024];
+/* 4 KiB: a missing model's message lists every path tried (model.c) */
+static _Thread_local char errbuf[4096];
 
 int iso_fail(int code, const char *fmt, ...)
 {

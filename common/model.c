@@ -13,56 +13,75 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* "tried" list: every path looked at, in order, for the error message */
+struct tried {
+    char *s;
+    size_t len, cap;
+};
+
+static void tried_add(struct tried *t, const char *p)
+{
+    size_t need = t->len + strlen(p) + 5;
+    if (need > t->cap) {
+        size_t cap = need * 2;
+        char *n = realloc(t->s, cap);
+        if (!n) return; /* the list is only for the message */
+        t->s = n;
+        t->cap = cap;
+    }
+    t->len += (size_t)snprintf(t->s + t->len, t->cap - t->len, "%s'%s'", t->len ? ", " : "", p);
+}
+
+/* 1 and *path set when p is a regular file, else 0 and p added to the list */
+static int try_path(struct tried *t, const char *p, char **path)
+{
+    if (is_file(p)) {
+        *path = strdup(p);
+        return *path ? 1 : 0;
+    }
+    tried_add(t, p);
+    return 0;
+}
+
 int model_find(const char *name, const char *const *exts, char **path)
 {
     *path = NULL;
     if (!name || !*name) return iso_fail(ISO_EUSAGE, "empty model name");
-    size_t cap = 4096, len = 0;
-    char *tried = malloc(cap);
-    if (!tried) return iso_fail(ISO_EINTERNAL, "out of memory");
-    tried[0] = 0;
-#define TRY(p)                                                                 \
-    do {                                                                       \
-        const char *p_ = (p);                                                  \
-        if (is_file(p_)) { *path = strdup(p_); free(tried); return 0; }        \
-        size_t l_ = strlen(p_);                                                \
-        if (len + l_ + 8 < cap) {                                              \
-            len += (size_t)snprintf(tried + len, cap - len, "%s'%s'", len ? ", " : "", p_); \
-        }                                                                      \
-    } while (0)
+    struct tried t = { 0 };
+    char *dirs = NULL, *p = NULL, *q = NULL;
+    int rc = 0;
     if (strchr(name, '/')) {
-        TRY(name);
-        int rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s)", name, tried);
-        free(tried);
-        return rc;
+        if (!try_path(&t, name, path))
+            rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s)", name, t.s ? t.s : "");
+        goto done;
     }
-    TRY(name);
+    if (try_path(&t, name, path)) goto done;
     const char *env = getenv("ISOPIPE_MODELS");
-    char *dirs = NULL;
     size_t dl = (env ? strlen(env) : 0) + 64 + strlen(ISOPIPE_PREFIX);
-    dirs = malloc(dl);
-    if (!dirs) { free(tried); return iso_fail(ISO_EINTERNAL, "out of memory"); }
+    if (!(dirs = malloc(dl))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     snprintf(dirs, dl, "%s%s./models:%s/share/isopipe/models", env ? env : "", env && *env ? ":" : "", ISOPIPE_PREFIX);
     char *save = NULL;
     for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
         if (!*d) continue;
-        char *p = fs_join(d, name);
-        if (!p) continue;
-        TRY(p);
+        if (!(p = fs_join(d, name))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        if (try_path(&t, p, path)) goto done;
         for (int i = 0; exts && exts[i]; i++) {
             size_t n = strlen(p) + strlen(exts[i]) + 1;
-            char *q = malloc(n);
-            if (!q) continue;
+            if (!(q = malloc(n))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
             snprintf(q, n, "%s%s", p, exts[i]);
-            if (is_file(q)) { *path = q; free(p); free(dirs); free(tried); return 0; }
-            TRY(q);
+            if (try_path(&t, q, path)) goto done;
             free(q);
+            q = NULL;
         }
         free(p);
+        p = NULL;
     }
-#undef TRY
+    rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s); `make models` fetches the default models", name,
+                  t.s ? t.s : "");
+done:
+    free(t.s);
     free(dirs);
-    int rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s); `make models` fetches the default models", name, tried);
-    free(tried);
+    free(p);
+    free(q);
     return rc;
 }
