@@ -87,6 +87,21 @@ static int nvml_process_bytes(uint64_t *bytes)
 
 /* runs inside checkpoints, also on error paths: the caller's error message
  * must survive it */
+int gpu_nvml_processes(struct gpu_proc *out, int max, int *n)
+{
+    *n = 0;
+    if (!g_nvml_procs) return iso_fail(ISO_EUNAVAIL, "no NVML");
+    struct nvml_proc procs[128];
+    unsigned int cnt = 128;
+    if (g_nvml_procs(g_nvml_dev, &cnt, procs) != 0) return iso_fail(ISO_EIO, "NVML process query failed");
+    for (unsigned int i = 0; i < cnt && i < 128 && *n < max; i++) {
+        out[*n].pid = procs[i].pid;
+        out[*n].bytes = procs[i].used == ~0ULL ? UINT64_MAX : procs[i].used;
+        (*n)++;
+    }
+    return 0;
+}
+
 static int vram_probe(uint64_t *process, uint64_t *free_b, uint64_t *total)
 {
     char saved[1024];

@@ -55,6 +55,10 @@ int gpu_ledger_free_fn(uint64_t others_used, uint64_t *free_bytes, void *ctx);
  * own accounting (arenas + streaming buffers + CUDA context estimate 0).
  * *from_nvml (may be NULL) says which. Returns 0 or ISO_EUNAVAIL. */
 int gpu_process_bytes(uint64_t *bytes, int *from_nvml);
+/* every compute process on the device as NVML lists it (pid, bytes; bytes
+ * UINT64_MAX when NVML cannot tell). ISO_EUNAVAIL without NVML. */
+struct gpu_proc { unsigned pid; uint64_t bytes; };
+int gpu_nvml_processes(struct gpu_proc *out, int max, int *n);
 /* bytes this process holds through this module (arenas), always known */
 uint64_t gpu_own_bytes(void);
 /* called (outside any lock of ours) whenever gpu_own_bytes() changes; the
