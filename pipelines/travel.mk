@@ -119,8 +119,12 @@ pipeline-clean:
 	rm -rf $(TRAVEL_OUT)
 endif
 
+# the tools a run needs, built once (pipelines/batch.sh calls this before
+# starting runs side by side)
+pipeline-tools: $(addprefix $(TRAVEL_BIN)/,pipeline-report prompt-expand flow-extract segment-gen stitch vram-probe)
+
 # no recipe, never a file: a prerequisite that makes its target's (cheap,
 # write-if-changed) recipe run on every invocation
 travel-force:
 
-.PHONY: pipeline pipeline-clean
+.PHONY: pipeline pipeline-clean pipeline-tools

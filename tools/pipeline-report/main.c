@@ -2,7 +2,8 @@
  *   topic-vars  check a topic file and print it as Make variables
  *   stamp       write a stamp file only when its content changes
  *   run         run one stage's tool: timing, retry after exit 75, VRAM check
- *   report      report.json + memory.png from every stage's JSON output */
+ *   report      report.json + memory.png from every stage's JSON output
+ *   summary     the table at the end of pipelines/batch.sh */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +33,14 @@ static const struct cli_opt opts[] = {
 
 static const struct cli_spec spec = {
     .tool = "pipeline-report",
-    .usage = "topic-vars|stamp|run|report [options] ARGS...",
+    .usage = "topic-vars|stamp|run|report|summary [options] ARGS...",
     .summary = "Helper of the travel pipeline's Make driver: topic variables, stamps, the stage runner, the report.",
     .description =
         "  topic-vars [--seg-model M] [--prompt-topic FILE] -o VARS.mk TOPICFILE\n"
         "  stamp FILE -- WORD...\n"
         "  run --dir D --name N [--kind K] [--json F] [--probe P] [--memory-mode M] -- COMMAND...\n"
-        "  report [--dir D] [--png F] -o report.json NAME=STAGE.json...",
+        "  report [--dir D] [--png F] -o report.json NAME=STAGE.json...\n"
+        "  summary -- NAME EXIT WALL OUTDIR...   (exit 1 when a run failed)",
     .opts = opts,
     .examples = "  pipeline-report topic-vars -o out/h/.travel/vars.mk sample_inputs/harbor.topic\n"
                 "  pipeline-report report --dir out/h/.travel --png out/h/memory.png -o out/h/report.json prompt=out/h/scenes.json",
@@ -110,8 +112,12 @@ int main(int argc, char **argv)
             st[i].json = eq + 1;
         }
         rc = report_write(st, nrest, a.dir, c.output, a.png, a.title);
+    } else if (strcmp(cmd, "summary") == 0) {
+        int failed = 0;
+        rc = travel_summary(nrest, rest, &failed);
+        if (!rc && failed) { cli_finish(0); return 1; }
     } else {
-        rc = iso_fail(ISO_EUSAGE, "unknown command '%s' (topic-vars, stamp, run, report)", cmd);
+        rc = iso_fail(ISO_EUSAGE, "unknown command '%s' (topic-vars, stamp, run, report, summary)", cmd);
     }
 done:
     free(st);

@@ -60,9 +60,10 @@ static int spawn_wait(char **argv, int out_fd)
 /* Runs the probe with extra arguments and parses its JSON stdout. */
 static int probe_json(const char *probe, char **extra, json_t **out, int *exit_code)
 {
-    char *argv[8] = { (char *)probe };
-    int n = 1;
-    for (; extra && extra[n - 1] && n < 7; n++) argv[n] = extra[n - 1];
+    /* -q: the probe's "no CUDA" / "fake device" notes would repeat for every stage */
+    char *argv[10] = { (char *)probe, "-q" };
+    int n = 2;
+    for (; extra && extra[n - 2] && n < 9; n++) argv[n] = extra[n - 2];
     argv[n] = NULL;
     *out = NULL;
     char tmpl[] = "/tmp/isopipe-probe-XXXXXX";

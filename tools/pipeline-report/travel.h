@@ -49,4 +49,8 @@ struct travel_run_opts {
  * Returns the tool's exit status (0..255), or a negative status when the
  * runner itself failed. */
 int travel_run(const struct travel_run_opts *o, int argc, char **argv);
+
+/* batch summary: argv holds NAME EXIT WALL OUTDIR fours; prints the table to
+ * stdout and the number of failed runs in *failed */
+int travel_summary(int argc, char **argv, int *failed);
 #endif
