@@ -16,7 +16,9 @@ json_t *jsonio_header_new(void)
 static int dump_cb(FILE *f, void *ctx)
 {
     const json_t *root = ctx;
-    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0)
+    /* 15 significant digits: epoch times keep sub-millisecond resolution (10
+     * rounded them to whole seconds) and decimal inputs print as written */
+    if (json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) != 0)
         return iso_fail(ISO_EIO, "cannot write JSON: %s", strerror(errno));
     fputc('\n', f);
     return 0;
