@@ -534,10 +534,31 @@ static int load(struct llm *m, const struct llm_params *p)
     uint64_t ft;
     const char *qn = gguf_get_u64(g, "general.file_type", &ft) == 0 ? ftype_name(ft) : NULL;
     snprintf(m->quant, sizeof m->quant, "%s", qn ? qn : ggml_type_name(m->layers[0].w_gate->type));
-
-    /* KV cache and scratch */
     m->n_ctx = p->n_ctx > 0 ? p->n_ctx : (m->n_ctx_train < 4096 ? m->n_ctx_train : 4096);
     if (m->n_ctx <= 0 || m->n_ctx > (1 << 20)) return iso_fail(ISO_EDATA, "context length %d is out of range", m->n_ctx);
+    return 0;
+}
+
+/* bytes of the scratch alloc_state() allocates (the plan's activations) */
+static uint64_t scratch_bytes(const struct llm *m, int threads)
+{
+    uint64_t B = LLM_BATCH, E = (uint64_t)m->n_embd, F = (uint64_t)m->n_ff, Q = (uint64_t)m->q_dim, KV = (uint64_t)m->kv_dim;
+    uint64_t maxn = E > F ? E : F;
+    if (Q > maxn) maxn = Q;
+    return B * (2 * E + 2 * Q + 2 * KV + 2 * F) * 4 +
+           B * (quant_act_bytes(GGML_TYPE_Q8_0, (int64_t)maxn) + quant_act_bytes(GGML_TYPE_Q4_K, (int64_t)maxn) + maxn * 4) + 192 +
+           (uint64_t)threads * ((uint64_t)m->n_ctx * 4 + (uint64_t)m->head_dim * 2);
+}
+
+static int engine_threads(const struct llm_params *p)
+{
+    int threads = p->threads > 0 ? p->threads : cli_cpu_count();
+    return threads > LLM_MAX_THREADS ? LLM_MAX_THREADS : threads < 1 ? 1 : threads;
+}
+
+/* KV cache, scratch and the thread pool */
+static int alloc_state(struct llm *m, const struct llm_params *p)
+{
     size_t kv_elems = (size_t)m->n_layer * (size_t)m->n_ctx * (size_t)m->kv_dim;
     if (kv_elems / (size_t)m->n_layer / (size_t)m->n_ctx != (size_t)m->kv_dim) return iso_fail(ISO_EDATA, "KV cache size overflows");
     m->kc = malloc(kv_elems * sizeof *m->kc);
@@ -556,8 +577,7 @@ static int load(struct llm *m, const struct llm_params *p)
     m->act[0] = malloc(B * quant_act_bytes(GGML_TYPE_Q8_0, (int64_t)maxn) + 64);
     m->act[1] = malloc(B * quant_act_bytes(GGML_TYPE_Q4_K, (int64_t)maxn) + 64);
     m->act[2] = malloc(B * maxn * sizeof(float) + 64);
-    int threads = p->threads > 0 ? p->threads : cli_cpu_count();
-    if (threads > LLM_MAX_THREADS) threads = LLM_MAX_THREADS;
+    int threads = engine_threads(p);
     m->scores = malloc((size_t)threads * (size_t)m->n_ctx * sizeof(float));
     m->qh = malloc((size_t)threads * (size_t)m->head_dim * sizeof(uint16_t));
     if (!m->kc || !m->vc || !m->x || !m->xb || !m->q || !m->k || !m->v || !m->ao || !m->hg || !m->hu ||
@@ -590,7 +610,7 @@ int llm_open(const char *path, const struct llm_params *p, struct llm **out)
     if (!m) return iso_fail(ISO_EINTERNAL, "out of memory");
     m->mode = MEM_MODE_CPU;
     if ((rc = gguf_open(path, &m->g)) < 0) goto done;
-    if ((rc = load(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
+    if ((rc = load(m, p)) < 0 || (rc = alloc_state(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
     *out = m;
     m = NULL;
 done:
@@ -611,6 +631,54 @@ void llm_close(struct llm **mp)
     gguf_close(&m->g);
     free(m);
     *mp = NULL;
+}
+
+int llm_plan(const char *path, const struct llm_params *p, struct mem_plan *out)
+{
+    struct llm_params def;
+    struct llm *m = NULL;
+    uint64_t *blk = NULL;
+    int rc;
+    if (!p) { llm_params_default(&def); p = &def; }
+    m = calloc(1, sizeof *m);
+    if (!m) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if ((rc = gguf_open(path, &m->g)) < 0) goto done;
+    if ((rc = load(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
+    struct plan_blocks b;
+    memset(&b, 0, sizeof b);
+    blk = calloc((size_t)m->n_layer, sizeof *blk);
+    if (!blk) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    uint64_t total = 0, blocks = 0;
+    for (uint64_t i = 0; i < m->g->n_tensors; i++) {
+        const struct gguf_tensor *t = &m->g->tensors[i];
+        unsigned long l = 0;
+        int used = 0;
+        char nm[32];
+        total += t->nbytes;    /* each is bounded by the file size: no overflow */
+        if (t->nbytes > b.largest_tensor) b.largest_tensor = t->nbytes;
+        snprintf(nm, sizeof nm, "%.*s", (int)(t->name.len < 31 ? t->name.len : 31), t->name.s);
+        if (sscanf(nm, "blk.%lu.%n", &l, &used) == 1 && used > 0 && l < (unsigned long)m->n_layer) blk[l] += t->nbytes;
+    }
+    for (int l = 0; l < m->n_layer; l++) {
+        blocks += blk[l];
+        if (blk[l] > b.block_bytes) b.block_bytes = blk[l];
+    }
+    b.n_blocks = (uint64_t)m->n_layer;
+    b.resident_bytes = total - blocks;
+    b.kv_cache = 2 * (uint64_t)m->n_layer * (uint64_t)m->n_ctx * (uint64_t)m->kv_dim * 2;
+    b.activations = scratch_bytes(m, engine_threads(p)) + (uint64_t)m->n_vocab * 4;
+    /* the GGUF metadata tables, the tokenizer's copies of vocabulary and merges, jansson, code */
+    b.host_base = UINT64_C(48) << 20;
+    b.cpu_ok = 1;
+    b.gpu_ok = 0;     /* llm_open refuses beefy and lightweight until the CUDA path is complete */
+    const char *slash = strrchr(path, '/');
+    char name[256];
+    snprintf(name, sizeof name, "%s (%s %s)", slash ? slash + 1 : path, m->arch, m->quant);
+    rc = plan_from_blocks(out, name, &b);
+done:
+    free(blk);
+    llm_close(&m);
+    return rc;
 }
 
 const struct gguf *llm_gguf(const struct llm *m) { return m->g; }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "cli.h"    /* enum mem_mode */
 #include "gguf.h"
+#include "plan.h"
 
 struct llm;
 
@@ -38,6 +39,13 @@ const char *llm_arch(const struct llm *m); /* "llama", "qwen2" */
 const char *llm_quant(const struct llm *m);/* file type name, e.g. "Q4_1", "Q4_K_M" */
 enum mem_mode llm_mode(const struct llm *m); /* the mode actually running (never AUTO) */
 uint64_t llm_n_params(const struct llm *m);  /* number of weights */
+
+/* The memory plan of running path with p (struct mem_plan, plan.h) from the
+ * GGUF header alone: no weight is read. Blocks are the transformer layers;
+ * resident are the embeddings, output head and norms; activations are the
+ * engine's scratch at LLM_BATCH tokens; the KV cache is f16 at p->n_ctx.
+ * Same errors as llm_open. */
+int llm_plan(const char *path, const struct llm_params *p, struct mem_plan *out);
 
 /* Feeds tok[0..n-1] at positions pos..pos+n-1 (pos + n <= llm_n_ctx) and
  * writes the n_vocab logits of the LAST token to logits (may be NULL). */
