@@ -124,6 +124,7 @@ int topic_parse(const char *text, size_t len, const char *path, struct topic *t)
         /* all topic: comments dropped, lines joined with single spaces */
         size_t n = strlen(body);
         char *out = malloc(n + 1);
+        if (!out) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
         size_t k = 0;
         char *save = NULL;
         for (char *line = strtok_r(body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
@@ -167,7 +168,10 @@ int topic_parse(const char *text, size_t len, const char *path, struct topic *t)
                     nt[a] = ' ';
                     memcpy(nt + a + 1, v, b + 1);
                     t->text = nt;
-                } else t->text = strdup(v);
+                } else if (!(t->text = strdup(v))) {
+                    rc = iso_fail(ISO_EINTERNAL, "out of memory");
+                    goto done;
+                }
                 break;
             case 1: if ((rc = add_keyframes(t, v))) goto done; break;
             case 2: if ((rc = int_value(name, lineno, "segments", v, 1, 1000, &x))) goto done; t->segments = (int)x; break;
