@@ -1,0 +1,489 @@
+/* prompt-expand — a topic in, one visual prompt per video segment out
+ * (scenes.json), written by a local instruction-tuned LLM (GGUF). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "chat.h"
+#include "cli.h"
+#include "err.h"
+#include "fs.h"
+#include "gguf.h"
+#include "jsonio.h"
+#include "llm.h"
+#include "log.h"
+#include "mem.h"
+#include "model.h"
+#include "plan.h"
+#include "runtime.h"
+#include "sample.h"
+#include "scenes.h"
+#include "sha256.h"
+#include "tokenizer.h"
+#include "topic.h"
+
+#define PE_DEFAULT_MODEL "SmolLM2-135M-Instruct.Q4_1"
+#define PE_DEFAULT_SEGMENTS 4
+#define PE_MAX_SEGMENTS 64
+
+enum {
+    OPT_TOPIC = 1000, OPT_SEGMENTS, OPT_SYSTEM, OPT_MAXTOK, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
+    OPT_REPPEN, OPT_REPLAST, OPT_NCTX, OPT_RETRIES, OPT_NOSHA,
+};
+
+static const struct cli_opt opts[] = {
+    { "topic", 0, "TEXT", "the topic itself instead of a TOPICFILE", OPT_TOPIC },
+    { "segments", 'n', "N", "number of prompts (default: the topic file's segments, else 4; at most 64)", OPT_SEGMENTS },
+    { "system", 0, "FILE", "replace the built-in instruction with the text of FILE", OPT_SYSTEM },
+    { "max-tokens", 0, "N", "tokens the model may write per prompt (default 96)", OPT_MAXTOK },
+    { "temperature", 0, "T", "sampling temperature; 0 = greedy (default 0.7)", OPT_TEMP },
+    { "top-k", 0, "K", "keep the K most likely tokens; 0 = off (default 40)", OPT_TOPK },
+    { "top-p", 0, "P", "keep the smallest set of tokens whose probability reaches P; 1 = off (default 0.9)", OPT_TOPP },
+    { "min-p", 0, "P", "drop tokens less likely than P times the most likely; 0 = off (default 0.05)", OPT_MINP },
+    { "repeat-penalty", 0, "X", "penalty for tokens already written; 1 = off (default 1.1)", OPT_REPPEN },
+    { "repeat-last-n", 0, "N", "how many recent tokens the penalty looks at (default 64)", OPT_REPLAST },
+    { "n-ctx", 0, "N", "context length in tokens (KV cache) (default 1024)", OPT_NCTX },
+    { "retries", 0, "N", "attempts with the next seed when a reply cannot be used (default 3)", OPT_RETRIES },
+    { "no-sha256", 0, NULL, "record the model file's size only, not its sha256", OPT_NOSHA },
+    { 0 },
+};
+
+static const struct cli_spec spec = {
+    .tool = "prompt-expand",
+    .usage = "[options] [-o scenes.json] (TOPICFILE | --topic TEXT)",
+    .summary = "Turn a topic into one visual prompt per video segment with a local LLM (GGUF).",
+    .description =
+        "The model writes one prompt per request: the instruction, a worked two-shot example, then\n"
+        "\"Video: <topic> / Previous shot: <prompt i-1> / Shot i of N\", so each prompt continues the\n"
+        "last. A reply is used when it is one line of 20..400 bytes (5+ words, mostly letters, no chat\n"
+        "markers, no \"Sure, here is\"), after removing a \"Shot 2:\" label or quotes, and differs from\n"
+        "the prompts before it. Otherwise that prompt is asked again with the next seed, up to\n"
+        "--retries more times; then prompt-expand exits 65, writes no scenes.json and keeps every\n"
+        "raw reply in <output>.raw.txt for debugging.\n"
+        "\n"
+        "Sampling: repetition penalty, top-k, top-p, min-p, temperature, in that order (top-p and\n"
+        "min-p see temperature-1 probabilities, as llama.cpp). --seed (default: the topic file's\n"
+        "seed, else 0) makes the output reproducible.\n"
+        "\n"
+        "Output: scenes.json (-o, default ./scenes.json) with topic, model (path relative to the\n"
+        "JSON, architecture, quant, size, sha256), sampling settings, segments [{index, prompt}]\n"
+        "(index from 0), generation statistics and the memory report. Models: GGUF of the llama\n"
+        "and qwen2 families with a ChatML or Llama 3 chat template.",
+    .opts = opts,
+    .examples = "  prompt-expand -o out/scenes.json sample_inputs/harbor.topic\n"
+                "  prompt-expand --segments 3 --seed 7 --topic \"a paper boat drifting down a rainy street\"\n"
+                "  prompt-expand -m Qwen2.5-7B-Instruct-Q4_K_M --plan --topic x",
+    .default_model = PE_DEFAULT_MODEL ".gguf",
+    .min_args = 0,
+    .max_args = 1,
+};
+
+struct args {
+    const char *topic_text, *system_file;
+    int segments, max_tokens, n_ctx, retries, no_sha;
+    struct sample_params sp;
+};
+
+static int on_opt(void *ctx, int id, const char *arg)
+{
+    struct args *a = ctx;
+    long v = 0;
+    double d = 0;
+    int rc = 0;
+    switch (id) {
+    case OPT_TOPIC: a->topic_text = arg; break;
+    case OPT_SEGMENTS: if (!(rc = cli_int("segments", arg, 1, PE_MAX_SEGMENTS, &v))) a->segments = (int)v; break;
+    case OPT_SYSTEM: a->system_file = arg; break;
+    case OPT_MAXTOK: if (!(rc = cli_int("max-tokens", arg, 1, 4096, &v))) a->max_tokens = (int)v; break;
+    case OPT_TEMP: if (!(rc = cli_double("temperature", arg, 0, 10, &d))) a->sp.temperature = d; break;
+    case OPT_TOPK: if (!(rc = cli_int("top-k", arg, 0, 1 << 20, &v))) a->sp.top_k = (int)v; break;
+    case OPT_TOPP: if (!(rc = cli_double("top-p", arg, 0.001, 1, &d))) a->sp.top_p = d; break;
+    case OPT_MINP: if (!(rc = cli_double("min-p", arg, 0, 1, &d))) a->sp.min_p = d; break;
+    case OPT_REPPEN: if (!(rc = cli_double("repeat-penalty", arg, 0.1, 10, &d))) a->sp.repeat_penalty = d; break;
+    case OPT_REPLAST: if (!(rc = cli_int("repeat-last-n", arg, 0, 1 << 16, &v))) a->sp.repeat_last_n = (int)v; break;
+    case OPT_NCTX: if (!(rc = cli_int("n-ctx", arg, 64, 1 << 20, &v))) a->n_ctx = (int)v; break;
+    case OPT_RETRIES: if (!(rc = cli_int("retries", arg, 0, 100, &v))) a->retries = (int)v; break;
+    case OPT_NOSHA: a->no_sha = 1; break;
+    default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
+    }
+    return rc;
+}
+
+/* ---- the memory plan, from the GGUF header alone (no weight is read) */
+
+static int hparam(const struct gguf *g, const char *arch, const char *key, uint64_t *v)
+{
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (gguf_get_u64(g, k, v) < 0 || *v == 0 || *v > (1u << 24)) return iso_fail(ISO_EDATA, "no sane '%s' in the model file", k);
+    return 0;
+}
+
+static int plan_llm(const char *path, int n_ctx, int threads, struct mem_plan *p)
+{
+    struct gguf *g = NULL;
+    struct gguf_str s;
+    char arch[32];
+    uint64_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab = 0;
+    int rc = gguf_open(path, &g);
+    if (rc) return iso_wrap(rc, "'%s'", path);
+    if (gguf_get_str(g, "general.architecture", &s) < 0 || s.len == 0 || s.len >= sizeof arch) {
+        rc = iso_fail(ISO_EDATA, "'%s': no general.architecture", path);
+        goto done;
+    }
+    memcpy(arch, s.s, s.len);
+    arch[s.len] = 0;
+    if ((rc = hparam(g, arch, "block_count", &n_layer)) || (rc = hparam(g, arch, "embedding_length", &n_embd)) ||
+        (rc = hparam(g, arch, "feed_forward_length", &n_ff)) || (rc = hparam(g, arch, "attention.head_count", &n_head)) ||
+        (rc = hparam(g, arch, "attention.head_count_kv", &n_head_kv)))
+        goto done;
+    const struct gguf_kv *tk = gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (tk && tk->val.type == GGUF_T_ARRAY) n_vocab = tk->val.v.arr.n;
+    struct plan_blocks b;
+    memset(&b, 0, sizeof b);
+    uint64_t *blk = calloc(n_layer, sizeof *blk), total = 0;
+    if (!blk) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const struct gguf_tensor *t = &g->tensors[i];
+        unsigned long l;
+        int used = 0;
+        total += t->nbytes;   /* each bounded by the file size, so no overflow */
+        if (t->nbytes > b.largest_tensor) b.largest_tensor = t->nbytes;
+        if (t->name.len > 4 && memcmp(t->name.s, "blk.", 4) == 0 && sscanf(t->name.s + 4, "%lu.%n", &l, &used) == 1 &&
+            used > 0 && l < n_layer)
+            blk[l] += t->nbytes;
+    }
+    uint64_t blocks = 0;
+    for (uint64_t l = 0; l < n_layer; l++) {
+        blocks += blk[l];
+        if (blk[l] > b.block_bytes) b.block_bytes = blk[l];
+    }
+    free(blk);
+    b.n_blocks = n_layer;
+    b.resident_bytes = total - blocks;
+    /* f16 K and V for every layer and position (llm.c keeps its cache in f16) */
+    uint64_t kv_dim = n_embd / n_head * n_head_kv;
+    b.kv_cache = 2 * n_layer * (uint64_t)n_ctx * kv_dim * 2;
+    /* llm.c scratch: a dozen n_embd/n_ff vectors, logits, per-thread attention scores */
+    b.activations = 4 * (12 * n_embd + 3 * n_ff + n_vocab + (uint64_t)threads * (uint64_t)n_ctx + 4096);
+    /* tokenizer (copies of ~50k tokens and merges plus hash maps), jansson, code */
+    b.host_base = UINT64_C(48) << 20;
+    b.cpu_ok = 1;
+    b.gpu_ok = 0;   /* the engine has no GPU path yet (llm.c refuses beefy and lightweight) */
+    const char *slash = strrchr(path, '/');
+    rc = plan_from_blocks(p, slash ? slash + 1 : path, &b);
+done:
+    gguf_close(&g);
+    return rc;
+}
+
+/* ---- generation */
+
+struct gen {
+    struct llm *m;
+    const struct tokenizer *tok;
+    struct sampler *smp;
+    float *logits;
+    struct tok_ids cache;      /* the ids whose keys and values sit in the KV cache, position by position */
+    struct tok_ids out;        /* ids written for the current reply (the penalty's history) */
+    int n_ctx, max_tokens;
+    uint64_t prompt_tokens, gen_tokens;
+    double prompt_s, gen_s;
+};
+
+/* Evaluates the request (reusing the cached prefix it shares with the last
+ * one: the instruction and example are the same every time) and samples a
+ * reply until end of turn, a newline after some text, or max_tokens.
+ * *cut is set when max_tokens ended it. */
+static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *reply, int *cut)
+{
+    int rc;
+    *cut = 0;
+    reply->n = 0;
+    g->out.n = 0;
+    if (req->n + (size_t)g->max_tokens > (size_t)g->n_ctx)
+        return iso_fail(ISO_EDATA, "the request takes %zu tokens and the reply up to %d: more than --n-ctx %d",
+                        req->n, g->max_tokens, g->n_ctx);
+    size_t lcp = 0;
+    while (lcp < req->n && lcp < g->cache.n && req->v[lcp] == g->cache.v[lcp]) lcp++;
+    if (lcp == req->n) lcp--;   /* the last token is evaluated again for its logits */
+    double t0 = mem_now();
+    if ((rc = llm_eval(g->m, req->v + lcp, (int)(req->n - lcp), (int)lcp, g->logits))) return rc;
+    g->prompt_s += mem_now() - t0;
+    g->prompt_tokens += req->n - lcp;
+    g->cache.n = 0;
+    for (size_t i = 0; i < req->n; i++)
+        if ((rc = tok_ids_push(&g->cache, req->v[i]))) return rc;
+    t0 = mem_now();
+    int text = 0, k;
+    for (k = 0; k < g->max_tokens; k++) {
+        int32_t id = sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
+        if (id < 0) return id;
+        if (tok_is_eog(g->tok, id)) break;
+        size_t before = reply->n;
+        if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id))) return rc;
+        g->gen_tokens++;
+        int stop = 0;
+        for (size_t i = before; i < reply->n; i++) {
+            if (reply->s[i] == '\n' && text) stop = 1;
+            else if (reply->s[i] != ' ' && reply->s[i] != '\n' && reply->s[i] != '\t' && reply->s[i] != '\r') text = 1;
+        }
+        if (stop) break;
+        if (k + 1 == g->max_tokens) { k++; break; }
+        if ((rc = llm_eval(g->m, &id, 1, (int)g->cache.n, g->logits))) return rc;
+        if ((rc = tok_ids_push(&g->cache, id))) return rc;
+    }
+    if (k >= g->max_tokens) *cut = 1;
+    g->gen_s += mem_now() - t0;
+    return 0;
+}
+
+static int write_raw(FILE *f, void *ctx)
+{
+    const struct tok_str *s = ctx;
+    if (s->n && fwrite(s->s, 1, s->n, f) != s->n) return iso_fail(ISO_EIO, "cannot write the raw output");
+    return 0;
+}
+
+static uint64_t mix_seed(uint64_t seed, int index, int attempt)
+{
+    /* distinct, reproducible streams per prompt; attempt a of prompt i uses seed + a in the mix */
+    return (seed + (uint64_t)attempt) ^ (UINT64_C(0x9e3779b97f4a7c15) * (uint64_t)(index + 1));
+}
+
+static json_t *sampling_json(const struct args *a, uint64_t seed)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "temperature", json_real(a->sp.temperature));
+    json_object_set_new(o, "top_k", json_integer(a->sp.top_k));
+    json_object_set_new(o, "top_p", json_real(a->sp.top_p));
+    json_object_set_new(o, "min_p", json_real(a->sp.min_p));
+    json_object_set_new(o, "repeat_penalty", json_real(a->sp.repeat_penalty));
+    json_object_set_new(o, "repeat_last_n", json_integer(a->sp.repeat_last_n));
+    json_object_set_new(o, "seed", json_integer((json_int_t)seed));
+    json_object_set_new(o, "max_tokens", json_integer(a->max_tokens));
+    json_object_set_new(o, "retries", json_integer(a->retries));
+    json_object_set_new(o, "n_ctx", json_integer(a->n_ctx));
+    return o;
+}
+
+static int run(const struct cli_common *c, struct args *a, const char *topic_file, struct rt *rt)
+{
+    int rc = 0;
+    struct topic t;
+    char *model_path = NULL, *system = NULL, *raw_path = NULL;
+    struct llm *m = NULL;
+    struct tokenizer *tok = NULL;
+    struct gen g;
+    struct tok_ids req = { 0 };
+    struct tok_str reply = { 0 }, raw = { 0 };
+    struct scenes_conv conv;
+    char **prompts = NULL;
+    json_t *root = NULL;
+    int n = 0;
+    memset(&t, 0, sizeof t);
+    memset(&g, 0, sizeof g);
+    memset(&conv, 0, sizeof conv);
+    const char *out = c->output ? c->output : "scenes.json";
+
+    if (!!topic_file == !!a->topic_text) {
+        rc = iso_fail(ISO_EUSAGE, topic_file ? "give a TOPICFILE or --topic, not both" : "missing TOPICFILE (or --topic TEXT)");
+        goto done;
+    }
+    if (topic_file) rc = topic_load(topic_file, &t);
+    else rc = topic_parse(a->topic_text, strlen(a->topic_text), NULL, &t);
+    if (rc) { iso_wrap(rc, "topic %s%s%s", topic_file ? "'" : "", topic_file ? topic_file : "text", topic_file ? "'" : ""); goto done; }
+    n = a->segments ? a->segments : t.segments ? t.segments : PE_DEFAULT_SEGMENTS;
+    if (n < 1 || n > PE_MAX_SEGMENTS) { rc = iso_fail(ISO_EDATA, "segments: %d is out of range [1, %d]", n, PE_MAX_SEGMENTS); goto done; }
+    uint64_t seed = c->seed_set ? c->seed : t.seed_set ? t.seed : 0;
+    if (a->system_file) {
+        size_t len;
+        if ((rc = fs_read_all(a->system_file, &system, &len, 1 << 20))) { iso_wrap(rc, "--system"); goto done; }
+        if (!utf8_valid(system, len) || strlen(system) != len) { rc = iso_fail(ISO_EDATA, "--system '%s' is not UTF-8 text", a->system_file); goto done; }
+        while (len && (system[len - 1] == '\n' || system[len - 1] == ' ')) system[--len] = 0;
+        if (!len) { rc = iso_fail(ISO_EDATA, "--system '%s' is empty", a->system_file); goto done; }
+    }
+    {   /* fail before loading anything when the output cannot be created */
+        char *dir = fs_dirname(out);
+        int ok = dir && fs_is_dir(dir);
+        if (!ok) rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': '%s' is not a directory", out, dir ? dir : "?");
+        free(dir);
+        if (rc) goto done;
+    }
+    static const char *const exts[] = { ".gguf", NULL };
+    if ((rc = model_find(c->model ? c->model : PE_DEFAULT_MODEL, exts, &model_path))) goto done;
+
+    struct mem_plan plan;
+    if ((rc = plan_llm(model_path, a->n_ctx, cli_threads(c), &plan))) goto done;
+    if (c->plan_only) {
+        json_t *pj = rt_plan_json(rt, &plan);
+        char *s = pj ? json_dumps(pj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+        if (s) printf("%s\n", s);
+        else rc = iso_fail(ISO_EINTERNAL, "cannot format the plan");
+        free(s);
+        json_decref(pj);
+        goto done;
+    }
+    enum mem_mode mode;
+    if ((rc = rt_admit(rt, &plan, &mode))) goto done;
+
+    struct llm_params lp;
+    llm_params_default(&lp);
+    lp.n_ctx = a->n_ctx;
+    lp.threads = cli_threads(c);
+    lp.mode = mode;
+    lp.device = c->device;
+    rt_load_begin(rt);
+    rc = llm_open(model_path, &lp, &m);
+    rt_load_end(rt);
+    if (rc) goto done;
+    if ((rc = tok_from_gguf(llm_gguf(m), &tok))) { iso_wrap(rc, "'%s'", model_path); goto done; }
+    if (tok_n_vocab(tok) != llm_n_vocab(m)) {
+        rc = iso_fail(ISO_EDATA, "'%s': %d tokens in the vocabulary but %d logits", model_path, tok_n_vocab(tok), llm_n_vocab(m));
+        goto done;
+    }
+    enum chat_fmt fmt;
+    if ((rc = chat_detect_gguf(llm_gguf(m), tok, &fmt))) { iso_wrap(rc, "'%s'", model_path); goto done; }
+    log_verbose("model '%s': %s %s, %d tokens (%s), chat %s, mode %s", model_path, llm_arch(m), llm_quant(m),
+                tok_n_vocab(tok), tok_pre_name(tok), chat_fmt_name(fmt), mem_mode_name(llm_mode(m)));
+
+    a->sp.seed = seed;
+    g.m = m;
+    g.tok = tok;
+    g.n_ctx = llm_n_ctx(m);
+    g.max_tokens = a->max_tokens;
+    g.logits = malloc((size_t)llm_n_vocab(m) * sizeof *g.logits);
+    prompts = calloc((size_t)n, sizeof *prompts);
+    if (!g.logits || !prompts) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if ((rc = sampler_new(&a->sp, llm_n_vocab(m), &g.smp))) goto done;
+
+    int attempts = 0;
+    for (int i = 0; i < n; i++) {
+        int a_i;
+        char why[256] = "";
+        for (a_i = 0; a_i <= a->retries; a_i++) {
+            uint64_t s = mix_seed(seed, i, a_i);
+            sampler_reseed(g.smp, s);
+            scenes_conv_free(&conv);
+            req.n = 0;
+            if ((rc = scenes_conv_build(&conv, system, t.text, i, n, i ? prompts[i - 1] : NULL)) ||
+                (rc = chat_encode(fmt, tok, conv.msg, conv.n, 1, &req)))
+                goto done;
+            int cut;
+            attempts++;
+            if ((rc = generate(&g, &req, &reply, &cut))) goto done;
+            char *p = NULL;
+            int bad = 0;
+            if (cut) bad = iso_fail(ISO_EDATA, "the reply was cut off at --max-tokens %d", a->max_tokens);
+            else if ((bad = scenes_parse_reply(reply.s ? reply.s : "", reply.n, &p)) == 0 && scenes_is_duplicate(p, prompts, i))
+                bad = iso_fail(ISO_EDATA, "the reply repeats an earlier prompt");
+            char head[160];
+            snprintf(head, sizeof head, "### prompt %d, attempt %d, seed %" PRIu64 ": ", i, a_i + 1, s);
+            if ((rc = tok_str_append(&raw, head, strlen(head)))) goto done;
+            const char *verdict = bad ? iso_errmsg() : "ok";
+            if ((rc = tok_str_append(&raw, verdict, strlen(verdict))) || (rc = tok_str_append(&raw, "\n", 1)) ||
+                (reply.n && (rc = tok_str_append(&raw, reply.s, reply.n))) || (rc = tok_str_append(&raw, "\n", 1)))
+                goto done;
+            if (!bad) {
+                prompts[i] = p;
+                log_verbose("prompt %d: %s", i, p);
+                break;
+            }
+            free(p);
+            snprintf(why, sizeof why, "%s", iso_errmsg());
+            log_verbose("prompt %d, attempt %d: %s", i, a_i + 1, why);
+        }
+        if (!prompts[i]) {
+            raw_path = malloc(strlen(out) + 9);
+            if (!raw_path) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+            sprintf(raw_path, "%s.raw.txt", out);
+            int wrc = fs_write_atomic(raw_path, write_raw, &raw);
+            rc = iso_fail(ISO_EDATA, "could not turn the model's output into %d prompts: prompt %d failed %d attempt%s "
+                          "(last: %s)%s%s%s", n, i, a->retries + 1, a->retries ? "s" : "", why,
+                          wrc ? "" : "; raw output kept in '", wrc ? "" : raw_path, wrc ? "" : "'");
+            goto done;
+        }
+    }
+
+    root = jsonio_header_new();
+    json_object_set_new(root, "topic", json_string(t.text));
+    if (t.path) jsonio_set_path(root, "topic_file", out, t.path);
+    json_t *mj = json_object();
+    jsonio_set_path(mj, "path", out, model_path);
+    struct gguf_str gname;
+    if (gguf_get_str(llm_gguf(m), "general.name", &gname) == 0 && gname.len < 256 && utf8_valid(gname.s, (size_t)gname.len))
+        json_object_set_new(mj, "name", json_stringn(gname.s, (size_t)gname.len));
+    json_object_set_new(mj, "architecture", json_string(llm_arch(m)));
+    json_object_set_new(mj, "quant", json_string(llm_quant(m)));
+    json_object_set_new(mj, "n_params", json_integer((json_int_t)llm_n_params(m)));
+    struct stat st;
+    if (stat(model_path, &st) == 0) json_object_set_new(mj, "size", json_integer((json_int_t)st.st_size));
+    if (!a->no_sha) {
+        char hex[65];
+        double t0 = mem_now();
+        if ((rc = sha256_file(model_path, hex))) goto done;
+        json_object_set_new(mj, "sha256", json_string(hex));
+        log_verbose("sha256 of the model in %.2f s", mem_now() - t0);
+    }
+    json_object_set_new(mj, "tokenizer", json_string(tok_pre_name(tok)));
+    json_object_set_new(mj, "chat_template", json_string(chat_fmt_name(fmt)));
+    json_object_set_new(root, "model", mj);
+    json_object_set_new(root, "sampling", sampling_json(a, seed));
+    json_object_set_new(root, "segments", scenes_segments_json(prompts, n));
+    json_t *gj = json_object();
+    json_object_set_new(gj, "requests", json_integer(attempts));
+    json_object_set_new(gj, "prompt_tokens_evaluated", json_integer((json_int_t)g.prompt_tokens));
+    json_object_set_new(gj, "tokens_generated", json_integer((json_int_t)g.gen_tokens));
+    json_object_set_new(gj, "prompt_seconds", json_real(g.prompt_s));
+    json_object_set_new(gj, "generate_seconds", json_real(g.gen_s));
+    json_object_set_new(gj, "tokens_per_second", json_real(g.gen_s > 0 ? (double)g.gen_tokens / g.gen_s : 0));
+    json_object_set_new(gj, "threads", json_integer(cli_threads(c)));
+    json_object_set_new(root, "generation", gj);
+    json_object_set_new(root, "memory", rt_memory_json(rt));
+    if ((rc = jsonio_write_atomic(out, root))) goto done;
+    log_info("%d prompts written to '%s' (%" PRIu64 " tokens at %.1f tokens/s)", n, out, g.gen_tokens,
+             g.gen_s > 0 ? (double)g.gen_tokens / g.gen_s : 0.0);
+done:
+    if (m) rt_cleanup_begin(rt);
+    json_decref(root);
+    for (int i = 0; prompts && i < n; i++) free(prompts[i]);
+    free(prompts);
+    scenes_conv_free(&conv);
+    tok_ids_free(&req);
+    tok_ids_free(&g.cache);
+    tok_ids_free(&g.out);
+    tok_str_free(&reply);
+    tok_str_free(&raw);
+    free(g.logits);
+    sampler_free(&g.smp);
+    tok_free(&tok);
+    llm_close(&m);
+    free(model_path);
+    free(system);
+    free(raw_path);
+    topic_free(&t);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli_common c;
+    struct args a;
+    int first;
+    memset(&a, 0, sizeof a);
+    sample_params_default(&a.sp);
+    a.max_tokens = 96;
+    a.n_ctx = 1024;
+    a.retries = 3;
+    int rc = cli_parse(&spec, argc, argv, &c, on_opt, &a, &first);
+    if (rc == 1) return 0;
+    if (rc < 0) return iso_exit_code(rc);
+    if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
+    struct rt *rt = NULL;
+    rc = rt_begin(&c, &rt);
+    if (rc == 0) rc = run(&c, &a, first < argc ? argv[first] : NULL, rt);
+    rc = rt_end(&rt, rc);
+    return cli_finish(rc);
+}

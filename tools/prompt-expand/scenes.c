@@ -1,0 +1,230 @@
+/* scenes.c — see scenes.h. The request format was tuned on SmolLM2-135M:
+ * one shot per request (a numbered list of N drifts and repeats itself at
+ * this size), a two-shot worked example as earlier turns, and the previous
+ * shot quoted back so each prompt continues the last. */
+#include "scenes.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "err.h"
+#include "prompts.h"
+#include "topic.h"
+
+void scenes_conv_free(struct scenes_conv *c)
+{
+    for (size_t i = 0; i < c->n; i++) free(c->text[i]);
+    memset(c, 0, sizeof *c);
+}
+
+static int add(struct scenes_conv *c, const char *role, char *text)
+{
+    if (!text) return iso_fail(ISO_EINTERNAL, "out of memory");
+    c->text[c->n] = text;
+    c->msg[c->n].role = role;
+    c->msg[c->n].content = text;
+    c->n++;
+    return 0;
+}
+
+static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
+static char *fmt(const char *f, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, f);
+    if (vasprintf(&s, f, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static char *request(const char *topic, int index, int n, const char *prev)
+{
+    if (prev) return fmt("Video: %s\nPrevious shot: %s\nShot %d of %d.", topic, prev, index + 1, n);
+    return fmt("Video: %s\nShot %d of %d.", topic, index + 1, n);
+}
+
+int scenes_conv_build(struct scenes_conv *c, const char *system, const char *topic, int index, int n,
+                      const char *prev)
+{
+    int rc;
+    memset(c, 0, sizeof *c);
+    if ((rc = add(c, "system", strdup(system ? system : PE_SYSTEM))) ||
+        (rc = add(c, "user", request(PE_EXAMPLE_TOPIC, 0, 2, NULL))) ||
+        (rc = add(c, "assistant", strdup(PE_EXAMPLE_SHOT1))) ||
+        (rc = add(c, "user", request(PE_EXAMPLE_TOPIC, 1, 2, PE_EXAMPLE_SHOT1))) ||
+        (rc = add(c, "assistant", strdup(PE_EXAMPLE_SHOT2))) ||
+        (rc = add(c, "user", request(topic, index, n, prev))))
+        scenes_conv_free(c);
+    return rc;
+}
+
+static int starts_ci(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* a leading "Shot 2:", "Scene 2 of 4 -", "2.", "2)", "- " or "* " label; returns its length */
+static size_t label_len(const char *s)
+{
+    static const char *const words[] = { "shot", "scene", "segment", NULL };
+    const char *p = s;
+    int word = 0;
+    for (int i = 0; words[i] && !word; i++)
+        if (starts_ci(p, words[i])) { p += strlen(words[i]); word = 1; }
+    while (*p == ' ') p++;
+    const char *d = p;
+    while (isdigit((unsigned char)*p)) p++;
+    int num = p > d;
+    if (num) {
+        while (*p == ' ') p++;
+        if (starts_ci(p, "of ")) {
+            p += 3;
+            while (*p == ' ') p++;
+            while (isdigit((unsigned char)*p)) p++;
+        }
+    }
+    if ((word || num) && (*p == ':' || *p == '.' || *p == ')' || *p == '-')) {
+        p++;
+        while (*p == ' ') p++;
+        return (size_t)(p - s);
+    }
+    if ((s[0] == '-' || s[0] == '*') && s[1] == ' ') return 2;
+    return 0;
+}
+
+/* number of different words (lower-case, split at anything but letters,
+ * digits, apostrophes and non-ASCII bytes); a looping model writes few */
+static size_t distinct_words(const char *s)
+{
+    char *w[SCENES_MAX_LEN];
+    size_t nw = 0, distinct = 0;
+    char *copy = strdup(s);
+    if (!copy) return 0;
+    for (char *p = copy; *p;) {
+        while (*p && !(isalnum((unsigned char)*p) || *p == '\'' || (unsigned char)*p >= 0x80)) p++;
+        if (!*p) break;
+        char *b = p;
+        while (*p && (isalnum((unsigned char)*p) || *p == '\'' || (unsigned char)*p >= 0x80)) { *p = (char)tolower((unsigned char)*p); p++; }
+        if (*p) *p++ = 0;
+        int seen = 0;
+        for (size_t i = 0; i < nw && !seen; i++) seen = !strcmp(w[i], b);
+        if (!seen && nw < SCENES_MAX_LEN) { w[nw++] = b; distinct++; }
+    }
+    free(copy);
+    return distinct;
+}
+
+int scenes_parse_reply(const char *reply, size_t len, char **prompt)
+{
+    *prompt = NULL;
+    if (!utf8_valid(reply, len)) return iso_fail(ISO_EDATA, "the reply is not valid UTF-8");
+    if (memchr(reply, 0, len)) return iso_fail(ISO_EDATA, "the reply contains a NUL byte");
+    /* the first non-empty line; anything after it must be blank */
+    const char *b = reply, *end = reply + len;
+    while (b < end && isspace((unsigned char)*b)) b++;
+    const char *e = memchr(b, '\n', (size_t)(end - b));
+    if (!e) e = end;
+    for (const char *q = e; q < end; q++)
+        if (!isspace((unsigned char)*q)) return iso_fail(ISO_EDATA, "the reply has more than one line");
+    while (e > b && isspace((unsigned char)e[-1])) e--;
+    if (e == b) return iso_fail(ISO_EDATA, "the reply is empty");
+    char *s = strndup(b, (size_t)(e - b));
+    if (!s) return iso_fail(ISO_EINTERNAL, "out of memory");
+    int rc = 0;
+    if (strstr(s, "<|") || strstr(s, "|>") || strstr(s, "im_start") || strstr(s, "im_end") ||
+        strstr(s, "<s>") || strstr(s, "</s>")) {
+        rc = iso_fail(ISO_EDATA, "the reply contains chat-template markers");
+        goto done;
+    }
+    size_t skip = label_len(s);
+    memmove(s, s + skip, strlen(s + skip) + 1);
+    /* wrapping quotes or markdown emphasis */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t n = strlen(s);
+        static const char *const pairs[][2] = { { "\"", "\"" }, { "**", "**" }, { "*", "*" }, { "\xe2\x80\x9c", "\xe2\x80\x9d" },
+                                                { "'", "'" } };
+        for (size_t k = 0; k < sizeof pairs / sizeof *pairs; k++) {
+            size_t a = strlen(pairs[k][0]), z = strlen(pairs[k][1]);
+            if (n >= a + z && !strncmp(s, pairs[k][0], a) && !strcmp(s + n - z, pairs[k][1])) {
+                memmove(s, s + a, n - a - z);
+                s[n - a - z] = 0;
+                break;
+            }
+        }
+        while (*s == ' ') memmove(s, s + 1, strlen(s));
+    }
+    static const char *const chatter[] = { "sure", "here is", "here's", "here are", "certainly", "okay", "ok,",
+                                           "i'm ", "i am ", "i can", "as an ai", "i cannot", "i can't", "sorry",
+                                           "video:", "previous shot", NULL };
+    for (int i = 0; chatter[i]; i++)
+        if (starts_ci(s, chatter[i])) {
+            rc = iso_fail(ISO_EDATA, "the reply starts with '%s' instead of a description", chatter[i]);
+            goto done;
+        }
+    size_t n = strlen(s), letters = 0, visible = 0, words = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x80) { if ((ch & 0xc0) != 0x80) { letters++; visible++; } continue; }
+        if (isspace(ch)) continue;
+        visible++;
+        letters += isalpha(ch) != 0;
+        if (i == 0 || isspace((unsigned char)s[i - 1])) words++;
+    }
+    if (n < SCENES_MIN_LEN) { rc = iso_fail(ISO_EDATA, "the reply is too short (%zu bytes)", n); goto done; }
+    if (n > SCENES_MAX_LEN) { rc = iso_fail(ISO_EDATA, "the reply is too long (%zu bytes)", n); goto done; }
+    if (words < SCENES_MIN_WORDS) { rc = iso_fail(ISO_EDATA, "the reply has only %zu words", words); goto done; }
+    if (letters * 10 < visible * 7) { rc = iso_fail(ISO_EDATA, "the reply is mostly not letters"); goto done; }
+    size_t distinct = distinct_words(s);
+    if (distinct < 4 || distinct * 3 < words) {
+        rc = iso_fail(ISO_EDATA, "the reply repeats itself (%zu distinct words of %zu)", distinct, words);
+        goto done;
+    }
+    *prompt = s;
+    s = NULL;
+done:
+    free(s);
+    return rc;
+}
+
+/* lower-case ASCII letters and digits (and every non-ASCII byte) */
+static char *norm(const char *p)
+{
+    char *o = malloc(strlen(p) + 1), *q = o;
+    if (!o) return NULL;
+    for (; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x80 || isalnum(ch)) *q++ = (char)tolower(ch);
+    }
+    *q = 0;
+    return o;
+}
+
+int scenes_is_duplicate(const char *p, char *const *prev, int n)
+{
+    char *a = norm(p);
+    int dup = 0;
+    for (int i = 0; a && i < n && !dup; i++) {
+        char *b = norm(prev[i]);
+        dup = b && strcmp(a, b) == 0;
+        free(b);
+    }
+    free(a);
+    return dup;
+}
+
+json_t *scenes_segments_json(char *const *prompts, int n)
+{
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "index", json_integer(i));
+        json_object_set_new(o, "prompt", json_string(prompts[i]));
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}

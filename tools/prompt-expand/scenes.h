@@ -1,0 +1,43 @@
+/* scenes.h — turning a topic into N scene prompts with a small LLM: the
+ * conversation for each shot (system instruction, a worked example, the
+ * request with the previous shot for continuity), strict parsing of the
+ * model's reply into one prompt, and the checks a set of prompts must pass
+ * (non-empty, sane length, no template junk, distinct). The model itself
+ * is driven by main.c; everything here is plain text, so it is unit-tested
+ * without a model. */
+#ifndef ISOPIPE_SCENES_H
+#define ISOPIPE_SCENES_H
+#include <jansson.h>
+#include <stddef.h>
+
+#include "chat.h"
+
+/* reply limits (bytes): shorter is not a scene, longer is rambling */
+#define SCENES_MIN_LEN 20
+#define SCENES_MAX_LEN 400
+#define SCENES_MIN_WORDS 5
+
+/* the messages for shot `index` (0-based) of n; prev is the previous shot's
+ * prompt (NULL for the first). The struct owns the message texts. */
+struct scenes_conv {
+    struct chat_msg msg[8];
+    size_t n;
+    char *text[8];
+};
+int scenes_conv_build(struct scenes_conv *c, const char *system, const char *topic, int index, int n,
+                      const char *prev);
+void scenes_conv_free(struct scenes_conv *c);
+
+/* One reply of the model to one prompt (malloc'd in *prompt): one line,
+ * an optional "Shot 2:" / "2." / "- " label and wrapping quotes removed,
+ * SCENES_MIN_LEN..SCENES_MAX_LEN bytes, at least SCENES_MIN_WORDS words,
+ * mostly letters, valid UTF-8, no chat-template markers, no chatter
+ * ("Sure, here is..."). Otherwise ISO_EDATA and the reason in iso_errmsg(). */
+int scenes_parse_reply(const char *reply, size_t len, char **prompt);
+
+/* 1 when p equals one of prev[0..n) ignoring case, spacing and punctuation */
+int scenes_is_duplicate(const char *p, char *const *prev, int n);
+
+/* [{"index": i, "prompt": ...}, ...] (new reference) */
+json_t *scenes_segments_json(char *const *prompts, int n);
+#endif
