@@ -184,7 +184,8 @@ void gpu_shutdown(void)
         g_nvml_lib = NULL;
         g_nvml_procs = NULL;
     }
-    mem_set_vram_probe(NULL);
+    /* the probe stays: the "end" checkpoint after this still wants VRAM
+     * figures, and own accounting needs nothing that was shut down */
 }
 
 static uint64_t fake_free(uint64_t others_used)

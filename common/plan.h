@@ -43,6 +43,7 @@ struct plan_blocks {
     uint64_t activations;    /* scratch for one forward pass at the run's sizes */
     uint64_t kv_cache;       /* KV cache at the run's context length (0 for none) */
     uint64_t host_base;      /* RSS the tool needs besides weights (code, buffers, outputs) */
+    uint64_t align_slack;    /* arena padding for aligned sub-allocation (256 per tensor) */
     int gpu_ok;              /* the tool has a GPU path (beefy and lightweight) */
     int cpu_ok;              /* the tool has a CPU path */
 };
@@ -56,6 +57,7 @@ struct mem_plan {
 
 /* Fill *p from a block description. Overflow in any sum: ISO_EDATA (the
  * numbers come from a model file). model may be NULL. Rules (docs/memory.md):
+ *   (weights below include align_slack in both GPU modes)
  *   beefy:       weights = total, staging 0, pinned = two upload chunks
  *                (min(largest tensor, PLAN_UPLOAD_CHUNK) each), RSS = host_base + largest
  *                tensor + chunks (mmapped weights are dropped after upload)

@@ -321,6 +321,9 @@ json_t *rt_memory_json(struct rt *rt)
                                   (json_int_t)rt->free_seen, "others_pending_seen", (json_int_t)rt->pending_seen,
                                   "vram_reserve", (json_int_t)(rt->c->vram_reserve_mib * (int64_t)MIB)));
     json_object_set_new(j, "checkpoints", mem_checkpoints_json());
+    /* the same clock as the checkpoints' "time" (CLOCK_MONOTONIC, shared by
+     * all processes): lets timelines line up runs of several tools */
+    json_object_set_new(j, "reported_at", json_real(mem_now()));
     return j;
 }
 

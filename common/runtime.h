@@ -76,7 +76,7 @@ int rt_upload_to(struct rt *rt, void *dev, const void *host, uint64_t n, int map
 double rt_load_seconds(const struct rt *rt);
 
 /* {"mode", "requested", "plan", "peak_rss", "peak_vram", "vram_source",
- *  "load_seconds", "admission": {...}, "checkpoints": [...]}: the "memory"
+ *  "load_seconds", "admission": {...}, "checkpoints": [...], "reported_at"}: the "memory"
  * object of every model tool's JSON output (new reference; docs/memory.md) */
 json_t *rt_memory_json(struct rt *rt);
 

@@ -299,6 +299,7 @@ int st_plan_blocks(const struct safetensors *st, struct plan_blocks *b, int64_t 
         }
     }
     b->n_blocks = (uint64_t)nb;
+    b->align_slack = st->n_tensors * 256;   /* < 2^32 tensors: no overflow */
     for (int64_t k = 0; k < nb; k++)
         if (sums[k] > b->block_bytes) b->block_bytes = sums[k];
 done:

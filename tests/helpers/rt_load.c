@@ -196,14 +196,14 @@ int main(int argc, char **argv)
 
     rt_load_begin(rt);
     if (mode == MEM_MODE_BEEFY) {
-        if ((rc = gpu_arena_create("weights", plan.mode[mode].weights + 256 * st->n_tensors, &weights))) goto done;
+        if ((rc = gpu_arena_create("weights", plan.mode[mode].weights, &weights))) goto done;
         for (uint64_t i = 0; i < st->n_tensors; i++) {
             void *dev;
             const struct st_tensor *t = &st->tensors[i];
             if ((rc = rt_upload(rt, weights, t->data, t->nbytes, 1, &dev))) goto done;
         }
     } else if (mode == MEM_MODE_LIGHTWEIGHT) {
-        if ((rc = gpu_arena_create("weights", pb.resident_bytes + 256 * st->n_tensors, &weights))) goto done;
+        if ((rc = gpu_arena_create("weights", pb.resident_bytes + pb.align_slack, &weights))) goto done;
         for (uint64_t i = 0; i < st->n_tensors; i++) {
             void *dev;
             const struct st_tensor *t = &st->tensors[i];
