@@ -33,10 +33,11 @@
 
 #define MIB (UINT64_C(1) << 20)
 
-enum { OPT_HOLD = 1000, OPT_ACT, OPT_SYNTH, OPT_FAIL, OPT_RESIDENT };
+enum { OPT_HOLD = 1000, OPT_ACT, OPT_SYNTH, OPT_FAIL, OPT_RESIDENT, OPT_NO_DROP };
 
 struct opts {
     double hold_s;
+    int no_drop;             /* control for the RSS test: keep uploaded pages mapped */
     double act_mib;
     const char *synth;
     const char *fail_at;     /* "after-admit", "after-load" */
@@ -48,6 +49,7 @@ static const struct cli_opt opts[] = {
     { "activations", 0, "MiB", "activations to plan (and allocate) besides the weights", OPT_ACT },
     { "synth", 0, "N:BYTES", "write a synthetic file of N blocks of BYTES to -o and exit", OPT_SYNTH },
     { "resident", 0, "BYTES", "with --synth: also one resident tensor of BYTES", OPT_RESIDENT },
+    { "no-drop", 0, NULL, "beefy: keep uploaded pages resident (the RSS test's control)", OPT_NO_DROP },
     { "fail", 0, "WHERE", "fail on purpose: after-admit or after-load (error-path tests)", OPT_FAIL },
     { 0 },
 };
@@ -74,6 +76,7 @@ static int on_opt(void *ctx, int id, const char *arg)
         return rc;
     }
     case OPT_SYNTH: o->synth = arg; return 0;
+    case OPT_NO_DROP: o->no_drop = 1; return 0;
     case OPT_FAIL:
         if (strcmp(arg, "after-admit") && strcmp(arg, "after-load"))
             return iso_fail(ISO_EUSAGE, "--fail: after-admit or after-load, not '%s'", arg);
@@ -200,7 +203,7 @@ int main(int argc, char **argv)
         for (uint64_t i = 0; i < st->n_tensors; i++) {
             void *dev;
             const struct st_tensor *t = &st->tensors[i];
-            if ((rc = rt_upload(rt, weights, t->data, t->nbytes, 1, &dev))) goto done;
+            if ((rc = rt_upload(rt, weights, t->data, t->nbytes, !o.no_drop, &dev))) goto done;
         }
     } else if (mode == MEM_MODE_LIGHTWEIGHT) {
         if ((rc = gpu_arena_create("weights", pb.resident_bytes + pb.align_slack, &weights))) goto done;
