@@ -79,7 +79,7 @@ check "CPU stage: probe asked once, no --wait-baseline" test "$(cat probe.log | 
 # with a probe and a GPU stage: --wait-baseline with the pre-stage figure
 : > probe.log
 FAKE_AUTO_PICK=beefy FAKE_VRAM=250000000 run s7 auto --probe ./probe --baseline-timeout 5
-check "GPU stage: waits for the baseline in MiB" grep -qx -- "--wait-baseline 4096 --timeout 5" probe.log
+check "GPU stage: waits for the baseline in MiB" grep -qx -- "-q --wait-baseline 4096 --timeout 5" probe.log
 check "GPU stage: record has baseline and after" test "$(jq_ rd/records/s7.json 'd["vram"]["baseline_free"]//1048576, d["vram"]["after_free"]//1048576, d["vram"]["returned"]')" = "(4096, 4096, True)"
 
 # report over the records: every stage, totals, reclaimed bytes, the chart

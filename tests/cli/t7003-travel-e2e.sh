@@ -18,6 +18,12 @@ MODEL=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
 if [ -n "$need" ]; then
     skip "travel end-to-end, resume and missing-model tests (not built or missing:$need)"; test_done; exit
 fi
+# a private copy of the tools: a rebuild in the checkout while this runs
+# must not look like "a tool changed" to the resume checks
+mkdir tb && for t in pipeline-report prompt-expand flow-extract segment-gen stitch vram-probe; do
+    [ -x "$BIN/$t" ] && cp -p "$BIN/$t" tb/
+done
+BIN=$T/tb
 travel_make() {
     env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$ROOT" pipeline \
         SANITIZE="${ISOPIPE_SANITIZE:-}" CUDA=0 TRAVEL_BIN="$BIN" TRAVEL_X264_PRESET=veryfast "$@"

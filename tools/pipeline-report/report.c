@@ -81,6 +81,15 @@ static json_t *model_of(const json_t *j)
         if (!s) s = jsonio_str(m, "architecture", NULL);
         if (s) return json_string(s);
     }
+    /* tools without a model file say what did the work in their own words */
+    const char *preset = jsonio_str(j, "preset", NULL);
+    if (preset) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "%s (preset %s)", jsonio_str(j, "algorithm", "dis"), preset);
+        return json_string(buf);
+    }
+    const char *codec = jsonio_str(json_object_get(j, "encoder"), "codec", NULL);
+    if (codec) return json_string(codec);
     return json_null();
 }
 
