@@ -10,6 +10,16 @@
 
 #define MAX_LEVELS 12
 
+/* The hot loops are compiled twice, for AVX2+FMA and for the baseline, and
+ * the loader picks one by CPU (GCC/clang function multiversioning); the
+ * helpers they call are forced inline so they get the same treatment. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) && !defined(ISOPIPE_NO_CLONES)
+#define HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define HOT
+#endif
+#define INL static inline __attribute__((always_inline))
+
 struct level {
     int w, h;
     float *I0, *I1;    /* w*h, grey; level 0 points at the caller's images */
@@ -43,6 +53,7 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
     p->delta = 5.f;
     p->gamma = 10.f;
     p->omega = 1.6f;
+    p->zeta = 0.1f;
     p->mean_norm = 1;
     p->propagate = 1;
     p->var_inner = 5;
@@ -217,7 +228,7 @@ static void job_gradient(void *ctx, int y0, int y1, int worker)
 }
 
 /* bilinear sample with coordinates clamped to the image */
-static inline float sample(const float *I, int w, int h, float x, float y)
+INL float sample(const float *I, int w, int h, float x, float y)
 {
     if (x < 0) x = 0;
     if (y < 0) y = 0;
@@ -238,16 +249,16 @@ static inline float sample(const float *I, int w, int h, float x, float y)
 typedef float v8f __attribute__((vector_size(32)));
 #define P8 8
 
-static inline v8f load8(const float *p)
+INL v8f load8(const float *p)
 {
     v8f r;
     memcpy(&r, p, sizeof r);
     return r;
 }
-static inline float hsum8(v8f a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+INL float hsum8(v8f a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
 /* the 8 x 8 block of I whose top-left corner is at (fx, fy), bilinear */
-static void warp8(const float *I, int w, int h, float fx, float fy, v8f *out)
+INL void warp8(const float *I, int w, int h, float fx, float fy, v8f *out)
 {
     int ix = (int)floorf(fx), iy = (int)floorf(fy);
     if (ix >= 0 && iy >= 0 && ix + P8 < w && iy + P8 < h) {
@@ -291,7 +302,7 @@ struct patch_ctx {
     int x0, y0;
 };
 
-static void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, int mean_norm)
+INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, int mean_norm)
 {
     v8f s = { 0 }, sx = { 0 }, sy = { 0 }, sxx = { 0 }, sxy = { 0 }, syy = { 0 };
     c->x0 = x0;
@@ -317,7 +328,7 @@ static void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y
 }
 
 /* mean difference of the warped patch in c->W from the template (0 without mean normalisation) */
-static inline float patch_md(const struct patch_ctx *c, int mean_norm)
+INL float patch_md(const struct patch_ctx *c, int mean_norm)
 {
     if (!mean_norm) return 0.f;
     v8f s = c->W[0];
@@ -326,7 +337,7 @@ static inline float patch_md(const struct patch_ctx *c, int mean_norm)
 }
 
 /* zero-mean (or plain) SSD of the patch at flow (u, v); leaves the samples in c->W */
-static float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
+INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
 {
     warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
     float m = patch_md(c, mean_norm);
@@ -343,7 +354,7 @@ static float patch_ssd(struct patch_ctx *c, const struct level *L, float u, floa
  * patch; each iteration samples I1 once and gets both the SSD of the current
  * point and the step from it. A step that raises the SSD is undone and ends
  * the search. */
-static void patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
+INL void patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
     if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return; /* textureless: no update */
@@ -379,7 +390,7 @@ static void patch_descend(struct patch_ctx *c, const struct level *L, int iters,
     *pv = v;
 }
 
-static void job_patches(void *ctx, int s0, int s1, int worker)
+HOT static void job_patches(void *ctx, int s0, int s1, int worker)
 {
     struct patch_job *j = ctx;
     struct dis *d = j->d;
@@ -442,7 +453,7 @@ struct dens_job {
     int nx, ny, band;
 };
 
-static void job_densify(void *ctx, int b0, int b1, int worker)
+HOT static void job_densify(void *ctx, int b0, int b1, int worker)
 {
     struct dens_job *j = ctx;
     struct dis *d = j->d;
@@ -504,8 +515,9 @@ static void job_densify(void *ctx, int b0, int b1, int worker)
  * 32-byte coefficient record per pixel and the flow of its neighbours. */
 
 struct vderiv { float ix, iy, iz, ixx, ixy, iyy, ixz, iyz; };
-/* per pixel: (A + S) [u v] = b + sum of neighbours, with the data term in A, b */
-struct vcoef { float a11, a12, a22, b1, b2, wx, wy, pad; };
+/* per pixel: b (data term plus A [U0 V0]), the coupling a12, the edge weights to the right and
+ * below, and omega / (diagonal + sum of edge weights) for u and v */
+struct vcoef { float b1, b2, a12, wx, wy, id11, id22, pad; };
 
 struct var_job {
     struct dis *d;
@@ -518,7 +530,7 @@ struct var_job {
 
 #define EPS2 1e-6f
 
-static void job_var_derivs(void *ctx, int y0, int y1, int worker)
+HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
     struct dis *d = j->d;
@@ -571,14 +583,35 @@ static void job_var_derivs(void *ctx, int y0, int y1, int worker)
         }
 }
 
-/* data-term coefficients and smoothness weights for the current (u, v) */
-static void job_var_weights(void *ctx, int y0, int y1, int worker)
+/* smoothness weights for the current (u, v): forward differences; the
+ * weight of pixel i serves its edges to the right and below */
+HOT static void job_var_smooth(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
     struct dis *d = j->d;
     int w = j->L->w, h = j->L->h;
+    const float *U = d->U, *V = d->V;
+    float al = d->p.alpha;
+    for (int y = y0; y < y1; y++)
+        for (int x = 0; x < w; x++) {
+            size_t i = (size_t)y * w + x;
+            size_t ix = x < w - 1 ? i + 1 : i, iy = y < h - 1 ? i + w : i;
+            float ux = U[ix] - U[i], uy = U[iy] - U[i], vx = V[ix] - V[i], vy = V[iy] - V[i];
+            float s = al / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + EPS2);
+            j->C[i].wx = x < w - 1 ? s : 0.f;
+            j->C[i].wy = y < h - 1 ? s : 0.f;
+        }
+}
+
+/* data-term coefficients for the current (u, v), folded with the
+ * smoothness weights into what one SOR update needs */
+HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    struct dis *d = j->d;
+    int w = j->L->w;
     const float *U = d->U, *V = d->V, *U0 = j->U0, *V0 = j->V0;
-    float al = d->p.alpha, de = d->p.delta, ga = d->p.gamma;
+    float de = d->p.delta, ga = d->p.gamma, z2 = d->p.zeta * d->p.zeta, om = d->p.omega;
     for (int y = y0; y < y1; y++)
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
@@ -587,53 +620,51 @@ static void job_var_weights(void *ctx, int y0, int y1, int worker)
             float a = U[i] - U0[i], b = V[i] - V0[i];
             float rb = D->iz + D->ix * a + D->iy * b;
             float rgx = D->ixz + D->ixx * a + D->ixy * b, rgy = D->iyz + D->ixy * a + D->iyy * b;
-            float wd = de / sqrtf(rb * rb + EPS2);
-            float wg = ga / sqrtf(rgx * rgx + rgy * rgy + EPS2);
+            /* constraint normalisation (Zimmer et al., IJCV 2011): each data term
+             * is divided by the squared norm of its spatial gradient, so its
+             * residual reads as a distance in pixels, not in grey levels */
+            float nb = 1.f / (D->ix * D->ix + D->iy * D->iy + z2);
+            float ng = 1.f / (D->ixx * D->ixx + 2 * D->ixy * D->ixy + D->iyy * D->iyy + z2);
+            float wd = de * nb / sqrtf(rb * rb * nb + EPS2);
+            float wg = ga * ng / sqrtf((rgx * rgx + rgy * rgy) * ng + EPS2);
             float a11 = wd * D->ix * D->ix + wg * (D->ixx * D->ixx + D->ixy * D->ixy);
             float a12 = wd * D->ix * D->iy + wg * (D->ixx * D->ixy + D->ixy * D->iyy);
             float a22 = wd * D->iy * D->iy + wg * (D->ixy * D->ixy + D->iyy * D->iyy);
             float b1 = -(wd * D->ix * D->iz + wg * (D->ixx * D->ixz + D->ixy * D->iyz));
             float b2 = -(wd * D->iy * D->iz + wg * (D->ixy * D->ixz + D->iyy * D->iyz));
-            C->a11 = a11;
+            float sw = C->wx + C->wy + (x > 0 ? C[-1].wx : 0.f) + (y > 0 ? C[-w].wy : 0.f);
             C->a12 = a12;
-            C->a22 = a22;
             /* A [du dv] = b  <=>  A [u v] = b + A [U0 V0] */
             C->b1 = b1 + a11 * U0[i] + a12 * V0[i];
             C->b2 = b2 + a12 * U0[i] + a22 * V0[i];
-            /* smoothness: forward differences; the weight of pixel i serves its edges to the right and below */
-            size_t ix = x < w - 1 ? i + 1 : i, iy = y < h - 1 ? i + w : i;
-            float ux = U[ix] - U[i], uy = U[iy] - U[i], vx = V[ix] - V[i], vy = V[iy] - V[i];
-            float s = al / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + EPS2);
-            C->wx = x < w - 1 ? s : 0.f;
-            C->wy = y < h - 1 ? s : 0.f;
+            C->id11 = a11 + sw > 0 ? om / (a11 + sw) : 0.f;
+            C->id22 = a22 + sw > 0 ? om / (a22 + sw) : 0.f;
         }
 }
 
-static void job_var_sor(void *ctx, int y0, int y1, int worker)
+HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
     struct dis *d = j->d;
     int w = j->L->w;
     const struct vcoef *Cb = j->C;
     float *U = d->U, *V = d->V;
-    float om = d->p.omega;
-    for (int y = y0; y < y1; y++)
+    float om1 = 1.f - d->p.omega;
+    for (int y = y0; y < y1; y++) {
+        const struct vcoef *Cu = y > 0 ? Cb - w : Cb; /* row above (unused weights are 0 on row 0) */
         for (int x = (y + j->color) & 1; x < w; x += 2) {
             size_t i = (size_t)y * w + x;
             const struct vcoef *C = &Cb[i];
-            /* the weights of edges to absent neighbours are 0, so the reads stay in the row/frame */
-            float el = x > 0 ? Cb[i - 1].wx : 0.f, eu = y > 0 ? Cb[i - w].wy : 0.f;
-            float er = C->wx, ed = C->wy;
-            float sw = el + er + eu + ed;
-            float su = 0, sv = 0;
-            if (x > 0) { su += el * U[i - 1]; sv += el * V[i - 1]; }
-            if (er > 0) { su += er * U[i + 1]; sv += er * V[i + 1]; }
-            if (y > 0) { su += eu * U[i - w]; sv += eu * V[i - w]; }
-            if (ed > 0) { su += ed * U[i + w]; sv += ed * V[i + w]; }
-            float d11 = C->a11 + sw, d22 = C->a22 + sw;
-            if (d11 > 0) U[i] += om * ((C->b1 + su - C->a12 * V[i]) / d11 - U[i]);
-            if (d22 > 0) V[i] += om * ((C->b2 + sv - C->a12 * U[i]) / d22 - V[i]);
+            /* edges to absent neighbours carry weight 0; their reads are clamped into the frame */
+            size_t il = x > 0 ? i - 1 : i, iu = y > 0 ? i - w : i, ir = C->wx > 0 ? i + 1 : i, id = C->wy > 0 ? i + w : i;
+            float el = x > 0 ? Cb[i - 1].wx : 0.f, eu = y > 0 ? Cu[i].wy : 0.f, er = C->wx, ed = C->wy;
+            float su = el * U[il] + er * U[ir] + eu * U[iu] + ed * U[id];
+            float sv = el * V[il] + er * V[ir] + eu * V[iu] + ed * V[id];
+            /* SOR with the relaxation folded into id11, id22: u <- (1-w) u + w (b + s - a12 v) / (a11 + sum w) */
+            U[i] = om1 * U[i] + C->id11 * (C->b1 + su - C->a12 * V[i]);
+            V[i] = om1 * V[i] + C->id22 * (C->b2 + sv - C->a12 * U[i]);
         }
+    }
 }
 
 static void variational(struct dis *d, const struct level *L)
@@ -647,7 +678,8 @@ static void variational(struct dis *d, const struct level *L)
     j.V0 = d->vbuf + 17 * n;
     pool_for(d->pool, L->h, job_var_derivs, &j);
     for (int o = 0; o < d->p.var_outer; o++) {
-        pool_for(d->pool, L->h, job_var_weights, &j);
+        pool_for(d->pool, L->h, job_var_smooth, &j);
+        pool_for(d->pool, L->h, job_var_data, &j);
         for (int s = 0; s < d->p.var_inner; s++)
             for (int c = 0; c < 2; c++) {
                 j.color = c;
@@ -666,7 +698,7 @@ struct up_job {
     float scale; /* size ratio: destination pixel x sits at (x + 0.5) / scale - 0.5 in the source */
 };
 
-static void job_upsample(void *ctx, int y0, int y1, int worker)
+HOT static void job_upsample(void *ctx, int y0, int y1, int worker)
 {
     struct up_job *j = ctx;
     for (int y = y0; y < y1; y++) {

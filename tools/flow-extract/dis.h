@@ -28,6 +28,7 @@ struct dis_params {
     float delta;      /* brightness constancy weight */
     float gamma;      /* gradient constancy weight */
     float omega;      /* SOR relaxation */
+    float zeta;       /* data-term normalisation offset, grey levels per pixel */
     int mean_norm;    /* patch SSD on zero-mean patches (robust to brightness change) */
     int propagate;    /* spatial propagation between neighbouring patches */
 };
