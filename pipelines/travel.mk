@@ -37,7 +37,7 @@ endif
 TRAVEL_OUT    := $(patsubst %/,%,$(or $(strip $(OUT)),out/$(basename $(notdir $(TOPIC)))))
 TRAVEL_D      := $(TRAVEL_OUT)/.travel
 TRAVEL_REPORT := $(TRAVEL_BIN)/pipeline-report
-TRAVEL_RUN     = $(TRAVEL_REPORT) run --dir $(TRAVEL_D) --probe $(TRAVEL_BIN)/vram-probe \
+TRAVEL_RUN     = $(TRAVEL_REPORT) --task-id travel run --dir $(TRAVEL_D) --probe $(TRAVEL_BIN)/vram-probe \
                  --baseline-timeout $(TRAVEL_BASELINE_TIMEOUT) --memory-mode $(TRAVEL_MODE)
 TRAVEL_COMMON  = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS)) --wait-vram $(TRAVEL_WAIT_VRAM)
 

@@ -5,7 +5,9 @@
 # second run, a frames edit re-running exactly the segments and stitch; a run
 # killed with SIGKILL after a stage finished resumes without re-running
 # finished stages and gives a byte-identical final.mp4; a missing model stops
-# the run at the prompt stage with exit 69 and its message, nothing after it.
+# the run at the prompt stage with exit 69 and its message, nothing after it;
+# exit 75 in beefy mode is retried once in lightweight mode, then stops the run.
+# Run a uses make -j 2, run b is serial: byte-identical MP4s.
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 MK=$TESTBIN/helpers/mkkeyframes
 need=
@@ -42,7 +44,8 @@ X
 STAGES="prompt flow_000 flow_001 seg_000 seg_001 stitch"
 
 # ---- uninterrupted run
-expect_exit "make pipeline on a tiny topic" 0 travel_make TOPIC="$T/tiny.topic" OUT="$T/a"
+# run a side by side (-j 2); run b below is serial: their MP4s must match
+expect_exit "make -j 2 pipeline on a tiny topic" 0 travel_make -j 2 TOPIC="$T/tiny.topic" OUT="$T/a"
 [ -s "$T/.err" ] && sed 's/^/    | /' "$T/.err" | grep -v '^\s*| \[' | head -n 5
 n=$(ffprobe -v error -count_frames -select_streams v:0 -show_entries stream=nb_read_frames -of csv=p=0 a/final.mp4)
 check "final.mp4 has 2*6 - 1 = 11 frames (got $n)" test "$n" = 11
@@ -102,4 +105,20 @@ expect_exit "missing model stops the run" 2 travel_make TOPIC="$T/tiny.topic" OU
 check "missing model: the stage's exit 69 is shown" stderr_has "exit 69"
 check "missing model: the tool's message names the model" stderr_has "no-such-model"
 check "missing model: nothing downstream ran" test ! -e c/flow -a ! -e c/segments -a ! -e c/final.mp4 -a ! -e c/scenes.json
+
+# ---- exit 75 (pretend GPU with no free VRAM, beefy asked): retried once in
+# lightweight mode, then the run stops with the stage's message
+export ISOPIPE_FAKE_GPU=8192:0
+expect_exit "75 in beefy and lightweight stops the run" 2 travel_make TOPIC="$T/tiny.topic" OUT="$T/d" TRAVEL_MODE=beefy TRAVEL_WAIT_VRAM=0
+unset ISOPIPE_FAKE_GPU
+check "75: the retry in lightweight mode is announced" stderr_has "exited 75 (not enough VRAM now) in beefy mode; retrying once in lightweight mode"
+check "75: the stage's failure stops the run" stderr_has "stage 'prompt' failed with exit 75"
+if [ -n "$PY" ]; then
+    check "75: the record has both attempts" $PY -c "
+import json
+r = json.load(open('d/.travel/records/prompt.json'))
+assert [(a['mode'], a['exit_code']) for a in r['attempts']] == [('beefy', 75), ('lightweight', 75)] and r['retries'] == 1, r
+"
+fi
+check "75: nothing downstream ran" test ! -e d/flow -a ! -e d/scenes.json
 test_done

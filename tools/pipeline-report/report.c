@@ -179,7 +179,8 @@ int report_build(const struct report_stage_in *st, int n, const char *run_dir, c
     json_object_set_new(tot, "peak_vram", json_integer((json_int_t)max_vram));
     json_object_set_new(tot, "retries", json_integer(retries));
     json_object_set_new(tot, "gpu_stages", json_integer(gpu_stages));
-    if (!device_seen && gpu_stages == 0) json_object_set_new(tot, "reclaimed_vram", json_string("no GPU"));
+    if (gpu_stages == 0)
+        json_object_set_new(tot, "reclaimed_vram", json_string(device_seen ? "no stage used the GPU" : "no GPU"));
     else json_object_set_new(tot, "reclaimed_vram", json_pack("{s:I, s:i, s:b}", "bytes", (json_int_t)reclaimed_total,
                                                                "checked_stages", checked, "all_returned", all_returned));
     json_object_set_new(root, "totals", tot);
