@@ -109,6 +109,21 @@ def main():
     write("fuzz_flo", "one.flo", flo(1, 1, lambda x, y: (1e10, 0.0)))
     write("fuzz_flo", "short.flo", flo(3, 2, lambda x, y: (0.0, 0.0))[:30])
 
+    # safetensors: 8-byte LE header length, JSON header (padded with spaces), data
+    def st(header, data):
+        h = header.encode()
+        h += b" " * (-len(h) % 8)
+        return struct.pack("<Q", len(h)) + h + data
+    write("fuzz_safetensors", "two.safetensors",
+          st('{"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},'
+             '"b":{"dtype":"F16","shape":[4],"data_offsets":[24,32]},"__metadata__":{"format":"pt"}}', bytes(range(32))))
+    write("fuzz_safetensors", "empty_shape.safetensors",
+          st('{"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},"z":{"dtype":"I64","shape":[0,5],"data_offsets":[2,2]}}',
+             b"\x01\x02"))
+    write("fuzz_safetensors", "overlap.safetensors",
+          st('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}',
+             bytes(6)))
+
 
 if __name__ == "__main__":
     main()
