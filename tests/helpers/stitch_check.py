@@ -2,7 +2,7 @@
 """stitch_check.py — an independent reference for stitch's output (numpy + OpenCV).
 
   stitch_check.py exact  K FRAMESDIR SEGDIR...        --frames-out must equal the expected frames bit for bit
-  stitch_check.py psnr   K DECODEDDIR IDX MIN SEGDIR...  decoded video frame IDX vs the expected frame, PSNR >= MIN dB
+  stitch_check.py psnr   K DECODEDDIR IDX[,IDX..] MIN SEGDIR...  decoded frames IDX.. vs the expected ones, each PSNR >= MIN dB
 
 The expected video is the fold of ffmpeg's xfade chain, computed here with
 numpy int64 from the PNGs (read with OpenCV): S = segment 0; for each next
@@ -54,16 +54,24 @@ def main():
         print(f"all {len(exp)} frames equal the expected blend")
         return 0
     if mode == "psnr":
-        decdir, idx, lim, segs = sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
+        decdir, lim, segs = sys.argv[3], float(sys.argv[5]), sys.argv[6:]
         exp = expected(k, segs)
-        dec = cv2.imread(os.path.join(decdir, "frame_%05d.png" % idx), cv2.IMREAD_COLOR)[:, :, ::-1]
-        e = exp[idx]
-        if dec.shape != e.shape:
-            # an odd source was padded to even: compare the source area
-            dec = dec[: e.shape[0], : e.shape[1]]
-        p = psnr(dec, e)
-        print(f"frame {idx}: PSNR {p:.2f} dB (limit {lim})")
-        return 0 if p >= lim else 1
+        rc = 0
+        for idx in map(int, sys.argv[4].split(",")):
+            dec = cv2.imread(os.path.join(decdir, "frame_%05d.png" % idx), cv2.IMREAD_COLOR)
+            if dec is None:
+                print(f"frame {idx}: cannot read the decoded frame")
+                rc = 1
+                continue
+            dec, e = dec[:, :, ::-1], exp[idx]
+            if dec.shape != e.shape:
+                # an odd source was padded to even: compare the source area
+                dec = dec[: e.shape[0], : e.shape[1]]
+            p = psnr(dec, e)
+            print(f"frame {idx}: PSNR {p:.2f} dB (limit {lim})")
+            if p < lim:
+                rc = 1
+        return rc
     print("unknown mode", mode)
     return 2
 

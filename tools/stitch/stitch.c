@@ -7,10 +7,14 @@
  * sum(len) - (n-1)*K frames, and a segment of exactly K frames between two
  * others is blended twice, as a chain of xfade filters would do.
  *
- * Streaming: the last K frames of S are the only ones that can still
- * change, so they wait in a FIFO; every other frame is encoded as soon as
- * it is final. With the reader's one frame ahead that is K+1 decoded
- * frames (2 when K = 0), independent of the segment lengths. */
+ * Streaming: all segment lengths are known up front, so the output
+ * position of every frame, and the blends that will still touch it, are
+ * known too. Only the last K frames of S at a segment's end can still
+ * change; they wait (at most K), every other frame is encoded as soon as
+ * it is final. The reader thread decodes ahead into a pool of K+1 frames
+ * (2 when K = 0) shared with those waiting, so at most K+1 decoded frames
+ * are alive, whatever the segment lengths, and in the middle of a segment
+ * the reader runs up to K+1 frames ahead of the encoder. */
 #include "stitch.h"
 
 #include <dirent.h>
@@ -392,18 +396,44 @@ static int emit(struct run *r, struct image *img)
 
 static int emit_oldest(struct run *r)
 {
-    int k = r->k;
+    int cap = r->k > 0 ? r->k : 1;
     struct image *img = &r->fifo[r->f_head];
     int rc = emit(r, img);
     reader_release(&r->rd, img);
-    r->f_head = (r->f_head + 1) % k;
+    r->f_head = (r->f_head + 1) % cap;
     r->f_count--;
     return rc;
 }
 
+/* Output position before which every frame is final while segment s has
+ * had `used` frames consumed: a later blend touches only the last K frames
+ * of the video at the end of segment s (positions out_end - K ..), and
+ * segment s's own blends only positions out_start + used .. out_start + K. */
+static int64_t final_limit(const struct run *r, int s, int used)
+{
+    const struct seg *g = &r->segs[s];
+    int64_t lim = INT64_MAX;
+    if (s + 1 < r->o->nseg) lim = g->out_start + g->nframes - r->k;
+    if (s > 0 && used < r->k && g->out_start + used < lim) lim = g->out_start + used;
+    return lim;
+}
+
+static int flush_final(struct run *r, int s, int used)
+{
+    int64_t lim = final_limit(r, s, used);
+    int rc = 0;
+    while (!rc && r->f_count > 0 && r->emitted < lim) rc = emit_oldest(r);
+    return rc;
+}
+
+/* Pending (not yet final) frames wait in r->fifo, oldest first, the
+ * oldest at output position r->emitted; there are never more than K of
+ * them. Frames are emitted as soon as they are final, before the next
+ * frame is awaited, so in the plain middle of a segment nothing is
+ * pending and the reader may run up to K+1 frames ahead. */
 static int stream(struct run *r)
 {
-    const int k = r->k;
+    const int k = r->k, cap = k > 0 ? k : 1;
     const int nseg = r->o->nseg;
     const size_t bytes = (size_t)r->w * (size_t)r->h * 3;
     struct image cur = { 0 };
@@ -411,29 +441,24 @@ static int stream(struct run *r)
     for (int s = 0; s < nseg && !rc; s++)
         for (int j = 0; j < r->segs[s].nframes; j++) {
             if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); break; }
-            if (k == 0) {
-                if ((rc = reader_next(&r->rd, &cur))) break;
-                rc = emit(r, &cur);
-                reader_release(&r->rd, &cur);
-                if (rc) break;
-                continue;
-            }
-            int plain = s == 0 || j >= k;
-            /* the oldest pending frame is final once a plain frame follows:
-             * encode it before waiting, so its slot is free for read-ahead */
-            if (plain && r->f_count == k && (rc = emit_oldest(r))) break;
+            if ((rc = flush_final(r, s, j))) break;
             if ((rc = reader_next(&r->rd, &cur))) break;
-            if (plain) {
-                r->fifo[(r->f_head + r->f_count) % k] = cur;
-                r->f_count++;
-                memset(&cur, 0, sizeof cur);
-            } else {
+            if (s > 0 && j < k) {
+                /* crossfade frame j: blend into the pending frame at its position */
+                int64_t idx = r->segs[s].out_start + j - r->emitted;
+                if (idx < 0 || idx >= r->f_count) { rc = iso_fail(ISO_EINTERNAL, "crossfade frame not pending"); break; }
                 double t0 = mem_now();
-                stitch_blend(r->fifo[(r->f_head + j) % k].data, cur.data, bytes, j, k);
+                stitch_blend(r->fifo[(r->f_head + idx) % cap].data, cur.data, bytes, j, k);
                 r->blend_s += mem_now() - t0;
                 reader_release(&r->rd, &cur);
+            } else {
+                if (r->f_count == cap) { rc = iso_fail(ISO_EINTERNAL, "more than K frames pending"); break; }
+                r->fifo[(r->f_head + r->f_count) % cap] = cur;
+                r->f_count++;
+                memset(&cur, 0, sizeof cur);
             }
         }
+    /* the end: everything left is final */
     while (!rc && r->f_count > 0) rc = emit_oldest(r);
     reader_release(&r->rd, &cur);
     return rc;
@@ -603,10 +628,8 @@ int stitch_run(const struct stitch_opts *o)
                 (long long)r->total_frames, r->fps_num, r->fps_den, r->info.codec);
 
     int pool = k + 1 < 2 ? 2 : k + 1;
-    if (k > 0) {
-        r->fifo = calloc((size_t)k, sizeof *r->fifo);
-        if (!r->fifo) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    }
+    r->fifo = calloc((size_t)(k > 0 ? k : 1), sizeof *r->fifo);
+    if (!r->fifo) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = reader_start(&r->rd, r->segs, o->nseg, r->w, r->h, pool))) goto done;
     double t_run = mem_now();
     rc = stream(r);
@@ -642,7 +665,7 @@ int stitch_run(const struct stitch_opts *o)
 done:
     if (r->rd.started) reader_stop(&r->rd);
     if (r->fifo) {
-        for (int i = 0; i < r->k; i++) image_free(&r->fifo[i]);
+        for (int i = 0; i < (r->k > 0 ? r->k : 1); i++) image_free(&r->fifo[i]);
         free(r->fifo);
     }
     video_enc_free(&r->enc);
