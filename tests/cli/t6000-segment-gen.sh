@@ -134,4 +134,15 @@ expect_exit "failed run over an existing segment" 65 $SG $ARGS --frames 1 -o seg
 check "the old segment is untouched" test -f seg/frame_00004.png
 expect_exit "re-run with 3 frames" 0 $SG $ARGS --frames 3 -o seg
 check "the new segment replaced the old one" test -f seg/frame_00002.png -a ! -e seg/frame_00003.png
+
+# an interrupt: exit 130 and nothing left behind (the signal is sent once the temporary directory exists)
+$SG -q $ARGS --frames 5000 -o intr 2>intr.err &
+pid=$!
+i=0
+while [ $i -lt 200 ] && ! ls -A . | grep -q '^\.intr'; do sleep 0.05; i=$((i + 1)); done
+kill -INT $pid
+wait $pid; rc=$?
+check "SIGINT exits 130" test "$rc" -eq 130
+check "SIGINT leaves no output" test ! -e intr -a "$(ls -A . | grep -c '^\.intr')" -eq 0
+check "SIGINT says interrupted" grep -q 'segment-gen: interrupted' intr.err
 test_done

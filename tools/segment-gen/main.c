@@ -77,5 +77,6 @@ int main(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
+    segment_install_signals();
     return cli_finish(segment_run(&a, &c));
 }
