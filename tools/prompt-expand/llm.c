@@ -161,7 +161,7 @@ struct llm {
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, n_ctx_train, n_rot;
     int q_dim, kv_dim;
     float rms_eps, rope_base;
-    int rope_neox;
+    int rope_neox, f32_act;
     const float *rope_freqs;               /* Llama 3.1 frequency factors (n_rot/2) or NULL */
     uint64_t n_params;
     /* weights */
@@ -199,7 +199,7 @@ struct mm_job {
     float *y; int y_stride;
     const float *bias;
 };
-struct mm_batch { struct mm_job j[3]; int nj, nt; };
+struct mm_batch { struct mm_job j[3]; int nj, nt, f32_act; };
 
 static void mm_worker(void *ctx, int ith, int nth)
 {
@@ -221,7 +221,8 @@ static void mm_worker(void *ctx, int ith, int nth)
             const uint8_t *wr = (const uint8_t *)j->w->data + (size_t)r * rb;
             float bias = j->bias ? j->bias[r] : 0.0f;
             for (int t = 0; t < b->nt; t++)
-                j->y[(size_t)t * j->y_stride + r] = quant_dot(j->w->type, wr, j->xa + (size_t)t * j->xa_stride, cols) + bias;
+                j->y[(size_t)t * j->y_stride + r] = (b->f32_act ? quant_dot_f32act(j->w->type, wr, (const float *)(const void *)(j->xa + (size_t)t * j->xa_stride), cols)
+                                                                : quant_dot(j->w->type, wr, j->xa + (size_t)t * j->xa_stride, cols)) + bias;
         }
         base += rows;
     }
@@ -230,6 +231,7 @@ static void mm_worker(void *ctx, int ith, int nth)
 /* quantise x (nt rows of n floats) for weights of type t, into the buffer of that activation format */
 static const uint8_t *act_quant(struct llm *m, enum ggml_type t, const float *x, int nt, int64_t n, size_t *stride)
 {
+    if (m->f32_act) t = GGML_TYPE_F32;
     enum ggml_type at = quant_act_type(t);
     int slot = at == GGML_TYPE_Q8_1 ? 0 : at == GGML_TYPE_Q8_K ? 1 : 2;
     size_t rb = quant_act_bytes(t, n);
@@ -244,7 +246,7 @@ static void matmul(struct llm *m, int nt, const float *x, int64_t n, int nj,
                    const struct gguf_tensor *const *w, float *const *y, const int *y_stride,
                    const struct gguf_tensor *const *bias)
 {
-    struct mm_batch b = { .nj = nj, .nt = nt };
+    struct mm_batch b = { .nj = nj, .nt = nt, .f32_act = m->f32_act };
     int done[3] = {0};
     for (int i = 0; i < nj; i++) {
         b.j[i].w = w[i];
@@ -640,6 +642,7 @@ int llm_open(const char *path, const struct llm_params *p, struct llm **out)
     m = calloc(1, sizeof *m);
     if (!m) return iso_fail(ISO_EINTERNAL, "out of memory");
     m->mode = MEM_MODE_CPU;
+    m->f32_act = p->f32_act;
     if ((rc = gguf_open(path, &m->g)) < 0) goto done;
     if ((rc = load(m, p)) < 0 || (rc = alloc_state(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
 #ifdef ISOPIPE_CUDA
@@ -682,6 +685,7 @@ static void cuda_dims(const struct llm *m, struct llmc_dims *d)
     d->head_dim = m->head_dim; d->n_rot = m->n_rot; d->n_vocab = m->n_vocab; d->n_ctx = m->n_ctx;
     d->n_layer = m->n_layer; d->max_batch = LLM_BATCH; d->rope_neox = m->rope_neox;
     d->rms_eps = m->rms_eps; d->rope_base = m->rope_base; d->rope_freqs_host = m->rope_freqs;
+    d->f32_act = m->f32_act;
 }
 
 static uint64_t up256(uint64_t n) { return (n + 255) & ~(uint64_t)255; }

@@ -20,6 +20,9 @@ struct llm_params {
     int threads;          /* CPU threads; 0 = all online CPUs */
     enum mem_mode mode;   /* MEM_MODE_AUTO picks cpu without CUDA or a device */
     int device;           /* CUDA device */
+    int f32_act;          /* reference mode: activations stay float (no 8-bit blocks); slower.
+                           * Used to check the CUDA kernels against the CPU to float rounding
+                           * (8-bit activations make any two implementations differ by ~1%) */
 };
 void llm_params_default(struct llm_params *p);
 

@@ -210,6 +210,56 @@ __device__ float block_dot(ggml_type t, const uint8_t *p, const void *xa, int b)
     }
 }
 
+// weight element i of one block (the layouts of quant.c's header)
+__device__ float block_elem(ggml_type t, const uint8_t *p, int i)
+{
+    switch (t) {
+    case GGML_TYPE_Q4_0: return ld_half(p) * ((i < 16 ? p[2 + i] & 0xF : p[2 + i - 16] >> 4) - 8);
+    case GGML_TYPE_Q4_1: return ld_half(p) * (i < 16 ? p[4 + i] & 0xF : p[4 + i - 16] >> 4) + ld_half(p + 2);
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: {
+        int o = t == GGML_TYPE_Q5_0 ? 6 : 8;
+        uint32_t qh = ld_u32(p + o - 4);
+        int q = (i < 16 ? p[o + i] & 0xF : p[o + i - 16] >> 4) | ((qh >> i) & 1) << 4;
+        return t == GGML_TYPE_Q5_0 ? ld_half(p) * (q - 16) : ld_half(p) * q + ld_half(p + 2);
+    }
+    case GGML_TYPE_Q8_0: return ld_half(p) * (int8_t)p[2 + i];
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
+        int sub = i / 32, c = i / 64, l = i % 32, sc, m;
+        k_scale_min(sub, p + 4, sc, m);
+        const uint8_t *qs = p + (t == GGML_TYPE_Q5_K ? 48 : 16);
+        int q = (qs[32 * c + l] >> (4 * (sub % 2))) & 0xF;
+        if (t == GGML_TYPE_Q5_K) q |= ((p[16 + l] >> sub) & 1) << 4;
+        return ld_half(p) * sc * q - ld_half(p + 2) * m;
+    }
+    case GGML_TYPE_Q6_K: {
+        int h = i / 128, k = (i % 128) / 32, l = i % 32;
+        int lo = (p[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF, hi = (p[128 + 32 * h + l] >> (2 * k)) & 3;
+        return ld_half(p + 208) * (int8_t)p[192 + i / 16] * (lo + 16 * hi - 32);
+    }
+    default: return 0.0f;
+    }
+}
+
+// y[t * ys + r] = W[r] . x[t] with float activations (reference mode); one warp per row
+__global__ void k_matmul_f32(ggml_type t, const uint8_t *w, int64_t rows, int nb, int be, int bb, const float *x, int n,
+                             int nt, float *y, int ys, const float *bias)
+{
+    int64_t r = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x % 32;
+    if (r >= rows) return;
+    const uint8_t *wr = w + (size_t)r * nb * bb;
+    for (int tk = 0; tk < nt; tk++) {
+        const float *xr = x + (size_t)tk * n;
+        float s = 0;
+        for (int b = lane; b < nb; b += 32) {
+            if (be == 1) { s += block_dot(t, wr + (size_t)b * bb, xr, b); continue; }
+            for (int i = 0; i < be; i++) s += block_elem(t, wr + (size_t)b * bb, i) * xr[(size_t)b * be + i];
+        }
+        for (int o = 16; o; o >>= 1) s += __shfl_xor_sync(0xffffffff, s, o);
+        if (lane == 0) y[(size_t)tk * ys + r] = s + (bias ? bias[r] : 0.0f);
+    }
+}
+
 // y[t * ys + r] = W[r] . act[t] (+ bias[r]); one warp per row
 __global__ void k_matmul(ggml_type t, const uint8_t *w, int64_t rows, int nb, int bb, const uint8_t *act, size_t act_row,
                          int nt, float *y, int ys, const float *bias)
@@ -389,6 +439,13 @@ extern "C" int llmc_input(llmc *c, const float *x, int nt)
 // quantise nt rows of n floats for weights of type t, then y = W act (+ bias)
 static int matmul(llmc *c, const llmc_w *w, const float *x, int nt, int64_t n, float *y, int ys, const llmc_w *bias)
 {
+    if (c->d.f32_act) {
+        int be = block_elems(w->type), bb = block_bytes(w->type);
+        k_matmul_f32<<<cdiv(w->ne1, 8), 256, 0, c->st>>>(w->type, (const uint8_t *)w->dev, w->ne1, (int)(n / be), be, bb, x,
+                                                         (int)n, nt, y, ys, bias && bias->dev ? (const float *)bias->dev : NULL);
+        CK(cudaGetLastError());
+        return 0;
+    }
     int kind = act_kind(w->type);
     size_t row = act_row_bytes(kind, n);
     if (kind == 0) {

@@ -19,7 +19,7 @@ struct llmc;
 
 struct llmc_dims {
     int n_embd, n_ff, n_head, n_head_kv, head_dim, n_rot, n_vocab, n_ctx, n_layer, max_batch;
-    int rope_neox;
+    int rope_neox, f32_act;   /* f32_act: float activations (llm_params.f32_act) */
     float rms_eps, rope_base;
     const float *rope_freqs_host;   /* n_rot/2 factors or NULL (copied at create) */
 };

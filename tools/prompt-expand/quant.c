@@ -137,16 +137,17 @@ size_t quant_act_bytes(enum ggml_type t, int64_t n)
     }
 }
 
-/* ggml quantize_row_q8_1: d = max|x| / 127, q = round(x / d) */
+/* ggml quantize_row_q8_1 as its AVX2 code does it: d = max|x| / 127,
+ * q = x * (127 / max|x|) rounded to nearest, ties to even */
 static void act_q8a(const float *x, struct quant_q8a *y, int64_t n)
 {
     for (int64_t b = 0; b < n / QK; b++, x += QK, y++) {
         float amax = 0;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK; j++) {
-            int q = (int)roundf(x[j] * id);
+            int q = (int)nearbyintf(x[j] * id);
             y->qs[j] = (int8_t)q;
             sum += q;
         }
@@ -435,4 +436,21 @@ void quant_f32_to_f16_row(const float *x, uint16_t *h, int64_t n)
 {
     if (use_avx2 > 0) { quant_f32_to_f16_avx2(x, h, n); return; }
     for (int64_t i = 0; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
+}
+
+float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n)
+{
+    if (t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16) return quant_dot(t, w, x, n);
+    float buf[QK_K];
+    const uint8_t *p = w;
+    int64_t be = (int64_t)ggml_type_block_elems(t);
+    size_t bb = ggml_type_block_bytes(t);
+    double sum = 0;
+    for (int64_t b = 0; b < n / be; b++, p += bb, x += be) {
+        quant_dequant_row(t, p, buf, be);
+        float s = 0;
+        for (int64_t i = 0; i < be; i++) s += buf[i] * x[i];
+        sum += s;
+    }
+    return (float)sum;
 }

@@ -54,6 +54,10 @@ float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);
 float quant_bf16_to_f32(uint16_t h);
 
+/* dot product of one weight row of any supported type with float activations
+ * (the weights dequantised block by block): the engine's reference mode */
+float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);
+
 /* the scalar kernels (tests compare the SIMD ones against them) */
 float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t n);
 #endif
