@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,21 +136,89 @@ int fs_publish_file(const char *tmp, const char *final)
     return 0;
 }
 
+/* A temporary sibling is ".<base>.tmp-<pid>-<8 hex>" (fs_tmp_sibling). */
+int fs_clean_stale_tmp(const char *final)
+{
+    char *dir = fs_dirname(final);
+    const char *base = strrchr(final, '/');
+    base = base ? base + 1 : final;
+    char prefix[300];
+    int removed = 0;
+    DIR *d = NULL;
+    if (!dir || snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix) goto done;
+    size_t pl = strlen(prefix);
+    if (!(d = opendir(dir))) goto done;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, pl) != 0) continue;
+        char *end;
+        long pid = strtol(e->d_name + pl, &end, 10);
+        if (pid <= 0 || *end != '-' || strlen(end + 1) != 8 || strspn(end + 1, "0123456789abcdef") != 8) continue;
+        /* only a process that no longer exists: a live one (this one
+         * included) may still be writing it */
+        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *p = fs_join(dir, e->d_name);
+        if (p && fs_rm_rf(p) == 0) removed++;
+        free(p);
+    }
+done:
+    if (d) closedir(d);
+    free(dir);
+    return removed;
+}
+
+/* Linux O_TMPFILE (open(2)): the data goes to an unnamed inode in the target
+ * directory and gets a name only once complete (linkat of /proc/self/fd),
+ * so a process killed while writing leaves nothing at all behind. Where the
+ * file system lacks O_TMPFILE, a named temporary sibling is used. */
+static int link_tmpfile(FILE *f, const char *tmp)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(f));
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) return 0;
+    /* no /proc: copy the unnamed file's bytes into a named one */
+    int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0) return -1;
+    char buf[65536];
+    off_t off = 0;
+    for (;;) {
+        ssize_t n = pread(fileno(f), buf, sizeof buf, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n < 0 || (fsync(out) != 0 && errno != EINVAL)) break;
+            return close(out) == 0 ? 0 : -1;
+        }
+        for (ssize_t w = 0; w < n;) {
+            ssize_t k = write(out, buf + w, (size_t)(n - w));
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) { close(out); unlink(tmp); return -1; }
+            w += k;
+        }
+        off += n;
+    }
+    close(out);
+    unlink(tmp);
+    return -1;
+}
+
 int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *ctx)
 {
-    char *dir = fs_dirname(path);
+    char *dir = fs_dirname(path), *tmp = NULL;
+    FILE *f = NULL;
+    int rc = 0, named = 0;
+    if (!dir) return iso_fail(ISO_EINTERNAL, "out of memory");
     if (!fs_is_dir(dir)) {
-        int rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': directory '%s' does not exist", path, dir);
-        free(dir);
-        return rc;
+        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': directory '%s' does not exist", path, dir);
+        goto done;
     }
-    free(dir);
-    char *tmp = fs_tmp_sibling(path);
-    if (!tmp) return iso_fail(ISO_EINTERNAL, "out of memory");
-    int rc = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!f) {
+    fs_clean_stale_tmp(path);
+    if (!(tmp = fs_tmp_sibling(path))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        named = fd >= 0;
+    }
+    if (fd < 0 || !(f = fdopen(fd, "wb"))) {
         rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", path, strerror(errno));
         if (fd >= 0) close(fd);
         goto done;
@@ -158,17 +227,18 @@ int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *c
     if (fflush(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (!rc && fsync(fileno(f)) != 0 && errno != EINVAL)
         rc = iso_fail(ISO_EIO, "cannot sync '%s': %s", path, strerror(errno));
+    if (!rc && !named) {
+        if (link_tmpfile(f, tmp) != 0) rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", path, strerror(errno));
+        else named = 1;
+    }
     if (fclose(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (!rc && rename(tmp, path) != 0)
         rc = iso_fail(ISO_ECANTCREAT, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-    if (!rc) {
-        char *d = fs_dirname(path);
-        fs_sync_dir(d);
-        free(d);
-    }
+    if (!rc) fs_sync_dir(dir);
 done:
-    if (rc) unlink(tmp);
+    if (rc && named) unlink(tmp);
     free(tmp);
+    free(dir);
     return rc;
 }
 
@@ -183,6 +253,8 @@ int fs_dir_begin(const char *final, char **tmp)
         return rc;
     }
     free(dir);
+    /* what a killed run of the same output left behind goes now */
+    fs_clean_stale_tmp(final);
     char *t = fs_tmp_sibling(final);
     if (!t) return iso_fail(ISO_EINTERNAL, "out of memory");
     if (mkdir(t, 0777) != 0) {

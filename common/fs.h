@@ -1,7 +1,8 @@
 /* fs.h — files and directories that appear whole or not at all.
  * Outputs are written to a temporary sibling (same directory, so rename(2)
  * is atomic), fsynced, then renamed over the target; the directory is
- * fsynced after. Directories are built under a temporary sibling and
+ * fsynced after. Files are written to an unnamed O_TMPFILE inode where the
+ * file system has it, so even SIGKILL mid-write leaves nothing behind. Directories are built under a temporary sibling and
  * swapped in with renameat2(RENAME_EXCHANGE) where the kernel has it.
  * Paths returned by fs_* functions are malloc'd; the caller frees them. */
 #ifndef ISOPIPE_FS_H
@@ -16,6 +17,12 @@ int fs_rm_rf(const char *path);
 
 /* "dir/.name.tmp-PID-RAND" beside final (malloc'd) */
 char *fs_tmp_sibling(const char *final);
+
+/* Remove temporary siblings of final (".<base>.tmp-<pid>-*", files or
+ * directories) whose process no longer exists: what a run killed with
+ * SIGKILL left behind. fs_write_atomic and fs_dir_begin call it; a tool
+ * that writes to fs_tmp_sibling() itself may too. Returns how many went. */
+int fs_clean_stale_tmp(const char *final);
 
 /* Write a file atomically: writer(f, ctx) fills the temp file; on its
  * success (0) the file is fsynced and renamed to path; on failure it is
