@@ -2,7 +2,7 @@
  * A tool declares only its own options (struct cli_opt) and a handler;
  * cli_parse() adds the common ones, handles --help/--version, and fills
  * struct cli_common. --help text is generated the same way for every tool.
- * After parsing, cli_start() sets up logging and checkpoints. */
+ * After parsing, cli_start() sets up logging. */
 #ifndef ISOPIPE_CLI_H
 #define ISOPIPE_CLI_H
 #include <stdint.h>
@@ -55,7 +55,8 @@ typedef int (*cli_handler)(void *ctx, int id, const char *arg);
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_common *c,
               cli_handler handler, void *ctx, int *optind_out);
 
-/* Logging and the "start" checkpoint from the parsed options. Returns 0 or a status. */
+/* Logging (level, task id, --log-json) from the parsed options. Returns 0 or a
+ * status. It takes no checkpoint: the tool (or common/runtime.c) logs "start". */
 int cli_start(const struct cli_spec *spec, const struct cli_common *c);
 /* Print "tool: <iso_errmsg()>" (as an error log line) and return the exit code. */
 int cli_finish(int status);
