@@ -49,11 +49,11 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
     memset(p, 0, sizeof *p);
     p->patch = 8;
     p->coarsest = -1;
-    p->alpha = 20.f;
+    p->alpha = 10.f;
     p->delta = 5.f;
     p->gamma = 10.f;
     p->omega = 1.6f;
-    p->zeta = 0.1f;
+    p->zeta = 1.f;
     p->mean_norm = 1;
     p->propagate = 1;
     p->var_inner = 5;
