@@ -101,6 +101,18 @@ static void test_conv(void)
     scenes_conv_free(&c);
 }
 
+static void test_sentences(void)
+{
+    TEST("sentence ends");
+    const char *a = "A boat drifts. Rain falls on 3.5 roofs! The camera";
+    CHECK(scenes_sentence_end(a, strlen(a), 0) == strlen("A boat drifts. Rain falls on 3.5 roofs!"));
+    CHECK(scenes_sentence_end(a, strlen("A boat drifts."), 0) == 0);      /* needs the space after it */
+    CHECK(scenes_sentence_end(a, strlen("A boat drifts."), 1) == strlen("A boat drifts."));
+    CHECK(scenes_sentence_end("No end at all", 13, 1) == 0);
+    CHECK(scenes_sentence_end("He said \"go.\" Then", 19, 0) == strlen("He said \"go.\""));
+    CHECK(scenes_sentence_end("Version 3.5 is out", 18, 1) == 0);
+}
+
 static void test_json(void)
 {
     TEST("json");
@@ -118,6 +130,7 @@ int main(void)
     test_parse();
     test_dupes();
     test_conv();
+    test_sentences();
     test_json();
     return test_report();
 }

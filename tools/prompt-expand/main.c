@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "chat.h"
 #include "cli.h"
@@ -195,8 +196,10 @@ struct gen {
 
 /* Evaluates the request (reusing the cached prefix it shares with the last
  * one: the instruction and example are the same every time) and samples a
- * reply until end of turn, a newline after some text, or max_tokens.
- * *cut is set when max_tokens ended it. */
+ * reply until end of turn, a newline after some text, the first sentence
+ * end past SCENES_STOP_LEN bytes, or max_tokens. In the last two cases the
+ * reply is cut back to its last complete sentence; *cut is set when
+ * max_tokens ended it without one. */
 static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *reply, int *cut)
 {
     int rc;
@@ -217,11 +220,11 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
     for (size_t i = 0; i < req->n; i++)
         if ((rc = tok_ids_push(&g->cache, req->v[i]))) return rc;
     t0 = mem_now();
-    int text = 0, k;
+    int text = 0, trim = 1, k;
     for (k = 0; k < g->max_tokens; k++) {
         int32_t id = sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
         if (id < 0) return id;
-        if (tok_is_eog(g->tok, id)) break;
+        if (tok_is_eog(g->tok, id)) { trim = 0; break; }
         size_t before = reply->n;
         if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id))) return rc;
         g->gen_tokens++;
@@ -230,12 +233,17 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
             if (reply->s[i] == '\n' && text) stop = 1;
             else if (reply->s[i] != ' ' && reply->s[i] != '\n' && reply->s[i] != '\t' && reply->s[i] != '\r') text = 1;
         }
-        if (stop) break;
+        if (stop) { trim = 0; break; }
+        if (scenes_sentence_end(reply->s, reply->n, 0) >= SCENES_STOP_LEN) break;
         if (k + 1 == g->max_tokens) { k++; break; }
         if ((rc = llm_eval(g->m, &id, 1, (int)g->cache.n, g->logits))) return rc;
         if ((rc = tok_ids_push(&g->cache, id))) return rc;
     }
-    if (k >= g->max_tokens) *cut = 1;
+    if (trim) {
+        size_t end = scenes_sentence_end(reply->s, reply->n, k < g->max_tokens);
+        if (end) { reply->n = end; reply->s[end] = 0; }
+        else if (k >= g->max_tokens) *cut = 1;
+    }
     g->gen_s += mem_now() - t0;
     return 0;
 }
@@ -443,6 +451,10 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     json_object_set_new(root, "generation", gj);
     json_object_set_new(root, "memory", rt_memory_json(rt));
     if ((rc = jsonio_write_atomic(out, root))) goto done;
+    {   /* the raw output of an earlier failed run is stale now */
+        char stale[4096];
+        if ((size_t)snprintf(stale, sizeof stale, "%s.raw.txt", out) < sizeof stale) unlink(stale);
+    }
     log_info("%d prompts written to '%s' (%" PRIu64 " tokens at %.1f tokens/s)", n, out, g.gen_tokens,
              g.gen_s > 0 ? (double)g.gen_tokens / g.gen_s : 0.0);
 done:

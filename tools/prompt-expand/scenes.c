@@ -191,6 +191,18 @@ done:
     return rc;
 }
 
+size_t scenes_sentence_end(const char *s, size_t n, int at_end)
+{
+    size_t best = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '.' && s[i] != '!' && s[i] != '?') continue;
+        size_t j = i + 1;
+        while (j < n && (s[j] == '"' || s[j] == '\'' || s[j] == ')')) j++;
+        if (j == n ? at_end : isspace((unsigned char)s[j])) best = j;
+    }
+    return best;
+}
+
 /* lower-case ASCII letters and digits (and every non-ASCII byte) */
 static char *norm(const char *p)
 {

@@ -16,6 +16,9 @@
 #define SCENES_MIN_LEN 20
 #define SCENES_MAX_LEN 400
 #define SCENES_MIN_WORDS 5
+/* generation stops at the first sentence end past this many bytes: small
+ * models run on well past what a shot needs */
+#define SCENES_STOP_LEN 100
 
 /* the messages for shot `index` (0-based) of n; prev is the previous shot's
  * prompt (NULL for the first). The struct owns the message texts. */
@@ -34,6 +37,11 @@ void scenes_conv_free(struct scenes_conv *c);
  * mostly letters, valid UTF-8, no chat-template markers, no chatter
  * ("Sure, here is..."). Otherwise ISO_EDATA and the reason in iso_errmsg(). */
 int scenes_parse_reply(const char *reply, size_t len, char **prompt);
+
+/* Length of s[0..n) up to and including the end of its last complete
+ * sentence: '.', '!' or '?' (and a closing quote or bracket) followed by
+ * whitespace, or by the end of the text when at_end is set. 0 when none. */
+size_t scenes_sentence_end(const char *s, size_t n, int at_end);
 
 /* 1 when p equals one of prev[0..n) ignoring case, spacing and punctuation */
 int scenes_is_duplicate(const char *p, char *const *prev, int n);

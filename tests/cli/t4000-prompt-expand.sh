@@ -1,0 +1,94 @@
+#!/bin/sh
+# prompt-expand end to end with the real default model (SmolLM2-135M Q4_1):
+# scenes.json has N distinct non-empty prompts, the header, the model's size
+# and sha256 (checked with sha256sum), sampling settings and the memory
+# object with its checkpoints; a fixed seed gives the same prompts twice;
+# replies that cannot be used end in exit 65 with the raw output kept and no
+# scenes.json; a missing model is exit 69 naming every path tried; bad topics
+# are 65 (66 when the file is missing) with one line on stderr and no output.
+# Skips the model runs when models/ lacks the file (`make models` fetches it).
+. "$ISOPIPE_ROOT/tests/cli/lib.sh"
+PE=$BIN/prompt-expand
+FIX=$ROOT/tests/fixtures/prompt-expand
+MODEL=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
+jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+one_line() { [ "$(wc -l <"$T/.err")" -eq 1 ]; }
+
+# ---- usage and bad input (no model needed)
+expect_exit "--help" 0 "$PE" --help
+check "--help shows the sampling flags with defaults" grep -q "top-p P.*default 0.9" "$T/.out"
+expect_exit "no topic" 64 "$PE" -q
+expect_exit "topic file and --topic" 64 "$PE" -q --topic x "$FIX/lantern.topic"
+expect_exit "missing topic file" 66 "$PE" -q -o s.json "$FIX/no-such.topic"
+check "missing topic file: one line naming it" sh -c "one_line() { [ \$(wc -l <'$T/.err') -eq 1 ]; }; one_line && grep -q no-such.topic '$T/.err'"
+expect_exit "empty topic file" 65 "$PE" -q -o s.json "$FIX/empty.topic"
+check "empty topic: one line on stderr" one_line
+expect_exit "non-UTF-8 topic file" 65 "$PE" -q -o s.json "$FIX/latin1.topic"
+check "non-UTF-8 topic: one line on stderr" one_line
+expect_exit "empty --topic" 65 "$PE" -q -o s.json --topic ""
+expect_exit "--segments 0" 64 "$PE" -q --segments 0 --topic x
+expect_exit "--top-p 2" 64 "$PE" -q --top-p 2 --topic x
+expect_exit "missing model" 69 "$PE" -q -m no-such-model -o s.json --topic "a harbor"
+check "missing model: every path tried is named" sh -c "grep -q \"no-such-model.gguf\" '$T/.err' && grep -q \"models/no-such-model\" '$T/.err'"
+expect_exit "output directory missing" 73 "$PE" -q -o no/such/dir/s.json --topic "a harbor"
+check "no output left by failed runs" sh -c '! ls s.json* >/dev/null 2>&1'
+
+if [ ! -f "$MODEL" ]; then
+    skip "model runs: '$MODEL' is absent (make models fetches it)"
+    test_done; exit
+fi
+
+# ---- --plan: JSON on stdout, nothing loaded or written
+expect_exit "--plan" 0 "$PE" --plan --n-ctx 512 -o s.json "$FIX/lantern.topic"
+check "--plan prints the plan with a cpu mode and the KV cache" \
+    python3 -c "import json,sys; p=json.load(open(sys.argv[1])); assert p['modes']['cpu']['kv_cache'] == 2*30*512*192*2, p" "$T/.out"
+check "--plan writes no output" sh -c '! test -e s.json'
+
+# ---- the real model, end to end: 2 segments from the topic file, seed 5 from the file
+SUM=$(sha256sum "$MODEL" | cut -d' ' -f1)
+mkdir -p a b
+expect_exit "run 1" 0 "$PE" --threads 2 --max-tokens 80 -o a/scenes.json "$FIX/lantern.topic"
+cp "$T/.err" err1.txt
+if [ -f a/scenes.json ]; then
+    check "header" test "$(jget a/scenes.json "j['tool'], j['version'] != '', len(j['task_id']) > 0")" = "prompt-expand True True"
+    check "2 segments with indices 0, 1" test "$(jget a/scenes.json "[s['index'] for s in j['segments']]")" = "[0, 1]"
+    check "prompts are non-empty, distinct, sane length" python3 - a/scenes.json <<'PY'
+import json, sys
+p = [s["prompt"] for s in json.load(open(sys.argv[1]))["segments"]]
+assert len(p) == 2 and len(set(p)) == 2, p
+assert all(20 <= len(x.encode()) <= 400 and "<|" not in x and "\n" not in x for x in p), p
+PY
+    check "topic and topic_file (relative to the JSON)" test "$(jget a/scenes.json "j['topic'], j['topic_file'].endswith('tests/fixtures/prompt-expand/lantern.topic')")" = "a paper lantern drifting over a night market, then up into the stars True"
+    check "model: relative path to the file, llama Q4_1, size, sha256" python3 - a/scenes.json "$MODEL" "$SUM" <<'PY'
+import json, os, sys
+j = json.load(open(sys.argv[1])); m = j["model"]
+assert os.path.samefile(os.path.join(os.path.dirname(sys.argv[1]), m["path"]), sys.argv[2]), m["path"]
+assert not os.path.isabs(m["path"])
+assert (m["architecture"], m["quant"], m["size"], m["sha256"]) == ("llama", "Q4_1", 98362432, sys.argv[3]), m
+assert (m["tokenizer"], m["chat_template"]) == ("smollm", "chatml"), m
+PY
+    check "sampling settings recorded (seed from the topic file)" test "$(jget a/scenes.json "j['sampling']['seed'], j['sampling']['top_k'], j['sampling']['max_tokens']")" = "5 40 80"
+    check "memory object: mode, peak RSS, checkpoints" python3 - a/scenes.json <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["memory"]
+labels = [c["label"] for c in m["checkpoints"]]
+assert m["mode"] == "cpu" and m["peak_rss"] > 0, m
+assert labels[:3] == ["start", "before load", "after load"], labels
+PY
+    check "checkpoints logged on stderr (start .. end)" sh -c "grep -q '\[RAM\] start:' err1.txt && grep -q '\[RAM\] before cleanup:' err1.txt && grep -q '\[RAM\] end:' err1.txt"
+else
+    fail "run 1 wrote no scenes.json"
+fi
+
+expect_exit "run 2, same seed" 0 "$PE" --threads 2 --max-tokens 80 --no-sha256 -o b/scenes.json "$FIX/lantern.topic"
+if [ -f a/scenes.json ] && [ -f b/scenes.json ]; then
+    check "same seed, same prompts" test "$(jget a/scenes.json "j['segments']")" = "$(jget b/scenes.json "j['segments']")"
+    check "--no-sha256 records the size only" test "$(jget b/scenes.json "'sha256' in j['model'], j['model']['size']")" = "False 98362432"
+fi
+
+# ---- replies that cannot be used: cut off at 4 tokens, 2 attempts, then 65 with the raw output kept
+expect_exit "unusable replies" 65 "$PE" -q --threads 2 --max-tokens 4 --retries 1 --segments 1 -o c.json --topic "a harbor at dawn"
+check "unusable replies: one line naming the raw file" sh -c "[ \$(wc -l <'$T/.err') -eq 1 ] && grep -q 'c.json.raw.txt' '$T/.err'"
+check "no scenes.json after the failure" sh -c '! test -e c.json'
+check "raw output kept with both attempts" test "$(grep -c '^### prompt 0, attempt' c.json.raw.txt 2>/dev/null)" = 2
+test_done
