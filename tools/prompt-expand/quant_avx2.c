@@ -68,9 +68,10 @@ AVX2 static inline __m256i dot_u8(__m256i w, __m256i x)
 
 static inline uint32_t u32le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
 
-AVX2 static float dot_q32(enum ggml_type t, const uint8_t *p, const struct quant_q8a *x, int64_t nb)
+/* always inlined with a constant t, so each type gets its own loop without a switch inside */
+AVX2 static inline __attribute__((always_inline)) float dot_q32(enum ggml_type t, const uint8_t *p, const struct quant_q8a *x, int64_t nb)
 {
-    size_t bb = ggml_type_block_bytes(t);
+    size_t bb = t == GGML_TYPE_Q4_0 ? 18 : t == GGML_TYPE_Q4_1 ? 20 : t == GGML_TYPE_Q5_0 ? 22 : t == GGML_TYPE_Q5_1 ? 24 : 34;
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
     const __m256i m16 = _mm256_set1_epi8(0x10);
@@ -221,7 +222,11 @@ AVX2 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64
     case GGML_TYPE_F16: return dot_f16(w, xa, n);
     case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: return dot_q45k(t, w, xa, n / QK_K);
     case GGML_TYPE_Q6_K: return dot_q6k(w, xa, n / QK_K);
-    default: return dot_q32(t, w, xa, n / QK);
+    case GGML_TYPE_Q4_0: return dot_q32(GGML_TYPE_Q4_0, w, xa, n / QK);
+    case GGML_TYPE_Q4_1: return dot_q32(GGML_TYPE_Q4_1, w, xa, n / QK);
+    case GGML_TYPE_Q5_0: return dot_q32(GGML_TYPE_Q5_0, w, xa, n / QK);
+    case GGML_TYPE_Q5_1: return dot_q32(GGML_TYPE_Q5_1, w, xa, n / QK);
+    default: return dot_q32(GGML_TYPE_Q8_0, w, xa, n / QK);
     }
 }
 
