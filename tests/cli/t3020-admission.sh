@@ -33,7 +33,7 @@ check "  and gives need and free" stderr_has "needs 1.5 MiB of VRAM, 1.0 MiB usa
 check "  end checkpoint on the error path" stderr_has "end: Process="
 
 export ISOPIPE_FAKE_GPU=4096:3
-"$RTL" --hold 2.5 -o a.json m.safetensors 2>a.err &
+"$RTL" --hold 3.5 -o a.json m.safetensors 2>a.err &
 a=$!
 check "first process loaded" wait_loaded
 expect_exit "second process waits, then runs" 0 "$RTL" --wait-vram 20 -o b.json m.safetensors
