@@ -13,15 +13,16 @@ _p=0 _f=0 _s=0
 ok()   { _p=$((_p + 1)); echo "ok - $*"; }
 fail() { _f=$((_f + 1)); echo "FAIL - $*"; }
 skip() { _s=$((_s + 1)); echo "skip - $*"; }
+# helpers use _lib_* names so they never clobber a test's own variables
 check() { # description, command... : passes when the command succeeds
-    d=$1; shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
+    _lib_d=$1; shift
+    if "$@"; then ok "$_lib_d"; else fail "$_lib_d"; fi
 }
 expect_exit() { # description, expected code, command...
-    d=$1; want=$2; shift 2
-    "$@" >"$T/.out" 2>"$T/.err"; got=$?
-    if [ "$got" -eq "$want" ]; then ok "$d (exit $got)"
-    else fail "$d: expected exit $want, got $got"; sed 's/^/    stderr: /' "$T/.err" | head -n 5; fi
+    _lib_d=$1; _lib_want=$2; shift 2
+    "$@" >"$T/.out" 2>"$T/.err"; _lib_got=$?
+    if [ "$_lib_got" -eq "$_lib_want" ]; then ok "$_lib_d (exit $_lib_got)"
+    else fail "$_lib_d: expected exit $_lib_want, got $_lib_got"; sed 's/^/    stderr: /' "$T/.err" | head -n 5; fi
 }
 stderr_has() { grep -q -- "$1" "$T/.err"; }   # after expect_exit
 stderr_lines() { grep -cv '^\[' "$T/.err"; }   # non-checkpoint lines on stderr
