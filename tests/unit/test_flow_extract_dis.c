@@ -160,7 +160,7 @@ int main(void)
 
     TEST("resampling for --max-size");
     {
-        float src[40 * 30], dst[17 * 13], u[4 * 3], v[4 * 3], uv[2 * 10 * 7];
+        float src[40 * 30], dst[20 * 15], u[4 * 3], v[4 * 3], uv[2 * 10 * 7];
         for (int i = 0; i < 40 * 30; i++) src[i] = 77.f;
         CHECK(scale_area_down(src, 40, 30, dst, 17, 13) == 0);
         int same = 1;
