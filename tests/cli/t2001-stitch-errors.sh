@@ -41,6 +41,11 @@ run_bad "non-PNG frame" 65 "'notpng/frame_00004.png': not a PNG file" a notpng
 # it are already encoded when the reader finds the damage
 cp -r a trunc && sz=$(wc -c < a/frame_00005.png) && head -c $((sz / 2)) a/frame_00005.png > trunc/frame_00005.png
 run_bad "truncated PNG" 65 "'trunc/frame_00005.png'" a trunc
+# two bad frames decoded in parallel: the error is the first one in order
+cp -r a two && cp trunc/frame_00005.png two/frame_00004.png && echo "not a PNG" > two/frame_00002.png
+expect_exit "two bad frames, 4 decoder threads" 65 "$BIN/stitch" --decode-threads 4 --preset ultrafast -o out/final.mp4 two
+error_line "two bad frames, 4 decoder threads" "'two/frame_00002.png'"
+nothing_left "two bad frames"
 cp -r a badjson && echo '{"fps": 25,' > badjson/segment.json
 run_bad "malformed segment.json" 65 "'badjson/segment.json'" badjson
 cp -r a badfps && echo '{"fps": -3}' > badfps/segment.json

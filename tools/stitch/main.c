@@ -6,7 +6,7 @@
 #include "err.h"
 #include "stitch.h"
 
-enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC };
+enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC, OPT_DECODERS };
 
 static const struct cli_opt opts[] = {
     { "overlap", 'k', "K", "frames blended at each boundary (default 0: concatenate)", OPT_OVERLAP },
@@ -16,6 +16,7 @@ static const struct cli_opt opts[] = {
     { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png", OPT_FRAMES_OUT },
     { "report", 0, "FILE", "where the JSON report goes (default: stitch.json beside the video)", OPT_REPORT },
     { "codec", 0, "NAME", "encoder (default libx264; mpeg4 when libx264 is missing)", OPT_CODEC },
+    { "decode-threads", 0, "N", "threads decoding PNGs ahead of the encoder, 1..8 (default 2)", OPT_DECODERS },
     { 0 },
 };
 
@@ -39,7 +40,8 @@ static const struct cli_spec spec = {
         "The MP4 is written to a temporary file beside it and renamed when complete; the report\n"
         "(inputs, output frame ranges of each segment, encoder settings, timing, memory) goes\n"
         "to stitch.json beside the video. --threads sets the encoder's threads; PNGs are decoded\n"
-        "on one more thread, at most max(K+1, 2) frames ahead of the encoder.",
+        "on --decode-threads more, at most max(K+1, 2) frames ahead of the encoder (that many\n"
+        "decoded frames are alive at once, whatever the segment lengths).",
     .opts = opts,
     .examples = "  stitch --overlap 8 --crf 20 -o out/final.mp4 out/seg_000 out/seg_001 out/seg_002\n"
                 "  stitch --frames-out out/frames -o out/final.mp4 out/seg_*",
@@ -61,6 +63,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_FRAMES_OUT: o->frames_out = arg; break;
     case OPT_REPORT: o->report = arg; break;
     case OPT_CODEC: o->codec = arg; break;
+    case OPT_DECODERS: if (!(rc = cli_int("decode-threads", arg, 1, 8, &v))) o->decoders = (int)v; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }
     return rc;

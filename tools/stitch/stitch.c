@@ -11,10 +11,10 @@
  * position of every frame, and the blends that will still touch it, are
  * known too. Only the last K frames of S at a segment's end can still
  * change; they wait (at most K), every other frame is encoded as soon as
- * it is final. The reader thread decodes ahead into a pool of K+1 frames
+ * it is final. Decoder threads read ahead into a pool of K+1 frames
  * (2 when K = 0) shared with those waiting, so at most K+1 decoded frames
  * are alive, whatever the segment lengths, and in the middle of a segment
- * the reader runs up to K+1 frames ahead of the encoder. */
+ * the decoders run up to K+1 frames ahead of the encoder. */
 #include "stitch.h"
 
 #include <dirent.h>
@@ -63,6 +63,7 @@ void stitch_default_opts(struct stitch_opts *o)
     o->overlap = 0;
     o->crf = 18;
     o->preset = "medium";
+    o->decoders = 2;
 }
 
 struct seg {
@@ -202,21 +203,31 @@ static int check_sizes(struct seg *segs, int nseg, int *w, int *h)
     return rc;
 }
 
-/* ---- the reader thread: decodes frames in output order, at most `pool` alive */
+/* ---- the readers: worker threads decode frames (in any order), the
+ * consumer takes them in output order. A worker reserves a place in the
+ * pool before it decodes, so at most `pool` frames are alive: queued,
+ * being decoded, or held by the consumer. Frame seq lives in slot
+ * seq % pool while queued: the frames claimed and not yet taken are
+ * fewer than pool, so no two share a slot. */
+
+#define STITCH_MAX_DECODERS 8
 
 struct reader {
     const struct seg *segs;
     int nseg, w, h;
-    pthread_t thread;
+    pthread_t threads[STITCH_MAX_DECODERS];
+    int nthreads, running;
     int started;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int pool;             /* most frames alive at once (queued + held by the consumer + being decoded) */
+    int pool;             /* most frames alive at once */
     int alive;
-    struct image *queue;  /* ring of `pool` slots */
-    int q_head, q_count;
-    int stop, finished;
-    int err;
+    struct image *slots;  /* pool slots, frame seq in slot seq % pool */
+    unsigned char *ready;
+    int64_t total, next_claim, next_take;
+    int stop;
+    int err;              /* status of the first bad frame in order, at err_seq */
+    int64_t err_seq;
     char errmsg[1024];
     double decode_s;
     int max_alive;
@@ -225,51 +236,54 @@ struct reader {
 static void *reader_main(void *arg)
 {
     struct reader *r = arg;
-    for (int s = 0; s < r->nseg; s++)
-        for (int i = 0; i < r->segs[s].nframes; i++) {
-            pthread_mutex_lock(&r->lock);
-            while (r->alive >= r->pool && !r->stop) pthread_cond_wait(&r->cond, &r->lock);
-            if (r->stop) {
-                pthread_mutex_unlock(&r->lock);
-                goto out;
-            }
-            r->alive++;
-            if (r->alive > r->max_alive) r->max_alive = r->alive;
-            pthread_mutex_unlock(&r->lock);
-
-            double t0 = mem_now();
-            struct image img = { 0 };
-            char *p = frame_path(r->segs[s].dir, i);
-            int rc = p ? image_load_png(p, &img, 3) : iso_fail(ISO_EINTERNAL, "out of memory");
-            if (!rc && (img.w != r->w || img.h != r->h))
-                rc = iso_fail(ISO_EDATA, "'%s' is %dx%d, expected %dx%d", p, img.w, img.h, r->w, r->h);
-            free(p);
-            r->decode_s += mem_now() - t0;
-
-            pthread_mutex_lock(&r->lock);
-            if (rc) {
-                image_free(&img);
-                r->alive--;
-                r->err = rc;
-                snprintf(r->errmsg, sizeof r->errmsg, "%s", iso_errmsg());
-                pthread_cond_broadcast(&r->cond);
-                pthread_mutex_unlock(&r->lock);
-                goto out;
-            }
-            r->queue[(r->q_head + r->q_count) % r->pool] = img;
-            r->q_count++;
-            pthread_cond_broadcast(&r->cond);
-            pthread_mutex_unlock(&r->lock);
-        }
-out:
     pthread_mutex_lock(&r->lock);
-    r->finished = 1;
+    for (;;) {
+        while (!r->stop && r->next_claim < r->total && r->alive >= r->pool &&
+               !(r->err && r->next_claim >= r->err_seq))
+            pthread_cond_wait(&r->cond, &r->lock);
+        if (r->stop || r->next_claim >= r->total || (r->err && r->next_claim >= r->err_seq)) break;
+        int64_t seq = r->next_claim++;
+        r->alive++;
+        if (r->alive > r->max_alive) r->max_alive = r->alive;
+        pthread_mutex_unlock(&r->lock);
+
+        int s = 0;
+        int64_t i = seq;
+        while (i >= r->segs[s].nframes) i -= r->segs[s++].nframes;
+        double t0 = mem_now();
+        struct image img = { 0 };
+        char *p = frame_path(r->segs[s].dir, (int)i);
+        int rc = p ? image_load_png(p, &img, 3) : iso_fail(ISO_EINTERNAL, "out of memory");
+        if (!rc && (img.w != r->w || img.h != r->h))
+            rc = iso_fail(ISO_EDATA, "'%s' is %dx%d, expected %dx%d", p, img.w, img.h, r->w, r->h);
+        free(p);
+        double dt = mem_now() - t0;
+
+        pthread_mutex_lock(&r->lock);
+        r->decode_s += dt;
+        if (rc) {
+            image_free(&img);
+            r->alive--;
+            if (!r->err || seq < r->err_seq) {
+                r->err = rc;
+                r->err_seq = seq;
+                snprintf(r->errmsg, sizeof r->errmsg, "%s", iso_errmsg());
+            }
+        } else {
+            r->slots[seq % r->pool] = img;
+            r->ready[seq % r->pool] = 1;
+        }
+        pthread_cond_broadcast(&r->cond);
+    }
+    r->running--;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
     return NULL;
 }
 
-static int reader_start(struct reader *r, const struct seg *segs, int nseg, int w, int h, int pool)
+static void reader_stop(struct reader *r);
+
+static int reader_start(struct reader *r, const struct seg *segs, int nseg, int w, int h, int pool, int nthreads)
 {
     memset(r, 0, sizeof *r);
     r->segs = segs;
@@ -277,18 +291,31 @@ static int reader_start(struct reader *r, const struct seg *segs, int nseg, int 
     r->w = w;
     r->h = h;
     r->pool = pool;
-    r->queue = calloc((size_t)pool, sizeof *r->queue);
-    if (!r->queue) return iso_fail(ISO_EINTERNAL, "out of memory");
+    for (int s = 0; s < nseg; s++) r->total += segs[s].nframes;
+    r->slots = calloc((size_t)pool, sizeof *r->slots);
+    r->ready = calloc((size_t)pool, 1);
+    if (!r->slots || !r->ready) {
+        free(r->slots);
+        free(r->ready);
+        return iso_fail(ISO_EINTERNAL, "out of memory");
+    }
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->cond, NULL);
-    if (pthread_create(&r->thread, NULL, reader_main, r) != 0) {
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->cond);
-        free(r->queue);
-        r->queue = NULL;
-        return iso_fail(ISO_EINTERNAL, "cannot start the reader thread: %s", strerror(errno));
-    }
     r->started = 1;
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > STITCH_MAX_DECODERS) nthreads = STITCH_MAX_DECODERS;
+    pthread_mutex_lock(&r->lock);
+    for (int t = 0; t < nthreads; t++) {
+        if (pthread_create(&r->threads[t], NULL, reader_main, r) != 0) {
+            int e = errno;
+            pthread_mutex_unlock(&r->lock);
+            reader_stop(r);
+            return iso_fail(ISO_EINTERNAL, "cannot start a decoder thread: %s", strerror(e));
+        }
+        r->nthreads++;
+        r->running++;
+    }
+    pthread_mutex_unlock(&r->lock);
     return 0;
 }
 
@@ -297,16 +324,19 @@ static int reader_next(struct reader *r, struct image *out)
 {
     int rc = 0;
     pthread_mutex_lock(&r->lock);
-    while (r->q_count == 0 && !r->err && !r->finished) pthread_cond_wait(&r->cond, &r->lock);
-    if (r->q_count > 0) {
-        *out = r->queue[r->q_head];
-        memset(&r->queue[r->q_head], 0, sizeof *out);
-        r->q_head = (r->q_head + 1) % r->pool;
-        r->q_count--;
-    } else if (r->err) {
+    int slot = (int)(r->next_take % r->pool);
+    while (!r->ready[slot] && !(r->err && r->err_seq == r->next_take) && r->running > 0)
+        pthread_cond_wait(&r->cond, &r->lock);
+    if (r->ready[slot]) {
+        *out = r->slots[slot];
+        memset(&r->slots[slot], 0, sizeof *out);
+        r->ready[slot] = 0;
+        r->next_take++;
+        pthread_cond_broadcast(&r->cond);
+    } else if (r->err && r->err_seq == r->next_take) {
         rc = iso_fail(r->err, "%s", r->errmsg);
     } else {
-        rc = iso_fail(ISO_EINTERNAL, "reader stopped early");
+        rc = iso_fail(ISO_EINTERNAL, "decoders stopped early");
     }
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -329,9 +359,10 @@ static void reader_stop(struct reader *r)
     r->stop = 1;
     pthread_cond_broadcast(&r->cond);
     pthread_mutex_unlock(&r->lock);
-    pthread_join(r->thread, NULL);
-    for (int i = 0; i < r->q_count; i++) image_free(&r->queue[(r->q_head + i) % r->pool]);
-    free(r->queue);
+    for (int t = 0; t < r->nthreads; t++) pthread_join(r->threads[t], NULL);
+    for (int i = 0; i < r->pool; i++) image_free(&r->slots[i]);
+    free(r->slots);
+    free(r->ready);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->cond);
     r->started = 0;
@@ -525,6 +556,7 @@ static json_t *build_report(struct run *r)
         "preset", r->info.fell_back || strcmp(r->info.codec, "libx264") ? NULL : o->preset,
         "threads", o->threads, "encoded_width", r->info.enc_width, "encoded_height", r->info.enc_height,
         "padded", r->info.padded, "color", "bt601 limited range"));
+    json_object_set_new(root, "decoding", json_pack("{s:i, s:i}", "threads", r->rd.nthreads, "pool_frames", r->rd.pool));
     double total = mem_now() - r->t_start;
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "total_s", total,
         "load_s", r->t_load, "decode_s", r->rd.decode_s, "blend_s", r->blend_s, "encode_s", r->encode_s,
@@ -630,7 +662,7 @@ int stitch_run(const struct stitch_opts *o)
     int pool = k + 1 < 2 ? 2 : k + 1;
     r->fifo = calloc((size_t)(k > 0 ? k : 1), sizeof *r->fifo);
     if (!r->fifo) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    if ((rc = reader_start(&r->rd, r->segs, o->nseg, r->w, r->h, pool))) goto done;
+    if ((rc = reader_start(&r->rd, r->segs, o->nseg, r->w, r->h, pool, o->decoders))) goto done;
     double t_run = mem_now();
     rc = stream(r);
     reader_stop(&r->rd);

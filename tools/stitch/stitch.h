@@ -1,8 +1,8 @@
 /* stitch.h — segments of PNG frames to one crossfaded H.264/MP4.
  * stitch_run() checks every input up front (directories, frame numbering,
- * sizes, segment.json), then streams: a reader thread decodes PNGs ahead
- * of the blender/encoder, and no more than max(K+1, 2) decoded frames are
- * alive at once, whatever the segment lengths. Outputs (the MP4, the
+ * sizes, segment.json), then streams: decoder threads (2 by default)
+ * read PNGs ahead of the blender/encoder, and no more than max(K+1, 2)
+ * decoded frames are alive at once, whatever the segment lengths. Outputs (the MP4, the
  * optional frame directory, the report) appear whole or not at all. */
 #ifndef ISOPIPE_STITCH_H
 #define ISOPIPE_STITCH_H
@@ -20,6 +20,7 @@ struct stitch_opts {
     const char *codec;        /* NULL = libx264 (mpeg4 fallback) */
     double fps;               /* 0 = from segment.json, else 24 */
     int threads;              /* encoder threads, 0 = libavcodec's choice */
+    int decoders;             /* PNG decoder threads (default 2) */
     char **segdirs;
     int nseg;
 };
