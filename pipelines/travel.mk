@@ -67,7 +67,7 @@ TRAVEL_PROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAV
 $(TRAVEL_D)/args/prompt: travel-force
 	@$(TRAVEL_REPORT) -q stamp $@ -- $(TRAVEL_PROMPT_ARGS)
 $(TRAVEL_OUT)/scenes.json: $(TRAVEL_D)/prompt.topic $(TRAVEL_D)/args/prompt $(TRAVEL_BIN)/prompt-expand $(TRAVEL_LLM_FILE)
-	$(TRAVEL_RUN) --name prompt --kind prompt --json $@ -- \
+	$(TRAVEL_RUN) --name prompt --kind prompt --json $@ --sweep $(TRAVEL_OUT) -- \
 	  $(TRAVEL_BIN)/prompt-expand $(TRAVEL_PROMPT_ARGS) $(TRAVEL_COMMON) -o $@ $(TRAVEL_D)/prompt.topic
 
 # ---- flow and segment stages, one rule each per keyframe pair NNN
@@ -77,7 +77,7 @@ $$(TRAVEL_D)/args/flow_$(1): travel-force
 	@$$(TRAVEL_REPORT) -q stamp $$@ -- $$(TRAVEL_FLOW_ARGS_$(1))
 $$(TRAVEL_OUT)/flow/pair_$(1)/flow.json: $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(TRAVEL_D)/args/flow_$(1) $$(TRAVEL_BIN)/flow-extract
 	@mkdir -p $$(TRAVEL_OUT)/flow
-	$$(TRAVEL_RUN) --name flow_$(1) --kind flow --json $$@ -- \
+	$$(TRAVEL_RUN) --name flow_$(1) --kind flow --json $$@ --sweep $$(TRAVEL_OUT)/flow -- \
 	  $$(TRAVEL_BIN)/flow-extract $$(TRAVEL_FLOW_ARGS_$(1)) $$(TRAVEL_COMMON) -o $$(TRAVEL_OUT)/flow/pair_$(1)
 
 TRAVEL_SEG_ARGS_$(1) = -m $$(TRAVEL_SEG_MODEL) --start $$(TRAVEL_A_$(1)) --end $$(TRAVEL_B_$(1)) \
@@ -89,7 +89,7 @@ $$(TRAVEL_D)/args/seg_$(1): travel-force
 $$(TRAVEL_OUT)/segments/seg_$(1)/segment.json: $$(TRAVEL_OUT)/scenes.json $$(TRAVEL_OUT)/flow/pair_$(1)/flow.json \
     $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(TRAVEL_D)/args/seg_$(1) $$(TRAVEL_BIN)/segment-gen
 	@mkdir -p $$(TRAVEL_OUT)/segments
-	$$(TRAVEL_RUN) --name seg_$(1) --kind segment --json $$@ -- \
+	$$(TRAVEL_RUN) --name seg_$(1) --kind segment --json $$@ --sweep $$(TRAVEL_OUT)/segments -- \
 	  $$(TRAVEL_BIN)/segment-gen $$(TRAVEL_SEG_ARGS_$(1)) $$(TRAVEL_COMMON) -o $$(TRAVEL_OUT)/segments/seg_$(1)
 endef
 $(foreach s,$(TRAVEL_SEGS),$(eval $(call TRAVEL_PAIR_RULES,$(s))))
@@ -99,7 +99,7 @@ TRAVEL_STITCH_ARGS = --overlap $(TRAVEL_OVERLAP) --fps $(TRAVEL_FPS) --crf $(TRA
 $(TRAVEL_D)/args/stitch: travel-force
 	@$(TRAVEL_REPORT) -q stamp $@ -- $(TRAVEL_STITCH_ARGS) $(TRAVEL_SEGS)
 $(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json &: $(TRAVEL_SEG_JSONS) $(TRAVEL_D)/args/stitch $(TRAVEL_BIN)/stitch
-	$(TRAVEL_RUN) --name stitch --kind stitch --json $(TRAVEL_OUT)/stitch.json -- \
+	$(TRAVEL_RUN) --name stitch --kind stitch --json $(TRAVEL_OUT)/stitch.json --sweep $(TRAVEL_OUT) -- \
 	  $(TRAVEL_BIN)/stitch $(TRAVEL_STITCH_ARGS) $(TRAVEL_COMMON) --report $(TRAVEL_OUT)/stitch.json \
 	  -o $(TRAVEL_OUT)/final.mp4 $(TRAVEL_SEG_DIRS)
 

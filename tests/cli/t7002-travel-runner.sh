@@ -82,6 +82,16 @@ FAKE_AUTO_PICK=beefy FAKE_VRAM=250000000 run s7 auto --probe ./probe --baseline-
 check "GPU stage: waits for the baseline in MiB" grep -qx -- "-q --wait-baseline 4096 --timeout 5" probe.log
 check "GPU stage: record has baseline and after" test "$(jq_ rd/records/s7.json 'd["vram"]["baseline_free"]//1048576, d["vram"]["after_free"]//1048576, d["vram"]["returned"]')" = "(4096, 4096, True)"
 
+# temporaries of a dead process (what kill -9 leaves) are swept before the
+# stage runs; a live process's are kept
+mkdir sw
+sh -c 'exit 0' & dead=$!; wait $dead
+mkdir "sw/.seg_000.tmp-$dead-0badc0de" && touch "sw/.seg_000.tmp-$dead-0badc0de/frame_00000.png"
+touch "sw/.scenes.json.tmp-$dead-12345678" "sw/.final.mp4.tmp-$$-12345678" sw/keep.tmp-1-12345678
+expect_exit "run with --sweep" 0 run s8 cpu --sweep sw
+check "sweep: a dead process's directory and file removed" test ! -e "sw/.seg_000.tmp-$dead-0badc0de" -a ! -e "sw/.scenes.json.tmp-$dead-12345678"
+check "sweep: a live process's temporary and other files kept" test -e "sw/.final.mp4.tmp-$$-12345678" -a -e sw/keep.tmp-1-12345678
+
 # report over the records: every stage, totals, reclaimed bytes, the chart
 expect_exit "report" 0 "$PR" -q report --dir rd --png mem.png -o report.json s1=o_s1.json s6=o_s6.json s7=o_s7.json
 check "report: three stages in order" test "$(jq_ report.json '[s["name"] for s in d["stages"]]')" = "['s1', 's6', 's7']"

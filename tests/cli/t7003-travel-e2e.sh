@@ -91,6 +91,7 @@ again=
 for s in $done_before; do [ "$(starts b $s)" = 1 ] || again="$again $s"; done
 check "resume: finished stages did not run again${again:+ (ran again:$again)}" test -z "$again"
 check "resume: final.mp4 is byte-identical to the uninterrupted run's" cmp -s a/final.mp4 b/final.mp4
+check "resume: no temporaries of the killed run left" test -z "$(find b -name '.*.tmp-*')"
 
 # ---- a frames edit re-runs the segments and stitch, not prompt or flow
 sed 's/^frames: 6/frames: 7/' tiny.topic > t2 && mv t2 tiny.topic

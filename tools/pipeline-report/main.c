@@ -14,7 +14,7 @@
 #include "travel.h"
 
 enum { OPT_SEGMODEL = 1000, OPT_PROMPT_TOPIC, OPT_DIR, OPT_NAME, OPT_KIND, OPT_JSON, OPT_PROBE, OPT_BTIMEOUT,
-       OPT_BTOL, OPT_PNG, OPT_TITLE };
+       OPT_BTOL, OPT_PNG, OPT_TITLE, OPT_SWEEP };
 
 static const struct cli_opt opts[] = {
     { "seg-model", 0, "NAME", "topic-vars: the segment model the topic is checked for (default morph)", OPT_SEGMODEL },
@@ -26,6 +26,7 @@ static const struct cli_opt opts[] = {
     { "probe", 0, "PATH", "run: vram-probe binary (missing: no GPU check)", OPT_PROBE },
     { "baseline-timeout", 0, "SECONDS", "run: how long vram-probe may wait for the baseline (default 30)", OPT_BTIMEOUT },
     { "baseline-tolerance", 0, "MiB", "run: tolerance for the baseline (default: vram-probe's)", OPT_BTOL },
+    { "sweep", 0, "DIR", "run: first remove temporaries of dead processes in DIR (left by kill -9)", OPT_SWEEP },
     { "png", 0, "FILE", "report: also draw memory.png", OPT_PNG },
     { "title", 0, "TEXT", "report: title of memory.png", OPT_TITLE },
     { 0 },
@@ -38,7 +39,7 @@ static const struct cli_spec spec = {
     .description =
         "  topic-vars [--seg-model M] [--prompt-topic FILE] -o VARS.mk TOPICFILE\n"
         "  stamp FILE -- WORD...\n"
-        "  run --dir D --name N [--kind K] [--json F] [--probe P] [--memory-mode M] -- COMMAND...\n"
+        "  run --dir D --name N [--kind K] [--json F] [--probe P] [--sweep DIR] [--memory-mode M] -- COMMAND...\n"
         "  report [--dir D] [--png F] -o report.json NAME=STAGE.json...\n"
         "  summary -- NAME EXIT WALL OUTDIR...   (exit 1 when a run failed)",
     .opts = opts,
@@ -49,7 +50,7 @@ static const struct cli_spec spec = {
 };
 
 struct args {
-    const char *seg_model, *prompt_topic, *dir, *name, *kind, *json, *probe, *png, *title;
+    const char *seg_model, *prompt_topic, *dir, *name, *kind, *json, *probe, *png, *title, *sweep;
     double btimeout;
     long btol;
 };
@@ -67,6 +68,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_PROBE: a->probe = arg; return 0;
     case OPT_BTIMEOUT: return cli_double("baseline-timeout", arg, 0, 86400, &a->btimeout);
     case OPT_BTOL: return cli_int("baseline-tolerance", arg, 0, 1 << 20, &a->btol);
+    case OPT_SWEEP: a->sweep = arg; return 0;
     case OPT_PNG: a->png = arg; return 0;
     case OPT_TITLE: a->title = arg; return 0;
     }
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
     } else if (strcmp(cmd, "run") == 0) {
         if (!a.dir || !a.name) { rc = iso_fail(ISO_EUSAGE, "run: --dir and --name are required"); goto done; }
         struct travel_run_opts o = { a.dir, a.name, a.kind, a.json, mem_mode_name(c.memory_mode), a.probe,
-                                     a.btimeout, (int)a.btol };
+                                     a.btimeout, (int)a.btol, a.sweep };
         rc = travel_run(&o, nrest, rest);
         /* the tool's exit status passes through unchanged; its message is already on stderr */
         if (rc > 0) { cli_finish(0); return rc; }

@@ -2,6 +2,7 @@
  * timed, retried once in lightweight mode after exit 75 (DESIGN.md: "not
  * enough VRAM now"), and followed by a vram-probe check that the device's
  * free VRAM came back to where it was before the stage. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -118,6 +119,34 @@ static void run_log(const char *dir, const char *fmt, const char *name, int rc, 
     close(fd);
 }
 
+int travel_sweep(const char *dir, int *removed)
+{
+    /* fs_tmp_sibling names temporaries ".NAME.tmp-PID-XXXXXXXX"; one whose
+     * process is gone was left by a kill -9 or a power loss and will never
+     * be published. One whose pid is alive may still be in use: kept. */
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (removed) *removed = 0;
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
+        if (!t || t == e->d_name) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(t + 5, &end, 10);
+        if (errno || end == t + 5 || *end != '-' || pid <= 0 || strlen(end + 1) != 8) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *path = fs_join(dir, e->d_name);
+        if (path && fs_rm_rf(path) == 0) n++;
+        free(path);
+    }
+    closedir(d);
+    iso_errclear();
+    if (removed) *removed = n;
+    return 0;
+}
+
 static int attempt(const struct travel_run_opts *o, int argc, char **argv, const char *mode,
                    const char *logjson, json_t *attempts, int *exit_code)
 {
@@ -171,6 +200,12 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
         if (pcode == 0) base = probe_free_bytes(before);
     }
 
+    if (o->sweep) {
+        int gone = 0;
+        travel_sweep(o->sweep, &gone);
+        if (gone) log_info("removed %d temporary output%s left by an interrupted run in '%s'", gone,
+                           gone == 1 ? "" : "s", o->sweep);
+    }
     run_log(o->dir, "start %s", o->name, 0, 0);
     if ((rc = attempt(o, argc, argv, mode, logjson, attempts, &code))) goto done;
     if (code == 75 && (strcmp(mode, "auto") == 0 || strcmp(mode, "beefy") == 0)) {

@@ -41,7 +41,12 @@ struct travel_run_opts {
     const char *probe;        /* vram-probe binary, NULL or missing: no GPU check */
     double baseline_timeout;  /* seconds vram-probe --wait-baseline may wait */
     int baseline_tol_mib;     /* tolerance passed along (0: the probe's default) */
+    const char *sweep;        /* folder where the stage publishes: stale temporaries go first */
 };
+
+/* Removes the temporaries (fs_tmp_sibling names) in dir whose process is
+ * dead: what a kill -9 or power loss left behind. Count in *removed. */
+int travel_sweep(const char *dir, int *removed);
 
 /* Runs argv (argv[argc] == NULL) as the stage, with --memory-mode, --task-id
  * and --log-json appended; on exit 75 in auto or beefy mode runs it once more
