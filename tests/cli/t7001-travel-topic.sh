@@ -68,6 +68,10 @@ printf 'topic: x\nkeyframes: kf/forest_00.png kf/forest_01.png\nsegments: 3\n' >
 expect_exit "segments that do not match the keyframes" 65 "$PR" -q topic-vars -o v.mk segs.topic
 printf 'topic: x\nkeyframes: kf/forest_00.png kf/forest_01.png\nframes: 4\noverlap: 4\n' > ov.topic
 expect_exit "overlap as long as a segment" 65 "$PR" -q topic-vars -o v.mk ov.topic
+cp kf/forest_01.png 'kf/a:b$c.png'
+printf 'topic: x\nkeyframes: kf/forest_00.png kf/a:b$c.png\n' > colon.topic
+expect_exit "a keyframe path Make cannot carry" 65 "$PR" -q topic-vars -o v.mk colon.topic
+check "path: message names the path and the allowed characters" stderr_has "keyframe path 'kf/a:b\$c.png' has a character"
 printf 'topic: x\nkeyframes: kf/forest_00.png, kf/forest_01.png\n' > comma.topic
 expect_exit "comma-separated keyframes" 0 "$PR" -q topic-vars -o v.mk comma.topic
 "$PR" -q topic-vars -o never.mk missing.topic 2>/dev/null
