@@ -81,6 +81,8 @@ int main(int argc, char **argv)
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
     o.output = c.output;
     o.threads = c.threads;
+    o.plan_only = c.plan_only;
+    o.memory_mode = c.memory_mode;
     o.segdirs = argv + first;
     o.nseg = argc - first;
     stitch_install_signals();

@@ -21,6 +21,8 @@ struct stitch_opts {
     double fps;               /* 0 = from segment.json, else 24 */
     int threads;              /* encoder threads, 0 = libavcodec's choice */
     int decoders;             /* PNG decoder threads (default 2) */
+    int plan_only;            /* --plan: print the memory plan (JSON) and return */
+    int memory_mode;          /* enum mem_mode from --memory-mode (auto and cpu run) */
     char **segdirs;
     int nseg;
 };
