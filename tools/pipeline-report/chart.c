@@ -51,6 +51,7 @@ double chart_nice_ceil(double v)
 static void fmt_mb(char *buf, size_t n, double bytes)
 {
     if (bytes < 0) snprintf(buf, n, "n/a");
+    else if (bytes == 0) snprintf(buf, n, "0");
     else if (bytes >= 10e9) snprintf(buf, n, "%.0fGB", bytes / 1e9);
     else if (bytes >= 1e9) snprintf(buf, n, "%.1fGB", bytes / 1e9);
     else if (bytes >= 10e6) snprintf(buf, n, "%.0fMB", bytes / 1e6);

@@ -217,8 +217,11 @@ int report_write(const struct report_stage_in *st, int n, const char *run_dir, c
         json_t *tot = json_object_get(r, "totals");
         char sub[160];
         char a[32], b[32];
-        snprintf(a, sizeof a, "%.0fMB", jsonio_num(tot, "peak_rss", 0) / 1e6);
-        snprintf(b, sizeof b, "%.0fMB", jsonio_num(tot, "peak_vram", 0) / 1e6);
+        double pr = jsonio_num(tot, "peak_rss", 0), pv = jsonio_num(tot, "peak_vram", 0);
+        if (pr >= 1e9) snprintf(a, sizeof a, "%.2fGB", pr / 1e9);
+        else snprintf(a, sizeof a, "%.0fMB", pr / 1e6);
+        if (pv >= 1e9) snprintf(b, sizeof b, "%.2fGB", pv / 1e9);
+        else snprintf(b, sizeof b, "%.0fMB", pv / 1e6);
         snprintf(sub, sizeof sub, "%d stages, %.1f s of stage time, peak RAM %s, peak VRAM %s%s", n,
                  jsonio_num(tot, "stage_wall_s", 0), a, gpu ? b : "-", gpu ? "" : " (no GPU)");
         if ((rc = chart_write_png(png_path, title ? title : "isopipe travel: memory per stage", sub, rows, n, gpu)))
