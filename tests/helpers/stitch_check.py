@@ -3,6 +3,9 @@
 
   stitch_check.py exact  K FRAMESDIR SEGDIR...        --frames-out must equal the expected frames bit for bit
   stitch_check.py psnr   K DECODEDDIR IDX[,IDX..] MIN SEGDIR...  decoded frames IDX.. vs the expected ones, each PSNR >= MIN dB
+  stitch_check.py batch  FILE       one check per line, "DESCRIPTION|exact ..." or "DESCRIPTION|psnr ..."
+                                    (or "DESCRIPTION|!psnr ..." for a check that must fail); prints
+                                    "ok DESCRIPTION" or "FAIL DESCRIPTION: details" per line (one Python start)
 
 The expected video is the fold of ffmpeg's xfade chain, computed here with
 numpy int64 from the PNGs (read with OpenCV): S = segment 0; for each next
@@ -38,9 +41,36 @@ def psnr(a, b):
 
 
 def main():
-    mode, k = sys.argv[1], int(sys.argv[2])
+    if sys.argv[1] == "batch":
+        import io
+        import contextlib
+        for line in open(sys.argv[2]):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            desc, cmd = line.split("|", 1)
+            neg = cmd.startswith("!")
+            args = (cmd[1:] if neg else cmd).split()
+            out = io.StringIO()
+            crashed = False
+            with contextlib.redirect_stdout(out):
+                try:
+                    rc = run(args)
+                except Exception as e:  # a missing file is a failed check (negated or not), not a crash
+                    print(f"error: {e!r}")
+                    rc, crashed = 2, True
+            ok = not crashed and ((rc != 0) if neg else (rc == 0))
+            detail = out.getvalue().strip().replace("\n", "; ")
+            print(f"{'ok' if ok else 'FAIL'} {desc}: {detail}")
+        return 0
+    return run(sys.argv[1:])
+
+
+def run(argv):
+    mode, k = argv[0], int(argv[1])
+    sys_argv = [None] + argv
     if mode == "exact":
-        outdir, segs = sys.argv[3], sys.argv[4:]
+        outdir, segs = sys_argv[3], sys_argv[4:]
         exp = expected(k, segs)
         got = load_seg(outdir)
         if len(got) != len(exp):
@@ -54,15 +84,13 @@ def main():
         print(f"all {len(exp)} frames equal the expected blend")
         return 0
     if mode == "psnr":
-        decdir, lim, segs = sys.argv[3], float(sys.argv[5]), sys.argv[6:]
+        decdir, lim, segs = sys_argv[3], float(sys_argv[5]), sys_argv[6:]
         exp = expected(k, segs)
         rc = 0
-        for idx in map(int, sys.argv[4].split(",")):
+        for idx in map(int, sys_argv[4].split(",")):
             dec = cv2.imread(os.path.join(decdir, "frame_%05d.png" % idx), cv2.IMREAD_COLOR)
             if dec is None:
-                print(f"frame {idx}: cannot read the decoded frame")
-                rc = 1
-                continue
+                raise FileNotFoundError(f"cannot read decoded frame {idx} in '{decdir}'")
             dec, e = dec[:, :, ::-1], exp[idx]
             if dec.shape != e.shape:
                 # an odd source was padded to even: compare the source area
