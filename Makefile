@@ -140,9 +140,11 @@ build/fuzz/%: tests/fuzz/%.c $(COMMON_C) $(wildcard common/*.h)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do echo "fuzz target: $$f"; done
 ifneq ($(FUZZ_SECONDS),)
-	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+	@st=0; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null; \
-	  echo "$$n:"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- build/fuzz/corpus-$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' ; done
+	  echo "$$n:"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- \
+	    build/fuzz/corpus-$$n >build/fuzz/$$n.log 2>&1 || st=1; \
+	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' build/fuzz/$$n.log; done; exit $$st
 endif
 
 # ---- set-up
