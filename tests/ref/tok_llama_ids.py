@@ -6,6 +6,10 @@ llama-cpp-python is for generating this fixture only; isopipe never uses it.
 Usage: pip install llama-cpp-python
        python3 tests/ref/tok_llama_ids.py models/SmolLM2-135M-Instruct.Q4_1.gguf \
            > tests/fixtures/tokenizer/smollm2.txt
+   and for the other pre-tokenizers, llama.cpp's vocabulary-only files
+   (models/ggml-vocab-{llama-bpe,qwen2,gpt-2,starcoder}.gguf in its source tree, also
+   inside the llama-cpp-python sdist; not committed here):
+       python3 tests/ref/tok_llama_ids.py ggml-vocab-qwen2.gguf > tests/fixtures/tokenizer/qwen2.txt
 
 Output, one record per block (strings hex-encoded UTF-8, so any byte survives):
   S <hex>          a string, tokenized with add_bos=False, special=True
@@ -108,8 +112,9 @@ def main():
         b = s.encode("utf-8")
         ids = llm.tokenize(b, add_bos=False, special=True)
         out.write("S %s\n%s\n" % (b.hex(), ids_line(ids)))
-    tmpl = llm.metadata.get("tokenizer.chat_template").encode("utf-8")
-    for chat in CHATS:
+    tmpl = llm.metadata.get("tokenizer.chat_template")
+    for chat in CHATS if tmpl else []:
+        tmpl = tmpl.encode("utf-8") if isinstance(tmpl, str) else tmpl
         msgs = (llama_cpp.llama_chat_message * len(chat))()
         keep = []
         for i, (role, content) in enumerate(chat):
