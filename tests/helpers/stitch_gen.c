@@ -71,27 +71,41 @@ int main(int argc, char **argv)
         return 70;
     }
     int rc = 0;
+    /* the texture is separable (sin x * cos y, plus a function of x + y),
+     * so it is tabulated per frame; discs only touch their bounding box */
+    double *tx = malloc(sizeof *tx * (size_t)w), *ty = malloc(sizeof *ty * (size_t)h);
+    double *txy = malloc(sizeof *txy * (size_t)(w + h));
+    if (!tx || !ty || !txy) return 70;
     for (int f = 0; f < n && !rc; f++) {
+        for (int x = 0; x < w; x++) tx[x] = texa[0] * sin(2 * M_PI * (x + dx[0] * f) / texp[0]);
+        for (int y = 0; y < h; y++) ty[y] = cos(2 * M_PI * (y + dy[0] * f) / (texp[0] * 1.3));
+        for (int d = 0; d < w + h; d++) txy[d] = texa[1] * sin(2 * M_PI * (d * 0.7 + (dx[1] + dy[1]) * f) / texp[1]);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 double gx = (double)x / w, gy = (double)y / h;
-                double tex = texa[0] * sin(2 * M_PI * (x + dx[0] * f) / texp[0]) *
-                                 cos(2 * M_PI * (y + dy[0] * f) / (texp[0] * 1.3)) +
-                             texa[1] * sin(2 * M_PI * ((x + y) * 0.7 + (dx[1] + dy[1]) * f) / texp[1]);
-                double p[3];
-                for (int c = 0; c < 3; c++)
-                    p[c] = base[c] + grad[c] * (gx - gy + 0.02 * f * (c - 1)) + tex;
-                for (int d = 0; d < 3; d++) {
-                    double ex = x - (cx[d] + vx[d] * f), ey = y - (cy[d] + vy[d] * f);
-                    double r = sqrt(ex * ex + ey * ey);
+                double tex = tx[x] * ty[y] + txy[x + y];
+                uint8_t *o = img.data + ((size_t)y * w + x) * 3;
+                for (int c = 0; c < 3; c++) o[c] = clamp8(base[c] + grad[c] * (gx - gy + 0.02 * f * (c - 1)) + tex);
+            }
+        for (int d = 0; d < 3; d++) {
+            double ccx = cx[d] + vx[d] * f, ccy = cy[d] + vy[d] * f, reach = rad[d] + 3;
+            int x0 = (int)floor(ccx - reach), x1 = (int)ceil(ccx + reach);
+            int y0 = (int)floor(ccy - reach), y1 = (int)ceil(ccy + reach);
+            if (x0 < 0) x0 = 0;
+            if (y0 < 0) y0 = 0;
+            if (x1 > w - 1) x1 = w - 1;
+            if (y1 > h - 1) y1 = h - 1;
+            for (int y = y0; y <= y1; y++)
+                for (int x = x0; x <= x1; x++) {
+                    double ex = x - ccx, ey = y - ccy, r = sqrt(ex * ex + ey * ey);
                     /* a 4-pixel soft edge: alpha 1 inside, 0 outside */
                     double a = (rad[d] - r) / 4 + 0.5;
-                    a = a < 0 ? 0 : a > 1 ? 1 : a;
-                    for (int c = 0; c < 3; c++) p[c] = p[c] * (1 - a) + col[d][c] * a;
+                    if (a <= 0) continue;
+                    if (a > 1) a = 1;
+                    uint8_t *o = img.data + ((size_t)y * w + x) * 3;
+                    for (int c = 0; c < 3; c++) o[c] = clamp8(o[c] * (1 - a) + col[d][c] * a);
                 }
-                uint8_t *o = img.data + ((size_t)y * w + x) * 3;
-                for (int c = 0; c < 3; c++) o[c] = clamp8(p[c]);
-            }
+        }
         char name[64];
         snprintf(name, sizeof name, "frame_%05d.png", f);
         char *path = fs_join(dir, name);
@@ -110,5 +124,8 @@ int main(int argc, char **argv)
         free(path);
     }
     image_free(&img);
+    free(tx);
+    free(ty);
+    free(txy);
     return rc ? 74 : 0;
 }
