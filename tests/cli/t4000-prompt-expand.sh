@@ -30,6 +30,9 @@ expect_exit "--segments 0" 64 "$PE" -q --segments 0 --topic x
 expect_exit "--top-p 2" 64 "$PE" -q --top-p 2 --topic x
 expect_exit "missing model" 69 "$PE" -q -m no-such-model -o s.json --topic "a harbor"
 check "missing model: every path tried is named" sh -c "grep -q \"no-such-model.gguf\" '$T/.err' && grep -q \"models/no-such-model\" '$T/.err'"
+expect_exit "--system file missing" 66 "$PE" -q --system no-such.txt -o s.json --topic "a harbor"
+: >empty.txt
+expect_exit "--system file empty" 65 "$PE" -q --system empty.txt -o s.json --topic "a harbor"
 expect_exit "output directory missing" 73 "$PE" -q -o no/such/dir/s.json --topic "a harbor"
 check "no output left by failed runs" sh -c '! ls s.json* >/dev/null 2>&1'
 

@@ -226,6 +226,31 @@ static void test_llama_fixture(const char *model, const char *fix, const char *p
         for (size_t i = 0; i < got.n; i++) n_end += got.v[i] == end;
         CHECKF(n_end == 1, "<|im_end|> in content became %d end tokens", n_end);
     }
+    /* random text: never a crash, and valid UTF-8 always decodes back to itself */
+    if (strstr(model, "SmolLM2")) {
+        static const char *const bits[] = { "a", "Z", " ", "  ", "\n", "\t", "'s", "9", "\xc3\xa9", "\xe4\xb8\xad",
+                                            "\xf0\x9f\x98\x80", "<|im_start|>", "<|im", "|>", ".", "\xc2\xa0", "\r\n" };
+        uint64_t x = 88172645463325252ull;
+        int ok = 1, crashfree = 1;
+        for (int it = 0; it < 3000; it++) {
+            str.n = 0;
+            int len = 1 + (int)(x % 40);
+            for (int k = 0; k < len; k++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;   /* xorshift64 */
+                const char *b = bits[x % (sizeof bits / sizeof *bits)];
+                tok_str_append(&str, b, strlen(b));
+            }
+            if (it % 3 == 0) { char junk = (char)(0x80 | (x >> 40 & 0x7f)); tok_str_append(&str, &junk, 1); }
+            got.n = 0;
+            crashfree &= tok_encode(t, str.s, str.n, TOK_PARSE_SPECIAL, &got) == 0;
+            if (it % 3 == 0) continue;   /* invalid UTF-8 becomes U+FFFD, as in llama.cpp */
+            dec.n = 0;
+            for (size_t i = 0; i < got.n; i++) tok_decode(t, got.v[i], 1, &dec);
+            ok &= dec.n == str.n && memcmp(dec.s, str.s, str.n) == 0;
+        }
+        CHECK(crashfree);
+        CHECKF(ok, "random text does not round-trip");
+    }
     tok_str_free(&str); tok_str_free(&dec); tok_str_free(&rendered);
     for (int i = 0; i < 8; i++) tok_str_free(&contents[i]);
     tok_ids_free(&want); tok_ids_free(&got);
