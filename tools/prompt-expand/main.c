@@ -36,7 +36,7 @@ enum {
 
 static const struct cli_opt opts[] = {
     { "topic", 0, "TEXT", "the topic itself instead of a TOPICFILE", OPT_TOPIC },
-    { "segments", 'n', "N", "number of prompts (default: the topic file's segments, else 4; at most 64)", OPT_SEGMENTS },
+    { "segments", 'n', "N", "number of prompts (default: the topic file's segments, else one per keyframe pair, else 4; at most 64)", OPT_SEGMENTS },
     { "system", 0, "FILE", "replace the built-in instruction with the text of FILE", OPT_SYSTEM },
     { "max-tokens", 0, "N", "tokens the model may write per prompt (default 96)", OPT_MAXTOK },
     { "temperature", 0, "T", "sampling temperature; 0 = greedy (default 0.7)", OPT_TEMP },
@@ -303,7 +303,8 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     if (topic_file) rc = topic_load(topic_file, &t);
     else rc = topic_parse(a->topic_text, strlen(a->topic_text), NULL, &t);
     if (rc) { iso_wrap(rc, "topic %s%s%s", topic_file ? "'" : "", topic_file ? topic_file : "text", topic_file ? "'" : ""); goto done; }
-    n = a->segments ? a->segments : t.segments ? t.segments : PE_DEFAULT_SEGMENTS;
+    /* travel between keyframes: one segment per pair unless told otherwise */
+    n = a->segments ? a->segments : t.segments ? t.segments : t.nkeyframes >= 2 ? t.nkeyframes - 1 : PE_DEFAULT_SEGMENTS;
     if (n < 1 || n > PE_MAX_SEGMENTS) { rc = iso_fail(ISO_EDATA, "segments: %d is out of range [1, %d]", n, PE_MAX_SEGMENTS); goto done; }
     uint64_t seed = c->seed_set ? c->seed : t.seed_set ? t.seed : 0;
     if (a->system_file) {
