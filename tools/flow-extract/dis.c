@@ -164,7 +164,8 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
     }
     {
         struct level *F = &d->lev[f];
-        size_t n = (size_t)F->w * F->h;
+        /* refinement below the finest patch level works on the full-size grid */
+        size_t n = p->var_below > 0 ? (size_t)w * h : (size_t)F->w * F->h;
         d->U = xalloc(n, sizeof(float));
         d->V = xalloc(n, sizeof(float));
         d->Uc = xalloc(n, sizeof(float));
@@ -759,7 +760,26 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pw = L->w;
         ph = L->h;
     }
-    if (d->finest == 0) {
+    if (p->var_below > 0) {
+        /* finer levels without patches: upsample, then a shorter variational
+         * refinement, which restores detail the patch grid cannot resolve */
+        struct dis_params keep = *p;
+        p->var_outer = p->var_below;
+        for (int l = d->finest - 1; l >= 0; l--) {
+            struct level *L = &d->lev[l];
+            float *t;
+            t = d->U; d->U = d->Uc; d->Uc = t;
+            t = d->V; d->V = d->Vc; d->Vc = t;
+            struct up_job uj = { d->Uc, d->Vc, pw, ph, d->U, d->V, L->w, L->h, 2.f };
+            pool_for(d->pool, L->h, job_upsample, &uj);
+            variational(d, L);
+            pw = L->w;
+            ph = L->h;
+        }
+        *p = keep;
+        memcpy(u, d->U, sizeof(float) * d->w * d->h);
+        memcpy(v, d->V, sizeof(float) * d->w * d->h);
+    } else if (d->finest == 0) {
         memcpy(u, d->U, sizeof(float) * d->w * d->h);
         memcpy(v, d->V, sizeof(float) * d->w * d->h);
     } else {

@@ -24,6 +24,7 @@ struct dis_params {
     int coarsest;     /* coarsest level, -1 = from the frame size */
     int var_outer;    /* variational refinement: fixed-point iterations per level (0 = none) */
     int var_inner;    /* SOR sweeps per fixed-point iteration */
+    int var_below;    /* fixed-point iterations at each level finer than `finest` (0: just upsample) */
     float alpha;      /* smoothness weight */
     float delta;      /* brightness constancy weight */
     float gamma;      /* gradient constancy weight */

@@ -12,7 +12,10 @@ z-buffering the disparity along each row); (3) speed at 1280x720.
 Metrics: EPE (mean end-point error) over all pixels with ground truth and
 over non-occluded ones, the share of pixels with error > 3 px, and
 frames/s (flow computation only: our flow.json "flow_seconds", OpenCV's
-calc() wall time; image decoding excluded on both sides).
+calc() wall time; image decoding excluded on both sides), and at 1280x720
+also the CPU time per frame summed over threads (flow.json
+"flow_cpu_seconds", Python's process_time), which a loaded machine
+distorts far less than wall time.
 
 usage: bench.py BIN_DIR HELPER_DIR WORK_DIR [--threads N] [--quick]
 """
@@ -126,14 +129,15 @@ def speed(tag="speed"):
         subprocess.run([os.path.join(BIN, "flow-extract"), "-q", "--no-vis", "--threads", str(threads),
                         "--preset", preset, "-o", out, d], check=True)
         j = json.load(open(os.path.join(out, "flow.json")))
-        res.append(("isopipe-" + preset, len(j["pairs"]) / j["timing"]["flow_seconds"]))
+        res.append(("isopipe-" + preset, len(j["pairs"]) / j["timing"]["flow_seconds"],
+                    j["timing"]["flow_cpu_seconds"] / len(j["pairs"]) * 1000))
     frames = [cv2.imread(os.path.join(d, "frame_%05d.png" % i), cv2.IMREAD_GRAYSCALE) for i in range(n)]
     for name, fn in cv_methods().items():
         fn(frames[0], frames[1])
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(n - 1):
             fn(frames[i], frames[i + 1])
-        res.append((name, (n - 1) / (time.perf_counter() - t0)))
+        res.append((name, (n - 1) / (time.perf_counter() - t0), (time.process_time() - c0) / (n - 1) * 1000))
     return res
 
 
@@ -148,7 +152,7 @@ print("|---|---|---:|---:|---:|---:|")
 for s, m, e, en, o, fps in table:
     print("| %s | %s | %.3f | %.3f | %.2f | %.1f |" % (s, m, e, en, o, fps))
 print()
-print("| 1280x720, %d threads | frames/s |" % threads)
-print("|---|---:|")
-for m, fps in speed():
-    print("| %s | %.2f |" % (m, fps))
+print("| 1280x720, %d threads | frames/s (wall) | CPU ms per frame (all threads) |" % threads)
+print("|---|---:|---:|")
+for m, fps, cpu in speed():
+    print("| %s | %.2f | %.0f |" % (m, fps, cpu))
