@@ -29,6 +29,7 @@
 #include "morph.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,6 +120,8 @@ int morph_init(struct morph *m, const struct image *a, const struct image *b,
     if (g->w != a->w || g->h != a->h)
         return iso_fail(ISO_EDATA, "backward flow is %dx%d, keyframes are %dx%d", g->w, g->h, a->w, a->h);
     size_t n = (size_t)a->w * (size_t)a->h;
+    if (n > INT32_MAX) /* hole filling keeps pixel indices in int32 */
+        return iso_fail(ISO_EDATA, "keyframes of %dx%d are too large to morph", a->w, a->h);
     m->cost_a = malloc(n * sizeof(float));
     m->cost_b = malloc(n * sizeof(float));
     if (!m->cost_a || !m->cost_b) {
@@ -171,6 +174,7 @@ int morph_scratch_alloc(struct morph_scratch *s, int w, int h)
 {
     memset(s, 0, sizeof *s);
     size_t n = (size_t)w * (size_t)h;
+    if (w <= 0 || h <= 0 || n > INT32_MAX) return iso_fail(ISO_EDATA, "bad morph size %dx%d", w, h);
     s->va = malloc(n * 2 * sizeof(float));
     s->vb = malloc(n * 2 * sizeof(float));
     s->za = malloc(n * sizeof(float));
