@@ -23,6 +23,8 @@ struct video_enc_params {
     const char *preset;     /* libx264 preset ("medium"); NULL = libx264's default */
     int threads;            /* encoder threads; 0 = libavcodec's choice */
     const char *codec;      /* encoder name; NULL = "libx264" */
+    const char *name;       /* the file's name in error messages (the final name when
+                               writing a temporary sibling); NULL = the path */
 };
 
 /* the defaults: 24 fps, crf 18, preset medium, 0 threads, libx264 */

@@ -25,7 +25,7 @@ struct video_enc {
     int src_w, src_h;
     int64_t next_pts;
     int header_written, finished;
-    char *path;
+    char *path;             /* for messages: params.name or the path */
     struct video_enc_info info;
 };
 
@@ -140,10 +140,11 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
     int rc = 0, r;
     AVDictionary *opts = NULL;
     *out = NULL;
+    const char *nm = p->name ? p->name : path; /* for messages */
     if (p->width < 1 || p->height < 1 || p->width > 16384 || p->height > 16384)
-        return iso_fail(ISO_EUSAGE, "cannot encode '%s': bad frame size %dx%d", path, p->width, p->height);
+        return iso_fail(ISO_EUSAGE, "cannot encode '%s': bad frame size %dx%d", nm, p->width, p->height);
     if (p->fps_num < 1 || p->fps_den < 1)
-        return iso_fail(ISO_EUSAGE, "cannot encode '%s': bad frame rate %d/%d", path, p->fps_num, p->fps_den);
+        return iso_fail(ISO_EUSAGE, "cannot encode '%s': bad frame rate %d/%d", nm, p->fps_num, p->fps_den);
     if (p->crf < 0 || p->crf > 51) return iso_fail(ISO_EUSAGE, "--crf: %d is out of range [0, 51]", p->crf);
     if (p->preset && !preset_ok(p->preset))
         return iso_fail(ISO_EUSAGE, "--preset: '%s' is not a libx264 preset (ultrafast .. placebo)", p->preset);
@@ -155,7 +156,7 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
 
     struct video_enc *e = calloc(1, sizeof *e);
     if (!e) return iso_fail(ISO_EINTERNAL, "out of memory");
-    e->path = strdup(path);
+    e->path = strdup(p->name ? p->name : path);
     e->src_w = p->width;
     e->src_h = p->height;
     e->info.enc_width = (p->width + 1) & ~1;
@@ -173,7 +174,7 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
         e->info.fell_back = codec != NULL;
     }
     if (!codec) {
-        rc = iso_fail(ISO_EUNAVAIL, "cannot encode '%s': encoder '%s' is not in the linked libavcodec", path, want);
+        rc = iso_fail(ISO_EUNAVAIL, "cannot encode '%s': encoder '%s' is not in the linked libavcodec", nm, want);
         goto done;
     }
     e->info.codec = codec->name;
@@ -240,12 +241,12 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
     }
     r = avio_open(&e->oc->pb, path, AVIO_FLAG_WRITE);
     if (r < 0) {
-        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", path, averr(r, eb, sizeof eb));
+        rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", nm, averr(r, eb, sizeof eb));
         goto done;
     }
     r = avformat_write_header(e->oc, NULL);
     if (r < 0) {
-        rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, averr(r, eb, sizeof eb));
+        rc = iso_fail(ISO_EIO, "cannot write '%s': %s", nm, averr(r, eb, sizeof eb));
         goto done;
     }
     e->header_written = 1;
