@@ -129,6 +129,9 @@ bad "unknown model names the known ones" 69 "known models: morph" -m wan $ARGS
 bad "morph without flows" 64 "needs --flow" --start a.png --end b.png
 bad "a GPU mode the morph does not have" 75 "cannot run in beefy mode" $ARGS --memory-mode beefy
 
+expect_exit "-o with a trailing slash" 0 $SG -q $ARGS --frames 3 -o slash/
+check "-o DIR/ writes DIR" test -f slash/frame_00002.png -a -f slash/segment.json
+
 # a failed run leaves an existing segment untouched; a good one replaces it whole
 expect_exit "failed run over an existing segment" 65 $SG $ARGS --frames 1 -o seg
 check "the old segment is untouched" test -f seg/frame_00004.png

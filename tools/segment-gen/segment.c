@@ -144,7 +144,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     struct mem_plan plan;
     struct segmodel_params p = { 0 };
     struct sink sk = { 0 };
-    char *prompt = NULL, *model_path = NULL, *tmp = NULL, *json_final = NULL, *json_tmp = NULL;
+    char *prompt = NULL, *model_path = NULL, *tmp = NULL, *json_final = NULL, *json_tmp = NULL, *out = NULL;
     void *ctx = NULL;
     json_t *root = NULL;
     struct rt *rt = NULL;
@@ -169,6 +169,11 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
         goto done;
     }
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
+    if (c->output) {
+        /* "seg_000/" names the directory seg_000 (fs_dirname would take it for the parent) */
+        if (!(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        for (size_t n = strlen(out); n > 1 && out[n - 1] == '/'; n--) out[n - 1] = 0;
+    }
     if (a->frames < 2) { rc = iso_fail(ISO_EDATA, "--frames %ld: a segment needs at least 2 frames", a->frames); goto done; }
     if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if (ops->needs & SEGMODEL_NEEDS_WEIGHTS && (rc = model_find(name, ops->exts, &model_path))) goto done;
@@ -203,7 +208,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     rt_load_end(rt);    /* "after load" */
     t_load = rt_load_seconds(rt);
 
-    if ((rc = fs_dir_begin(c->output, &tmp))) goto done;
+    if ((rc = fs_dir_begin(out, &tmp))) goto done;
     sk.dir = tmp;
     sk.level = a->png_level;
     sk.total = (int)a->frames;
@@ -220,7 +225,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     ops->close(&ctx);
 
     /* segment.json: paths relative to where it will live, DIR/segment.json */
-    json_final = fs_join(c->output, "segment.json");
+    json_final = fs_join(out, "segment.json");
     json_tmp = fs_join(tmp, "segment.json");
     root = jsonio_header_new();
     if (!json_final || !json_tmp || !root) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
@@ -262,10 +267,10 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(root, "memory", rt_memory_json(rt));
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
     if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); goto done; }
-    if ((rc = fs_dir_publish(tmp, c->output))) goto done;
+    if ((rc = fs_dir_publish(tmp, out))) goto done;
     free(tmp);
     tmp = NULL;
-    log_verbose("wrote %ld frames to '%s' in %.2fs", a->frames, c->output, mem_now() - t0);
+    log_verbose("wrote %ld frames to '%s' in %.2fs", a->frames, out, mem_now() - t0);
 done:
     if (loading && !cleanup_logged) rt_cleanup_begin(rt);
     if (ctx) ops->close(&ctx);
@@ -279,6 +284,7 @@ done:
     free(model_path);
     free(json_final);
     free(json_tmp);
+    free(out);
     pthread_mutex_destroy(&sk.lock);
     return rt_end(&rt, rc);     /* "end", on the error path too */
 }
