@@ -87,12 +87,16 @@ static void test_conv(void)
     CHECK_STR(c.msg[0].content, PE_SYSTEM);
     CHECK_STR(c.msg[1].role, "user");
     CHECK_STR(c.msg[2].role, "assistant");
-    CHECK_STR(c.msg[2].content, PE_EXAMPLE_SHOT1);
+    CHECK_STR(c.msg[1].content, "Video: " PE_EXAMPLE1_TOPIC "\nShot 1 of 3.");
+    CHECK_STR(c.msg[2].content, PE_EXAMPLE1_SHOT);
+    CHECK_STR(c.msg[3].content, "Video: " PE_EXAMPLE2_TOPIC "\nPrevious shot: " PE_EXAMPLE2_PREV "\nShot 2 of 3.");
+    CHECK_STR(c.msg[4].content, PE_EXAMPLE2_SHOT);
     CHECK_STR(c.msg[5].role, "user");
     CHECK_STR(c.msg[5].content, "Video: a harbor at dawn\nShot 1 of 3.");
     /* the worked example's answers pass our own parser and are distinct */
-    CHECK(parse(PE_EXAMPLE_SHOT1) != NULL);
-    CHECK(parse(PE_EXAMPLE_SHOT2) != NULL);
+    CHECK(parse(PE_EXAMPLE1_SHOT) != NULL);
+    CHECK(parse(PE_EXAMPLE2_PREV) != NULL);
+    CHECK(parse(PE_EXAMPLE2_SHOT) != NULL);
     scenes_conv_free(&c);
     CHECK(c.n == 0);
     CHECK(scenes_conv_build(&c, "Custom instruction.", "a harbor at dawn", 2, 3, "Boats leave the harbor.") == 0);

@@ -56,7 +56,7 @@ static const struct cli_spec spec = {
     .usage = "[options] [-o scenes.json] (TOPICFILE | --topic TEXT)",
     .summary = "Turn a topic into one visual prompt per video segment with a local LLM (GGUF).",
     .description =
-        "The model writes one prompt per request: the instruction, a worked two-shot example, then\n"
+        "The model writes one prompt per request: the instruction, two worked examples, then\n"
         "\"Video: <topic> / Previous shot: <prompt i-1> / Shot i of N\", so each prompt continues the\n"
         "last. A reply is used when it is one line of 20..400 bytes (5+ words, mostly letters, no chat\n"
         "markers, no \"Sure, here is\"), after removing a \"Shot 2:\" label or quotes, and differs from\n"

@@ -10,12 +10,19 @@
     "that describes what the camera sees: the subject, the setting, the light and the motion. " \
     "Each shot continues the previous one in the same visual style. Answer with the sentence only."
 
-/* one example video of two shots, shown as earlier turns of the conversation */
-#define PE_EXAMPLE_TOPIC "a lighthouse on a stormy coast"
-#define PE_EXAMPLE_SHOT1 \
+/* two example requests from two different videos, shown as earlier turns
+ * of the conversation: the first shot of one, a later shot (with its
+ * previous shot) of the other. Two subjects teach that the answer follows
+ * the request's own video; with one, a small model copies its subject. */
+#define PE_EXAMPLE1_TOPIC "a lighthouse on a stormy coast"
+#define PE_EXAMPLE1_SHOT \
     "A white lighthouse stands on black rocks as grey storm waves crash below, " \
     "low clouds race past, and the camera slowly pushes in through the rain."
-#define PE_EXAMPLE_SHOT2 \
-    "The lighthouse beam sweeps across the churning sea at dusk, lighting the spray in pale gold, " \
-    "while the camera tilts up to follow it into the dark clouds."
+#define PE_EXAMPLE2_TOPIC "a cyclist crossing a city at sunrise"
+#define PE_EXAMPLE2_PREV \
+    "A cyclist in a yellow jacket rolls out of a quiet side street as the first orange light " \
+    "touches the rooftops, and the camera tracks alongside."
+#define PE_EXAMPLE2_SHOT \
+    "The cyclist crosses a long steel bridge over the river while the low sun flares between the cables, " \
+    "and the camera pulls back to a wide view of the waking city."
 #endif

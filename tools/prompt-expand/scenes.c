@@ -1,7 +1,9 @@
 /* scenes.c — see scenes.h. The request format was tuned on SmolLM2-135M:
  * one shot per request (a numbered list of N drifts and repeats itself at
- * this size), a two-shot worked example as earlier turns, and the previous
- * shot quoted back so each prompt continues the last. */
+ * this size), two worked examples from two different videos as earlier
+ * turns (prompts.h), and the previous shot quoted back so each prompt
+ * continues the last. Without the examples SmolLM2 copies the topic or
+ * chats; with one example video it copies that video's subject. */
 #include "scenes.h"
 
 #include <ctype.h>
@@ -54,10 +56,10 @@ int scenes_conv_build(struct scenes_conv *c, const char *system, const char *top
     int rc;
     memset(c, 0, sizeof *c);
     if ((rc = add(c, "system", strdup(system ? system : PE_SYSTEM))) ||
-        (rc = add(c, "user", request(PE_EXAMPLE_TOPIC, 0, 2, NULL))) ||
-        (rc = add(c, "assistant", strdup(PE_EXAMPLE_SHOT1))) ||
-        (rc = add(c, "user", request(PE_EXAMPLE_TOPIC, 1, 2, PE_EXAMPLE_SHOT1))) ||
-        (rc = add(c, "assistant", strdup(PE_EXAMPLE_SHOT2))) ||
+        (rc = add(c, "user", request(PE_EXAMPLE1_TOPIC, 0, 3, NULL))) ||
+        (rc = add(c, "assistant", strdup(PE_EXAMPLE1_SHOT))) ||
+        (rc = add(c, "user", request(PE_EXAMPLE2_TOPIC, 1, 3, PE_EXAMPLE2_PREV))) ||
+        (rc = add(c, "assistant", strdup(PE_EXAMPLE2_SHOT))) ||
         (rc = add(c, "user", request(topic, index, n, prev))))
         scenes_conv_free(c);
     return rc;

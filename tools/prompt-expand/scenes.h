@@ -1,5 +1,5 @@
 /* scenes.h — turning a topic into N scene prompts with a small LLM: the
- * conversation for each shot (system instruction, a worked example, the
+ * conversation for each shot (system instruction, two worked examples, the
  * request with the previous shot for continuity), strict parsing of the
  * model's reply into one prompt, and the checks a set of prompts must pass
  * (non-empty, sane length, no template junk, distinct). The model itself
