@@ -17,7 +17,6 @@
 #include "log.h"
 #include "mem.h"
 #include "model.h"
-#include "plan.h"
 #include "runtime.h"
 #include "sample.h"
 #include "scenes.h"
@@ -112,74 +111,6 @@ static int on_opt(void *ctx, int id, const char *arg)
     return rc;
 }
 
-/* ---- the memory plan, from the GGUF header alone (no weight is read) */
-
-static int hparam(const struct gguf *g, const char *arch, const char *key, uint64_t *v)
-{
-    char k[128];
-    snprintf(k, sizeof k, "%s.%s", arch, key);
-    if (gguf_get_u64(g, k, v) < 0 || *v == 0 || *v > (1u << 24)) return iso_fail(ISO_EDATA, "no sane '%s' in the model file", k);
-    return 0;
-}
-
-static int plan_llm(const char *path, int n_ctx, int threads, struct mem_plan *p)
-{
-    struct gguf *g = NULL;
-    struct gguf_str s;
-    char arch[32];
-    uint64_t n_layer, n_embd, n_ff, n_head, n_head_kv, n_vocab = 0;
-    int rc = gguf_open(path, &g);
-    if (rc) return iso_wrap(rc, "'%s'", path);
-    if (gguf_get_str(g, "general.architecture", &s) < 0 || s.len == 0 || s.len >= sizeof arch) {
-        rc = iso_fail(ISO_EDATA, "'%s': no general.architecture", path);
-        goto done;
-    }
-    memcpy(arch, s.s, s.len);
-    arch[s.len] = 0;
-    if ((rc = hparam(g, arch, "block_count", &n_layer)) || (rc = hparam(g, arch, "embedding_length", &n_embd)) ||
-        (rc = hparam(g, arch, "feed_forward_length", &n_ff)) || (rc = hparam(g, arch, "attention.head_count", &n_head)) ||
-        (rc = hparam(g, arch, "attention.head_count_kv", &n_head_kv)))
-        goto done;
-    const struct gguf_kv *tk = gguf_find_kv(g, "tokenizer.ggml.tokens");
-    if (tk && tk->val.type == GGUF_T_ARRAY) n_vocab = tk->val.v.arr.n;
-    struct plan_blocks b;
-    memset(&b, 0, sizeof b);
-    uint64_t *blk = calloc(n_layer, sizeof *blk), total = 0;
-    if (!blk) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    for (uint64_t i = 0; i < g->n_tensors; i++) {
-        const struct gguf_tensor *t = &g->tensors[i];
-        unsigned long l;
-        int used = 0;
-        total += t->nbytes;   /* each bounded by the file size, so no overflow */
-        if (t->nbytes > b.largest_tensor) b.largest_tensor = t->nbytes;
-        if (t->name.len > 4 && memcmp(t->name.s, "blk.", 4) == 0 && sscanf(t->name.s + 4, "%lu.%n", &l, &used) == 1 &&
-            used > 0 && l < n_layer)
-            blk[l] += t->nbytes;
-    }
-    uint64_t blocks = 0;
-    for (uint64_t l = 0; l < n_layer; l++) {
-        blocks += blk[l];
-        if (blk[l] > b.block_bytes) b.block_bytes = blk[l];
-    }
-    free(blk);
-    b.n_blocks = n_layer;
-    b.resident_bytes = total - blocks;
-    /* f16 K and V for every layer and position (llm.c keeps its cache in f16) */
-    uint64_t kv_dim = n_embd / n_head * n_head_kv;
-    b.kv_cache = 2 * n_layer * (uint64_t)n_ctx * kv_dim * 2;
-    /* llm.c scratch: a dozen n_embd/n_ff vectors, logits, per-thread attention scores */
-    b.activations = 4 * (12 * n_embd + 3 * n_ff + n_vocab + (uint64_t)threads * (uint64_t)n_ctx + 4096);
-    /* tokenizer (copies of ~50k tokens and merges plus hash maps), jansson, code */
-    b.host_base = UINT64_C(48) << 20;
-    b.cpu_ok = 1;
-    b.gpu_ok = 0;   /* the engine has no GPU path yet (llm.c refuses beefy and lightweight) */
-    const char *slash = strrchr(path, '/');
-    rc = plan_from_blocks(p, slash ? slash + 1 : path, &b);
-done:
-    gguf_close(&g);
-    return rc;
-}
-
 /* ---- generation */
 
 struct gen {
@@ -206,6 +137,7 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
     *cut = 0;
     reply->n = 0;
     g->out.n = 0;
+    if (req->n == 0) return iso_fail(ISO_EINTERNAL, "empty request");
     if (req->n + (size_t)g->max_tokens > (size_t)g->n_ctx)
         return iso_fail(ISO_EDATA, "the request takes %zu tokens and the reply up to %d: more than --n-ctx %d",
                         req->n, g->max_tokens, g->n_ctx);
@@ -324,8 +256,15 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     static const char *const exts[] = { ".gguf", NULL };
     if ((rc = model_find(c->model ? c->model : PE_DEFAULT_MODEL, exts, &model_path))) goto done;
 
+    /* the plan comes from the GGUF header alone (llm_plan), before any weight is read */
+    struct llm_params lp;
     struct mem_plan plan;
-    if ((rc = plan_llm(model_path, a->n_ctx, cli_threads(c), &plan))) goto done;
+    llm_params_default(&lp);
+    lp.n_ctx = a->n_ctx;
+    lp.threads = cli_threads(c);
+    lp.mode = c->memory_mode;
+    lp.device = c->device;
+    if ((rc = llm_plan(model_path, &lp, &plan))) goto done;
     if (c->plan_only) {
         json_t *pj = rt_plan_json(rt, &plan);
         char *s = pj ? json_dumps(pj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
@@ -338,12 +277,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     enum mem_mode mode;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
 
-    struct llm_params lp;
-    llm_params_default(&lp);
-    lp.n_ctx = a->n_ctx;
-    lp.threads = cli_threads(c);
     lp.mode = mode;
-    lp.device = c->device;
     rt_load_begin(rt);
     rc = llm_open(model_path, &lp, &m);
     rt_load_end(rt);
