@@ -2,7 +2,7 @@
  * with `#` comments; a file without any known key is all topic. Keys:
  * topic (required), keyframes (space- or comma-separated image paths,
  * relative to the topic file; may repeat), segments, frames, overlap, fps,
- * width, height, seed, model. struct topic owns its strings. */
+ * width, height, seed. struct topic owns its strings. */
 #ifndef ISOPIPE_TOPIC_H
 #define ISOPIPE_TOPIC_H
 #include <stddef.h>
