@@ -88,6 +88,27 @@ TEXTS = [
     "and the route had a name, that page was the one he showed his grandchildren, and the numbers were forgotten. "
     "What the camera would see: a long line of figures crossing a snowfield under a low sun, breath steaming, the "
     "mules' bells glinting, and then, cut, the mirror lake at dawn with a single tent pitched on the shingle.",
+    # a shot list (the kind of text prompt-expand produces)
+    "Scene list for a short film about a lighthouse keeper:\n- Opening: a wide shot of a rocky island under a "
+    "bruised sky, gulls wheeling, the lighthouse a white needle against the clouds.\n- The keeper climbs the spiral "
+    "stairs with a lantern; brass rails gleam, his shadow sliding up the curved wall.\n- Close-up of his hands "
+    "trimming the wick, soot on his fingers, the lens throwing rainbow fragments across the glass.\n- Night: the "
+    "beam sweeps over black water; a fishing boat appears, rides a wave, disappears.\n- Storm: rain hammers the "
+    "windows, the tower shudders, he writes in the log by candlelight.\n- Dawn: calm sea like hammered silver, the "
+    "keeper asleep in his chair, a cup of cold tea on the table, the lamp still turning.\nNotes: keep the palette "
+    "cold blue and amber; slow camera moves; no dialogue; ambient sound only. Each shot lasts four to six seconds. "
+    "Transitions are dissolves, except the cut from the storm to the dawn, which should be sudden and silent.",
+    # a short story with dialogue
+    "\"Are you sure this is the right road?\" Mara asked, leaning forward to wipe the fog from the windscreen.\n"
+    "\"No,\" said her brother, \"but it is the only road.\" The headlights found a sign, bent and rusted, with half its "
+    "letters gone. They drove on. After a while the trees thinned and the land opened into a wide valley where a "
+    "river shone under the moon. In the middle of the valley stood a house with every window lit.\n\"Someone is "
+    "expecting us,\" Mara said.\n\"Someone is expecting someone,\" he answered, and slowed the car. A dog barked. "
+    "The front door opened and an old woman stepped out onto the porch, shading her eyes against the lights as if "
+    "it were noon. She raised one hand, not in greeting but in warning, and pointed back the way they had come. "
+    "Mara looked at her brother. He looked at the river, at the house, at the long empty road behind them, and "
+    "for the first time that night he switched off the engine. In the sudden silence they could hear music, very "
+    "faint, coming from somewhere beneath the water.",
 ]
 
 
