@@ -261,20 +261,25 @@ static void test_dot(void)
         for (int i = 0; i < n; i++) x[i] = (float)((rndu() - 0.5) * 4);
         quant_act(t, x, a, n);
         act_values(t, a, xv, n);
-        double worst = 0, worst_s = 0;
+        double worst = 0, worst_s = 0, worst_f = 0;
         for (int r = 0; r < rows; r++) {
             const uint8_t *wr = w + bb * (size_t)nb * r;
-            double ref = 0, mag = 0;
+            double ref = 0, mag = 0, reff = 0, magf = 0;
             for (int i = 0; i < n; i++) {
                 double wi = ref_elem(t, wr + bb * (size_t)(i / be), i % be);
                 ref += wi * xv[i];
                 mag += fabs(wi * xv[i]);
+                reff += wi * x[i];
+                magf += fabs(wi * x[i]);
             }
             double e = fabs(quant_dot(t, wr, a, n) - ref) / mag;
             double es = fabs(quant_dot_scalar(t, wr, a, n) - ref) / mag;
+            double ef = fabs(quant_dot_f32act(t, wr, x, n) - reff) / magf;   /* the float-activation reference mode */
             if (e > worst) worst = e;
             if (es > worst_s) worst_s = es;
+            if (ef > worst_f) worst_f = ef;
         }
+        CHECKF(worst_f < 1e-5, "%s: float-activation dot relative error %g", ggml_type_name(t), worst_f);
         CHECKF(worst < 1e-5, "%s: dot relative error %g", ggml_type_name(t), worst);
         CHECKF(worst_s < 1e-5, "%s: scalar dot relative error %g", ggml_type_name(t), worst_s);
         free(w); free(x); free(xv); free(a);

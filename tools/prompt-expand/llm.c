@@ -247,7 +247,6 @@ static void matmul(struct llm *m, int nt, const float *x, int64_t n, int nj,
                    const struct gguf_tensor *const *bias)
 {
     struct mm_batch b = { .nj = nj, .nt = nt, .f32_act = m->f32_act };
-    int done[3] = {0};
     for (int i = 0; i < nj; i++) {
         b.j[i].w = w[i];
         b.j[i].y = y[i];
@@ -259,9 +258,7 @@ static void matmul(struct llm *m, int nt, const float *x, int64_t n, int nj,
             if (quant_act_type(w[k]->type) == quant_act_type(w[i]->type)) reuse = k;
         if (reuse >= 0) { b.j[i].xa = b.j[reuse].xa; b.j[i].xa_stride = b.j[reuse].xa_stride; continue; }
         b.j[i].xa = act_quant(m, w[i]->type, x, nt, n, &b.j[i].xa_stride);
-        done[i] = 1;
     }
-    (void)done;
     pool_run(m->pool, mm_worker, &b);
 }
 
