@@ -156,6 +156,12 @@ static void test_penalty_greedy(void)
     sampler_free(&s);
     s = mk(0, 0, 1, 0, 4, 0, 3);
     CHECK(sampler_sample(s, pos, h1, 1) == 1);   /* 2 / 4 = 0.5 < 1 */
+    /* set_params turns greedy into sampling (the retry of a greedy run) */
+    struct sample_params t1 = { 1, 0, 1, 0, 1, 64, 999 };
+    sampler_set_params(s, &t1);
+    CHECK(dist(s, pos, 3, NULL, 0, p) == 3);
+    z = exp(2.0) + exp(1.0) + 1;
+    CHECK_NEAR(p[0], exp(2.0) / z, 1e-6);
     sampler_free(&s);
 }
 

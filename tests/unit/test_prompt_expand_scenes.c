@@ -73,8 +73,31 @@ static void test_dupes(void)
     char *prev[2] = { (char *)GOOD, (char *)"The camera rises over wet rooftops as the storm clears." };
     CHECK(scenes_is_duplicate("a paper boat drifts down a FLOODED street at dusk, as rain ripples the water", prev, 2));
     CHECK(scenes_is_duplicate("The camera rises over wet rooftops as the storm clears", prev, 2));
-    CHECK(!scenes_is_duplicate("The camera rises over wet rooftops as the storm returns.", prev, 2));
+    /* one word changed is a near-copy: 9 word pairs each, 8 shared, 10 in the union */
+    CHECK(scenes_is_duplicate("The camera rises over wet rooftops as the storm returns.", prev, 2));
+    CHECK_NEAR(scenes_similarity("The camera rises over wet rooftops as the storm returns.", prev[1]), 8.0 / 10, 1e-12);
+    CHECK(!scenes_is_duplicate("The camera sinks below the wet rooftops into a lit alley.", prev, 2));
     CHECK(!scenes_is_duplicate(GOOD, prev, 0));
+
+    /* pairs of "a b c d": ab bc cd; of "a b c e": ab bc ce -> 2 common of 4 */
+    CHECK_NEAR(scenes_similarity("a b c d", "a b c e"), 2.0 / 4, 1e-12);
+    CHECK_NEAR(scenes_similarity("A b, C d!", "a b c d"), 1, 1e-12);
+    CHECK_NEAR(scenes_similarity("a b c d", "d c b a"), 0, 1e-12);
+    /* repeated pairs count once: "a b a b" has ab, ba; "a b" has ab -> 1 of 2 */
+    CHECK_NEAR(scenes_similarity("a b a b", "a b"), 0.5, 1e-12);
+    /* the near-copies greedy SmolLM2 wrote for two shots in a row */
+    char *near[1] = { (char *)"The camera takes a moment to snap the paper lantern, then it's on its way up into the night "
+                              "market. The next shot is of the lantern being carried by a street performer, and the camera "
+                              "continues with the next shot as they both move down towards the city skyline." };
+    CHECK(scenes_is_duplicate("The camera takes a moment to snap the paper lantern, then it's on its way up into the night "
+                              "market. The next shot is of the street performer carrying the lantern, and the camera "
+                              "continues with the next shot as they both move down towards the city skyline.", near, 1));
+    /* a continuation that shares its subject is not a copy */
+    char *fox[1] = { (char *)"The fox runs across the snow-covered road, and the camera is on wheels moving along the snowy bridge." };
+    CHECK(scenes_similarity("The fox runs across the snow-covered bridge, and a car is on the road behind it, with the camera "
+                            "taking in the scene.", fox[0]) < 0.3);
+    CHECK(!scenes_is_duplicate("The fox runs across the snow-covered bridge, and a car is on the road behind it, with the "
+                               "camera taking in the scene.", fox, 1));
 }
 
 static void test_conv(void)

@@ -27,6 +27,8 @@
 #define PE_DEFAULT_MODEL "SmolLM2-135M-Instruct.Q4_1"
 #define PE_DEFAULT_SEGMENTS 4
 #define PE_MAX_SEGMENTS 64
+/* greedy decoding gives the same reply on every attempt, so its retries sample at this temperature */
+#define PE_RETRY_TEMPERATURE 0.7
 
 enum {
     OPT_TOPIC = 1000, OPT_SEGMENTS, OPT_SYSTEM, OPT_MAXTOK, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
@@ -60,7 +62,8 @@ static const struct cli_spec spec = {
         "last. A reply is used when it is one line of 20..400 bytes (5+ words, mostly letters, no chat\n"
         "markers, no \"Sure, here is\"), after removing a \"Shot 2:\" label or quotes, and differs from\n"
         "the prompts before it. Otherwise that prompt is asked again with the next seed, up to\n"
-        "--retries more times; then prompt-expand exits 65, writes no scenes.json and keeps every\n"
+        "--retries more times (at temperature 0.7 when --temperature is 0: greedy repeats itself);\n"
+        "then prompt-expand exits 65, writes no scenes.json and keeps every\n"
         "raw reply in <output>.raw.txt for debugging.\n"
         "\n"
         "Sampling: repetition penalty, top-k, top-p, min-p, temperature, in that order (top-p and\n"
@@ -205,6 +208,7 @@ static json_t *sampling_json(const struct args *a, uint64_t seed)
     json_object_set_new(o, "seed", json_integer((json_int_t)seed));
     json_object_set_new(o, "max_tokens", json_integer(a->max_tokens));
     json_object_set_new(o, "retries", json_integer(a->retries));
+    json_object_set_new(o, "retry_temperature", json_real(a->sp.temperature > 0 ? a->sp.temperature : PE_RETRY_TEMPERATURE));
     json_object_set_new(o, "n_ctx", json_integer(a->n_ctx));
     return o;
 }
@@ -308,6 +312,9 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
         char why[256] = "";
         for (a_i = 0; a_i <= a->retries; a_i++) {
             uint64_t s = mix_seed(seed, i, a_i);
+            struct sample_params sp = a->sp;
+            if (a_i > 0 && sp.temperature <= 0) sp.temperature = PE_RETRY_TEMPERATURE;
+            sampler_set_params(g.smp, &sp);
             sampler_reseed(g.smp, s);
             scenes_conv_free(&conv);
             req.n = 0;

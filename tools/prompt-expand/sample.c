@@ -104,6 +104,13 @@ void sampler_reseed(struct sampler *s, uint64_t seed)
     rng_seed(&s->rng, seed);
 }
 
+void sampler_set_params(struct sampler *s, const struct sample_params *p)
+{
+    uint64_t seed = s->p.seed;
+    s->p = *p;
+    s->p.seed = seed;
+}
+
 /* descending logit, ascending id on ties: a total order, so results do not
  * depend on the sort algorithm */
 static int cand_cmp(const void *a, const void *b)

@@ -34,6 +34,8 @@ int sampler_new(const struct sample_params *p, int n_vocab, struct sampler **out
 void sampler_free(struct sampler **s);
 /* reseed the PRNG (a retry with the next seed) */
 void sampler_reseed(struct sampler *s, uint64_t seed);
+/* change the filters and temperature (p->seed is ignored: the PRNG goes on) */
+void sampler_set_params(struct sampler *s, const struct sample_params *p);
 
 /* The distribution a draw would use: candidates that survive the filters,
  * most probable first, p summing to 1 (one candidate with p = 1 when greedy).

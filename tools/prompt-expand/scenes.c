@@ -218,13 +218,66 @@ static char *norm(const char *p)
     return o;
 }
 
+/* lower-cased words of s (letters, digits, apostrophes, non-ASCII bytes), in
+ * one buffer; returns how many, at most max */
+static size_t words_of(const char *s, char *buf, size_t cap, const char **w, size_t max)
+{
+    size_t nw = 0, k = 0;
+    for (const char *p = s; *p && nw < max;) {
+        while (*p && !(isalnum((unsigned char)*p) || *p == '\'' || (unsigned char)*p >= 0x80)) p++;
+        if (!*p) break;
+        w[nw++] = buf + k;
+        while (*p && (isalnum((unsigned char)*p) || *p == '\'' || (unsigned char)*p >= 0x80)) {
+            if (k + 1 < cap) buf[k++] = (char)tolower((unsigned char)*p);
+            p++;
+        }
+        if (k < cap) buf[k++] = 0;
+        else { nw--; break; }
+    }
+    return nw;
+}
+
+static int same_pair(const char **a, size_t i, const char **b, size_t j)
+{
+    return !strcmp(a[i], b[j]) && !strcmp(a[i + 1], b[j + 1]);
+}
+
+/* distinct pairs of w[0..n) */
+static size_t distinct_pairs(const char **w, size_t n)
+{
+    size_t d = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        int seen = 0;
+        for (size_t k = 0; k < i && !seen; k++) seen = same_pair(w, i, w, k);
+        d += !seen;
+    }
+    return d;
+}
+
+double scenes_similarity(const char *a, const char *b)
+{
+    enum { MAXW = 256 };
+    static __thread char ba[4096], bb[4096];
+    const char *wa[MAXW], *wb[MAXW];
+    size_t na = words_of(a, ba, sizeof ba, wa, MAXW), nb = words_of(b, bb, sizeof bb, wb, MAXW);
+    size_t da = distinct_pairs(wa, na), db = distinct_pairs(wb, nb), common = 0;
+    for (size_t i = 0; i + 1 < na; i++) {
+        int first = 1, inb = 0;
+        for (size_t k = 0; k < i && first; k++) first = !same_pair(wa, i, wa, k);
+        for (size_t j = 0; first && j + 1 < nb && !inb; j++) inb = same_pair(wa, i, wb, j);
+        common += first && inb;
+    }
+    size_t uni = da + db - common;
+    return uni ? (double)common / (double)uni : 1.0;
+}
+
 int scenes_is_duplicate(const char *p, char *const *prev, int n)
 {
     char *a = norm(p);
     int dup = 0;
     for (int i = 0; a && i < n && !dup; i++) {
         char *b = norm(prev[i]);
-        dup = b && strcmp(a, b) == 0;
+        dup = (b && strcmp(a, b) == 0) || scenes_similarity(p, prev[i]) >= SCENES_MAX_SIMILARITY;
         free(b);
     }
     free(a);

@@ -43,7 +43,15 @@ int scenes_parse_reply(const char *reply, size_t len, char **prompt);
  * whitespace, or by the end of the text when at_end is set. 0 when none. */
 size_t scenes_sentence_end(const char *s, size_t n, int at_end);
 
-/* 1 when p equals one of prev[0..n) ignoring case, spacing and punctuation */
+/* Similarity of two prompts: the Jaccard index |A & B| / |A | B| of their
+ * sets of word pairs (adjacent words, lower-cased, punctuation dropped);
+ * 1 for the same words in the same order, 0 for no pair in common. */
+double scenes_similarity(const char *a, const char *b);
+/* replies at least this similar to an earlier prompt are near-copies */
+#define SCENES_MAX_SIMILARITY 0.6
+
+/* 1 when p equals one of prev[0..n) ignoring case, spacing and punctuation,
+ * or is at least SCENES_MAX_SIMILARITY similar to one */
 int scenes_is_duplicate(const char *p, char *const *prev, int n);
 
 /* [{"index": i, "prompt": ...}, ...] (new reference) */
