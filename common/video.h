@@ -19,7 +19,7 @@ struct video_enc_params {
                                odd sizes are padded to even by repeating the last column/row,
                                because yuv420p needs even dimensions */
     int fps_num, fps_den;   /* frame rate as a fraction (24/1, 30000/1001) */
-    int crf;                /* libx264 constant rate factor 0..51 (0 = lossless luma path) */
+    int crf;                /* libx264 constant rate factor 0..51 (0 = lossless in yuv420p) */
     const char *preset;     /* libx264 preset ("medium"); NULL = libx264's default */
     int threads;            /* encoder threads; 0 = libavcodec's choice */
     const char *codec;      /* encoder name; NULL = "libx264" */

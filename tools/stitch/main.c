@@ -10,7 +10,7 @@ enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REP
 
 static const struct cli_opt opts[] = {
     { "overlap", 'k', "K", "frames blended at each boundary (default 0: concatenate)", OPT_OVERLAP },
-    { "crf", 0, "N", "libx264 constant rate factor 0..51 (default 18; 0 is lossless luma)", OPT_CRF },
+    { "crf", 0, "N", "libx264 constant rate factor 0..51 (default 18; 0 is lossless in yuv420p)", OPT_CRF },
     { "preset", 0, "NAME", "libx264 preset, ultrafast .. placebo (default medium)", OPT_PRESET },
     { "fps", 0, "FPS", "frame rate (default: segment.json's fps, else 24)", OPT_FPS },
     { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png", OPT_FRAMES_OUT },
