@@ -217,6 +217,14 @@ static void mm_worker(void *ctx, int ith, int nth)
         int64_t rows = (int64_t)j->w->ne[1], cols = (int64_t)j->w->ne[0];
         int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < rows ? hi - base : rows;
         size_t rb = quant_row_bytes(j->w->type, cols);
+        if (b->nt == 1 && !b->f32_act && r1 > r0) {
+            /* one token (generation): the whole row range in one kernel call */
+            quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa, cols, j->y);
+            if (j->bias)
+                for (int64_t r = r0; r < r1; r++) j->y[r] += j->bias[r];
+            base += rows;
+            continue;
+        }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *wr = (const uint8_t *)j->w->data + (size_t)r * rb;
             float bias = j->bias ? j->bias[r] : 0.0f;

@@ -24,6 +24,7 @@ int quant_avx2_has(enum ggml_type t);
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n);
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n);
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
+int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
 
 static int use_avx2 = -1;
 
@@ -419,6 +420,12 @@ float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n)
 {
     if (use_avx2 > 0 && quant_avx2_has(t)) return quant_dot_avx2(t, w, xa, n);
     return quant_dot_scalar(t, w, xa, n);
+}
+
+void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y)
+{
+    if (use_avx2 > 0 && quant_rows_avx2(t, w, row_bytes, r0, r1, xa, n, y)) return;
+    for (int64_t r = r0; r < r1; r++) y[r] = quant_dot(t, (const uint8_t *)w + (size_t)r * row_bytes, xa, n);
 }
 
 float quant_dot_f16(const uint16_t *h, const float *x, int64_t n)

@@ -54,6 +54,9 @@ float quant_f16_to_f32(uint16_t h);
 uint16_t quant_f32_to_f16(float f);
 float quant_bf16_to_f32(uint16_t h);
 
+/* y[r] = row r of w (row_bytes apart) . xa for r in [r0, r1): as quant_dot per row */
+void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
+
 /* dot product of one weight row of any supported type with float activations
  * (the weights dequantised block by block): the engine's reference mode */
 float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);

@@ -230,6 +230,31 @@ AVX2 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64
     }
 }
 
+/* y[r] = W[r] . x for rows r0..r1-1 of a matrix with row_bytes per row: the
+ * generation-time matvec, one call per thread instead of one per row */
+AVX2 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                         int64_t n, float *y)
+{
+    const uint8_t *p = (const uint8_t *)w + (size_t)r0 * row_bytes;
+    switch (t) {
+#define ROWS(T) for (int64_t r = r0; r < r1; r++, p += row_bytes) y[r] = dot_q32(T, p, xa, n / QK); return 1;
+    case GGML_TYPE_Q4_0: ROWS(GGML_TYPE_Q4_0)
+    case GGML_TYPE_Q4_1: ROWS(GGML_TYPE_Q4_1)
+    case GGML_TYPE_Q5_0: ROWS(GGML_TYPE_Q5_0)
+    case GGML_TYPE_Q5_1: ROWS(GGML_TYPE_Q5_1)
+    case GGML_TYPE_Q8_0: ROWS(GGML_TYPE_Q8_0)
+#undef ROWS
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K:
+        for (int64_t r = r0; r < r1; r++, p += row_bytes) y[r] = dot_q45k(t, p, xa, n / QK_K);
+        return 1;
+    case GGML_TYPE_Q6_K:
+        for (int64_t r = r0; r < r1; r++, p += row_bytes) y[r] = dot_q6k(p, xa, n / QK_K);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* as act_q8a in quant.c; rounding to nearest even like ggml's AVX2 quantize_row_q8_1 */
 AVX2 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n)
 {
@@ -279,6 +304,8 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
 int quant_avx2_has(enum ggml_type t) { (void)t; return 0; }
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n) { return quant_dot_scalar(t, w, xa, n); }
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n) { (void)x; (void)y; (void)n; }
+int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y)
+{ (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)n; (void)y; return 0; }
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n) { (void)a; (void)v; (void)y; (void)n; }
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n) { (void)x; (void)h; (void)n; }
 #endif
