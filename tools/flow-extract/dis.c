@@ -57,6 +57,7 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
     p->zeta = 1.f;
     p->mean_norm = 1;
     p->propagate = 1;
+    p->search = 3;
     p->var_inner = 5;
     switch (preset) {
     case DIS_PRESET_FAST:
@@ -290,6 +291,7 @@ struct patch_job {
     int nx, ny;        /* patch grid */
     int nstripes;
     int pass;          /* 0: top-left to bottom-right; 1: reverse */
+    int search;        /* exhaustive search radius at this level (0: none) */
 };
 
 static inline int grid_pos(int i, int n, int size, int P, int stride)
@@ -356,10 +358,10 @@ INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v
  * patch; each iteration samples I1 once and gets both the SSD of the current
  * point and the step from it. A step that raises the SSD is undone and ends
  * the search. */
-INL void patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
+INL float patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
-    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return; /* textureless: no update */
+    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd(c, L, u, v, mean_norm); /* textureless: no update */
     float inv = 1.f / c->det;
     for (int it = 0; it <= iters; it++) {
         warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
@@ -390,6 +392,7 @@ INL void patch_descend(struct patch_ctx *c, const struct level *L, int iters, in
     }
     *pu = u;
     *pv = v;
+    return best;
 }
 
 HOT static void job_patches(void *ctx, int s0, int s1, int worker)
@@ -422,6 +425,28 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 } else {
                     u = d->pu[id];
                     v = d->pv[id];
+                }
+                if (j->pass == 0 && j->search > 0) {
+                    /* At the coarsest level the initial guess is zero, and a small fast
+                     * object is a few pixels across: besides descending from zero, also
+                     * descend from the best whole-pixel offset within +-search and keep
+                     * whichever ends with the lower SSD (the minimum of the search alone
+                     * is too often a false match). */
+                    float best = patch_ssd(&c, L, u, v, mn), bu = u, bv = v;
+                    int R = j->search;
+                    for (int oy = -R; oy <= R; oy++)
+                        for (int ox = -R; ox <= R; ox++) {
+                            if (!ox && !oy) continue;
+                            float ssd = patch_ssd(&c, L, u + ox, v + oy, mn);
+                            if (ssd < best) { best = ssd; bu = u + ox; bv = v + oy; }
+                        }
+                    if (bu != u || bv != v) {
+                        float au = u, av = v;
+                        float sa = patch_descend(&c, L, its, mn, &au, &av);
+                        float sb = patch_descend(&c, L, its, mn, &bu, &bv);
+                        u = sb < sa ? bu : au;
+                        v = sb < sa ? bv : av;
+                    }
                 }
                 float iu = u, iv = v;
                 if (d->p.propagate) {
@@ -760,6 +785,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pj.nstripes = nt > 1 ? 2 * nt : 1;
         if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
         pj.pass = 0;
+        pj.search = l == d->coarsest ? p->search : 0;
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

@@ -32,6 +32,7 @@ struct dis_params {
     float zeta;       /* data-term normalisation offset, grey levels per pixel */
     int mean_norm;    /* patch SSD on zero-mean patches (robust to brightness change) */
     int propagate;    /* spatial propagation between neighbouring patches */
+    int search;       /* coarsest level: also descend from the best whole-pixel offset within +-search (0: off) */
 };
 
 void dis_params_preset(struct dis_params *p, enum dis_preset preset);
