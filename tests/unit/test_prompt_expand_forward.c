@@ -399,14 +399,21 @@ static void test_llama_cpp(void)
     float *one = malloc(sizeof(float) * (size_t)nv);
     if (llm_open(model, &p, &lm) == 0) {
         json_t *jt = json_object_get(json_array_get(seqs, 0), "tokens");
-        int32_t tok[16];
-        for (int i = 0; i < 16; i++) tok[i] = (int32_t)json_integer_value(json_array_get(jt, (size_t)i));
+        int32_t tok[20];
+        for (int i = 0; i < 20; i++) tok[i] = (int32_t)json_integer_value(json_array_get(jt, (size_t)i));
         CHECK(llm_eval(lm, tok, 16, 0, one) == 0);
         llm_close(&lm);
         p.threads = 2;
         CHECK(llm_open(model, &p, &lm) == 0);
-        CHECK(llm_eval_all(lm, tok, 16, 0, lg) == 0);
+        CHECK(llm_eval_all(lm, tok, 20, 0, lg) == 0);
         CHECK(memcmp(one, lg + 15 * (size_t)nv, sizeof(float) * (size_t)nv) == 0);
+        /* token-by-token decoding (the one-token matvec kernels) gives the batch's logits bit for bit */
+        int same = 1;
+        for (int t = 16; t < 20; t++) {
+            CHECK(llm_eval(lm, tok + t, 1, t, one) == 0);
+            same &= memcmp(one, lg + (size_t)t * nv, sizeof(float) * (size_t)nv) == 0;
+        }
+        CHECK(same);
         CHECK_STR(llm_quant(lm), "Q4_1");
         CHECK(llm_n_params(lm) > 130000000 && llm_n_params(lm) < 140000000);
     }
