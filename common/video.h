@@ -6,6 +6,8 @@
  * publish it (fs_publish_file) once video_enc_finish has succeeded.
  * A struct video_enc owns its libav contexts; video_enc_free releases them
  * (and is all a failed run needs besides removing the file).
+ * video_enc_open sets libav's (process-wide) log level from isopipe's:
+ * libav's own lines only with -vv, errors come back as statuses.
  * The decoder section is written by flow-extract's engineer. */
 #ifndef ISOPIPE_VIDEO_H
 #define ISOPIPE_VIDEO_H
