@@ -109,7 +109,7 @@ if [ -n "$PY" ]; then
 fi
 
 # ---- segment lengths between K and 2K anywhere, K = 1, all segments of K
-# frames: --frames-out must equal the numpy fold of the xfade chain
+# frames, 3..7 decoder threads: --frames-out must equal the numpy fold of the xfade chain
 for cfg in "1:3,1,2" "3:3,5,3,4" "2:2,2,2" "5:7,5,9,6" "4:9,9"; do
     k=${cfg%%:*} lens=$(echo "${cfg#*:}" | tr , ' ')
     tag=$(echo "$cfg" | tr :, __) dirs= n=0 total=0
@@ -118,7 +118,7 @@ for cfg in "1:3,1,2" "3:3,5,3,4" "2:2,2,2" "5:7,5,9,6" "4:9,9"; do
         dirs="$dirs c${tag}_$n" n=$((n + 1)) total=$((total + l))
     done
     want=$((total - (n - 1) * k))
-    "$BIN/stitch" -q --overlap "$k" --crf 0 --preset ultrafast --frames-out "fo$tag" -o "v$tag.mp4" $dirs
+    "$BIN/stitch" -q --decode-threads $((n * 2 - 1)) --overlap "$k" --crf 0 --preset ultrafast --frames-out "fo$tag" -o "v$tag.mp4" $dirs
     check "K=$k lengths ${cfg#*:}: exit 0, $want frames" [ $? -eq 0 -a "$(probe "v$tag.mp4" nb_read_frames)" = "$want" ]
     [ -n "$PY" ] && later "K=$k lengths ${cfg#*:}: --frames-out equals the numpy fold" exact "$k" "fo$tag" $dirs
 done
