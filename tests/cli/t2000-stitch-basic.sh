@@ -123,6 +123,14 @@ for cfg in "1:3,1,2" "3:3,5,3,4" "2:2,2,2" "5:7,5,9,6" "4:9,9"; do
     [ -n "$PY" ] && later "K=$k lengths ${cfg#*:}: --frames-out equals the numpy fold" exact "$k" "fo$tag" $dirs
 done
 
+# ---- RGBA and 16-bit grey frames are read as RGB (alpha dropped, grey replicated)
+mkdir rgba g16
+ffmpeg -v error -i s1/frame_%05d.png -pix_fmt rgba -start_number 0 rgba/frame_%05d.png
+ffmpeg -v error -i s2/frame_%05d.png -pix_fmt gray16be -start_number 0 g16/frame_%05d.png
+"$BIN/stitch" -q --overlap 4 --crf 0 --preset ultrafast --frames-out mixed -o mixed.mp4 s0 rgba g16
+check "RGB + RGBA + 16-bit grey segments: exit 0, 28 frames" [ $? -eq 0 -a "$(probe mixed.mp4 nb_read_frames)" = 28 ]
+[ -n "$PY" ] && later "RGBA/grey16 inputs: --frames-out equals the numpy fold (OpenCV reads them independently)" exact 4 mixed s0 rgba g16
+
 # ---- --overlap 0 concatenates; --fps overrides segment.json
 "$BIN/stitch" -q --fps 30 --crf 0 --preset ultrafast --frames-out cat -o cat.mp4 s0 s1 s2
 check "overlap 0: 36 frames" [ "$(probe cat.mp4 nb_read_frames)" = 36 ]

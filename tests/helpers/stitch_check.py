@@ -20,9 +20,24 @@ import cv2
 import numpy as np
 
 
+def load_png(f):
+    """8-bit RGB as int64. 16-bit samples are scaled as PNG spec 13.12 says,
+    round(v * 255 / 65535) (OpenCV's own conversion truncates, v >> 8);
+    grey is replicated, alpha dropped."""
+    a = cv2.imread(f, cv2.IMREAD_UNCHANGED)
+    if a is None:
+        raise FileNotFoundError(f"cannot read '{f}'")
+    a = a.astype(np.int64)
+    if cv2.imread(f, cv2.IMREAD_ANYDEPTH).dtype == np.uint16:
+        a = (a * 255 + 32767) // 65535
+    if a.ndim == 2:
+        a = np.stack([a, a, a], axis=2)
+    return a[:, :, 2::-1]  # BGR(A) -> RGB
+
+
 def load_seg(d):
     files = sorted(glob.glob(os.path.join(d, "frame_*.png")))
-    return [cv2.imread(f, cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.int64) for f in files]
+    return [load_png(f) for f in files]
 
 
 def expected(k, segdirs):
