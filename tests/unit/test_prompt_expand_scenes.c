@@ -5,6 +5,7 @@
 #include "err.h"
 #include "prompts.h"
 #include "scenes.h"
+#include "topic.h"
 
 static const char *GOOD = "A paper boat drifts down a flooded street at dusk as rain ripples the water.";
 
@@ -152,6 +153,39 @@ static void test_json(void)
     json_decref(a);
 }
 
+/* random replies: no crash, and whatever is accepted keeps the promises of scenes.h */
+static void test_random(void)
+{
+    TEST("random replies");
+    static const char *const bits[] = { "the ", "camera ", "boat ", "Shot 2: ", "\"", "**", "<|im_end|>", "\n", " ",
+                                        ".", "!", "\xc3\xa9", "\xe4\xb8\xad", "\xff", "1. ", "Sure, ", "- ", "\t", "rain " };
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int kept = 0, ok = 1;
+    for (int it = 0; it < 5000; it++) {
+        char buf[700];
+        size_t n = 0;
+        int parts = 1 + (int)(x % 60);
+        for (int k = 0; k < parts; k++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            const char *b = bits[x % (sizeof bits / sizeof *bits)];
+            size_t l = strlen(b);
+            if (n + l < sizeof buf) { memcpy(buf + n, b, l); n += l; }
+        }
+        char *p = NULL;
+        if (scenes_parse_reply(buf, n, &p) == 0) {
+            size_t l = strlen(p);
+            kept++;
+            if (!(l >= SCENES_MIN_LEN && l <= SCENES_MAX_LEN && !strchr(p, '\n') && !strstr(p, "<|") && utf8_valid(p, l) && p[0] != ' ' && p[l - 1] != ' ')) printf("    bad: [%s]\n", p);
+            ok &= l >= SCENES_MIN_LEN && l <= SCENES_MAX_LEN && !strchr(p, '\n') && !strstr(p, "<|") &&
+                  utf8_valid(p, l) && p[0] != ' ' && p[l - 1] != ' ';
+        }
+        free(p);
+    }
+    printf("# %d of 5000 random replies accepted\n", kept);
+    CHECK(ok);
+    CHECK(kept > 0);
+}
+
 int main(void)
 {
     test_parse();
@@ -159,5 +193,6 @@ int main(void)
     test_conv();
     test_sentences();
     test_json();
+    test_random();
     return test_report();
 }

@@ -158,7 +158,9 @@ int scenes_parse_reply(const char *reply, size_t len, char **prompt)
                 break;
             }
         }
-        while (*s == ' ') memmove(s, s + 1, strlen(s));
+        while (isspace((unsigned char)*s)) memmove(s, s + 1, strlen(s));
+        size_t m = strlen(s);
+        while (m && isspace((unsigned char)s[m - 1])) s[--m] = 0;
     }
     static const char *const chatter[] = { "sure", "here is", "here's", "here are", "certainly", "okay", "ok,",
                                            "i'm ", "i am ", "i can", "as an ai", "i cannot", "i can't", "sorry",
