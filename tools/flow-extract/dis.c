@@ -10,6 +10,7 @@
 #include "err.h"
 
 #define MAX_LEVELS 12
+#define SMALL_LEVEL 20000 /* pixels */
 
 /* The hot loops are compiled twice, for AVX2+FMA and for the baseline, and
  * the loader picks one by CPU (GCC/clang function multiversioning); the
@@ -29,7 +30,8 @@ struct level {
 
 struct dis {
     struct dis_params p;
-    struct pool *pool;
+    struct pool *pool;     /* the pool used for the current level (NULL: inline) */
+    struct pool *pool_all; /* the caller's pool */
     int w, h, nlev, coarsest, finest;
     struct level lev[MAX_LEVELS];
     /* dense flow at the current level and the coarser one (sized for the finest computed level) */
@@ -130,7 +132,7 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
     struct dis *d = calloc(1, sizeof *d);
     if (!d) return iso_fail(ISO_EINTERNAL, "out of memory");
     d->p = *p;
-    d->pool = pool;
+    d->pool = d->pool_all = pool;
     d->w = w;
     d->h = h;
     /* coarsest level: about 4 patches across the long side, as the DIS
@@ -766,6 +768,9 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
     for (int l = d->coarsest; l >= d->finest; l--) {
         struct level *L = &d->lev[l];
         size_t n = (size_t)L->w * L->h;
+        /* a level of a few thousand pixels takes less time than waking the
+         * other threads ~70 times (once per parallel loop): run it inline */
+        d->pool = n >= SMALL_LEVEL ? d->pool_all : NULL;
         if (l == d->coarsest) {
             memset(d->U, 0, n * sizeof(float));
             memset(d->V, 0, n * sizeof(float));
@@ -797,6 +802,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pw = L->w;
         ph = L->h;
     }
+    d->pool = d->pool_all;
     if (p->var_below > 0) {
         /* finer levels without patches: upsample, then a shorter variational
          * refinement, which restores detail the patch grid cannot resolve */
