@@ -122,6 +122,12 @@ bad "backward flow of another size" 65 "f_small.flo' is 80x60" --start a.png --e
 bad "N = 1" 65 "at least 2 frames" $ARGS --frames 1
 bad "N = -3" 65 "at least 2 frames" $ARGS --frames -3
 bad "index not in scenes.json" 65 "no segment with index 7" $ARGS --scenes scenes.json --index 7
+echo '{"segments": [{"index": 0}]}' >noprompt.json
+echo '{"segments": [' >broken.json
+bad "a segment without a prompt" 65 "segment 0 has no \"prompt\"" $ARGS --scenes noprompt.json --index 0
+bad "scenes.json that is not JSON" 65 "cannot parse 'broken.json'" $ARGS --scenes broken.json --index 0
+bad "--scenes without --index" 64 "go together" $ARGS --scenes scenes.json
+bad "missing scenes.json" 66 "nope.json" $ARGS --scenes nope.json --index 0
 # a file that does not exist is "input missing" (DESIGN.md exit 66), not bad data
 bad "missing flow file" 66 "cannot read 'nope.flo'" --start a.png --end b.png --flow nope.flo --flow-back g.flo
 bad "missing keyframe" 66 "cannot read 'nope.png'" --start a.png --end nope.png --flow f.flo --flow-back g.flo
