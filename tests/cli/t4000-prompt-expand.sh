@@ -5,7 +5,8 @@
 # object with its checkpoints; a fixed seed gives the same prompts twice;
 # replies that cannot be used end in exit 65 with the raw output kept and no
 # scenes.json; a missing model is exit 69 naming every path tried; bad topics
-# are 65 (66 when the file is missing) with one line on stderr and no output.
+# are 65 (66 when the file is missing) with one line on stderr and no output;
+# SIGINT ends a run with 130, cleaned up, nothing written.
 # Skips the model runs when models/ lacks the file (`make models` fetches it).
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 PE=$BIN/prompt-expand
@@ -88,6 +89,17 @@ if [ -f a/scenes.json ] && [ -f b/scenes.json ]; then
     check "same seed, same prompts" test "$(jget a/scenes.json "j['segments']")" = "$(jget b/scenes.json "j['segments']")"
     check "--no-sha256 records the size only" test "$(jget b/scenes.json "'sha256' in j['model'], j['model']['size']")" = "False 98362432"
 fi
+
+# ---- SIGINT mid-run: exit 130, the "end" checkpoint, no output (8 prompts take far longer than 3 s)
+"$PE" --threads 2 --segments 8 -o int.json --topic "a harbor at dawn" 2>int.err &
+pid=$!
+sleep 3
+kill -INT $pid
+wait $pid
+rc=$?
+check "SIGINT: exit 130" test "$rc" = 130
+check "SIGINT: cleaned up ('end' checkpoint logged)" grep -q '\[RAM\] end:' int.err
+check "SIGINT: no output" sh -c '! ls int.json* >/dev/null 2>&1'
 
 # ---- replies that cannot be used: cut off at 4 tokens, 2 attempts, then 65 with the raw output kept
 expect_exit "unusable replies" 65 "$PE" -q --threads 2 --max-tokens 4 --retries 1 --segments 1 -o c.json --topic "a harbor at dawn"

@@ -1,6 +1,7 @@
 /* prompt-expand — a topic in, one visual prompt per video segment out
  * (scenes.json), written by a local instruction-tuned LLM (GGUF). */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,11 @@ static int on_opt(void *ctx, int id, const char *arg)
 
 /* ---- generation */
 
+/* SIGINT/SIGTERM: finish the current token, clean up, log "end", exit 130 */
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) { (void)sig; interrupted = 1; }
+#define CHECK_INTERRUPT() do { if (interrupted) return iso_fail(ISO_EINTR, "interrupted"); } while (0)
+
 struct gen {
     struct llm *m;
     const struct tokenizer *tok;
@@ -142,8 +148,9 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
     g->out.n = 0;
     if (req->n == 0) return iso_fail(ISO_EINTERNAL, "empty request");
     if (req->n + (size_t)g->max_tokens > (size_t)g->n_ctx)
-        return iso_fail(ISO_EDATA, "the request takes %zu tokens and the reply up to %d: more than --n-ctx %d",
-                        req->n, g->max_tokens, g->n_ctx);
+        return iso_fail(ISO_EDATA, "the request takes %zu tokens and the reply up to %d: more than --n-ctx %d "
+                        "(shorten the topic or raise --n-ctx)", req->n, g->max_tokens, g->n_ctx);
+    CHECK_INTERRUPT();
     size_t lcp = 0;
     while (lcp < req->n && lcp < g->cache.n && req->v[lcp] == g->cache.v[lcp]) lcp++;
     if (lcp == req->n) lcp--;   /* the last token is evaluated again for its logits */
@@ -157,6 +164,7 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
     t0 = mem_now();
     int text = 0, trim = 1, k;
     for (k = 0; k < g->max_tokens; k++) {
+        CHECK_INTERRUPT();
         int32_t id = sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
         if (id < 0) return id;
         if (tok_is_eog(g->tok, id)) { trim = 0; break; }
@@ -436,6 +444,11 @@ int main(int argc, char **argv)
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
     struct rt *rt = NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     rc = rt_begin(&c, &rt);
     if (rc == 0) rc = run(&c, &a, first < argc ? argv[first] : NULL, rt);
     rc = rt_end(&rt, rc);
