@@ -401,7 +401,7 @@ struct run {
     struct image *fifo;   /* K pending output frames (ring) */
     int f_head, f_count;
     int64_t emitted;
-    double t_start, t_load, encode_s, blend_s, frames_out_s, run_s;
+    double t_start, t_load, encode_s, blend_s, frames_out_s, run_s, wait_s, flush_s;
     struct mem_plan plan;
 };
 
@@ -505,7 +505,10 @@ static int stream(struct run *r)
         for (int j = 0; j < r->segs[s].nframes; j++) {
             if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); break; }
             if ((rc = flush_final(r, s, j))) break;
-            if ((rc = reader_next(&r->rd, &cur))) break;
+            double tw = mem_now();
+            rc = reader_next(&r->rd, &cur);
+            r->wait_s += mem_now() - tw;
+            if (rc) break;
             if (s > 0 && j < k) {
                 /* crossfade frame j: blend into the pending frame at its position */
                 int64_t idx = r->segs[s].out_start + j - r->emitted;
@@ -590,9 +593,12 @@ static json_t *build_report(struct run *r)
         "padded", r->info.padded, "color", "bt601 limited range"));
     json_object_set_new(root, "decoding", json_pack("{s:i, s:i}", "threads", r->rd.nthreads, "pool_frames", r->rd.pool));
     double total = mem_now() - r->t_start;
-    json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "total_s", total,
-        "load_s", r->t_load, "decode_s", r->rd.decode_s, "blend_s", r->blend_s, "encode_s", r->encode_s,
-        "frames_out_s", r->frames_out_s, "frames_per_s", r->run_s > 0 ? r->total_frames / r->run_s : 0.0));
+    /* decode_s: summed over the decoder threads; wait_s: the encoder thread
+     * waiting for decoded frames; flush_s: draining the encoder at the end */
+    json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "total_s", total,
+        "load_s", r->t_load, "decode_s", r->rd.decode_s, "wait_s", r->wait_s, "blend_s", r->blend_s,
+        "encode_s", r->encode_s, "flush_s", r->flush_s, "frames_out_s", r->frames_out_s, "frames_per_s",
+        r->run_s > 0 ? r->total_frames / r->run_s : 0.0));
     struct mem_sample ms;
     mem_sample(&ms);
     json_t *plan = plan_to_json(&r->plan);
@@ -725,7 +731,9 @@ int stitch_run(const struct stitch_opts *o)
     rc = stream(r);
     reader_stop(&r->rd);
     if (rc) goto done;
+    double tf = mem_now();
     if ((rc = video_enc_finish(r->enc))) goto done;
+    r->flush_s = mem_now() - tf;
     r->run_s = mem_now() - t_run;
     if (r->emitted != r->total_frames) {
         rc = iso_fail(ISO_EINTERNAL, "encoded %lld frames, expected %lld", (long long)r->emitted,
