@@ -740,13 +740,32 @@ struct up_job {
 HOT static void job_upsample(void *ctx, int y0, int y1, int worker)
 {
     struct up_job *j = ctx;
+    float inv = 1.f / j->scale, sc = j->scale;
+    int sw = j->sw, sh = j->sh;
     for (int y = y0; y < y1; y++) {
-        float sy = (y + 0.5f) / j->scale - 0.5f;
+        /* the row pair and its weight are fixed along a destination row */
+        float sy = (y + 0.5f) * inv - 0.5f;
+        if (sy < 0) sy = 0;
+        if (sy > sh - 1) sy = (float)(sh - 1);
+        int iy = (int)sy;
+        if (iy > sh - 2) iy = sh > 1 ? sh - 2 : 0;
+        float ay = sy - iy;
+        size_t o0 = (size_t)iy * sw, o1 = sh > 1 ? o0 + sw : o0;
+        float *du = j->du + (size_t)y * j->dw, *dv = j->dv + (size_t)y * j->dw;
         for (int x = 0; x < j->dw; x++) {
-            float sx = (x + 0.5f) / j->scale - 0.5f;
-            size_t i = (size_t)y * j->dw + x;
-            j->du[i] = j->scale * sample(j->su, j->sw, j->sh, sx, sy);
-            j->dv[i] = j->scale * sample(j->sv, j->sw, j->sh, sx, sy);
+            float sx = (x + 0.5f) * inv - 0.5f;
+            if (sx < 0) sx = 0;
+            if (sx > sw - 1) sx = (float)(sw - 1);
+            int ix = (int)sx;
+            if (ix > sw - 2) ix = sw > 1 ? sw - 2 : 0;
+            float ax = sx - ix;
+            int ix1 = sw > 1 ? ix + 1 : ix;
+            float a = j->su[o0 + ix] + ax * (j->su[o0 + ix1] - j->su[o0 + ix]);
+            float b = j->su[o1 + ix] + ax * (j->su[o1 + ix1] - j->su[o1 + ix]);
+            du[x] = sc * (a + ay * (b - a));
+            a = j->sv[o0 + ix] + ax * (j->sv[o0 + ix1] - j->sv[o0 + ix]);
+            b = j->sv[o1 + ix] + ax * (j->sv[o1 + ix1] - j->sv[o1 + ix]);
+            dv[x] = sc * (a + ay * (b - a));
         }
     }
 }
@@ -785,9 +804,12 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         struct patch_job pj = { .d = d, .L = L };
         pj.nx = grid_n(L->w, p->patch, p->stride);
         pj.ny = grid_n(L->h, p->patch, p->stride);
-        /* a few stripes per thread keeps propagation long while balancing load */
-        int nt = pool_threads(d->pool);
-        pj.nstripes = nt > 1 ? 2 * nt : 1;
+        /* Propagation runs inside horizontal stripes, which is what lets
+         * threads work on the patch grid at once. The stripe count depends
+         * on the pool only beyond 2 threads, so 1 and 2 threads give
+         * bit-identical flow (and every level is striped alike). */
+        int nt = pool_threads(d->pool_all);
+        pj.nstripes = 2 * nt > 4 ? 2 * nt : 4;
         if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
         pj.pass = 0;
         pj.search = l == d->coarsest ? p->search : 0;
