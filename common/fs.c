@@ -71,9 +71,27 @@ int fs_rm_rf(const char *path)
     return 0;
 }
 
+/* length of path without trailing slashes ("seg/" is the directory "seg"; "/" stays "/") */
+static size_t trimmed_len(const char *path)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    return n;
+}
+
+/* the last component of path, ignoring trailing slashes, as a malloc'd string */
+static char *base_of(const char *path)
+{
+    size_t n = trimmed_len(path);
+    size_t i = n;
+    while (i > 0 && path[i - 1] != '/') i--;
+    return strndup(path + i, n - i);
+}
+
 char *fs_dirname(const char *path)
 {
-    const char *slash = strrchr(path, '/');
+    size_t n = trimmed_len(path);
+    const char *slash = memrchr(path, '/', n);
     if (!slash) return strdup(".");
     if (slash == path) return strdup("/");
     return strndup(path, (size_t)(slash - path));
@@ -93,15 +111,17 @@ char *fs_join(const char *dir, const char *name)
 
 char *fs_tmp_sibling(const char *final)
 {
-    char *dir = fs_dirname(final);
-    const char *base = strrchr(final, '/');
-    base = base ? base + 1 : final;
+    char *dir = fs_dirname(final), *base = base_of(final);
+    char *p = NULL;
+    if (!dir || !base) goto done;
     uint32_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r) r = (uint32_t)getpid() * 2654435761u;
     size_t n = strlen(dir) + strlen(base) + 64;
-    char *p = malloc(n);
+    p = malloc(n);
     if (p) snprintf(p, n, "%s/.%s.tmp-%d-%08x", dir, base, (int)getpid(), r);
+done:
     free(dir);
+    free(base);
     return p;
 }
 
@@ -139,13 +159,11 @@ int fs_publish_file(const char *tmp, const char *final)
 /* A temporary sibling is ".<base>.tmp-<pid>-<8 hex>" (fs_tmp_sibling). */
 int fs_clean_stale_tmp(const char *final)
 {
-    char *dir = fs_dirname(final);
-    const char *base = strrchr(final, '/');
-    base = base ? base + 1 : final;
+    char *dir = fs_dirname(final), *base = base_of(final);
     char prefix[300];
     int removed = 0;
     DIR *d = NULL;
-    if (!dir || snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix) goto done;
+    if (!dir || !base || snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix) goto done;
     size_t pl = strlen(prefix);
     if (!(d = opendir(dir))) goto done;
     struct dirent *e;
@@ -164,6 +182,7 @@ int fs_clean_stale_tmp(const char *final)
 done:
     if (d) closedir(d);
     free(dir);
+    free(base);
     return removed;
 }
 

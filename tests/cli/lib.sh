@@ -25,5 +25,5 @@ expect_exit() { # description, expected code, command...
     else fail "$_lib_d: expected exit $_lib_want, got $_lib_got"; sed 's/^/    stderr: /' "$T/.err" | head -n 5; fi
 }
 stderr_has() { grep -q -- "$1" "$T/.err"; }   # after expect_exit
-stderr_lines() { grep -cv '^\[' "$T/.err"; }   # non-checkpoint lines on stderr
+stderr_lines() { grep -cvE '^\[[^]]*\] \[(RAM|VRAM)\] ' "$T/.err"; }   # stderr lines other than memory checkpoints
 test_done() { echo "$_p passed, $_f failed, $_s skipped"; [ "$_f" -eq 0 ]; }

@@ -80,7 +80,9 @@ static void test_paths(void)
 {
     TEST("dirname, join, resolve");
     struct { const char *in, *out; } dn[] = { { "a/b.json", "a" }, { "b.json", "." }, { "/b.json", "/" },
-                                              { "/x/y/z", "/x/y" }, { "../k.topic", ".." } };
+                                              { "/x/y/z", "/x/y" }, { "../k.topic", ".." },
+                                              /* trailing slashes name the same directory */
+                                              { "seg/", "." }, { "out/seg_000//", "out" }, { "/", "/" } };
     for (size_t i = 0; i < sizeof dn / sizeof dn[0]; i++) {
         char *r = fs_dirname(dn[i].in);
         CHECK_STR(r, dn[i].out);
@@ -336,6 +338,13 @@ static void test_dirs(void)
     CHECK(fs_dir_begin(P("was_file"), &tmp) == 0 && fs_dir_publish(tmp, P("was_file")) == 0 && fs_is_dir(P("was_file")));
     free(tmp);
     CHECK(fs_dir_begin(P("nodir/seg"), &tmp) == ISO_ECANTCREAT && tmp == NULL);
+    /* "-o seg_001/" is the directory seg_001, created beside it */
+    char slashed[600];
+    snprintf(slashed, sizeof slashed, "%s/", P("seg_001"));
+    CHECK(fs_dir_begin(slashed, &tmp) == 0 && tmp && strstr(tmp, "/.seg_001.tmp-"));
+    CHECK(tmp && fs_dir_publish(tmp, slashed) == 0 && fs_is_dir(P("seg_001")));
+    free(tmp);
+    tmp = NULL;
     CHECK(count_entries(dir, ".tmp-") == 0);
 }
 
