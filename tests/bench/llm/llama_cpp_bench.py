@@ -1,0 +1,37 @@
+#!/usr/bin/env python3
+"""llama.cpp's side of tests/bench/llm/run.sh (through llama-cpp-python):
+the same GGUF, thread count, prompt token pattern and greedy generation as
+llm_bench.c. Prints: pp_tps=<best of REPS> tg_tps=<best of REPS>
+
+  python3 llama_cpp_bench.py MODEL THREADS N_PROMPT N_GEN REPS
+"""
+import sys
+import time
+
+import numpy as np
+from llama_cpp import Llama
+
+
+def main():
+    model, threads, np_, ng, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    llm = Llama(model_path=model, n_ctx=np_ + ng + 8, n_batch=512, n_threads=threads, n_threads_batch=threads,
+                verbose=False)
+    nv = llm.n_vocab()
+    prompt = [(i * 7919 + 13) % nv for i in range(np_)]
+    best_pp = best_tg = 0.0
+    for _ in range(reps):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(prompt)
+        t1 = time.perf_counter()
+        for _ in range(ng):
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            llm.eval([tok])
+        t2 = time.perf_counter()
+        best_pp = max(best_pp, np_ / (t1 - t0))
+        best_tg = max(best_tg, ng / (t2 - t1))
+    print("pp_tps=%.1f tg_tps=%.1f" % (best_pp, best_tg))
+
+
+if __name__ == "__main__":
+    main()
