@@ -11,6 +11,9 @@
 
 #define MAX_LEVELS 12
 #define SMALL_LEVEL 20000 /* pixels */
+/* SOR planes per colour: b1 b2 a12 id11 id22 wl wr wu wd u v */
+enum { RB_B1, RB_B2, RB_A12, RB_ID11, RB_ID22, RB_WL, RB_WR, RB_WU, RB_WD, RB_U, RB_V, RB_PER_COLOR };
+#define RB_PLANES (2 * RB_PER_COLOR)
 
 /* The hot loops are compiled twice, for AVX2+FMA and for the baseline, and
  * the loader picks one by CPU (GCC/clang function multiversioning); the
@@ -41,6 +44,8 @@ struct dis {
     float *acc;            /* 3*w*h densification accumulators: u, v, weight */
     /* variational refinement: 8 derivatives, 8 coefficients, U0, V0 per pixel */
     float *vbuf;
+    /* red-black split planes for SOR (see struct rb) */
+    float *rbuf;
 };
 
 static const char *preset_names[] = { "fast", "medium", "accurate" };
@@ -110,6 +115,7 @@ void dis_free(struct dis **dp)
     free(d->pu); free(d->pv);
     free(d->acc);
     free(d->vbuf);
+    free(d->rbuf);
     free(d);
     *dp = NULL;
 }
@@ -179,7 +185,11 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
         d->pu = xalloc(np, sizeof(float));
         d->pv = xalloc(np, sizeof(float));
         d->vbuf = xalloc(n, 18 * sizeof(float));
-        if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf) goto oom;
+        {
+            int lw = p->var_below > 0 ? w : F->w, lh = p->var_below > 0 ? h : F->h;
+            d->rbuf = xalloc((size_t)(lh + 2) * (size_t)((lw + 1) / 2 + 2), RB_PLANES * sizeof(float));
+        }
+        if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf || !d->rbuf) goto oom;
     }
     *out = d;
     return 0;
@@ -544,9 +554,20 @@ HOT static void job_densify(void *ctx, int b0, int b1, int worker)
  * 32-byte coefficient record per pixel and the flow of its neighbours. */
 
 struct vderiv { float ix, iy, iz, ixx, ixy, iyy, ixz, iyz; };
-/* per pixel: b (data term plus A [U0 V0]), the coupling a12, the edge weights to the right and
- * below, and omega / (diagonal + sum of edge weights) for u and v */
-struct vcoef { float b1, b2, a12, wx, wy, id11, id22, pad; };
+/* smoothness weights of a pixel's edges to the right and below */
+struct vcoef { float wx, wy; };
+
+/* Red-black split layout (what makes the SOR sweep a contiguous, vector-
+ * friendly loop): pixel (x, y) of colour k = (x + y) & 1 lives at
+ * plane_k[(y + 1) * S + 1 + (x >> 1)], S = (w + 1) / 2 + 2. Its left and right
+ * neighbours are entries m + s - 1 and m + s (s = (y + k) & 1) of the other
+ * colour's same row, up and down are entry m of its rows y - 1 and y + 1.
+ * A zero border of one row/column keeps every neighbour read in bounds;
+ * edge weights to absent neighbours are 0. */
+struct rb {
+    int S;
+    float *p[2][RB_PER_COLOR];
+};
 
 struct var_job {
     struct dis *d;
@@ -555,6 +576,7 @@ struct var_job {
     struct vcoef *C;
     float *U0, *V0;
     int color;
+    struct rb rb;
 };
 
 #define EPS2 1e-6f
@@ -566,6 +588,7 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
     const struct level *L = j->L;
     int w = L->w, h = L->h;
     const float *I0 = L->I0;
+    float z2 = d->p.zeta * d->p.zeta;
     for (int y = y0; y < y1; y++)
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
@@ -619,6 +642,12 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             D->iyy = syy;
             D->ixz = i1x - i0x;
             D->iyz = i1y - i0y;
+            /* the normalisation of the data terms (see job_var_data) is fixed
+             * for the level: fold it into the derivatives once */
+            float sb = 1.f / sqrtf(D->ix * D->ix + D->iy * D->iy + z2);
+            float sg = 1.f / sqrtf(D->ixx * D->ixx + 2 * D->ixy * D->ixy + D->iyy * D->iyy + z2);
+            D->ix *= sb; D->iy *= sb; D->iz *= sb;
+            D->ixx *= sg; D->ixy *= sg; D->iyy *= sg; D->ixz *= sg; D->iyz *= sg;
         }
 }
 
@@ -650,60 +679,100 @@ HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
     struct dis *d = j->d;
     int w = j->L->w;
     const float *U = d->U, *V = d->V, *U0 = j->U0, *V0 = j->V0;
-    float de = d->p.delta, ga = d->p.gamma, z2 = d->p.zeta * d->p.zeta, om = d->p.omega;
+    float de = d->p.delta, ga = d->p.gamma, om = d->p.omega;
     for (int y = y0; y < y1; y++)
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
             const struct vderiv *D = &j->D[i];
-            struct vcoef *C = &j->C[i];
+            const struct vcoef *C = &j->C[i];
             float a = U[i] - U0[i], b = V[i] - V0[i];
             float rb = D->iz + D->ix * a + D->iy * b;
             float rgx = D->ixz + D->ixx * a + D->ixy * b, rgy = D->iyz + D->ixy * a + D->iyy * b;
             /* constraint normalisation (Zimmer et al., IJCV 2011): each data term
              * is divided by the squared norm of its spatial gradient, so its
-             * residual reads as a distance in pixels, not in grey levels */
-            float nb = 1.f / (D->ix * D->ix + D->iy * D->iy + z2);
-            float ng = 1.f / (D->ixx * D->ixx + 2 * D->ixy * D->ixy + D->iyy * D->iyy + z2);
-            float wd = de * nb / sqrtf(rb * rb * nb + EPS2);
-            float wg = ga * ng / sqrtf((rgx * rgx + rgy * rgy) * ng + EPS2);
+             * residual reads as a distance in pixels, not in grey levels; the
+             * derivatives come pre-scaled by that norm (job_var_derivs) */
+            float wd = de / sqrtf(rb * rb + EPS2);
+            float wg = ga / sqrtf(rgx * rgx + rgy * rgy + EPS2);
             float a11 = wd * D->ix * D->ix + wg * (D->ixx * D->ixx + D->ixy * D->ixy);
             float a12 = wd * D->ix * D->iy + wg * (D->ixx * D->ixy + D->ixy * D->iyy);
             float a22 = wd * D->iy * D->iy + wg * (D->ixy * D->ixy + D->iyy * D->iyy);
             float b1 = -(wd * D->ix * D->iz + wg * (D->ixx * D->ixz + D->ixy * D->iyz));
             float b2 = -(wd * D->iy * D->iz + wg * (D->ixy * D->ixz + D->iyy * D->iyz));
-            float sw = C->wx + C->wy + (x > 0 ? C[-1].wx : 0.f) + (y > 0 ? C[-w].wy : 0.f);
-            C->a12 = a12;
+            float wl = x > 0 ? C[-1].wx : 0.f, wu = y > 0 ? C[-w].wy : 0.f;
+            float sw = C->wx + C->wy + wl + wu;
+            int k = (x + y) & 1;
+            size_t q = (size_t)(y + 1) * j->rb.S + 1 + (x >> 1);
+            float *const *P = j->rb.p[k];
+            P[RB_A12][q] = a12;
             /* A [du dv] = b  <=>  A [u v] = b + A [U0 V0] */
-            C->b1 = b1 + a11 * U0[i] + a12 * V0[i];
-            C->b2 = b2 + a12 * U0[i] + a22 * V0[i];
-            C->id11 = a11 + sw > 0 ? om / (a11 + sw) : 0.f;
-            C->id22 = a22 + sw > 0 ? om / (a22 + sw) : 0.f;
+            P[RB_B1][q] = b1 + a11 * U0[i] + a12 * V0[i];
+            P[RB_B2][q] = b2 + a12 * U0[i] + a22 * V0[i];
+            P[RB_ID11][q] = a11 + sw > 0 ? om / (a11 + sw) : 0.f;
+            P[RB_ID22][q] = a22 + sw > 0 ? om / (a22 + sw) : 0.f;
+            P[RB_WL][q] = wl;
+            P[RB_WR][q] = C->wx;
+            P[RB_WU][q] = wu;
+            P[RB_WD][q] = C->wy;
+            P[RB_U][q] = U[i];
+            P[RB_V][q] = V[i];
         }
 }
 
 HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
-    struct dis *d = j->d;
-    int w = j->L->w;
-    const struct vcoef *Cb = j->C;
-    float *U = d->U, *V = d->V;
-    float om1 = 1.f - d->p.omega;
+    int w = j->L->w, k = j->color, S = j->rb.S;
+    float om1 = 1.f - j->d->p.omega;
+    float *const *P = j->rb.p[k], *const *O = j->rb.p[1 - k];
     for (int y = y0; y < y1; y++) {
-        const struct vcoef *Cu = y > 0 ? Cb - w : Cb; /* row above (unused weights are 0 on row 0) */
-        for (int x = (y + j->color) & 1; x < w; x += 2) {
-            size_t i = (size_t)y * w + x;
-            const struct vcoef *C = &Cb[i];
-            /* edges to absent neighbours carry weight 0; their reads are clamped into the frame */
-            size_t il = x > 0 ? i - 1 : i, iu = y > 0 ? i - w : i, ir = C->wx > 0 ? i + 1 : i, id = C->wy > 0 ? i + w : i;
-            float el = x > 0 ? Cb[i - 1].wx : 0.f, eu = y > 0 ? Cu[i].wy : 0.f, er = C->wx, ed = C->wy;
-            float su = el * U[il] + er * U[ir] + eu * U[iu] + ed * U[id];
-            float sv = el * V[il] + er * V[ir] + eu * V[iu] + ed * V[id];
+        int s = (y + k) & 1, cnt = (w - s + 1) / 2;
+        size_t row = (size_t)(y + 1) * S + 1;
+        const float *restrict b1 = P[RB_B1] + row, *restrict b2 = P[RB_B2] + row, *restrict a12 = P[RB_A12] + row;
+        const float *restrict i11 = P[RB_ID11] + row, *restrict i22 = P[RB_ID22] + row;
+        const float *restrict wl = P[RB_WL] + row, *restrict wr = P[RB_WR] + row;
+        const float *restrict wu = P[RB_WU] + row, *restrict wd = P[RB_WD] + row;
+        float *restrict u = P[RB_U] + row, *restrict v = P[RB_V] + row;
+        const float *restrict ou = O[RB_U] + row, *restrict ov = O[RB_V] + row;
+        const float *restrict oul = ou + s - 1, *restrict ovl = ov + s - 1;
+        const float *restrict ouu = ou - S, *restrict ovu = ov - S, *restrict oud = ou + S, *restrict ovd = ov + S;
+        int m = 0;
+        for (; m + 8 <= cnt; m += 8) {
+            /* eight pixels of one colour at once: their neighbours are all of the other colour */
+            v8f su = load8(wl + m) * load8(oul + m) + load8(wr + m) * load8(oul + m + 1) +
+                     load8(wu + m) * load8(ouu + m) + load8(wd + m) * load8(oud + m);
+            v8f sv = load8(wl + m) * load8(ovl + m) + load8(wr + m) * load8(ovl + m + 1) +
+                     load8(wu + m) * load8(ovu + m) + load8(wd + m) * load8(ovd + m);
+            v8f vv = load8(v + m), a = load8(a12 + m);
+            v8f nu = om1 * load8(u + m) + load8(i11 + m) * (load8(b1 + m) + su - a * vv);
+            v8f nv = om1 * vv + load8(i22 + m) * (load8(b2 + m) + sv - a * nu);
+            memcpy(u + m, &nu, sizeof nu);
+            memcpy(v + m, &nv, sizeof nv);
+        }
+        for (; m < cnt; m++) {
+            /* neighbours are all of the other colour: this colour's updates are independent */
+            float su = wl[m] * oul[m] + wr[m] * oul[m + 1] + wu[m] * ouu[m] + wd[m] * oud[m];
+            float sv = wl[m] * ovl[m] + wr[m] * ovl[m + 1] + wu[m] * ovu[m] + wd[m] * ovd[m];
             /* SOR with the relaxation folded into id11, id22: u <- (1-w) u + w (b + s - a12 v) / (a11 + sum w) */
-            U[i] = om1 * U[i] + C->id11 * (C->b1 + su - C->a12 * V[i]);
-            V[i] = om1 * V[i] + C->id22 * (C->b2 + sv - C->a12 * U[i]);
+            float nu = om1 * u[m] + i11[m] * (b1[m] + su - a12[m] * v[m]);
+            v[m] = om1 * v[m] + i22[m] * (b2[m] + sv - a12[m] * nu);
+            u[m] = nu;
         }
     }
+}
+
+/* back from the split planes to the full-size flow */
+HOT static void job_var_gather(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    int w = j->L->w, S = j->rb.S;
+    for (int y = y0; y < y1; y++)
+        for (int x = 0; x < w; x++) {
+            int k = (x + y) & 1;
+            size_t q = (size_t)(y + 1) * S + 1 + (x >> 1), i = (size_t)y * w + x;
+            j->d->U[i] = j->rb.p[k][RB_U][q];
+            j->d->V[i] = j->rb.p[k][RB_V][q];
+        }
 }
 
 static void variational(struct dis *d, const struct level *L)
@@ -715,6 +784,12 @@ static void variational(struct dis *d, const struct level *L)
     j.C = (struct vcoef *)(d->vbuf + 8 * n);
     j.U0 = d->vbuf + 16 * n;
     j.V0 = d->vbuf + 17 * n;
+    j.rb.S = (L->w + 1) / 2 + 2;
+    size_t plane = (size_t)(L->h + 2) * j.rb.S;
+    for (int k = 0; k < 2; k++)
+        for (int f = 0; f < RB_PER_COLOR; f++) j.rb.p[k][f] = d->rbuf + (size_t)(k * RB_PER_COLOR + f) * plane;
+    /* the border entries are read as neighbours (with weight 0): they must be finite */
+    memset(d->rbuf, 0, sizeof(float) * plane * RB_PLANES);
     pool_for(d->pool, L->h, job_var_derivs, &j);
     for (int o = 0; o < d->p.var_outer; o++) {
         pool_for(d->pool, L->h, job_var_smooth, &j);
@@ -724,6 +799,7 @@ static void variational(struct dis *d, const struct level *L)
                 j.color = c;
                 pool_for(d->pool, L->h, job_var_sor, &j);
             }
+        pool_for(d->pool, L->h, job_var_gather, &j);
     }
 }
 
