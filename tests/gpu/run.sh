@@ -21,30 +21,38 @@ if ! command -v nvcc >/dev/null 2>&1; then
     echo "skip - GPU checks (no nvcc)"; s=1; done_
 fi
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader | sed 's/^/# /'
-J=${JOBS:-$(nproc)}
-make -j"$J" CUDA=1 bin/vram-probe build/tests/helpers/rt_load >build-gpu.log 2>&1 || { fail "CUDA build (see build-gpu.log)"; done_; }
-ok "CUDA build"
 B=build/tests/gpu
-mkdir -p "$B"
-CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}
-nvcc -O2 -std=c++17 -Icommon -DISOPIPE_CUDA=1 -arch=native -o "$B/gpu_check" tests/gpu/gpu_check.cu build/libisopipe.a \
-    $(pkg-config --libs jansson libpng) -ldl -lpthread >>build-gpu.log 2>&1 || { fail "gpu_check build (see build-gpu.log)"; done_; }
-ok "gpu_check build"
+PROBE=bin/vram-probe
+RTL=build/tests/helpers/rt_load
+if [ -n "${ISOPIPE_GPU_PREBUILT:-}" ]; then
+    # binaries built elsewhere with CUDA (a GPU machine without the -dev packages)
+    PROBE=$ISOPIPE_GPU_PREBUILT/vram-probe RTL=$ISOPIPE_GPU_PREBUILT/rt_load GPU_CHECK=$ISOPIPE_GPU_PREBUILT/gpu_check
+    ok "prebuilt CUDA binaries from $ISOPIPE_GPU_PREBUILT"
+else
+    J=${JOBS:-$(nproc)}
+    make -j"$J" CUDA=1 bin/vram-probe build/tests/helpers/rt_load >build-gpu.log 2>&1 || { fail "CUDA build (see build-gpu.log)"; done_; }
+    ok "CUDA build"
+    mkdir -p "$B"
+    CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}
+    nvcc -O2 -std=c++17 -Icommon -DISOPIPE_CUDA=1 -arch=native -o "$B/gpu_check" tests/gpu/gpu_check.cu build/libisopipe.a \
+        $(pkg-config --libs jansson libpng) -ldl -lpthread >>build-gpu.log 2>&1 || { fail "gpu_check build (see build-gpu.log)"; done_; }
+    ok "gpu_check build"
+    GPU_CHECK=$B/gpu_check
+fi
 export ISOPIPE_LEDGER_DIR=$(mktemp -d /tmp/isopipe-gpu-ledger-XXXXXX)
-free_mib() { bin/vram-probe 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"]["free"] // 1048576)'; }
+free_mib() { "$PROBE" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["device"]["free"] // 1048576)'; }
 
 base=$(free_mib)
 echo "# baseline free VRAM: $base MiB"
-out=$("$B/gpu_check" "$@" 2>&1); rc=$?
+out=$("$GPU_CHECK" "$@" 2>&1); rc=$?
 echo "$out" | grep -E '^(ok|FAIL|skip|#) '
 p=$((p + $(echo "$out" | grep -c '^ok '))); f=$((f + $(echo "$out" | grep -c '^FAIL ')))
 [ $rc -eq 0 ] || [ "$(echo "$out" | grep -c '^FAIL ')" -gt 0 ] || fail "gpu_check exited $rc"
-if bin/vram-probe --wait-baseline "$base" --tolerance 64 --timeout 10 >/dev/null 2>probe.err; then
+if "$PROBE" --wait-baseline "$base" --tolerance 64 --timeout 10 >/dev/null 2>probe.err; then
     ok "free VRAM back at baseline after gpu_check (within 64 MiB)"
 else fail "free VRAM not back after gpu_check: $(tail -n 1 probe.err)"; fi
 
 T=$(mktemp -d /tmp/isopipe-gpu-XXXXXX)
-RTL=build/tests/helpers/rt_load
 "$RTL" --synth 32:33554432 --resident 16777216 -o "$T/m.safetensors" 2>/dev/null
 for mode in beefy lightweight; do
     if "$RTL" --memory-mode $mode -o "$T/$mode.json" "$T/m.safetensors" 2>"$T/$mode.err"; then
@@ -57,7 +65,7 @@ print("%s: peak VRAM %.0f MiB (%s), plan %.0f MiB, peak RSS %.0f MiB, load %.2f 
       m["peak_rss"] / 2**20, m["load_seconds"]))
 PY
     else fail "rt_load $mode: $(tail -n 1 "$T/$mode.err")"; fi
-    if bin/vram-probe --wait-baseline "$base" --tolerance 64 --timeout 10 >/dev/null 2>probe.err; then
+    if "$PROBE" --wait-baseline "$base" --tolerance 64 --timeout 10 >/dev/null 2>probe.err; then
         ok "free VRAM back at baseline after rt_load $mode"
     else fail "free VRAM not back after rt_load $mode: $(tail -n 1 probe.err)"; fi
 done
