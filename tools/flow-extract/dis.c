@@ -604,10 +604,21 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
             int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : h - 1;
             float hx = 1.f / (xp - xm), hy = 1.f / (yp - ym);
-            float w0 = sample(L->I1, w, h, fx, fy);
+            /* every sample below is the warped point shifted by whole pixels
+             * (at most 2): away from the borders they share one set of
+             * bilinear weights on a 6x6 block, with no clamping */
+            int bx = (int)floorf(fx), by = (int)floorf(fy);
+            int fast = bx >= 2 && by >= 2 && bx + 3 < w && by + 3 < h;
+            float ax = fx - bx, ay = fy - by;
+            float q00 = (1 - ax) * (1 - ay), q01 = ax * (1 - ay), q10 = (1 - ax) * ay, q11 = ax * ay;
+            const float *pb = L->I1 + (size_t)by * w + bx;
+#define SMP(dx, dy) (fast ? q00 * pb[(dy) * (ptrdiff_t)w + (dx)] + q01 * pb[(dy) * (ptrdiff_t)w + (dx) + 1] + \
+                            q10 * pb[((dy) + 1) * (ptrdiff_t)w + (dx)] + q11 * pb[((dy) + 1) * (ptrdiff_t)w + (dx) + 1] \
+                          : sample(L->I1, w, h, fx + (dx), fy + (dy)))
+            float w0 = SMP(0, 0);
             /* derivatives of the warped second image, by differences of warped samples */
-            float wxp = sample(L->I1, w, h, fx + (xp - x), fy), wxm = sample(L->I1, w, h, fx - (x - xm), fy);
-            float wyp = sample(L->I1, w, h, fx, fy + (yp - y)), wym = sample(L->I1, w, h, fx, fy - (y - ym));
+            float wxp = SMP((xp - x), 0), wxm = SMP(-(x - xm), 0);
+            float wyp = SMP(0, (yp - y)), wym = SMP(0, -(y - ym));
             float i0x = (I0[(size_t)y * w + xp] - I0[(size_t)y * w + xm]) * hx;
             float i0y = (I0[(size_t)yp * w + x] - I0[(size_t)ym * w + x]) * hy;
             float i1x = (wxp - wxm) * hx, i1y = (wyp - wym) * hy;
@@ -618,12 +629,12 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
                 const float *r = I0 + i;
                 i0x = (r[-2] - 8 * r[-1] + 8 * r[1] - r[2]) * (1.f / 12);
                 i0y = (r[-2 * (ptrdiff_t)w] - 8 * r[-(ptrdiff_t)w] + 8 * r[w] - r[2 * (size_t)w]) * (1.f / 12);
-                i1x = (sample(L->I1, w, h, fx - 2, fy) - 8 * wxm + 8 * wxp - sample(L->I1, w, h, fx + 2, fy)) * (1.f / 12);
-                i1y = (sample(L->I1, w, h, fx, fy - 2) - 8 * wym + 8 * wyp - sample(L->I1, w, h, fx, fy + 2)) * (1.f / 12);
+                i1x = (SMP(-2, 0) - 8 * wxm + 8 * wxp - SMP(2, 0)) * (1.f / 12);
+                i1y = (SMP(0, -2) - 8 * wym + 8 * wyp - SMP(0, 2)) * (1.f / 12);
             }
             /* second derivatives of the mean of both images (for gradient constancy) */
-            float w1 = sample(L->I1, w, h, fx + (xp - x), fy + (yp - y)), w2 = sample(L->I1, w, h, fx - (x - xm), fy + (yp - y));
-            float w3 = sample(L->I1, w, h, fx + (xp - x), fy - (y - ym)), w4 = sample(L->I1, w, h, fx - (x - xm), fy - (y - ym));
+            float w1 = SMP((xp - x), (yp - y)), w2 = SMP(-(x - xm), (yp - y));
+            float w3 = SMP((xp - x), -(y - ym)), w4 = SMP(-(x - xm), -(y - ym));
             float a0 = I0[i], axp = I0[(size_t)y * w + xp], axm = I0[(size_t)y * w + xm];
             float ayp = I0[(size_t)yp * w + x], aym = I0[(size_t)ym * w + x];
             float a1 = I0[(size_t)yp * w + xp], a2 = I0[(size_t)yp * w + xm], a3 = I0[(size_t)ym * w + xp],
@@ -649,6 +660,7 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             D->ix *= sb; D->iy *= sb; D->iz *= sb;
             D->ixx *= sg; D->ixy *= sg; D->iyy *= sg; D->ixz *= sg; D->iyz *= sg;
         }
+#undef SMP
 }
 
 /* smoothness weights for the current (u, v): forward differences; the
@@ -681,7 +693,9 @@ HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
     const float *U = d->U, *V = d->V, *U0 = j->U0, *V0 = j->V0;
     float de = d->p.delta, ga = d->p.gamma, om = d->p.omega;
     for (int y = y0; y < y1; y++)
-        for (int x = 0; x < w; x++) {
+        /* one colour after the other, so each split plane is written in order */
+        for (int k = 0; k < 2; k++)
+        for (int x = (y + k) & 1; x < w; x += 2) {
             size_t i = (size_t)y * w + x;
             const struct vderiv *D = &j->D[i];
             const struct vcoef *C = &j->C[i];
@@ -701,7 +715,6 @@ HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
             float b2 = -(wd * D->iy * D->iz + wg * (D->ixy * D->ixz + D->iyy * D->iyz));
             float wl = x > 0 ? C[-1].wx : 0.f, wu = y > 0 ? C[-w].wy : 0.f;
             float sw = C->wx + C->wy + wl + wu;
-            int k = (x + y) & 1;
             size_t q = (size_t)(y + 1) * j->rb.S + 1 + (x >> 1);
             float *const *P = j->rb.p[k];
             P[RB_A12][q] = a12;
