@@ -217,11 +217,15 @@ static void mm_worker(void *ctx, int ith, int nth)
         int64_t rows = (int64_t)j->w->ne[1], cols = (int64_t)j->w->ne[0];
         int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < rows ? hi - base : rows;
         size_t rb = quant_row_bytes(j->w->type, cols);
-        if (b->nt == 1 && !b->f32_act && r1 > r0) {
-            /* one token (generation): the whole row range in one kernel call */
-            quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa, cols, j->y);
-            if (j->bias)
-                for (int64_t r = r0; r < r1; r++) j->y[r] += j->bias[r];
+        if (!b->f32_act && r1 > r0) {
+            /* the thread's whole row range in one kernel call per token; a
+             * thread's share of a layer matrix stays in L2 across the tokens */
+            for (int t = 0; t < b->nt; t++) {
+                float *yt = j->y + (size_t)t * j->y_stride;
+                quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, cols, yt);
+                if (j->bias)
+                    for (int64_t r = r0; r < r1; r++) yt[r] += j->bias[r];
+            }
             base += rows;
             continue;
         }
