@@ -1,7 +1,6 @@
 /* prompt-expand — a topic in, one visual prompt per video segment out
  * (scenes.json), written by a local instruction-tuned LLM (GGUF). */
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 #include "cli.h"
 #include "err.h"
 #include "fs.h"
+#include "sig.h"
 #include "gguf.h"
 #include "jsonio.h"
 #include "llm.h"
@@ -118,9 +118,7 @@ static int on_opt(void *ctx, int id, const char *arg)
 /* ---- generation */
 
 /* SIGINT/SIGTERM: finish the current token, clean up, log "end", exit 130 */
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig) { (void)sig; interrupted = 1; }
-#define CHECK_INTERRUPT() do { if (interrupted) return iso_fail(ISO_EINTR, "interrupted"); } while (0)
+#define CHECK_INTERRUPT() do { if (sig_interrupted()) return sig_check(); } while (0)
 
 struct gen {
     struct llm *m;
@@ -444,11 +442,7 @@ int main(int argc, char **argv)
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
     struct rt *rt = NULL;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    sig_install();
     rc = rt_begin(&c, &rt);
     if (rc == 0) rc = run(&c, &a, first < argc ? argv[first] : NULL, rt);
     rc = rt_end(&rt, rc);

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "sig.h"
 #include "segment.h"
 
 enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL };
@@ -77,6 +78,6 @@ int main(int argc, char **argv)
     if (rc == 1) return 0;
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
-    segment_install_signals();
+    sig_install();
     return cli_finish(segment_run(&a, &c));
 }

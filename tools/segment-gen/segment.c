@@ -8,7 +8,6 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,27 +22,10 @@
 #include "model.h"
 #include "runtime.h"
 #include "segmodel.h"
+#include "sig.h"
 
 /* SIGINT/SIGTERM: the sink stops at the next frame, the temporary directory
  * is removed and the tool exits 130, leaving nothing behind */
-static volatile sig_atomic_t g_interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_interrupted = 1;
-}
-
-void segment_install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 void segment_args_default(struct segment_args *a)
 {
     memset(a, 0, sizeof *a);
@@ -94,7 +76,7 @@ struct sink {
 static int sink_frame(void *ctx, int index, const struct image *frame)
 {
     struct sink *s = ctx;
-    if (g_interrupted) return iso_fail(ISO_EINTR, "interrupted");
+    if (sig_interrupted()) return sig_check();
     char name[32];
     snprintf(name, sizeof name, "frame_%05d.png", index);
     char *path = fs_join(s->dir, name);
@@ -266,7 +248,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
                                   t_gen > 0 ? (double)a->frames / t_gen : 0.0, "threads", p.threads));
     json_object_set_new(root, "memory", rt_memory_json(rt));
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
-    if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); goto done; }
+    if ((rc = sig_check())) goto done;
     if ((rc = fs_dir_publish(tmp, out))) goto done;
     free(tmp);
     tmp = NULL;

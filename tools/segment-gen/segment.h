@@ -18,7 +18,6 @@ struct segment_args {
 
 void segment_args_default(struct segment_args *a);
 /* SIGINT and SIGTERM make a run stop, clean up and return ISO_EINTR (exit 130) */
-void segment_install_signals(void);
 /* 0 or a negative status with iso_fail's message */
 int segment_run(const struct segment_args *a, const struct cli_common *c);
 #endif

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "sig.h"
 #include "stitch.h"
 
 enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC, OPT_DECODERS };
@@ -85,7 +86,7 @@ int main(int argc, char **argv)
     o.memory_mode = c.memory_mode;
     o.segdirs = argv + first;
     o.nseg = argc - first;
-    stitch_install_signals();
+    sig_install();
     rc = stitch_run(&o);
     return cli_finish(rc);
 }

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,28 +34,11 @@
 #include "log.h"
 #include "mem.h"
 #include "plan.h"
+#include "sig.h"
 #include "video.h"
 
 /* numbering is checked with a bitmap sized by the largest index found */
 #define MAX_FRAMES_PER_SEGMENT 10000000
-
-static volatile sig_atomic_t g_interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    g_interrupted = 1;
-}
-
-void stitch_install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 void stitch_default_opts(struct stitch_opts *o)
 {
@@ -503,7 +485,7 @@ static int stream(struct run *r)
     int rc = 0;
     for (int s = 0; s < nseg && !rc; s++)
         for (int j = 0; j < r->segs[s].nframes; j++) {
-            if (g_interrupted) { rc = iso_fail(ISO_EINTR, "interrupted"); break; }
+            if ((rc = sig_check())) break;
             if ((rc = flush_final(r, s, j))) break;
             double tw = mem_now();
             rc = reader_next(&r->rd, &cur);

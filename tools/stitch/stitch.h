@@ -31,7 +31,6 @@ void stitch_default_opts(struct stitch_opts *o);
 /* 0 or a negative ISO_E* status with the message set */
 int stitch_run(const struct stitch_opts *o);
 /* SIGINT/SIGTERM make a running stitch_run stop with ISO_EINTR */
-void stitch_install_signals(void);
 
 /* (a*(K-j) + b*j + K/2) / K for every byte, in place in a: the crossfade
  * weight of frame j (0..K-1) of the overlap. Exposed for tests. */
