@@ -270,7 +270,13 @@ INL v8f load8(const float *p)
     memcpy(&r, p, sizeof r);
     return r;
 }
-INL float hsum8(v8f a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+/* a macro, not a function: a 32-byte vector passed by value draws gcc's ABI note on non-AVX builds */
+#define hsum8(a) hsum8_(&(a))
+INL float hsum8_(const v8f *p)
+{
+    v8f a = *p;
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
 
 /* the 8 x 8 block of I whose top-left corner is at (fx, fy), bilinear */
 INL void warp8(const float *I, int w, int h, float fx, float fy, v8f *out)
@@ -611,7 +617,7 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             int fast = bx >= 2 && by >= 2 && bx + 3 < w && by + 3 < h;
             float ax = fx - bx, ay = fy - by;
             float q00 = (1 - ax) * (1 - ay), q01 = ax * (1 - ay), q10 = (1 - ax) * ay, q11 = ax * ay;
-            const float *pb = L->I1 + (size_t)by * w + bx;
+            const float *pb = fast ? L->I1 + (size_t)by * w + bx : L->I1;
 #define SMP(dx, dy) (fast ? q00 * pb[(dy) * (ptrdiff_t)w + (dx)] + q01 * pb[(dy) * (ptrdiff_t)w + (dx) + 1] + \
                             q10 * pb[((dy) + 1) * (ptrdiff_t)w + (dx)] + q11 * pb[((dy) + 1) * (ptrdiff_t)w + (dx) + 1] \
                           : sample(L->I1, w, h, fx + (dx), fy + (dy)))
