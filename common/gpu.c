@@ -165,7 +165,8 @@ int gpu_init(int device)
     log_verbose("gpu: device %d '%s' (%s), %" PRIu64 " MiB, compute %d.%d%s", device, g_info.name, g_info.pci,
                 g_info.total / MIB, g_info.cc_major, g_info.cc_minor, g_nvml_lib ? ", NVML" : "");
 #else
-    log_info("gpu: this build has no CUDA support; running in CPU mode");
+    /* a CPU-only build never had a GPU to lose: say it only when asked (-v) */
+    log_verbose("gpu: this build has no CUDA support; running in CPU mode");
 #endif
 done:
     g_init_rc = rc;
