@@ -36,7 +36,6 @@ int main(int argc, char **argv)
 {
     if (argc < 2) { fprintf(stderr, "usage: llm_check MODEL [N_TOKENS]\n"); return 64; }
     int n = argc > 2 ? atoi(argv[2]) : 100;
-    setenv("ISOPIPE_LLM_CUDA", "1", 1);
     if (gpu_init(0) < 0 || !gpu_present() || gpu_is_fake()) {
         printf("skip - no CUDA device\n0 passed, 0 failed, 1 skipped\n");
         return 0;
