@@ -1,10 +1,13 @@
-/* gguf.h — reader for GGUF v3 model files (llama.cpp's format), mmapped.
- * Layout (GGUF spec, ggml docs/gguf.md): magic "GGUF", u32 version, u64
- * tensor count, u64 metadata kv count, the kv pairs, the tensor infos, then
- * padding to general.alignment (default 32) and the tensor data. Every
- * offset and size read from the file is checked against the file size
- * before use. Strings and arrays point into the mapping (not NUL-
- * terminated: use the len fields); the struct gguf owns the mapping. */
+/* gguf.h — reader for GGUF model files (llama.cpp's format; v3, and v2 which
+ * has the same layout), mmapped. Layout (ggml docs/gguf.md): magic "GGUF",
+ * u32 version, u64 tensor count, u64 metadata kv count, the kv pairs, the
+ * tensor infos, then padding to general.alignment (default 32) and the tensor
+ * data. Every offset, count and size read from the file is checked against
+ * the file size before use; malformed files give ISO_EDATA with a message.
+ * Strings and arrays point into the mapping (not NUL-terminated: use the len
+ * fields); element access of string arrays and arrays of arrays is O(1)
+ * (offsets precomputed at open). Keys and tensor names are hashed. The
+ * struct gguf owns the mapping and every table; gguf_close frees them. */
 #ifndef ISOPIPE_GGUF_H
 #define ISOPIPE_GGUF_H
 #include <stddef.h>
