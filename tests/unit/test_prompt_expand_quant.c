@@ -280,6 +280,28 @@ static void test_dot(void)
             if (ef > worst_f) worst_f = ef;
         }
         CHECKF(worst_f < 1e-5, "%s: float-activation dot relative error %g", ggml_type_name(t), worst_f);
+        /* the row-range kernels (one token, four tokens) give quant_dot's values exactly */
+        {
+            size_t ab = quant_act_bytes(t, n), rbytes = bb * (size_t)nb;
+            uint8_t *a4 = malloc(4 * ab);
+            float *x4 = malloc(sizeof(float) * (size_t)n), y1[8], y4[4 * 8];
+            for (int k = 0; k < 4; k++) {
+                for (int i = 0; i < n; i++) x4[i] = (float)((rndu() - 0.5) * 4);
+                quant_act(t, x4, a4 + (size_t)k * ab, n);
+            }
+            int exact = 1;
+            quant_rows4(t, w, rbytes, 0, rows, a4, ab, n, y4, 8);
+            for (int k = 0; k < 4; k++) {
+                quant_rows(t, w, rbytes, 0, rows, a4 + (size_t)k * ab, n, y1);
+                for (int r = 0; r < rows; r++) {
+                    float d = quant_dot(t, w + rbytes * (size_t)r, a4 + (size_t)k * ab, n);
+                    exact &= y1[r] == d && y4[k * 8 + r] == d;
+                }
+            }
+            CHECKF(exact, "%s: row kernels differ from quant_dot", ggml_type_name(t));
+            free(a4);
+            free(x4);
+        }
         CHECKF(worst < 1e-5, "%s: dot relative error %g", ggml_type_name(t), worst);
         CHECKF(worst_s < 1e-5, "%s: scalar dot relative error %g", ggml_type_name(t), worst_s);
         free(w); free(x); free(xv); free(a);

@@ -220,12 +220,15 @@ static void mm_worker(void *ctx, int ith, int nth)
         if (!b->f32_act && r1 > r0) {
             /* the thread's whole row range in one kernel call per token; a
              * thread's share of a layer matrix stays in L2 across the tokens */
-            for (int t = 0; t < b->nt; t++) {
-                float *yt = j->y + (size_t)t * j->y_stride;
-                quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, cols, yt);
-                if (j->bias)
-                    for (int64_t r = r0; r < r1; r++) yt[r] += j->bias[r];
-            }
+            int t = 0;
+            for (; t + 4 <= b->nt; t += 4)
+                quant_rows4(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, j->xa_stride, cols,
+                            j->y + (size_t)t * j->y_stride, (size_t)j->y_stride);
+            for (; t < b->nt; t++)
+                quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, cols, j->y + (size_t)t * j->y_stride);
+            if (j->bias)
+                for (t = 0; t < b->nt; t++)
+                    for (int64_t r = r0; r < r1; r++) j->y[(size_t)t * j->y_stride + r] += j->bias[r];
             base += rows;
             continue;
         }

@@ -25,6 +25,8 @@ void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n);
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n);
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
+int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                     size_t xa_stride, int64_t n, float *y, size_t y_stride);
 
 static int use_avx2 = -1;
 
@@ -426,6 +428,13 @@ void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, i
 {
     if (use_avx2 > 0 && quant_rows_avx2(t, w, row_bytes, r0, r1, xa, n, y)) return;
     for (int64_t r = r0; r < r1; r++) y[r] = quant_dot(t, (const uint8_t *)w + (size_t)r * row_bytes, xa, n);
+}
+
+void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, size_t xa_stride,
+                 int64_t n, float *y, size_t y_stride)
+{
+    if (use_avx2 > 0 && quant_rows4_avx2(t, w, row_bytes, r0, r1, xa, xa_stride, n, y, y_stride)) return;
+    for (int k = 0; k < 4; k++) quant_rows(t, w, row_bytes, r0, r1, (const uint8_t *)xa + (size_t)k * xa_stride, n, y + (size_t)k * y_stride);
 }
 
 float quant_dot_f16(const uint16_t *h, const float *x, int64_t n)

@@ -57,6 +57,10 @@ float quant_bf16_to_f32(uint16_t h);
 /* y[r] = row r of w (row_bytes apart) . xa for r in [r0, r1): as quant_dot per row */
 void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
 
+/* the same for four tokens: activations xa + k * xa_stride, results y + k * y_stride (k < 4) */
+void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, size_t xa_stride,
+                 int64_t n, float *y, size_t y_stride);
+
 /* dot product of one weight row of any supported type with float activations
  * (the weights dequantised block by block): the engine's reference mode */
 float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);

@@ -230,6 +230,72 @@ AVX2 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64
     }
 }
 
+/* four tokens at once for prompt processing: each weight block is decoded
+ * once and multiplied with the four tokens' activation blocks */
+AVX2 static inline __attribute__((always_inline)) void rows4_q32(enum ggml_type t, const uint8_t *p, size_t row_bytes,
+        int64_t r0, int64_t r1, const uint8_t *xa, size_t xs, int64_t nb, float *y, size_t ys)
+{
+    size_t bb = t == GGML_TYPE_Q4_0 ? 18 : t == GGML_TYPE_Q4_1 ? 20 : t == GGML_TYPE_Q5_0 ? 22 : t == GGML_TYPE_Q5_1 ? 24 : 34;
+    const __m256i m16 = _mm256_set1_epi8(0x10);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *q = p + (size_t)r * row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps();
+        float summ0 = 0, summ1 = 0, summ2 = 0, summ3 = 0;
+        for (int64_t b = 0; b < nb; b++, q += bb) {
+            const struct quant_q8a *x0 = (const struct quant_q8a *)xa + b, *x1 = (const struct quant_q8a *)(xa + xs) + b,
+                                   *x2 = (const struct quant_q8a *)(xa + 2 * xs) + b, *x3 = (const struct quant_q8a *)(xa + 3 * xs) + b;
+            float d = h2f(q);
+            __m256i w;
+            int sgn = 1;   /* signed weights use the sign trick, unsigned ones maddubs directly */
+            switch (t) {
+            case GGML_TYPE_Q4_0: w = _mm256_sub_epi8(nibbles32(q + 2), _mm256_set1_epi8(8)); break;
+            case GGML_TYPE_Q4_1: w = nibbles32(q + 4); sgn = 0; break;
+            case GGML_TYPE_Q5_0:
+                w = _mm256_sub_epi8(_mm256_or_si256(nibbles32(q + 6), _mm256_and_si256(bits32(u32le(q + 2)), m16)), _mm256_set1_epi8(16));
+                break;
+            case GGML_TYPE_Q5_1: w = _mm256_or_si256(nibbles32(q + 8), _mm256_and_si256(bits32(u32le(q + 4)), m16)); sgn = 0; break;
+            default: w = _mm256_loadu_si256((const __m256i *)(q + 2)); break;
+            }
+            __m256i s0, s1, s2, s3;
+            if (sgn) {
+                s0 = dot_i8(w, _mm256_loadu_si256((const __m256i *)x0->qs));
+                s1 = dot_i8(w, _mm256_loadu_si256((const __m256i *)x1->qs));
+                s2 = dot_i8(w, _mm256_loadu_si256((const __m256i *)x2->qs));
+                s3 = dot_i8(w, _mm256_loadu_si256((const __m256i *)x3->qs));
+            } else {
+                float m = h2f(q + 2);
+                s0 = dot_u8(w, _mm256_loadu_si256((const __m256i *)x0->qs)); summ0 += m * x0->s;
+                s1 = dot_u8(w, _mm256_loadu_si256((const __m256i *)x1->qs)); summ1 += m * x1->s;
+                s2 = dot_u8(w, _mm256_loadu_si256((const __m256i *)x2->qs)); summ2 += m * x2->s;
+                s3 = dot_u8(w, _mm256_loadu_si256((const __m256i *)x3->qs)); summ3 += m * x3->s;
+            }
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * x0->d), _mm256_cvtepi32_ps(s0), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d * x1->d), _mm256_cvtepi32_ps(s1), acc1);
+            acc2 = _mm256_fmadd_ps(_mm256_set1_ps(d * x2->d), _mm256_cvtepi32_ps(s2), acc2);
+            acc3 = _mm256_fmadd_ps(_mm256_set1_ps(d * x3->d), _mm256_cvtepi32_ps(s3), acc3);
+        }
+        y[r] = hsum_ps(acc0) + summ0;
+        y[ys + r] = hsum_ps(acc1) + summ1;
+        y[2 * ys + r] = hsum_ps(acc2) + summ2;
+        y[3 * ys + r] = hsum_ps(acc3) + summ3;
+    }
+}
+
+AVX2 int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                          size_t xa_stride, int64_t n, float *y, size_t y_stride)
+{
+    switch (t) {
+#define R4(T) rows4_q32(T, w, row_bytes, r0, r1, xa, xa_stride, n / QK, y, y_stride); return 1;
+    case GGML_TYPE_Q4_0: R4(GGML_TYPE_Q4_0)
+    case GGML_TYPE_Q4_1: R4(GGML_TYPE_Q4_1)
+    case GGML_TYPE_Q5_0: R4(GGML_TYPE_Q5_0)
+    case GGML_TYPE_Q5_1: R4(GGML_TYPE_Q5_1)
+    case GGML_TYPE_Q8_0: R4(GGML_TYPE_Q8_0)
+#undef R4
+    default: return 0;
+    }
+}
+
 /* y[r] = W[r] . x for rows r0..r1-1 of a matrix with row_bytes per row: the
  * generation-time matvec, one call per thread instead of one per row */
 AVX2 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
@@ -304,6 +370,9 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
 int quant_avx2_has(enum ggml_type t) { (void)t; return 0; }
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n) { return quant_dot_scalar(t, w, xa, n); }
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n) { (void)x; (void)y; (void)n; }
+int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                     size_t xa_stride, int64_t n, float *y, size_t y_stride)
+{ (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)xa_stride; (void)n; (void)y; (void)y_stride; return 0; }
 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y)
 { (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)n; (void)y; return 0; }
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n) { (void)a; (void)v; (void)y; (void)n; }
