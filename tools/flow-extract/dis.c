@@ -14,6 +14,10 @@
 /* SOR planes per colour: b1 b2 a12 id11 id22 wl wr wu wd u v */
 enum { RB_B1, RB_B2, RB_A12, RB_ID11, RB_ID22, RB_WL, RB_WR, RB_WU, RB_WD, RB_U, RB_V, RB_PER_COLOR };
 #define RB_PLANES (2 * RB_PER_COLOR)
+/* refinement inputs fixed for a level, split the same way: the 8 normalised
+ * derivatives and the flow U0, V0 they were taken at */
+enum { VD_IX, VD_IY, VD_IZ, VD_IXX, VD_IXY, VD_IYY, VD_IXZ, VD_IYZ, VD_U0, VD_V0, VD_PER_COLOR };
+#define VD_PLANES (2 * VD_PER_COLOR)
 
 /* The hot loops are compiled twice, for AVX2+FMA and for the baseline, and
  * the loader picks one by CPU (GCC/clang function multiversioning); the
@@ -42,7 +46,7 @@ struct dis {
     /* patch grid */
     float *pu, *pv;        /* per patch flow */
     float *acc;            /* 3*w*h densification accumulators: u, v, weight */
-    /* variational refinement: 8 derivatives, 8 coefficients, U0, V0 per pixel */
+    /* variational refinement: derivatives and U0, V0 in red-black split planes (VD_*) */
     float *vbuf;
     /* red-black split planes for SOR (see struct rb) */
     float *rbuf;
@@ -192,10 +196,11 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
         size_t np = (size_t)grid_n(F->w, p->patch, p->stride) * grid_n(F->h, p->patch, p->stride);
         d->pu = xalloc(np, sizeof(float));
         d->pv = xalloc(np, sizeof(float));
-        d->vbuf = xalloc(n, 18 * sizeof(float));
         {
             int lw = p->var_below > 0 ? w : F->w, lh = p->var_below > 0 ? h : F->h;
-            d->rbuf = xalloc((size_t)(lh + 2) * (size_t)((lw + 1) / 2 + 2), RB_PLANES * sizeof(float));
+            size_t plane = (size_t)(lh + 2) * (size_t)((lw + 1) / 2 + 2);
+            d->vbuf = xalloc(plane, VD_PLANES * sizeof(float));
+            d->rbuf = xalloc(plane, RB_PLANES * sizeof(float));
         }
         if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf || !d->rbuf) goto oom;
     }
@@ -568,8 +573,6 @@ HOT static void job_densify(void *ctx, int b0, int b1, int worker)
  * 32-byte coefficient record per pixel and the flow of its neighbours. */
 
 struct vderiv { float ix, iy, iz, ixx, ixy, iyy, ixz, iyz; };
-/* smoothness weights of a pixel's edges to the right and below */
-struct vcoef { float wx, wy; };
 
 /* Red-black split layout (what makes the SOR sweep a contiguous, vector-
  * friendly loop): pixel (x, y) of colour k = (x + y) & 1 lives at
@@ -586,9 +589,7 @@ struct rb {
 struct var_job {
     struct dis *d;
     const struct level *L;
-    struct vderiv *D;
-    struct vcoef *C;
-    float *U0, *V0;
+    float *vd[2][VD_PER_COLOR];
     int color;
     struct rb rb;
 };
@@ -606,13 +607,16 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
     for (int y = y0; y < y1; y++)
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
-            struct vderiv *D = &j->D[i];
-            j->U0[i] = d->U[i];
-            j->V0[i] = d->V[i];
+            int k = (x + y) & 1;
+            size_t q = (size_t)(y + 1) * j->rb.S + 1 + (x >> 1);
+            float *const *VD = j->vd[k];
+            VD[VD_U0][q] = j->rb.p[k][RB_U][q] = d->U[i];
+            VD[VD_V0][q] = j->rb.p[k][RB_V][q] = d->V[i];
+            struct vderiv Dv, *D = &Dv;
             float fx = x + d->U[i], fy = y + d->V[i];
             if (!(fx >= 0 && fy >= 0 && fx <= w - 1 && fy <= h - 1)) {
                 /* warped out of the frame: no data term here */
-                memset(D, 0, sizeof *D);
+                for (int f = VD_IX; f <= VD_IYZ; f++) VD[f][q] = 0.f;
                 continue;
             }
             int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
@@ -673,76 +677,167 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             float sg = 1.f / sqrtf(D->ixx * D->ixx + 2 * D->ixy * D->ixy + D->iyy * D->iyy + z2);
             D->ix *= sb; D->iy *= sb; D->iz *= sb;
             D->ixx *= sg; D->ixy *= sg; D->iyy *= sg; D->ixz *= sg; D->iyz *= sg;
+            VD[VD_IX][q] = D->ix; VD[VD_IY][q] = D->iy; VD[VD_IZ][q] = D->iz;
+            VD[VD_IXX][q] = D->ixx; VD[VD_IXY][q] = D->ixy; VD[VD_IYY][q] = D->iyy;
+            VD[VD_IXZ][q] = D->ixz; VD[VD_IYZ][q] = D->iyz;
         }
 #undef SMP
 }
 
-/* smoothness weights for the current (u, v): forward differences; the
- * weight of pixel i serves its edges to the right and below */
+typedef int v8i __attribute__((vector_size(32)));
+
+/* 1 / sqrt(x) for x > 0 to ~1e-6 relative: the classic bit-level first guess
+ * refined by three Newton steps, in plain vector arithmetic (no math-library
+ * call, so it stays vectorised at -O2 on every target) */
+#define rsqrt8(a) rsqrt8_(&(a))
+INL v8f rsqrt8_(const v8f *px)
+{
+    v8f x = *px;
+    v8i xi;
+    memcpy(&xi, &x, sizeof xi);
+    v8i yi = 0x5f3759df - (xi >> 1);
+    v8f y;
+    memcpy(&y, &yi, sizeof y);
+    v8f hx = 0.5f * x;
+    y = y * (1.5f - hx * y * y);
+    y = y * (1.5f - hx * y * y);
+    y = y * (1.5f - hx * y * y);
+    return y;
+}
+
+/* smoothness weights for the current (u, v), on the split planes: forward
+ * differences; the weight of a pixel serves its edges to the right and
+ * below, so it is written as its own WR, WD and as the WL of its right
+ * neighbour and the WU of the one below (both of the other colour). Weights
+ * of edges leaving the frame are never written: they stay 0 from the memset
+ * in variational(). */
+INL float smooth_w(float al, float ux, float uy, float vx, float vy)
+{
+    return al / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + EPS2);
+}
+
 HOT static void job_var_smooth(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
-    struct dis *d = j->d;
-    int w = j->L->w, h = j->L->h;
-    const float *U = d->U, *V = d->V;
-    float al = d->p.alpha;
+    int w = j->L->w, h = j->L->h, S = j->rb.S;
+    float al = j->d->p.alpha;
     for (int y = y0; y < y1; y++)
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            size_t ix = x < w - 1 ? i + 1 : i, iy = y < h - 1 ? i + w : i;
-            float ux = U[ix] - U[i], uy = U[iy] - U[i], vx = V[ix] - V[i], vy = V[iy] - V[i];
-            float s = al / sqrtf(ux * ux + uy * uy + vx * vx + vy * vy + EPS2);
-            j->C[i].wx = x < w - 1 ? s : 0.f;
-            j->C[i].wy = y < h - 1 ? s : 0.f;
+        for (int k = 0; k < 2; k++) {
+            int s = (y + k) & 1, cnt = (w - s + 1) / 2, last = y == h - 1;
+            size_t row = (size_t)(y + 1) * S + 1;
+            float *const *P = j->rb.p[k], *const *O = j->rb.p[1 - k];
+            const float *u = P[RB_U] + row, *v = P[RB_V] + row;
+            const float *ur = O[RB_U] + row + s, *vr = O[RB_V] + row + s; /* right neighbours */
+            const float *ud = O[RB_U] + row + S, *vd = O[RB_V] + row + S; /* neighbours below */
+            float *wr = P[RB_WR] + row, *wd = P[RB_WD] + row;
+            float *wl = O[RB_WL] + row + s, *wu = O[RB_WU] + row + S;
+            /* the pixel at x = w - 1 has no right edge: left to the scalar tail */
+            int cv = 2 * (cnt - 1) + s == w - 1 ? cnt - 1 : cnt;
+            int m = 0;
+            for (; m + 8 <= cv; m += 8) {
+                v8f U = load8(u + m), V = load8(v + m);
+                v8f ux = load8(ur + m) - U, vx = load8(vr + m) - V;
+                v8f n = ux * ux + vx * vx + EPS2;
+                if (!last) {
+                    v8f uy = load8(ud + m) - U, vy = load8(vd + m) - V;
+                    n += uy * uy + vy * vy;
+                }
+                v8f sm = al * rsqrt8(n);
+                memcpy(wr + m, &sm, sizeof sm);
+                memcpy(wl + m, &sm, sizeof sm);
+                if (!last) {
+                    memcpy(wd + m, &sm, sizeof sm);
+                    memcpy(wu + m, &sm, sizeof sm);
+                }
+            }
+            for (; m < cnt; m++) {
+                int edge = m >= cv;
+                float ux = edge ? 0.f : ur[m] - u[m], vx = edge ? 0.f : vr[m] - v[m];
+                float uy = last ? 0.f : ud[m] - u[m], vy = last ? 0.f : vd[m] - v[m];
+                float sm = smooth_w(al, ux, uy, vx, vy);
+                if (!edge) { wr[m] = sm; wl[m] = sm; }
+                if (!last) { wd[m] = sm; wu[m] = sm; }
+            }
         }
 }
 
 /* data-term coefficients for the current (u, v), folded with the
- * smoothness weights into what one SOR update needs */
+ * smoothness weights into what one SOR update needs; every input and
+ * output is a contiguous run of one colour's split planes */
 HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
     struct dis *d = j->d;
-    int w = j->L->w;
-    const float *U = d->U, *V = d->V, *U0 = j->U0, *V0 = j->V0;
+    int w = j->L->w, S = j->rb.S;
     float de = d->p.delta, ga = d->p.gamma, om = d->p.omega;
     for (int y = y0; y < y1; y++)
-        /* one colour after the other, so each split plane is written in order */
-        for (int k = 0; k < 2; k++)
-        for (int x = (y + k) & 1; x < w; x += 2) {
-            size_t i = (size_t)y * w + x;
-            const struct vderiv *D = &j->D[i];
-            const struct vcoef *C = &j->C[i];
-            float a = U[i] - U0[i], b = V[i] - V0[i];
-            float rb = D->iz + D->ix * a + D->iy * b;
-            float rgx = D->ixz + D->ixx * a + D->ixy * b, rgy = D->iyz + D->ixy * a + D->iyy * b;
-            /* constraint normalisation (Zimmer et al., IJCV 2011): each data term
-             * is divided by the squared norm of its spatial gradient, so its
-             * residual reads as a distance in pixels, not in grey levels; the
-             * derivatives come pre-scaled by that norm (job_var_derivs) */
-            float wd = de / sqrtf(rb * rb + EPS2);
-            float wg = ga / sqrtf(rgx * rgx + rgy * rgy + EPS2);
-            float a11 = wd * D->ix * D->ix + wg * (D->ixx * D->ixx + D->ixy * D->ixy);
-            float a12 = wd * D->ix * D->iy + wg * (D->ixx * D->ixy + D->ixy * D->iyy);
-            float a22 = wd * D->iy * D->iy + wg * (D->ixy * D->ixy + D->iyy * D->iyy);
-            float b1 = -(wd * D->ix * D->iz + wg * (D->ixx * D->ixz + D->ixy * D->iyz));
-            float b2 = -(wd * D->iy * D->iz + wg * (D->ixy * D->ixz + D->iyy * D->iyz));
-            float wl = x > 0 ? C[-1].wx : 0.f, wu = y > 0 ? C[-w].wy : 0.f;
-            float sw = C->wx + C->wy + wl + wu;
-            size_t q = (size_t)(y + 1) * j->rb.S + 1 + (x >> 1);
+        for (int k = 0; k < 2; k++) {
+            int s = (y + k) & 1, cnt = (w - s + 1) / 2;
+            size_t row = (size_t)(y + 1) * S + 1;
+            const float *const *VD = (const float *const *)j->vd[k];
             float *const *P = j->rb.p[k];
-            P[RB_A12][q] = a12;
-            /* A [du dv] = b  <=>  A [u v] = b + A [U0 V0] */
-            P[RB_B1][q] = b1 + a11 * U0[i] + a12 * V0[i];
-            P[RB_B2][q] = b2 + a12 * U0[i] + a22 * V0[i];
-            P[RB_ID11][q] = a11 + sw > 0 ? om / (a11 + sw) : 0.f;
-            P[RB_ID22][q] = a22 + sw > 0 ? om / (a22 + sw) : 0.f;
-            P[RB_WL][q] = wl;
-            P[RB_WR][q] = C->wx;
-            P[RB_WU][q] = wu;
-            P[RB_WD][q] = C->wy;
-            P[RB_U][q] = U[i];
-            P[RB_V][q] = V[i];
+            const float *ix = VD[VD_IX] + row, *iy = VD[VD_IY] + row, *iz = VD[VD_IZ] + row;
+            const float *ixx = VD[VD_IXX] + row, *ixy = VD[VD_IXY] + row, *iyy = VD[VD_IYY] + row;
+            const float *ixz = VD[VD_IXZ] + row, *iyz = VD[VD_IYZ] + row;
+            const float *u0 = VD[VD_U0] + row, *v0 = VD[VD_V0] + row;
+            const float *u = P[RB_U] + row, *v = P[RB_V] + row;
+            const float *wl = P[RB_WL] + row, *wr = P[RB_WR] + row, *wu = P[RB_WU] + row, *wd = P[RB_WD] + row;
+            float *pa12 = P[RB_A12] + row, *pb1 = P[RB_B1] + row, *pb2 = P[RB_B2] + row;
+            float *pi11 = P[RB_ID11] + row, *pi22 = P[RB_ID22] + row;
+            /* eight pixels per step; the last partial vector goes through copies */
+            for (int m = 0; m < cnt; m += 8) {
+                int nv = cnt - m < 8 ? cnt - m : 8;
+                v8f X[14];
+                const float *src[14] = { ix, iy, iz, ixx, ixy, iyy, ixz, iyz, u0, v0, u, v, wl, wr };
+                for (int f = 0; f < 14; f++) {
+                    if (nv == 8) X[f] = load8(src[f] + m);
+                    else {
+                        X[f] = (v8f){ 0 };
+                        for (int l = 0; l < nv; l++) X[f][l] = src[f][m + l];
+                    }
+                }
+                v8f WU, WD;
+                if (nv == 8) { WU = load8(wu + m); WD = load8(wd + m); }
+                else {
+                    WU = WD = (v8f){ 0 };
+                    for (int l = 0; l < nv; l++) { WU[l] = wu[m + l]; WD[l] = wd[m + l]; }
+                }
+                v8f Ix = X[0], Iy = X[1], Iz = X[2], Ixx = X[3], Ixy = X[4], Iyy = X[5], Ixz = X[6], Iyz = X[7];
+                v8f U0 = X[8], V0 = X[9];
+                v8f a = X[10] - U0, b = X[11] - V0;
+                v8f rb = Iz + Ix * a + Iy * b;
+                v8f rgx = Ixz + Ixx * a + Ixy * b, rgy = Iyz + Ixy * a + Iyy * b;
+                /* constraint normalisation (Zimmer et al., IJCV 2011): each data term
+                 * is divided by the squared norm of its spatial gradient, so its
+                 * residual reads as a distance in pixels, not in grey levels; the
+                 * derivatives come pre-scaled by that norm (job_var_derivs) */
+                v8f nb = rb * rb + EPS2, ng = rgx * rgx + rgy * rgy + EPS2;
+                v8f wdt = de * rsqrt8(nb), wg = ga * rsqrt8(ng);
+                v8f a11 = wdt * Ix * Ix + wg * (Ixx * Ixx + Ixy * Ixy);
+                v8f a12 = wdt * Ix * Iy + wg * (Ixx * Ixy + Ixy * Iyy);
+                v8f a22 = wdt * Iy * Iy + wg * (Ixy * Ixy + Iyy * Iyy);
+                v8f b1 = -(wdt * Ix * Iz + wg * (Ixx * Ixz + Ixy * Iyz));
+                v8f b2 = -(wdt * Iy * Iz + wg * (Ixy * Ixz + Iyy * Iyz));
+                v8f sw = X[12] + X[13] + WU + WD;
+                /* A [du dv] = b  <=>  A [u v] = b + A [U0 V0] */
+                v8f B1 = b1 + a11 * U0 + a12 * V0, B2 = b2 + a12 * U0 + a22 * V0;
+                /* om / (a + sw), 0 where a pixel has no equation at all */
+                v8f d11 = a11 + sw, d22 = a22 + sw;
+                v8i m11 = d11 > 0, m22 = d22 > 0, i11, i22;
+                v8f q11 = om / d11, q22 = om / d22;
+                memcpy(&i11, &q11, sizeof i11);
+                memcpy(&i22, &q22, sizeof i22);
+                i11 &= m11;
+                i22 &= m22;
+                memcpy(&q11, &i11, sizeof q11);
+                memcpy(&q22, &i22, sizeof q22);
+                v8f O[5] = { a12, B1, B2, q11, q22 };
+                float *dst[5] = { pa12, pb1, pb2, pi11, pi22 };
+                for (int f = 0; f < 5; f++) {
+                    if (nv == 8) memcpy(dst[f] + m, &O[f], sizeof O[f]);
+                    else for (int l = 0; l < nv; l++) dst[f][m + l] = O[f][l];
+                }
+            }
         }
 }
 
@@ -805,16 +900,13 @@ HOT static void job_var_gather(void *ctx, int y0, int y1, int worker)
 static void variational(struct dis *d, const struct level *L)
 {
     if (d->p.var_outer <= 0) return;
-    size_t n = (size_t)L->w * L->h;
     struct var_job j = { .d = d, .L = L };
-    j.D = (struct vderiv *)d->vbuf;
-    j.C = (struct vcoef *)(d->vbuf + 8 * n);
-    j.U0 = d->vbuf + 16 * n;
-    j.V0 = d->vbuf + 17 * n;
     j.rb.S = (L->w + 1) / 2 + 2;
     size_t plane = (size_t)(L->h + 2) * j.rb.S;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
         for (int f = 0; f < RB_PER_COLOR; f++) j.rb.p[k][f] = d->rbuf + (size_t)(k * RB_PER_COLOR + f) * plane;
+        for (int f = 0; f < VD_PER_COLOR; f++) j.vd[k][f] = d->vbuf + (size_t)(k * VD_PER_COLOR + f) * plane;
+    }
     /* the border entries are read as neighbours (with weight 0): they must be finite */
     memset(d->rbuf, 0, sizeof(float) * plane * RB_PLANES);
     pool_for(d->pool, L->h, job_var_derivs, &j);
@@ -826,8 +918,8 @@ static void variational(struct dis *d, const struct level *L)
                 j.color = c;
                 pool_for(d->pool, L->h, job_var_sor, &j);
             }
-        pool_for(d->pool, L->h, job_var_gather, &j);
     }
+    pool_for(d->pool, L->h, job_var_gather, &j);
 }
 
 /* ---- coarse-to-fine driver ---- */

@@ -201,13 +201,14 @@ int fx_run(const struct fx_opts *o)
         /* no weights: the plan is the host memory of the buffers */
         /* bytes: at the finest computed level (1/4^finest of the pixels) U V
          * and their coarse copies (4 floats), densification accumulators (3),
-         * refinement derivatives/weights (18) and red-black planes (11),
+         * refinement derivatives and U0, V0 (10) and red-black planes (11),
+         * both in split planes of half a level each,
          * gradients (2, x4/3 for the coarser levels); the pyramids above level
          * 0 (2 x 1/3); at the computed size the two selected frames and u, v
          * (4); at input size the decoded frame and the output flow (3) */
         double px = (double)r->cw * r->ch, full = (double)r->w * r->h;
         double pf = r->dp.var_below > 0 ? px : px / (double)(1 << (2 * r->dp.finest));
-        uint64_t bytes = (uint64_t)(4 * (pf * (36 + 8 / 3.0) + px * (2 / 3.0 + 4) + full * 3));
+        uint64_t bytes = (uint64_t)(4 * (pf * (28 + 8 / 3.0) + px * (2 / 3.0 + 4) + full * 3));
         json_t *pj = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:s}", "tool", "flow-extract", "model", "dis",
                                "width", r->w, "height", r->h, "computed_width", r->cw, "computed_height", r->ch,
                                "host_bytes", (json_int_t)bytes, "mode", "cpu");
