@@ -12,7 +12,8 @@ unset ISOPIPE_FAKE_GPU
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
     skip "no-GPU discovery (this machine has a GPU)"
 else
-    expect_exit "no GPU: CPU mode" 0 "$P" -o none.json
+    # a CUDA build says so at the default level, a CPU-only build only with -v
+    expect_exit "no GPU: CPU mode" 0 "$P" -v -o none.json
     check "backend none" [ "$(jget none.json 'd["device"]["backend"]')" = none ]
     check "one line says CPU mode" [ "$(grep -c 'CPU mode' "$T/.err")" -eq 1 ]
 fi
