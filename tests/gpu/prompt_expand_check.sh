@@ -16,8 +16,6 @@ ok() { p=$((p + 1)); echo "ok - $*"; }
 fail() { f=$((f + 1)); echo "FAIL - $*"; }
 done_() { echo "$p passed, $f failed, $s skipped"; [ "$f" -eq 0 ]; exit $?; }
 unset ISOPIPE_FAKE_GPU
-# the engine offers its CUDA path only when asked (llm.c, llm_plan) until it is proven on a card
-export ISOPIPE_LLM_CUDA=1
 if [ ! -x "$NVCC" ] || ! nvidia-smi -L >/dev/null 2>&1; then echo "skip - prompt-expand on a GPU (no GPU or no nvcc)"; s=1; done_; fi
 if [ ! -f "$MODEL" ]; then echo "skip - $MODEL is absent (make models)"; s=1; done_; fi
 CUDA_HOME=$(dirname "$(dirname "$NVCC")")
