@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pool.h"
+#include "plan.h"
 #include "runtime.h"
 #include "scale.h"
 #include "source.h"
@@ -30,6 +31,7 @@ void fx_default_opts(struct fx_opts *o)
 struct run {
     const struct fx_opts *o;
     struct rt *rt;
+    struct mem_plan plan;     /* CPU-only: host buffers, no weights */
     struct fsrc *src;
     struct pool *pool;
     struct dis *dis;
@@ -178,11 +180,6 @@ int fx_run(const struct fx_opts *o)
         rc = iso_fail(ISO_EUNAVAIL, "model '%s' is not available: flow-extract has the built-in 'dis' only", c->model);
         goto done;
     }
-    if (c->memory_mode == MEM_MODE_BEEFY || c->memory_mode == MEM_MODE_LIGHTWEIGHT) {
-        rc = iso_fail(ISO_EUNAVAIL, "--memory-mode %s: this build computes flow on the CPU only",
-                      mem_mode_name(c->memory_mode));
-        goto done;
-    }
     if ((rc = fsrc_open(&r->src, o->input, o->pair_b, o->threads))) goto done;
     fsrc_size(r->src, &r->w, &r->h);
     r->cw = r->w;
@@ -197,26 +194,45 @@ int fx_run(const struct fx_opts *o)
         r->scaled = r->cw != r->w || r->ch != r->h;
     }
     dis_params_preset(&r->dp, o->preset);
-    if (c->plan_only) {
-        /* no weights: the plan is the host memory of the buffers */
-        /* bytes: at the finest computed level (1/4^finest of the pixels) U V
-         * and their coarse copies (4 floats), densification accumulators (3),
-         * refinement derivatives and U0, V0 (10) and red-black planes (11),
-         * both in split planes of half a level each,
-         * gradients (2, x4/3 for the coarser levels); the pyramids above level
-         * 0 (2 x 1/3); at the computed size the two selected frames and u, v
-         * (4); at input size the decoded frame and the output flow (3) */
+    /* No weights: the plan is the host memory of the buffers, as a CPU-only
+     * struct mem_plan so --plan, admission and the report read like every
+     * other tool's. Bytes: at the finest computed level (1/4^finest of the
+     * pixels) U V and their coarse copies (4 floats), densification
+     * accumulators (3), refinement derivatives and U0, V0 (10) and red-black
+     * planes (11), both in split planes of half a level each, gradients (2,
+     * x4/3 for the coarser levels); the pyramids above level 0 (2 x 1/3); at
+     * the computed size the two selected frames and u, v (4); at input size
+     * the decoded frame and the output flow (3). */
+    {
         double px = (double)r->cw * r->ch, full = (double)r->w * r->h;
         double pf = r->dp.var_below > 0 ? px : px / (double)(1 << (2 * r->dp.finest));
         uint64_t bytes = (uint64_t)(4 * (pf * (28 + 8 / 3.0) + px * (2 / 3.0 + 4) + full * 3));
-        json_t *pj = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:I, s:s}", "tool", "flow-extract", "model", "dis",
-                               "width", r->w, "height", r->h, "computed_width", r->cw, "computed_height", r->ch,
-                               "host_bytes", (json_int_t)bytes, "mode", "cpu");
-        char *s = json_dumps(pj, JSON_INDENT(2));
-        if (s) printf("%s\n", s);
-        free(s);
+        struct plan_blocks b = { 0 };
+        b.activations = bytes;
+        b.host_base = UINT64_C(32) << 20; /* code, libav, libpng, jansson, output buffers (VmHWM of a 320x192 pair: 31 MiB) */
+        b.cpu_ok = 1;
+        char name[64];
+        snprintf(name, sizeof name, "dis-%s", dis_preset_name(o->preset));
+        if ((rc = plan_from_blocks(&r->plan, name, &b))) goto done;
+    }
+    if (c->plan_only) {
+        json_t *pj = rt_plan_json(r->rt, &r->plan);
+        if (pj) {
+            json_object_set_new(pj, "width", json_integer(r->w));
+            json_object_set_new(pj, "height", json_integer(r->h));
+            json_object_set_new(pj, "computed_width", json_integer(r->cw));
+            json_object_set_new(pj, "computed_height", json_integer(r->ch));
+        }
+        char *txt = pj ? json_dumps(pj, JSON_INDENT(2)) : NULL;
         json_decref(pj);
+        if (!txt) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        printf("%s\n", txt);
+        free(txt);
         goto done;
+    }
+    {
+        enum mem_mode mode;
+        if ((rc = rt_admit(r->rt, &r->plan, &mode))) goto done;
     }
     /* "load": the model is an algorithm, so loading is setting up its threads and buffers */
     rt_load_begin(r->rt);

@@ -89,7 +89,7 @@ int main(int argc, char **argv)
                 pc.pair ? "--pair needs two images" : "one INPUT expected (use --pair for two images)", spec.usage);
         return iso_exit_code(ISO_EUSAGE);
     }
-    if (!c.output) {
+    if (!c.output && !c.plan_only) {
         fprintf(stderr, "flow-extract: missing -o DIR\nusage: flow-extract %s\n", spec.usage);
         return iso_exit_code(ISO_EUSAGE);
     }
