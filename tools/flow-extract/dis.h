@@ -32,6 +32,7 @@ struct dis_params {
     float zeta;       /* data-term normalisation offset, grey levels per pixel */
     int mean_norm;    /* patch SSD on zero-mean patches (robust to brightness change) */
     int propagate;    /* spatial propagation between neighbouring patches */
+    int cand;         /* below the coarsest level: also try the coarser flow +-cand px diagonally from each patch (0: off) */
     int search;       /* coarsest level: also descend from the best whole-pixel offset within +-search (0: off) */
 };
 
