@@ -37,6 +37,17 @@ static inline int test_report(void)
     return test_failed ? 1 : 0;
 }
 
+/* "dir/name" in one of 8 rotating buffers (a call's result stays valid for
+ * the next 7 calls, enough for every expression in a test) */
+static inline char *test_path_in(const char *dir, const char *name)
+{
+    static char buf[8][900];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
 /* a scratch directory under $TMPDIR, removed by the caller with fs_rm_rf */
 static inline char *test_tmpdir(void)
 {

@@ -16,14 +16,7 @@
 
 static char dir[600];
 
-static char *P(const char *name)
-{
-    static char buf[8][900];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
+static char *P(const char *name) { return test_path_in(dir, name); }
 
 static void put(const char *rel, const char *s)
 {
