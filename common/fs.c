@@ -157,30 +157,78 @@ int fs_publish_file(const char *tmp, const char *final)
 }
 
 /* A temporary sibling is ".<base>.tmp-<pid>-<8 hex>" (fs_tmp_sibling). */
+int fs_pid_gone(long pid)
+{
+    if (pid <= 0) return 1;
+    if (kill((pid_t)pid, 0) != 0) return errno == ESRCH;
+    /* a process killed with -9 whose parent died too stays a zombie until
+     * init reaps it: it answers kill(pid, 0) but will never write again */
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* "pid (comm) state ...": comm may hold ')' (proc(5)), so the last one */
+    const char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* the pid of a temporary sibling name ".NAME.tmp-PID-XXXXXXXX" (fs_tmp_sibling), 0 if it is not one;
+ * prefix_len > 0 requires NAME to be the one given by the caller's prefix */
+static long tmp_pid(const char *name, size_t prefix_len)
+{
+    const char *t;
+    if (prefix_len) t = name + prefix_len - 5; /* the prefix ends in ".tmp-" */
+    else {
+        if (name[0] != '.' || !(t = strstr(name + 1, ".tmp-"))) return 0;
+    }
+    char *end;
+    errno = 0;
+    long pid = strtol(t + 5, &end, 10);
+    if (errno || end == t + 5 || pid <= 0 || *end != '-' || strlen(end + 1) != 8 ||
+        strspn(end + 1, "0123456789abcdef") != 8)
+        return 0;
+    return pid;
+}
+
+/* remove the temporaries in dir (all, or those of one output when prefix is
+ * given) whose process is gone; a live one, this process included, may
+ * still be writing its own */
+static int sweep(const char *dir, const char *prefix)
+{
+    size_t pl = prefix ? strlen(prefix) : 0;
+    int removed = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (pl && strncmp(e->d_name, prefix, pl) != 0) continue;
+        long pid = tmp_pid(e->d_name, pl);
+        if (!pid || pid == (long)getpid() || !fs_pid_gone(pid)) continue;
+        char *p = fs_join(dir, e->d_name);
+        if (p && fs_rm_rf(p) == 0) removed++;
+        free(p);
+    }
+    closedir(d);
+    return removed;
+}
+
+int fs_sweep_stale_tmp(const char *dir)
+{
+    int n = sweep(dir, NULL);
+    iso_errclear();
+    return n;
+}
+
 int fs_clean_stale_tmp(const char *final)
 {
     char *dir = fs_dirname(final), *base = base_of(final);
     char prefix[300];
     int removed = 0;
-    DIR *d = NULL;
-    if (!dir || !base || snprintf(prefix, sizeof prefix, ".%s.tmp-", base) >= (int)sizeof prefix) goto done;
-    size_t pl = strlen(prefix);
-    if (!(d = opendir(dir))) goto done;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, pl) != 0) continue;
-        char *end;
-        long pid = strtol(e->d_name + pl, &end, 10);
-        if (pid <= 0 || *end != '-' || strlen(end + 1) != 8 || strspn(end + 1, "0123456789abcdef") != 8) continue;
-        /* only a process that no longer exists: a live one (this one
-         * included) may still be writing it */
-        if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char *p = fs_join(dir, e->d_name);
-        if (p && fs_rm_rf(p) == 0) removed++;
-        free(p);
-    }
-done:
-    if (d) closedir(d);
+    if (dir && base && snprintf(prefix, sizeof prefix, ".%s.tmp-", base) < (int)sizeof prefix)
+        removed = sweep(dir, prefix);
     free(dir);
     free(base);
     return removed;

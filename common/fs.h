@@ -23,6 +23,12 @@ char *fs_tmp_sibling(const char *final);
  * SIGKILL left behind. fs_write_atomic and fs_dir_begin call it; a tool
  * that writes to fs_tmp_sibling() itself may too. Returns how many went. */
 int fs_clean_stale_tmp(const char *final);
+/* the same for every output in dir: removes each ".NAME.tmp-PID-XXXXXXXX"
+ * whose process is gone; returns how many */
+int fs_sweep_stale_tmp(const char *dir);
+/* 1 when pid names no running process: absent, or a zombie (a kill -9'ed
+ * process that nobody reaped yet, which will never write again) */
+int fs_pid_gone(long pid);
 
 /* Write a file atomically: writer(f, ctx) fills the temp file; on its
  * success (0) the file is fsynced and renamed to path; on failure it is

@@ -292,6 +292,31 @@ static void test_stale(void)
     free(tmp);
     CHECK(count_entries(P("st"), ".other.json.tmp-") == 1);
     CHECK(fs_clean_stale_tmp(P("nodir/x")) == 0);
+
+    /* a zombie (killed, not yet reaped) answers kill(pid, 0) but is gone */
+    pid_t z = fork();
+    if (z == 0) _exit(0);
+    CHECK(z > 0);
+    if (z > 0) {
+        for (int i = 0; i < 200; i++) { /* until the child has exited */
+            char st[64], buf[256] = "";
+            snprintf(st, sizeof st, "/proc/%d/stat", (int)z);
+            FILE *f = fopen(st, "r");
+            if (f) { if (!fgets(buf, sizeof buf, f)) buf[0] = 0; fclose(f); }
+            char *q = strrchr(buf, ')');
+            if (q && q[1] == ' ' && q[2] == 'Z') break;
+            usleep(10000);
+        }
+        CHECK(kill(z, 0) == 0 && fs_pid_gone(z));
+        CHECK(!fs_pid_gone(getpid()) && !fs_pid_gone(1) && fs_pid_gone(dead));
+        snprintf(name, sizeof name, "st/.zz.mp4.tmp-%d-0123abcd", (int)z);
+        put(P(name), "half a video");
+        snprintf(name, sizeof name, "st/.yy.tmp-%d-0123abcd", (int)getpid());
+        put(P(name), "mine");
+        CHECK(fs_sweep_stale_tmp(P("st")) == 2); /* the zombie's and .other.json's */
+        CHECK(count_entries(P("st"), ".zz.mp4.tmp-") == 0 && count_entries(P("st"), ".yy.tmp-") == 1);
+        waitpid(z, NULL, 0);
+    }
 }
 
 static void test_dirs(void)

@@ -121,28 +121,8 @@ static void run_log(const char *dir, const char *fmt, const char *name, int rc, 
 
 int travel_sweep(const char *dir, int *removed)
 {
-    /* fs_tmp_sibling names temporaries ".NAME.tmp-PID-XXXXXXXX"; one whose
-     * process is gone was left by a kill -9 or a power loss and will never
-     * be published. One whose pid is alive may still be in use: kept. */
-    int n = 0;
-    DIR *d = opendir(dir);
-    if (removed) *removed = 0;
-    if (!d) return 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *t = e->d_name[0] == '.' ? strstr(e->d_name, ".tmp-") : NULL;
-        if (!t || t == e->d_name) continue;
-        char *end;
-        errno = 0;
-        long pid = strtol(t + 5, &end, 10);
-        if (errno || end == t + 5 || *end != '-' || pid <= 0 || strlen(end + 1) != 8) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        char *path = fs_join(dir, e->d_name);
-        if (path && fs_rm_rf(path) == 0) n++;
-        free(path);
-    }
-    closedir(d);
-    iso_errclear();
+    /* temporaries left by a kill -9 or a power loss will never be published */
+    int n = fs_sweep_stale_tmp(dir);
     if (removed) *removed = n;
     return 0;
 }

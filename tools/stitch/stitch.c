@@ -699,6 +699,7 @@ int stitch_run(const struct stitch_opts *o)
     vp.threads = o->threads;
     vp.codec = o->codec;
     vp.name = o->output;
+    fs_clean_stale_tmp(o->output); /* a killed run's partial video */
     r->mp4_tmp = fs_tmp_sibling(o->output);
     if (!r->mp4_tmp) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = video_enc_open(&r->enc, r->mp4_tmp, &vp))) goto done;
