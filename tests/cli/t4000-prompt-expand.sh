@@ -35,6 +35,18 @@ expect_exit "--system file missing" 66 "$PE" -q --system no-such.txt -o s.json -
 : >empty.txt
 expect_exit "--system file empty" 65 "$PE" -q --system empty.txt -o s.json --topic "a harbor"
 expect_exit "output directory missing" 73 "$PE" -q -o no/such/dir/s.json --topic "a harbor"
+# bad model files: one error line naming the file, exit 65, nothing written
+printf 'hello' > notgguf.gguf
+expect_exit "not a GGUF file" 65 "$PE" -q -m ./notgguf.gguf -o s.json --topic "a harbor"
+check "not a GGUF: one line naming the file" sh -c '[ "$(wc -l < "$1")" -eq 1 ] && grep -q "notgguf.gguf.*not a GGUF" "$1"' _ "$T/.err"
+printf 'GGUF\003\000\000\000\377\377\377\377\377\377\377\177\000\000\000\000\000\000\000\000' > absurd.gguf
+expect_exit "absurd tensor count" 65 "$PE" -q -m ./absurd.gguf -o s.json --topic "a harbor"
+check "absurd count: named in the message" grep -q "absurd tensor count" "$T/.err"
+if [ -f "$MODEL" ]; then
+    head -c 5000000 "$MODEL" > trunc.gguf
+    expect_exit "truncated GGUF (tensor data beyond the end)" 65 "$PE" -q -m ./trunc.gguf -o s.json --topic "a harbor"
+    check "truncated: the tensor and the file are named" grep -q "trunc.gguf.*beyond the end of the file" "$T/.err"
+fi
 check "no output left by failed runs" sh -c '! ls s.json* >/dev/null 2>&1'
 
 if [ ! -f "$MODEL" ]; then
