@@ -113,19 +113,27 @@ check "rerun: old PNG gone" test ! -e pair/flow_00000.png -a -f pair/flow_00000.
 # memory: the plan has the common schema, a GPU mode is refused with 75, the report carries the plan
 before=$(ls -A | grep -cv '^\.\(out\|err\)$')
 expect_exit "--plan needs no -o" 0 "$FX" --plan --pair gen/frame_00000.png gen/frame_00001.png
-check "--plan: auto picks cpu, cpu possible, beefy not" /usr/bin/python3 -c '
+# a CUDA build has a GPU path (dis_cuda.cu): beefy is possible in the plan,
+# but without a device auto still picks cpu
+check "--plan: auto picks cpu, cpu possible, beefy only in a CUDA build" /usr/bin/python3 -c '
 import json, sys
 p = json.load(open(sys.argv[1]))
-assert p["auto_pick"] == "cpu" and p["modes"]["cpu"]["possible"] and not p["modes"]["beefy"]["possible"]
-assert p["modes"]["cpu"]["host_rss"] > 0 and p["width"] > 0' "$T/.out"
+cuda = sys.argv[2] == "1"
+assert p["auto_pick"] == "cpu" and p["modes"]["cpu"]["possible"] and p["modes"]["beefy"]["possible"] == cuda
+assert p["modes"]["lightweight"]["possible"] == cuda
+if cuda: assert p["modes"]["beefy"]["vram_peak"] > 0
+assert p["modes"]["cpu"]["host_rss"] > 0 and p["width"] > 0' "$T/.out" "${ISOPIPE_CUDA_BUILD:-0}"
 check "--plan wrote nothing" test "$(ls -A | grep -cv '^\.\(out\|err\)$')" = "$before"
 expect_exit "--memory-mode beefy -> 75" 75 "$FX" --memory-mode beefy -o o10 --pair gen/frame_00000.png gen/frame_00001.png
 check "beefy refused: no output" test ! -e o10
+expect_exit "--memory-mode lightweight without a GPU -> 75" 75 "$FX" --memory-mode lightweight -o o11 --pair gen/frame_00000.png gen/frame_00001.png
+check "lightweight refused: no output" test ! -e o11
 check "flow.json memory: mode cpu, plan within 25% of measured peak RSS" /usr/bin/python3 -c '
 import json, sys
 m = json.load(open("pair/flow.json"))["memory"]
 plan = m["plan"]["modes"]["cpu"]["host_rss"]
 assert m["mode"] == "cpu" and m["peak_rss"] > 0
+assert json.load(open("pair/flow.json"))["compute"] == "cpu"
 assert plan >= 0.75 * m["peak_rss"] and plan <= 1.5 * m["peak_rss"], (plan, m["peak_rss"])'
 expect_exit "--help" 0 "$FX" --help
 test_done

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "flo.h"
 #include "flowvis.h"
+#include "gpu.h"
 #include "fs.h"
 #include "image.h"
 #include "jsonio.h"
@@ -19,6 +20,9 @@
 #include "runtime.h"
 #include "scale.h"
 #include "source.h"
+#ifdef ISOPIPE_CUDA
+#include "dis_cuda.h"
+#endif
 
 void fx_default_opts(struct fx_opts *o)
 {
@@ -35,6 +39,10 @@ struct run {
     struct fsrc *src;
     struct pool *pool;
     struct dis *dis;
+#ifdef ISOPIPE_CUDA
+    struct dis_cuda *gdis;    /* the CUDA path, when the decided mode is a GPU one */
+#endif
+    int on_gpu;               /* flows computed by dis_cuda */
     struct dis_params dp;
     int w, h, cw, ch, scaled;
     float *grey;          /* w*h, the frame just read */
@@ -77,7 +85,12 @@ done:
 static int compute(struct run *r, const float *a, const float *b)
 {
     double t0 = mem_now(), c0 = cpu_now();
-    int rc = dis_compute(r->dis, a, b, r->u, r->v);
+    int rc;
+#ifdef ISOPIPE_CUDA
+    if (r->on_gpu) rc = dis_cuda_compute(r->gdis, a, b, r->u, r->v);
+    else
+#endif
+        rc = dis_compute(r->dis, a, b, r->u, r->v);
     if (rc) return rc;
     if (r->scaled) {
         scale_flow_up(r->u, r->v, r->cw, r->ch, r->fl.uv, r->w, r->h);
@@ -139,11 +152,11 @@ static int render_vis(struct run *r, double vmax)
     return rc;
 }
 
-static json_t *params_json(const struct dis_params *p, const struct dis *d)
+static json_t *params_json(const struct dis_params *p, int coarsest)
 {
     return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
                      "DIS (Kroeger et al. 2016) + variational refinement", "patch", p->patch, "stride", p->stride,
-                     "iterations", p->iters, "finest_level", p->finest, "coarsest_level", d ? dis_coarsest(d) : -1,
+                     "iterations", p->iters, "finest_level", p->finest, "coarsest_level", coarsest,
                      "var_fixed_point_iterations", p->var_outer, "var_sor_iterations", p->var_inner,
                      "var_iterations_below_finest", p->var_below, "alpha", (double)p->alpha, "delta",
                      (double)p->delta, "gamma", (double)p->gamma, "zeta", (double)p->zeta, "sor_omega",
@@ -154,6 +167,9 @@ static json_t *params_json(const struct dis_params *p, const struct dis *d)
 static void run_free(struct run *r)
 {
     dis_free(&r->dis);
+#ifdef ISOPIPE_CUDA
+    dis_cuda_free(&r->gdis);
+#endif
     pool_free(&r->pool);
     fsrc_free(&r->src);
     free(r->grey);
@@ -214,6 +230,19 @@ int fx_run(const struct fx_opts *o)
         char name[64];
         snprintf(name, sizeof name, "dis-%s", dis_preset_name(o->preset));
         if ((rc = plan_from_blocks(&r->plan, name, &b))) goto done;
+#ifdef ISOPIPE_CUDA
+        /* the CUDA path (dis_cuda.cu): its device memory is one arena of
+         * exactly dis_cuda_bytes, so the GPU modes' activations are that; the
+         * cpu mode keeps the host estimate above. Beefy and lightweight are
+         * the same here: there are no weights to stream. */
+        struct mem_plan cpu_plan = r->plan;
+        uint64_t arena = 0;
+        if ((rc = dis_cuda_bytes(r->cw, r->ch, &r->dp, &arena))) goto done;
+        b.activations = arena;
+        b.gpu_ok = 1;
+        if ((rc = plan_from_blocks(&r->plan, name, &b))) goto done;
+        r->plan.mode[MEM_MODE_CPU] = cpu_plan.mode[MEM_MODE_CPU];
+#endif
     }
     if (c->plan_only) {
         json_t *pj = rt_plan_json(r->rt, &r->plan);
@@ -233,12 +262,20 @@ int fx_run(const struct fx_opts *o)
     {
         enum mem_mode mode;
         if ((rc = rt_admit(r->rt, &r->plan, &mode))) goto done;
+        /* beefy and lightweight both run the CUDA path (no weights, so
+         * nothing to stream); a pretend device (ISOPIPE_FAKE_GPU) runs no
+         * kernels: it exercises planning and admission, the flow is the CPU's */
+        r->on_gpu = mode != MEM_MODE_CPU && !gpu_is_fake();
     }
     /* "load": the model is an algorithm, so loading is setting up its threads and buffers */
     rt_load_begin(r->rt);
     size_t n = (size_t)r->cw * r->ch, nf = (size_t)r->w * r->h;
     if ((rc = pool_new(&r->pool, o->threads))) goto done;
-    if ((rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) goto done;
+    if (!r->on_gpu && (rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) goto done;
+#ifdef ISOPIPE_CUDA
+    /* the stripes of the CPU path with --threads, so both compute the same flow */
+    if (r->on_gpu && (rc = dis_cuda_new(&r->gdis, r->cw, r->ch, &r->dp, o->threads))) goto done;
+#endif
     r->grey = malloc(sizeof(float) * nf);
     r->cur[0] = malloc(sizeof(float) * n);
     r->cur[1] = malloc(sizeof(float) * n);
@@ -320,8 +357,13 @@ int fx_run(const struct fx_opts *o)
                                                                  "upsampled bilinearly and multiplied by the size ratio)"
                                                                : "pixels of the input frames"));
     json_object_set_new(root, "preset", json_string(dis_preset_name(o->preset)));
-    json_object_set_new(root, "parameters", params_json(&r->dp, r->dis));
+    int coarsest = r->dis ? dis_coarsest(r->dis) : -1;
+#ifdef ISOPIPE_CUDA
+    if (r->gdis) coarsest = dis_cuda_coarsest(r->gdis);
+#endif
+    json_object_set_new(root, "parameters", params_json(&r->dp, coarsest));
     json_object_set_new(root, "threads", json_integer(o->threads));
+    json_object_set_new(root, "compute", json_string(r->on_gpu ? "cuda" : "cpu"));
     json_object_set_new(root, "every", json_integer(o->every));
     json_object_set_new(root, "max_size", json_integer(o->max_size));
     json_object_set_new(root, "backward", json_boolean(o->backward));
@@ -336,7 +378,6 @@ int fx_run(const struct fx_opts *o)
                                                   r->flow_cpu_seconds, "pairs_per_second",
                                                   r->flow_seconds > 0 ? r->npairs / r->flow_seconds : 0.0));
     json_t *mem = rt_memory_json(r->rt);
-    json_object_set_new(mem, "mode", json_string("cpu"));
     json_object_set_new(root, "memory", mem);
     {
         char *jp = fs_join(r->tmp, "flow.json");
