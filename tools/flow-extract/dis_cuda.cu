@@ -1,7 +1,7 @@
 // dis_cuda.cu — DIS optical flow on a CUDA device: a port of dis.c stage by
 // stage (see dis.h for the algorithm and dis.c for the reasons behind each
 // choice). Kernels, per level: downsample (one thread per pixel), gradients
-// (per pixel), patch inverse search (one thread per patch row of a stripe,
+// (per pixel), patch inverse search (8 lanes per patch, one patch row of a stripe per lane group,
 // walking the stripe's patches as a wavefront: a patch on anti-diagonal t
 // needs its left and upper neighbours, both on diagonal t - 1, so the
 // propagation order of the CPU path is kept exactly), densification (per
@@ -246,11 +246,18 @@ __device__ __forceinline__ void warp8(const float *I, int w, int h, float fx, fl
 }
 
 // ---- patch inverse search (DIS §2.1) ----
+// A patch is worked on by 8 lanes, lane x holding column x of the 8 x 8
+// block: the CPU's 8-lane vectors exactly. A sum over the patch is the
+// per-lane sum over rows, then an xor-butterfly over the 8 lanes, which adds
+// ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)) as hsum8 in dis.c does,
+// and leaves the same value in every lane (IEEE addition commutes), so the
+// lanes of a patch never diverge.
 
 struct pctx {
-    const float *T, *GX, *GY;  // top-left of the patch in I0, gx, gy (row stride w)
+    const float *T, *GX, *GY;  // column `lane` of the patch in I0, gx, gy (row stride w)
     float meanT, hxx, hxy, hyy, det;
-    int x0, y0;
+    int x0, y0, lane;
+    unsigned mask;             // the 8 lanes of this patch in the warp
 };
 
 struct dlev_arg {
@@ -258,26 +265,49 @@ struct dlev_arg {
     int w, h;
 };
 
+__device__ __forceinline__ float lsum(const pctx *c, float a)
+{
+    a += __shfl_xor_sync(c->mask, a, 1, 8);
+    a += __shfl_xor_sync(c->mask, a, 2, 8);
+    a += __shfl_xor_sync(c->mask, a, 4, 8);
+    return a;
+}
+
+// column `lane` of warp8's block (dis.c): the same weights and clamping
+__device__ __forceinline__ void warp_col(const float *I, int w, int h, float fx, float fy, int x, float W[P8])
+{
+    int ix = (int)floorf(fx), iy = (int)floorf(fy);
+    if (ix >= 0 && iy >= 0 && ix + P8 < w && iy + P8 < h) {
+        float ax = fx - ix, ay = fy - iy;
+        float w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
+        const float *r = I + (size_t)iy * w + ix + x;
+#pragma unroll
+        for (int y = 0; y < P8; y++)
+            W[y] = w00 * r[y * w] + w01 * r[y * w + 1] + w10 * r[(y + 1) * w] + w11 * r[(y + 1) * w + 1];
+        return;
+    }
+#pragma unroll
+    for (int y = 0; y < P8; y++) W[y] = sample(I, w, h, fx + x, fy + y);
+}
+
 __device__ void patch_load(pctx *c, const dlev_arg &L, int x0, int y0, int mean_norm)
 {
-    float s[8] = { 0 }, sx[8] = { 0 }, sy[8] = { 0 }, sxx[8] = { 0 }, sxy[8] = { 0 }, syy[8] = { 0 };
+    float s = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
     c->x0 = x0;
     c->y0 = y0;
-    size_t o = (size_t)y0 * L.w + x0;
+    size_t o = (size_t)y0 * L.w + x0 + c->lane;
     c->T = L.I0 + o;
     c->GX = L.gx + o;
     c->GY = L.gy + o;
 #pragma unroll
-    for (int y = 0; y < P8; y++)
-#pragma unroll
-        for (int x = 0; x < P8; x++) {
-            float t = c->T[y * L.w + x], gx = c->GX[y * L.w + x], gy = c->GY[y * L.w + x];
-            s[x] += t; sx[x] += gx; sy[x] += gy;
-            sxx[x] += gx * gx; sxy[x] += gx * gy; syy[x] += gy * gy;
-        }
-    double n = P8 * P8, Sx = hsum8(sx), Sy = hsum8(sy);
-    double Sxx = hsum8(sxx), Sxy = hsum8(sxy), Syy = hsum8(syy);
-    c->meanT = hsum8(s) / (float)n;
+    for (int y = 0; y < P8; y++) {
+        float t = c->T[y * L.w], gx = c->GX[y * L.w], gy = c->GY[y * L.w];
+        s += t; sx += gx; sy += gy;
+        sxx += gx * gx; sxy += gx * gy; syy += gy * gy;
+    }
+    double n = P8 * P8, Sx = lsum(c, sx), Sy = lsum(c, sy);
+    double Sxx = lsum(c, sxx), Sxy = lsum(c, sxy), Syy = lsum(c, syy);
+    c->meanT = lsum(c, s) / (float)n;
     if (mean_norm) {
         Sxx -= Sx * Sx / n; Sxy -= Sx * Sy / n; Syy -= Sy * Sy / n;
     }
@@ -285,33 +315,27 @@ __device__ void patch_load(pctx *c, const dlev_arg &L, int x0, int y0, int mean_
     c->det = (float)(Sxx * Syy - Sxy * Sxy);
 }
 
-__device__ __forceinline__ float patch_md(const pctx *c, float W[P8][P8], int mean_norm)
+__device__ __forceinline__ float patch_md(const pctx *c, const float W[P8], int mean_norm)
 {
     if (!mean_norm) return 0.f;
-    float s[8];
+    float s = W[0];
 #pragma unroll
-    for (int x = 0; x < P8; x++) s[x] = W[0][x];
-#pragma unroll
-    for (int y = 1; y < P8; y++)
-#pragma unroll
-        for (int x = 0; x < P8; x++) s[x] += W[y][x];
-    return hsum8(s) * (1.f / (P8 * P8)) - c->meanT;
+    for (int y = 1; y < P8; y++) s += W[y];
+    return lsum(c, s) * (1.f / (P8 * P8)) - c->meanT;
 }
 
 __device__ float patch_ssd(const pctx *c, const dlev_arg &L, float u, float v, int mean_norm)
 {
-    float W[P8][P8];
-    warp8(L.I1, L.w, L.h, c->x0 + u, c->y0 + v, W);
+    float W[P8];
+    warp_col(L.I1, L.w, L.h, c->x0 + u, c->y0 + v, c->lane, W);
     float m = patch_md(c, W, mean_norm);
-    float acc[8] = { 0 };
+    float acc = 0;
 #pragma unroll
-    for (int y = 0; y < P8; y++)
-#pragma unroll
-        for (int x = 0; x < P8; x++) {
-            float r = W[y][x] - c->T[y * L.w + x] - m;
-            acc[x] += r * r;
-        }
-    return hsum8(acc);
+    for (int y = 0; y < P8; y++) {
+        float r = W[y] - c->T[y * L.w] - m;
+        acc += r * r;
+    }
+    return lsum(c, acc);
 }
 
 __device__ float patch_descend(const pctx *c, const dlev_arg &L, int iters, int mean_norm, float *pu, float *pv)
@@ -320,20 +344,19 @@ __device__ float patch_descend(const pctx *c, const dlev_arg &L, int iters, int 
     if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd(c, L, u, v, mean_norm);
     float inv = 1.f / c->det;
     for (int it = 0; it <= iters; it++) {
-        float W[P8][P8];
-        warp8(L.I1, L.w, L.h, c->x0 + u, c->y0 + v, W);
+        float W[P8];
+        warp_col(L.I1, L.w, L.h, c->x0 + u, c->y0 + v, c->lane, W);
         float m = patch_md(c, W, mean_norm);
-        float s[8] = { 0 }, bx[8] = { 0 }, by[8] = { 0 };
+        float s = 0, bx = 0, by = 0;
 #pragma unroll
-        for (int y = 0; y < P8; y++)
-#pragma unroll
-            for (int x = 0; x < P8; x++) {
-                float r = W[y][x] - c->T[y * L.w + x] - m;
-                s[x] += r * r;
-                bx[x] += c->GX[y * L.w + x] * r;
-                by[x] += c->GY[y * L.w + x] * r;
-            }
-        float ssd = hsum8(s);
+        for (int y = 0; y < P8; y++) {
+            float r = W[y] - c->T[y * L.w] - m;
+            s += r * r;
+            bx += c->GX[y * L.w] * r;
+            by += c->GY[y * L.w] * r;
+        }
+        float ssd = lsum(c, s);
+        float Bx = lsum(c, bx), By = lsum(c, by);
         if (!(ssd < best)) {
             u = pu0;
             v = pv0;
@@ -343,7 +366,6 @@ __device__ float patch_descend(const pctx *c, const dlev_arg &L, int iters, int 
         pu0 = u;
         pv0 = v;
         if (it == iters) break;
-        float Bx = hsum8(bx), By = hsum8(by);
         float du = (c->hyy * Bx - c->hxy * By) * inv;
         float dv = (c->hxx * By - c->hxy * Bx) * inv;
         u -= du;
@@ -362,11 +384,11 @@ struct patch_arg {
     int nx, ny, nstripes, pass, search, stride, iters, mean_norm, propagate, cand;
 };
 
-// one block per stripe, one thread per patch row of it; step t of the
+// one block per stripe, one 8-lane group per patch row of it; step t of the
 // wavefront handles column t - row (pass 0) so both neighbours that
 // propagation reads (left and above; right and below in pass 1) were
 // written at step t - 1, as in the CPU's sequential order
-// (a stripe taller than the block goes in chunks of blockDim.x rows, one
+// (a stripe taller than the block goes in chunks of blockDim.x / 8 rows, one
 // after the other: a chunk's first row needs the previous chunk's last)
 #define PATCH_THREADS 256
 __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
@@ -378,17 +400,20 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
     int it0 = a.propagate ? (a.iters + 1) / 2 : a.iters;
     int its = a.pass == 0 ? it0 : a.iters - it0;
     int nx = a.nx, fw = L.w, mn = a.mean_norm;
-    for (int base = 0; base < nrows; base += blockDim.x) {
-    int nchunk = min((int)blockDim.x, nrows - base), i = base + threadIdx.x;
+    int g = threadIdx.x / P8, ng = blockDim.x / P8;
+    for (int base = 0; base < nrows; base += ng) {
+    int nchunk = min(ng, nrows - base), i = base + g;
     for (int t = 0; t < nchunk + nx - 1; t++) {
-        int cc = t - (int)threadIdx.x;
-        if ((int)threadIdx.x < nchunk && cc >= 0 && cc < nx) {
+        int cc = t - g;
+        if (g < nchunk && cc >= 0 && cc < nx) {
             int r = a.pass == 0 ? r0 + i : r1 - 1 - i;
             int col = a.pass == 0 ? cc : nx - 1 - cc;
             int y0 = grid_pos(r, a.ny, L.h, P8, a.stride);
             int x0 = grid_pos(col, nx, L.w, P8, a.stride);
             int id = r * nx + col;
             pctx c;
+            c.lane = threadIdx.x % P8;
+            c.mask = 0xffu << (threadIdx.x % 32 / P8 * P8);
             patch_load(&c, L, x0, y0, mn);
             float u, v;
             if (a.pass == 0) {
@@ -445,8 +470,10 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
             }
             patch_descend(&c, L, its, mn, &u, &v);
             if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
-            a.pu[id] = u;
-            a.pv[id] = v;
+            if (c.lane == 0) {
+                a.pu[id] = u;
+                a.pv[id] = v;
+            }
         }
         __syncthreads();
     }
@@ -759,7 +786,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         pa.nstripes = 2 * nt > 4 ? 2 * nt : 4;
         if (pa.nstripes > pa.ny) pa.nstripes = pa.ny;
         int rows = (pa.ny + pa.nstripes - 1) / pa.nstripes;
-        int threads = rows >= PATCH_THREADS ? PATCH_THREADS : (rows + 31) / 32 * 32;
+        int threads = rows * P8 >= PATCH_THREADS ? PATCH_THREADS : (rows * P8 + 31) / 32 * 32;
         pa.stride = p->stride; pa.iters = p->iters; pa.mean_norm = p->mean_norm; pa.propagate = p->propagate;
         pa.cand = p->cand;
         pa.search = l == d->coarsest ? p->search : 0;
