@@ -176,4 +176,4 @@ clean:
 .PHONY: all test tests-build fuzz deps models install clean sample
 .DELETE_ON_ERROR:
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -type f -name '*.d' 2>/dev/null)

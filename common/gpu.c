@@ -40,6 +40,9 @@ typedef int (*nvml_procs_fn)(void *, unsigned int *, struct nvml_proc *);
 static void *g_nvml_lib, *g_nvml_dev;
 static nvml_procs_fn g_nvml_procs;
 static int (*g_nvml_shutdown)(void);
+/* nvmlMemory_t: device-wide total/free/used, readable without a CUDA context */
+struct nvml_mem { unsigned long long total, free, used; };
+static int (*g_nvml_meminfo)(void *, struct nvml_mem *) __attribute__((unused)); /* used by CUDA builds */
 
 #ifdef ISOPIPE_CUDA
 static void nvml_open(void)
@@ -55,6 +58,7 @@ static void nvml_open(void)
     g_nvml_procs = (nvml_procs_fn)dlsym(g_nvml_lib, "nvmlDeviceGetComputeRunningProcesses_v3");
     if (!g_nvml_procs) g_nvml_procs = (nvml_procs_fn)dlsym(g_nvml_lib, "nvmlDeviceGetComputeRunningProcesses_v2");
     g_nvml_shutdown = (int (*)(void))dlsym(g_nvml_lib, "nvmlShutdown");
+    g_nvml_meminfo = (int (*)(void *, struct nvml_mem *))dlsym(g_nvml_lib, "nvmlDeviceGetMemoryInfo");
     if (!init || !by_pci || !g_nvml_procs || init() != 0 || by_pci(g_info.pci, &g_nvml_dev) != 0) {
         log_verbose("gpu: NVML present but unusable: process VRAM from own accounting");
         if (init && g_nvml_shutdown && g_nvml_dev) g_nvml_shutdown();
@@ -62,6 +66,7 @@ static void nvml_open(void)
         g_nvml_lib = NULL;
         g_nvml_dev = NULL;
         g_nvml_procs = NULL;
+        g_nvml_meminfo = NULL;
     }
 }
 #endif
@@ -175,6 +180,29 @@ done:
 
 const struct gpu_info *gpu_get_info(void) { return &g_info; }
 int gpu_present(void) { return g_info.backend != GPU_BACKEND_NONE; }
+
+int gpu_activate(void)
+{
+#ifdef ISOPIPE_CUDA
+    if (g_info.backend == GPU_BACKEND_CUDA) return gpuc_activate();
+#endif
+    return 0;
+}
+
+#ifdef ISOPIPE_CUDA
+/* free/total of the real device: NVML while this process has no context (so
+ * asking costs no VRAM), the CUDA runtime once it has one */
+static int cuda_mem_get(uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    struct nvml_mem m;
+    if (!gpuc_active() && g_nvml_meminfo && g_nvml_meminfo(g_nvml_dev, &m) == 0) {
+        *free_bytes = m.free;
+        *total_bytes = m.total;
+        return 0;
+    }
+    return gpuc_mem_get(free_bytes, total_bytes);
+}
+#endif
 int gpu_is_fake(void) { return g_info.backend == GPU_BACKEND_FAKE; }
 
 void gpu_shutdown(void)
@@ -204,7 +232,7 @@ int gpu_ledger_free_fn(uint64_t others_used, uint64_t *free_bytes, void *ctx)
     switch (g_info.backend) {
     case GPU_BACKEND_FAKE: *free_bytes = fake_free(others_used); return 0;
 #ifdef ISOPIPE_CUDA
-    case GPU_BACKEND_CUDA: { uint64_t t; return gpuc_mem_get(free_bytes, &t); }
+    case GPU_BACKEND_CUDA: { uint64_t t; return cuda_mem_get(free_bytes, &t); }
 #endif
     default: return iso_fail(ISO_EUNAVAIL, "no GPU");
     }
@@ -218,7 +246,7 @@ int gpu_mem_get(uint64_t *free_bytes, uint64_t *total_bytes)
         *total_bytes = g_info.total;
         return 0;
 #ifdef ISOPIPE_CUDA
-    case GPU_BACKEND_CUDA: return gpuc_mem_get(free_bytes, total_bytes);
+    case GPU_BACKEND_CUDA: return cuda_mem_get(free_bytes, total_bytes);
 #endif
     default: return iso_fail(ISO_EUNAVAIL, "no GPU");
     }

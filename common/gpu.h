@@ -40,6 +40,12 @@ const struct gpu_info *gpu_get_info(void);
 /* 1 when a device (real or fake) is present */
 int gpu_present(void);
 int gpu_is_fake(void);
+/* Create the CUDA context on the discovered device (once; no-op for the
+ * fake device and without one). Discovery does not create it: a process
+ * that never chooses a GPU mode costs no VRAM. rt_admit calls this before a
+ * GPU-mode decision, so the decision sees free VRAM net of our own context;
+ * any gpuc_* call that needs the context also creates it. */
+int gpu_activate(void);
 /* release CUDA/NVML resources at exit (arenas must be freed first) */
 void gpu_shutdown(void);
 
@@ -129,6 +135,8 @@ int gpu_device_sync(void);
 /* The CUDA side (gpu_cuda.cu); gpu.c is the only caller. Each returns 0 or
  * a negative status with iso_fail() done. */
 int gpuc_init(int device, struct gpu_info *info, int *n_devices);
+int gpuc_activate(void);   /* set the device and create its context (once) */
+int gpuc_active(void);
 int gpuc_mem_get(uint64_t *free_bytes, uint64_t *total_bytes);
 int gpuc_malloc(void **p, uint64_t bytes);
 void gpuc_free(void *p);

@@ -19,6 +19,30 @@ extern "C" {
         if (e_ != cudaSuccess) return iso_fail((code), "%s: %s", #call, cudaGetErrorString(e_)); \
     } while (0)
 
+// The context (300-550 MiB of VRAM, by card and driver) is created only when
+// a GPU mode is chosen (gpuc_activate, from rt_admit) or a call needs it: a
+// CUDA build running in cpu mode, or vram-probe, takes no VRAM at all. The
+// discovery below (device count, properties, PCI id) needs no context.
+static int g_device = -1, g_active;
+
+extern "C" int gpuc_activate(void)
+{
+    if (g_active) return 0;
+    if (g_device < 0) return iso_fail(ISO_EUNAVAIL, "no CUDA device was discovered");
+    CK(cudaSetDevice(g_device), ISO_EUNAVAIL);
+    CK(cudaFree(0), ISO_EUNAVAIL);
+    g_active = 1;
+    return 0;
+}
+
+extern "C" int gpuc_active(void) { return g_active; }
+
+#define ENSURE()                                 \
+    do {                                         \
+        int r_ = gpuc_activate();                \
+        if (r_) return r_;                       \
+    } while (0)
+
 extern "C" int gpuc_init(int device, struct gpu_info *info, int *n_devices)
 {
     int n = 0;
@@ -32,12 +56,9 @@ extern "C" int gpuc_init(int device, struct gpu_info *info, int *n_devices)
     if (device < 0 || device >= n)
         return iso_fail(ISO_EUSAGE, "--device %d: there %s %d CUDA device%s", device, n == 1 ? "is" : "are", n,
                         n == 1 ? "" : "s");
-    CK(cudaSetDevice(device), ISO_EUNAVAIL);
     cudaDeviceProp p;
     CK(cudaGetDeviceProperties(&p, device), ISO_EUNAVAIL);
-    // the context is created here, not at the first allocation, so the
-    // VRAM figures at "before load" already include it
-    CK(cudaFree(0), ISO_EUNAVAIL);
+    g_device = device;
     snprintf(info->name, sizeof info->name, "%s", p.name);
     info->total = p.totalGlobalMem;
     info->cc_major = p.major;
@@ -58,6 +79,7 @@ extern "C" int gpuc_init(int device, struct gpu_info *info, int *n_devices)
 
 extern "C" int gpuc_mem_get(uint64_t *free_bytes, uint64_t *total_bytes)
 {
+    ENSURE();
     size_t f = 0, t = 0;
     CK(cudaMemGetInfo(&f, &t), ISO_EIO);
     *free_bytes = f;
@@ -67,6 +89,7 @@ extern "C" int gpuc_mem_get(uint64_t *free_bytes, uint64_t *total_bytes)
 
 extern "C" int gpuc_malloc(void **p, uint64_t bytes)
 {
+    ENSURE();
     cudaError_t e = cudaMalloc(p, bytes);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -81,6 +104,7 @@ extern "C" void gpuc_free(void *p) { cudaFree(p); }
 
 extern "C" int gpuc_host_alloc(void **p, uint64_t bytes)
 {
+    ENSURE();
     cudaError_t e = cudaHostAlloc(p, bytes, cudaHostAllocDefault);
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -94,6 +118,7 @@ extern "C" void gpuc_host_free(void *p) { cudaFreeHost(p); }
 
 extern "C" int gpuc_stream_create(void **s)
 {
+    ENSURE();
     cudaStream_t st;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), ISO_EIO);
     *s = st;
@@ -109,6 +134,7 @@ extern "C" int gpuc_stream_sync(void *s)
 
 extern "C" int gpuc_event_create(void **e)
 {
+    ENSURE();
     cudaEvent_t ev;
     CK(cudaEventCreate(&ev), ISO_EIO);
     *e = ev;
@@ -138,22 +164,26 @@ extern "C" int gpuc_event_elapsed(void *a, void *b, float *ms)
 }
 extern "C" int gpuc_memcpy_h2d(void *dev, const void *host, uint64_t n, void *s)
 {
+    ENSURE();
     if (s) CK(cudaMemcpyAsync(dev, host, n, cudaMemcpyHostToDevice, (cudaStream_t)s), ISO_EIO);
     else CK(cudaMemcpy(dev, host, n, cudaMemcpyHostToDevice), ISO_EIO);
     return 0;
 }
 extern "C" int gpuc_memcpy_d2h(void *host, const void *dev, uint64_t n)
 {
+    ENSURE();
     CK(cudaMemcpy(host, dev, n, cudaMemcpyDeviceToHost), ISO_EIO);
     return 0;
 }
 extern "C" int gpuc_memset(void *dev, int byte, uint64_t n)
 {
+    ENSURE();
     CK(cudaMemset(dev, byte, n), ISO_EIO);
     return 0;
 }
 extern "C" int gpuc_device_sync(void)
 {
+    ENSURE();
     CK(cudaDeviceSynchronize(), ISO_EIO);
     return 0;
 }

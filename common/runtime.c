@@ -169,6 +169,18 @@ int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
         if (rc) goto done;
         goto admitted;
     }
+    if (!p->mode[MEM_MODE_BEEFY].possible && !p->mode[MEM_MODE_LIGHTWEIGHT].possible) {
+        /* a tool with no GPU path (the morph, a CPU-only build's plan): no
+         * context, no reservation; an explicit GPU mode is refused below */
+        fill_env(rt, &e, 0, 0);
+        rc = plan_decide(p, rt->requested, &e, &rt->mode);
+        if (rc) goto done;
+        goto admitted;
+    }
+    /* the context is created now, not at discovery, so a run that ends up in
+     * cpu mode never paid for it, and the decision below sees free VRAM net
+     * of it (the plan does not count it: docs/memory.md) */
+    if ((rc = gpu_activate())) goto done;
     if ((rc = ledger_open(gpu_get_info()->key, &rt->ledger))) goto done;
     struct decide_ctx d = { rt, p, rt->requested, MEM_MODE_AUTO };
     double t0 = mem_now(), wait = rt->c->wait_vram_s;

@@ -19,7 +19,7 @@ if [ -z "$BIN" ]; then
     if ! command -v nvcc >/dev/null 2>&1; then
         echo "skip - CUDA DIS against the CPU path (no nvcc and no FLOW_CHECK_BIN)"; echo "0 passed, 0 failed, 1 skipped"; exit 0
     fi
-    O=build/tests/gpu/flow_check.o.d
+    O=build/tests/gpu/flow_check-obj
     mkdir -p "$O" || exit 1
     CC=${CC:-cc}
     CF="-O2 -std=c11 -D_GNU_SOURCE -pthread -fno-strict-aliasing -DISOPIPE_CUDA=1 -Icommon -Itools/flow-extract"

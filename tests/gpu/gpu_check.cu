@@ -87,6 +87,15 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("# device: %s, %.0f MiB\n", gpu_get_info()->name, gpu_get_info()->total / (double)MIB);
+    // discovery creates no context: measure it, then make it so free-VRAM deltas below are the arena's alone
+    {
+        uint64_t f0 = 0, t0 = 0, f1 = 0, t1 = 0;
+        gpu_mem_get(&f0, &t0);
+        if (gpu_activate()) { printf("FAIL - gpu_activate: %s\n", iso_errmsg()); return 1; }
+        gpu_mem_get(&f1, &t1);
+        printf("# CUDA context: %.1f MiB of VRAM (free before %.1f, after %.1f MiB)\n", ((double)f0 - (double)f1) / MIB,
+               f0 / (double)MIB, f1 / (double)MIB);
+    }
 
     // ---- arenas
     {

@@ -41,6 +41,7 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("# device: %s\n", gpu_get_info()->name);
+    if (gpu_activate()) { printf("FAIL - gpu_activate: %s\n", iso_errmsg()); return 1; }
     struct llm_params p;
     llm_params_default(&p);
     p.n_ctx = n + 64;
