@@ -4,6 +4,9 @@
 set -eu
 PKGS="build-essential pkg-config libpng-dev libjansson-dev libavcodec-dev libavformat-dev
 libavutil-dev libswscale-dev ffmpeg clang python3 python3-pip python3-numpy parallel"
+# libFuzzer's runtime is only a Recommends of clang-14, and this script installs
+# without recommends; GNU time measures peak RSS in the benchmarks
+PKGS="$PKGS libclang-rt-14-dev time"
 # reference tools for benchmarks and tests (OpenCV's DIS/Farneback, skimage's Middlebury pair)
 PKGS="$PKGS python3-opencv python3-skimage"
 # real footage for the interpolation benchmark (OpenCV samples vtest.avi, Apache-2.0/BSD-3-Clause)
