@@ -150,6 +150,19 @@ json_t *rt_plan_json(struct rt *rt, const struct mem_plan *p)
     return j;
 }
 
+int rt_print_plan(struct rt *rt, const struct mem_plan *p, json_t *extra)
+{
+    json_t *pj = rt_plan_json(rt, p);
+    if (pj && extra) json_object_update(pj, extra);
+    json_decref(extra);
+    char *txt = pj ? json_dumps(pj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    json_decref(pj);
+    if (!txt) return iso_fail(ISO_EINTERNAL, "cannot format the plan");
+    printf("%s\n", txt);
+    free(txt);
+    return 0;
+}
+
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };

@@ -42,6 +42,9 @@ int rt_peek(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode);
 /* plan_to_json + "requested", "auto_pick" (or null + "auto_reason"),
  * "device" {backend, name, free, total}, "vram_reserve" (new reference) */
 json_t *rt_plan_json(struct rt *rt, const struct mem_plan *p);
+/* --plan: print rt_plan_json (with the fields of extra merged in; extra is
+ * consumed and may be NULL) on stdout as indented JSON. 0 or a status. */
+int rt_print_plan(struct rt *rt, const struct mem_plan *p, json_t *extra);
 
 /* Decide the mode for c->memory_mode and reserve its vram_peak in the
  * ledger, atomically. Not admitted: retry every 100 ms up to c->wait_vram_s

@@ -245,18 +245,9 @@ int fx_run(const struct fx_opts *o)
 #endif
     }
     if (c->plan_only) {
-        json_t *pj = rt_plan_json(r->rt, &r->plan);
-        if (pj) {
-            json_object_set_new(pj, "width", json_integer(r->w));
-            json_object_set_new(pj, "height", json_integer(r->h));
-            json_object_set_new(pj, "computed_width", json_integer(r->cw));
-            json_object_set_new(pj, "computed_height", json_integer(r->ch));
-        }
-        char *txt = pj ? json_dumps(pj, JSON_INDENT(2)) : NULL;
-        json_decref(pj);
-        if (!txt) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        printf("%s\n", txt);
-        free(txt);
+        rc = rt_print_plan(r->rt, &r->plan,
+                           json_pack("{s:i, s:i, s:i, s:i}", "width", r->w, "height", r->h, "computed_width", r->cw,
+                                     "computed_height", r->ch));
         goto done;
     }
     {

@@ -276,12 +276,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     lp.device = c->device;
     if ((rc = llm_plan(model_path, &lp, &plan))) goto done;
     if (c->plan_only) {
-        json_t *pj = rt_plan_json(rt, &plan);
-        char *s = pj ? json_dumps(pj, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-        if (s) printf("%s\n", s);
-        else rc = iso_fail(ISO_EINTERNAL, "cannot format the plan");
-        free(s);
-        json_decref(pj);
+        rc = rt_print_plan(rt, &plan, NULL);
         goto done;
     }
     enum mem_mode mode;

@@ -151,11 +151,8 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
         goto done;
     }
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
-    if (c->output) {
-        /* "seg_000/" names the directory seg_000 (fs_dirname would take it for the parent) */
-        if (!(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        for (size_t n = strlen(out); n > 1 && out[n - 1] == '/'; n--) out[n - 1] = 0;
-    }
+    /* "seg_000/" names the directory seg_000: common/fs handles the trailing slash */
+    if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if (a->frames < 2) { rc = iso_fail(ISO_EDATA, "--frames %ld: a segment needs at least 2 frames", a->frames); goto done; }
     if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if (ops->needs & SEGMODEL_NEEDS_WEIGHTS && (rc = model_find(name, ops->exts, &model_path))) goto done;
@@ -171,12 +168,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if ((rc = image_png_size(a->start, &p.width, &p.height))) goto done;
     if ((rc = ops->plan(&p, &plan))) goto done;
     if (c->plan_only) {
-        json_t *pj = rt_plan_json(rt, &plan);
-        char *txt = pj ? json_dumps(pj, JSON_INDENT(2)) : NULL;
-        json_decref(pj);
-        if (!txt) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        printf("%s\n", txt);
-        free(txt);
+        rc = rt_print_plan(rt, &plan, NULL);
         goto done;
     }
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
