@@ -186,11 +186,7 @@ int main(int argc, char **argv)
     struct mem_plan plan;
     if ((rc = plan_from_blocks(&plan, path, &pb))) goto done;
     if (c.plan_only) {
-        json_t *j = rt_plan_json(rt, &plan);
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-        json_decref(j);
-        if (s) printf("%s\n", s);
-        free(s);
+        rc = rt_print_plan(rt, &plan, NULL);
         goto done;
     }
     enum mem_mode mode;
