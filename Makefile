@@ -17,7 +17,7 @@ VERSION    := 0.1.0
 PREFIX     ?= /usr/local
 CC         ?= cc
 NVCC       ?= nvcc
-PKGS       := libpng jansson libavcodec libavformat libavutil libswscale
+PKGS       := libpng jansson libavcodec libavformat libavutil libswscale openblas
 
 ifeq ($(strip $(SANITIZE)),)
   B        := build

@@ -4,6 +4,8 @@
 set -eu
 PKGS="build-essential pkg-config libpng-dev libjansson-dev libavcodec-dev libavformat-dev
 libavutil-dev libswscale-dev ffmpeg clang python3 python3-pip python3-numpy parallel"
+# the nn core's GEMM (common/nn.c): OpenBLAS, the pthreads build
+PKGS="$PKGS libopenblas-dev"
 # libFuzzer's runtime is only a Recommends of clang-14, and this script installs
 # without recommends; GNU time measures peak RSS in the benchmarks
 PKGS="$PKGS libclang-rt-14-dev time"

@@ -25,7 +25,7 @@ if [ -z "$BIN" ]; then
     CF="-O2 -std=c11 -D_GNU_SOURCE -pthread -fno-strict-aliasing -DISOPIPE_CUDA=1 -Icommon -Itools/flow-extract"
     ARCH=${NVCC_ARCH:--arch=native}
     NF="-O2 -std=c++17 -Icommon -Itools/flow-extract -DISOPIPE_CUDA=1 $ARCH"
-    for f in tools/flow-extract/dis.c tools/flow-extract/pool.c common/err.c common/gpu.c common/mem.c \
+    for f in tools/flow-extract/dis.c common/pool.c common/err.c common/gpu.c common/mem.c \
              common/log.c common/ledger.c common/fs.c tests/gpu/flow_check.c; do
         $CC $CF -c "$f" -o "$O/$(basename "$f" .c).o" || { echo "FAIL - build $f"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
     done

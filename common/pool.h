@@ -1,10 +1,10 @@
-/* pool.h — a fixed set of worker threads for data-parallel loops.
+/* pool.h — one fixed set of worker threads for data-parallel loops, shared by every tool (flow-extract, the nn core and the models on it).
  * pool_for(p, n, fn, ctx) calls fn(ctx, i0, i1, worker) on disjoint ranges
  * covering [0, n) and returns when all are done; the calling thread works
  * too. With one thread everything runs inline. The pool owns its threads:
  * pool_free joins them. */
-#ifndef FLOW_POOL_H
-#define FLOW_POOL_H
+#ifndef ISOPIPE_POOL_H
+#define ISOPIPE_POOL_H
 
 struct pool;
 typedef void (*pool_fn)(void *ctx, int i0, int i1, int worker);

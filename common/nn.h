@@ -1,0 +1,138 @@
+/* nn.h — the numerical core every model is written on (the Wan DiT, umT5,
+ * the Wan VAE, RIFE, later models): GEMM through OpenBLAS, attention,
+ * LayerNorm/RMSNorm, GELU/SiLU, RoPE, adaLN modulation and convolutions as
+ * GEMM, all on one thread pool (common/pool.h).
+ *
+ * Conventions. Activations are float32, row-major, in memory the context
+ * owns or the caller allocated with nn_alloc. A model's forward touches
+ * activations only through nn_* calls, so that the same forward can later
+ * run on another backend (the context says which; today only NN_CPU exists:
+ * the CUDA backend with cuBLAS loaded at run time is the next step, see
+ * docs/nn.md). Weights are views into a mapping (struct nn_w): f32, f16,
+ * bf16 or fp8 e4m3/e5m2 with a per-tensor scale ("scaled fp8"); non-f32
+ * weights are converted tile by tile into per-thread scratch, never whole.
+ * Layouts follow PyTorch so that a loader passes weights as they are stored:
+ * Linear W is [out, in], Conv2d W is [O, C/groups, kh, kw], Conv3d W is
+ * [O, C, kt, kh, kw], ConvTranspose2d W is [C, O, kh, kw].
+ *
+ * Every function is deterministic for a given thread count and, where it
+ * matters (reductions), also across thread counts: each output element is
+ * computed by one thread in a fixed order. Errors: functions that can fail
+ * (allocation) return 0 or ISO_E*; compute functions check nothing at run
+ * time beyond what their comment says — the model checked shapes at load. */
+#ifndef ISOPIPE_NN_H
+#define ISOPIPE_NN_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "weights.h"
+
+struct pool;
+
+enum nn_backend { NN_CPU = 0 };
+
+struct nn;
+
+/* threads >= 1: the pool's size and OpenBLAS's thread count */
+int nn_new(struct nn **out, enum nn_backend backend, int threads);
+void nn_free(struct nn **nn);
+int nn_threads(const struct nn *nn);
+struct pool *nn_pool(struct nn *nn);
+/* "openblas 0.3.21 (Haswell, pthreads)" — for reports */
+const char *nn_blas_info(void);
+
+/* activation memory (64-byte aligned, zeroed); NULL + iso_fail on failure */
+float *nn_alloc(struct nn *nn, size_t nfloats);
+void nn_release(struct nn *nn, float **p);
+
+/* a weight as stored: data points into the mapping */
+struct nn_w {
+    const void *data;
+    enum wt_dtype dtype;     /* WT_F32, WT_F16, WT_BF16, WT_F8_E4M3, WT_F8_E5M2 */
+    float scale;             /* multiplies every element (1 unless "scaled fp8") */
+};
+/* the view of a tensor (scale 1); a NULL tensor gives data NULL */
+struct nn_w nn_w_of(const struct wt_tensor *t);
+/* element i of a weight as float */
+float nn_w_get(const struct nn_w *w, size_t i);
+/* n elements from element `first` into dst */
+void nn_w_to_f32(const struct nn_w *w, size_t first, size_t n, float *dst);
+
+/* ---- matrix products ---- */
+/* C[M,N] = alpha * op(A) op(B) + beta * C; op(X) = X or X^T (row-major;
+ * lda/ldb/ldc are row strides). Float32 throughout (cblas_sgemm). */
+void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float alpha,
+             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* y[rows, out] = x[rows, in] W^T + b  (W [out, in]; b [out] or data NULL).
+ * y must not alias x. */
+void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out,
+               const struct nn_w *W, const struct nn_w *b);
+
+/* ---- normalisation (over the last dimension of [rows, d]) ---- */
+/* w, b may be NULL or have data NULL (no affine); y may equal x */
+void nn_layernorm(struct nn *nn, float *y, const float *x, int rows, int d,
+                  const struct nn_w *w, const struct nn_w *b, float eps);
+/* y = x / sqrt(mean(x^2) + eps) * w  (T5/Wan RMSNorm; w may be NULL) */
+void nn_rmsnorm(struct nn *nn, float *y, const float *x, int rows, int d, const struct nn_w *w, float eps);
+/* over channels of a channel-first [C, S] tensor (Wan VAE's RMS_norm:
+ * F.normalize(x, dim=channels) * sqrt(C) * gamma + bias), for each of S
+ * positions; gamma [C], bias [C] or NULL */
+void nn_rmsnorm_channels(struct nn *nn, float *y, const float *x, int C, size_t S,
+                         const struct nn_w *gamma, const struct nn_w *bias, float eps);
+/* group norm over [C, S] with G groups (affine w, b [C] or NULL) */
+void nn_groupnorm(struct nn *nn, float *y, const float *x, int C, size_t S, int G,
+                  const struct nn_w *w, const struct nn_w *b, float eps);
+
+/* ---- element-wise (n elements; y may equal an input) ---- */
+enum nn_act { NN_ACT_GELU_TANH, NN_ACT_GELU_ERF, NN_ACT_SILU, NN_ACT_RELU };
+void nn_act(struct nn *nn, float *y, const float *x, size_t n, enum nn_act act);
+/* y = x * a  */
+void nn_scale(struct nn *nn, float *y, const float *x, size_t n, float a);
+/* y = a + b */
+void nn_add(struct nn *nn, float *y, const float *a, const float *b, size_t n);
+/* y = a * b */
+void nn_mul(struct nn *nn, float *y, const float *a, const float *b, size_t n);
+/* x[rows, d] += y[rows, d] * gate[d]   (gate NULL: x += y) */
+void nn_add_gated(struct nn *nn, float *x, const float *y, const float *gate, int rows, int d);
+/* y[rows, d] = x * (1 + scale[d]) + shift[d]   (adaLN modulation) */
+void nn_modulate(struct nn *nn, float *y, const float *x, int rows, int d, const float *shift,
+                 const float *scale);
+/* y[rows, d] = x + b[d] */
+void nn_add_bias(struct nn *nn, float *y, const float *x, int rows, int d, const struct nn_w *b);
+/* in-place softmax over each row of [rows, d] */
+void nn_softmax(struct nn *nn, float *x, int rows, int d);
+
+/* ---- attention ----
+ * q [Lq, H*D], k and v [Lk, H*D] (token-major, head h at columns h*D..),
+ * out [Lq, H*D]: out_h = softmax(scale * q_h k_h^T + bias_h) v_h.
+ * bias: NULL or [H, Lq, Lk] (T5's relative position bias); k_valid: the
+ * first k_valid keys take part (the rest are padding), k_valid <= Lk.
+ * Memory: per thread one [tile, Lk] score block, never [Lq, Lk] per head. */
+void nn_attention(struct nn *nn, float *out, const float *q, const float *k, const float *v,
+                  int Lq, int Lk, int H, int D, float scale, const float *bias, int k_valid);
+
+/* ---- rotary embeddings ----
+ * x [L, H*D]; cos, sin [L, D/2]. Interleaved (Wan, GPT-J): pairs
+ * (x[2i], x[2i+1]) rotate by angle i. Half (NeoX, Llama/Qwen HF): pairs
+ * (x[i], x[i + D/2]). */
+void nn_rope(struct nn *nn, float *x, int L, int H, int D, const float *cos, const float *sin, int interleaved);
+
+/* ---- convolutions (one image / clip; batch is the caller's loop) ----
+ * x [C, H, W] -> y [O, Ho, Wo], Ho = (H + 2ph - dh(kh-1) - 1)/sh + 1.
+ * W [O, C/groups, kh, kw]; b [O] or NULL. Done as im2col + GEMM (groups 1)
+ * with the column matrix built in slices that bound scratch memory. */
+void nn_conv2d(struct nn *nn, float *y, const float *x, int C, int H, int W,
+               const struct nn_w *w, const struct nn_w *b, int O, int kh, int kw,
+               int sh, int sw, int ph, int pw, int dh, int dw, int groups);
+/* ConvTranspose2d: W [C, O, kh, kw]; y [O, Ho, Wo],
+ * Ho = (H-1)*sh - 2ph + kh (no output padding, no dilation) */
+void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, int W,
+                         const struct nn_w *w, const struct nn_w *b, int O, int kh, int kw,
+                         int sh, int sw, int ph, int pw);
+/* Conv3d without temporal padding (causal models pad time themselves):
+ * x [C, T, H, W], W [O, C, kt, kh, kw] -> y [O, To, Ho, Wo],
+ * To = (T - kt)/st + 1; spatial padding ph, pw (zeros) */
+void nn_conv3d(struct nn *nn, float *y, const float *x, int C, int T, int H, int W,
+               const struct nn_w *w, const struct nn_w *b, int O, int kt, int kh, int kw,
+               int st, int sh, int sw, int ph, int pw);
+#endif
