@@ -29,4 +29,19 @@ for tool in stitch vram-probe flow-extract segment-gen prompt-expand pipeline-re
     if [ "${ISOPIPE_CUDA_BUILD:-0}" = 1 ]; then want="built with CUDA"; else want="built without CUDA"; fi
     check "$tool --version says '$want'" grep -q "^$want" v.txt
 done
+# '-' is a stream only where a tool reads or writes one; elsewhere it is refused, never a file named '-'
+expect_exit "segment-gen -o - is refused" 64 "$BIN/segment-gen" -o - --start a.png --end b.png --frames 3
+check "  saying so" stderr_has "does not write to standard output"
+check "  no file named '-'" test ! -e ./-
+expect_exit "flow-extract -o - is refused" 64 "$BIN/flow-extract" -o - --pair a.png b.png
+expect_exit "stitch reading '-' is refused" 64 "$BIN/stitch" -o x.mp4 -
+check "  saying so" stderr_has "does not read standard input"
+MODEL=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ -f "$MODEL" ]; then
+    printf 'topic: a red kite over green hills\n' | "$BIN/prompt-expand" -q -m "$MODEL" --segments 1 -o sc.json - 2>err.txt
+    check "prompt-expand - reads the topic from standard input" \
+        python3 -c 'import json,sys; sys.exit(0 if json.load(open("sc.json"))["topic"] == "a red kite over green hills" else 1)'
+else
+    skip "prompt-expand -: '$MODEL' is absent (make models fetches it)"
+fi
 test_done

@@ -55,6 +55,7 @@ static const struct cli_spec spec = {
     .max_args = -1,
     .common = CLI_C_OUTPUT | CLI_C_MEMMODE | CLI_C_PLAN | CLI_C_THREADS,
     .has_gpu_path = 0,
+    .dash_output = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
