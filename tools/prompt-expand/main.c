@@ -33,7 +33,7 @@
 
 enum {
     OPT_TOPIC = 1000, OPT_SEGMENTS, OPT_SYSTEM, OPT_MAXTOK, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
-    OPT_REPPEN, OPT_REPLAST, OPT_NCTX, OPT_RETRIES, OPT_NOSHA,
+    OPT_REPPEN, OPT_REPLAST, OPT_NCTX, OPT_RETRIES, OPT_NOSHA, OPT_STRICT,
 };
 
 static const struct cli_opt opts[] = {
@@ -50,6 +50,7 @@ static const struct cli_opt opts[] = {
     { "n-ctx", 0, "N", "context length in tokens (KV cache) (default 1024)", OPT_NCTX },
     { "retries", 0, "N", "attempts with the next seed when a reply cannot be used (default 3)", OPT_RETRIES },
     { "no-sha256", 0, NULL, "record the model file's size only, not its sha256", OPT_NOSHA },
+    { "strict", 0, NULL, "exit 69 when a prompt has no usable reply after the retries, instead of using the topic", OPT_STRICT },
     { 0 },
 };
 
@@ -64,8 +65,10 @@ static const struct cli_spec spec = {
         "markers, no \"Sure, here is\"), after removing a \"Shot 2:\" label or quotes, and differs from\n"
         "the prompts before it. Otherwise that prompt is asked again with the next seed, up to\n"
         "--retries more times (at temperature 0.7 when --temperature is 0: greedy repeats itself);\n"
-        "then prompt-expand exits 65, writes no scenes.json and keeps every\n"
-        "raw reply in <output>.raw.txt for debugging.\n"
+        "when no attempt gave a usable reply, the topic itself stands in for that prompt (\"Shot 2 of\n"
+        "4: <topic>.\"), marked \"source\": \"topic\" with the reason in scenes.json and warned about,\n"
+        "and every raw reply is kept in <output>.raw.txt: a small model's ramble never stops a run.\n"
+        "--strict exits 69 instead (the input was fine; the model could not serve it).\n"
         "\n"
         "Sampling: repetition penalty, top-k, top-p, min-p, temperature, in that order (top-p and\n"
         "min-p see temperature-1 probabilities, as llama.cpp). --seed (default: the topic file's\n"
@@ -89,7 +92,7 @@ static const struct cli_spec spec = {
 
 struct args {
     const char *topic_text, *system_file;
-    int segments, max_tokens, n_ctx, retries, no_sha;
+    int segments, max_tokens, n_ctx, retries, no_sha, strict;
     struct sample_params sp;
 };
 
@@ -113,6 +116,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_NCTX: if (!(rc = cli_int("n-ctx", arg, 64, 1 << 20, &v))) a->n_ctx = (int)v; break;
     case OPT_RETRIES: if (!(rc = cli_int("retries", arg, 0, 100, &v))) a->retries = (int)v; break;
     case OPT_NOSHA: a->no_sha = 1; break;
+    case OPT_STRICT: a->strict = 1; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }
     return rc;
@@ -261,6 +265,8 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     struct tok_str reply = { 0 }, raw = { 0 };
     struct scenes_conv conv;
     char **prompts = NULL;
+    char **fallback_why = NULL; /* per prompt: why the topic stands in for the model's reply, or NULL */
+    int n_fallback = 0;
     json_t *root = NULL;
     int n = 0;
     memset(&t, 0, sizeof t);
@@ -341,7 +347,8 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     g.max_tokens = a->max_tokens;
     g.logits = malloc((size_t)llm_n_vocab(m) * sizeof *g.logits);
     prompts = calloc((size_t)n, sizeof *prompts);
-    if (!g.logits || !prompts) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    fallback_why = calloc((size_t)n, sizeof *fallback_why);
+    if (!g.logits || !prompts || !fallback_why) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = sampler_new(&a->sp, llm_n_vocab(m), &g.smp))) goto done;
 
     int attempts = 0;
@@ -388,10 +395,22 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
             if (!raw_path) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
             sprintf(raw_path, "%s.raw.txt", out);
             int wrc = fs_write_atomic(raw_path, write_raw, &raw);
-            rc = iso_fail(ISO_EDATA, "could not turn the model's output into %d prompts: prompt %d failed %d attempt%s "
-                          "(last: %s)%s%s%s", n, i, a->retries + 1, a->retries ? "s" : "", why,
-                          wrc ? "" : "; raw output kept in '", wrc ? "" : raw_path, wrc ? "" : "'");
-            goto done;
+            if (a->strict) {
+                /* the input was fine: the model failed, so not 65 ("bad input data") but 69 */
+                rc = iso_fail(ISO_EUNAVAIL, "--strict: the model gave no usable reply for prompt %d of %d in %d attempt%s "
+                              "(last: %s)%s%s%s", i, n, a->retries + 1, a->retries ? "s" : "", why,
+                              wrc ? "" : "; raw output kept in '", wrc ? "" : raw_path, wrc ? "" : "'");
+                goto done;
+            }
+            /* a topic never fails because a small model rambled: the topic itself stands in */
+            if (!(prompts[i] = scenes_fallback_prompt(t.text, i, n))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+            if (!(fallback_why[i] = strdup(why))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+            n_fallback++;
+            log_warn("prompt %d: no usable reply in %d attempt%s (last: %s); using the topic instead: '%s'%s%s%s", i,
+                     a->retries + 1, a->retries ? "s" : "", why, prompts[i], wrc ? "" : " (raw output in '",
+                     wrc ? "" : raw_path, wrc ? "')" : "");
+            free(raw_path);
+            raw_path = NULL;
         }
     }
 
@@ -419,7 +438,15 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     json_object_set_new(mj, "chat_template", json_string(chat_fmt_name(fmt)));
     json_object_set_new(root, "model", mj);
     json_object_set_new(root, "sampling", sampling_json(a, seed));
-    json_object_set_new(root, "segments", scenes_segments_json(prompts, n));
+    json_t *segs = scenes_segments_json(prompts, n);
+    for (int i = 0; segs && i < n; i++)
+        if (fallback_why[i]) {
+            json_t *o = json_array_get(segs, (size_t)i);
+            json_object_set_new(o, "source", json_string("topic"));
+            json_object_set_new(o, "fallback_reason", json_string(fallback_why[i]));
+        }
+    json_object_set_new(root, "segments", segs);
+    json_object_set_new(root, "fallback_prompts", json_integer(n_fallback));
     json_t *gj = json_object();
     json_object_set_new(gj, "requests", json_integer(attempts));
     json_object_set_new(gj, "prompt_tokens_evaluated", json_integer((json_int_t)g.prompt_tokens));
@@ -431,7 +458,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     json_object_set_new(root, "generation", gj);
     json_object_set_new(root, "memory", rt_memory_json(rt));
     if ((rc = jsonio_write_atomic(out, root))) goto done;
-    {   /* the raw output of an earlier failed run is stale now */
+    if (!n_fallback) {   /* the raw output of an earlier failed run is stale now */
         char stale[4096];
         if ((size_t)snprintf(stale, sizeof stale, "%s.raw.txt", out) < sizeof stale) unlink(stale);
     }
@@ -442,6 +469,8 @@ done:
     json_decref(root);
     for (int i = 0; prompts && i < n; i++) free(prompts[i]);
     free(prompts);
+    for (int i = 0; fallback_why && i < n; i++) free(fallback_why[i]);
+    free(fallback_why);
     scenes_conv_free(&conv);
     tok_ids_free(&req);
     tok_ids_free(&g.cache);

@@ -297,3 +297,28 @@ json_t *scenes_segments_json(char *const *prompts, int n)
     }
     return arr;
 }
+
+char *scenes_fallback_prompt(const char *topic, int index, int n)
+{
+    /* the topic's first line, trimmed, without a closing full stop */
+    size_t len = 0;
+    while (topic[len] && topic[len] != '\n') len++;
+    while (len && (topic[len - 1] == ' ' || topic[len - 1] == '\t' || topic[len - 1] == '\r' || topic[len - 1] == '.'))
+        len--;
+    while (len && (*topic == ' ' || *topic == '\t')) { topic++; len--; }
+    if (len > 400) len = 400;
+    char place[48];
+    if (n <= 1) place[0] = 0;
+    else if (index == 0) snprintf(place, sizeof place, "Opening shot: ");
+    else if (index == n - 1) snprintf(place, sizeof place, "Final shot: ");
+    else snprintf(place, sizeof place, "Shot %d of %d: ", index + 1, n);
+    size_t cap = strlen(place) + len + 64;
+    char *out = malloc(cap);
+    if (!out) return NULL;
+    int k = snprintf(out, cap, "%s%.*s", place, (int)len, topic);
+    /* a sentence: capital after the place, full stop at the end */
+    size_t at = strlen(place);
+    if ((size_t)k > at && out[at] >= 'a' && out[at] <= 'z') out[at] = (char)(out[at] - 'a' + 'A');
+    snprintf(out + k, cap - (size_t)k, ".");
+    return out;
+}

@@ -56,4 +56,9 @@ int scenes_is_duplicate(const char *p, char *const *prev, int n);
 
 /* [{"index": i, "prompt": ...}, ...] (new reference) */
 json_t *scenes_segments_json(char *const *prompts, int n);
+/* The prompt of segment index (0-based) of n when every reply of the model
+ * was unusable: the topic itself, made a sentence, with the shot's place
+ * ("Opening shot", "Shot 2 of 4", "Final shot") so no two are alike and
+ * each still describes the video. Never fails but for memory (NULL). */
+char *scenes_fallback_prompt(const char *topic, int index, int n);
 #endif
