@@ -570,10 +570,11 @@ static int vm_run(struct vm *m, uint32_t *result)
             if ((rc = push(m, id))) return rc;
             break;
         }
-        case 'l': {  /* LIST (MARK ... LIST) */
+        case 'l': case 'd': {  /* LIST (MARK ... LIST), DICT (MARK k v ... DICT) */
             size_t from = 0;
             if ((rc = pop_mark(m, &from))) return rc;
-            if ((rc = new_obj(m, K_LIST, &id))) return rc;
+            if (op == 'd' && (m->sp - from) % 2) return iso_fail(ISO_EDATA, "data.pkl: DICT with an odd number of items");
+            if ((rc = new_obj(m, op == 'l' ? K_LIST : K_DICT, &id))) return rc;
             for (size_t i = from; i < m->sp; i++)
                 if ((rc = seq_add(&m->obj[id], m->stack[i]))) return rc;
             m->sp = from;
@@ -716,7 +717,8 @@ static int vm_run(struct vm *m, uint32_t *result)
         }
         case 'b': {  /* BUILD: obj state -> obj, allowed where the state is inert */
             if ((rc = pop(m, &b))) return rc;
-            if (m->sp == 0) return iso_fail(ISO_EDATA, "data.pkl: BUILD without an object");
+            if (m->sp == 0 || (m->n_marks && m->sp <= m->marks[m->n_marks - 1]))
+                return iso_fail(ISO_EDATA, "data.pkl: BUILD without an object");
             const struct pk_obj *o = &m->obj[m->stack[m->sp - 1]];
             /* OrderedDict state ({'_metadata': ...}) and parameter/tensor python
              * attributes: both are attribute dicts we do not need; nothing runs */
@@ -882,7 +884,7 @@ static int parse(struct ptckpt *p)
     /* names must be unique ({"a.b": t, "a": {"b": t}} would collide) */
     struct pt_tensor *sorted = malloc((p->n_tensors + 1) * sizeof *sorted);
     if (!sorted) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    memcpy(sorted, p->tensors, p->n_tensors * sizeof *sorted);
+    if (p->n_tensors) memcpy(sorted, p->tensors, p->n_tensors * sizeof *sorted);
     qsort(sorted, p->n_tensors, sizeof *sorted, cmp_name);
     for (uint64_t i = 1; i < p->n_tensors && !rc; i++)
         if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) rc = iso_fail(ISO_EDATA, "tensor '%s' appears twice", sorted[i].name);
