@@ -325,8 +325,14 @@ static int has_suffix(const char *s, const char *suf)
 static int sniff(const char *path, enum wt_format *fmt)
 {
     uint8_t b[16] = { 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like a weight file must not hang the open */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return iso_fail(ISO_EDATA, "'%s' is not a regular file", path);
+    }
     ssize_t n = read(fd, b, sizeof b);
     close(fd);
     if (n < 0) return iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
@@ -467,6 +473,9 @@ int weights_open(const char *path, struct weights **out)
             goto done;
         }
         if ((rc = open_file(w, found))) goto done;
+    } else if (!S_ISREG(sb.st_mode)) {   /* a FIFO or a device would block or never end */
+        rc = iso_fail(ISO_EDATA, "'%s' is not a regular file or a directory", path);
+        goto done;
     } else {
         const char *slash = strrchr(path, '/');
         w->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");

@@ -210,6 +210,12 @@ static void test_dir_and_sharded(void)
     CHECK(weights_open(test_path_in(dir, "renamed.safetensors"), &w) == 0 && w && weights_format(w) == WT_FMT_GGUF);
     weights_close(&w);
     CHECK(weights_open(test_path_in(dir, "absent"), &w) == ISO_ENOINPUT);
+    /* a FIFO, given or found in a directory, is refused, never read (it would block) */
+    remove(test_path_in(dir, "renamed.safetensors"));
+    remove(test_path_in(dir, "junk.pth"));
+    CHECK(mkfifo(test_path_in(dir, "f.safetensors"), 0600) == 0);
+    CHECK(weights_open(test_path_in(dir, "f.safetensors"), &w) == ISO_EDATA && strstr(iso_errmsg(), "not a regular file"));
+    CHECK(weights_open(dir, &w) == ISO_EDATA && strstr(iso_errmsg(), "not a regular file"));
     fs_rm_rf(dir);
 }
 
