@@ -834,12 +834,15 @@ static int parse(struct ptckpt *p)
     if (!pv) return iso_fail(ISO_EINTERNAL, "out of memory");
     p->priv = pv;
     const uint8_t *b = p->map;
+    /* legacy formats: torch.load can still read them, and its torch.save (zip
+     * since 1.6, unless _use_new_zipfile_serialization=False) writes ours */
+#define RESAVE "re-save it with torch >= 1.6 (whose torch.save writes the zip format by default): " \
+               "torch.save(torch.load('old.pth', weights_only=True), 'new.pth')"
     if (p->size >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
-        return iso_fail(ISO_EUNAVAIL, "a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: re-save it "
-                                      "with torch >= 1.6: torch.save(torch.load(f, weights_only=True), 'new.pth')");
+        return iso_fail(ISO_EUNAVAIL, "a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: " RESAVE);
     if (p->size >= 262 && memcmp(b + 257, "ustar", 5) == 0)
-        return iso_fail(ISO_EUNAVAIL, "a legacy (tar) PyTorch checkpoint, which we do not read: re-save it with torch >= 1.6: "
-                                      "torch.save(torch.load(f, weights_only=True), 'new.pth')");
+        return iso_fail(ISO_EUNAVAIL, "a legacy (tar) PyTorch checkpoint, which we do not read: " RESAVE);
+#undef RESAVE
     int rc = zip_read(b, p->size, &pv->zip);
     if (rc) return rc;
     struct zip *z = &pv->zip;

@@ -324,7 +324,7 @@ static int has_suffix(const char *s, const char *suf)
 /* the format of a file from its first bytes */
 static int sniff(const char *path, enum wt_format *fmt)
 {
-    uint8_t b[16] = { 0 };
+    uint8_t b[512] = { 0 };
     /* O_NONBLOCK: a FIFO named like a weight file must not hang the open */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
@@ -338,12 +338,13 @@ static int sniff(const char *path, enum wt_format *fmt)
     if (n < 0) return iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
     if (n >= 4 && memcmp(b, "GGUF", 4) == 0) { *fmt = WT_FMT_GGUF; return 0; }
     if (n >= 4 && (memcmp(b, "PK\3\4", 4) == 0 || memcmp(b, "PK\5\6", 4) == 0)) { *fmt = WT_FMT_PYTORCH; return 0; }
-    /* torch.save before 1.6 (or _use_new_zipfile_serialization=False) wrote a bare
-     * pickle stream (PROTO 0x80, then the magic number); older still, a tar file */
-    if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
-        return iso_fail(ISO_EUNAVAIL,
-                        "'%s' is a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: re-save it with "
-                        "torch >= 1.6: torch.save(torch.load(f, weights_only=True), 'new.pth')", path);
+    /* torch.save before 1.6 (or with _use_new_zipfile_serialization=False) wrote a
+     * bare pickle stream (PROTO 0x80 first); older still, a tar file: ptckpt
+     * refuses both with the way to re-save them */
+    if ((n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) || (n >= 262 && memcmp(b + 257, "ustar", 5) == 0)) {
+        *fmt = WT_FMT_PYTORCH;
+        return 0;
+    }
     if (n >= 9 && b[8] == '{') { *fmt = WT_FMT_SAFETENSORS; return 0; }
     return iso_fail(ISO_EDATA, "'%s' is not a GGUF, safetensors or PyTorch zip file", path);
 }

@@ -138,6 +138,11 @@ static void test_safetensors_file(void)
     CHECK_STR(weights_detect_prefix(w, "f32", prefixes), "");
     CHECK(weights_detect_prefix(w, "nothing", prefixes) == NULL);
 
+    /* dropped pages come back from the file */
+    const struct wt_tensor *f32 = weights_find(w, "f32");
+    weights_drop(w, f32);
+    check_values(f32, "st.f32", 0);
+
     /* out of range is refused, not read */
     float x[4];
     CHECK(weights_to_f32(weights_find(w, "u8"), 2, 2, x) == ISO_EINTERNAL);
