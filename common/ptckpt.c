@@ -438,7 +438,8 @@ static int rebuild_tensor(struct vm *m, const struct pk_obj *args, int v3)
     /* every element the view can reach lies inside the storage */
     uint64_t nelem = 1, last = (uint64_t)off;
     for (int i = 0; i < nd; i++)
-        if (__builtin_mul_overflow(nelem, (uint64_t)shape[i], &nelem)) return iso_fail(ISO_EDATA, "data.pkl: tensor size overflows");
+        if (__builtin_mul_overflow(nelem, (uint64_t)shape[i], &nelem) || nelem >= (UINT64_C(1) << 60))
+            return iso_fail(ISO_EDATA, "data.pkl: tensor size overflows");
     if (nelem) {
         for (int i = 0; i < nd; i++) {
             uint64_t reach;
@@ -763,14 +764,15 @@ static int emit(struct walk *w, const char *name, const struct pk_obj *t)
     p->storage_offset = t->v.ten.offset;
     const struct zent *e = s->v.sto.ent;   /* "<root>/data/<key>" */
     if (!(p->storage = strndup(e->name + w->m->root_len + 6, e->nlen - w->m->root_len - 6))) return iso_fail(ISO_EINTERNAL, "out of memory");
+    /* rebuild_tensor checked the products: n < 2^60 and, for n > 0, last < the storage */
     uint64_t n = 1, last = 0;
-    int contiguous = 1;
+    for (int i = 0; i < p->n_dims; i++) n *= (uint64_t)p->shape[i];
+    int contiguous = 1;   /* PyTorch's rule: empty tensors are, size-1 dimensions' strides do not matter */
     int64_t expect = 1;
-    for (int i = p->n_dims - 1; i >= 0; i--) {
-        n *= (uint64_t)p->shape[i];
+    for (int i = p->n_dims - 1; n && i >= 0; i--) {
         if (p->shape[i] != 1 && p->strides[i] != expect) contiguous = 0;
         expect *= p->shape[i];
-        if (p->shape[i]) last += (uint64_t)(p->shape[i] - 1) * (uint64_t)p->strides[i];   /* checked in rebuild_tensor */
+        last += (uint64_t)(p->shape[i] - 1) * (uint64_t)p->strides[i];
     }
     p->nelem = n;
     p->contiguous = contiguous;

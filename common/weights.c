@@ -154,7 +154,9 @@ static int set_shape(struct wt_tensor *t, int n_dims, const int64_t *shape)
     int64_t s = 1;
     for (int i = n_dims - 1; i >= 0; i--) {
         t->strides[i] = s;
-        s *= shape[i] ? shape[i] : 1;   /* cannot overflow: the product fits in 64 bits */
+        /* an empty tensor's other dimensions may multiply past 64 bits: [0, 2^40, 2^40] */
+        if (__builtin_mul_overflow(s, shape[i] ? shape[i] : 1, &s))
+            return iso_fail(ISO_EDATA, "tensor '%s': shape overflows", t->name);
     }
     t->contiguous = 1;
     t->nelem = n;

@@ -163,6 +163,10 @@ def main():
     expect("offset_out.pth", 65, "reaches element 4 of a storage of 4")
     ckpt("stride_overflow.pth", sd(w=tensor("0", 4, [5, 2], [1 << 62, 1])), {"0": FLOATS4})
     expect("stride_overflow.pth", 65, "extent overflows")
+    ckpt("expand_huge.pth", sd(w=tensor("0", 4, [1 << 61, 4], [0, 0])), {"0": FLOATS4})
+    expect("expand_huge.pth", 65, "tensor size overflows")
+    ckpt("empty_huge.pth", sd(w=tensor("0", 4, [0, 1 << 40, 1 << 40], [1, 1, 1])), {"0": FLOATS4})
+    expect("empty_huge.pth", 0, "")   # an empty tensor whose other sizes multiply past 64 bits opens, empty
     ckpt("neg_size.pth", sd(w=tensor("0", 4, [-1], [1])), {"0": FLOATS4})
     expect("neg_size.pth", 65, "negative entry")
     ckpt("no_storage.pth", sd(w=tensor("7", 4, [4], [1])), {"0": FLOATS4})
