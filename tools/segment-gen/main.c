@@ -8,7 +8,7 @@
 #include "sig.h"
 #include "segment.h"
 
-enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL };
+enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL, OPT_SCALE };
 
 static const struct cli_opt opts[] = {
     { "start", 0, "A.png", "keyframe at t = 0 (written as frame_00000.png, unchanged)", OPT_START },
@@ -20,6 +20,7 @@ static const struct cli_opt opts[] = {
     { "index", 0, "I", "which segment of --scenes this is", OPT_INDEX },
     { "fps", 0, "F", "frame rate recorded in segment.json (default 24)", OPT_FPS },
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
+    { "scale", 0, "S", "rife: working resolution, 0.25 0.5 1 2 or 4 (default 1; 0.5 for 4K)", OPT_SCALE },
     { 0 },
 };
 
@@ -63,6 +64,11 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_FPS: rc = cli_double("fps", arg, 1e-3, 1e4, &a->fps); break;
     case OPT_PNG_LEVEL:
         if (!(rc = cli_int("png-level", arg, 1, 9, &v))) a->png_level = (int)v;
+        break;
+    case OPT_SCALE:
+        if (!(rc = cli_double("scale", arg, 0.25, 4, &a->scale)) && a->scale != 0.25 && a->scale != 0.5 &&
+            a->scale != 1 && a->scale != 2 && a->scale != 4)
+            rc = iso_fail(ISO_EUSAGE, "--scale: %s is not one of 0.25, 0.5, 1, 2, 4", arg);
         break;
     default: rc = iso_fail(ISO_EINTERNAL, "unhandled option %d", id);
     }
