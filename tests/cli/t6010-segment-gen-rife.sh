@@ -24,10 +24,14 @@ bad() { # description, code, pattern, args... (with -q stderr holds errors only:
 }
 A=$FX/synth_a.png B=$FX/synth_b.png
 
-# ---- without the checkpoint: 69 naming every path tried
-mkdir -p empty
-ISOPIPE_MODELS=$T/empty bad "no RIFE checkpoint anywhere" 69 "model 'rife' not found (tried .*empty/rife.pkl" \
-    -m rife --start "$A" --end "$B" --frames 3
+# ---- without the checkpoint: 69 naming every path tried. A copy of the binary
+# outside the checkout, so that no lookup directory (common/model.h) has one.
+mkdir -p empty lone/bin
+cp "$SG" lone/bin/segment-gen
+SG_REAL=$SG SG=$T/lone/bin/segment-gen
+ISOPIPE_MODELS=$T/empty XDG_DATA_HOME=$T/xdg bad "no RIFE checkpoint anywhere" 69 \
+    "model 'rife' not found (tried .*empty/rife.pkl.*lone/bin/../models/rife.pkl" -m rife --start "$A" --end "$B" --frames 3
+SG=$SG_REAL
 bad "unknown model names the known ones" 69 "unknown model 'rifle' (known models: morph, rife)" \
     -m rifle --start "$A" --end "$B" --frames 3
 bad "--scale means nothing to the morph" 64 "--scale means nothing to model 'morph'" \
