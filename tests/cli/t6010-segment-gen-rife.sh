@@ -36,6 +36,7 @@ bad "unknown model names the known ones" 69 "unknown model 'rifle' (known models
     -m rifle --start "$A" --end "$B" --frames 3
 bad "--scale means nothing to the morph" 64 "--scale means nothing to model 'morph'" \
     --start "$A" --end "$B" --flow x.flo --flow-back y.flo --scale 0.5
+bad "flows given to rife" 64 "estimates its own motion" -m rife --start "$A" --end "$B" --flow x.flo --flow-back y.flo
 bad "--scale outside the list" 64 "--scale: 0.3 is not one of" -m rife --start "$A" --end "$B" --scale 0.3
 
 # ---- checkpoints that are wrong: 65 naming the tensor

@@ -150,6 +150,11 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
         rc = iso_fail(ISO_EUSAGE, "model '%s' needs a prompt: --scenes FILE --index I", ops->name);
         goto done;
     }
+    if (!(ops->needs & SEGMODEL_NEEDS_FLOW) && (a->flow || a->flow_back)) {
+        rc = iso_fail(ISO_EUSAGE, "model '%s' estimates its own motion: --flow and --flow-back mean nothing to it",
+                      ops->name);
+        goto done;
+    }
     if (a->scale > 0 && !(ops->needs & SEGMODEL_TAKES_SCALE)) {
         rc = iso_fail(ISO_EUSAGE, "--scale means nothing to model '%s'", ops->name);
         goto done;
