@@ -218,7 +218,9 @@ admitted:
              p->mode[rt->mode].host_rss / (double)MIB, rt->waited_s >= 0.05 ? " (after waiting)" : "");
     *mode = rt->mode;
 done:
-    if (rc == ISO_EUNAVAIL) rc = ISO_ETEMPFAIL;   /* explicit modes are refused with 75 */
+    /* ISO_EUNAVAIL (69) stays: a mode that can never run here (beefy without
+     * a GPU, a GPU mode of a model that has none) is not "retry later", and a
+     * scheduler that retries 75 would loop forever on it */
     if (rc == ISO_ETEMPFAIL && rt->attempts > 1)
         rc = iso_wrap(rc, "no room after waiting %.1f s", rt->waited_s);
     return rc;

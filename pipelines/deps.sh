@@ -6,6 +6,8 @@ PKGS="build-essential pkg-config libpng-dev libjansson-dev libavcodec-dev libavf
 libavutil-dev libswscale-dev ffmpeg clang python3 python3-pip python3-numpy parallel"
 # the nn core's GEMM (common/nn.c): OpenBLAS, the pthreads build
 PKGS="$PKGS libopenblas-dev"
+# man pages generated from each tool's --help (make man, make install)
+PKGS="$PKGS help2man"
 # libFuzzer's runtime is only a Recommends of clang-14, and this script installs
 # without recommends; GNU time measures peak RSS in the benchmarks
 PKGS="$PKGS libclang-rt-14-dev time"
