@@ -37,7 +37,9 @@ bad "unknown model names the known ones" 69 "unknown model 'rifle' (known models
 bad "--scale means nothing to the morph" 64 "--scale means nothing to model 'morph'" \
     --start "$A" --end "$B" --flow x.flo --flow-back y.flo --scale 0.5
 bad "flows given to rife" 64 "estimates its own motion" -m rife --start "$A" --end "$B" --flow x.flo --flow-back y.flo
-bad "--scale outside the list" 64 "--scale: 0.3 is not one of" -m rife --start "$A" --end "$B" --scale 0.3
+expect_exit "--scale outside the list" 64 $SG -q -m rife --start "$A" --end "$B" --scale 0.3 -o badout
+check "--scale outside the list: says which values" stderr_has "segment-gen: --scale: 0.3 is not one of 0.25, 0.5, 1, 2, 4"
+check "--scale outside the list: no output" test ! -e badout
 
 # ---- checkpoints that are wrong: 65 naming the tensor
 mkdir -p m_shape m_blocks

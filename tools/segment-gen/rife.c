@@ -423,7 +423,10 @@ static void rife_forward(struct rife_ctx *c, float t, int alpha)
 
 /* ---- frames in and out ---- */
 
-/* 8-bit frame -> B, G, R planes in [0, 1] (gray repeated), zero padding; alpha to its own plane */
+/* 8-bit frame -> B, G, R planes in [0, 1] (gray repeated), zero padding as the
+ * reference pads; alpha to its own plane, padded by repeating the edge (it is
+ * not a network input, and a warp reaching into zero padding would make an
+ * opaque frame partly transparent) */
 static void frame_in(const struct image *im, const struct rife_dims *d, float *bgr, float *alpha)
 {
     size_t P = d->P;
@@ -440,6 +443,13 @@ static void frame_in(const struct image *im, const struct rife_dims *d, float *b
             bgr[2 * P + o + (size_t)x] = r;
             if (alpha && im->c == 4) alpha[o + (size_t)x] = px[3] / 255.0f;
         }
+    }
+    if (!alpha) return;
+    for (int y = 0; y < d->Hp; y++) {
+        float *row = alpha + (size_t)y * (size_t)d->Wp;
+        if (y >= im->h) memcpy(row, alpha + (size_t)(im->h - 1) * (size_t)d->Wp, (size_t)d->Wp * sizeof(float));
+        else
+            for (int x = im->w; x < d->Wp; x++) row[x] = row[im->w - 1];
     }
 }
 
