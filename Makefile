@@ -5,7 +5,7 @@
 #   make DEVELOPER=1     -Wall -Wextra -Werror
 #   make test            unit (C) + CLI (shell) tests; ends with "N passed, N failed, N skipped"
 #   make test SANITIZE=address,undefined   the same under ASan+UBSan (separate build tree)
-#   make deps            install the Debian packages the build and tests need (root)
+#   make deps            install the Debian packages building and running need (root); deps-dev: + tests, benchmarks
 #   make models          fetch the default models into models/ (sha256-checked)
 #   make install PREFIX=/usr/local [DESTDIR=...]   tools, pipeline, docs, man pages; make uninstall
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
@@ -124,7 +124,7 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(LIB)
 
 tests-build: $(TOOL_BINS) $(UNIT_BINS) $(HELPER_BINS)
 
-test: tests-build
+test: test-deps tests-build
 	@ISOPIPE_BIN=$(abspath $(BINDIR)) ISOPIPE_TESTBIN=$(abspath $(B)/tests) \
 	  ISOPIPE_SANITIZE='$(SANITIZE)' ISOPIPE_CUDA_BUILD=$(CUDA) \
 	  sh tests/run.sh $(TESTS)
@@ -150,7 +150,14 @@ endif
 
 # ---- set-up
 deps:
-	sh pipelines/deps.sh
+	sh pipelines/deps.sh run
+
+deps-dev:
+	sh pipelines/deps.sh dev
+
+# the tests' packages (ffprobe, clang, OpenCV, ...): installed when missing
+test-deps:
+	@sh pipelines/deps.sh dev --if-missing
 
 models:
 	sh pipelines/models.sh models
@@ -215,7 +222,7 @@ clean:
 
 -include $(wildcard pipelines/*.mk)
 
-.PHONY: all test tests-build fuzz deps models install uninstall man clean sample
+.PHONY: all test test-deps tests-build fuzz deps deps-dev models install uninstall man clean sample
 .DELETE_ON_ERROR:
 
 -include $(shell find $(B) -type f -name '*.d' 2>/dev/null)

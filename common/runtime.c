@@ -176,6 +176,9 @@ int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
     rt->plan = *p;
     rt->have_plan = 1;
     struct plan_env e;
+    if (!gpu_present() && gpu_unavailable_reason() && rt->requested != MEM_MODE_CPU &&
+        (p->mode[MEM_MODE_BEEFY].possible || p->mode[MEM_MODE_LIGHTWEIGHT].possible))
+        log_info("no usable GPU (%s): running on the CPU", gpu_unavailable_reason());
     if (!gpu_present() || rt->requested == MEM_MODE_CPU) {
         fill_env(rt, &e, 0, 0);
         rc = plan_decide(p, rt->requested, &e, &rt->mode);
