@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "pool.h"
 
@@ -46,6 +47,31 @@ static void resize_rows(void *ctx, int r0, int r1, int worker)
 {
     const struct resize_job *j = ctx;
     (void)worker;
+    /* the column indices and weights are the same on every row: a table for
+     * this range (without memory for it, they are computed per pixel) */
+    int *xi = malloc((size_t)j->Wo * (2 * sizeof(int) + sizeof(float)));
+    if (xi) {
+        int *xj = xi + j->Wo;
+        float *xl = (float *)(xj + j->Wo);
+        for (int ox = 0; ox < j->Wo; ox++) src_index(ox, j->sw, j->W, &xi[ox], &xj[ox], &xl[ox]);
+        for (int r = r0; r < r1; r++) {
+            int c = r / j->Ho, oy = r % j->Ho;
+            int y0, y1;
+            float ly;
+            src_index(oy, j->sh, j->H, &y0, &y1, &ly);
+            const float *p0 = j->x + ((size_t)c * (size_t)j->H + (size_t)y0) * (size_t)j->W;
+            const float *p1 = j->x + ((size_t)c * (size_t)j->H + (size_t)y1) * (size_t)j->W;
+            float *out = j->y + (size_t)r * (size_t)j->Wo;
+            for (int ox = 0; ox < j->Wo; ox++) {
+                float lx = xl[ox];
+                float a = (1 - lx) * p0[xi[ox]] + lx * p0[xj[ox]];
+                float b = (1 - lx) * p1[xi[ox]] + lx * p1[xj[ox]];
+                out[ox] = (1 - ly) * a + ly * b;
+            }
+        }
+        free(xi);
+        return;
+    }
     for (int r = r0; r < r1; r++) {
         int c = r / j->Ho, oy = r % j->Ho;
         int y0, y1;

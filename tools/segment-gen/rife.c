@@ -90,7 +90,8 @@ struct rife_state {
     float *alpha0, *alpha1; /* [P] alpha planes (4-channel frames only) */
     float *f0, *f1;         /* [4, P] Head features */
     float *xin;             /* [28, P] block input at full size: warped img0, img1, warped f0, f1, t, mask, feat, flow */
-    float *flow, *fd;       /* [4, P] flow and a block's flow update */
+    float *flow;            /* [4, P] the flow: planes 24..27 of xin (where the next block reads it) */
+    float *fd;              /* [4, P] a block's flow update */
     float *xs;              /* [n_xs] block input at block size */
     float *a, *b, *r;       /* conv scratch (also the Head's) */
     float *tmp, *ps;        /* transposed-conv output [52, 2*H2, 2*W2], its pixel shuffle [13, 4*H2, 4*W2] */
@@ -149,8 +150,8 @@ static int rife_dims(struct rife_dims *d, const struct rife_config *cfg, int H, 
         if ((size_t)c * q2 > d->n_b) d->n_b = (size_t)c * q2;
         if ((size_t)(4 * RIFE_OUT) * 4 * q2 > d->n_tmp) d->n_tmp = (size_t)(4 * RIFE_OUT) * 4 * q2;
     }
-    /* img 2x3, alpha 2, f 2x4, xin 28, flow 4, fd 4, out 4; scratch a, b, r (= b), tmp, ps, xs */
-    d->total = P * (6 + 2 + 8 + RIFE_IN + 4 + 4 + 4) + d->n_a + 2 * d->n_b + d->n_tmp + d->n_ps + d->n_xs;
+    /* img 2x3, alpha 2, f 2x4, xin 28 (the flow is its last 4), fd 4, out 4; scratch a, b, r (= b), tmp, ps, xs */
+    d->total = P * (6 + 2 + 8 + RIFE_IN + 4 + 4) + d->n_a + 2 * d->n_b + d->n_tmp + d->n_ps + d->n_xs;
     return 0;
 }
 
@@ -256,7 +257,7 @@ static uint64_t rife_weight_bytes(const struct weights *wf)
 static void state_free(struct rife_ctx *c)
 {
     struct rife_state *s = &c->st;
-    float **bufs[] = { &s->img0, &s->img1, &s->alpha0, &s->alpha1, &s->f0, &s->f1, &s->xin, &s->flow,
+    float **bufs[] = { &s->img0, &s->img1, &s->alpha0, &s->alpha1, &s->f0, &s->f1, &s->xin,
                        &s->fd,   &s->xs,   &s->a,      &s->b,      &s->r,  &s->tmp, &s->ps, &s->out };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) nn_release(c->nn, bufs[i]);
@@ -274,7 +275,7 @@ static int state_alloc(struct rife_ctx *c, int H, int W)
     size_t P = s->d.P;
     struct { float **p; size_t n; } want[] = {
         { &s->img0, 3 * P }, { &s->img1, 3 * P }, { &s->alpha0, P }, { &s->alpha1, P },
-        { &s->f0, RIFE_HEAD * P }, { &s->f1, RIFE_HEAD * P }, { &s->xin, RIFE_IN * P }, { &s->flow, 4 * P },
+        { &s->f0, RIFE_HEAD * P }, { &s->f1, RIFE_HEAD * P }, { &s->xin, RIFE_IN * P },
         { &s->fd, 4 * P }, { &s->xs, s->d.n_xs }, { &s->a, s->d.n_a }, { &s->b, s->d.n_b }, { &s->r, s->d.n_b },
         { &s->tmp, s->d.n_tmp }, { &s->ps, s->d.n_ps }, { &s->out, 4 * P },
     };
@@ -286,6 +287,7 @@ static int state_alloc(struct rife_ctx *c, int H, int W)
             return rc;
         }
     }
+    s->flow = s->xin + 24 * P;
     c->have_state = 1;
     return 0;
 }
@@ -388,7 +390,6 @@ static void rife_forward(struct rife_ctx *c, float t, int alpha)
             nin = RIFE_IN;
             nn_warp_bilinear(nn, xin + 6 * P, s->f0, RIFE_HEAD, Hp, Wp, s->flow, s->flow + P);
             nn_warp_bilinear(nn, xin + 10 * P, s->f1, RIFE_HEAD, Hp, Wp, s->flow + 2 * P, s->flow + 3 * P);
-            memcpy(xin + 24 * P, s->flow, 4 * P * sizeof(float));
             if (sc == 1) {
                 x = xin;
             } else {
