@@ -32,8 +32,11 @@
 #include "segmodel.h"
 #include "weights.h"
 
-/* per-thread scratch the nn core's convolutions may hold (im2col slices); set from common/nn.c */
-#define NN_CONV_SCRATCH_BYTES (UINT64_C(8) << 20)
+/* The nn core's convolution scratch (common/nn.c, which keeps one growable
+ * buffer): conv2d builds im2col columns in slices of at most this many bytes
+ * (NN_SLICE_BYTES there; at least 64 positions), conv_transpose2d builds all
+ * its columns [O*kh*kw, H*W] at once. The plan mirrors that. */
+#define NN_SLICE_BYTES_MIRROR (UINT64_C(64) << 20)
 
 #define RIFE_BLOCKS 5
 #define RIFE_RES 8          /* ResConv layers per IFBlock */
@@ -82,6 +85,7 @@ struct rife_dims {
     /* floats of each buffer */
     size_t n_xs, n_a, n_b, n_tmp, n_ps;
     size_t total;           /* all activation floats */
+    size_t n_scratch;       /* the nn core's largest convolution scratch (floats) */
 };
 
 struct rife_state {
@@ -110,6 +114,16 @@ struct rife_ctx {
 
 static int down2(int n) { return (n - 1) / 2 + 1; }   /* a 3x3 stride-2 pad-1 conv */
 
+/* floats of nn_conv2d's im2col slice for a 3x3 conv from C channels to P output positions */
+static size_t conv_scratch(int C, size_t P)
+{
+    size_t K = (size_t)C * 9, np = (size_t)(NN_SLICE_BYTES_MIRROR / sizeof(float)) / K;
+    if (np < 64) np = 64;
+    if (np > P) np = P;
+    return K * np;
+}
+static void grow(size_t *m, size_t v) { if (v > *m) *m = v; }
+
 static int rife_dims(struct rife_dims *d, const struct rife_config *cfg, int H, int W, double scale)
 {
     memset(d, 0, sizeof *d);
@@ -126,6 +140,10 @@ static int rife_dims(struct rife_dims *d, const struct rife_config *cfg, int H, 
     /* the Head's scratch: two [16, P/4] maps */
     size_t hq = (size_t)down2(d->Hp) * (size_t)down2(d->Wp) * (size_t)cfg->head_c;
     d->n_a = d->n_b = hq;
+    size_t hpos = hq / (size_t)cfg->head_c;
+    grow(&d->n_scratch, conv_scratch(3, hpos));
+    grow(&d->n_scratch, conv_scratch(cfg->head_c, hpos));
+    grow(&d->n_scratch, (size_t)RIFE_HEAD * 16 * hpos);     /* cnn3, transposed: [4*4*4, H/2 * W/2] */
     for (int i = 0; i < RIFE_BLOCKS; i++) {
         double s = base_scale[i] / scale;
         d->s[i] = s;
@@ -149,6 +167,10 @@ static int rife_dims(struct rife_dims *d, const struct rife_config *cfg, int H, 
         if ((size_t)(c / 2) * q1 > d->n_a) d->n_a = (size_t)(c / 2) * q1;
         if ((size_t)c * q2 > d->n_b) d->n_b = (size_t)c * q2;
         if ((size_t)(4 * RIFE_OUT) * 4 * q2 > d->n_tmp) d->n_tmp = (size_t)(4 * RIFE_OUT) * 4 * q2;
+        grow(&d->n_scratch, conv_scratch(i ? RIFE_IN : RIFE_IN0, q1));
+        grow(&d->n_scratch, conv_scratch(c / 2, q2));
+        grow(&d->n_scratch, conv_scratch(c, q2));
+        grow(&d->n_scratch, (size_t)(4 * RIFE_OUT) * 16 * q2);   /* lastconv, transposed: [52*4*4, H2*W2] */
     }
     /* img 2x3, alpha 2, f 2x4, xin 28 (the flow is its last 4), fd 4, out 4; scratch a, b, r (= b), tmp, ps, xs */
     d->total = P * (6 + 2 + 8 + RIFE_IN + 4 + 4) + d->n_a + 2 * d->n_b + d->n_tmp + d->n_ps + d->n_xs;
@@ -502,8 +524,8 @@ static int rife_plan(const struct segmodel_params *p, struct mem_plan *out)
     b.resident_bytes = rife_weight_bytes(wf);
     b.largest_tensor = 0;
     b.activations = (uint64_t)d.total * sizeof(float);
-    /* the nn core's per-thread conv scratch (im2col slices) */
-    b.activations += (uint64_t)(p->threads > 0 ? p->threads : 1) * NN_CONV_SCRATCH_BYTES;
+    /* the nn core's convolution scratch, and the weights converted to f32 when they are not */
+    b.activations += (uint64_t)d.n_scratch * sizeof(float) + (uint64_t)192 * 192 * 9 * sizeof(float);
     /* keyframes and one output frame (8-bit), the PNG encoder, code and libraries (OpenBLAS) */
     uint64_t px = (uint64_t)p->width * (uint64_t)p->height * (uint64_t)(p->channels > 0 ? p->channels : 4);
     b.host_base = 3 * px + (UINT64_C(24) << 20);
