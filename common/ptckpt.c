@@ -438,7 +438,8 @@ static int rebuild_tensor(struct vm *m, const struct pk_obj *args, int v3)
     /* every element the view can reach lies inside the storage */
     uint64_t nelem = 1, last = (uint64_t)off;
     for (int i = 0; i < nd; i++)
-        if (__builtin_mul_overflow(nelem, (uint64_t)shape[i], &nelem)) return iso_fail(ISO_EDATA, "data.pkl: tensor size overflows");
+        if (__builtin_mul_overflow(nelem, (uint64_t)shape[i], &nelem) || nelem >= (UINT64_C(1) << 60))
+            return iso_fail(ISO_EDATA, "data.pkl: tensor size overflows");
     if (nelem) {
         for (int i = 0; i < nd; i++) {
             uint64_t reach;
@@ -570,10 +571,11 @@ static int vm_run(struct vm *m, uint32_t *result)
             if ((rc = push(m, id))) return rc;
             break;
         }
-        case 'l': {  /* LIST (MARK ... LIST) */
+        case 'l': case 'd': {  /* LIST (MARK ... LIST), DICT (MARK k v ... DICT) */
             size_t from = 0;
             if ((rc = pop_mark(m, &from))) return rc;
-            if ((rc = new_obj(m, K_LIST, &id))) return rc;
+            if (op == 'd' && (m->sp - from) % 2) return iso_fail(ISO_EDATA, "data.pkl: DICT with an odd number of items");
+            if ((rc = new_obj(m, op == 'l' ? K_LIST : K_DICT, &id))) return rc;
             for (size_t i = from; i < m->sp; i++)
                 if ((rc = seq_add(&m->obj[id], m->stack[i]))) return rc;
             m->sp = from;
@@ -716,7 +718,8 @@ static int vm_run(struct vm *m, uint32_t *result)
         }
         case 'b': {  /* BUILD: obj state -> obj, allowed where the state is inert */
             if ((rc = pop(m, &b))) return rc;
-            if (m->sp == 0) return iso_fail(ISO_EDATA, "data.pkl: BUILD without an object");
+            if (m->sp == 0 || (m->n_marks && m->sp <= m->marks[m->n_marks - 1]))
+                return iso_fail(ISO_EDATA, "data.pkl: BUILD without an object");
             const struct pk_obj *o = &m->obj[m->stack[m->sp - 1]];
             /* OrderedDict state ({'_metadata': ...}) and parameter/tensor python
              * attributes: both are attribute dicts we do not need; nothing runs */
@@ -761,14 +764,15 @@ static int emit(struct walk *w, const char *name, const struct pk_obj *t)
     p->storage_offset = t->v.ten.offset;
     const struct zent *e = s->v.sto.ent;   /* "<root>/data/<key>" */
     if (!(p->storage = strndup(e->name + w->m->root_len + 6, e->nlen - w->m->root_len - 6))) return iso_fail(ISO_EINTERNAL, "out of memory");
+    /* rebuild_tensor checked the products: n < 2^60 and, for n > 0, last < the storage */
     uint64_t n = 1, last = 0;
-    int contiguous = 1;
+    for (int i = 0; i < p->n_dims; i++) n *= (uint64_t)p->shape[i];
+    int contiguous = 1;   /* PyTorch's rule: empty tensors are, size-1 dimensions' strides do not matter */
     int64_t expect = 1;
-    for (int i = p->n_dims - 1; i >= 0; i--) {
-        n *= (uint64_t)p->shape[i];
+    for (int i = p->n_dims - 1; n && i >= 0; i--) {
         if (p->shape[i] != 1 && p->strides[i] != expect) contiguous = 0;
         expect *= p->shape[i];
-        if (p->shape[i]) last += (uint64_t)(p->shape[i] - 1) * (uint64_t)p->strides[i];   /* checked in rebuild_tensor */
+        last += (uint64_t)(p->shape[i] - 1) * (uint64_t)p->strides[i];
     }
     p->nelem = n;
     p->contiguous = contiguous;
@@ -832,12 +836,15 @@ static int parse(struct ptckpt *p)
     if (!pv) return iso_fail(ISO_EINTERNAL, "out of memory");
     p->priv = pv;
     const uint8_t *b = p->map;
+    /* legacy formats: torch.load can still read them, and its torch.save (zip
+     * since 1.6, unless _use_new_zipfile_serialization=False) writes ours */
+#define RESAVE "re-save it with torch >= 1.6 (whose torch.save writes the zip format by default): " \
+               "torch.save(torch.load('old.pth', weights_only=True), 'new.pth')"
     if (p->size >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
-        return iso_fail(ISO_EUNAVAIL, "a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: re-save it "
-                                      "with torch >= 1.6: torch.save(torch.load(f, weights_only=True), 'new.pth')");
+        return iso_fail(ISO_EUNAVAIL, "a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: " RESAVE);
     if (p->size >= 262 && memcmp(b + 257, "ustar", 5) == 0)
-        return iso_fail(ISO_EUNAVAIL, "a legacy (tar) PyTorch checkpoint, which we do not read: re-save it with torch >= 1.6: "
-                                      "torch.save(torch.load(f, weights_only=True), 'new.pth')");
+        return iso_fail(ISO_EUNAVAIL, "a legacy (tar) PyTorch checkpoint, which we do not read: " RESAVE);
+#undef RESAVE
     int rc = zip_read(b, p->size, &pv->zip);
     if (rc) return rc;
     struct zip *z = &pv->zip;
@@ -882,7 +889,7 @@ static int parse(struct ptckpt *p)
     /* names must be unique ({"a.b": t, "a": {"b": t}} would collide) */
     struct pt_tensor *sorted = malloc((p->n_tensors + 1) * sizeof *sorted);
     if (!sorted) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    memcpy(sorted, p->tensors, p->n_tensors * sizeof *sorted);
+    if (p->n_tensors) memcpy(sorted, p->tensors, p->n_tensors * sizeof *sorted);
     qsort(sorted, p->n_tensors, sizeof *sorted, cmp_name);
     for (uint64_t i = 1; i < p->n_tensors && !rc; i++)
         if (strcmp(sorted[i - 1].name, sorted[i].name) == 0) rc = iso_fail(ISO_EDATA, "tensor '%s' appears twice", sorted[i].name);

@@ -10,6 +10,7 @@ expect.safetensors for the values as float32), for test_ptckpt.
                  bool, a 0-dim tensor
   nested.pth     {"epoch", "model": {...nested dicts...}, "optimizer": a real
                  Adam state_dict (int keys, lists, floats, tuples, None)}
+  proto4.pth     torch.save(..., pickle_protocol=4)
   views.pth      a transposed (non-contiguous) view, a slice with a storage
                  offset sharing its base's storage, an expanded (stride 0) view
   params.pth     nn.Parameter values (_rebuild_parameter) and a Parameter with a
@@ -51,9 +52,9 @@ def flatten(d, prefix=""):
     return out
 
 
-def record(fname, sd_for_names):
+def record(fname, sd_for_names, weights_only=True):
     """what torch.load(weights_only=True) reads back, flattened like ptckpt does"""
-    loaded = torch.load(os.path.join(OUT, fname), weights_only=True)
+    loaded = torch.load(os.path.join(OUT, fname), weights_only=weights_only)
     for key in ("state_dict", "model", "params", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]
@@ -114,6 +115,12 @@ def main():
     views = {"base": base, "t": base.t(), "rows": base[1:3], "col": base[:, 2], "expand": randn(1, 3).expand(4, 3)}
     torch.save(views, os.path.join(OUT, "views.pth"))
     record("views.pth", views)
+
+    # pickle protocol 4 (FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL)
+    torch.save({"nest": {"a": randn(2, 3).t(), "b": randn(2).half()}}, os.path.join(OUT, "proto4.pth"), pickle_protocol=4)
+    # torch's own weights_only unpickler refuses FRAME (opcode 149): this file
+    # is ours, so the full unpickler may read it back
+    record("proto4.pth", {"nest.a": None, "nest.b": None}, weights_only=False)
 
     # parameters
     p = torch.nn.Parameter(randn(2, 2))

@@ -63,14 +63,17 @@ def sd(**items):
 
 def ckpt(name, pkl, storages=None, root="archive", method=zipfile.ZIP_STORED, extra=None):
     storages = storages or {}
+
+    def put(z, n, data):   # a fixed timestamp: the files are the same on every run
+        z.writestr(zipfile.ZipInfo(n, date_time=(2020, 1, 1, 0, 0, 0)), data, compress_type=method)
     with zipfile.ZipFile(os.path.join(OUT, name), "w", method) as z:
         if pkl is not None:
-            z.writestr(root + "/data.pkl", pkl)
-        z.writestr(root + "/byteorder", "little")
+            put(z, root + "/data.pkl", pkl)
+        put(z, root + "/byteorder", "little")
         for k, v in storages.items():
-            z.writestr(root + "/data/" + k, v)
+            put(z, root + "/data/" + k, v)
         for k, v in (extra or {}).items():
-            z.writestr(k, v)
+            put(z, k, v)
 
 
 def expect(name, status, msg):
@@ -160,6 +163,10 @@ def main():
     expect("offset_out.pth", 65, "reaches element 4 of a storage of 4")
     ckpt("stride_overflow.pth", sd(w=tensor("0", 4, [5, 2], [1 << 62, 1])), {"0": FLOATS4})
     expect("stride_overflow.pth", 65, "extent overflows")
+    ckpt("expand_huge.pth", sd(w=tensor("0", 4, [1 << 61, 4], [0, 0])), {"0": FLOATS4})
+    expect("expand_huge.pth", 65, "tensor size overflows")
+    ckpt("empty_huge.pth", sd(w=tensor("0", 4, [0, 1 << 40, 1 << 40], [1, 1, 1])), {"0": FLOATS4})
+    expect("empty_huge.pth", 0, "")   # an empty tensor whose other sizes multiply past 64 bits opens, empty
     ckpt("neg_size.pth", sd(w=tensor("0", 4, [-1], [1])), {"0": FLOATS4})
     expect("neg_size.pth", 65, "negative entry")
     ckpt("no_storage.pth", sd(w=tensor("7", 4, [4], [1])), {"0": FLOATS4})
@@ -173,6 +180,16 @@ def main():
     expect("nul_key.pth", 65, "key holds a NUL byte")
     ckpt("nine_dims.pth", sd(w=tensor("0", 4, [1] * 9, [1] * 9)), {"0": FLOATS4})
     expect("nine_dims.pth", 65, "9 dimensions")
+
+    # legacy formats: refused with ISO_EUNAVAIL and how to re-save (a bare pickle; a tar, as torch < 0.4 wrote)
+    import tarfile
+    with tarfile.open(os.path.join(OUT, "legacy_tar.pth"), "w", format=tarfile.USTAR_FORMAT) as t:
+        info = tarfile.TarInfo("pickle")
+        info.size = len(GOOD)
+        t.addfile(info, io.BytesIO(GOOD))
+    expect("legacy_tar.pth", 69, "legacy (tar) PyTorch checkpoint")
+    open(os.path.join(OUT, "legacy_pickle.pth"), "wb").write(GOOD)
+    expect("legacy_pickle.pth", 69, "torch.save(torch.load('old.pth', weights_only=True), 'new.pth')")
 
     # the zip itself
     ckpt("deflated.pth", GOOD, {"0": FLOATS4}, method=zipfile.ZIP_DEFLATED)
