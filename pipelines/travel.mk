@@ -23,6 +23,8 @@ TRAVEL_BIN              ?= $(BINDIR)
 TRAVEL_MODE             ?= auto
 TRAVEL_LLM              ?= SmolLM2-135M-Instruct.Q4_1.gguf
 TRAVEL_SEG_MODEL        ?= morph
+# segment models that estimate motion themselves: no flow stage for them
+TRAVEL_NO_FLOW_MODELS   ?= rife
 TRAVEL_FLOW_PRESET      ?= medium
 TRAVEL_CRF              ?= 18
 TRAVEL_X264_PRESET      ?= medium
@@ -65,7 +67,8 @@ TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(TRAVEL_MOD
 
 TRAVEL_SEG_DIRS   = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/segments/seg_$(s))
 TRAVEL_SEG_JSONS  = $(TRAVEL_SEG_DIRS:%=%/segment.json)
-TRAVEL_FLOW_JSONS = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/flow/pair_$(s)/flow.json)
+TRAVEL_FLOW       = $(if $(filter $(TRAVEL_NO_FLOW_MODELS),$(TRAVEL_SEG_MODEL)),,yes)
+TRAVEL_FLOW_JSONS = $(if $(TRAVEL_FLOW),$(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/flow/pair_$(s)/flow.json))
 
 # ---- prompt stage
 TRAVEL_PROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NSEG) --seed $(TRAVEL_SEED)
@@ -86,12 +89,12 @@ $$(TRAVEL_OUT)/flow/pair_$(1)/flow.json: $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(
 	  $$(TRAVEL_BIN)/flow-extract $$(TRAVEL_FLOW_ARGS_$(1)) $$(TRAVEL_COMMON) -o $$(TRAVEL_OUT)/flow/pair_$(1)
 
 TRAVEL_SEG_ARGS_$(1) = -m $$(TRAVEL_SEG_MODEL) --start $$(TRAVEL_A_$(1)) --end $$(TRAVEL_B_$(1)) \
-  --flow $$(TRAVEL_OUT)/flow/pair_$(1)/flow_00000.flo --flow-back $$(TRAVEL_OUT)/flow/pair_$(1)/flow_bwd_00000.flo \
+  $$(if $$(TRAVEL_FLOW),--flow $$(TRAVEL_OUT)/flow/pair_$(1)/flow_00000.flo --flow-back $$(TRAVEL_OUT)/flow/pair_$(1)/flow_bwd_00000.flo) \
   --frames $$(TRAVEL_FRAMES) --fps $$(TRAVEL_FPS) --seed $$(TRAVEL_SEED) \
   --scenes $$(TRAVEL_OUT)/scenes.json --index $$(TRAVEL_IDX_$(1))
 $$(TRAVEL_D)/args/seg_$(1): travel-force
 	@$$(TRAVEL_REPORT) -q stamp $$@ -- $$(TRAVEL_SEG_ARGS_$(1))
-$$(TRAVEL_OUT)/segments/seg_$(1)/segment.json: $$(TRAVEL_OUT)/scenes.json $$(TRAVEL_OUT)/flow/pair_$(1)/flow.json \
+$$(TRAVEL_OUT)/segments/seg_$(1)/segment.json: $$(TRAVEL_OUT)/scenes.json $$(if $$(TRAVEL_FLOW),$$(TRAVEL_OUT)/flow/pair_$(1)/flow.json) \
     $$(TRAVEL_A_$(1)) $$(TRAVEL_B_$(1)) $$(TRAVEL_D)/args/seg_$(1) $$(TRAVEL_BIN)/segment-gen
 	@mkdir -p $$(TRAVEL_OUT)/segments
 	$$(TRAVEL_RUN) --name seg_$(1) --kind segment --json $$@ --sweep $$(TRAVEL_OUT)/segments -- \
@@ -110,7 +113,7 @@ $(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json &: $(TRAVEL_SEG_JSONS) $(TRAVE
 
 # ---- report
 TRAVEL_REPORT_STAGES = prompt=$(TRAVEL_OUT)/scenes.json \
-  $(foreach s,$(TRAVEL_SEGS),flow_$(s)=$(TRAVEL_OUT)/flow/pair_$(s)/flow.json) \
+  $(if $(TRAVEL_FLOW),$(foreach s,$(TRAVEL_SEGS),flow_$(s)=$(TRAVEL_OUT)/flow/pair_$(s)/flow.json)) \
   $(foreach s,$(TRAVEL_SEGS),seg_$(s)=$(TRAVEL_OUT)/segments/seg_$(s)/segment.json) \
   stitch=$(TRAVEL_OUT)/stitch.json
 $(TRAVEL_OUT)/report.json $(TRAVEL_OUT)/memory.png &: $(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json $(TRAVEL_REPORT)

@@ -103,11 +103,12 @@ int travel_topic_vars(const char *topic_path, const char *vars_path, const struc
     const char *model = o && o->seg_model ? o->seg_model : "morph";
     if (rc) return rc;
 
-    if (strcmp(model, "morph") != 0) {
-        rc = iso_fail(ISO_EUSAGE, "segment model '%s': the travel driver knows only 'morph' so far", model);
+    /* both interpolate between keyframes: the morph along flow-extract's flows, rife on its own */
+    if (strcmp(model, "morph") != 0 && strcmp(model, "rife") != 0) {
+        rc = iso_fail(ISO_EUSAGE, "segment model '%s': the travel driver knows only 'morph' and 'rife' so far", model);
         goto done;
     }
-    /* morph: one segment per consecutive pair of keyframes */
+    /* one segment per consecutive pair of keyframes */
     if (t.nkeyframes < 2) {
         rc = iso_fail(ISO_EDATA, "'%s': the morph model needs at least two keyframes, the topic names %d",
                       topic_path, t.nkeyframes);

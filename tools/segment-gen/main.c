@@ -8,7 +8,7 @@
 #include "sig.h"
 #include "segment.h"
 
-enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL };
+enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL, OPT_SCALE };
 
 static const struct cli_opt opts[] = {
     { "start", 0, "A.png", "keyframe at t = 0 (written as frame_00000.png, unchanged)", OPT_START },
@@ -20,13 +20,14 @@ static const struct cli_opt opts[] = {
     { "index", 0, "I", "which segment of --scenes this is", OPT_INDEX },
     { "fps", 0, "F", "frame rate recorded in segment.json (default 24)", OPT_FPS },
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
+    { "scale", 0, "S", "rife: working resolution, 0.25 0.5 1 2 or 4 (default 1; 0.5 for 4K)", OPT_SCALE },
     { 0 },
 };
 
 static const struct cli_spec spec = {
     .tool = "segment-gen",
-    .usage = "[-m morph] --start A.png --end B.png --flow F.flo --flow-back G.flo --frames N "
-             "[--scenes scenes.json --index I] -o DIR",
+    .usage = "[-m morph|rife] --start A.png --end B.png [--flow F.flo --flow-back G.flo] --frames N "
+             "[--scale S] [--scenes scenes.json --index I] -o DIR",
     .summary = "Generate the frames of one video segment that carries the viewer from keyframe A to keyframe B.",
     .description =
         "Writes DIR/frame_00000.png (exactly A) ... DIR/frame_<N-1>.png (exactly B) and DIR/segment.json\n"
@@ -34,13 +35,21 @@ static const struct cli_spec spec = {
         "Models: morph (default): motion-compensated interpolation along the given flows, with\n"
         "occlusion reasoning by forward-backward consistency (Baker et al. 2011, section 3). It reads\n"
         "flows computed beforehand by flow-extract in its own process; it never computes flow.\n"
+        "rife: RIFE (Practical-RIFE IFNet, 4.25/4.26 family), a learned network that estimates its own\n"
+        "motion (no flow files) and takes each frame's time t = i/(N-1) as an input. Weights: models/rife.pkl\n"
+        "(`make models`; a PyTorch checkpoint read without running its pickle). Frames are padded to a\n"
+        "multiple of 128 and the flow is refined at 1/16 .. 1 of the frame size; --scale 0.5 works at half\n"
+        "resolution (use it for 4K), 2 at twice. CPU only for now.\n"
         "Exit 65 for keyframes of different sizes, a flow of another size, N < 2 or an index not in\n"
-        "--scenes; exit 66 for an input file that does not exist (so a driver can tell a stage that has\n"
-        "not run from bad data); exit 69 for an unknown model.",
+        "--scenes, or a model file without a tensor the model needs, or with a wrong shape (the message\n"
+        "names the tensor); exit 66 for an input file that does not exist (so a driver can tell a stage\n"
+        "that has not run from bad data); exit 69 for an unknown model or a model file not found (the\n"
+        "message names every path tried).",
     .opts = opts,
     .examples = "  flow-extract --pair a.png b.png --backward -o flow/\n"
                 "  segment-gen --start a.png --end b.png --flow flow/flow_00000.flo \\\n"
-                "      --flow-back flow/flow_bwd_00000.flo --frames 49 -o seg_000",
+                "      --flow-back flow/flow_bwd_00000.flo --frames 49 -o seg_000\n"
+                "  segment-gen -m rife --start a.png --end b.png --frames 49 -o seg_000",
     .default_model = "morph",
     .min_args = 0,
     .max_args = 0,
@@ -65,6 +74,11 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_FPS: rc = cli_double("fps", arg, 1e-3, 1e4, &a->fps); break;
     case OPT_PNG_LEVEL:
         if (!(rc = cli_int("png-level", arg, 1, 9, &v))) a->png_level = (int)v;
+        break;
+    case OPT_SCALE:
+        if (!(rc = cli_double("scale", arg, 0.25, 4, &a->scale)) && a->scale != 0.25 && a->scale != 0.5 &&
+            a->scale != 1 && a->scale != 2 && a->scale != 4)
+            rc = iso_fail(ISO_EUSAGE, "--scale: %s is not one of 0.25, 0.5, 1, 2, 4", arg);
         break;
     default: rc = iso_fail(ISO_EINTERNAL, "unhandled option %d", id);
     }

@@ -1,5 +1,5 @@
-/* registry.c — the models -m can name. A second model (a Wan2.1 DiT read
- * from safetensors) is one more entry here and one more file beside morph.c. */
+/* registry.c — the models -m can name: the morph (morph_model.c) and RIFE
+ * (rife.c). A new model is one more entry here and one more file beside them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -7,6 +7,7 @@
 
 static const struct segmodel_ops *const models[] = {
     &segmodel_morph,
+    &segmodel_rife,
 };
 #define NMODELS (sizeof models / sizeof models[0])
 

@@ -150,6 +150,15 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
         rc = iso_fail(ISO_EUSAGE, "model '%s' needs a prompt: --scenes FILE --index I", ops->name);
         goto done;
     }
+    if (!(ops->needs & SEGMODEL_NEEDS_FLOW) && (a->flow || a->flow_back)) {
+        rc = iso_fail(ISO_EUSAGE, "model '%s' estimates its own motion: --flow and --flow-back mean nothing to it",
+                      ops->name);
+        goto done;
+    }
+    if (a->scale > 0 && !(ops->needs & SEGMODEL_TAKES_SCALE)) {
+        rc = iso_fail(ISO_EUSAGE, "--scale means nothing to model '%s'", ops->name);
+        goto done;
+    }
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
     /* "seg_000/" names the directory seg_000: common/fs handles the trailing slash */
     if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
@@ -164,6 +173,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     p.vram_reserve_mib = c->vram_reserve_mib;
     p.threads = cli_threads(c);
     p.frames = (int)a->frames;
+    p.scale = a->scale;
     p.channels = 4;  /* the plan assumes the widest layout */
     if ((rc = image_png_size(a->start, &p.width, &p.height))) goto done;
     if ((rc = ops->plan(&p, &plan))) goto done;

@@ -14,6 +14,7 @@ struct segment_args {
     long frames;                    /* --frames N, keyframes included */
     double fps;                     /* --fps */
     int png_level;                  /* zlib level of the frames */
+    double scale;                   /* --scale (0: not given) */
 };
 
 void segment_args_default(struct segment_args *a);

@@ -21,6 +21,7 @@ enum segmodel_needs {
     SEGMODEL_NEEDS_FLOW    = 1 << 0, /* --flow and --flow-back */
     SEGMODEL_NEEDS_PROMPT  = 1 << 1, /* --scenes and --index */
     SEGMODEL_NEEDS_WEIGHTS = 1 << 2, /* a model file found with model_find */
+    SEGMODEL_TAKES_SCALE   = 1 << 3, /* --scale means something to it (RIFE's working resolution) */
 };
 
 /* Fixed for the life of a context: what open() and plan() may depend on. */
@@ -32,6 +33,7 @@ struct segmodel_params {
     int threads;                /* CPU worker threads (>= 1) */
     int width, height, channels;/* frame size the context will be asked for */
     int frames;                 /* frames per request, keyframes included */
+    double scale;               /* --scale, 0 when not given (the model's default) */
 };
 
 /* One segment. Pointers are borrowed for the call. */
@@ -70,4 +72,5 @@ const char *segmodel_names(void);
 #define SEGMODEL_DEFAULT "morph"
 
 extern const struct segmodel_ops segmodel_morph;
+extern const struct segmodel_ops segmodel_rife;
 #endif

