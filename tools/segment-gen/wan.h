@@ -96,4 +96,14 @@ void wan_embed_text(const struct wan *m, struct nn *nn, struct wan_state *s, con
  * was trained: 1000 * sigma) of x [in_ch, F, H, W], with ctx from wan_embed_text */
 void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t,
                  const float *ctx, float *v);
+
+/* Sample: from x (the noise, overwritten by the latents) through every
+ * remaining step of sc (wan_sched.h): per step the velocity with ctx_c and,
+ * when ctx_u is not NULL, classifier-free guidance uncond + G (cond - uncond)
+ * with ctx_u; vc, vu are scratch of sc->n floats (vu unused without ctx_u);
+ * step_s (NULL or sc->steps entries) gets each step's seconds. 0, or
+ * ISO_EINTR when SIGINT/SIGTERM arrived (wan_run.c). */
+struct wan_sched;
+int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
+               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s);
 #endif

@@ -139,6 +139,33 @@ static int write_latents(const char *path, const float *x, const int64_t *shape,
     return st_write(path, &o, 1, meta);
 }
 
+int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
+               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s)
+{
+    size_t n = sc->n;
+    int rc;
+    for (int i = sc->step; i < sc->steps; i++) {
+        double ts = mem_now();
+        float t = sc->timesteps[i];
+        wan_forward(m, nn, st, x, t, ctx_c, vc);
+        if ((rc = sig_check())) return rc;
+        if (ctx_u) {
+            wan_forward(m, nn, st, x, t, ctx_u, vu);
+            /* v = uncond + G (cond - uncond) */
+            nn_scale(nn, vu, vu, n, -1.0f);
+            nn_add(nn, vc, vc, vu, n);
+            nn_scale(nn, vc, vc, n, guidance);
+            nn_scale(nn, vu, vu, n, -1.0f);
+            nn_add(nn, vc, vc, vu, n);
+        }
+        wan_sched_step(sc, nn, vc, x);
+        if (step_s) step_s[i] = mem_now() - ts;
+        log_progress("steps", i + 1, sc->steps);
+        if ((rc = sig_check())) return rc;
+    }
+    return 0;
+}
+
 int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
 {
     static const char *const exts[] = { ".safetensors", NULL };
@@ -239,25 +266,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     double tg = mem_now();
     wan_embed_text(m, nn, st, pos, pos_rows, ctx_c);
     if (cfg) wan_embed_text(m, nn, st, neg, neg_rows, ctx_u);
-    for (int i = 0; i < steps; i++) {
-        double ts = mem_now();
-        float t = sc.timesteps[i];
-        wan_forward(m, nn, st, x, t, ctx_c, vc);
-        if ((rc = sig_check())) goto done;
-        if (cfg) {
-            wan_forward(m, nn, st, x, t, ctx_u, vu);
-            /* v = uncond + G (cond - uncond) */
-            nn_scale(nn, vu, vu, n, -1.0f);
-            nn_add(nn, vc, vc, vu, n);
-            nn_scale(nn, vc, vc, n, (float)guidance);
-            nn_scale(nn, vu, vu, n, -1.0f);
-            nn_add(nn, vc, vc, vu, n);
-        }
-        wan_sched_step(&sc, nn, vc, x);
-        step_s[i] = mem_now() - ts;
-        log_progress("steps", i + 1, steps);
-        if ((rc = sig_check())) goto done;
-    }
+    if ((rc = wan_sample(m, nn, st, &sc, ctx_c, cfg ? ctx_u : NULL, (float)guidance, x, vc, vu, step_s))) goto done;
     t_gen = mem_now() - tg;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) { rc = iso_fail(ISO_EDATA, "sampling diverged: the latents hold a NaN or infinity"); goto done; }
