@@ -7,10 +7,10 @@
 #include "err.h"
 #include "fs.h"
 
-static int is_file(const char *p)
+static int is_file(const char *p, int dirs_ok)
 {
     struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(p, &st) == 0 && (S_ISREG(st.st_mode) || (dirs_ok && S_ISDIR(st.st_mode)));
 }
 
 /* "tried" list: every path looked at, in order, for the error message */
@@ -32,10 +32,10 @@ static void tried_add(struct tried *t, const char *p)
     t->len += (size_t)snprintf(t->s + t->len, t->cap - t->len, "%s'%s'", t->len ? ", " : "", p);
 }
 
-/* 1 and *path set when p is a regular file, else 0 and p added to the list */
-static int try_path(struct tried *t, const char *p, char **path)
+/* 1 and *path set when p is a regular file (or, dirs_ok, a directory), else 0 and p added to the list */
+static int try_path(struct tried *t, const char *p, char **path, int dirs_ok)
 {
-    if (is_file(p)) {
+    if (is_file(p, dirs_ok)) {
         *path = strdup(p);
         return *path ? 1 : 0;
     }
@@ -43,7 +43,7 @@ static int try_path(struct tried *t, const char *p, char **path)
     return 0;
 }
 
-int model_find(const char *name, const char *const *exts, char **path)
+static int find(const char *name, const char *const *exts, char **path, int dirs_ok)
 {
     *path = NULL;
     if (!name || !*name) return iso_fail(ISO_EUSAGE, "empty model name");
@@ -51,11 +51,11 @@ int model_find(const char *name, const char *const *exts, char **path)
     char *dirs = NULL, *p = NULL, *q = NULL;
     int rc = 0;
     if (strchr(name, '/')) {
-        if (!try_path(&t, name, path))
+        if (!try_path(&t, name, path, dirs_ok))
             rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s)", name, t.s ? t.s : "");
         goto done;
     }
-    if (try_path(&t, name, path)) goto done;
+    if (try_path(&t, name, path, dirs_ok)) goto done;
     const char *env = getenv("ISOPIPE_MODELS");
     size_t dl = (env ? strlen(env) : 0) + 64 + strlen(ISOPIPE_PREFIX);
     if (!(dirs = malloc(dl))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
@@ -64,12 +64,12 @@ int model_find(const char *name, const char *const *exts, char **path)
     for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
         if (!*d) continue;
         if (!(p = fs_join(d, name))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        if (try_path(&t, p, path)) goto done;
+        if (try_path(&t, p, path, dirs_ok)) goto done;
         for (int i = 0; exts && exts[i]; i++) {
             size_t n = strlen(p) + strlen(exts[i]) + 1;
             if (!(q = malloc(n))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
             snprintf(q, n, "%s%s", p, exts[i]);
-            if (try_path(&t, q, path)) goto done;
+            if (try_path(&t, q, path, dirs_ok)) goto done;
             free(q);
             q = NULL;
         }
@@ -85,3 +85,7 @@ done:
     free(q);
     return rc;
 }
+
+int model_find(const char *name, const char *const *exts, char **path) { return find(name, exts, path, 0); }
+
+int model_find_dir(const char *name, const char *const *exts, char **path) { return find(name, exts, path, 1); }

@@ -8,4 +8,7 @@
 
 /* exts: NULL-terminated list such as {".gguf", NULL}; *path is malloc'd */
 int model_find(const char *name, const char *const *exts, char **path);
+/* the same, but a directory counts as found too (a diffusers or checkpoint
+ * directory of config.json + weights: common/weights.h opens both) */
+int model_find_dir(const char *name, const char *const *exts, char **path);
 #endif
