@@ -253,7 +253,7 @@ int wan_open(const char *path, int heads_override, struct wan **out)
         char full[200];
         snprintf(full, sizeof full, "%s%s", p, other_archs[i].name);
         if (weights_find(m->file, full)) {
-            rc = iso_fail(ISO_EDATA, "'%s' is %s (it has '%s'): only Wan2.1 text-to-video is supported yet", fp,
+            rc = iso_fail(ISO_EDATA, "'%s' is %s (it has '%s'): not supported yet, only Wan2.1 text-to-video is", fp,
                           other_archs[i].what, full);
             goto fail;
         }

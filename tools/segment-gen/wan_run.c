@@ -203,7 +203,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
     if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = check_sizes(frames, width, height))) goto done;
-    if ((rc = model_find(c->model, exts, &model_path))) goto done;
+    if ((rc = model_find_dir(c->model, exts, &model_path))) goto done;
     if ((rc = wan_open(model_path, (int)a->heads, &m))) goto done;
     const struct wan_config *mc = &m->cfg;
     int F = (int)((frames - 1) / WAN_VAE_T + 1), H = (int)(height / WAN_VAE_S), W = (int)(width / WAN_VAE_S);
