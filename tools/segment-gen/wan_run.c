@@ -23,6 +23,7 @@
 #include "nn.h"
 #include "runtime.h"
 #include "segment.h"
+#include "segmodel.h"
 #include "sig.h"
 #include "st_write.h"
 #include "wan.h"
@@ -194,6 +195,13 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     long index = a->index >= 0 ? a->index : 0;
     int cfg = guidance > 1.0;   /* WanPipeline: guidance only above 1 */
     if (a->sampler && (rc = wan_sampler_parse(a->sampler, &sampler))) goto done;
+    /* first the model: a name that is neither a keyframe model nor a weights file is unknown */
+    if ((rc = model_find_dir(c->model, exts, &model_path))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", iso_errmsg());   /* iso_fail must not read its own buffer */
+        rc = iso_fail(rc, "%s (known models: %s, or a Wan2.1 T2V DiT file or directory)", msg, segmodel_names());
+        goto done;
+    }
     if (a->start || a->end || a->flow || a->flow_back || a->scenes) {
         rc = iso_fail(ISO_EUSAGE, "-m '%s' is a text-to-video model: it takes --text, not keyframes, flows or --scenes",
                       c->model);
@@ -203,7 +211,6 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
     if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = check_sizes(frames, width, height))) goto done;
-    if ((rc = model_find_dir(c->model, exts, &model_path))) goto done;
     if ((rc = wan_open(model_path, (int)a->heads, &m))) goto done;
     const struct wan_config *mc = &m->cfg;
     int F = (int)((frames - 1) / WAN_VAE_T + 1), H = (int)(height / WAN_VAE_S), W = (int)(width / WAN_VAE_S);
