@@ -40,7 +40,8 @@ static const struct cli_spec spec = {
              "[--scenes scenes.json --index I] -o DIR\n"
              "  or: segment-gen -m WAN --text EMB.safetensors [--index I] [--noise NOISE.safetensors] --frames N\n"
              "      --width W --height H [--steps S] [--guidance G] [--shift F] [--sampler unipc|euler] [--seed N] -o DIR",
-    .summary = "Generate the frames of one video segment that carries the viewer from keyframe A to keyframe B.",
+    .summary = "Generate the frames of one video segment that carries the viewer from keyframe A to keyframe B,\n"
+               "or (-m a Wan2.1 DiT) the latents of a segment from its text embeddings.",
     .description =
         "Writes DIR/frame_00000.png (exactly A) ... DIR/frame_<N-1>.png (exactly B) and DIR/segment.json\n"
         "(model, keyframes, frames, fps, prompt, timing, memory), all at once or not at all.\n"
