@@ -32,6 +32,8 @@ close "a ComfyUI prefix + scaled fp8 single file, unipc" un_a_fp8 fp8_unipc "$A"
 $SG -q -m "$B/diffusers" $ARGS_B --steps 4 -o un_b_diff; close "b sharded diffusers dir, unipc" un_b_diff unipc "$B"
 $SG -q -m "$B/wan.safetensors" --heads 4 $ARGS_B --steps 3 --sampler euler -o eu_b_wan
 close "b bare Wan single file, euler" eu_b_wan euler "$B"
+$SG -q -m "$B/wan_bf16.safetensors" --heads 4 $ARGS_B --steps 4 -o un_b_bf16
+close "b bf16 single file, unipc" un_b_bf16 bf16_unipc "$B"
 
 # ---- segment.json
 PY=

@@ -20,6 +20,9 @@ scale_shift_tables included) this writes, under tests/fixtures/wan/<cfg>/:
                     weight float8_e4m3fn with a float32 "<name>.scale_weight" beside it
                     ("scaled fp8"), a "scaled_fp8" marker tensor; expected outputs for it
                     come from diffusers run on the dequantised weights.
+  wan_bf16.safetensors (b only)
+                    every tensor in bfloat16 (as ComfyUI's bf16 files); expected outputs
+                    from diffusers run on the bf16-rounded weights in float32
   text.safetensors  prompt.0 [7, text_dim], prompt.1 [3, text_dim], negative [5, text_dim]
                     (the layout text-encode writes; zero-padded to 512 rows inside)
   noise.safetensors noise [16, F, H/8, W/8]
@@ -29,7 +32,8 @@ scale_shift_tables included) this writes, under tests/fixtures/wan/<cfg>/:
                     euler: 3 steps, shift 3, guidance 5 (FlowMatchEulerDiscreteScheduler)
                     unipc: 4 steps, shift 3, guidance 5 (UniPCMultistepScheduler,
                            flow_prediction, use_flow_sigmas, bh2, order 2)
-                    (+ fp8_velocity_cond, fp8_unipc for "a"); the run parameters are
+                    (+ fp8_velocity_cond, fp8_unipc for "a", bf16_velocity_cond,
+                    bf16_unipc for "b"); the run parameters are
                     in the file's __metadata__.
 
 The sampling loop is diffusers' WanPipeline's: latents float32, the transformer
@@ -60,10 +64,10 @@ UNIPC = dict(steps=4, shift=3.0, guidance=5.0)
 CONFIGS = {
     # 2 heads x 12, 2 blocks, cross-attention norm, 2x6x10 latents (5 frames, 80x48): 2x3x5 tokens
     "a": dict(heads=2, head_dim=12, layers=2, ffn=40, text_dim=20, freq_dim=32, cross_attn_norm=True,
-              frames=5, width=80, height=48, seed=1, sharded=False, wan_dir=True, fp8=True),
+              frames=5, width=80, height=48, seed=1, sharded=False, wan_dir=True, fp8=True, half=None),
     # 4 heads x 8, 1 block, no cross-attention norm, 3x4x6 latents (9 frames, 48x32): 3x2x3 tokens
     "b": dict(heads=4, head_dim=8, layers=1, ffn=48, text_dim=16, freq_dim=16, cross_attn_norm=False,
-              frames=9, width=48, height=32, seed=2, sharded=True, wan_dir=False, fp8=False),
+              frames=9, width=48, height=32, seed=2, sharded=True, wan_dir=False, fp8=False, half="bf16"),
 }
 
 
@@ -228,6 +232,12 @@ def main():
             m2 = WanTransformer3DModel.from_config(model.config).float().eval()
             m2.load_state_dict(convert_wan_transformer_to_diffusers(deq), strict=True)
             run_all(m2, noise, text, "fp8_", exp)
+        if c["half"]:
+            h = {k: v.to(torch.bfloat16) for k, v in wan.items()}
+            save_file(h, os.path.join(d, "wan_bf16.safetensors"), metadata=meta)
+            m3 = WanTransformer3DModel.from_config(model.config).float().eval()
+            m3.load_state_dict(convert_wan_transformer_to_diffusers({k: v.float() for k, v in h.items()}), strict=True)
+            run_all(m3, noise, text, "bf16_", exp)
         eu, un = schedulers()
         emeta = dict(meta, config=json.dumps(c), t_cond=repr(T_COND), t_neg=repr(T_NEG),
                      euler=json.dumps(EULER), unipc=json.dumps(UNIPC),

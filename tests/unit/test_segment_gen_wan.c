@@ -4,7 +4,7 @@
  * weight randomised; FlowMatchEulerDiscreteScheduler and
  * UniPCMultistepScheduler for the sampling). For every layout of each
  * configuration (diffusers directory, sharded or not; Wan checkpoint
- * directory; bare Wan single file; ComfyUI prefix + scaled fp8):
+ * directory; bare Wan single file; ComfyUI prefix + scaled fp8; bf16):
  *   - one forward pass (velocity) within 1e-4 relative, float32:
  *     max |ours - ref| <= 1e-4 * max |ref|, at two timesteps and both prompts
  *   - 3 Euler steps and 4 UniPC steps with CFG (guidance 5, shift 3) within
@@ -136,8 +136,9 @@ static float *velocity(const struct wan *m, struct nn *nn, struct wan_state *st,
     return take(nn, &v, n);
 }
 
-/* one layout of one configuration against the fixture; fp8: the dequantised reference */
-static void check_model(const char *cfg, const char *path, int heads, int fp8, int sampling)
+/* one layout of one configuration against the fixture; tag "fp8_"/"bf16_": the reference
+   computed on the dequantised / rounded weights ("" for float32) */
+static void check_model(const char *cfg, const char *path, int heads, const char *tag, int sampling)
 {
     char full[600], label[700];
     struct fix f;
@@ -164,16 +165,19 @@ static void check_model(const char *cfg, const char *path, int heads, int fp8, i
             break;
         }
         out[ti][0] = velocity(m, nn, st, f.pos, f.pos_rows, f.x0, (float)f.t_cond, f.n);
-        if (!fp8) out[ti][1] = velocity(m, nn, st, f.neg, f.neg_rows, f.x0, (float)f.t_neg, f.n);
+        if (!*tag) out[ti][1] = velocity(m, nn, st, f.neg, f.neg_rows, f.x0, (float)f.t_neg, f.n);
         if (sampling) {
-            if (!fp8) out[ti][2] = sample(m, nn, st, &f, WAN_SAMPLER_EULER, 3, 3.0, 5.0f);
+            if (!*tag) out[ti][2] = sample(m, nn, st, &f, WAN_SAMPLER_EULER, 3, 3.0, 5.0f);
             out[ti][3] = sample(m, nn, st, &f, WAN_SAMPLER_UNIPC, 4, 3.0, 5.0f);
         }
         wan_state_free(nn, &st);
         nn_free(&nn);
     }
-    const char *names[4] = { fp8 ? "fp8_velocity_cond" : "velocity_cond", "velocity_neg", "euler",
-                             fp8 ? "fp8_unipc" : "unipc" };
+    char names[4][48];
+    snprintf(names[0], sizeof names[0], "%svelocity_cond", tag);
+    snprintf(names[1], sizeof names[1], "velocity_neg");
+    snprintf(names[2], sizeof names[2], "euler");
+    snprintf(names[3], sizeof names[3], "%sunipc", tag);
     const double tol[4] = { 1e-4, 1e-4, 1e-3, 1e-3 };
     for (int k = 0; k < 4; k++) {
         if (!out[0][k]) continue;
@@ -262,10 +266,11 @@ int main(void)
 {
     check_schedules();
     check_noise();
-    check_model("a", "diffusers", 0, 0, 1);
-    check_model("a", "wan", 0, 0, 1);
-    check_model("a", "comfy_fp8.safetensors", 2, 1, 1);
-    check_model("b", "diffusers", 0, 0, 1);
-    check_model("b", "wan.safetensors", 4, 0, 1);
+    check_model("a", "diffusers", 0, "", 1);
+    check_model("a", "wan", 0, "", 1);
+    check_model("a", "comfy_fp8.safetensors", 2, "fp8_", 1);
+    check_model("b", "diffusers", 0, "", 1);
+    check_model("b", "wan.safetensors", 4, "", 1);
+    check_model("b", "wan_bf16.safetensors", 4, "bf16_", 1);
     return test_report();
 }
