@@ -131,4 +131,14 @@ expect_exit "a model that does not exist" 69 $SG -m no-such-wan-model $BASE -o b
 expect_exit "a file that is not a Wan DiT" 65 $SG -m "$A/noise.safetensors" $BASE -o bad
 }
 check "nothing written by any refused run" test ! -e bad
+
+# an interrupt during sampling: exit 130, nothing left behind (1000 steps take seconds)
+$SG -q -m "$A/wan" --text "$A/text.safetensors" --frames 5 --width 80 --height 48 --steps 1000 --threads 1 -o intr 2>intr.err &
+pid=$!
+sleep 0.5
+kill -INT $pid
+wait $pid; rc=$?
+check "SIGINT exits 130" test "$rc" -eq 130
+check "SIGINT leaves no output" test ! -e intr -a "$(ls -A . | grep -c '^\.intr')" -eq 0
+check "SIGINT says interrupted" grep -q 'segment-gen: interrupted' intr.err
 test_done
