@@ -125,7 +125,7 @@ check "  ... gives the nearest valid size (96x48)" stderr_has "96x48"
 expect_exit "no --text" 64 $SG -m "$A/wan" --frames 5 --width 80 --height 48 -o bad
 expect_exit "keyframes given to a text-to-video model" 64 $SG -m "$A/wan" $BASE --start x.png -o bad
 expect_exit "an unknown sampler" 64 $SG -m "$A/wan" $BASE --sampler ddim -o bad
-expect_exit "beefy asked for (no GPU path yet)" 75 $SG -m "$A/wan" $BASE --memory-mode beefy -o bad
+expect_exit "beefy asked for (no GPU path yet: never possible, 69)" 69 $SG -m "$A/wan" $BASE --memory-mode beefy -o bad
 check "  ... says it cannot run in beefy mode" stderr_has "cannot run in beefy mode"
 expect_exit "a model that does not exist" 69 $SG -m no-such-wan-model $BASE -o bad
 expect_exit "a file that is not a Wan DiT" 65 $SG -m "$A/noise.safetensors" $BASE -o bad
