@@ -109,7 +109,7 @@ done:
     return rc;
 }
 
-static int fill_plan(const struct wan *m, int F, int H, int W, int cfg, int threads, struct mem_plan *plan)
+static int fill_plan(const struct wan *m, int F, int H, int W, int threads, struct mem_plan *plan)
 {
     const struct wan_config *c = &m->cfg;
     uint64_t n = (uint64_t)c->in_ch * F * H * W;
@@ -122,7 +122,6 @@ static int fill_plan(const struct wan *m, int F, int H, int W, int cfg, int thre
     /* the forward's state + latents, two velocities, the sampler's four buffers, noise and
      * the two text contexts (cond, uncond) */
     b.activations = wan_activation_bytes(c, F, H, W, f32) + n * 4 * 9 + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4;
-    (void)cfg;
     b.kv_cache = 0;
     b.host_base = (UINT64_C(48) << 20) + (uint64_t)threads * (UINT64_C(8) << 20); /* code, OpenBLAS buffers */
     b.gpu_ok = 0;   /* no GPU path yet */
@@ -222,7 +221,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     }
     size_t n = (size_t)mc->in_ch * F * H * W;
     int threads = cli_threads(c);
-    if ((rc = fill_plan(m, F, H, W, cfg, threads, &plan))) goto done;
+    if ((rc = fill_plan(m, F, H, W, threads, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:I, s:[i,i,i,i], s:s, s:s}", "tokens", (json_int_t)wan_tokens(mc, F, H, W),
                                   "latents", (int)shape[0], F, H, W, "weights_dtype", m->dtype, "note",
