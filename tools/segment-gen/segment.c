@@ -33,6 +33,8 @@ void segment_args_default(struct segment_args *a)
     a->frames = 25;
     a->fps = 24;
     a->png_level = 1;
+    a->guidance = -1;
+    a->shift = -1;
 }
 
 /* scenes.json (prompt-expand): {"segments": [{"index": I, "prompt": "..."}]} */

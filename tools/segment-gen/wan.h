@@ -1,0 +1,109 @@
+/* wan.h — the Wan2.1 text-to-video DiT (Wan Team 2025, "Wan: Open and
+ * Advanced Large-Scale Video Generative Models"; diffusers'
+ * WanTransformer3DModel): one forward pass predicts the flow-matching
+ * velocity of a latent video [C, F, H, W] at a timestep, conditioned on text
+ * embeddings. The text encoder and the VAE are other processes.
+ *
+ * A model is opened from any layout users have (a diffusers directory, a Wan
+ * checkpoint directory, a single ComfyUI file with or without the
+ * "model.diffusion_model." prefix; f32, f16, bf16 or scaled fp8-e4m3): the
+ * layout is a table from names to roles (wan.c), recognised from the names.
+ * struct wan owns the weights mapping; weights are views into it, never
+ * copied. Activations go through the nn core only (common/nn.h). */
+#ifndef ISOPIPE_WAN_H
+#define ISOPIPE_WAN_H
+#include <stdint.h>
+
+#include "nn.h"
+#include "weights.h"
+
+#define WAN_TEXT_LEN 512     /* Wan's text length: embeddings are zero-padded to it */
+
+enum wan_layout { WAN_LAYOUT_DIFFUSERS = 0, WAN_LAYOUT_WAN };
+
+/* where each field comes from is said in wan.c's wan_open */
+struct wan_config {
+    int dim;            /* model width (heads * head_dim) */
+    int heads, head_dim;
+    int layers;         /* transformer blocks */
+    int ffn;            /* FFN hidden width */
+    int text_dim;       /* width of the text embeddings (umT5-XXL: 4096) */
+    int freq_dim;       /* sinusoidal timestep embedding width (256) */
+    int in_ch, out_ch;  /* latent channels (16) */
+    int pt, ph, pw;     /* patch size (1, 2, 2) */
+    int cross_attn_norm;/* affine LayerNorm before cross-attention */
+    float eps;          /* every norm's epsilon (1e-6) */
+    const char *heads_from; /* "config.json", "--heads", "dim/128" */
+};
+
+struct wan_lin { struct nn_w w, b; };   /* Linear: w [out, in], b [out] */
+
+struct wan_block {
+    struct wan_lin q, k, v, o;          /* self-attention, [dim, dim] */
+    struct nn_w norm_q, norm_k;         /* RMSNorm over all heads, [dim] */
+    struct wan_lin cq, ck, cv, co;      /* cross-attention to the text, [dim, dim] */
+    struct nn_w cnorm_q, cnorm_k;       /* [dim] */
+    struct nn_w cnorm_w, cnorm_b;       /* cross_attn_norm LayerNorm (Wan norm3, diffusers norm2), [dim]; data NULL without */
+    struct wan_lin ffn1, ffn2;          /* [ffn, dim], [dim, ffn] */
+    struct nn_w modulation;             /* [1, 6, dim]: shift, scale, gate (attn); shift, scale, gate (ffn) */
+};
+
+struct wan_weights {
+    struct nn_w patch_w, patch_b;       /* Conv3d [dim, in, pt, ph, pw], [dim] */
+    struct wan_lin text1, text2;        /* [dim, text_dim], [dim, dim] (GELU tanh between) */
+    struct wan_lin time1, time2;        /* [dim, freq_dim], [dim, dim] (SiLU between) */
+    struct wan_lin time_proj;           /* [6*dim, dim] (after SiLU) */
+    struct wan_block *blocks;           /* [layers] */
+    struct wan_lin head;                /* [out*pt*ph*pw, dim] */
+    struct nn_w head_mod;               /* [1, 2, dim]: shift, scale */
+};
+
+struct wan {
+    struct wan_config cfg;
+    struct wan_weights w;
+    enum wan_layout layout;
+    const char *prefix;                 /* "" or "model.diffusion_model." ... */
+    struct weights *file;
+    char dtype[64];                     /* "bf16", "f32 + fp8-e4m3 (scaled)", ... */
+    uint64_t block_bytes, resident_bytes, largest_tensor;
+};
+
+/* Open and check a Wan2.1 T2V DiT. heads_override > 0 replaces the head
+ * count of a file without config.json (dim/128 otherwise). ISO_EDATA naming
+ * the tensor for a missing or misshapen one, and for an architecture we do
+ * not run (VACE, I2V: said so); ISO_ENOINPUT / ISO_EUNAVAIL from weights_open. */
+int wan_open(const char *path, int heads_override, struct wan **out);
+void wan_close(struct wan **m);
+/* "diffusers" / "wan" (+ prefix) for reports */
+const char *wan_layout_name(const struct wan *m);
+
+/* tokens of a latent [in_ch, F, H, W]; 0 when H or W is not a multiple of the patch */
+int64_t wan_tokens(const struct wan_config *c, int F, int H, int W);
+/* bytes of the activations wan_state_new allocates for F, H, W plus the nn
+ * core's scratch (attention score tiles, weight conversion tiles) */
+uint64_t wan_activation_bytes(const struct wan_config *c, int F, int H, int W, int weights_f32);
+
+/* scratch for one latent geometry */
+struct wan_state;
+int wan_state_new(const struct wan *m, struct nn *nn, int F, int H, int W, struct wan_state **out);
+void wan_state_free(struct nn *nn, struct wan_state **s);
+
+/* ctx [WAN_TEXT_LEN, dim] = text embedding MLP of emb [rows, text_dim]
+ * zero-padded to WAN_TEXT_LEN rows (rows <= WAN_TEXT_LEN) */
+void wan_embed_text(const struct wan *m, struct nn *nn, struct wan_state *s, const float *emb, int rows,
+                    float *ctx);
+/* v [out_ch, F, H, W] = the velocity at timestep t (0..1000, as the model
+ * was trained: 1000 * sigma) of x [in_ch, F, H, W], with ctx from wan_embed_text */
+void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t,
+                 const float *ctx, float *v);
+
+/* Sample: from x (the noise, overwritten by the latents) through every
+ * remaining step of sc (wan_sched.h): per step the velocity with ctx_c and,
+ * when ctx_u is not NULL, classifier-free guidance uncond + G (cond - uncond)
+ * with ctx_u; vc, vu are scratch of sc->n floats (vu unused without ctx_u);
+ * step_s (NULL or sc->steps entries) gets each step's seconds. 0, or
+ * ISO_EINTR when SIGINT/SIGTERM arrived (wan_run.c). */
+struct wan_sched;
+int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
+               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s);
+#endif

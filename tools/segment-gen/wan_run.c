@@ -1,0 +1,370 @@
+/* wan_run.c — segment-gen with a latent diffusion model (segment.h,
+ * segment_run_latent): a Wan2.1 T2V DiT denoises latents from text
+ * embeddings; DIR/latents.safetensors + DIR/segment.json appear together
+ * (fs_dir_begin/fs_dir_publish) or not at all.
+ *
+ * Order of work: resolve the model, check the command line (sizes with the
+ * nearest valid values), open the model (its header and shapes: nothing is
+ * read but two scalars of scaled fp8 files), plan, admit; read the
+ * embeddings and the noise, build the state between "before load" and
+ * "after load"; sample; write. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "fs.h"
+#include "jsonio.h"
+#include "log.h"
+#include "mem.h"
+#include "model.h"
+#include "nn.h"
+#include "runtime.h"
+#include "segment.h"
+#include "segmodel.h"
+#include "sig.h"
+#include "st_write.h"
+#include "wan.h"
+#include "wan_sched.h"
+#include "weights.h"
+
+/* Wan2.1's published recommendation for T2V-1.3B (its README's example:
+ * --size 832*480 --sample_shift 8 --sample_guide_scale 6; generate.py's
+ * default of 50 steps and 81 frames for t2v) */
+#define WAN_DEF_WIDTH 832
+#define WAN_DEF_HEIGHT 480
+#define WAN_DEF_FRAMES 81
+#define WAN_DEF_STEPS 50
+#define WAN_DEF_GUIDANCE 6.0
+#define WAN_DEF_SHIFT 8.0
+#define WAN_VAE_T 4      /* the Wan VAE: 4x in time (after the first frame), 8x in space */
+#define WAN_VAE_S 8
+
+/* the nearest multiple of m (>= m) */
+static long nearest_mult(long v, long m)
+{
+    long r = (v + m / 2) / m * m;
+    return r < m ? m : r;
+}
+
+static int check_sizes(long frames, long width, long height)
+{
+    if (frames < 1 || (frames - 1) % WAN_VAE_T) {
+        long lo = frames < 1 ? 1 : (frames - 1) / WAN_VAE_T * WAN_VAE_T + 1, hi = lo + WAN_VAE_T;
+        if (frames < 1) return iso_fail(ISO_EDATA, "--frames %ld: Wan needs 4k+1 frames; the nearest valid is 1", frames);
+        return iso_fail(ISO_EDATA, "--frames %ld: Wan needs 4k+1 frames; the nearest valid are %ld and %ld", frames, lo,
+                        hi);
+    }
+    if (width < 16 || width % 16 || height < 16 || height % 16)
+        return iso_fail(ISO_EDATA, "--width %ld --height %ld: Wan needs multiples of 16; the nearest valid size is "
+                        "%ldx%ld", width, height, nearest_mult(width, 16), nearest_mult(height, 16));
+    return 0;
+}
+
+/* a 2-D float tensor of `file` as f32 [rows, cols]; *data malloc'd */
+static int read_text(const struct weights *w, const char *path, const char *name, int text_dim, float **data,
+                     int *rows)
+{
+    const struct wt_tensor *t = weights_find(w, name);
+    if (!t) return iso_fail(ISO_EDATA, "--text '%s' has no tensor '%s'", path, name);
+    if (t->n_dims != 2 || t->shape[1] != text_dim)
+        return iso_fail(ISO_EDATA, "--text '%s': '%s' is %d-D [%lld, %lld], the model needs [L, %d] (its text_dim)",
+                        path, name, t->n_dims, (long long)t->shape[0], t->n_dims > 1 ? (long long)t->shape[1] : 0LL,
+                        text_dim);
+    if (t->shape[0] < 1 || t->shape[0] > WAN_TEXT_LEN)
+        return iso_fail(ISO_EDATA, "--text '%s': '%s' has %lld rows; Wan takes 1 to %d", path, name,
+                        (long long)t->shape[0], WAN_TEXT_LEN);
+    *rows = (int)t->shape[0];
+    if (!(*data = malloc(t->nelem * sizeof(float)))) return iso_fail(ISO_EINTERNAL, "out of memory");
+    int rc = weights_to_f32(t, 0, t->nelem, *data);
+    for (uint64_t i = 0; !rc && i < t->nelem; i++)
+        if (!isfinite((*data)[i])) rc = iso_fail(ISO_EDATA, "--text '%s': '%s' holds a NaN or infinity", path, name);
+    return rc;
+}
+
+static int read_noise(const char *path, const int64_t *shape, float *out)
+{
+    struct weights *w = NULL;
+    int rc = weights_open(path, &w);
+    if (rc) return rc;
+    const struct wt_tensor *t = weights_find(w, "noise");
+    if (!t) { rc = iso_fail(ISO_EDATA, "--noise '%s' has no tensor 'noise'", path); goto done; }
+    int ok = t->n_dims == 4;
+    for (int i = 0; ok && i < 4; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char got[96] = "";
+        for (int i = 0, n = 0; i < t->n_dims && n < (int)sizeof got; i++)
+            n += snprintf(got + n, sizeof got - n, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+        rc = iso_fail(ISO_EDATA, "--noise '%s': 'noise' is [%s], this run needs [%lld, %lld, %lld, %lld]", path, got,
+                      (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3]);
+        goto done;
+    }
+    if ((rc = weights_to_f32(t, 0, t->nelem, out))) goto done;
+    for (uint64_t i = 0; i < t->nelem; i++)
+        if (!isfinite(out[i])) { rc = iso_fail(ISO_EDATA, "--noise '%s' holds a NaN or infinity", path); goto done; }
+done:
+    weights_close(&w);
+    return rc;
+}
+
+static int fill_plan(const struct wan *m, int F, int H, int W, int threads, struct mem_plan *plan)
+{
+    const struct wan_config *c = &m->cfg;
+    uint64_t n = (uint64_t)c->in_ch * F * H * W;
+    struct plan_blocks b = { 0 };
+    b.n_blocks = (uint64_t)c->layers;
+    b.block_bytes = (m->block_bytes + (uint64_t)c->layers - 1) / (uint64_t)c->layers;
+    b.resident_bytes = m->resident_bytes;
+    b.largest_tensor = m->largest_tensor;
+    int f32 = m->w.blocks[0].q.w.dtype == WT_F32 && m->w.patch_w.dtype == WT_F32;
+    /* the forward's state + latents, two velocities, the sampler's four buffers, noise and
+     * the two text contexts (cond, uncond) */
+    b.activations = wan_activation_bytes(c, F, H, W, f32) + n * 4 * 9 + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4;
+    b.kv_cache = 0;
+    b.host_base = (UINT64_C(48) << 20) + (uint64_t)threads * (UINT64_C(8) << 20); /* code, OpenBLAS buffers */
+    b.gpu_ok = 0;   /* no GPU path yet */
+    b.cpu_ok = 1;
+    char name[256];
+    snprintf(name, sizeof name, "Wan2.1 T2V DiT %d blocks x %d (%s, %s)", c->layers, c->dim, wan_layout_name(m),
+             m->dtype);
+    return plan_from_blocks(plan, name, &b);
+}
+
+static int write_latents(const char *path, const float *x, const int64_t *shape, const char *const *meta)
+{
+    struct st_out o = { .name = "latents", .dtype = ST_F32, .n_dims = 4, .data = x };
+    for (int i = 0; i < 4; i++) o.shape[i] = (uint64_t)shape[i];
+    return st_write(path, &o, 1, meta);
+}
+
+int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
+               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s)
+{
+    size_t n = sc->n;
+    int rc;
+    for (int i = sc->step; i < sc->steps; i++) {
+        double ts = mem_now();
+        float t = sc->timesteps[i];
+        wan_forward(m, nn, st, x, t, ctx_c, vc);
+        if ((rc = sig_check())) return rc;
+        if (ctx_u) {
+            wan_forward(m, nn, st, x, t, ctx_u, vu);
+            /* v = uncond + G (cond - uncond) */
+            nn_scale(nn, vu, vu, n, -1.0f);
+            nn_add(nn, vc, vc, vu, n);
+            nn_scale(nn, vc, vc, n, guidance);
+            nn_scale(nn, vu, vu, n, -1.0f);
+            nn_add(nn, vc, vc, vu, n);
+        }
+        wan_sched_step(sc, nn, vc, x);
+        if (step_s) step_s[i] = mem_now() - ts;
+        log_progress("steps", i + 1, sc->steps);
+        if ((rc = sig_check())) return rc;
+    }
+    return 0;
+}
+
+int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
+{
+    static const char *const exts[] = { ".safetensors", NULL };
+    struct rt *rt = NULL;
+    struct wan *m = NULL;
+    struct weights *tw = NULL;
+    struct nn *nn = NULL;
+    struct wan_state *st = NULL;
+    struct wan_sched sc = { 0 };
+    float *pos = NULL, *neg = NULL, *ctx_c = NULL, *ctx_u = NULL, *x = NULL, *vc = NULL, *vu = NULL;
+    double *step_s = NULL;
+    char *model_path = NULL, *tmp = NULL, *out = NULL, *lat_tmp = NULL, *json_tmp = NULL, *json_final = NULL;
+    json_t *root = NULL;
+    struct mem_plan plan;
+    enum mem_mode mode = MEM_MODE_CPU;
+    enum wan_sampler sampler = WAN_SAMPLER_UNIPC;
+    int rc, loading = 0, cleanup_logged = 0, pos_rows = 0, neg_rows = 0, have_sched = 0;
+    double t0 = mem_now(), t_gen = 0;
+
+    if ((rc = rt_begin(c, &rt))) goto done;
+    long frames = a->frames_set ? a->frames : WAN_DEF_FRAMES;
+    long width = a->width ? a->width : WAN_DEF_WIDTH, height = a->height ? a->height : WAN_DEF_HEIGHT;
+    int steps = a->steps > 0 ? (int)a->steps : WAN_DEF_STEPS;
+    double guidance = a->guidance >= 0 ? a->guidance : WAN_DEF_GUIDANCE;
+    double shift = a->shift > 0 ? a->shift : WAN_DEF_SHIFT;
+    long index = a->index >= 0 ? a->index : 0;
+    int cfg = guidance > 1.0;   /* WanPipeline: guidance only above 1 */
+    if (a->sampler && (rc = wan_sampler_parse(a->sampler, &sampler))) goto done;
+    /* first the model: a name that is neither a keyframe model nor a weights file is unknown */
+    if ((rc = model_find_dir(c->model, exts, &model_path))) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", iso_errmsg());   /* iso_fail must not read its own buffer */
+        rc = iso_fail(rc, "%s (known models: %s, or a Wan2.1 T2V DiT file or directory)", msg, segmodel_names());
+        goto done;
+    }
+    if (a->start || a->end || a->flow || a->flow_back || a->scenes) {
+        rc = iso_fail(ISO_EUSAGE, "-m '%s' is a text-to-video model: it takes --text, not keyframes, flows or --scenes",
+                      c->model);
+        goto done;
+    }
+    if (!a->text) { rc = iso_fail(ISO_EUSAGE, "-m '%s' needs --text EMB.safetensors (from text-encode)", c->model); goto done; }
+    if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
+    if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if ((rc = check_sizes(frames, width, height))) goto done;
+    if ((rc = wan_open(model_path, (int)a->heads, &m))) goto done;
+    const struct wan_config *mc = &m->cfg;
+    int F = (int)((frames - 1) / WAN_VAE_T + 1), H = (int)(height / WAN_VAE_S), W = (int)(width / WAN_VAE_S);
+    int64_t shape[4] = { mc->in_ch, F, H, W };
+    if (wan_tokens(mc, F, H, W) <= 0) {
+        rc = iso_fail(ISO_EDATA, "--width %ld --height %ld: latents %dx%d do not divide into the model's %dx%d patches",
+                      width, height, H, W, mc->ph, mc->pw);
+        goto done;
+    }
+    size_t n = (size_t)mc->in_ch * F * H * W;
+    int threads = cli_threads(c);
+    if ((rc = fill_plan(m, F, H, W, threads, &plan))) goto done;
+    if (c->plan_only) {
+        json_t *extra = json_pack("{s:I, s:[i,i,i,i], s:s, s:s}", "tokens", (json_int_t)wan_tokens(mc, F, H, W),
+                                  "latents", (int)shape[0], F, H, W, "weights_dtype", m->dtype, "note",
+                                  "segment-gen's Wan DiT has a CPU path only: beefy and lightweight are not possible "
+                                  "yet, auto picks cpu");
+        rc = rt_print_plan(rt, &plan, extra);
+        goto done;
+    }
+    if ((rc = rt_admit(rt, &plan, &mode))) goto done;
+
+    rt_load_begin(rt);
+    loading = 1;
+    /* the embeddings: prompt.<I> and (CFG) negative */
+    if ((rc = weights_open(a->text, &tw))) goto done;
+    {
+        char pname[32];
+        snprintf(pname, sizeof pname, "prompt.%ld", index);
+        if ((rc = read_text(tw, a->text, pname, mc->text_dim, &pos, &pos_rows))) goto done;
+        if (cfg) {
+            if (!weights_find(tw, "negative")) {
+                rc = iso_fail(ISO_EDATA, "--text '%s' has no tensor 'negative': --guidance %g needs a negative prompt "
+                              "(or --guidance 1)", a->text, guidance);
+                goto done;
+            }
+            if ((rc = read_text(tw, a->text, "negative", mc->text_dim, &neg, &neg_rows))) goto done;
+        }
+    }
+    weights_close(&tw);
+    if ((rc = nn_new(&nn, NN_CPU, threads))) goto done;
+    if ((rc = wan_state_new(m, nn, F, H, W, &st))) goto done;
+    if (!(ctx_c = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) || !(x = nn_alloc(nn, n)) ||
+        !(vc = nn_alloc(nn, n)) || (cfg && (!(ctx_u = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) ||
+                                            !(vu = nn_alloc(nn, n))))) {
+        rc = ISO_ETEMPFAIL;
+        goto done;
+    }
+    if (a->noise) {
+        if ((rc = read_noise(a->noise, shape, x))) goto done;
+    } else {
+        wan_noise(c->seed, x, n);
+    }
+    if ((rc = wan_sched_init(&sc, nn, sampler, steps, shift, n))) goto done;
+    have_sched = 1;
+    if (!(step_s = calloc((size_t)steps, sizeof *step_s))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    rt_load_end(rt);
+
+    /* sampling: the text contexts once, then per step one (two with CFG) forward passes */
+    double tg = mem_now();
+    wan_embed_text(m, nn, st, pos, pos_rows, ctx_c);
+    if (cfg) wan_embed_text(m, nn, st, neg, neg_rows, ctx_u);
+    if ((rc = wan_sample(m, nn, st, &sc, ctx_c, cfg ? ctx_u : NULL, (float)guidance, x, vc, vu, step_s))) goto done;
+    t_gen = mem_now() - tg;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) { rc = iso_fail(ISO_EDATA, "sampling diverged: the latents hold a NaN or infinity"); goto done; }
+
+    /* outputs into a temporary sibling of DIR, published in one rename */
+    if ((rc = fs_dir_begin(out, &tmp))) goto done;
+    lat_tmp = fs_join(tmp, "latents.safetensors");
+    json_tmp = fs_join(tmp, "segment.json");
+    json_final = fs_join(out, "segment.json");
+    root = jsonio_header_new();
+    if (!lat_tmp || !json_tmp || !json_final || !root) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    {
+        char sh[32], gd[32], st_[16], sd[32];
+        snprintf(sh, sizeof sh, "%.9g", shift);
+        snprintf(gd, sizeof gd, "%.9g", guidance);
+        snprintf(st_, sizeof st_, "%d", steps);
+        snprintf(sd, sizeof sd, "%llu", (unsigned long long)c->seed);
+        const char *meta[] = { "sampler", wan_sampler_name(sampler), "steps", st_, "shift", sh, "guidance", gd,
+                               "noise", a->noise ? "file" : "seed", "seed", sd, NULL };
+        if ((rc = write_latents(lat_tmp, x, shape, meta))) goto done;
+    }
+    rt_cleanup_begin(rt);
+    cleanup_logged = 1;
+
+    json_t *mj = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "name", "wan2.1-t2v", "layout",
+                           wan_layout_name(m), "dtype", m->dtype, "dim", mc->dim, "layers", mc->layers, "heads",
+                           mc->heads, "ffn", mc->ffn, "text_dim", mc->text_dim, "heads_from", mc->heads_from);
+    jsonio_set_path(mj, "path", json_final, model_path);
+    json_object_set_new(root, "model", mj);
+    json_t *tx = json_object();
+    jsonio_set_path(tx, "file", json_final, a->text);
+    json_object_set_new(tx, "index", json_integer(index));
+    json_object_set_new(tx, "prompt_rows", json_integer(pos_rows));
+    json_object_set_new(tx, "negative_rows", cfg ? json_integer(neg_rows) : json_null());
+    json_object_set_new(root, "text", tx);
+    json_object_set_new(root, "frames", json_integer(frames));
+    json_object_set_new(root, "width", json_integer(width));
+    json_object_set_new(root, "height", json_integer(height));
+    json_object_set_new(root, "latents", json_pack("{s:s, s:[i,i,i,i], s:I}", "file", "latents.safetensors", "shape",
+                                                   (int)shape[0], F, H, W, "tokens",
+                                                   (json_int_t)wan_tokens(mc, F, H, W)));
+    json_t *tsj = json_array(), *sg = json_array();
+    for (int i = 0; i < steps; i++) {
+        json_array_append_new(tsj, json_real(sc.timesteps[i]));
+        json_array_append_new(sg, json_real(sc.sigmas[i]));
+    }
+    json_object_set_new(root, "sampler", json_pack("{s:s, s:i, s:f, s:f, s:b, s:o, s:o}", "name",
+                                                   wan_sampler_name(sampler), "steps", steps, "shift", shift,
+                                                   "guidance", guidance, "cfg", cfg, "timesteps", tsj, "sigmas", sg));
+    if (a->noise) {
+        json_t *nz = json_object();
+        jsonio_set_path(nz, "file", json_final, a->noise);
+        json_object_set_new(root, "noise", nz);
+    } else {
+        json_object_set_new(root, "noise", json_pack("{s:s}", "generator", "splitmix64-box-muller (docs/wan.md)"));
+    }
+    json_object_set_new(root, "seed", json_integer((json_int_t)c->seed));
+    json_t *per = json_array();
+    for (int i = 0; i < steps; i++) json_array_append_new(per, json_real(step_s[i]));
+    json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:o, s:i, s:s}", "load_s", rt_load_seconds(rt),
+                                                  "generate_s", t_gen, "per_step_s", t_gen / steps, "steps_s", per,
+                                                  "threads", threads, "blas", nn_blas_info()));
+    json_object_set_new(root, "memory", rt_memory_json(rt));
+    if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
+    if ((rc = sig_check())) goto done;
+    if ((rc = fs_dir_publish(tmp, out))) goto done;
+    free(tmp);
+    tmp = NULL;
+    log_verbose("wrote latents [%d, %d, %d, %d] to '%s' in %.2fs", (int)shape[0], F, H, W, out, mem_now() - t0);
+done:
+    if (loading && !cleanup_logged) rt_cleanup_begin(rt);
+    if (have_sched) wan_sched_free(&sc, nn);
+    wan_state_free(nn, &st);
+    if (nn) {
+        nn_release(nn, &ctx_c);
+        nn_release(nn, &ctx_u);
+        nn_release(nn, &x);
+        nn_release(nn, &vc);
+        nn_release(nn, &vu);
+    }
+    nn_free(&nn);
+    weights_close(&tw);
+    wan_close(&m);
+    fs_dir_abort(&tmp);
+    json_decref(root);
+    free(pos);
+    free(neg);
+    free(step_s);
+    free(model_path);
+    free(out);
+    free(lat_tmp);
+    free(json_tmp);
+    free(json_final);
+    return rt_end(&rt, rc);
+}
