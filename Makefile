@@ -37,7 +37,7 @@ endif
 
 OPT        ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -pthread $(OPT) -g -fno-strict-aliasing \
-               -DISOPIPE_VERSION='"$(VERSION)"' -DISOPIPE_PREFIX='"$(PREFIX)"' -Icommon
+               -DISOPIPE_VERSION='"$(VERSION)"' -Icommon
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS     := $(PKG_LIBS) -lm -ldl -lpthread

@@ -82,6 +82,8 @@ static const struct cli_spec spec = {
     .default_model = PE_DEFAULT_MODEL ".gguf",
     .min_args = 0,
     .max_args = 1,
+    .common = CLI_C_ALL,
+    .has_gpu_path = 1,
 };
 
 struct args {

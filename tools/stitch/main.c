@@ -48,6 +48,8 @@ static const struct cli_spec spec = {
                 "  stitch --frames-out out/frames -o out/final.mp4 out/seg_*",
     .min_args = 0,
     .max_args = -1,
+    .common = CLI_C_OUTPUT | CLI_C_MEMMODE | CLI_C_PLAN | CLI_C_THREADS,
+    .has_gpu_path = 0,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)

@@ -54,6 +54,8 @@ static const struct cli_spec spec = {
                 "  segment-gen ... && vram-probe --wait-baseline $base --timeout 10",
     .min_args = 0,
     .max_args = 0,
+    .common = CLI_C_OUTPUT | CLI_C_DEVICE,
+    .has_gpu_path = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
