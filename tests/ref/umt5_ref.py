@@ -176,5 +176,47 @@ def main():
         print("%s: batch vs alone max abs diff %.3g" % (name, diff), file=sys.stderr)
 
 
+TOOL_PROMPTS = ["A red fox &amp; a crow   in the  snow", "日本語のテキスト、雪の中の狐"]
+WAN_NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+                "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
+                "杂乱的背景，三条腿，背景人很多，倒着走")
+
+
+def tool_fixture(root):
+    """tests/fixtures/umt5/tool: a bfloat16 HF folder whose 1600 embedding
+    rows cover tests/fixtures/spm/uni_nobf.tokenizer.json, and the states of
+    TOOL_PROMPTS and Wan's negative prompt, cleaned as Wan does and
+    tokenised by `tokenizers` with that file (tests/cli/t8000-text-encode.sh)"""
+    import html
+    import re
+    import tokenizers
+    d = os.path.join(root, "tool")
+    os.makedirs(os.path.join(d, "hf"), exist_ok=True)
+    kw = dict(vocab_size=1600, d_model=16, d_kv=8, d_ff=24, num_layers=2, num_heads=2,
+              relative_attention_num_buckets=32, relative_attention_max_distance=128, layer_norm_epsilon=1e-6)
+    cfg = UMT5Config(feed_forward_proj="gated-gelu", **kw)
+    model = UMT5EncoderModel(cfg).eval()
+    randomise(model, torch.Generator().manual_seed(8000))
+    sd = hf_tensors(model)
+    cj = dict(kw, feed_forward_proj="gated-gelu", architectures=["UMT5EncoderModel"], model_type="umt5")
+    with open(os.path.join(d, "hf", "config.json"), "w") as f:
+        json.dump(cj, f, indent=1)
+    save_file({k: v.to(torch.bfloat16) for k, v in sd.items()}, os.path.join(d, "hf", "model.safetensors"))
+    tk = tokenizers.Tokenizer.from_file(os.path.join(os.path.dirname(root.rstrip("/")), "spm", "uni_nobf.tokenizer.json"))
+    exp = {}
+    texts = [("prompt.%d" % i, p) for i, p in enumerate(TOOL_PROMPTS)] + [("negative", WAN_NEGATIVE)]
+    for name, t in texts:
+        t = re.sub(r"\s+", " ", html.unescape(html.unescape(t)).strip()).strip()
+        ids = tk.encode(t).ids[:511]
+        with torch.no_grad():
+            o = model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+        exp[name] = o.contiguous()
+        exp[name + ".ids"] = torch.tensor(ids, dtype=torch.int32)
+    save_file(exp, os.path.join(d, "expected.safetensors"),
+              metadata={"generator": "tests/ref/umt5_ref.py", "torch": torch.__version__,
+                        "transformers": transformers.__version__, "tokenizers": tokenizers.__version__})
+
+
 if __name__ == "__main__":
     main()
+    tool_fixture(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/umt5")
