@@ -67,6 +67,8 @@ struct spm {
     int unk_id, eos_id, byte_fallback;
     int byte_id[256];        /* id of <0xNN>, -1 absent */
     float min_score, max_score;     /* spiece.model: over NORMAL pieces */
+    int *user;               /* ids of USER_DEFINED pieces (spiece.model) */
+    int n_user;
     double dmin_score;              /* tokenizer.json: over every piece */
     /* spiece.model normalizer */
     struct cmap cm;
@@ -468,6 +470,13 @@ static int load_model(struct spm *m, const unsigned char *d, size_t n, const cha
         if (p->type == PT_CONTROL && p->len == eos_len && memcmp(p->s, eos_piece, eos_len) == 0) m->eos_id = i;
     }
     if (m->unk_id < 0) return iso_fail(ISO_EDATA, "'%s': no <unk> piece", name);
+    for (int i = 0; i < m->n; i++)
+        if (m->p[i].type == PT_USER) {
+            int *u = realloc(m->user, (size_t)(m->n_user + 1) * sizeof *u);
+            if (!u) return iso_fail(ISO_EINTERNAL, "out of memory");
+            m->user = u;
+            m->user[m->n_user++] = i;
+        }
     if (m->eos_id < 0 && eos_field >= 0 && eos_field < m->n && m->p[eos_field].type == PT_CONTROL) m->eos_id = (int)eos_field;
     if (m->eos_id < 0) return iso_fail(ISO_EDATA, "'%s': no </s> piece", name);
     if ((rc = build_hash(m, name))) return rc;
@@ -815,6 +824,7 @@ void spm_free(struct spm **sp)
     for (int i = 0; i < m->n; i++) free(m->p[i].s);
     free(m->p);
     free(m->hash);
+    free(m->user);
     cmap_free(&m->cm);
     for (int i = 0; i < m->n_norms; i++) {
         cmap_free(&m->norms[i].cm);
@@ -943,9 +953,9 @@ static int norm_prefix(const struct spm *m, const char *s, size_t n, const char 
 {
     /* user-defined symbols are kept as they are (the PrefixMatcher) */
     size_t best = 0;
-    for (int i = 0; i < m->n; i++) {
-        const struct piece *p = &m->p[i];
-        if (p->type == PT_USER && p->len <= n && p->len > best && memcmp(p->s, s, p->len) == 0) best = p->len;
+    for (int k = 0; k < m->n_user; k++) {
+        const struct piece *p = &m->p[m->user[k]];
+        if (p->len <= n && p->len > best && memcmp(p->s, s, p->len) == 0) best = p->len;
     }
     if (best) { *rep = s; *rlen = best; *used = best; return 0; }
     size_t lens[64];
