@@ -15,7 +15,9 @@
                      charsmap), add_dummy_prefix and remove_extra_whitespaces off
 3. For uni_nobf and uni_raw, `transformers` exports a tokenizer.json (T5TokenizerFast
    built from the spiece.model through convert_slow_tokenizer, 100 extra ids).
-4. Ids: for each test string, sentencepiece's ids + [eos] ("S"/"P" records)
+4. uni_raw.gguf: uni_raw.model's tokenizer as GGUF metadata (the tokenizer.ggml.*
+   keys llama.cpp's converter writes for T5), to be run as the .model is.
+5. Ids: for each test string, sentencepiece's ids + [eos] ("S"/"P" records)
    and the `tokenizers` library's ids running that tokenizer.json ("T").
 
 Output directory (default tests/fixtures/spm/): <name>.model,
@@ -149,6 +151,37 @@ def export_json(model_path, out_json, sp, byte_fallback, legacy):
     tok.save(out_json, pretty=False)
 
 
+def write_gguf(model_path, out):
+    """the tokenizer of a .model as llama.cpp's converter stores a T5 one in
+    GGUF metadata (tokenizer.ggml.*; no tensors), written by hand (GGUF v3)"""
+    import struct
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    m = pb.ModelProto()
+    m.ParseFromString(open(model_path, "rb").read())
+
+    def s(x):
+        b = x.encode("utf-8") if isinstance(x, str) else x
+        return struct.pack("<Q", len(b)) + b
+    kv = []
+
+    def add(key, typ, payload):
+        kv.append(s(key) + struct.pack("<I", typ) + payload)
+    add("general.architecture", 8, s("t5encoder"))
+    add("tokenizer.ggml.model", 8, s("t5"))
+    add("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, len(m.pieces)) + b"".join(s(p.piece) for p in m.pieces))
+    add("tokenizer.ggml.scores", 9, struct.pack("<IQ", 6, len(m.pieces)) + b"".join(struct.pack("<f", p.score) for p in m.pieces))
+    add("tokenizer.ggml.token_type", 9, struct.pack("<IQ", 5, len(m.pieces)) + b"".join(struct.pack("<i", p.type) for p in m.pieces))
+    add("tokenizer.ggml.add_space_prefix", 7, struct.pack("<?", m.normalizer_spec.add_dummy_prefix))
+    add("tokenizer.ggml.remove_extra_whitespaces", 7, struct.pack("<?", m.normalizer_spec.remove_extra_whitespaces))
+    cm = m.normalizer_spec.precompiled_charsmap
+    if cm:
+        add("tokenizer.ggml.precompiled_charsmap", 9, struct.pack("<IQ", 0, len(cm)) + cm)
+    add("tokenizer.ggml.eos_token_id", 4, struct.pack("<I", m.trainer_spec.eos_id))
+    add("tokenizer.ggml.unknown_token_id", 4, struct.pack("<I", m.trainer_spec.unk_id))
+    with open(out, "wb") as f:
+        f.write(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kv)) + b"".join(kv))
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/spm"
     os.makedirs(outdir, exist_ok=True)
@@ -179,6 +212,8 @@ def main():
                 f.write("S %s\nP %s\n" % (s.encode("utf-8").hex(), " ".join(map(str, p))))
                 if tk:
                     f.write("T %s\n" % " ".join(map(str, tk.encode(s).ids)))
+        if name == "uni_raw":
+            write_gguf(path, os.path.join(outdir, name + ".gguf"))
         print(name, sp.get_piece_size(), "pieces,", len(strings), "strings", file=sys.stderr)
 
 

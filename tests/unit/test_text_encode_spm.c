@@ -79,6 +79,17 @@ static void test_fixtures(const char *root)
             check_fixture(t, fix, 'P', label);
             spm_free(&t);
         }
+        snprintf(p, sizeof p, "%s/tests/fixtures/spm/%s.gguf", root, names[i]);
+        if (fs_exists(p)) {   /* the same tokenizer as GGUF metadata: sentencepiece's ids too */
+            rc = spm_load_gguf(p, &t);
+            CHECKF(rc == 0, "%s: %s", p, iso_errmsg());
+            if (t) {
+                CHECK_STR(spm_format_name(t), "gguf");
+                snprintf(label, sizeof label, "%s.gguf vs sentencepiece", names[i]);
+                check_fixture(t, fix, 'P', label);
+                spm_free(&t);
+            }
+        }
         snprintf(p, sizeof p, "%s/tests/fixtures/spm/%s.tokenizer.json", root, names[i]);
         if (!fs_exists(p)) continue;
         rc = spm_load(p, &t);

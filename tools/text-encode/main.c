@@ -66,7 +66,8 @@ static const struct cli_spec spec = {
         "models_t5_umt5-xxl-enc-bf16.pth (once the PyTorch checkpoint reader is in), ComfyUI's\n"
         "umt5_xxl_fp16 / fp8_e4m3fn_scaled .safetensors, a umT5 GGUF with float weights. Without a\n"
         "config.json the config comes from the tensor shapes and T5's defaults (max distance 128, eps 1e-6).\n"
-        "The tokenizer is looked for beside the model, in a sibling tokenizer/ and in google/umt5-xxl/.\n"
+        "The tokenizer is looked for beside the model, in a sibling tokenizer/ and in google/umt5-xxl/, then in\n"
+        "a GGUF model's metadata.\n"
         "\n"
         "Memory: weights stay as stored (bf16 stays bf16, converted a tile at a time). Only the cpu mode\n"
         "exists so far: --plan shows beefy and lightweight as not possible, auto picks cpu.\n"
@@ -272,8 +273,14 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     const struct umt5_config *cfg = umt5_config(m);
     if (a->tokenizer) {
         if (!(tok_path = strdup(a->tokenizer))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    } else if ((rc = find_tokenizer(model_path, &tok_path))) goto done;
-    if ((rc = spm_load(tok_path, &tok))) goto done;
+    } else if ((rc = find_tokenizer(model_path, &tok_path))) {
+        /* a GGUF may carry its tokenizer in its metadata */
+        if (rc != ISO_ENOINPUT || weights_format(w) != WT_FMT_GGUF || spm_load_gguf(model_path, &tok)) goto done;
+        iso_errclear();
+        rc = 0;
+        if (!(tok_path = strdup(model_path))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    }
+    if (!tok && (rc = spm_load(tok_path, &tok))) goto done;
     if (spm_n_ids(tok) > cfg->vocab_rows) {
         rc = iso_fail(ISO_EDATA, "tokenizer '%s' has ids up to %d but the model '%s' has %d embedding rows", tok_path,
                       spm_n_ids(tok) - 1, model_path, cfg->vocab_rows);

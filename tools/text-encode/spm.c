@@ -5,6 +5,7 @@
 #include "spm.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "err.h"
 #include "fs.h"
+#include "gguf.h"
 #include "grapheme_tab.h"
 
 #define SPM_MAX_FILE (UINT64_C(256) << 20)
@@ -59,6 +61,7 @@ struct added { char *s; size_t len; int id, lstrip, rstrip, normalized; };
 
 struct spm {
     enum spm_format fmt;
+    int from_gguf;           /* SPM_FMT_MODEL read from GGUF metadata */
     struct piece *p;
     int n;                   /* pieces (ids 0..n-1) */
     uint32_t *hash;          /* open addressing: id + 1, 0 empty */
@@ -375,6 +378,44 @@ static int pb_field(struct pb *b, uint32_t *num, int *wt, uint64_t *v, const uns
     }
 }
 
+/* after the pieces, scores, types and normaliser flags of a SentencePiece
+ * model (spiece.model or GGUF metadata): unk, eos, user-defined symbols,
+ * the piece index, byte pieces */
+static int finish_model(struct spm *m, const char *name, const char *eos_piece, size_t eos_len, int64_t eos_field)
+{
+    int rc;
+    m->unk_id = m->eos_id = -1;
+    m->min_score = FLT_MAX;
+    m->max_score = FLT_MIN;   /* as sentencepiece initialises it */
+    for (int i = 0; i < m->n; i++) {
+        const struct piece *p = &m->p[i];
+        if (p->type == PT_UNKNOWN) {
+            if (m->unk_id >= 0) return iso_fail(ISO_EDATA, "'%s': two <unk> pieces (%d, %d)", name, m->unk_id, i);
+            m->unk_id = i;
+        }
+        if (p->type == PT_NORMAL) {
+            if (p->score < m->min_score) m->min_score = p->score;
+            if (p->score > m->max_score) m->max_score = p->score;
+        }
+        if (p->type == PT_CONTROL && p->len == eos_len && memcmp(p->s, eos_piece, eos_len) == 0) m->eos_id = i;
+    }
+    if (m->unk_id < 0) return iso_fail(ISO_EDATA, "'%s': no <unk> piece", name);
+    for (int i = 0; i < m->n; i++)
+        if (m->p[i].type == PT_USER) {
+            int *u = realloc(m->user, (size_t)(m->n_user + 1) * sizeof *u);
+            if (!u) return iso_fail(ISO_EINTERNAL, "out of memory");
+            m->user = u;
+            m->user[m->n_user++] = i;
+        }
+    if (m->eos_id < 0 && eos_field >= 0 && eos_field < m->n && m->p[eos_field].type == PT_CONTROL) m->eos_id = (int)eos_field;
+    if (m->eos_id < 0) return iso_fail(ISO_EDATA, "'%s': no </s> piece", name);
+    if ((rc = build_hash(m, name))) return rc;
+    if (m->byte_fallback)
+        for (int b = 0; b < 256; b++)
+            if (m->byte_id[b] < 0) return iso_fail(ISO_EDATA, "'%s': byte_fallback without the piece <0x%02X>", name, b);
+    return 0;
+}
+
 static int load_model(struct spm *m, const unsigned char *d, size_t n, const char *name)
 {
     struct pb top = { d, d + n };
@@ -454,36 +495,7 @@ static int load_model(struct spm *m, const unsigned char *d, size_t n, const cha
         return iso_fail(ISO_EDATA, "'%s': a SentencePiece model of type %d, not unigram (1)", name, model_type);
     int rc = cmap_load(&m->cm, cm, cm_len, name);
     if (rc) return rc;
-    m->unk_id = m->eos_id = -1;
-    m->min_score = FLT_MAX;
-    m->max_score = FLT_MIN;   /* as sentencepiece initialises it */
-    for (int i = 0; i < m->n; i++) {
-        const struct piece *p = &m->p[i];
-        if (p->type == PT_UNKNOWN) {
-            if (m->unk_id >= 0) return iso_fail(ISO_EDATA, "'%s': two <unk> pieces (%d, %d)", name, m->unk_id, i);
-            m->unk_id = i;
-        }
-        if (p->type == PT_NORMAL) {
-            if (p->score < m->min_score) m->min_score = p->score;
-            if (p->score > m->max_score) m->max_score = p->score;
-        }
-        if (p->type == PT_CONTROL && p->len == eos_len && memcmp(p->s, eos_piece, eos_len) == 0) m->eos_id = i;
-    }
-    if (m->unk_id < 0) return iso_fail(ISO_EDATA, "'%s': no <unk> piece", name);
-    for (int i = 0; i < m->n; i++)
-        if (m->p[i].type == PT_USER) {
-            int *u = realloc(m->user, (size_t)(m->n_user + 1) * sizeof *u);
-            if (!u) return iso_fail(ISO_EINTERNAL, "out of memory");
-            m->user = u;
-            m->user[m->n_user++] = i;
-        }
-    if (m->eos_id < 0 && eos_field >= 0 && eos_field < m->n && m->p[eos_field].type == PT_CONTROL) m->eos_id = (int)eos_field;
-    if (m->eos_id < 0) return iso_fail(ISO_EDATA, "'%s': no </s> piece", name);
-    if ((rc = build_hash(m, name))) return rc;
-    if (m->byte_fallback)
-        for (int b = 0; b < 256; b++)
-            if (m->byte_id[b] < 0) return iso_fail(ISO_EDATA, "'%s': byte_fallback without the piece <0x%02X>", name, b);
-    return 0;
+    return finish_model(m, name, eos_piece, eos_len, eos_field);
 bad:
     return iso_fail(ISO_EDATA, "'%s': not a valid SentencePiece model (malformed protobuf)", name);
 }
@@ -817,6 +829,72 @@ int spm_load(const char *path, struct spm **out)
     return rc;
 }
 
+/* ---- a GGUF's tokenizer metadata (llama.cpp's "t5" tokenizer: the pieces
+ * of the spiece.model with their scores and types, its charsmap and flags);
+ * run with sentencepiece's rules, as llama.cpp's UGM tokenizer imitates them */
+int spm_load_gguf(const char *path, struct spm **out)
+{
+    struct gguf *g = NULL;
+    struct spm *m = NULL;
+    *out = NULL;
+    int rc = gguf_open(path, &g);
+    if (rc) return rc;
+    struct gguf_str model;
+    const struct gguf_kv *tk = gguf_find_kv(g, "tokenizer.ggml.tokens"), *sc = gguf_find_kv(g, "tokenizer.ggml.scores"),
+                         *ty = gguf_find_kv(g, "tokenizer.ggml.token_type"),
+                         *cm = gguf_find_kv(g, "tokenizer.ggml.precompiled_charsmap");
+    if (gguf_get_str(g, "tokenizer.ggml.model", &model) || !gguf_str_eq(model, "t5")) {
+        rc = iso_fail(ISO_EDATA, "'%s': no SentencePiece unigram tokenizer in the metadata (tokenizer.ggml.model is not \"t5\")", path);
+        goto done;
+    }
+    if (!tk || !sc || tk->val.type != GGUF_T_ARRAY || sc->val.type != GGUF_T_ARRAY || tk->val.v.arr.n == 0 ||
+        tk->val.v.arr.n > (1u << 24) || sc->val.v.arr.n != tk->val.v.arr.n ||
+        (ty && (ty->val.type != GGUF_T_ARRAY || ty->val.v.arr.n != tk->val.v.arr.n))) {
+        rc = iso_fail(ISO_EDATA, "'%s': tokenizer.ggml.tokens / scores / token_type missing or of different lengths", path);
+        goto done;
+    }
+    if (!(m = calloc(1, sizeof *m)) || !(m->p = calloc(tk->val.v.arr.n, sizeof *m->p))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    m->fmt = SPM_FMT_MODEL;
+    m->from_gguf = 1;
+    for (uint64_t i = 0; i < tk->val.v.arr.n; i++) {
+        struct gguf_str t;
+        double f;
+        int64_t type = PT_NORMAL;
+        if (gguf_arr_str(&tk->val, i, &t) || gguf_arr_f64(&sc->val, i, &f) || (ty && gguf_arr_i64(&ty->val, i, &type)) ||
+            t.len == 0 || t.len > 1024 || type < 1 || type > 6) {
+            rc = iso_fail(ISO_EDATA, "'%s': tokenizer entry %" PRIu64 " is malformed", path, i);
+            goto done;
+        }
+        struct piece *p = &m->p[m->n++];
+        if (!(p->s = malloc(t.len + 1))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        memcpy(p->s, t.s, t.len);
+        p->s[t.len] = 0;
+        p->len = (uint32_t)t.len;
+        p->score = (float)f;
+        p->dscore = p->score;
+        p->type = (uint8_t)type;
+        if (type == PT_BYTE) m->byte_fallback = 1;   /* byte pieces exist only in byte-fallback models */
+    }
+    uint64_t v;
+    m->add_dummy_prefix = gguf_get_u64(g, "tokenizer.ggml.add_space_prefix", &v) ? 1 : v != 0;
+    m->remove_extra_ws = gguf_get_u64(g, "tokenizer.ggml.remove_extra_whitespaces", &v) ? 1 : v != 0;
+    m->escape_ws = 1;
+    if (cm) {
+        if (cm->val.type != GGUF_T_ARRAY || (cm->val.v.arr.type != GGUF_T_UINT8 && cm->val.v.arr.type != GGUF_T_INT8)) {
+            rc = iso_fail(ISO_EDATA, "'%s': tokenizer.ggml.precompiled_charsmap is not a byte array", path);
+            goto done;
+        }
+        if ((rc = cmap_load(&m->cm, cm->val.v.arr.data, (size_t)cm->val.v.arr.n, path))) goto done;
+    }
+    int64_t eos = gguf_get_u64(g, "tokenizer.ggml.eos_token_id", &v) ? -1 : (int64_t)v;
+    rc = finish_model(m, path, "</s>", 4, eos);
+done:
+    gguf_close(&g);
+    if (rc) spm_free(&m);
+    *out = m;
+    return rc;
+}
+
 void spm_free(struct spm **sp)
 {
     struct spm *m = *sp;
@@ -841,7 +919,10 @@ void spm_free(struct spm **sp)
 }
 
 enum spm_format spm_format(const struct spm *s) { return s->fmt; }
-const char *spm_format_name(const struct spm *s) { return s->fmt == SPM_FMT_MODEL ? "spiece.model" : "tokenizer.json"; }
+const char *spm_format_name(const struct spm *s)
+{
+    return s->fmt == SPM_FMT_JSON ? "tokenizer.json" : s->from_gguf ? "gguf" : "spiece.model";
+}
 int spm_n_ids(const struct spm *s) { return s->n; }
 int spm_eos_id(const struct spm *s) { return s->eos_id; }
 const char *spm_piece(const struct spm *s, int id) { return id >= 0 && id < s->n ? s->p[id].s : NULL; }

@@ -29,12 +29,15 @@ enum spm_format { SPM_FMT_MODEL = 0, SPM_FMT_JSON };
 /* Read PATH (either format). ISO_ENOINPUT missing, ISO_EDATA neither format
  * or corrupt (the message names the file and what is wrong). */
 int spm_load(const char *path, struct spm **out);
+/* the tokenizer in a GGUF's metadata (llama.cpp's "t5" tokenizer.ggml.*
+ * keys), run as spiece.model. ISO_EDATA when it holds none. */
+int spm_load_gguf(const char *path, struct spm **out);
 /* the same from memory; name is used in messages */
 int spm_load_mem(const void *data, size_t n, const char *name, struct spm **out);
 void spm_free(struct spm **s);
 
 enum spm_format spm_format(const struct spm *s);
-const char *spm_format_name(const struct spm *s);   /* "spiece.model", "tokenizer.json" */
+const char *spm_format_name(const struct spm *s);   /* "spiece.model", "tokenizer.json", "gguf" */
 /* one past the largest id the tokenizer can produce */
 int spm_n_ids(const struct spm *s);
 int spm_eos_id(const struct spm *s);
