@@ -21,6 +21,8 @@ Files per configuration:
   wan.pth            (a only) Wan2.1's names (token_embedding, blocks.N.*), torch.save
   wan_fp16.safetensors  (a only) the same names in a safetensors file, float16
   comfy_fp16.safetensors  (a only) ComfyUI's single file, float16
+  t5.gguf            (a only) llama.cpp's T5 names, float16 matrices and float32
+                     norms, in a GGUF written here by hand
   comfy_fp8.safetensors   (a only) ComfyUI's fp8_e4m3fn_scaled: linear weights
                      float8_e4m3fn with a per-tensor "<name>.scale_weight" and a
                      "scaled_fp8" marker; its own expected output (expected_fp8)
@@ -95,6 +97,49 @@ def wan_tensors(sd, n_layers):
     return out
 
 
+def gguf_tensors(sd, n_layers):
+    """llama.cpp's T5 encoder names (city96's umT5 GGUF)"""
+    out = {"token_embd.weight": sd["shared.weight"], "enc.output_norm.weight": sd["encoder.final_layer_norm.weight"]}
+    for i in range(n_layers):
+        p = "encoder.block.%d." % i
+        g = "enc.blk.%d." % i
+        out[g + "attn_norm.weight"] = sd[p + "layer.0.layer_norm.weight"]
+        for x in "qkvo":
+            out[g + "attn_%s.weight" % x] = sd[p + "layer.0.SelfAttention.%s.weight" % x]
+        out[g + "attn_rel_b.weight"] = sd[p + "layer.0.SelfAttention.relative_attention_bias.weight"]
+        out[g + "ffn_norm.weight"] = sd[p + "layer.1.layer_norm.weight"]
+        out[g + "ffn_gate.weight"] = sd[p + "layer.1.DenseReluDense.wi_0.weight"]
+        out[g + "ffn_up.weight"] = sd[p + "layer.1.DenseReluDense.wi_1.weight"]
+        out[g + "ffn_down.weight"] = sd[p + "layer.1.DenseReluDense.wo.weight"]
+    return out
+
+
+def write_gguf(tensors, path):
+    """GGUF v3 written by hand: float16 matrices, float32 vectors (as
+    llama.cpp's converter stores norms), data aligned to 32 bytes"""
+    import struct
+
+    def s(x):
+        b = x.encode()
+        return struct.pack("<Q", len(b)) + b
+    kv = s("general.architecture") + struct.pack("<I", 8) + s("t5encoder")
+    infos, blobs, off = [], [], 0
+    for name, t in tensors.items():
+        a = (t.half() if t.dim() > 1 else t.float()).contiguous().numpy()
+        typ = 1 if t.dim() > 1 else 0
+        ne = list(reversed(a.shape))
+        infos.append(s(name) + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne) +
+                     struct.pack("<IQ", typ, off))
+        b = a.tobytes()
+        pad = (-len(b)) % 32
+        blobs.append(b + b"\0" * pad)
+        off += len(b) + pad
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), 1) + kv + b"".join(infos)
+    head += b"\0" * ((-len(head)) % 32)
+    with open(path, "wb") as f:
+        f.write(head + b"".join(blobs))
+
+
 def fp8_tensors(sd):
     """ComfyUI's scaled fp8: linear weights as e4m3fn * scale_weight; returns the
     file's tensors and the dequantised float32 state dict"""
@@ -163,6 +208,7 @@ def main():
             save_file({k: v.half() for k, v in wan_tensors(sd, kw["num_layers"]).items()},
                       os.path.join(d, "wan_fp16.safetensors"))
             save_file({k: v.half() for k, v in sd.items()}, os.path.join(d, "comfy_fp16.safetensors"))
+            write_gguf(gguf_tensors(sd, kw["num_layers"]), os.path.join(d, "t5.gguf"))
             f8, deq = fp8_tensors(sd)
             save_file(f8, os.path.join(d, "comfy_fp8.safetensors"))
             m8 = UMT5EncoderModel(cfg).eval()

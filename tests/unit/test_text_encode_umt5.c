@@ -3,7 +3,8 @@
  * fixtures in tests/fixtures/umt5/): two tiny random configurations (4 heads
  * x 8 / 3 heads x 10 with inner != d_model, 2 / 3 layers, 32 / 16 buckets,
  * max distance 128 / 20), norms and relative biases random, in each layout
- * text-encode reads. Tolerance: max abs error / max abs value <= 1e-4 (the
+ * text-encode reads (HF f32/bf16, ComfyUI fp16 and scaled fp8, Wan names,
+ * llama.cpp's T5 GGUF names). Tolerance: max abs error / max abs value <= 1e-4 (the
  * scaled fp8 file against transformers run on the same dequantised weights).
  * Also: the bucket of every relative position -400..400 equals transformers'
  * exactly, and a prompt encoded alone gives exactly the states it gets in a
@@ -155,6 +156,7 @@ int main(void)
         check_layout(a, "comfy_fp8.safetensors", NULL, "out_fp8", "comfyui-fp8-scaled", nn);
         check_layout(a, "wan.pth", NULL, "out", "wan", nn);
         check_layout(a, "wan_fp16.safetensors", NULL, "out", "wan", nn);
+        check_layout(a, "t5.gguf", NULL, "out", "gguf", nn);
         check_layout(b, "hf", "hf/config.json", "out", "huggingface", nn);
         check_layout(b, "hf_bf16", "hf_bf16/config.json", "out", "huggingface", nn);
         nn_free(&nn);
