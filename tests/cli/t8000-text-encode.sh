@@ -123,5 +123,7 @@ b[i:i + 31] = b'encoder.final_layer_norm.weighX'
 open('n/model.safetensors', 'wb').write(b)"
 expect_exit "a missing tensor" 65 "$TE" -q -m ./n --tokenizer "$TOK" -p x -o out.safetensors
 check "missing tensor: one line naming it, nothing written" sh -c "grep -q final_layer_norm '$T/.err' && [ \$(grep -c . '$T/.err') -eq 1 ] && [ ! -e out.safetensors ] && [ ! -e out.json ]"
+expect_exit "a prompt that is not UTF-8" 65 "$TE" -q -m ./m -p "$(printf 'caf\351')" -o out.safetensors
+check "not UTF-8: nothing written" nothing
 expect_exit "output directory missing" 73 "$TE" -q -m ./m -p x -o no/such/dir/out.safetensors
 test_done

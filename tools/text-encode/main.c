@@ -22,6 +22,7 @@
 #include "sig.h"
 #include "spm.h"
 #include "st_write.h"
+#include "topic.h"
 #include "umt5.h"
 #include "weights.h"
 
@@ -130,6 +131,7 @@ static int add_item(struct item **v, int *n, const char *raw, const char *what)
 {
     size_t len = strlen(raw);
     if (len > TE_MAX_PROMPT_BYTES) return iso_fail(ISO_EDATA, "%s: %zu bytes (at most %d)", what, len, TE_MAX_PROMPT_BYTES);
+    if (!utf8_valid(raw, len)) return iso_fail(ISO_EDATA, "%s is not UTF-8 text", what);
     struct item *p = realloc(*v, (size_t)(*n + 1) * sizeof *p);
     if (!p) return iso_fail(ISO_EINTERNAL, "out of memory");
     *v = p;
