@@ -255,6 +255,18 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
         rc = iso_fail(ISO_EUSAGE, "unexpected argument '%s'", argv[optind + spec->max_args]);
         goto done;
     }
+    /* '-' is a stream where the tool says so, and never a file named '-' */
+    if (c->output && !strcmp(c->output, "-") && !spec->dash_output) {
+        rc = iso_fail(ISO_EUSAGE, "-o -: %s does not write to standard output (it writes files); give a path, or ./- for a "
+                      "file named '-'", spec->tool);
+        goto done;
+    }
+    for (int i = optind; i < argc; i++)
+        if (!strcmp(argv[i], "-") && !spec->dash_input) {
+            rc = iso_fail(ISO_EUSAGE, "'-': %s does not read standard input; give a path, or ./- for a file named '-'",
+                          spec->tool);
+            goto done;
+        }
     if (optind_out) *optind_out = optind;
 done:
     free(lo);

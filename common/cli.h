@@ -59,6 +59,8 @@ struct cli_spec {
     int min_args, max_args;   /* positional arguments allowed (max -1 = unlimited) */
     unsigned common;          /* enum cli_common_opt bits; 0 = all of them */
     int has_gpu_path;         /* --version says whether this build can use a GPU for it */
+    int dash_output;          /* -o - means standard output; else it is refused */
+    int dash_input;           /* a positional '-' means standard input; else it is refused */
 };
 
 /* handler returns 0, or a negative status after iso_fail() (a usage error) */

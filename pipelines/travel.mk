@@ -58,7 +58,10 @@ $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.
 # Missing: no dependency, and the prompt stage itself exits 69 naming every
 # path it tried.
-TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(subst :, ,$(ISOPIPE_MODELS)) models $(PREFIX)/share/isopipe/models,$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
+# the tools' own model lookup order (common/model.h), with TRAVEL_BIN as the executable's directory
+TRAVEL_MODEL_DIRS ?= $(subst :, ,$(ISOPIPE_MODELS)) $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/isopipe/models \
+                     $(TRAVEL_BIN)/../share/isopipe/models $(TRAVEL_BIN)/../models
+TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(TRAVEL_MODEL_DIRS),$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
 
 TRAVEL_SEG_DIRS   = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/segments/seg_$(s))
 TRAVEL_SEG_JSONS  = $(TRAVEL_SEG_DIRS:%=%/segment.json)

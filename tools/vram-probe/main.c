@@ -138,6 +138,7 @@ int main(int argc, char **argv)
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
     if ((rc = gpu_init(c.device))) goto done;
+    if (!gpu_present() && gpu_unavailable_reason()) log_info("no usable GPU: %s", gpu_unavailable_reason());
     if (o.baseline_mib >= 0) {
         double t0 = mem_now(), waited = 0;
         uint64_t want = (uint64_t)((o.baseline_mib > o.tolerance_mib ? o.baseline_mib - o.tolerance_mib : 0) * MIB);
