@@ -64,7 +64,7 @@ static const struct cli_spec spec = {
         "prompts [{index, text, ids, tokens, truncated}], negative, memory) goes beside it.\n"
         "\n"
         "Models: a Hugging Face UMT5EncoderModel folder (config.json + model.safetensors or shards), Wan2.1's\n"
-        "models_t5_umt5-xxl-enc-bf16.pth (once the PyTorch checkpoint reader is in), ComfyUI's\n"
+        "models_t5_umt5-xxl-enc-bf16.pth (read without running pickle code), ComfyUI's\n"
         "umt5_xxl_fp16 / fp8_e4m3fn_scaled .safetensors, a umT5 GGUF with float weights. Without a\n"
         "config.json the config comes from the tensor shapes and T5's defaults (max distance 128, eps 1e-6).\n"
         "The tokenizer is looked for beside the model, in a sibling tokenizer/ and in google/umt5-xxl/, then in\n"

@@ -29,11 +29,15 @@ mkdir -p "$work"
 [ -n "$keep" ] || trap 'rm -rf "$work"' EXIT INT TERM
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# umT5-XXL dims, $layers layers, $threads threads"
-"$PY" tests/bench/t5/bench.py make "$work/model" "$layers"
+if [ -f "$work/model/model.safetensors" ] && grep -q "\"num_layers\": $layers," "$work/model/config.json"; then
+    echo "# reusing $work/model"
+else
+    "$PY" tests/bench/t5/bench.py make "$work/model" "$layers"
+fi
 tok=tests/fixtures/spm/uni_nobf.tokenizer.json
+# 121 tokens with this tokenizer (umT5's own would give fewer; the ids are what both sides get)
 prompt="A slow dolly shot through a misty pine forest at dawn: golden light falls between the trunks, a red fox \
-trots across the mossy ground and stops to look at the camera, dew drops glitter on ferns, birds take off \
-from a branch, and the fog thins as the sun rises over the hills behind the trees."
+trots across the mossy ground and stops to look at the camera."
 OPENBLAS_NUM_THREADS=$threads /usr/bin/time -f '%M' -o "$work/ours.rss" bin/text-encode -q --threads "$threads" \
     -m "$work/model" --tokenizer "$tok" -p "$prompt" --no-negative -o "$work/ours.safetensors"
 "$PY" tests/bench/t5/bench.py compare "$work" "$threads"
