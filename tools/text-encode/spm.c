@@ -1194,21 +1194,51 @@ static int apply_norm(const struct norm *nm, const char *s, size_t n, struct buf
     return 0;
 }
 
+/* the added token matching at s[i..n) (longest), -1 if none; normalized
+ * selects the tokens matched on normalised text */
+static int added_at(const struct spm *m, const char *s, size_t i, size_t n, int normalized)
+{
+    int best = -1;
+    for (int k = 0; k < m->n_added; k++) {
+        const struct added *a = &m->added[k];
+        if (a->normalized != normalized || a->len > n - i || memcmp(s + i, a->s, a->len)) continue;
+        if (best < 0 || a->len > m->added[best].len) best = k;
+    }
+    return best;
+}
+
+static size_t ws_back(const char *s, size_t lo, size_t i)
+{
+    while (i > lo) {
+        size_t st = i - 1;
+        while (st > lo && ((unsigned char)s[st] & 0xc0) == 0x80) st--;
+        uint32_t cp;
+        if (!utf8_dec((const unsigned char *)s + st, i - st, &cp) || !is_ws(cp)) break;
+        i = st;
+    }
+    return i;
+}
+
+static size_t ws_fwd(const char *s, size_t i, size_t n)
+{
+    uint32_t cp;
+    size_t l;
+    while (i < n && (l = utf8_dec((const unsigned char *)s + i, n - i, &cp)) && is_ws(cp)) i += l;
+    return i;
+}
+
 /* one word after pre-tokenisation */
 struct word { size_t off, len; };
 
 /* normalise, pre-tokenise and segment one piece of text between added
  * tokens; first: it starts at offset 0 of the input */
-static int json_segment(const struct spm *m, const char *s, size_t n, int first, struct idv *out)
+/* pre-tokenise and segment one piece of normalised text */
+static int pretok_model(const struct spm *m, const char *s, size_t n, int first, struct idv *out)
 {
     struct buf a = { 0 }, b = { 0 };
     struct word *w = NULL, *w2 = NULL;
     size_t nw = 0;
     int rc = buf_put(&a, s, n);
-    for (int i = 0; i < m->n_norms && !rc; i++) {
-        rc = apply_norm(&m->norms[i], a.s, a.n, &b);
-        struct buf t = a; a = b; b = t;
-    }
     if (rc || a.n == 0) goto done;
     /* words: (offset, length) into a, rebuilt in b by Metaspace */
     w = malloc(sizeof *w);
@@ -1300,37 +1330,36 @@ done:
     return rc;
 }
 
-/* the added token matching at s[i..n) (longest), -1 if none; normalized
- * selects the tokens matched on normalised text */
-static int added_at(const struct spm *m, const char *s, size_t i, size_t n, int normalized)
+/* normalise one piece of text between added tokens, split out the added
+ * tokens matched on normalised text, pre-tokenise and segment the rest;
+ * first: the piece starts at offset 0 of the input */
+static int json_segment(const struct spm *m, const char *s, size_t n, int first, struct idv *out)
 {
-    int best = -1;
-    for (int k = 0; k < m->n_added; k++) {
-        const struct added *a = &m->added[k];
-        if (a->normalized != normalized || a->len > n - i || memcmp(s + i, a->s, a->len)) continue;
-        if (best < 0 || a->len > m->added[best].len) best = k;
+    struct buf a = { 0 }, b = { 0 };
+    int rc = buf_put(&a, s, n);
+    for (int i = 0; i < m->n_norms && !rc; i++) {
+        rc = apply_norm(&m->norms[i], a.s, a.n, &b);
+        struct buf t = a; a = b; b = t;
     }
-    return best;
-}
-
-static size_t ws_back(const char *s, size_t lo, size_t i)
-{
-    while (i > lo) {
-        size_t st = i - 1;
-        while (st > lo && ((unsigned char)s[st] & 0xc0) == 0x80) st--;
-        uint32_t cp;
-        if (!utf8_dec((const unsigned char *)s + st, i - st, &cp) || !is_ws(cp)) break;
-        i = st;
+    size_t seg = 0, i = 0;
+    while (!rc && i <= a.n) {
+        int k = i < a.n ? added_at(m, a.s, i, a.n, 1) : -1;
+        if (i < a.n && k < 0) { i += one_char_len((unsigned char)a.s[i]); if (i > a.n) i = a.n; continue; }
+        size_t end = i, next = i;
+        if (k >= 0) {
+            const struct added *t = &m->added[k];
+            if (t->lstrip) end = ws_back(a.s, seg, i);
+            next = i + t->len;
+            if (t->rstrip) next = ws_fwd(a.s, next, a.n);
+        }
+        if (end > seg) rc = pretok_model(m, a.s + seg, end - seg, first && seg == 0, out);
+        if (k < 0 || rc) break;
+        rc = idv_push(out, m->added[k].id);
+        seg = i = next;
     }
-    return i;
-}
-
-static size_t ws_fwd(const char *s, size_t i, size_t n)
-{
-    uint32_t cp;
-    size_t l;
-    while (i < n && (l = utf8_dec((const unsigned char *)s + i, n - i, &cp)) && is_ws(cp)) i += l;
-    return i;
+    free(a.s);
+    free(b.s);
+    return rc;
 }
 
 static int json_encode(const struct spm *m, const char *s, size_t n, struct idv *out)
@@ -1347,13 +1376,7 @@ static int json_encode(const struct spm *m, const char *s, size_t n, struct idv 
             next = i + a->len;
             if (a->rstrip) next = ws_fwd(s, next, n);
         }
-        if (end > seg) {
-            /* added tokens matched on normalised text are not split out in a
-             * second pass; refuse them rather than tokenise them wrongly */
-            for (int j = 0; j < m->n_added; j++)
-                if (m->added[j].normalized) return iso_fail(ISO_EDATA, "the tokenizer's added token '%s' is matched after normalisation, which is not supported", m->added[j].s);
-            rc = json_segment(m, s + seg, end - seg, seg == 0, out);
-        }
+        if (end > seg) rc = json_segment(m, s + seg, end - seg, seg == 0, out);
         if (k < 0) break;
         if (!rc) rc = idv_push(out, m->added[k].id);
         seg = i = next;
