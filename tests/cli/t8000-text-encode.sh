@@ -137,5 +137,7 @@ else
 fi
 expect_exit "a prompt that is not UTF-8" 65 "$TE" -q -m ./m -p "$(printf 'caf\351')" -o out.safetensors
 check "not UTF-8: nothing written" nothing
+expect_exit "--memory-mode beefy (no GPU path yet)" 69 "$TE" -q -m ./m -p x --memory-mode beefy -o out.safetensors
+check "beefy: one line, nothing written" sh -c "grep -q 'cannot run in beefy mode' '$T/.err' && [ ! -e out.safetensors ]"
 expect_exit "output directory missing" 73 "$TE" -q -m ./m -p x -o no/such/dir/out.safetensors
 test_done

@@ -74,8 +74,9 @@ static const struct cli_spec spec = {
         "exists so far: --plan shows beefy and lightweight as not possible, auto picks cpu.\n"
         "\n"
         "Exit codes: 64 usage, 65 bad data (a corrupt or foreign tokenizer, a tokenizer whose ids reach past\n"
-        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model,\n"
-        "73 cannot create the output, 130 interrupted. On error nothing is written.",
+        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model\n"
+        "(or --memory-mode beefy/lightweight, which text-encode has not yet), 73 cannot create the output,\n"
+        "130 interrupted. On error nothing is written.",
     .opts = opts,
     .examples = "  text-encode -m models/umt5-xxl -p \"a paper boat on a rainy street\" -o out/text.safetensors\n"
                 "  text-encode -m umt5_xxl_fp8_e4m3fn_scaled.safetensors --tokenizer spiece.model --scenes out/scenes.json -o out/text.safetensors\n"
