@@ -73,7 +73,7 @@ float wt_e4m3_to_f32(uint8_t b)
 {
     int s = b >> 7, e = (b >> 3) & 0xf, m = b & 7;
     float v;
-    if (e == 15 && m == 7) return NAN;
+    if (e == 15 && m == 7) return s ? -NAN : NAN;            /* the sign is kept, as torch does */
     if (e == 0) v = ldexpf((float)m, -9);               /* m/8 * 2^-6 */
     else v = ldexpf((float)(8 + m), e - 10);            /* (1 + m/8) * 2^(e-7) */
     return s ? -v : v;

@@ -58,7 +58,7 @@ static const struct cli_spec spec = {
         "--scenes, or a model file without a tensor the model needs, or with a wrong shape (the message\n"
         "names the tensor); exit 66 for an input file that does not exist (so a driver can tell a stage\n"
         "that has not run from bad data); exit 69 for an unknown model or a model file not found (the\n"
-        "message names every path tried)."
+        "message names every path tried).\n"
         "\n"
         "Wan2.1 text-to-video (-m a Wan2.1 T2V DiT: a diffusers directory, a Wan checkpoint directory or a\n"
         "ComfyUI single file; f32, f16, bf16 or scaled fp8-e4m3; recognised from its tensor names): denoises\n"

@@ -1,0 +1,143 @@
+#!/bin/sh
+# text-encode end to end on a tiny random umT5 (tests/fixtures/umt5/tool, a
+# bfloat16 Hugging Face folder) with a trained tokenizer.json
+# (tests/fixtures/spm/uni_nobf): the states of two prompts and Wan's default
+# negative within 1e-4 relative of transformers' (tests/ref/umt5_ref.py, which
+# cleaned and tokenised them as Wan does with the `tokenizers` library), ids
+# in the report equal to those; the tokenizer found beside the model;
+# --negative "", --no-negative, --scenes, truncation at 512 tokens, --plan; bad
+# input: exit code, one error line, nothing written.
+. "$ISOPIPE_ROOT/tests/cli/lib.sh"
+TE=$BIN/text-encode
+FIX=$ROOT/tests/fixtures/umt5/tool
+TOK=$ROOT/tests/fixtures/spm/uni_nobf.tokenizer.json
+P0='A red fox &amp; a crow   in the  snow'
+P1='日本語のテキスト、雪の中の狐'
+one_line() { [ "$(stderr_lines)" -eq 1 ]; }
+nothing() { [ ! -e out.safetensors ] && [ ! -e out.json ]; }
+
+PY=
+for p in /usr/bin/python3 python3; do
+    if command -v "$p" >/dev/null 2>&1 && "$p" -c 'import numpy' 2>/dev/null; then PY=$p; break; fi
+done
+PYJ=$(command -v python3 || true)   # reading the JSON report needs python3 only
+# a check that reads files with python3 (numpy when $1 is "np"): skipped without it
+pycheck() {
+    _need=$1; shift
+    if [ "$_need" = np ] && [ -z "$PY" ]; then skip "$1 (python3 with numpy not found)"
+    elif [ -z "$PYJ" ]; then skip "$1 (python3 not found)"
+    else check "$@"; fi
+}
+# a safetensors reader in a few lines of numpy (the format: u64 header size, JSON header, data)
+cat >st.py <<'EOF'
+import json, struct, sys
+import numpy as np
+DT = {"F32": "<f4", "I32": "<i4", "BF16": "<u2"}
+def load(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in h.items():
+        if k == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], DT[v["dtype"]]).reshape(v["shape"])
+    return out
+EOF
+
+# ---- usage
+expect_exit "--help" 0 "$TE" --help
+check "--help says ftfy is not done" grep -q "ftfy" "$T/.out"
+expect_exit "nothing to encode" 64 "$TE" -q -m "$FIX/hf" -o out.safetensors
+expect_exit "no -o" 64 "$TE" -q -m "$FIX/hf" -p x
+expect_exit "--seed is not a text-encode flag" 64 "$TE" -q --seed 3 -m "$FIX/hf" -p x -o out.safetensors
+
+# ---- the encoder against transformers
+expect_exit "two prompts and the default negative" 0 "$TE" -q -m "$FIX/hf" --tokenizer "$TOK" -p "$P0" -p "$P1" -o out.safetensors
+if [ -z "$PY" ]; then
+    skip "numeric checks (python3 with numpy not found)"
+else
+    check "states within 1e-4 of transformers, ids and report as expected" $PY - "$FIX/expected.safetensors" <<'EOF'
+import json, sys
+import numpy as np
+sys.path.insert(0, ".")
+from st import load
+exp, got, rep = load(sys.argv[1]), load("out.safetensors"), json.load(open("out.json"))
+assert sorted(got) == ["negative", "prompt.0", "prompt.1"], sorted(got)
+items = rep["prompts"] + [rep["negative"]]
+for name, it in zip(["prompt.0", "prompt.1", "negative"], items):
+    e, g = exp[name], got[name]
+    assert g.shape == e.shape == (it["tokens"], 16), (name, g.shape, e.shape)
+    rel = np.abs(g - e).max() / np.abs(e).max()
+    assert rel <= 1e-4, (name, rel)
+    assert it["ids"] == exp[name + ".ids"].tolist(), name
+    assert it["ids"][-1] == 1 and not it["truncated"]
+assert rep["prompts"][0]["text"] == "A red fox & a crow in the snow"
+assert rep["prompts"][1]["index"] == 1 and rep["tool"] == "text-encode" and rep["memory"]["mode"] == "cpu"
+assert rep["model"]["config"]["source"] == "config.json" and rep["model"]["tokenizer"]["format"] == "tokenizer.json"
+EOF
+fi
+
+# the tokenizer beside the model, the report elsewhere
+mkdir m && cp "$FIX/hf/"* m/ && cp "$TOK" m/tokenizer.json
+expect_exit "tokenizer found beside the model" 0 "$TE" -q -m ./m -p "$P0" --no-negative -o b.safetensors --report b-report.json
+pycheck np "the same states as with --tokenizer" sh -c "[ -e b-report.json ] && $PY -c \"
+import sys; sys.path.insert(0, '.'); from st import load
+import numpy as np
+a, b = load('out.safetensors'), load('b.safetensors')
+assert sorted(b) == ['prompt.0'] and np.array_equal(a['prompt.0'], b['prompt.0'])\""
+expect_exit "--negative \"\"" 0 "$TE" -q -m ./m -p x --negative "" -o c.safetensors
+pycheck json "the empty negative is </s> alone" sh -c "$PYJ -c \"
+import json; r = json.load(open('c.json')); assert r['negative']['ids'] == [1], r['negative']\""
+
+# --scenes after the --prompts; an empty one is refused
+printf '{"segments": [{"index": 0, "prompt": "a harbor at dawn"}, {"index": 1, "prompt": "boats leave"}]}' >scenes.json
+expect_exit "--scenes" 0 "$TE" -q -m ./m -p first --scenes scenes.json --no-negative -o d.safetensors
+pycheck json "--scenes: prompt.0 is --prompt, then the segments" sh -c "$PYJ -c \"
+import json; r = json.load(open('d.json')); assert [p['text'] for p in r['prompts']] == ['first', 'a harbor at dawn', 'boats leave']\""
+printf '{"segments": []}' >empty.json
+expect_exit "empty --scenes" 65 "$TE" -q -m ./m --scenes empty.json -o out2.safetensors
+check "empty --scenes: one line naming it, nothing written" sh -c "[ \$(grep -c . '$T/.err') -eq 1 ] && grep -q empty.json '$T/.err' && [ ! -e out2.safetensors ] && [ ! -e out2.json ]"
+
+# a prompt past 512 tokens: cut to 511 pieces + </s>, said in the report
+long=$(i=0; while [ $i -lt 700 ]; do printf 'fox crow '; i=$((i + 1)); done)
+expect_exit "a prompt of 1400 words" 0 "$TE" -q -m ./m -p "$long" --no-negative -o e.safetensors
+pycheck json "truncated to 512 tokens ending in </s>" sh -c "$PYJ -c \"
+import json; p = json.load(open('e.json'))['prompts'][0]; assert p['tokens'] == 512 and p['truncated'] and p['ids'][-1] == 1\""
+
+# --plan: no output, cpu the only mode
+expect_exit "--plan" 0 "$TE" -m ./m -p x --plan -o f.safetensors
+pycheck json "--plan: beefy and lightweight not possible, auto picks cpu, nothing written" sh -c "$PYJ -c \"
+import json, sys; j = json.load(open('$T/.out')); m = j['modes']
+assert not m['beefy']['possible'] and not m['lightweight']['possible'] and m['cpu']['possible'] and j['auto_pick'] == 'cpu'\" && [ ! -e f.safetensors ]"
+
+# ---- bad input: the documented code, one line, nothing written
+rm -f out.safetensors out.json
+expect_exit "missing model" 69 "$TE" -q -m no-such-umt5 -p x -o out.safetensors
+check "missing model: nothing written" nothing
+expect_exit "tokenizer ids past the embedding" 65 "$TE" -q -m ./m --tokenizer "$ROOT/tests/fixtures/spm/uni_bf.model" -p x -o out.safetensors
+check "ids past the embedding: one line naming the tokenizer, nothing written" sh -c "one_line() { [ \$(grep -c . '$T/.err') -eq 1 ]; }; one_line && grep -q uni_bf.model '$T/.err' && [ ! -e out.safetensors ]"
+printf 'this is not a tokenizer\n' >tok.txt
+expect_exit "neither tokenizer format" 65 "$TE" -q -m ./m --tokenizer tok.txt -p x -o out.safetensors
+check "neither format: nothing written" nothing
+head -c 3000 "$ROOT/tests/fixtures/spm/uni_raw.model" >cut.model
+expect_exit "a cut spiece.model" 65 "$TE" -q -m ./m --tokenizer cut.model -p x -o out.safetensors
+expect_exit "missing tokenizer file" 66 "$TE" -q -m ./m --tokenizer no-such.model -p x -o out.safetensors
+if [ -n "$PYJ" ]; then
+    mkdir n && cp m/config.json n/ && "$PYJ" -c "
+b = bytearray(open('m/model.safetensors', 'rb').read())
+i = b.find(b'encoder.final_layer_norm.weight')
+b[i:i + 31] = b'encoder.final_layer_norm.weighX'
+open('n/model.safetensors', 'wb').write(b)"
+    expect_exit "a missing tensor" 65 "$TE" -q -m ./n --tokenizer "$TOK" -p x -o out.safetensors
+    check "missing tensor: one line naming it, nothing written" sh -c "grep -q final_layer_norm '$T/.err' && [ \$(grep -c . '$T/.err') -eq 1 ] && [ ! -e out.safetensors ] && [ ! -e out.json ]"
+else
+    skip "a missing tensor (python3 not found to edit the file)"
+fi
+expect_exit "a prompt that is not UTF-8" 65 "$TE" -q -m ./m -p "$(printf 'caf\351')" -o out.safetensors
+check "not UTF-8: nothing written" nothing
+expect_exit "--memory-mode beefy (no GPU path yet)" 69 "$TE" -q -m ./m -p x --memory-mode beefy -o out.safetensors
+check "beefy: one line, nothing written" sh -c "grep -q 'cannot run in beefy mode' '$T/.err' && [ ! -e out.safetensors ]"
+expect_exit "output directory missing" 73 "$TE" -q -m ./m -p x -o no/such/dir/out.safetensors
+test_done
