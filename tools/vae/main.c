@@ -1,0 +1,132 @@
+/* vae — the Wan2.1 video autoencoder: `vae decode` latents to frames,
+ * `vae encode` frames to latents. Thin: the command picks a spec, the
+ * command line goes into struct vae_args, then vae_decode_run /
+ * vae_encode_run (vae_run.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "err.h"
+#include "sig.h"
+#include "vae_run.h"
+
+enum { OPT_PNG_LEVEL = 1000 };
+
+static const struct cli_opt decode_opts[] = {
+    { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
+    { 0 },
+};
+static const struct cli_opt encode_opts[] = {
+    { 0 },
+};
+
+#define MODES_TEXT \
+    "Memory: the decoder streams one latent frame at a time through the causal convolutions'\n" \
+    "two-frame caches (as Wan does) and the encoder a first frame then chunks of four, so memory\n" \
+    "does not grow with the number of frames; --plan prints the weights, the activation bound and\n" \
+    "the peak RSS before anything is read. Modes: cpu runs (and auto picks it); beefy and lightweight\n" \
+    "have no GPU path yet and are refused (exit 75). Spatial tiling is not implemented yet: the\n" \
+    "activations of one frame at full size must fit in memory.\n" \
+    "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
+    "AutoencoderKLWan directory (config.json + safetensors) or a safetensors file with the original\n" \
+    "Wan2.1 / ComfyUI names, f32, f16 or bf16. The configuration comes from config.json when there\n" \
+    "is one, else from the tensor shapes; latent mean/std from config.json, else Wan2.1's published\n" \
+    "values. Only the half the command needs is bound.\n"
+
+static const struct cli_spec decode_spec = {
+    .tool = "vae decode",
+    .usage = "[-m MODEL] LATENTS -o DIR",
+    .summary = "Decode Wan2.1 latents to video frames.",
+    .description =
+        "LATENTS is a safetensors file holding `latents` (float32 [16, T, h, w], normalised as the DiT\n"
+        "sees them) or a segment directory holding latents.safetensors. Writes DIR/frame_00000.png ...\n"
+        "(1 + 4(T-1) frames of 8w x 8h, 8-bit RGB round(clamp((x+1)/2, 0, 1) * 255)) and DIR/vae.json\n"
+        "(model, configuration source, frames, timing, memory), all at once or not at all. Decoding a\n"
+        "segment directory keeps its segment.json and latents.safetensors (so it can decode in place).\n"
+        "Exit 65 for latents whose channels differ from the model's z_dim, a missing `latents` tensor\n"
+        "or a bad model file; 66 for a missing input; 73 when DIR exists, is not empty and holds\n"
+        "neither a segment.json nor a vae.json of isopipe's.\n\n" MODES_TEXT,
+    .opts = decode_opts,
+    .examples = "  vae decode -m models/Wan2.1-VAE-diffusers latents.safetensors -o frames/\n"
+                "  vae decode seg_000 -o seg_000",
+    .default_model = VAE_DEFAULT_MODEL,
+    .min_args = 1,
+    .max_args = 1,
+};
+
+static const struct cli_spec encode_spec = {
+    .tool = "vae encode",
+    .usage = "[-m MODEL] FRAMES... -o OUT.safetensors",
+    .summary = "Encode video frames to normalised Wan2.1 latents.",
+    .description =
+        "FRAMES are PNG files in order, or one directory of frame_00000.png, frame_00001.png, ...:\n"
+        "1 + 4k frames of one size, width and height multiples of 8. Writes OUT.safetensors with\n"
+        "`latents` (float32 [16, 1 + k, H/8, W/8]): the posterior mean, normalised (mu - mean) / std.\n"
+        "Exit 65 for another frame count or size (the message gives the nearest valid ones) or frames\n"
+        "of different sizes; 66 for a missing frame; 73 when OUT exists and is not a vae output.\n\n"
+        MODES_TEXT,
+    .opts = encode_opts,
+    .examples = "  vae encode frames/ -o latents.safetensors\n"
+                "  vae encode a.png b.png c.png d.png e.png -o latents.safetensors",
+    .default_model = VAE_DEFAULT_MODEL,
+    .min_args = 1,
+    .max_args = -1,
+};
+
+static int on_opt(void *ctx, int id, const char *arg)
+{
+    struct vae_args *a = ctx;
+    long v;
+    int rc = 0;
+    switch (id) {
+    case OPT_PNG_LEVEL:
+        if (!(rc = cli_int("png-level", arg, 1, 9, &v))) a->png_level = (int)v;
+        break;
+    default: rc = iso_fail(ISO_EINTERNAL, "unhandled option %d", id);
+    }
+    return rc;
+}
+
+static void top_help(FILE *f)
+{
+    fprintf(f,
+            "usage: vae decode [-m MODEL] LATENTS -o DIR\n"
+            "       vae encode [-m MODEL] FRAMES... -o OUT.safetensors\n"
+            "The Wan2.1 video autoencoder (8x spatial, 4x temporal, 16 latent channels), streamed so that\n"
+            "memory does not grow with the number of frames. 'vae decode --help' and 'vae encode --help'\n"
+            "describe each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        top_help(stderr);
+        return 64;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        top_help(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vae (isopipe) %s\n", ISOPIPE_VERSION);
+        return 0;
+    }
+    const struct cli_spec *spec = !strcmp(argv[1], "decode") ? &decode_spec
+                                : !strcmp(argv[1], "encode") ? &encode_spec : NULL;
+    if (!spec) {
+        fprintf(stderr, "vae: unknown command '%s' (decode or encode)\n", argv[1]);
+        top_help(stderr);
+        return 64;
+    }
+    struct vae_args a = { NULL, 0, 1 };
+    struct cli_common c;
+    int optind_out = 0;
+    int rc = cli_parse(spec, argc - 1, argv + 1, &c, on_opt, &a, &optind_out);
+    if (rc == 1) return 0;
+    if (rc < 0) return iso_exit_code(rc);
+    a.inputs = argv + 1 + optind_out;
+    a.n_inputs = argc - 1 - optind_out;
+    if ((rc = cli_start(spec, &c))) return cli_finish(rc);
+    sig_install();
+    return cli_finish(spec == &decode_spec ? vae_decode_run(&a, &c) : vae_encode_run(&a, &c));
+}

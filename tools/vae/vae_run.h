@@ -1,0 +1,17 @@
+/* vae_run.h — the two commands of the vae tool (main.c parses, these run).
+ * Each returns 0 or a status (err.h); main maps it to the exit code. */
+#ifndef ISOPIPE_VAE_RUN_H
+#define ISOPIPE_VAE_RUN_H
+#include "cli.h"
+
+#define VAE_DEFAULT_MODEL "wan_2.1_vae"
+
+struct vae_args {
+    char *const *inputs;     /* positional arguments */
+    int n_inputs;
+    int png_level;           /* decode: zlib level of the frames */
+};
+
+int vae_decode_run(const struct vae_args *a, const struct cli_common *c);
+int vae_encode_run(const struct vae_args *a, const struct cli_common *c);
+#endif
