@@ -3,9 +3,11 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "weights.h"
 
 #define MIB (UINT64_C(1) << 20)
 
@@ -155,4 +157,59 @@ json_t *plan_to_json(const struct mem_plan *p)
         json_object_set_new(modes, mem_mode_name((enum mem_mode)m), mode_json(&p->mode[m]));
     return json_pack("{s:s, s:I, s:o, s:o}", "model", p->model, "weights_total", (json_int_t)p->weights_total,
                      "blocks", blocks, "modes", modes);
+}
+
+/* block index from a tensor name: the number after a "blocks." or
+ * "layers." component, -1 when there is none */
+static int64_t name_block(const char *name)
+{
+    static const char *const keys[] = { "blocks.", "layers." };
+    for (int k = 0; k < 2; k++) {
+        size_t kl = strlen(keys[k]);
+        for (const char *p = name; (p = strstr(p, keys[k])); p += kl) {
+            if (p != name && p[-1] != '.') continue;
+            const char *d = p + kl;
+            if (*d < '0' || *d > '9') continue;
+            int64_t v = 0;
+            while (*d >= '0' && *d <= '9' && v <= 1000000) v = v * 10 + (*d++ - '0');
+            if (*d != '.' && *d != 0) continue;
+            return v;
+        }
+    }
+    return -1;
+}
+
+int plan_blocks_from_weights(const struct weights *w, struct plan_blocks *b, int64_t *block_of)
+{
+    int rc = 0;
+    uint64_t *sums = NULL;
+    int64_t nb = 0;
+    size_t n = weights_count(w);
+    memset(b, 0, sizeof *b);
+    for (size_t i = 0; i < n; i++) {
+        const struct wt_tensor *t = weights_at(w, i);
+        int64_t k = name_block(t->name);
+        if (k > 1000000) return iso_fail(ISO_EDATA, "tensor '%s': block index too large", t->name);
+        if (k + 1 > nb) nb = k + 1;
+        if (block_of) block_of[i] = k;
+        if (t->nbytes > b->largest_tensor) b->largest_tensor = t->nbytes;
+    }
+    sums = calloc(nb ? (size_t)nb : 1, sizeof *sums);
+    if (!sums) return iso_fail(ISO_EINTERNAL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const struct wt_tensor *t = weights_at(w, i);
+        int64_t k = name_block(t->name);
+        uint64_t *acc = k >= 0 ? &sums[k] : &b->resident_bytes;
+        if (__builtin_add_overflow(*acc, t->nbytes, acc)) {
+            rc = iso_fail(ISO_EDATA, "tensor sizes overflow");
+            goto done;
+        }
+    }
+    b->n_blocks = (uint64_t)nb;
+    b->align_slack = (uint64_t)n * 256;   /* < 2^32 tensors: no overflow */
+    for (int64_t k = 0; k < nb; k++)
+        if (sums[k] > b->block_bytes) b->block_bytes = sums[k];
+done:
+    free(sums);
+    return rc;
 }

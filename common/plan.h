@@ -67,6 +67,17 @@ struct mem_plan {
  *   cpu:         VRAM 0, RSS = host_base + total + activations + kv_cache */
 int plan_from_blocks(struct mem_plan *p, const char *model, const struct plan_blocks *b);
 
+/* Streamable blocks of a weights file (any format weights_open reads): a
+ * tensor whose name has a component "blocks.K." or "layers.K." (any prefix:
+ * "model.layers.3.mlp.w1") belongs to block K; everything else is resident.
+ * Fills n_blocks (max K + 1), block_bytes (the largest block's sum),
+ * resident_bytes, largest_tensor and align_slack (256 per tensor); the
+ * caller adds activations, kv_cache, host_base and the mode flags. block_of
+ * (may be NULL; weights_count entries, in weights_at order) gets each
+ * tensor's block or -1. ISO_EDATA for a block index over 1e6 or a sum overflow. */
+struct weights;
+int plan_blocks_from_weights(const struct weights *w, struct plan_blocks *b, int64_t *block_of);
+
 /* The room the decision sees. */
 struct plan_env {
     int gpu;                 /* a device (real or fake) is present */

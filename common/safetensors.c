@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "err.h"
-#include "plan.h"
 
 /* the format caps the header at 100 MB (huggingface/safetensors,
  * "N: u64 ... header size limit"); a bigger N is a corrupt file */
@@ -253,56 +252,4 @@ void st_drop(const struct safetensors *st, const struct st_tensor *t)
     uintptr_t map_end = (uintptr_t)st->map + st->size;
     if (e > ((map_end + pg - 1) & ~(pg - 1))) e = (map_end + pg - 1) & ~(pg - 1);
     madvise((void *)a, e - a, MADV_DONTNEED);
-}
-
-/* block index from a tensor name: the number after a "blocks." or
- * "layers." component, -1 when there is none */
-static int64_t name_block(const char *name)
-{
-    static const char *const keys[] = { "blocks.", "layers." };
-    for (int k = 0; k < 2; k++) {
-        size_t kl = strlen(keys[k]);
-        for (const char *p = name; (p = strstr(p, keys[k])); p += kl) {
-            if (p != name && p[-1] != '.') continue;
-            const char *d = p + kl;
-            if (*d < '0' || *d > '9') continue;
-            int64_t v = 0;
-            while (*d >= '0' && *d <= '9' && v <= 1000000) v = v * 10 + (*d++ - '0');
-            if (*d != '.' && *d != 0) continue;
-            return v;
-        }
-    }
-    return -1;
-}
-
-int st_plan_blocks(const struct safetensors *st, struct plan_blocks *b, int64_t *block_of)
-{
-    int rc = 0;
-    uint64_t *sums = NULL;
-    int64_t nb = 0;
-    memset(b, 0, sizeof *b);
-    for (uint64_t i = 0; i < st->n_tensors; i++) {
-        int64_t k = name_block(st->tensors[i].name);
-        if (k > 1000000) return iso_fail(ISO_EDATA, "tensor '%s': block index too large", st->tensors[i].name);
-        if (k + 1 > nb) nb = k + 1;
-        if (block_of) block_of[i] = k;
-        if (st->tensors[i].nbytes > b->largest_tensor) b->largest_tensor = st->tensors[i].nbytes;
-    }
-    sums = calloc(nb ? (size_t)nb : 1, sizeof *sums);
-    if (!sums) return iso_fail(ISO_EINTERNAL, "out of memory");
-    for (uint64_t i = 0; i < st->n_tensors; i++) {
-        int64_t k = name_block(st->tensors[i].name);
-        uint64_t *acc = k >= 0 ? &sums[k] : &b->resident_bytes;
-        if (__builtin_add_overflow(*acc, st->tensors[i].nbytes, acc)) {
-            rc = iso_fail(ISO_EDATA, "tensor sizes overflow");
-            goto done;
-        }
-    }
-    b->n_blocks = (uint64_t)nb;
-    b->align_slack = st->n_tensors * 256;   /* < 2^32 tensors: no overflow */
-    for (int64_t k = 0; k < nb; k++)
-        if (sums[k] > b->block_bytes) b->block_bytes = sums[k];
-done:
-    free(sums);
-    return rc;
 }

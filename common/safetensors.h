@@ -58,13 +58,4 @@ int st_dtype_parse(const char *s);
  * falls back (the file stays the backing store) */
 void st_drop(const struct safetensors *st, const struct st_tensor *t);
 
-/* Streamable blocks of a file, for plan_from_blocks: a tensor whose name
- * has a component "blocks.K." or "layers.K." (any prefix: "model.layers.3.
- * mlp.w1") belongs to block K; everything else is resident. Fills n_blocks
- * (max K + 1), block_bytes (the largest block's sum), resident_bytes,
- * largest_tensor and align_slack (256 per tensor); the caller adds
- * activations, kv_cache, host_base and the mode flags. block_of (may be NULL, n_tensors entries) gets each tensor's
- * block or -1. ISO_EDATA for a block index over 1e6 or a sum overflow. */
-struct plan_blocks;
-int st_plan_blocks(const struct safetensors *st, struct plan_blocks *b, int64_t *block_of);
 #endif

@@ -30,6 +30,7 @@
 #include "runtime.h"
 #include "safetensors.h"
 #include "stream.h"
+#include "weights.h"
 
 #define MIB (UINT64_C(1) << 20)
 
@@ -157,7 +158,7 @@ int main(int argc, char **argv)
     struct cli_common c;
     struct opts o = { 0 };
     struct rt *rt = NULL;
-    struct safetensors *st = NULL;
+    struct weights *st = NULL;
     struct gpu_arena *weights = NULL, *act = NULL;
     struct stream_set *ss = NULL;
     uint8_t *pinned = NULL;
@@ -175,11 +176,11 @@ int main(int argc, char **argv)
     if (!path) return cli_finish(iso_fail(ISO_EUSAGE, "no safetensors file given"));
 
     if ((rc = rt_begin(&c, &rt))) goto done;
-    if ((rc = st_open(path, &st))) goto done;
-    block_of = calloc(st->n_tensors ? st->n_tensors : 1, sizeof *block_of);
+    if ((rc = weights_open(path, &st))) goto done;
+    block_of = calloc(weights_count(st) ? weights_count(st) : 1, sizeof *block_of);
     if (!block_of) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     struct plan_blocks pb;
-    if ((rc = st_plan_blocks(st, &pb, block_of))) goto done;
+    if ((rc = plan_blocks_from_weights(st, &pb, block_of))) goto done;
     pb.activations = (uint64_t)(o.act_mib * MIB);
     pb.host_base = 16 * MIB;
     pb.gpu_ok = pb.cpu_ok = 1;
@@ -196,16 +197,16 @@ int main(int argc, char **argv)
     rt_load_begin(rt);
     if (mode == MEM_MODE_BEEFY) {
         if ((rc = gpu_arena_create("weights", plan.mode[mode].weights, &weights))) goto done;
-        for (uint64_t i = 0; i < st->n_tensors; i++) {
+        for (size_t i = 0; i < weights_count(st); i++) {
             void *dev;
-            const struct st_tensor *t = &st->tensors[i];
+            const struct wt_tensor *t = weights_at(st, i);
             if ((rc = rt_upload(rt, weights, t->data, t->nbytes, !o.no_drop, &dev))) goto done;
         }
     } else if (mode == MEM_MODE_LIGHTWEIGHT) {
         if ((rc = gpu_arena_create("weights", pb.resident_bytes + pb.align_slack, &weights))) goto done;
-        for (uint64_t i = 0; i < st->n_tensors; i++) {
+        for (size_t i = 0; i < weights_count(st); i++) {
             void *dev;
-            const struct st_tensor *t = &st->tensors[i];
+            const struct wt_tensor *t = weights_at(st, i);
             if (block_of[i] < 0 && (rc = rt_upload(rt, weights, t->data, t->nbytes, 1, &dev))) goto done;
         }
         /* blocks: one contiguous pinned region per block, tensors in file order */
@@ -214,11 +215,11 @@ int main(int argc, char **argv)
         if (pb.n_blocks && (rc = stream_create(pb.n_blocks, pb.block_bytes, &ss))) goto done;
         for (uint64_t k = 0; k < pb.n_blocks; k++) {
             uint64_t fill = 0;
-            for (uint64_t i = 0; i < st->n_tensors; i++) {
-                const struct st_tensor *t = &st->tensors[i];
+            for (size_t i = 0; i < weights_count(st); i++) {
+                const struct wt_tensor *t = weights_at(st, i);
                 if (block_of[i] != (int64_t)k) continue;
                 memcpy(pinned + k * pb.block_bytes + fill, t->data, t->nbytes);
-                st_drop(st, t);
+                weights_drop(st, t);
                 fill += t->nbytes;
             }
             if ((rc = stream_set_block(ss, k, pinned + k * pb.block_bytes, fill))) goto done;
@@ -235,25 +236,25 @@ int main(int argc, char **argv)
             if ((rc = stream_get(ss, k, &blk))) goto done;
             if (!gpu_present() || gpu_is_fake()) {
                 uint64_t n = 0;
-                for (uint64_t i = 0; i < st->n_tensors; i++)
-                    if (block_of[i] == (int64_t)k) n += st->tensors[i].nbytes;
+                for (size_t i = 0; i < weights_count(st); i++)
+                    if (block_of[i] == (int64_t)k) n += weights_at(st, i)->nbytes;
                 checksum = fnv1a(checksum, blk, n);
             }
         }
         if ((rc = stream_sync(ss))) goto done;
     } else if (mode == MEM_MODE_CPU) {
         for (uint64_t k = 0; k < pb.n_blocks; k++)
-            for (uint64_t i = 0; i < st->n_tensors; i++)
+            for (size_t i = 0; i < weights_count(st); i++)
                 if (block_of[i] == (int64_t)k) {
-                    checksum = fnv1a(checksum, st->tensors[i].data, st->tensors[i].nbytes);
-                    st_drop(st, &st->tensors[i]);
+                    checksum = fnv1a(checksum, weights_at(st, i)->data, weights_at(st, i)->nbytes);
+                    weights_drop(st, weights_at(st, i));
                 }
     }
     if (o.hold_s > 0) sleep_s(o.hold_s);
 
     report = jsonio_header_new();
     json_object_set_new(report, "mode", json_string(mem_mode_name(mode)));
-    json_object_set_new(report, "n_tensors", json_integer((json_int_t)st->n_tensors));
+    json_object_set_new(report, "n_tensors", json_integer((json_int_t)weights_count(st)));
     json_object_set_new(report, "n_blocks", json_integer((json_int_t)pb.n_blocks));
     if (mode != MEM_MODE_BEEFY) {
         char hex[17];
@@ -276,7 +277,7 @@ done:
     gpu_host_free(pinned, pinned_bytes);
     gpu_arena_free(&weights);
     gpu_arena_free(&act);
-    st_close(&st);
+    weights_close(&st);
     free(block_of);
     json_decref(report);
     rc = rt_end(&rt, rc);

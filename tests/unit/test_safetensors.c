@@ -1,13 +1,12 @@
 /* test_safetensors — the reader against a file written by the reference
  * implementation (huggingface safetensors 0.8.0, safetensors.numpy.save, the
  * bytes below), then hostile headers that must be refused with ISO_EDATA,
- * block grouping for plans, and a mapped file with st_drop. */
+ * and a mapped file with st_drop (block grouping for plans: test_weights). */
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "err.h"
 #include "fs.h"
-#include "plan.h"
 #include "safetensors.h"
 #include "test.h"
 
@@ -56,10 +55,6 @@ static void test_reference(void)
         CHECK(z->dtype == ST_F64 && z->nbytes == 0 && z->n_dims == 2 && z->shape[0] == 0 && z->shape[1] == 4);
     }
     CHECK(st->largest == 24);
-    struct plan_blocks pb;
-    int64_t blk[3];
-    CHECK(st_plan_blocks(st, &pb, blk) == 0);
-    CHECK(pb.n_blocks == 1 && pb.block_bytes == 8 && pb.resident_bytes == 24 && pb.largest_tensor == 24);
     st_close(&st);
     CHECK(st == NULL);
     CHECK(st_dtype_size(ST_BF16) == 2 && st_dtype_size(ST_F8_E4M3) == 1 && st_dtype_size(ST_I64) == 8);
@@ -133,37 +128,6 @@ static void test_hostile(void)
     CHECK(st_open_mem(b, sizeof b, &st) == ISO_EDATA && strstr(iso_errmsg(), "100 MB") != NULL);
 }
 
-static void test_blocks(void)
-{
-    TEST("block grouping by name");
-    const char *h = "{\"model.layers.0.mlp\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
-                    "\"model.layers.0.attn\":{\"dtype\":\"U8\",\"shape\":[6],\"data_offsets\":[4,10]},"
-                    "\"model.layers.2.mlp\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[10,13]},"
-                    "\"blocks.1.w\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[13,18]},"
-                    "\"notblocks.3.w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[18,20]},"
-                    "\"x.layers.a.w\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[20,22]},"
-                    "\"embed\":{\"dtype\":\"U8\",\"shape\":[9],\"data_offsets\":[22,31]}}";
-    size_t len;
-    uint8_t *buf = mk(h, 31, &len);
-    struct safetensors *st = NULL;
-    CHECK(st_open_mem(buf, len, &st) == 0);
-    if (st) {
-        struct plan_blocks pb;
-        int64_t blk[7];
-        CHECK(st_plan_blocks(st, &pb, blk) == 0);
-        CHECK(pb.n_blocks == 3);
-        CHECK(pb.block_bytes == 10);            /* layer 0: 4 + 6 */
-        CHECK(pb.resident_bytes == 2 + 2 + 9);  /* notblocks.3, x.layers.a, embed */
-        CHECK(pb.largest_tensor == 9);
-        /* tensors are sorted by offset: blk follows that order */
-        CHECK(blk[0] == 0 && blk[1] == 0 && blk[2] == 2 && blk[3] == 1 && blk[4] == -1 && blk[5] == -1 && blk[6] == -1);
-        const struct st_tensor *t = st_find(st, "blocks.1.w");
-        CHECK(t && ((const uint8_t *)t->data)[0] == 13);
-        st_close(&st);
-    }
-    free(buf);
-}
-
 static void test_file(void)
 {
     TEST("mapped file and st_drop");
@@ -207,7 +171,6 @@ int main(void)
 {
     test_reference();
     test_hostile();
-    test_blocks();
     test_file();
     return test_report();
 }
