@@ -1,4 +1,4 @@
-/* cli.h — the command-line contract every tool shares (DESIGN.md).
+/* cli.h — the command-line contract every tool shares (docs/DESIGN.md).
  * A tool declares only its own options (struct cli_opt) and a handler;
  * cli_parse() adds the common ones, handles --help/--version, and fills
  * struct cli_common. --help text is generated the same way for every tool.

@@ -209,7 +209,7 @@ static int write_png(FILE *f, void *ctx)
     png_set_IHDR(p, info, (png_uint_32)img->w, (png_uint_32)img->h, 8, ct, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(p, wc->level > 0 ? wc->level : 3);
-    /* frames are 8-bit sRGB (DESIGN.md) */
+    /* frames are 8-bit sRGB (docs/DESIGN.md) */
     png_set_sRGB(p, info, PNG_sRGB_INTENT_PERCEPTUAL);
     png_write_info(p, info);
     rows = malloc(sizeof *rows * (size_t)img->h);

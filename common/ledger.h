@@ -1,4 +1,4 @@
-/* ledger.h — VRAM admission across processes (DESIGN.md, "Admission").
+/* ledger.h — VRAM admission across processes (docs/DESIGN.md, "Admission").
  * One small text file per GPU, $ISOPIPE_LEDGER_DIR/<gpu key>.ledger (default
  * dir $XDG_RUNTIME_DIR/isopipe, else /tmp/isopipe-$UID), one line per live
  * holder: "pid starttime reserved used mode task_id". Every access takes an

@@ -1,4 +1,4 @@
-/* mem.h — host memory facts and the memory checkpoints of DESIGN.md.
+/* mem.h — host memory facts and the memory checkpoints of docs/DESIGN.md.
  * mem_sample() reads /proc/self/status (VmRSS, VmHWM), /proc/meminfo
  * (MemTotal, MemAvailable) and the cgroup v2/v1 limit. mem_checkpoint()
  * logs the RAM line (and the VRAM line when a probe is registered by the

@@ -1,4 +1,4 @@
-/* model.h — finding a model by name or path (DESIGN.md): a value with a '/'
+/* model.h — finding a model by name or path (docs/DESIGN.md): a value with a '/'
  * or an existing file is a path; otherwise NAME is looked up in each
  * directory of $ISOPIPE_MODELS (colon-separated), then ./models, then
  * <prefix>/share/isopipe/models, as NAME itself and as NAME + each of the

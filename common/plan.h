@@ -1,6 +1,6 @@
 /* plan.h — the memory plan: what a model run will need in each memory mode,
  * computed from the model file's header and the run's parameters BEFORE any
- * weight is read, and the mode decision that follows from it (DESIGN.md,
+ * weight is read, and the mode decision that follows from it (docs/DESIGN.md,
  * "Plan and modes"). Plans are plain values (no allocation inside); the
  * JSON schema of plan_to_json is documented in docs/memory.md.
  *

@@ -1,6 +1,7 @@
 #include "pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -28,6 +29,7 @@ struct pool {
     void *ctx;
     int total, chunk;
     atomic_int next;
+    int spin;              /* rounds a waiter spins before it blocks */
 };
 
 struct worker_arg {
@@ -59,6 +61,14 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* spin up to p->spin rounds while cond holds, yielding now and then so that on
+ * a loaded machine the thread being waited for can run */
+#define SPIN_WHILE(p, cond) do { \
+        for (int r_ = 0; r_ < (p)->spin && (cond); r_++) { \
+            if ((r_ & 255) == 255) sched_yield(); else cpu_relax(); \
+        } \
+    } while (0)
+
 static void *worker_main(void *arg)
 {
     struct worker_arg *wa = arg;
@@ -70,7 +80,7 @@ static void *worker_main(void *arg)
     for (;;) {
         if (!p->quit && atomic_load(&p->gen) == seen) {
             pthread_mutex_unlock(&p->mu);
-            for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->gen) == seen; i++) cpu_relax();
+            SPIN_WHILE(p, atomic_load(&p->gen) == seen);
             pthread_mutex_lock(&p->mu);
         }
         while (!p->quit && atomic_load(&p->gen) == seen) pthread_cond_wait(&p->go, &p->mu);
@@ -92,6 +102,7 @@ int pool_new(struct pool **out, int nthreads)
     struct pool *p = calloc(1, sizeof *p);
     if (!p) return iso_fail(ISO_EINTERNAL, "out of memory");
     p->n = nthreads;
+    p->spin = SPIN_ROUNDS;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -148,8 +159,27 @@ void pool_for(struct pool *p, int n, pool_fn fn, void *ctx)
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, 0);
-    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&p->active) > 0; i++) cpu_relax();
+    SPIN_WHILE(p, atomic_load(&p->active) > 0);
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
+}
+
+void pool_set_spin(struct pool *p, int rounds)
+{
+    if (p) p->spin = rounds < 0 ? 0 : rounds;
+}
+
+struct run_job { void (*fn)(void *, int, int); void *ctx; int n; };
+static void run_one(void *ctx, int i0, int i1, int worker)
+{
+    (void)worker;
+    struct run_job *j = ctx;
+    for (int i = i0; i < i1; i++) j->fn(j->ctx, i, j->n);
+}
+
+void pool_run(struct pool *p, void (*fn)(void *ctx, int i, int n), void *ctx)
+{
+    struct run_job j = { fn, ctx, pool_threads(p) };
+    pool_for(p, j.n, run_one, &j);
 }

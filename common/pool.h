@@ -15,4 +15,11 @@ void pool_free(struct pool **p);
 int pool_threads(const struct pool *p);
 /* split [0, n) into about 4 chunks per thread, handed out dynamically */
 void pool_for(struct pool *p, int n, pool_fn fn, void *ctx);
+/* fn(ctx, i, n) once for each i in [0, n), n = pool_threads(p): for code
+ * that partitions its work statically by thread index */
+void pool_run(struct pool *p, void (*fn)(void *ctx, int i, int n), void *ctx);
+/* how many rounds a waiting thread spins before it sleeps (default 64):
+ * loops that dispatch thousands of tiny jobs per second (an LLM's decode
+ * step) want more, at the price of CPU burnt while idle */
+void pool_set_spin(struct pool *p, int rounds);
 #endif

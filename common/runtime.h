@@ -1,5 +1,5 @@
 /* runtime.h — the memory life cycle every model-loading tool goes through
- * (DESIGN.md, "Memory: what every model-loading tool does"), as one object:
+ * (docs/DESIGN.md, "Memory: what every model-loading tool does"), as one object:
  *
  *   cli_parse(...); cli_start(...);
  *   rt_begin(&common, &rt);                 "start" checkpoint, GPU discovery

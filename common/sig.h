@@ -1,6 +1,6 @@
 /* sig.h — SIGINT and SIGTERM as a flag, so a tool stops at its next safe
  * point, removes its temporary output, logs the "end" checkpoint and exits
- * 130 (DESIGN.md: a failed run leaves no partial output behind).
+ * 130 (docs/DESIGN.md: a failed run leaves no partial output behind).
  * sig_install() is called once by main; long loops poll sig_interrupted(). */
 #ifndef ISOPIPE_SIG_H
 #define ISOPIPE_SIG_H

@@ -1,4 +1,4 @@
-/* topic.h — the topic file of DESIGN.md: UTF-8 text of `key: value` lines
+/* topic.h — the topic file of docs/DESIGN.md: UTF-8 text of `key: value` lines
  * with `#` comments; a file without any known key is all topic. Keys:
  * topic (required), keyframes (space- or comma-separated image paths,
  * relative to the topic file; may repeat), segments, frames, overlap, fps,

@@ -128,7 +128,7 @@ bad "a segment without a prompt" 65 "segment 0 has no \"prompt\"" $ARGS --scenes
 bad "scenes.json that is not JSON" 65 "cannot parse 'broken.json'" $ARGS --scenes broken.json --index 0
 bad "--scenes without --index" 64 "go together" $ARGS --scenes scenes.json
 bad "missing scenes.json" 66 "nope.json" $ARGS --scenes nope.json --index 0
-# a file that does not exist is "input missing" (DESIGN.md exit 66), not bad data
+# a file that does not exist is "input missing" (docs/DESIGN.md exit 66), not bad data
 bad "missing flow file" 66 "cannot read 'nope.flo'" --start a.png --end b.png --flow nope.flo --flow-back g.flo
 bad "missing keyframe" 66 "cannot read 'nope.png'" --start a.png --end nope.png --flow f.flo --flow-back g.flo
 bad "unknown model names the known ones" 69 "known models: morph" -m wan $ARGS

@@ -41,7 +41,7 @@ int main(void)
     iso_wrap(ISO_EDATA, "%s", big);
     CHECK(strlen(iso_errmsg()) == 4095 && strncmp(iso_errmsg() + 511, ": yyy", 5) == 0);
 
-    TEST("exit codes (sysexits, DESIGN.md)");
+    TEST("exit codes (sysexits, docs/DESIGN.md)");
     struct { int st, code; } ex[] = { { ISO_OK, 0 }, { ISO_EUSAGE, 64 }, { ISO_EDATA, 65 }, { ISO_ENOINPUT, 66 },
                                       { ISO_EUNAVAIL, 69 }, { ISO_EINTERNAL, 70 }, { ISO_ECANTCREAT, 73 },
                                       { ISO_EIO, 74 }, { ISO_ETEMPFAIL, 75 }, { ISO_EINTR, 130 } };

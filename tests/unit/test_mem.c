@@ -1,7 +1,7 @@
 /* test_mem.c — host memory facts and checkpoints (common/mem.c): VmRSS and
  * VmHWM follow a 64 MiB allocation (checked against a separate reading of
  * /proc/self/status), MemAvailable, the cgroup limit parser on fake v1 and
- * v2 trees, the checkpoint line of DESIGN.md character by character, the
+ * v2 trees, the checkpoint line of docs/DESIGN.md character by character, the
  * VRAM line from a registered probe, and the JSON event and report array. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -166,7 +166,7 @@ static void test_checkpoint(void)
     cap_begin();
     mem_checkpoint("after load");
     char *out = cap_end();
-    /* DESIGN.md: [Task ID] [RAM] after load: Process=812MB (0.79GB) | System=41.2% used, 13.9GB available */
+    /* docs/DESIGN.md: [Task ID] [RAM] after load: Process=812MB (0.79GB) | System=41.2% used, 13.9GB available */
     regex_t re;
     regcomp(&re, "^\\[Task42\\] \\[RAM\\] after load: Process=([0-9]+)MB \\(([0-9]+\\.[0-9]{2})GB\\) \\| "
                  "System=([0-9]+\\.[0-9])% used, ([0-9]+\\.[0-9])GB available\n$", REG_EXTENDED);

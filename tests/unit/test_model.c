@@ -1,4 +1,4 @@
-/* test_model.c — finding a model (common/model.c, DESIGN.md): a path is
+/* test_model.c — finding a model (common/model.c, docs/DESIGN.md): a path is
  * used as given; a NAME is looked up in each $ISOPIPE_MODELS directory, then
  * ./models, then <prefix>/share/isopipe/models, as NAME and NAME + each
  * extension; a missing model is ISO_EUNAVAIL naming every path tried. */

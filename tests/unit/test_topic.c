@@ -1,4 +1,4 @@
-/* test_topic.c — topic files (common/topic.c, DESIGN.md "Topic file"):
+/* test_topic.c — topic files (common/topic.c, docs/DESIGN.md "Topic file"):
  * keys and comments, a file without keys being all topic, keyframes
  * resolved against the topic file, bad values with file:line, and text
  * that is not UTF-8 (invalid bytes, overlong forms, surrogates, code

@@ -1,5 +1,5 @@
 /* run.c — the stage runner of the travel driver: one tool process per stage,
- * timed, retried once in lightweight mode after exit 75 (DESIGN.md: "not
+ * timed, retried once in lightweight mode after exit 75 (docs/DESIGN.md: "not
  * enough VRAM now"), and followed by a vram-probe check that the device's
  * free VRAM came back to where it was before the stage. */
 #include <dirent.h>

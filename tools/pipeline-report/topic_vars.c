@@ -12,7 +12,7 @@
 #include "topic.h"
 #include "travel.h"
 
-/* defaults when the topic file leaves a key out (DESIGN.md keys) */
+/* defaults when the topic file leaves a key out (docs/DESIGN.md keys) */
 enum { TRAVEL_DEF_FRAMES = 24, TRAVEL_DEF_OVERLAP = 1 };
 #define TRAVEL_DEF_FPS 12.0
 

@@ -32,6 +32,8 @@
 
 #include <math.h>
 #include <pthread.h>
+
+#include "pool.h"
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -47,100 +49,6 @@
 #define LLM_BATCH 32          /* tokens per forward chunk (prompt processing) */
 #define LLM_MAX_THREADS 64
 
-/* ---- a small persistent thread pool: pool_run(fn) calls fn(ctx, i, n) on n threads ---- */
-struct pool {
-    int n;
-    pthread_t th[LLM_MAX_THREADS];
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    void (*fn)(void *, int, int);
-    void *ctx;
-    atomic_int gen, pending, quit, sleepers;
-};
-
-struct pool_arg { struct pool *p; int i; };
-
-static void *pool_main(void *a)
-{
-    struct pool_arg *pa = a;
-    struct pool *p = pa->p;
-    int seen = 0;
-    for (;;) {
-        /* spin briefly (a forward pass dispatches hundreds of small jobs per
-         * token), then sleep on the condition variable */
-        int spins = 0;
-        while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit) && spins < 20000) {
-            CPU_RELAX();
-            /* on a loaded machine let the thread we wait for run */
-            if (++spins % 256 == 0) sched_yield();
-        }
-        if (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) {
-            pthread_mutex_lock(&p->mu);
-            atomic_fetch_add(&p->sleepers, 1);
-            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->cv, &p->mu);
-            atomic_fetch_sub(&p->sleepers, 1);
-            pthread_mutex_unlock(&p->mu);
-        }
-        if (atomic_load(&p->quit)) break;
-        seen = atomic_load(&p->gen);
-        p->fn(p->ctx, pa->i, p->n);
-        atomic_fetch_sub(&p->pending, 1);
-    }
-    free(pa);
-    return NULL;
-}
-
-static struct pool *pool_new(int n)
-{
-    struct pool *p = calloc(1, sizeof *p);
-    if (!p) return NULL;
-    if (n < 1) n = 1;
-    if (n > LLM_MAX_THREADS) n = LLM_MAX_THREADS;
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, NULL);
-    p->n = 1;
-    for (int i = 1; i < n; i++) {
-        struct pool_arg *a = malloc(sizeof *a);
-        if (!a) break;
-        a->p = p; a->i = i;
-        if (pthread_create(&p->th[i], NULL, pool_main, a) != 0) { free(a); break; }
-        p->n = i + 1;
-    }
-    return p;
-}
-
-static void pool_run(struct pool *p, void (*fn)(void *, int, int), void *ctx)
-{
-    if (p->n == 1) { fn(ctx, 0, 1); return; }
-    p->fn = fn;
-    p->ctx = ctx;
-    atomic_store(&p->pending, p->n - 1);
-    pthread_mutex_lock(&p->mu);
-    atomic_fetch_add(&p->gen, 1);
-    if (atomic_load(&p->sleepers)) pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    fn(ctx, 0, p->n);
-    for (int spins = 0; atomic_load(&p->pending) > 0;)
-        if (++spins % 256 == 0) sched_yield(); else CPU_RELAX();
-}
-
-static void pool_free(struct pool **pp)
-{
-    struct pool *p = *pp;
-    if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    atomic_store(&p->quit, 1);
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n; i++) {
-        void *arg = NULL;
-        pthread_join(p->th[i], &arg);
-    }
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p);
-    *pp = NULL;
-}
 
 /* ---- the model ---- */
 struct llm_layer {
@@ -628,8 +536,12 @@ static int alloc_state(struct llm *m, const struct llm_params *p)
         !m->act[0] || !m->act[1] || !m->act[2] || !m->scores || !m->qh)
         return iso_fail(ISO_ETEMPFAIL, "out of memory for the KV cache and scratch (%zu MiB of cache)",
                         kv_elems * 4 >> 20);
-    m->pool = pool_new(threads);
-    if (!m->pool) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if (threads > LLM_MAX_THREADS) threads = LLM_MAX_THREADS;
+    int prc = pool_new(&m->pool, threads);
+    if (prc) return prc;
+    /* a decode step dispatches hundreds of small jobs per token: waiters spin
+     * long before they sleep (the engine's own pool did the same) */
+    pool_set_spin(m->pool, 20000);
     return 0;
 }
 
