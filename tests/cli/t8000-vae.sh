@@ -34,6 +34,20 @@ set -- "$FX"/c_original_f16/enc_5/frame_0000[0-4].png
 expect_exit "encode c_original_f16 5 frames (file list)" 0 "$VAE" encode -q -m "$C" "$@" -o c5.safetensors
 check "c_original_f16 latents within 1e-3" "$CHK" latents c5.safetensors "$FX/c_original_f16/enc_5.safetensors" 1e-3
 
+# ---- encode --vace against WanVACEPipeline's own context construction
+V=$FX/vace
+expect_exit "--vace --start --end" 0 "$VAE" encode -q --vace -m "$A" --start "$V/start.png" --end "$V/end.png" --frames 9 -o se.safetensors
+check "start/end vace_context within 1e-3" "$CHK" tensor vace_context se.safetensors "$V/start_end.safetensors" 1e-3
+expect_exit "--vace --keep --end" 0 "$VAE" encode -q --vace -m "$A" --keep "$V/prev" --keep-frames 2 --end "$V/end.png" --frames 9 -o keep.safetensors
+check "keep vace_context within 1e-3" "$CHK" tensor vace_context keep.safetensors "$V/keep.safetensors" 1e-3
+expect_exit "--vace --video --mask" 0 "$VAE" encode -q --vace -m "$A" --video "$V/video" --mask "$V/mask" -o ex.safetensors
+check "explicit vace_context within 1e-3" "$CHK" tensor vace_context ex.safetensors "$V/explicit.safetensors" 1e-3
+expect_exit "--vace with 8 frames" 65 "$VAE" encode -q --vace -m "$A" --start "$V/start.png" --end "$V/end.png" --frames 8 -o bad7.safetensors
+check "message gives the nearest counts" stderr_has "nearest: 5 or 9"
+expect_exit "--vace with both --start and --keep" 64 "$VAE" encode -q --vace -m "$A" --start "$V/start.png" --keep "$V/prev" --keep-frames 2 --end "$V/end.png" --frames 9 -o bad8.safetensors
+expect_exit "--start without --vace" 64 "$VAE" encode -q -m "$A" --start "$V/start.png" "$V/end.png" -o bad9.safetensors
+check "nothing written" test ! -e bad7.safetensors -a ! -e bad8.safetensors -a ! -e bad9.safetensors
+
 # ---- a segment directory decoded in place keeps segment.json and the latents
 mkdir seg
 cp "$FX/a_diffusers/dec_3.safetensors" seg/latents.safetensors

@@ -7,6 +7,8 @@
  *       and exactly F frames
  *   vae_check latents OUT.safetensors REF.safetensors REL
  *       `latents` of both: same shape, max |out - ref| <= REL * max |ref|
+ *   vae_check tensor NAME OUT.safetensors REF.safetensors REL
+ *       the same for the tensor NAME (vace_context)
  *   vae_check same DIR_A DIR_B MIN_PSNR
  *       two frame directories: same count and sizes, every frame's PSNR >= MIN_PSNR
  *   vae_check mklatents OUT.safetensors NAME C T h w
@@ -80,13 +82,13 @@ static int frames(const char *dir, const char *ref_path, double min_psnr)
     return bad || worst < min_psnr;
 }
 
-static int latents(const char *out_path, const char *ref_path, double rel)
+static int latents(const char *name, const char *out_path, const char *ref_path, double rel)
 {
     struct safetensors *a = NULL, *b = NULL;
     uint64_t sa[4], sb[4];
     int rc = 2;
     if (st_open(out_path, &a) || st_open(ref_path, &b)) { fprintf(stderr, "vae_check: cannot open inputs\n"); goto done; }
-    const float *x = get(a, "latents", sa), *y = get(b, "latents", sb);
+    const float *x = get(a, name, sa), *y = get(b, name, sb);
     if (!x || !y) { fprintf(stderr, "vae_check: no float32 [4-d] latents\n"); goto done; }
     if (memcmp(sa, sb, sizeof sa)) {
         printf("shape [%d,%d,%d,%d], want [%d,%d,%d,%d]\n", (int)sa[0], (int)sa[1], (int)sa[2], (int)sa[3],
@@ -101,7 +103,7 @@ static int latents(const char *out_path, const char *ref_path, double rel)
         if (d > md) md = d;
         if (fabs(y[i]) > mr) mr = fabs(y[i]);
     }
-    printf("latents [%d,%d,%d,%d]: max |diff| %.3g, max |ref| %.3g (tolerance %.3g)\n", (int)sa[0], (int)sa[1],
+    printf("%s [%d,%d,%d,%d]: max |diff| %.3g, max |ref| %.3g (tolerance %.3g)\n", name, (int)sa[0], (int)sa[1],
            (int)sa[2], (int)sa[3], md, mr, rel * mr);
     rc = md > rel * mr;
 done:
@@ -166,9 +168,10 @@ int main(int argc, char **argv)
     if (argc == 8 && !strcmp(argv[1], "mklatents")) return mklatents(argv + 2);
     if (argc == 5 && !strcmp(argv[1], "mkpng")) return mkpng(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "frames")) return frames(argv[2], argv[3], atof(argv[4]));
-    if (argc == 5 && !strcmp(argv[1], "latents")) return latents(argv[2], argv[3], atof(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "latents")) return latents("latents", argv[2], argv[3], atof(argv[4]));
+    if (argc == 6 && !strcmp(argv[1], "tensor")) return latents(argv[2], argv[3], argv[4], atof(argv[5]));
     if (argc == 5 && !strcmp(argv[1], "same")) return same(argv[2], argv[3], atof(argv[4]));
-    fprintf(stderr, "usage: vae_check frames DIR REF MIN_PSNR | latents OUT REF REL | same DIR_A DIR_B MIN_PSNR |\n"
+    fprintf(stderr, "usage: vae_check frames DIR REF MIN_PSNR | latents OUT REF REL | tensor NAME OUT REF REL | same DIR_A DIR_B MIN_PSNR |\n"
                     "       mklatents OUT NAME C T h w | mkpng OUT W H\n");
     return 2;
 }

@@ -20,6 +20,17 @@ gamma randomised), and writes for each under tests/fixtures/wan_vae/<name>/:
                     of diffusers' encode of (png/255*2-1), normalised with
                     (mu - mean)/std
 
+VACE (tests/fixtures/wan_vae/vace/, with the a_diffusers model): the
+conditioning `vace_context` [96, T, h, w] exactly as diffusers'
+WanVACEPipeline builds it without reference images (its own
+prepare_video_latents and prepare_masks, called on the model; video and mask
+as its preprocess_conditions makes them from PNGs: x/255*2-1 and m/255), for
+  start_end:   start.png at frame 0, end.png at frame 8 of 9, the rest 0, mask 1 there
+  keep:        the last 2 frames of prev/ at frames 0-1, end.png at frame 8 of 9
+  explicit:    video/ and mask/ PNG directories (mask values 0, 100, 128, 200, 255:
+               the 128 and 200 binarise to 1 for the video latents but enter the
+               mask channels as 128/255, 200/255)
+
 Weights are rounded to the dtype stored (f32, f16 or bf16) before the
 reference runs, so the C side sees exactly the weights PyTorch used.
 Everything stays small (the whole set <= 1 MB).
@@ -30,6 +41,7 @@ import json
 import os
 import shutil
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -143,6 +155,90 @@ def smooth_noise(gen, c, t, h, w, scale):
     return scale * (up + 0.3 * torch.randn((c, t, h, w), generator=gen))
 
 
+def save_png(path, u8):
+    """u8 [3, H, W] uint8 tensor"""
+    Image.fromarray(u8.permute(1, 2, 0).numpy()).save(path, optimize=True)
+
+
+def load_png(path):
+    """as diffusers' VideoProcessor.preprocess_video makes it: [3, H, W] in [-1, 1]"""
+    a = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
+    return torch.from_numpy(a).permute(2, 0, 1) / 255.0 * 2 - 1
+
+
+def vace_context(vae, video, mask):
+    """video [3, F, H, W] in [-1, 1], mask [3, F, H, W] in [0, 1] -> [96, T, h, w],
+    through WanVACEPipeline's own methods (no reference images)"""
+    from diffusers import WanVACEPipeline
+    fake = SimpleNamespace(vae=vae, _execution_device=torch.device("cpu"), vae_scale_factor_temporal=4,
+                           vae_scale_factor_spatial=8, transformer_2=None,
+                           transformer=SimpleNamespace(config=SimpleNamespace(patch_size=(1, 2, 2))))
+    with torch.no_grad():
+        lat = WanVACEPipeline.prepare_video_latents(fake, video[None], mask[None], [[]], None, torch.device("cpu"))
+        m = WanVACEPipeline.prepare_masks(fake, mask[None], [[]], None)
+    return torch.cat([lat, m], 1)[0].float().contiguous()
+
+
+def write_vace(d, vae):
+    gen = torch.Generator().manual_seed(99)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    N, H, W = 9, 16, 32
+    meta = {"generator": "tests/ref/wan_vae_ref.py",
+            "versions": f"torch {torch.__version__}, diffusers {diffusers.__version__}"}
+
+    def rand_u8(n):
+        x = smooth_noise(gen, 3, n, H, W, 0.5).clamp(-1, 1)
+        return torch.round((x + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)
+
+    ends = rand_u8(2)
+    save_png(os.path.join(d, "start.png"), ends[:, 0])
+    save_png(os.path.join(d, "end.png"), ends[:, 1])
+    a, b = load_png(os.path.join(d, "start.png")), load_png(os.path.join(d, "end.png"))
+    os.makedirs(os.path.join(d, "prev"))
+    prev = rand_u8(6)
+    for t in range(6):
+        save_png(os.path.join(d, "prev", "frame_%05d.png" % t), prev[:, t])
+
+    # start/end: A at 0, B at N-1, every other frame 0 and to be generated (mask 1)
+    video = torch.zeros(3, N, H, W)
+    mask = torch.ones(3, N, H, W)
+    video[:, 0], video[:, N - 1] = a, b
+    mask[:, 0] = mask[:, N - 1] = 0
+    ctx = {"start_end": vace_context(vae, video, mask)}
+    # keep: the last 2 frames of prev/ at 0..1 (kept), B at N-1
+    video = torch.zeros(3, N, H, W)
+    mask = torch.ones(3, N, H, W)
+    for k in range(2):
+        video[:, k] = load_png(os.path.join(d, "prev", "frame_%05d.png" % (4 + k)))
+        mask[:, k] = 0
+    video[:, N - 1], mask[:, N - 1] = b, 0
+    ctx["keep"] = vace_context(vae, video, mask)
+    # explicit video and mask directories, 5 frames, a mask with in-between values
+    F = 5
+    os.makedirs(os.path.join(d, "video"))
+    os.makedirs(os.path.join(d, "mask"))
+    vid = rand_u8(F)
+    levels = torch.tensor([0, 100, 128, 200, 255], dtype=torch.uint8)
+    idx = torch.randint(0, 5, (F, H // 4, W // 4), generator=gen)
+    mk = levels[idx].repeat_interleave(4, 1).repeat_interleave(4, 2)  # [F, H, W] blocks of 4x4
+    video = torch.zeros(3, F, H, W)
+    mask = torch.zeros(3, F, H, W)
+    for t in range(F):
+        save_png(os.path.join(d, "video", "frame_%05d.png" % t), vid[:, t])
+        save_png(os.path.join(d, "mask", "frame_%05d.png" % t), mk[t][None].repeat(3, 1, 1))
+        video[:, t] = load_png(os.path.join(d, "video", "frame_%05d.png" % t))
+        mask[:, t] = (load_png(os.path.join(d, "mask", "frame_%05d.png" % t)) + 1) / 2
+    ctx["explicit"] = vace_context(vae, video, mask.clamp(0, 1))
+    for k, v in ctx.items():
+        print(f"vace {k}: {tuple(v.shape)} std {float(v.std()):.3f}")
+        save_file({"vace_context": v}, os.path.join(d, f"{k}.safetensors"), metadata=meta)
+    total = 0
+    for root, _, files in os.walk(d):
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: wan_vae_ref.py OUTDIR")
@@ -150,6 +246,7 @@ def main():
     torch.set_num_threads(2)
     os.makedirs(outdir, exist_ok=True)
     total = 0
+    models = {}
     for cfg in CONFIGS:
         gen = torch.Generator().manual_seed(cfg["seed"])
         kw = dict(base_dim=cfg["base_dim"], z_dim=cfg["z_dim"], dim_mult=cfg["dim_mult"],
@@ -160,6 +257,7 @@ def main():
             kw["latents_std"] = [round(float(x), 4) for x in 0.5 + torch.rand(cfg["z_dim"], generator=gen) * 2]
         vae = AutoencoderKLWan(**kw).eval()
         randomise(vae, gen, cfg["dtype"])
+        models[cfg["name"]] = vae
         mean = torch.tensor(vae.config.latents_mean).view(-1, 1, 1, 1)
         std = torch.tensor(vae.config.latents_std).view(-1, 1, 1, 1)
         if not cfg["custom_stats"]:
@@ -203,6 +301,7 @@ def main():
                           metadata=meta)
         for root, _, files in os.walk(d):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    total += write_vace(os.path.join(outdir, "vace"), models["a_diffusers"])
     print(f"total {total} bytes")
     if total > 1 << 20:
         sys.exit("fixtures over 1 MB")

@@ -10,13 +10,23 @@
 #include "sig.h"
 #include "vae_run.h"
 
-enum { OPT_PNG_LEVEL = 1000 };
+enum { OPT_PNG_LEVEL = 1000, OPT_VACE, OPT_START, OPT_END, OPT_FRAMES, OPT_KEEP, OPT_KEEP_FRAMES, OPT_VIDEO, OPT_MASK };
 
 static const struct cli_opt decode_opts[] = {
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
     { 0 },
 };
 static const struct cli_opt encode_opts[] = {
+    { "vace", 0, NULL, "write the VACE conditioning `vace_context` instead of latents (see below)", OPT_VACE },
+    { "start", 0, "A.png", "--vace: keyframe at frame 0 (kept)", OPT_START },
+    { "end", 0, "B.png", "--vace: keyframe at frame N-1 (kept)", OPT_END },
+    { "frames", 0, "N", "--vace: frames of the segment, 1 + 4k", OPT_FRAMES },
+    { "keep", 0, "DIR", "--vace: previous segment's frames; its last K go to frames 0..K-1 (instead of --start)",
+      OPT_KEEP },
+    { "keep-frames", 0, "K", "--vace: how many frames of --keep", OPT_KEEP_FRAMES },
+    { "video", 0, "DIR", "--vace: explicit video frames (frame_NNNNN.png, values 0..255 to [-1, 1])", OPT_VIDEO },
+    { "mask", 0, "DIR", "--vace: explicit mask frames (255 = generate, 0 = keep; binarised at 0.5 for the video)",
+      OPT_MASK },
     { 0 },
 };
 
@@ -56,7 +66,8 @@ static const struct cli_spec decode_spec = {
 
 static const struct cli_spec encode_spec = {
     .tool = "vae encode",
-    .usage = "[-m MODEL] FRAMES... -o OUT.safetensors",
+    .usage = "[-m MODEL] FRAMES... -o OUT.safetensors | --vace (--start A.png | --keep DIR --keep-frames K) "
+             "--end B.png --frames N -o CTX.safetensors | --vace --video DIR --mask DIR -o CTX.safetensors",
     .summary = "Encode video frames to normalised Wan2.1 latents.",
     .description =
         "FRAMES are PNG files in order, or one directory of frame_00000.png, frame_00001.png, ...:\n"
@@ -64,12 +75,20 @@ static const struct cli_spec encode_spec = {
         "`latents` (float32 [16, 1 + k, H/8, W/8]): the posterior mean, normalised (mu - mean) / std.\n"
         "Exit 65 for another frame count or size (the message gives the nearest valid ones) or frames\n"
         "of different sizes; 66 for a missing frame; 73 when OUT exists and is not a vae output.\n\n"
+        "--vace writes the conditioning of Wan's VACE models, `vace_context` float32 [96, T, H/8, W/8],\n"
+        "built as diffusers' WanVACEPipeline builds it without reference images: the mask binarised at\n"
+        "0.5, inactive = video * (1 - mask) and reactive = video * mask each encoded and normalised\n"
+        "(16 + 16 channels), then the mask pixel-unshuffled 8x8 (64 channels) and resampled in time\n"
+        "with nearest-exact to T. The video and mask come from --start A --end B --frames N (A at\n"
+        "frame 0, B at frame N-1, both kept (mask 0); every other frame the neutral value 0 and to be\n"
+        "generated (mask 1)); with --keep DIR --keep-frames K instead of --start, the last K frames of\n"
+        "DIR are kept at frames 0..K-1 (continuity across segments); or from --video DIR --mask DIR.\n\n"
         MODES_TEXT,
     .opts = encode_opts,
     .examples = "  vae encode frames/ -o latents.safetensors\n"
                 "  vae encode a.png b.png c.png d.png e.png -o latents.safetensors",
     .default_model = VAE_DEFAULT_MODEL,
-    .min_args = 1,
+    .min_args = 0,
     .max_args = -1,
 };
 
@@ -82,6 +101,14 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_PNG_LEVEL:
         if (!(rc = cli_int("png-level", arg, 1, 9, &v))) a->png_level = (int)v;
         break;
+    case OPT_VACE: a->vace = 1; break;
+    case OPT_START: a->start = arg; break;
+    case OPT_END: a->end = arg; break;
+    case OPT_FRAMES: rc = cli_int("frames", arg, 0, 100000, &a->frames); break;
+    case OPT_KEEP: a->keep = arg; break;
+    case OPT_KEEP_FRAMES: rc = cli_int("keep-frames", arg, 1, 100000, &a->keep_frames); break;
+    case OPT_VIDEO: a->video = arg; break;
+    case OPT_MASK: a->mask = arg; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unhandled option %d", id);
     }
     return rc;
@@ -118,7 +145,9 @@ int main(int argc, char **argv)
         top_help(stderr);
         return 64;
     }
-    struct vae_args a = { NULL, 0, 1 };
+    struct vae_args a;
+    memset(&a, 0, sizeof a);
+    a.png_level = 1;
     struct cli_common c;
     int optind_out = 0;
     int rc = cli_parse(spec, argc - 1, argv + 1, &c, on_opt, &a, &optind_out);
@@ -128,5 +157,14 @@ int main(int argc, char **argv)
     a.n_inputs = argc - 1 - optind_out;
     if ((rc = cli_start(spec, &c))) return cli_finish(rc);
     sig_install();
-    return cli_finish(spec == &decode_spec ? vae_decode_run(&a, &c) : vae_encode_run(&a, &c));
+    if (spec == &encode_spec && !a.vace && (a.start || a.end || a.frames || a.keep || a.keep_frames || a.video || a.mask)) {
+        fprintf(stderr, "vae encode: --start, --end, --frames, --keep, --video and --mask go with --vace\n");
+        return 64;
+    }
+    if (spec == &encode_spec && !a.vace && a.n_inputs == 0) {
+        fprintf(stderr, "vae encode: missing argument (FRAMES...)\n");
+        return 64;
+    }
+    if (spec == &decode_spec) return cli_finish(vae_decode_run(&a, &c));
+    return cli_finish(a.vace ? vae_vace_run(&a, &c) : vae_encode_run(&a, &c));
 }

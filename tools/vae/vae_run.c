@@ -346,25 +346,30 @@ static void free_paths(struct frame_src *s)
     s->n = 0;
 }
 
+/* DIR/frame_00000.png, frame_00001.png, ... up to the first missing one */
+static int list_dir(const char *dir, struct frame_src *s)
+{
+    if (!fs_is_dir(dir)) return iso_fail(ISO_ENOINPUT, "cannot read '%s': not a directory", dir);
+    for (int i = 0;; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "frame_%05d.png", i);
+        char *p = fs_join(dir, name);
+        if (!p) return iso_fail(ISO_EINTERNAL, "out of memory");
+        if (!fs_exists(p)) { free(p); break; }
+        char **np = realloc(s->paths, (size_t)(s->n + 1) * sizeof *np);
+        if (!np) { free(p); return iso_fail(ISO_EINTERNAL, "out of memory"); }
+        s->paths = np;
+        s->paths[s->n++] = p;
+        if (s->n > 100000) return iso_fail(ISO_EDATA, "'%s': too many frames", dir);
+    }
+    if (!s->n) return iso_fail(ISO_ENOINPUT, "'%s' holds no frame_00000.png", dir);
+    return 0;
+}
+
 /* FRAMES...: PNG files, or one directory of frame_00000.png, frame_00001.png, ... */
 static int list_frames(const struct vae_args *a, struct frame_src *s)
 {
-    if (a->n_inputs == 1 && fs_is_dir(a->inputs[0])) {
-        for (int i = 0;; i++) {
-            char name[32];
-            snprintf(name, sizeof name, "frame_%05d.png", i);
-            char *p = fs_join(a->inputs[0], name);
-            if (!p) return iso_fail(ISO_EINTERNAL, "out of memory");
-            if (!fs_exists(p)) { free(p); break; }
-            char **np = realloc(s->paths, (size_t)(s->n + 1) * sizeof *np);
-            if (!np) { free(p); return iso_fail(ISO_EINTERNAL, "out of memory"); }
-            s->paths = np;
-            s->paths[s->n++] = p;
-            if (s->n > 100000) return iso_fail(ISO_EDATA, "'%s': too many frames", a->inputs[0]);
-        }
-        if (!s->n) return iso_fail(ISO_ENOINPUT, "'%s' holds no frame_00000.png", a->inputs[0]);
-        return 0;
-    }
+    if (a->n_inputs == 1 && fs_is_dir(a->inputs[0])) return list_dir(a->inputs[0], s);
     s->paths = calloc((size_t)a->n_inputs, sizeof *s->paths);
     if (!s->paths) return iso_fail(ISO_EINTERNAL, "out of memory");
     for (int i = 0; i < a->n_inputs; i++) {
@@ -373,6 +378,25 @@ static int list_frames(const struct vae_args *a, struct frame_src *s)
         s->n = i + 1;
     }
     return 0;
+}
+
+/* -o OUT.safetensors may replace only a file vae wrote */
+static int check_out_file(const char *path)
+{
+    if (!fs_exists(path)) return 0;
+    struct safetensors *old = NULL;
+    int ours = st_open(path, &old) == 0 && st_meta(old, "tool") && !strcmp(st_meta(old, "tool"), "vae");
+    st_close(&old);
+    iso_errclear();
+    if (!ours) return iso_fail(ISO_ECANTCREAT, "will not replace '%s': it exists and was not written by vae", path);
+    return 0;
+}
+
+static int check_count(int F)
+{
+    if ((F - 1) % 4 == 0 && F >= 1) return 0;
+    int lo = F < 1 ? 1 : 1 + (F - 1) / 4 * 4;
+    return iso_fail(ISO_EDATA, "%d frames: the Wan VAE encodes 1 + 4k frames (nearest: %d or %d)", F, lo, lo + 4);
 }
 
 static int near8(int x) { int r = (x + 4) / 8 * 8; return r < 8 ? 8 : r; }
@@ -397,11 +421,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = list_frames(a, &src))) goto done;
     int F = src.n;
     if ((rc = image_png_size(src.paths[0], &W, &H))) goto done;
-    if ((F - 1) % 4) {
-        int lo = 1 + (F - 1) / 4 * 4;
-        rc = iso_fail(ISO_EDATA, "%d frames: the Wan VAE encodes 1 + 4k frames (nearest: %d or %d)", F, lo, lo + 4);
-        goto done;
-    }
+    if ((rc = check_count(F))) goto done;
     if (W % 8 || H % 8) {
         rc = iso_fail(ISO_EDATA, "'%s' is %dx%d: width and height must be multiples of 8 (nearest: %dx%d)",
                       src.paths[0], W, H, near8(W), near8(H));
@@ -431,16 +451,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
     }
-    if (fs_exists(c->output)) {
-        struct safetensors *old = NULL;
-        int ours = st_open(c->output, &old) == 0 && st_meta(old, "tool") && !strcmp(st_meta(old, "tool"), "vae");
-        st_close(&old);
-        iso_errclear();
-        if (!ours) {
-            rc = iso_fail(ISO_ECANTCREAT, "will not replace '%s': it exists and was not written by vae", c->output);
-            goto done;
-        }
-    }
+    if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     if (mode != MEM_MODE_CPU) { rc = iso_fail(ISO_EUNAVAIL, "vae has no GPU path yet"); goto done; }
     rt_load_begin(rt);
@@ -480,6 +491,240 @@ done:
     wan_vae_free(&v);
     weights_close(&w);
     free_paths(&src);
+    free(model_path);
+    return rt_end(&rt, rc);
+}
+
+/* ------------------------------------------------------------------ encode --vace */
+
+/* The VACE conditioning, as diffusers' WanVACEPipeline builds it without
+ * reference images (prepare_video_latents, prepare_masks): video in [-1, 1],
+ * mask in [0, 1] (a PNG's value / 255, channel by channel); the mask
+ * binarised at 0.5 splits the video into inactive = video * (1 - mask) and
+ * reactive = video * mask, each encoded and normalised (z channels each);
+ * then the continuous mask's first channel, pixel-unshuffled 8x8 (channel
+ * dy*8 + dx) and resampled in time with nearest-exact to T latent frames. */
+struct vace_src {
+    int F, H, W;
+    struct image *fixed;     /* layout: F entries, data NULL = unknown (video 0, mask 1) */
+    struct frame_src video, mask; /* explicit: F paths each */
+    float *vbuf, *mbuf;      /* [3, H, W] */
+    int reactive;            /* which half get() gives */
+};
+
+static int img_to_float(const struct image *img, float *dst, float scale, float offset)
+{
+    size_t hw = (size_t)img->w * img->h;
+    for (size_t i = 0; i < hw; i++)
+        for (int c = 0; c < 3; c++) dst[c * hw + i] = img->data[i * 3 + c] * scale + offset;
+    return 0;
+}
+
+static int load_sized(const char *path, int W, int H, struct image *img)
+{
+    int rc = image_load_png(path, img, 3);
+    if (rc) return rc;
+    if (img->w != W || img->h != H) {
+        rc = iso_fail(ISO_EDATA, "'%s' is %dx%d, the other frames are %dx%d", path, img->w, img->h, W, H);
+        image_free(img);
+    }
+    return rc;
+}
+
+/* frame f: video [3, H, W] in [-1, 1] and mask [3, H, W] in [0, 1] */
+static int vace_frame(struct vace_src *s, int f, float *video, float *mask)
+{
+    size_t n = 3 * (size_t)s->H * s->W;
+    int rc;
+    if (s->fixed) {
+        if (s->fixed[f].data) {
+            img_to_float(&s->fixed[f], video, 2.0f / 255.0f, -1.0f);
+            for (size_t i = 0; i < n; i++) mask[i] = 0.0f;
+        } else {
+            for (size_t i = 0; i < n; i++) { video[i] = 0.0f; mask[i] = 1.0f; }
+        }
+        return 0;
+    }
+    struct image img = { 0 };
+    if ((rc = load_sized(s->video.paths[f], s->W, s->H, &img))) return rc;
+    img_to_float(&img, video, 2.0f / 255.0f, -1.0f);
+    image_free(&img);
+    if ((rc = load_sized(s->mask.paths[f], s->W, s->H, &img))) return rc;
+    /* diffusers: clamp((m/255*2-1 + 1)/2, 0, 1) */
+    img_to_float(&img, mask, 1.0f / 255.0f, 0.0f);
+    image_free(&img);
+    return 0;
+}
+
+static int vace_get(void *ctx, int index, float *dst, int H, int W)
+{
+    struct vace_src *s = ctx;
+    int rc;
+    if ((rc = sig_check())) return rc;
+    if ((rc = vace_frame(s, index, s->vbuf, s->mbuf))) return rc;
+    size_t n = 3 * (size_t)H * W;
+    for (size_t i = 0; i < n; i++) {
+        float b = s->mbuf[i] > 0.5f ? 1.0f : 0.0f;
+        dst[i] = s->vbuf[i] * (s->reactive ? b : 1.0f - b);
+    }
+    return 0;
+}
+
+static void vace_src_free(struct vace_src *s)
+{
+    if (s->fixed)
+        for (int i = 0; i < s->F; i++) image_free(&s->fixed[i]);
+    free(s->fixed);
+    free_paths(&s->video);
+    free_paths(&s->mask);
+    free(s->vbuf);
+    free(s->mbuf);
+    memset(s, 0, sizeof *s);
+}
+
+/* the inputs by layout; sizes and counts checked */
+static int vace_inputs(const struct vae_args *a, struct vace_src *s)
+{
+    int rc;
+    if (a->video || a->mask) {
+        if (!a->video || !a->mask) return iso_fail(ISO_EUSAGE, "--video and --mask go together");
+        if (a->start || a->end || a->keep) return iso_fail(ISO_EUSAGE, "--video/--mask exclude --start, --end and --keep");
+        if ((rc = list_dir(a->video, &s->video)) || (rc = list_dir(a->mask, &s->mask))) return rc;
+        if (s->video.n != s->mask.n)
+            return iso_fail(ISO_EDATA, "'%s' holds %d frames, '%s' %d", a->video, s->video.n, a->mask, s->mask.n);
+        s->F = s->video.n;
+        if ((rc = image_png_size(s->video.paths[0], &s->W, &s->H))) return rc;
+        return check_count(s->F);
+    }
+    if (!a->end) return iso_fail(ISO_EUSAGE, "--vace needs --end B.png (with --start or --keep), or --video and --mask");
+    if (!!a->start == !!a->keep) return iso_fail(ISO_EUSAGE, "--vace takes one of --start A.png and --keep DIR");
+    if (a->frames < 2 || a->frames > 100000)
+        return iso_fail(ISO_EUSAGE, "--frames N (at least 2) is required with --start/--keep");
+    int F = (int)a->frames;
+    if ((rc = check_count(F))) return rc;
+    s->F = F;
+    if (!(s->fixed = calloc((size_t)F, sizeof *s->fixed))) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if ((rc = image_png_size(a->end, &s->W, &s->H))) return rc;
+    if (a->keep) {
+        struct frame_src prev = { 0 };
+        if (a->keep_frames < 1 || a->keep_frames > F - 2) {
+            return iso_fail(ISO_EUSAGE, "--keep-frames K must be 1..%d (N - 2) with --keep", F - 2);
+        }
+        if ((rc = list_dir(a->keep, &prev))) { free_paths(&prev); return rc; }
+        int K = (int)a->keep_frames;
+        if (prev.n < K) {
+            rc = iso_fail(ISO_EDATA, "'%s' holds %d frames, --keep-frames is %d", a->keep, prev.n, K);
+            free_paths(&prev);
+            return rc;
+        }
+        for (int k = 0; k < K && !rc; k++) rc = load_sized(prev.paths[prev.n - K + k], s->W, s->H, &s->fixed[k]);
+        free_paths(&prev);
+        if (rc) return rc;
+    } else {
+        if (a->keep_frames) return iso_fail(ISO_EUSAGE, "--keep-frames goes with --keep");
+        if ((rc = load_sized(a->start, s->W, s->H, &s->fixed[0]))) return rc;
+    }
+    return load_sized(a->end, s->W, s->H, &s->fixed[F - 1]);
+}
+
+int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
+{
+    struct rt *rt = NULL;
+    struct weights *w = NULL;
+    struct wan_vae *v = NULL;
+    struct nn *nn = NULL;
+    struct vace_src src = { 0 };
+    struct mem_plan plan;
+    enum mem_mode mode = MEM_MODE_CPU;
+    char *model_path = NULL;
+    float *ctx = NULL;
+    json_t *root = NULL;
+    int rc, loading = 0, cleanup = 0;
+    double t_enc = 0;
+
+    if ((rc = rt_begin(c, &rt))) goto done;
+    if (a->n_inputs) { rc = iso_fail(ISO_EUSAGE, "--vace takes its frames from options, not '%s'", a->inputs[0]); goto done; }
+    if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o CTX.safetensors is required"); goto done; }
+    if ((rc = vace_inputs(a, &src))) goto done;
+    int F = src.F, H = src.H, W = src.W;
+    if (W % 8 || H % 8) {
+        rc = iso_fail(ISO_EDATA, "frames are %dx%d: width and height must be multiples of 8 (nearest: %dx%d)", W, H,
+                      near8(W), near8(H));
+        goto done;
+    }
+    if ((rc = resolve_model(c, &model_path))) goto done;
+    if ((rc = weights_open(model_path, &w))) goto done;
+    if ((rc = wan_vae_open(&v, w, WAN_VAE_ENCODER))) goto done;
+    const struct wan_vae_config *cfg = wan_vae_config(v);
+    int z = cfg->z_dim, sp = cfg->spatial, T = 1 + (F - 1) / cfg->temporal, h = H / sp, wl = W / sp;
+    int C = 2 * z + sp * sp;
+    size_t hw = (size_t)h * wl, nctx = (size_t)C * T * hw;
+    uint64_t act = wan_vae_encode_act_bytes(cfg, H, W);
+    if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nctx * 4 + (uint64_t)H * W * 4 * 8, &plan))) goto done;
+    if (c->plan_only) {
+        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:I, s:o}}", "vace", "frames", F, "latent_frames", T,
+                                  "channels", C, "width", W, "height", H, "activations_bound", (json_int_t)act,
+                                  "config", config_json(cfg));
+        rc = rt_print_plan(rt, &plan, extra);
+        goto done;
+    }
+    if ((rc = check_out_file(c->output))) goto done;
+    if ((rc = rt_admit(rt, &plan, &mode))) goto done;
+    if (mode != MEM_MODE_CPU) { rc = iso_fail(ISO_EUNAVAIL, "vae has no GPU path yet"); goto done; }
+    rt_load_begin(rt);
+    loading = 1;
+    if ((rc = nn_new(&nn, NN_CPU, cli_threads(c)))) goto done;
+    rt_load_end(rt);
+    ctx = calloc(nctx, sizeof *ctx);
+    src.vbuf = malloc(3 * (size_t)H * W * sizeof(float));
+    src.mbuf = malloc(3 * (size_t)H * W * sizeof(float));
+    if (!ctx || !src.vbuf || !src.mbuf) { rc = iso_fail(ISO_ETEMPFAIL, "out of memory"); goto done; }
+    double te = mem_now();
+    for (int half = 0; half < 2; half++) { /* inactive, then reactive */
+        src.reactive = half;
+        if ((rc = wan_vae_encode(v, nn, F, H, W, vace_get, &src, ctx + (size_t)half * z * T * hw))) goto done;
+    }
+    /* mask channels: frame src = min(floor((t + 0.5) * F / T), F - 1) (PyTorch's nearest-exact) */
+    for (int t = 0; t < T; t++) {
+        int f = (int)floor((t + 0.5) * (double)F / T);
+        if (f > F - 1) f = F - 1;
+        if ((rc = vace_frame(&src, f, src.vbuf, src.mbuf))) goto done;
+        for (int dy = 0; dy < sp; dy++)
+            for (int dx = 0; dx < sp; dx++) {
+                float *dst = ctx + ((size_t)(2 * z + dy * sp + dx) * T + t) * hw;
+                for (int y = 0; y < h; y++)
+                    for (int x = 0; x < wl; x++)
+                        dst[(size_t)y * wl + x] = src.mbuf[(size_t)(y * sp + dy) * W + x * sp + dx];
+            }
+    }
+    t_enc = mem_now() - te;
+    rt_cleanup_begin(rt);
+    cleanup = 1;
+    char frames_s[24];
+    snprintf(frames_s, sizeof frames_s, "%d", F);
+    const char *meta[] = { "tool", "vae", "command", "encode --vace", "model", base_name(model_path), "frames",
+                           frames_s, "config_source", cfg->source, "latent_stats", cfg->stats_source, NULL };
+    struct st_out o = { "vace_context", ST_F32, 4, { (uint64_t)C, (uint64_t)T, (uint64_t)h, (uint64_t)wl }, ctx };
+    if ((rc = sig_check())) goto done;
+    if ((rc = st_write(c->output, &o, 1, meta))) goto done;
+    root = jsonio_header_new();
+    json_object_set_new(root, "command", json_string("encode --vace"));
+    json_object_set_new(root, "output", json_string(c->output));
+    json_object_set_new(root, "model", json_pack("{s:s, s:o}", "path", model_path, "config", config_json(cfg)));
+    json_object_set_new(root, "frames", json_integer(F));
+    json_object_set_new(root, "vace_context", json_pack("[i,i,i,i]", C, T, h, wl));
+    json_object_set_new(root, "timing", json_pack("{s:f, s:i}", "encode_s", t_enc, "threads", cli_threads(c)));
+    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+    fputc('\n', stdout);
+done:
+    if (loading && !cleanup) rt_cleanup_begin(rt);
+    json_decref(root);
+    free(ctx);
+    nn_free(&nn);
+    wan_vae_free(&v);
+    weights_close(&w);
+    vace_src_free(&src);
     free(model_path);
     return rt_end(&rt, rc);
 }

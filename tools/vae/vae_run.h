@@ -10,8 +10,16 @@ struct vae_args {
     char *const *inputs;     /* positional arguments */
     int n_inputs;
     int png_level;           /* decode: zlib level of the frames */
+    /* encode --vace: the conditioning of Wan's VACE models */
+    int vace;
+    const char *start, *end; /* keyframes at frame 0 and frame N-1 */
+    long frames;             /* N */
+    const char *keep;        /* previous segment's frame directory */
+    long keep_frames;        /* its last K frames at 0..K-1 */
+    const char *video, *mask;/* explicit frame directories */
 };
 
 int vae_decode_run(const struct vae_args *a, const struct cli_common *c);
 int vae_encode_run(const struct vae_args *a, const struct cli_common *c);
+int vae_vace_run(const struct vae_args *a, const struct cli_common *c);
 #endif
