@@ -653,6 +653,62 @@ static size_t act_hw(const struct act *a) { return (size_t)a->H * a->W; }
 static size_t act_n(const struct act *a) { return (size_t)a->C * a->t * act_hw(a); }
 
 /* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
+/* A stride-1 convolution as one GEMM per kernel tap ("shifted GEMMs"):
+ * xp [C, Tin, Hp, Wp] is the input already padded (time: the causal frames
+ * in front; space: ph, pw zeros on each side). On the padded grid, tap
+ * (dt, dy, dx) of output position p reads xp at p + dt*S + dy*Wp + dx, a
+ * constant offset, so y_pad[O, p] += W_tap[O, C] * xp[C, p + offset] is a
+ * plain GEMM on a strided view of xp: no im2col copy. The columns past each
+ * row's W valid outputs are computed and dropped when cropping. */
+static int conv_shift(struct run *r, const struct wv_conv *cv, const float *xp, int Tin, int H, int W, int ph,
+                      int pw, float *y, int To)
+{
+    int C = cv->C, O = cv->O, taps = cv->kt * cv->kh * cv->kw;
+    int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    size_t S = (size_t)Hp * Wp, hw = (size_t)H * W, ncols = (size_t)(H - 1) * Wp + (size_t)W;
+    size_t nw = (size_t)O * C * taps;
+    float *w32 = NEW(nw), *wk = NEW(nw), *yp = NEW((size_t)O * S);
+    if (!w32 || !wk || !yp) { FREE(w32); FREE(wk); FREE(yp); return ISO_ETEMPFAIL; }
+    /* [O, C, taps] -> [taps, O, C] */
+    nn_w_to_f32(&cv->w, 0, nw, w32);
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < taps; k++) wk[((size_t)k * O + o) * C + c] = w32[((size_t)o * C + c) * taps + k];
+    FREE(w32);
+    for (int to = 0; to < To; to++) {
+        int k = 0;
+        for (int dt = 0; dt < cv->kt; dt++)
+            for (int dy = 0; dy < cv->kh; dy++)
+                for (int dx = 0; dx < cv->kw; dx++, k++) {
+                    size_t off = (size_t)(to + dt) * S + (size_t)dy * Wp + (size_t)dx;
+                    nn_gemm(r->nn, 0, 0, O, (int)ncols, C, 1.0f, wk + (size_t)k * O * C, C, xp + off,
+                            (int)((size_t)Tin * S), k ? 1.0f : 0.0f, yp, (int)S);
+                }
+        for (int o = 0; o < O; o++) {
+            float bv = cv->b.data ? nn_w_get(&cv->b, (size_t)o) : 0.0f;
+            float *dst = y + ((size_t)o * To + to) * hw;
+            const float *src = yp + (size_t)o * S;
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < W; xx++) dst[(size_t)yy * W + xx] = src[(size_t)yy * Wp + xx] + bv;
+        }
+    }
+    FREE(wk);
+    FREE(yp);
+    return 0;
+}
+
+/* copy [C, t, H, W] frames into the interior of a padded [C, T, H+2ph, W+2pw] at frame t0 */
+static void pad_in(float *dst, int T, int t0, const float *src, int C, int t, int H, int W, int ph, int pw)
+{
+    int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    for (int c = 0; c < C; c++)
+        for (int f = 0; f < t; f++)
+            for (int yy = 0; yy < H; yy++)
+                memcpy(dst + (((size_t)c * T + t0 + f) * Hp + yy + ph) * Wp + pw,
+                       src + (((size_t)c * t + f) * H + yy) * W, (size_t)W * sizeof(float));
+}
+
+/* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
 static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struct act *x, struct act *y,
                             struct slot *s)
 {
@@ -660,29 +716,38 @@ static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struc
     int ph = cv->kh / 2, pw = cv->kw / 2;
     *y = (struct act){ NEW((size_t)cv->O * x->t * hw), cv->O, x->t, x->H, x->W };
     if (!y->d) return ISO_ETEMPFAIL;
-    if (cv->kt == 1) {
-        nn_conv3d(r->nn, y->d, x->d, x->C, x->t, x->H, x->W, &cv->w, &cv->b, cv->O, 1, cv->kh, cv->kw, 1, 1, 1,
-                  ph, pw);
+    if (cv->kt == 1 && cv->kh == 1 && cv->kw == 1) { /* 1x1x1: one GEMM */
+        nn_conv3d(r->nn, y->d, x->d, x->C, x->t, x->H, x->W, &cv->w, &cv->b, cv->O, 1, 1, 1, 1, 1, 1, 0, 0);
         return 0;
     }
-    if (!s) return ISO_ETEMPFAIL;
+    int pre = cv->kt - 1; /* causal frames in front: 2 from the cache, or 0 */
+    if (pre && !s) return ISO_ETEMPFAIL;
     size_t cn = (size_t)x->C * 2 * hw;
-    if (!s->buf) {
+    if (pre && !s->buf) {
         if (!(s->buf = NEW(cn))) return ISO_ETEMPFAIL; /* zeros: the causal padding */
         s->n = cn;
     }
-    if (s->n != cn) return iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
-    int tt = x->t + 2;
-    float *buf = NEW((size_t)x->C * tt * hw);
+    if (pre && s->n != cn) return iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
+    int tt = x->t + pre;
+    float *buf = NEW((size_t)x->C * tt * (x->H + 2 * ph) * (x->W + 2 * pw)); /* zeroed: the spatial padding */
     if (!buf) return ISO_ETEMPFAIL;
-    for (int c = 0; c < x->C; c++) {
-        memcpy(buf + (size_t)c * tt * hw, s->buf + (size_t)c * 2 * hw, 2 * hw * sizeof(float));
-        memcpy(buf + ((size_t)c * tt + 2) * hw, x->d + (size_t)c * x->t * hw, (size_t)x->t * hw * sizeof(float));
-    }
-    nn_conv3d(r->nn, y->d, buf, x->C, tt, x->H, x->W, &cv->w, &cv->b, cv->O, 3, cv->kh, cv->kw, 1, 1, 1, ph, pw);
-    for (int c = 0; c < x->C; c++)
-        memcpy(s->buf + (size_t)c * 2 * hw, buf + ((size_t)c * tt + x->t) * hw, 2 * hw * sizeof(float));
+    if (pre) pad_in(buf, tt, 0, s->buf, x->C, 2, x->H, x->W, ph, pw);
+    pad_in(buf, tt, pre, x->d, x->C, x->t, x->H, x->W, ph, pw);
+    int rc = conv_shift(r, cv, buf, tt, x->H, x->W, ph, pw, y->d, x->t);
     FREE(buf);
+    if (rc) return rc;
+    if (pre) { /* the cache: the last two input frames (cache included when t < 2) */
+        float *nc = NEW(cn);
+        if (!nc) return ISO_ETEMPFAIL;
+        for (int c = 0; c < x->C; c++)
+            for (int f = 0; f < 2; f++) {
+                int g = x->t - 2 + f; /* index into x; < 0 reaches back into the old cache */
+                const float *src = g >= 0 ? x->d + ((size_t)c * x->t + g) * hw : s->buf + ((size_t)c * 2 + 2 + g) * hw;
+                memcpy(nc + ((size_t)c * 2 + f) * hw, src, hw * sizeof(float));
+            }
+        FREE(s->buf);
+        s->buf = nc;
+    }
     return 0;
 }
 
@@ -796,16 +861,19 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
     int Ho = up ? 2 * H : H / 2, Wo = up ? 2 * W : W / 2;
     size_t hw = act_hw(x), hwi = (size_t)Hi * Wi, hwo = (size_t)Ho * Wo;
     y = (struct act){ NEW((size_t)rs->O * x->t * hwo), rs->O, x->t, Ho, Wo };
-    fin = NEW((size_t)x->C * hwi);
+    /* up: the upsampled frame with the conv's one-pixel zero border */
+    size_t hwf = up ? (size_t)(Hi + 2) * (Wi + 2) : hwi;
+    fin = NEW((size_t)x->C * hwf);
     fout = NEW((size_t)rs->O * hwo);
     if (!y.d || !fin || !fout) { rc = ISO_ETEMPFAIL; goto done; }
     for (int t = 0; t < x->t; t++) {
         for (int c = 0; c < x->C; c++) {
             const float *src = x->d + ((size_t)c * x->t + t) * hw;
-            float *dst = fin + (size_t)c * hwi;
+            float *dst = fin + (size_t)c * hwf;
             if (up) { /* nearest-exact 2x: output (y, x) reads input (y/2, x/2) */
                 for (int yy = 0; yy < Hi; yy++)
-                    for (int xx = 0; xx < Wi; xx++) dst[(size_t)yy * Wi + xx] = src[(size_t)(yy / 2) * W + xx / 2];
+                    for (int xx = 0; xx < Wi; xx++)
+                        dst[(size_t)(yy + 1) * (Wi + 2) + xx + 1] = src[(size_t)(yy / 2) * W + xx / 2];
             } else { /* ZeroPad2d((0, 1, 0, 1)): one zero column right, one zero row below */
                 for (int yy = 0; yy < H; yy++) {
                     memcpy(dst + (size_t)yy * Wi, src + (size_t)yy * W, (size_t)W * sizeof(float));
@@ -814,9 +882,9 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
                 memset(dst + (size_t)H * Wi, 0, (size_t)Wi * sizeof(float));
             }
         }
-        if (up)
-            nn_conv2d(r->nn, fout, fin, x->C, Hi, Wi, &rs->conv.w, &rs->conv.b, rs->O, 3, 3, 1, 1, 1, 1, 1, 1, 1);
-        else
+        if (up) {
+            if ((rc = conv_shift(r, &rs->conv, fin, 1, Hi, Wi, 1, 1, fout, 1))) goto done;
+        } else
             nn_conv2d(r->nn, fout, fin, x->C, Hi, Wi, &rs->conv.w, &rs->conv.b, rs->O, 3, 3, 2, 2, 0, 0, 1, 1, 1);
         for (int c = 0; c < rs->O; c++)
             memcpy(y.d + ((size_t)c * y.t + t) * hwo, fout + (size_t)c * hwo, hwo * sizeof(float));
