@@ -89,4 +89,21 @@ check "their file untouched" grep -q "not a safetensors" precious.safetensors
 expect_exit "encoder half missing from a decoder-only use is fine; unknown command" 64 "$VAE" transcode x
 expect_exit "a model file that is not a Wan VAE" 65 "$VAE" decode -q -m "$FX/a_diffusers/dec_1.safetensors" "$FX/a_diffusers/dec_1.safetensors" -o bad6
 check "message says what is missing" stderr_has "holds no Wan VAE decoder"
+
+# ---- streaming: peak RSS does not grow with the number of frames
+# (2 and 16 latent frames: 5 and 61 frames of 128x128; a decoder that kept
+# every frame would hold 61 * 196 KiB = 11.7 MiB more for the long one)
+if [ -n "${ISOPIPE_SANITIZE:-}" ]; then
+    skip "peak RSS under a sanitizer build (ASan quarantine holds freed memory)"
+else
+    "$CHK" mklatents l2.safetensors latents 16 2 16 16
+    "$CHK" mklatents l16.safetensors latents 16 16 16 16
+    expect_exit "decode 2 latent frames" 0 "$VAE" decode -q --threads 1 -m "$A" l2.safetensors -o r2
+    expect_exit "decode 16 latent frames" 0 "$VAE" decode -q --threads 1 -m "$A" l16.safetensors -o r16
+    check "61 frames written" test -e r16/frame_00060.png -a ! -e r16/frame_00061.png
+    a=$(sed -n 's/.*"peak_rss": \([0-9]*\).*/\1/p' r2/vae.json | head -n 1)
+    b=$(sed -n 's/.*"peak_rss": \([0-9]*\).*/\1/p' r16/vae.json | head -n 1)
+    echo "# peak RSS: 2 latent frames $a B, 16 latent frames $b B"
+    check "peak RSS of 16 latent frames within 4 MiB of 2 ($a, $b)" test $((b - a)) -lt 4194304
+fi
 test_done
