@@ -23,6 +23,14 @@ check "vae.json reports frames, config source and memory" \
     grep -q '"source": "tensor shapes"' dec_b_original_3/vae.json
 check "vae.json has the memory object" grep -q '"peak_rss"' dec_b_original_3/vae.json
 
+# ---- tiled decode against diffusers' own tiled_decode (32-pixel tiles, 24-pixel stride)
+expect_exit "decode --tile 4 --tile-overlap 1" 0 "$VAE" decode -q --tile 4 --tile-overlap 1 -m "$A" "$FX/tiled.safetensors" -o tiled
+check "tiled decode PSNR >= 40 dB against diffusers' tiled decode" "$CHK" frames tiled "$FX/tiled.safetensors" 40
+check "vae.json says which tile and why" grep -q '"why": "--tile 4"' tiled/vae.json
+expect_exit "--plan with --tile" 0 "$VAE" decode --plan --tile 4 -m "$A" "$FX/tiled.safetensors"
+check "--plan gives the tile in output pixels" grep -q '"tile_pixels": 32' "$T/.out"
+expect_exit "--tile-overlap not below --tile" 64 "$VAE" decode -q --tile 4 --tile-overlap 4 -m "$A" "$FX/tiled.safetensors" -o bad10
+
 # ---- encode: PNG directory and PNG list, 1, 5 and 9 frames
 expect_exit "encode a_diffusers 5 frames (directory)" 0 "$VAE" encode -q -m "$A" "$FX/a_diffusers/enc_5" -o a5.safetensors
 check "a_diffusers latents within 1e-3" "$CHK" latents a5.safetensors "$FX/a_diffusers/enc_5.safetensors" 1e-3

@@ -2,7 +2,7 @@
  * tests/fixtures/wan_vae (tests/ref/wan_vae_ref.py), for tests/cli/t8000-vae.sh.
  *
  *   vae_check frames DIR REF.safetensors MIN_PSNR
- *       DIR/frame_%05d.png against REF's `frames` [3, F, H, W] in [-1, 1],
+ *       DIR/frame_%05d.png against REF's `frames` [3, F, H, W] in [-1, 1] (f32 or f16),
  *       rounded to 8 bits as the tool rounds them: every frame's PSNR >= MIN_PSNR
  *       and exactly F frames
  *   vae_check latents OUT.safetensors REF.safetensors REL
@@ -24,13 +24,21 @@
 #include "image.h"
 #include "safetensors.h"
 #include "st_write.h"
+#include "weights.h"
 
+/* a float32 or float16 [4-d] tensor as float32 (float16: converted into a
+ * buffer that lives until exit; these are small fixtures) */
 static const float *get(const struct safetensors *st, const char *name, uint64_t *shape)
 {
     const struct st_tensor *t = st_find(st, name);
-    if (!t || t->dtype != ST_F32 || t->n_dims != 4) return NULL;
+    if (!t || (t->dtype != ST_F32 && t->dtype != ST_F16) || t->n_dims != 4) return NULL;
     memcpy(shape, t->shape, 4 * sizeof *shape);
-    return t->data;
+    if (t->dtype == ST_F32) return t->data;
+    size_t n = shape[0] * shape[1] * shape[2] * shape[3];
+    float *f = malloc(n * sizeof *f);
+    const uint16_t *h = t->data;
+    for (size_t i = 0; f && i < n; i++) f[i] = wt_f16_to_f32(h[i]);
+    return f;
 }
 
 static int to8(float x)

@@ -31,6 +31,11 @@ as its preprocess_conditions makes them from PNGs: x/255*2-1 and m/255), for
                the 128 and 200 binarise to 1 for the video latents but enter the
                mask channels as 128/255, 200/255)
 
+Tiled decode (tests/fixtures/wan_vae/tiled.safetensors, the a_diffusers model):
+diffusers' own tiled_decode (enable_tiling with 32-pixel tiles and a 24-pixel
+stride: 4 latent pixels, overlap 1) of `latents` [16, 2, 7, 9]; `frames`
+stored as float16 to stay small.
+
 Weights are rounded to the dtype stored (f32, f16 or bf16) before the
 reference runs, so the C side sees exactly the weights PyTorch used.
 Everything stays small (the whole set <= 1 MB).
@@ -239,6 +244,23 @@ def write_vace(d, vae):
     return total
 
 
+def write_tiled(path, vae):
+    gen = torch.Generator().manual_seed(123)
+    lat = torch.randn((16, 2, 7, 9), generator=gen)
+    mean = torch.tensor(vae.config.latents_mean).view(-1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(-1, 1, 1, 1)
+    vae.enable_tiling(tile_sample_min_height=32, tile_sample_min_width=32, tile_sample_stride_height=24,
+                      tile_sample_stride_width=24)
+    with torch.no_grad():
+        frames = vae.decode((lat * std + mean).unsqueeze(0)).sample[0].float()
+    vae.disable_tiling()
+    print(f"tiled: frames {tuple(frames.shape)} std {float(frames.std()):.3f}")
+    meta = {"generator": "tests/ref/wan_vae_ref.py",
+            "versions": f"torch {torch.__version__}, diffusers {diffusers.__version__}"}
+    save_file({"latents": lat.contiguous(), "frames": frames.half().contiguous()}, path, metadata=meta)
+    return os.path.getsize(path)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: wan_vae_ref.py OUTDIR")
@@ -302,6 +324,7 @@ def main():
         for root, _, files in os.walk(d):
             total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
     total += write_vace(os.path.join(outdir, "vace"), models["a_diffusers"])
+    total += write_tiled(os.path.join(outdir, "tiled.safetensors"), models["a_diffusers"])
     print(f"total {total} bytes")
     if total > 1 << 20:
         sys.exit("fixtures over 1 MB")

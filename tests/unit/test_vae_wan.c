@@ -66,7 +66,7 @@ static void check_decode(struct wan_vae *v, struct nn *nn, const char *dir, int 
     if (lat && ref) {
         struct collect c = { NULL, (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
         c.frames = calloc(3 * fs[1] * fs[2] * fs[3], sizeof(float));
-        int rc = wan_vae_decode(v, nn, lat, (int)ls[1], (int)ls[2], (int)ls[3], collect_emit, &c);
+        int rc = wan_vae_decode(v, nn, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &c);
         CHECKF(rc == 0 && !c.bad && c.n == c.F, "%s: decode rc %d (%s), %d of %d frames", path, rc, iso_errmsg(),
                c.n, c.F);
         size_t hw = fs[2] * fs[3];

@@ -10,10 +10,14 @@
 #include "sig.h"
 #include "vae_run.h"
 
-enum { OPT_PNG_LEVEL = 1000, OPT_VACE, OPT_START, OPT_END, OPT_FRAMES, OPT_KEEP, OPT_KEEP_FRAMES, OPT_VIDEO, OPT_MASK };
+enum { OPT_PNG_LEVEL = 1000, OPT_TILE, OPT_TILE_OVERLAP, OPT_VACE, OPT_START, OPT_END, OPT_FRAMES, OPT_KEEP, OPT_KEEP_FRAMES, OPT_VIDEO, OPT_MASK };
 
 static const struct cli_opt decode_opts[] = {
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
+    { "tile", 0, "N", "decode in spatial tiles of N x N latent pixels (8N output pixels; default: only when "
+                      "whole frames exceed the host memory budget)", OPT_TILE },
+    { "tile-overlap", 0, "K", "latent pixels two neighbouring tiles share, blended linearly (default N/4)",
+      OPT_TILE_OVERLAP },
     { 0 },
 };
 static const struct cli_opt encode_opts[] = {
@@ -35,8 +39,9 @@ static const struct cli_opt encode_opts[] = {
     "two-frame caches (as Wan does) and the encoder a first frame then chunks of four, so memory\n" \
     "does not grow with the number of frames; --plan prints the weights, the activation bound and\n" \
     "the peak RSS before anything is read. Modes: cpu runs (and auto picks it); beefy and lightweight\n" \
-    "have no GPU path yet and are refused (exit 75). Spatial tiling is not implemented yet: the\n" \
-    "activations of one frame at full size must fit in memory.\n" \
+    "have no GPU path yet and are refused (exit 75). decode tiles space (--tile, or by itself when\n" \
+    "whole frames would exceed the host memory budget): each tile keeps its own caches and tiles\n" \
+    "overlap and blend linearly; the plan and vae.json say which tile and why.\n" \
     "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
     "AutoencoderKLWan directory (config.json + safetensors) or a safetensors file with the original\n" \
     "Wan2.1 / ComfyUI names, f32, f16 or bf16. The configuration comes from config.json when there\n" \
@@ -101,6 +106,8 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_PNG_LEVEL:
         if (!(rc = cli_int("png-level", arg, 1, 9, &v))) a->png_level = (int)v;
         break;
+    case OPT_TILE: rc = cli_int("tile", arg, 1, 100000, &a->tile); break;
+    case OPT_TILE_OVERLAP: rc = cli_int("tile-overlap", arg, 0, 100000, &a->tile_overlap); break;
     case OPT_VACE: a->vace = 1; break;
     case OPT_START: a->start = arg; break;
     case OPT_END: a->end = arg; break;
@@ -148,6 +155,7 @@ int main(int argc, char **argv)
     struct vae_args a;
     memset(&a, 0, sizeof a);
     a.png_level = 1;
+    a.tile_overlap = -1;
     struct cli_common c;
     int optind_out = 0;
     int rc = cli_parse(spec, argc - 1, argv + 1, &c, on_opt, &a, &optind_out);

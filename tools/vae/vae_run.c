@@ -142,6 +142,45 @@ done:
 
 /* ------------------------------------------------------------------ decode */
 
+/* --tile N (latent pixels) as asked; else none when the untiled decode fits
+ * the host budget, else the largest square tile (overlap a quarter of it)
+ * whose bound fits. The budget is the host's (cpu mode is the only one). */
+static int choose_tiling(const struct vae_args *a, const struct wan_vae_config *cfg, int h, int w, uint64_t other,
+                         struct wan_vae_tiling *tl, char *why, size_t n)
+{
+    int big = h > w ? h : w;
+    if (a->tile > 0) {
+        tl->tile = a->tile >= big ? 0 : (int)a->tile;
+        tl->overlap = tl->tile ? (a->tile_overlap >= 0 ? (int)a->tile_overlap : (tl->tile + 3) / 4) : 0;
+        if (tl->tile && tl->overlap >= tl->tile)
+            return iso_fail(ISO_EUSAGE, "--tile-overlap %d must be smaller than --tile %d", tl->overlap, tl->tile);
+        snprintf(why, n, tl->tile ? "--tile %ld" : "--tile %ld covers the whole frame", a->tile);
+        return 0;
+    }
+    uint64_t budget = mem_host_budget();
+    uint64_t need = wan_vae_decode_act_bytes(cfg, h, w, NULL) + other;
+    tl->tile = tl->overlap = 0;
+    if (need <= budget) {
+        snprintf(why, n, "none: whole frames need %.0f MiB, the host budget is %.0f MiB", need / 1048576.0,
+                 budget / 1048576.0);
+        return 0;
+    }
+    for (int t = big - 1; t >= 4; t--) {
+        struct wan_vae_tiling c = { t, (t + 3) / 4 };
+        uint64_t nt = wan_vae_decode_act_bytes(cfg, h, w, &c) + other;
+        if (nt <= budget) {
+            *tl = c;
+            snprintf(why, n, "whole frames need %.0f MiB, the host budget is %.0f MiB: tiles of %d latent pixels "
+                     "need %.0f MiB", need / 1048576.0, budget / 1048576.0, t, nt / 1048576.0);
+            return 0;
+        }
+    }
+    tl->tile = 4;
+    tl->overlap = 1;
+    snprintf(why, n, "even tiles of 4 latent pixels exceed the host budget of %.0f MiB", budget / 1048576.0);
+    return 0;
+}
+
 struct frame_sink {
     const char *dir;
     int level, total, written;
@@ -184,7 +223,9 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     struct mem_plan plan;
     enum mem_mode mode = MEM_MODE_CPU;
     char *model_path = NULL, *lat_path = NULL, *segdir = NULL, *tmp = NULL, *out = NULL, *json_path = NULL;
-    json_t *root = NULL;
+    json_t *root = NULL, *tiling = NULL;
+    struct wan_vae_tiling tl = { 0, 0 };
+    char why[200] = "";
     int rc, loading = 0, cleanup = 0;
     double t0 = mem_now(), t_dec = 0;
 
@@ -228,14 +269,17 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
         goto done;
     }
     int F = 1 + cfg->temporal * (T - 1), H = h * cfg->spatial, W = wl * cfg->spatial;
-    uint64_t act = wan_vae_decode_act_bytes(cfg, h, wl);
     uint64_t io = lt->nbytes + (uint64_t)H * W * (3 * 4 + 3);
+    if ((rc = choose_tiling(a, cfg, h, wl, wan_vae_weight_bytes(v, WAN_VAE_DECODER) + io, &tl, why, sizeof why)))
+        goto done;
+    uint64_t act = wan_vae_decode_act_bytes(cfg, h, wl, &tl);
     if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &plan))) goto done;
+    tiling = json_pack("{s:i, s:i, s:i, s:s}", "tile", tl.tile, "tile_pixels", tl.tile * cfg->spatial,
+                               "overlap", tl.overlap, "why", why);
     if (c->plan_only) {
-        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:s, s:o}}", "decode", "latent_frames", T, "frames",
+        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:o, s:o}}", "decode", "latent_frames", T, "frames",
                                   F, "width", W, "height", H, "activations_bound", (json_int_t)act, "tiling",
-                                  "none: streamed one latent frame at a time, whole frames (tiling not implemented)",
-                                  "config", config_json(cfg));
+                                  tiling, "config", config_json(cfg));
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
     }
@@ -262,7 +306,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     sk.level = a->png_level;
     sk.total = F;
     double td = mem_now();
-    if ((rc = wan_vae_decode(v, nn, lt->data, T, h, wl, sink_emit, &sk))) goto done;
+    if ((rc = wan_vae_decode(v, nn, lt->data, T, h, wl, &tl, sink_emit, &sk))) goto done;
     t_dec = mem_now() - td;
     rt_cleanup_begin(rt);
     cleanup = 1;
@@ -283,7 +327,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "frames", json_integer(F));
     json_object_set_new(root, "width", json_integer(W));
     json_object_set_new(root, "height", json_integer(H));
-    json_object_set_new(root, "tiling", json_string("none"));
+    json_object_set_new(root, "tiling", json_deep_copy(tiling));
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:i}", "decode_s", t_dec, "frames_per_s",
                                                   t_dec > 0 ? F / t_dec : 0.0, "threads", cli_threads(c)));
     json_object_set_new(root, "memory", rt_memory_json(rt));
@@ -299,6 +343,7 @@ done:
     fs_dir_abort(&tmp);
     image_free(&sk.img);
     json_decref(root);
+    json_decref(tiling);
     nn_free(&nn);
     wan_vae_free(&v);
     weights_close(&w);

@@ -10,6 +10,8 @@ struct vae_args {
     char *const *inputs;     /* positional arguments */
     int n_inputs;
     int png_level;           /* decode: zlib level of the frames */
+    long tile;               /* decode: tile size in latent pixels (0 = choose) */
+    long tile_overlap;       /* decode: overlap in latent pixels (-1 = a quarter of the tile) */
     /* encode --vace: the conditioning of Wan's VACE models */
     int vace;
     const char *start, *end; /* keyframes at frame 0 and frame N-1 */

@@ -963,45 +963,148 @@ static int body(struct run *r, const struct wv_half *h, int decoder, struct act 
     return rc;
 }
 
+/* Tiles as diffusers' AutoencoderKLWan.tiled_decode lays them out: starts
+ * 0, stride, 2*stride, ... below n (stride = tile - overlap), each tile
+ * min(tile, n - start) latent pixels; 1 tile when tiling is off. */
+static int tile_starts(int n, int tile, int ov, int *st, int max)
+{
+    if (tile <= 0 || tile >= n) { st[0] = 0; return 1; }
+    int k = 0;
+    for (int a = 0; a < n; a += tile - ov) {
+        if (k == max) return max + 1;
+        st[k++] = a;
+    }
+    return k;
+}
+
+/* one decoded tile: [3, t, th, tw] */
+struct dtile { float *d; int t, h, w; };
+
+/* diffusers' blend_v / blend_h: the first e rows (columns) of b fade in
+ * from the last e rows (columns) of a, e = min(a, b, extent) */
+static void blend_v(const struct dtile *a, struct dtile *b, int extent)
+{
+    int e = extent < a->h ? extent : a->h;
+    if (b->h < e) e = b->h;
+    for (int c = 0; c < 3; c++)
+        for (int f = 0; f < b->t; f++)
+            for (int y = 0; y < e; y++) {
+                const float *ra = a->d + (((size_t)c * a->t + f) * a->h + a->h - e + y) * a->w;
+                float *rb = b->d + (((size_t)c * b->t + f) * b->h + y) * b->w;
+                float wb = (float)((double)y / e), wa = (float)(1.0 - (double)y / e);
+                int n = a->w < b->w ? a->w : b->w;
+                for (int x = 0; x < n; x++) rb[x] = ra[x] * wa + rb[x] * wb;
+            }
+}
+
+static void blend_h(const struct dtile *a, struct dtile *b, int extent)
+{
+    int e = extent < a->w ? extent : a->w;
+    if (b->w < e) e = b->w;
+    for (int c = 0; c < 3; c++)
+        for (int f = 0; f < b->t; f++) {
+            int n = a->h < b->h ? a->h : b->h;
+            for (int y = 0; y < n; y++) {
+                const float *ra = a->d + (((size_t)c * a->t + f) * a->h + y) * a->w + a->w - e;
+                float *rb = b->d + (((size_t)c * b->t + f) * b->h + y) * b->w;
+                for (int x = 0; x < e; x++) {
+                    float wb = (float)((double)x / e), wa = (float)(1.0 - (double)x / e);
+                    rb[x] = ra[x] * wa + rb[x] * wb;
+                }
+            }
+        }
+}
+
+#define MAX_TILES 64
+
+/* Frame-major tiled streaming: each latent frame goes through every tile
+ * (each tile with its own causal caches, as each tile of diffusers'
+ * tiled_decode has its own feat_cache), then the chunk's tiles are blended
+ * in diffusers' order (above, then left, in place) and each contributes its
+ * first stride*spatial rows and columns. Without tiling: one tile, no blend. */
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
-                   wan_vae_emit_fn emit, void *ctx)
+                   const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx)
 {
     const struct wan_vae_config *c = &v->cfg;
     if (!v->dec.present) return iso_fail(ISO_EINTERNAL, "vae: decoder not loaded");
-    struct run r = { nn, NULL, 0, 0, 0 };
-    int rc = 0, z = c->z_dim, index = 0;
-    size_t hw = (size_t)h * w;
-    struct act x = { 0 }, y = { 0 };
+    int tile = tiling ? tiling->tile : 0, ov = tiling ? tiling->overlap : 0;
+    if (tile > 0 && (ov < 0 || ov >= tile)) return iso_fail(ISO_EUSAGE, "vae: tile overlap %d of tile %d", ov, tile);
+    int ys[MAX_TILES + 1], xs[MAX_TILES + 1];
+    int ny = tile_starts(h, tile, ov, ys, MAX_TILES), nx = tile_starts(w, tile, ov, xs, MAX_TILES);
+    if (ny > MAX_TILES || nx > MAX_TILES || ny * nx > MAX_TILES)
+        return iso_fail(ISO_EUSAGE, "vae: tile %d makes more than %d tiles of %dx%d latents", tile, MAX_TILES, w, h);
+    int n_tiles = ny * nx, sp = c->spatial, H = h * sp, W = w * sp, z = c->z_dim;
+    int th0 = ny > 1 ? tile : h, tw0 = nx > 1 ? tile : w;
+    int sy = ny > 1 ? (tile - ov) * sp : H, sx = nx > 1 ? (tile - ov) * sp : W; /* output kept per tile */
+    int rc = 0, index = 0, maxf = c->temporal;
+    size_t HW = (size_t)H * W;
+    struct run *runs = calloc((size_t)n_tiles, sizeof *runs);
+    struct dtile *dt = calloc((size_t)n_tiles, sizeof *dt);
     float *rgb = NULL;
+    struct act x = { 0 }, y = { 0 };
+    if (!runs || !dt) { free(runs); free(dt); return iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); }
+    for (int i = 0; i < n_tiles; i++) runs[i].nn = nn;
+    if (!(rgb = nn_alloc(nn, 3 * (size_t)maxf * HW))) { rc = ISO_ETEMPFAIL; goto done; }
     for (int t = 0; t < T && !rc; t++) {
-        x = (struct act){ nn_alloc(nn, (size_t)z * hw), z, 1, h, w };
-        if (!x.d) { rc = ISO_ETEMPFAIL; break; }
-        for (int ch = 0; ch < z; ch++) {
-            const float *src = latents + ((size_t)ch * T + t) * hw;
-            for (size_t i = 0; i < hw; i++) x.d[(size_t)ch * hw + i] = src[i] * c->latents_std[ch] + c->latents_mean[ch];
+        int nf = 0;
+        for (int ty = 0; ty < ny && !rc; ty++)
+            for (int tx = 0; tx < nx && !rc; tx++) {
+                struct run *r = &runs[ty * nx + tx];
+                int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
+                x = (struct act){ nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw };
+                if (!x.d) { rc = ISO_ETEMPFAIL; break; }
+                for (int ch = 0; ch < z; ch++)
+                    for (int yy = 0; yy < th; yy++) {
+                        const float *src = latents + (((size_t)ch * T + t) * h + ys[ty] + yy) * w + xs[tx];
+                        float *dst = x.d + ((size_t)ch * th + yy) * tw;
+                        for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
+                    }
+                if ((rc = causal_conv(r, &v->dec.quant, &x, &y))) break;
+                nn_release(nn, &x.d);
+                x = y;
+                y.d = NULL;
+                if ((rc = body(r, &v->dec, 1, &x))) break;
+                if (x.t > maxf || x.C != 3) { rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape"); break; }
+                nf = x.t;
+                struct dtile *d = &dt[ty * nx + tx];
+                nn_release(nn, &d->d);
+                *d = (struct dtile){ x.d, x.t, x.H, x.W };
+                x.d = NULL;
+            }
+        if (rc) break;
+        /* blend (diffusers' order: above, then left, mutating in place) and assemble */
+        for (int ty = 0; ty < ny; ty++)
+            for (int tx = 0; tx < nx; tx++) {
+                struct dtile *d = &dt[ty * nx + tx];
+                if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, ov * sp);
+                if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, ov * sp);
+                int Y0 = ty * sy, X0 = tx * sx;
+                int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
+                if (Y0 + kh > H) kh = H - Y0;
+                if (X0 + kw > W) kw = W - X0;
+                for (int ch = 0; ch < 3; ch++)
+                    for (int f = 0; f < nf; f++)
+                        for (int yy = 0; yy < kh; yy++)
+                            memcpy(rgb + (((size_t)f * 3 + ch) * H + Y0 + yy) * W + X0,
+                                   d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w, (size_t)kw * sizeof(float));
+            }
+        for (int f = 0; f < nf && !rc; f++) {
+            float *fr = rgb + (size_t)f * 3 * HW;
+            for (size_t i = 0; i < 3 * HW; i++) fr[i] = fr[i] < -1.0f ? -1.0f : fr[i] > 1.0f ? 1.0f : fr[i];
+            rc = emit(ctx, index++, fr, H, W);
         }
-        if ((rc = causal_conv(&r, &v->dec.quant, &x, &y))) break;
-        nn_release(nn, &x.d);
-        x = y;
-        y.d = NULL;
-        if ((rc = body(&r, &v->dec, 1, &x))) break;
-        size_t fhw = act_hw(&x);
-        if (!rgb && !(rgb = nn_alloc(nn, 3 * fhw))) { rc = ISO_ETEMPFAIL; break; }
-        for (int f = 0; f < x.t && !rc; f++) {
-            for (int ch = 0; ch < 3; ch++)
-                for (size_t i = 0; i < fhw; i++) {
-                    float val = x.d[((size_t)ch * x.t + f) * fhw + i];
-                    rgb[(size_t)ch * fhw + i] = val < -1.0f ? -1.0f : val > 1.0f ? 1.0f : val;
-                }
-            rc = emit(ctx, index++, rgb, x.H, x.W);
-        }
-        nn_release(nn, &x.d);
     }
-    if (rc == ISO_ETEMPFAIL && r.oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+done:
+    for (int i = 0; i < n_tiles; i++) {
+        if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+        run_free(&runs[i]);
+        nn_release(nn, &dt[i].d);
+    }
+    free(runs);
+    free(dt);
     nn_release(nn, &x.d);
     nn_release(nn, &y.d);
     nn_release(nn, &rgb);
-    run_free(&r);
     return rc;
 }
 
@@ -1066,7 +1169,7 @@ static uint64_t res_work(int cin, int cout, int t, uint64_t hw)
             (uint64_t)cout * t) * hw * 4;
 }
 
-uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w)
+static void dec_act(const struct wan_vae_config *c, int h, int w, uint64_t *caches_out, uint64_t *peak_out)
 {
     int L = c->n_levels, nrb = c->num_res_blocks;
     uint64_t hw = (uint64_t)h * w, caches = 0, peak = 0;
@@ -1099,7 +1202,29 @@ uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w)
     caches += (uint64_t)c->dec_ch[L - 1] * 2 * hw * 4;
     uint64_t head = ((uint64_t)c->dec_ch[L - 1] * (3 * (uint64_t)t + 2) + 3 * ((uint64_t)t + 1)) * hw * 4;
     if (head > peak) peak = head;
-    return caches + peak;
+    /* conv_shift's per-call scratch: the weight twice in f32 and one padded output frame */
+    uint64_t wmax = 0;
+    for (int i = 0; i < L; i++) {
+        uint64_t ww = (uint64_t)c->dec_ch[i] * c->dec_ch[i] * 27 * 4 * 2;
+        if (ww > wmax) wmax = ww;
+    }
+    *caches_out = caches;
+    *peak_out = peak + wmax + (uint64_t)c->dec_ch[L - 1] * (uint64_t)(h * c->spatial + 2) * (w * c->spatial + 2) * 4;
+}
+
+uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
+    int st[MAX_TILES + 1];
+    int ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
+    int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+    uint64_t caches, peak, HW = (uint64_t)h * w * c->spatial * c->spatial;
+    dec_act(c, th, tw, &caches, &peak);
+    /* every tile keeps its own caches; one tile computes at a time; every
+     * tile's output of a chunk is kept for the blend, and the assembled frames */
+    uint64_t tile_out = (uint64_t)th * tw * c->spatial * c->spatial * 3 * (uint64_t)c->temporal * 4;
+    return (uint64_t)ny * nx * (caches + tile_out) + peak + HW * 4 * 3 * (uint64_t)c->temporal;
 }
 
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W)

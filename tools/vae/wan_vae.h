@@ -56,8 +56,12 @@ uint64_t wan_vae_weight_bytes(const struct wan_vae *v, int half);
  * [3, H, W] in [-1, 1] (clamped), H = spatial*h; 1 + temporal*(T-1) frames.
  * emit returns 0 or a status that stops the decode. */
 typedef int (*wan_vae_emit_fn)(void *ctx, int index, const float *rgb, int H, int W);
+/* Spatial tiling of the decode: tiles of `tile` x `tile` latent pixels
+ * (0: none), neighbours overlapping by `overlap`, each with its own causal
+ * caches, blended with linear ramps across each overlap. NULL: none. */
+struct wan_vae_tiling { int tile, overlap; };
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
-                   wan_vae_emit_fn emit, void *ctx);
+                   const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx);
 
 /* Encode F frames (F = 1 + temporal*k) of H x W: get(ctx, index, dst)
  * fills dst [3, H, W] with frame index in [-1, 1]. out receives the
@@ -66,9 +70,10 @@ typedef int (*wan_vae_get_fn)(void *ctx, int index, float *dst, int H, int W);
 int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_vae_get_fn get, void *ctx,
                    float *out);
 
-/* Peak activation bytes (chunk tensors + causal caches) of a decode of
- * latents h x w, or of an encode of frames H x W: a bound from the layer
- * shapes, independent of the frame count. */
-uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w);
+/* Peak activation bytes (chunk tensors + causal caches + scratch) of a
+ * decode of latents h x w (with tiling tl, or NULL), or of an encode of
+ * frames H x W: a bound from the layer shapes, independent of the frame
+ * count. */
+uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
 #endif
