@@ -27,7 +27,11 @@
 #include "weights.h"
 
 /* a float32 or float16 [4-d] tensor as float32 (float16: converted into a
- * buffer that lives until exit; these are small fixtures) */
+ * buffer kept in `owned`, freed at exit) */
+static float *owned[8];
+static int n_owned;
+static void free_owned(void) { while (n_owned) free(owned[--n_owned]); }
+
 static const float *get(const struct safetensors *st, const char *name, uint64_t *shape)
 {
     const struct st_tensor *t = st_find(st, name);
@@ -38,6 +42,7 @@ static const float *get(const struct safetensors *st, const char *name, uint64_t
     float *f = malloc(n * sizeof *f);
     const uint16_t *h = t->data;
     for (size_t i = 0; f && i < n; i++) f[i] = wt_f16_to_f32(h[i]);
+    if (f && n_owned < 8) owned[n_owned++] = f;
     return f;
 }
 
@@ -173,6 +178,7 @@ static int mkpng(const char *path, int w, int h)
 
 int main(int argc, char **argv)
 {
+    atexit(free_owned);
     if (argc == 8 && !strcmp(argv[1], "mklatents")) return mklatents(argv + 2);
     if (argc == 5 && !strcmp(argv[1], "mkpng")) return mkpng(argv[2], atoi(argv[3]), atoi(argv[4]));
     if (argc == 5 && !strcmp(argv[1], "frames")) return frames(argv[2], argv[3], atof(argv[4]));

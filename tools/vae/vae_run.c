@@ -277,7 +277,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     tiling = json_pack("{s:i, s:i, s:i, s:s}", "tile", tl.tile, "tile_pixels", tl.tile * cfg->spatial,
                                "overlap", tl.overlap, "why", why);
     if (c->plan_only) {
-        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:o, s:o}}", "decode", "latent_frames", T, "frames",
+        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:O, s:o}}", "decode", "latent_frames", T, "frames",
                                   F, "width", W, "height", H, "activations_bound", (json_int_t)act, "tiling",
                                   tiling, "config", config_json(cfg));
         rc = rt_print_plan(rt, &plan, extra);
