@@ -5,8 +5,9 @@
 #   make DEVELOPER=1     -Wall -Wextra -Werror
 #   make test            unit (C) + CLI (shell) tests; ends with "N passed, N failed, N skipped"
 #   make test SANITIZE=address,undefined   the same under ASan+UBSan (separate build tree)
-#   make deps            install the Debian packages the build and tests need (root)
+#   make deps            install the Debian packages building and running need (root); deps-dev: + tests, benchmarks
 #   make models          fetch the default models into models/ (sha256-checked)
+#   make install PREFIX=/usr/local [DESTDIR=...]   tools, pipeline, docs, man pages; make uninstall
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
 #   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
 #
@@ -37,7 +38,7 @@ endif
 
 OPT        ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -pthread $(OPT) -g -fno-strict-aliasing \
-               -DISOPIPE_VERSION='"$(VERSION)"' -DISOPIPE_PREFIX='"$(PREFIX)"' -Icommon
+               -DISOPIPE_VERSION='"$(VERSION)"' -Icommon
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDLIBS     := $(PKG_LIBS) -lm -ldl -lpthread
@@ -123,7 +124,7 @@ $(B)/tests/helpers/%: tests/helpers/%.c $(LIB)
 
 tests-build: $(TOOL_BINS) $(UNIT_BINS) $(HELPER_BINS)
 
-test: tests-build
+test: test-deps tests-build
 	@ISOPIPE_BIN=$(abspath $(BINDIR)) ISOPIPE_TESTBIN=$(abspath $(B)/tests) \
 	  ISOPIPE_SANITIZE='$(SANITIZE)' ISOPIPE_CUDA_BUILD=$(CUDA) \
 	  sh tests/run.sh $(TESTS)
@@ -149,7 +150,14 @@ endif
 
 # ---- set-up
 deps:
-	sh pipelines/deps.sh
+	sh pipelines/deps.sh run
+
+deps-dev:
+	sh pipelines/deps.sh dev
+
+# the tests' packages (ffprobe, clang, OpenCV, ...): installed when missing
+test-deps:
+	@sh pipelines/deps.sh dev --if-missing
 
 models:
 	sh pipelines/models.sh models
@@ -164,16 +172,57 @@ sample:
 	$(MAKE) pipeline TOPIC=$(SAMPLE_TOPIC) OUT=$(SAMPLE_OUT)
 	@echo "sample: video $(SAMPLE_OUT)/final.mp4, report $(SAMPLE_OUT)/report.json and $(SAMPLE_OUT)/memory.png"
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/isopipe/models
-	install -m 755 $(TOOL_BINS) $(DESTDIR)$(PREFIX)/bin/
+# ---- install: tools, the pipeline, docs and man pages under PREFIX; the
+# tools find their models and data from their own location at run time, so
+# DESTDIR staging and moving the tree both work. install-manifest lists every
+# file put there (relative to PREFIX) and uninstall removes exactly those.
+MAN_PAGES  := $(TOOLS:%=$(B)/man/%.1)
+INST_SHARE := share/isopipe
+INST_DOCS  := README.md $(sort $(wildcard docs/*.md docs/bench/*.md))
+INST_FILES := $(TOOLS:%=bin/%) bin/isopipe-models bin/isopipe-pipeline \
+              $(INST_SHARE)/Makefile $(INST_SHARE)/pipelines/travel.mk $(INST_SHARE)/pipelines/batch.sh \
+              $(INST_SHARE)/pipelines/models.sh $(TOOLS:%=share/man/man1/%.1) \
+              $(INST_DOCS:%=share/doc/isopipe/%)
+
+# man pages from the same text as --help (help2man runs each tool's --help and --version)
+man: $(MAN_PAGES)
+$(B)/man/%.1: $(BINDIR)/%
+	@mkdir -p $(dir $@)
+	@command -v help2man >/dev/null || { echo "make man: help2man is missing (make deps installs it)" >&2; exit 69; }
+	help2man --no-info --no-discard-stderr --version-string=$(VERSION) \
+	  --name="$$($< --help | sed -n 3p | sed 's/\.$$//')" -o $@ $<
+
+install: all man
+	@case '$(DESTDIR)$(PREFIX)' in *[[:space:]]*) echo "make install: '$(DESTDIR)$(PREFIX)' contains white space; the installed pipeline is a Makefile and Make cannot include a file by such a path: choose another PREFIX/DESTDIR" >&2; exit 64 ;; esac
+	@set -e; D='$(DESTDIR)$(PREFIX)'; \
+	install -d "$$D/bin" "$$D/$(INST_SHARE)/pipelines" "$$D/$(INST_SHARE)/models" "$$D/share/man/man1" \
+	  "$$D/share/doc/isopipe/docs/bench"; \
+	install -m 755 $(TOOL_BINS) "$$D/bin/"; \
+	install -m 755 pipelines/installed/isopipe-models pipelines/installed/isopipe-pipeline "$$D/bin/"; \
+	install -m 644 pipelines/installed/Makefile "$$D/$(INST_SHARE)/Makefile"; \
+	install -m 644 pipelines/travel.mk "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 755 pipelines/batch.sh pipelines/models.sh "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 644 $(MAN_PAGES) "$$D/share/man/man1/"; \
+	for f in $(INST_DOCS); do install -m 644 "$$f" "$$D/share/doc/isopipe/$$f"; done; \
+	printf '%s\n' $(INST_FILES) $(INST_SHARE)/install-manifest > "$$D/$(INST_SHARE)/install-manifest"; \
+	echo "installed $(words $(INST_FILES)) files under $$D (list: $$D/$(INST_SHARE)/install-manifest)"
+
+uninstall:
+	@set -e; D='$(DESTDIR)$(PREFIX)'; m="$$D/$(INST_SHARE)/install-manifest"; \
+	[ -f "$$m" ] || { echo "uninstall: no install manifest at '$$m' (nothing installed there)" >&2; exit 66; }; \
+	n=0; while IFS= read -r f; do case "$$f" in ''|/*|*..*) continue ;; esac; \
+	  if [ -f "$$D/$$f" ] || [ -L "$$D/$$f" ]; then rm -f "$$D/$$f"; n=$$((n + 1)); fi; done < "$$m"; \
+	for d in share/doc/isopipe/docs/bench share/doc/isopipe/docs share/doc/isopipe $(INST_SHARE)/pipelines \
+	         $(INST_SHARE)/models $(INST_SHARE) share/man/man1 share/man share/doc share bin; do \
+	  rmdir "$$D/$$d" 2>/dev/null || true; done; \
+	echo "uninstalled $$n files from $$D (models you fetched into $(INST_SHARE)/models are kept)"
 
 clean:
 	rm -rf build build-san bin
 
 -include $(wildcard pipelines/*.mk)
 
-.PHONY: all test tests-build fuzz deps models install clean sample
+.PHONY: all test test-deps tests-build fuzz deps deps-dev models install uninstall man clean sample
 .DELETE_ON_ERROR:
 
 -include $(shell find $(B) -type f -name '*.d' 2>/dev/null)

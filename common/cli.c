@@ -17,8 +17,27 @@ enum {
     OPT_SEED, OPT_TASK, OPT_LOGJSON,
 };
 
+/* the enum cli_common_opt bit of a common option; 0 for those every tool has */
+static unsigned common_bit(int id)
+{
+    switch (id) {
+    case OPT_MODEL: return CLI_C_MODEL;
+    case OPT_OUTPUT: return CLI_C_OUTPUT;
+    case OPT_MEMMODE: return CLI_C_MEMMODE;
+    case OPT_PLAN: return CLI_C_PLAN;
+    case OPT_DEVICE: return CLI_C_DEVICE;
+    case OPT_RESERVE: return CLI_C_RESERVE;
+    case OPT_WAIT: return CLI_C_WAIT;
+    case OPT_THREADS: return CLI_C_THREADS;
+    case OPT_SEED: return CLI_C_SEED;
+    default: return 0;
+    }
+}
+
+static unsigned spec_common(const struct cli_spec *s) { return s->common ? s->common : CLI_C_ALL; }
+
 static const struct cli_opt common_opts[] = {
-    { "model", 'm', "NAME|PATH", "model; NAME is looked up in $ISOPIPE_MODELS, ./models, <prefix>/share/isopipe/models", OPT_MODEL },
+    { "model", 'm', "NAME|PATH", "model; NAME is looked up in $ISOPIPE_MODELS, $XDG_DATA_HOME/isopipe/models, <prefix>/share/isopipe/models, <bin>/../models", OPT_MODEL },
     { "output", 'o', "PATH", "where results go (written atomically)", OPT_OUTPUT },
     { "memory-mode", 0, "MODE", "auto|beefy|lightweight|cpu (default auto: from the memory plan and free VRAM)", OPT_MEMMODE },
     { "plan", 0, NULL, "print the memory plan as JSON and exit without loading weights", OPT_PLAN },
@@ -91,9 +110,11 @@ int cli_threads(const struct cli_common *c)
     return c->threads > 0 ? c->threads : cli_cpu_count();
 }
 
-static void print_opts(FILE *f, const struct cli_opt *o, const char *default_model)
+static void print_opts(FILE *f, const struct cli_opt *o, const char *default_model, unsigned common)
 {
     for (; o && o->name; o++) {
+        unsigned bit = common_bit(o->id);
+        if (bit && !(common & bit)) continue;
         char left[96];
         int n = 0;
         if (o->short_name) n = snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->name);
@@ -113,10 +134,10 @@ static void print_help(const struct cli_spec *s)
     if (s->description) printf("\n%s\n", s->description);
     if (s->opts && s->opts->name) {
         printf("\n%s options:\n", s->tool);
-        print_opts(stdout, s->opts, NULL);
+        print_opts(stdout, s->opts, NULL, CLI_C_ALL);
     }
     printf("\ncommon options:\n");
-    print_opts(stdout, common_opts, s->default_model);
+    print_opts(stdout, common_opts, s->default_model, spec_common(s));
     printf("\nexit status: 0 ok, 64 usage, 65 bad input data, 66 input missing, 69 model unavailable,\n"
            "70 internal error, 73 cannot create output, 74 I/O error, 75 not enough VRAM/RAM now,\n"
            "130 interrupted. A failed run leaves no partial output behind.\n");
@@ -136,8 +157,11 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
     if (!lo) return iso_fail(ISO_EINTERNAL, "out of memory");
     shorts[ns++] = ':';
     const struct cli_opt *sets[2] = { spec->opts, common_opts };
+    unsigned allowed = spec_common(spec);
     for (int s = 0; s < 2; s++)
         for (const struct cli_opt *o = sets[s]; o && o->name; o++) {
+            /* a common option the tool does not take stays known to getopt
+             * (so the message can say it does not apply) but is refused below */
             lo[k].name = o->name;
             lo[k].has_arg = o->arg ? required_argument : no_argument;
             lo[k].flag = NULL;
@@ -173,9 +197,24 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
     found:;
         long v;
         double d;
+        if (common_bit(id) && !(allowed & common_bit(id))) {
+            const char *name = "?";
+            for (const struct cli_opt *o = common_opts; o->name; o++)
+                if (o->id == id) name = o->name;
+            rc = iso_fail(ISO_EUSAGE, "option '--%s' does not apply to %s", name, spec->tool);
+            goto done;
+        }
         switch (id) {
         case OPT_HELP: print_help(spec); rc = 1; goto done;
-        case OPT_VERSION: printf("%s (isopipe) %s\n", spec->tool, ISOPIPE_VERSION); rc = 1; goto done;
+        case OPT_VERSION:
+            printf("%s (isopipe) %s\n", spec->tool, ISOPIPE_VERSION);
+#ifdef ISOPIPE_CUDA
+            printf("built with CUDA%s\n", spec->has_gpu_path ? "" : " (this tool runs on the CPU only)");
+#else
+            printf("built without CUDA (CPU only)\n");
+#endif
+            rc = 1;
+            goto done;
         case OPT_MODEL: c->model = optarg; break;
         case OPT_OUTPUT: c->output = optarg; break;
         case OPT_MEMMODE: if ((rc = mem_mode_parse(optarg, &c->memory_mode))) goto done; break;
@@ -216,6 +255,18 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
         rc = iso_fail(ISO_EUSAGE, "unexpected argument '%s'", argv[optind + spec->max_args]);
         goto done;
     }
+    /* '-' is a stream where the tool says so, and never a file named '-' */
+    if (c->output && !strcmp(c->output, "-") && !spec->dash_output) {
+        rc = iso_fail(ISO_EUSAGE, "-o -: %s does not write to standard output (it writes files); give a path, or ./- for a "
+                      "file named '-'", spec->tool);
+        goto done;
+    }
+    for (int i = optind; i < argc; i++)
+        if (!strcmp(argv[i], "-") && !spec->dash_input) {
+            rc = iso_fail(ISO_EUSAGE, "'-': %s does not read standard input; give a path, or ./- for a file named '-'",
+                          spec->tool);
+            goto done;
+        }
     if (optind_out) *optind_out = optind;
 done:
     free(lo);

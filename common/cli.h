@@ -35,6 +35,19 @@ struct cli_opt {
     int id;               /* passed to the handler; >= 1000 to stay clear of short options */
 };
 
+/* The common options a tool takes (struct cli_spec.common): --help shows
+ * only these, and any other common option is refused as a usage error
+ * (an option that is accepted and then ignored misleads). --task-id,
+ * --log-json, -q, -v, --help and --version are always there. */
+enum cli_common_opt {
+    CLI_C_MODEL = 1 << 0, CLI_C_OUTPUT = 1 << 1, CLI_C_MEMMODE = 1 << 2, CLI_C_PLAN = 1 << 3,
+    CLI_C_DEVICE = 1 << 4, CLI_C_RESERVE = 1 << 5, CLI_C_WAIT = 1 << 6, CLI_C_THREADS = 1 << 7,
+    CLI_C_SEED = 1 << 8,
+    /* a model-loading tool: planning, admission and the GPU choice */
+    CLI_C_MEMORY = CLI_C_MEMMODE | CLI_C_PLAN | CLI_C_DEVICE | CLI_C_RESERVE | CLI_C_WAIT,
+    CLI_C_ALL = 0x1ff,
+};
+
 struct cli_spec {
     const char *tool;         /* "stitch" */
     const char *usage;        /* "[options] -o final.mp4 SEGDIR..." */
@@ -44,6 +57,10 @@ struct cli_spec {
     const char *examples;     /* lines of examples (may be NULL) */
     const char *default_model;/* shown in --help for -m, NULL when the tool has none */
     int min_args, max_args;   /* positional arguments allowed (max -1 = unlimited) */
+    unsigned common;          /* enum cli_common_opt bits; 0 = all of them */
+    int has_gpu_path;         /* --version says whether this build can use a GPU for it */
+    int dash_output;          /* -o - means standard output; else it is refused */
+    int dash_input;           /* a positional '-' means standard input; else it is refused */
 };
 
 /* handler returns 0, or a negative status after iso_fail() (a usage error) */

@@ -132,6 +132,10 @@ static int parse_fake(const char *s)
     return 0;
 }
 
+static char g_no_gpu[256]; /* why a CUDA build found no usable GPU */
+
+const char *gpu_unavailable_reason(void) { return g_no_gpu[0] ? g_no_gpu : NULL; }
+
 int gpu_init(int device)
 {
     if (g_inited) return g_init_rc;
@@ -157,7 +161,10 @@ int gpu_init(int device)
     int n = 0;
     rc = gpuc_init(device, &g_info, &n);
     if (rc == ISO_EUNAVAIL) {
-        log_info("gpu: %s; running in CPU mode", iso_errmsg());
+        /* said once, at info level, by the tools that could have used it
+         * (rt_admit, vram-probe); a tool without a GPU path stays quiet */
+        snprintf(g_no_gpu, sizeof g_no_gpu, "%s", iso_errmsg());
+        log_verbose("gpu: %s; running in CPU mode", g_no_gpu);
         iso_errclear();
         memset(&g_info, 0, sizeof g_info);
         rc = 0;

@@ -35,6 +35,9 @@ struct gpu_info {
  * with mem_set_vram_probe() when a device is present. Returns 0, ISO_EUSAGE
  * for a malformed ISOPIPE_FAKE_GPU or a --device that does not exist. */
 int gpu_init(int device);
+/* after gpu_init in a CUDA build that found no usable GPU: why, in words a
+ * user understands ("no NVIDIA driver, or one older than ..."); else NULL */
+const char *gpu_unavailable_reason(void);
 /* the result of gpu_init (backend NONE before it) */
 const struct gpu_info *gpu_get_info(void);
 /* 1 when a device (real or fake) is present */

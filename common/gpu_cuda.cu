@@ -49,10 +49,17 @@ extern "C" int gpuc_init(int device, struct gpu_info *info, int *n_devices)
     cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
         cudaGetLastError();   // clear the sticky-free error so later calls start clean
-        return iso_fail(ISO_EUNAVAIL, "no usable CUDA device (%s)", cudaGetErrorString(e));
+        // in words a user can act on, the runtime's own string after them
+        int rv = 0;
+        cudaRuntimeGetVersion(&rv);
+        if (e == cudaErrorInsufficientDriver)
+            return iso_fail(ISO_EUNAVAIL, "no NVIDIA driver, or one older than this build's CUDA %d.%d needs", rv / 1000,
+                            rv % 1000 / 10);
+        if (e == cudaErrorNoDevice) return iso_fail(ISO_EUNAVAIL, "no NVIDIA GPU found");
+        return iso_fail(ISO_EUNAVAIL, "the GPU cannot be used (%s)", cudaGetErrorString(e));
     }
     *n_devices = n;
-    if (n == 0) return iso_fail(ISO_EUNAVAIL, "no CUDA device");
+    if (n == 0) return iso_fail(ISO_EUNAVAIL, "no NVIDIA GPU found");
     if (device < 0 || device >= n)
         return iso_fail(ISO_EUSAGE, "--device %d: there %s %d CUDA device%s", device, n == 1 ? "is" : "are", n,
                         n == 1 ? "" : "s");

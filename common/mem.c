@@ -143,8 +143,12 @@ void mem_set_vram_probe(mem_vram_probe_fn fn) { g_probe = fn; }
 
 void mem_fmt(char *buf, size_t n, uint64_t bytes)
 {
-    snprintf(buf, n, "%.0fMB (%.2fGB)", bytes / 1048576.0, bytes / 1073741824.0);
+    /* one convention in every log line: binary units, labelled; GiB from 1 GiB on */
+    if (bytes < (UINT64_C(1) << 30)) snprintf(buf, n, "%.1f MiB", bytes / 1048576.0);
+    else snprintf(buf, n, "%.2f GiB", bytes / 1073741824.0);
 }
+
+static double g_t_start = -1; /* the first checkpoint ("start"): the run's wall clock */
 
 void mem_note_vram(uint64_t b)
 {
@@ -159,27 +163,40 @@ void mem_checkpoint(const char *label)
 {
     struct mem_sample s;
     mem_sample(&s);
-    char proc[64];
+    double now = mem_now();
+    if (g_t_start < 0) g_t_start = now;
+    char proc[64], hwm[64], avail[64];
     mem_fmt(proc, sizeof proc, s.rss);
+    mem_fmt(hwm, sizeof hwm, s.hwm);
+    mem_fmt(avail, sizeof avail, s.available);
     double used = s.total ? 100.0 * (double)(s.total - s.available) / (double)s.total : 0;
-    log_tagged(LOG_INFO, "[RAM]", "%s: Process=%s | System=%.1f%% used, %.1fGB available", label, proc, used,
-               s.available / 1073741824.0);
+    char run[160] = "";
+    if (!strcmp(label, "end")) {
+        /* the run in one line: peak RSS above, peak VRAM and wall time here */
+        char pv[64];
+        mem_fmt(pv, sizeof pv, g_peak_vram);
+        snprintf(run, sizeof run, " | run: peak RSS %s, peak VRAM %s, wall %.2f s", hwm, pv, now - g_t_start);
+    }
+    log_tagged(LOG_INFO, "[RAM]", "%s: Process=%s (peak %s) | System=%.1f%% used, %s available%s", label, proc, hwm, used,
+               avail, run);
     json_t *ev = json_pack("{s:s, s:f, s:I, s:I, s:f, s:I}", "label", label, "time", mem_now(), "rss",
                            (json_int_t)s.rss, "hwm", (json_int_t)s.hwm, "sys_used_pct", used, "available",
                            (json_int_t)s.available);
     uint64_t vp = 0, vf = 0, vt = 0;
     if (g_probe && g_probe(&vp, &vf, &vt) == 0) {
-        char pf[64], ff[64], tf[64];
+        char pf[64], ff[64], tf[64], pk[64];
+        mem_note_vram(vp);
         if (vp == UINT64_MAX) snprintf(pf, sizeof pf, "unknown");
         else mem_fmt(pf, sizeof pf, vp);
+        mem_fmt(pk, sizeof pk, g_peak_vram);
         mem_fmt(ff, sizeof ff, vf);
         mem_fmt(tf, sizeof tf, vt);
-        log_tagged(LOG_INFO, "[VRAM]", "%s: Process=%s, Device free=%s/total=%s", label, pf, ff, tf);
+        log_tagged(LOG_INFO, "[VRAM]", "%s: Process=%s (peak %s), Device free=%s/total=%s", label, pf, pk, ff, tf);
         if (vp != UINT64_MAX) json_object_set_new(ev, "vram_process", json_integer((json_int_t)vp));
         json_object_set_new(ev, "vram_free", json_integer((json_int_t)vf));
         json_object_set_new(ev, "vram_total", json_integer((json_int_t)vt));
-        mem_note_vram(vp);
     }
+
     pthread_mutex_lock(&g_lock);
     if (!g_checkpoints) g_checkpoints = json_array();
     json_array_append(g_checkpoints, ev);

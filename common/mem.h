@@ -44,7 +44,7 @@ json_t *mem_checkpoints_json(void);
 uint64_t mem_peak_vram(void);
 void mem_note_vram(uint64_t process_bytes);
 
-/* formats bytes as "812MB (0.79GB)" */
+/* formats bytes as "812.0 MiB" below 1 GiB, else "13.92 GiB" (one convention in every log) */
 void mem_fmt(char *buf, size_t n, uint64_t bytes);
 /* seconds from a monotonic clock */
 double mem_now(void);

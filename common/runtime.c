@@ -176,6 +176,9 @@ int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
     rt->plan = *p;
     rt->have_plan = 1;
     struct plan_env e;
+    if (!gpu_present() && gpu_unavailable_reason() && rt->requested != MEM_MODE_CPU &&
+        (p->mode[MEM_MODE_BEEFY].possible || p->mode[MEM_MODE_LIGHTWEIGHT].possible))
+        log_info("no usable GPU (%s): running on the CPU", gpu_unavailable_reason());
     if (!gpu_present() || rt->requested == MEM_MODE_CPU) {
         fill_env(rt, &e, 0, 0);
         rc = plan_decide(p, rt->requested, &e, &rt->mode);
@@ -218,7 +221,9 @@ admitted:
              p->mode[rt->mode].host_rss / (double)MIB, rt->waited_s >= 0.05 ? " (after waiting)" : "");
     *mode = rt->mode;
 done:
-    if (rc == ISO_EUNAVAIL) rc = ISO_ETEMPFAIL;   /* explicit modes are refused with 75 */
+    /* ISO_EUNAVAIL (69) stays: a mode that can never run here (beefy without
+     * a GPU, a GPU mode of a model that has none) is not "retry later", and a
+     * scheduler that retries 75 would loop forever on it */
     if (rc == ISO_ETEMPFAIL && rt->attempts > 1)
         rc = iso_wrap(rc, "no room after waiting %.1f s", rt->waited_s);
     return rc;

@@ -27,6 +27,8 @@ struct video_enc_params {
     const char *codec;      /* encoder name; NULL = "libx264" */
     const char *name;       /* the file's name in error messages (the final name when
                                writing a temporary sibling); NULL = the path */
+    int fragmented;         /* fragmented MP4 (moov first, then moof+mdat fragments): for
+                               outputs that cannot seek, such as a pipe ("pipe:1") */
 };
 
 /* the defaults: 24 fps, crf 18, preset medium, 0 threads, libx264 */

@@ -244,7 +244,14 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
         rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': %s", nm, averr(r, eb, sizeof eb));
         goto done;
     }
-    r = avformat_write_header(e->oc, NULL);
+    {
+        AVDictionary *mux = NULL;
+        /* a pipe cannot seek back to write the index at the end: put an empty
+         * moov first and the samples in self-contained fragments */
+        if (p->fragmented) av_dict_set(&mux, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0);
+        r = avformat_write_header(e->oc, &mux);
+        av_dict_free(&mux);
+    }
     if (r < 0) {
         rc = iso_fail(ISO_EIO, "cannot write '%s': %s", nm, averr(r, eb, sizeof eb));
         goto done;

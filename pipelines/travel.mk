@@ -40,6 +40,8 @@ TRAVEL_REPORT := $(TRAVEL_BIN)/pipeline-report
 TRAVEL_RUN     = $(TRAVEL_REPORT) --task-id travel run --dir $(TRAVEL_D) --probe $(TRAVEL_BIN)/vram-probe \
                  --baseline-timeout $(TRAVEL_BASELINE_TIMEOUT) --memory-mode $(TRAVEL_MODE)
 TRAVEL_COMMON  = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS)) --wait-vram $(TRAVEL_WAIT_VRAM)
+# stitch loads no model and uses no GPU: it takes --threads and nothing that waits for VRAM
+TRAVEL_STITCH_COMMON = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS))
 
 ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
 # The topic, read by the same parser as the tools (common/topic.h), as Make
@@ -56,7 +58,10 @@ $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.
 # Missing: no dependency, and the prompt stage itself exits 69 naming every
 # path it tried.
-TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(subst :, ,$(ISOPIPE_MODELS)) models $(PREFIX)/share/isopipe/models,$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
+# the tools' own model lookup order (common/model.h), with TRAVEL_BIN as the executable's directory
+TRAVEL_MODEL_DIRS ?= $(subst :, ,$(ISOPIPE_MODELS)) $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/isopipe/models \
+                     $(TRAVEL_BIN)/../share/isopipe/models $(TRAVEL_BIN)/../models
+TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(TRAVEL_MODEL_DIRS),$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
 
 TRAVEL_SEG_DIRS   = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/segments/seg_$(s))
 TRAVEL_SEG_JSONS  = $(TRAVEL_SEG_DIRS:%=%/segment.json)
@@ -100,7 +105,7 @@ $(TRAVEL_D)/args/stitch: travel-force
 	@$(TRAVEL_REPORT) -q stamp $@ -- $(TRAVEL_STITCH_ARGS) $(TRAVEL_SEGS)
 $(TRAVEL_OUT)/final.mp4 $(TRAVEL_OUT)/stitch.json &: $(TRAVEL_SEG_JSONS) $(TRAVEL_D)/args/stitch $(TRAVEL_BIN)/stitch
 	$(TRAVEL_RUN) --name stitch --kind stitch --json $(TRAVEL_OUT)/stitch.json --sweep $(TRAVEL_OUT) -- \
-	  $(TRAVEL_BIN)/stitch $(TRAVEL_STITCH_ARGS) $(TRAVEL_COMMON) --report $(TRAVEL_OUT)/stitch.json \
+	  $(TRAVEL_BIN)/stitch $(TRAVEL_STITCH_ARGS) $(TRAVEL_STITCH_COMMON) --report $(TRAVEL_OUT)/stitch.json \
 	  -o $(TRAVEL_OUT)/final.mp4 $(TRAVEL_SEG_DIRS)
 
 # ---- report

@@ -2,7 +2,7 @@
 # Memory modes on the fake device with synthetic safetensors headers: the
 # plan's numbers (worked out by hand below), auto picking beefy, lightweight
 # or nothing exactly at each threshold (one byte either side), the reserve,
-# explicit modes obeyed or refused with 75, no GPU, --plan reserving nothing.
+# explicit modes obeyed or refused (75 when there is no room now, 69 when the mode can never run here), no GPU, --plan reserving nothing.
 #
 # File: 4 blocks "blocks.K.weight" of 262144 bytes + one resident tensor of R
 # bytes; 5 tensors -> 1280 bytes of alignment slack. Then
@@ -65,7 +65,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     expect_exit "no GPU: auto runs on the CPU" 0 "$RTL" -o j.json m1571585.safetensors
     check "  -> cpu" [ "$(mode_of j.json)" = cpu ]
-    expect_exit "no GPU: explicit beefy refused with 75" 75 "$RTL" --memory-mode beefy m1047296.safetensors
+    expect_exit "no GPU: explicit beefy can never run here: 69, not 75" 69 "$RTL" --memory-mode beefy m1047296.safetensors
     check "  says why" stderr_has "needs a GPU"
 fi
 expect_exit "bad mode is a usage error" 64 "$RTL" --memory-mode huge m1047296.safetensors

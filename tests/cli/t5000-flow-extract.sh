@@ -110,7 +110,7 @@ check "no temp siblings after failures" test -z "$(ls -A . | grep '\.tmp-')"
 # an existing output is replaced whole
 expect_exit "rerun over an existing output" 0 "$FX" -q --no-vis -o pair --pair gen/frame_00000.png gen/frame_00001.png
 check "rerun: old PNG gone" test ! -e pair/flow_00000.png -a -f pair/flow_00000.flo
-# memory: the plan has the common schema, a GPU mode is refused with 75, the report carries the plan
+# memory: the plan has the common schema, a GPU mode without a GPU is refused with 69, the report carries the plan
 before=$(ls -A | grep -cv '^\.\(out\|err\)$')
 expect_exit "--plan needs no -o" 0 "$FX" --plan --pair gen/frame_00000.png gen/frame_00001.png
 # a CUDA build has a GPU path (dis_cuda.cu): beefy is possible in the plan,
@@ -124,9 +124,9 @@ assert p["modes"]["lightweight"]["possible"] == cuda
 if cuda: assert p["modes"]["beefy"]["vram_peak"] > 0
 assert p["modes"]["cpu"]["host_rss"] > 0 and p["width"] > 0' "$T/.out" "${ISOPIPE_CUDA_BUILD:-0}"
 check "--plan wrote nothing" test "$(ls -A | grep -cv '^\.\(out\|err\)$')" = "$before"
-expect_exit "--memory-mode beefy -> 75" 75 "$FX" --memory-mode beefy -o o10 --pair gen/frame_00000.png gen/frame_00001.png
+expect_exit "--memory-mode beefy without a GPU -> 69 (never, not retry)" 69 "$FX" --memory-mode beefy -o o10 --pair gen/frame_00000.png gen/frame_00001.png
 check "beefy refused: no output" test ! -e o10
-expect_exit "--memory-mode lightweight without a GPU -> 75" 75 "$FX" --memory-mode lightweight -o o11 --pair gen/frame_00000.png gen/frame_00001.png
+expect_exit "--memory-mode lightweight without a GPU -> 69" 69 "$FX" --memory-mode lightweight -o o11 --pair gen/frame_00000.png gen/frame_00001.png
 check "lightweight refused: no output" test ! -e o11
 check "flow.json memory: mode cpu, plan within 25% of measured peak RSS" /usr/bin/python3 -c '
 import json, sys

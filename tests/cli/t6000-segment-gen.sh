@@ -133,7 +133,7 @@ bad "missing flow file" 66 "cannot read 'nope.flo'" --start a.png --end b.png --
 bad "missing keyframe" 66 "cannot read 'nope.png'" --start a.png --end nope.png --flow f.flo --flow-back g.flo
 bad "unknown model names the known ones" 69 "known models: morph" -m wan $ARGS
 bad "morph without flows" 64 "needs --flow" --start a.png --end b.png
-bad "a GPU mode the morph does not have" 75 "cannot run in beefy mode" $ARGS --memory-mode beefy
+bad "a GPU mode the morph does not have (never: 69)" 69 "cannot run in beefy mode" $ARGS --memory-mode beefy
 
 expect_exit "-o with a trailing slash" 0 $SG -q $ARGS --frames 3 -o slash/
 check "-o DIR/ writes DIR" test -f slash/frame_00002.png -a -f slash/segment.json

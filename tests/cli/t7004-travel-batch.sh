@@ -33,7 +33,7 @@ check "summary: alpha ok" grep -Eq '^alpha +ok ' summary.txt
 check "summary: beta ok" grep -Eq '^beta +ok ' summary.txt
 check "summary: broken FAIL with the reason" grep -Eq "^broken +FAIL .*keyframe .*missing.png' does not exist" summary.txt
 check "summary: totals line" grep -qx '2 ok, 1 failed' summary.txt
-check "summary: peak RAM of a finished run" sh -c "grep -E '^alpha ' summary.txt | grep -Eq '[0-9]+MB'"
+check "summary: peak RAM of a finished run" sh -c "grep -E '^alpha ' summary.txt | grep -Eq '[0-9.]+ (MiB|GiB)'"
 check "each run has its log" test -s out/alpha.log -a -s out/broken.log
 expect_exit "batch without topics is a usage error" 64 sh "$ROOT/pipelines/batch.sh"
 test_done

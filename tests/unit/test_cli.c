@@ -250,7 +250,11 @@ static void test_help(void)
     rc = cli_parse(&spec, 2, argv3, &c, handler, &t, NULL);
     out = cap_end();
     CHECK(rc == 1);
-    CHECK_STR(out, "stitch (isopipe) " ISOPIPE_VERSION "\n");
+#ifdef ISOPIPE_CUDA
+    CHECK_STR(out, "stitch (isopipe) " ISOPIPE_VERSION "\nbuilt with CUDA (this tool runs on the CPU only)\n");
+#else
+    CHECK_STR(out, "stitch (isopipe) " ISOPIPE_VERSION "\nbuilt without CUDA (CPU only)\n");
+#endif
     free(out);
     /* a tool with a default model says so next to -m */
     struct cli_spec s2 = spec;

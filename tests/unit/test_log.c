@@ -69,7 +69,7 @@ static void test_lines(void)
     log_debug("hidden at info");
     log_warn("odd width %d, padding", 831);
     log_error("cannot read '%s'", "x.png");
-    log_tagged(LOG_INFO, "[RAM]", "%s: Process=%s", "start", "1MB (0.00GB)");
+    log_tagged(LOG_INFO, "[RAM]", "%s: Process=%s", "start", "1.0 MiB (peak 1.0 MiB)");
     log_set_level(LOG_ERROR);
     log_info("hidden at error");
     log_warn("hidden at error");
@@ -82,7 +82,7 @@ static void test_lines(void)
     CHECK_STR(out, "[T1234] stitch: wrote 12 frames to 'out.mp4'\n"
                    "[T1234] stitch: odd width 831, padding\n"
                    "[T1234] stitch: cannot read 'x.png'\n"
-                   "[T1234] [RAM] start: Process=1MB (0.00GB)\n"
+                   "[T1234] [RAM] start: Process=1.0 MiB (peak 1.0 MiB)\n"
                    "[T1234] stitch: still shown\n"
                    "[T1234] stitch: debug shown\n");
     free(out);

@@ -90,9 +90,15 @@ static void test_sample(void)
     if (c.cgroup_max) CHECK(budget <= c.cgroup_max);
     char buf[64];
     mem_fmt(buf, sizeof buf, (uint64_t)812 << 20);
-    CHECK_STR(buf, "812MB (0.79GB)");
+    CHECK_STR(buf, "812.0 MiB");
     mem_fmt(buf, sizeof buf, 0);
-    CHECK_STR(buf, "0MB (0.00GB)");
+    CHECK_STR(buf, "0.0 MiB");
+    mem_fmt(buf, sizeof buf, ((uint64_t)1 << 30) - 1);
+    CHECK_STR(buf, "1024.0 MiB");
+    mem_fmt(buf, sizeof buf, (uint64_t)1 << 30);
+    CHECK_STR(buf, "1.00 GiB");
+    mem_fmt(buf, sizeof buf, (uint64_t)14250 << 20);
+    CHECK_STR(buf, "13.92 GiB");
     double t0 = mem_now();
     usleep(20000);
     CHECK(mem_now() - t0 >= 0.019 && mem_now() - t0 < 1.0);
@@ -166,20 +172,21 @@ static void test_checkpoint(void)
     cap_begin();
     mem_checkpoint("after load");
     char *out = cap_end();
-    /* docs/DESIGN.md: [Task ID] [RAM] after load: Process=812MB (0.79GB) | System=41.2% used, 13.9GB available */
+    /* docs/DESIGN.md: [Task ID] [RAM] after load: Process=812.0 MiB (peak 830.5 MiB) | System=41.2% used, 13.92 GiB available */
     regex_t re;
-    regcomp(&re, "^\\[Task42\\] \\[RAM\\] after load: Process=([0-9]+)MB \\(([0-9]+\\.[0-9]{2})GB\\) \\| "
-                 "System=([0-9]+\\.[0-9])% used, ([0-9]+\\.[0-9])GB available\n$", REG_EXTENDED);
+    regcomp(&re, "^\\[Task42\\] \\[RAM\\] after load: Process=([0-9]+\\.[0-9]) MiB \\(peak ([0-9]+\\.[0-9]) MiB\\) \\| "
+                 "System=([0-9]+\\.[0-9])% used, ([0-9]+\\.[0-9]{2}) GiB available\n$", REG_EXTENDED);
     regmatch_t m[5];
     int match = regexec(&re, out, 5, m, 0) == 0;
     CHECKF(match, "line: '%s'", out);
     if (match) {
-        double mb = atof(out + m[1].rm_so), gb = atof(out + m[2].rm_so), pct = atof(out + m[3].rm_so),
+        double mb = atof(out + m[1].rm_so), peak = atof(out + m[2].rm_so), pct = atof(out + m[3].rm_so),
                avail = atof(out + m[4].rm_so);
-        double rss = (double)proc_kb("/proc/self/status", "VmRSS"), total = (double)proc_kb("/proc/meminfo", "MemTotal"),
-               mavail = (double)proc_kb("/proc/meminfo", "MemAvailable");
+        double rss = (double)proc_kb("/proc/self/status", "VmRSS"), hwm = (double)proc_kb("/proc/self/status", "VmHWM"),
+               total = (double)proc_kb("/proc/meminfo", "MemTotal"), mavail = (double)proc_kb("/proc/meminfo", "MemAvailable");
         CHECK_NEAR(mb, rss / 1048576.0, 8);
-        CHECK_NEAR(gb, mb / 1024.0, 0.006);
+        CHECK_NEAR(peak, hwm / 1048576.0, 8);
+        CHECK(peak >= mb);
         CHECK_NEAR(avail, mavail / 1073741824.0, 0.5);
         CHECK_NEAR(pct, 100.0 * (total - mavail) / total, 3);
     }
@@ -192,7 +199,7 @@ static void test_checkpoint(void)
     mem_checkpoint("before cleanup");
     out = cap_end();
     char *vram = strstr(out, "\n[Task42] [VRAM] ");
-    CHECKF(vram && strcmp(vram + 1, "[Task42] [VRAM] before cleanup: Process=1536MB (1.50GB), Device free=10240MB (10.00GB)/total=81920MB (80.00GB)\n") == 0,
+    CHECKF(vram && strcmp(vram + 1, "[Task42] [VRAM] before cleanup: Process=1.50 GiB (peak 1.50 GiB), Device free=10.00 GiB/total=80.00 GiB\n") == 0,
            "'%s'", out);
     free(out);
     CHECK(mem_peak_vram() == fake_proc);
@@ -200,7 +207,9 @@ static void test_checkpoint(void)
     cap_begin();
     mem_checkpoint("end");
     out = cap_end();
-    CHECKF(strstr(out, "[Task42] [VRAM] end: Process=unknown, Device free=") != NULL, "'%s'", out);
+    CHECKF(strstr(out, "[Task42] [VRAM] end: Process=unknown (peak 1.50 GiB), Device free=") != NULL, "'%s'", out);
+    /* the end line sums the run up: peak RSS, peak VRAM, wall time */
+    CHECKF(strstr(out, "| run: peak RSS ") && strstr(out, ", peak VRAM 1.50 GiB, wall "), "'%s'", out);
     free(out);
     CHECK(mem_peak_vram() == (uint64_t)1536 << 20);
     mem_note_vram((uint64_t)2 << 30);

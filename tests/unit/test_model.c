@@ -1,7 +1,10 @@
 /* test_model.c — finding a model (common/model.c, docs/DESIGN.md): a path is
  * used as given; a NAME is looked up in each $ISOPIPE_MODELS directory, then
- * ./models, then <prefix>/share/isopipe/models, as NAME and NAME + each
- * extension; a missing model is ISO_EUNAVAIL naming every path tried. */
+ * $XDG_DATA_HOME/isopipe/models, then <prefix>/share/isopipe/models and
+ * <exe dir>/../models (prefix from /proc/self/exe), as NAME and NAME + each
+ * extension; a missing model is ISO_EUNAVAIL naming every path tried and the
+ * command that fetches the default models. */
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,19 +50,39 @@ int main(void)
     CHECK(found("smollm", gguf, "m1/smollm.gguf"));      /* earlier directory wins */
     touch("m1/smollm");
     CHECK(found("smollm", gguf, "m1/smollm"));           /* NAME before NAME.ext in one directory */
-    touch("models/raft.st");
-    CHECK(found("raft", st, "./models/raft.st"));        /* after the env dirs: ./models, second extension */
+    char xdg[700], xraft[800];
+    snprintf(xdg, sizeof xdg, "%s/xdg", dir);
+    snprintf(xraft, sizeof xraft, "%s/isopipe/models/raft.st", xdg);
+    setenv("XDG_DATA_HOME", xdg, 1);
+    touch(xraft);
+    CHECK(found("raft", st, xraft));                     /* after the env dirs: the XDG data dir, second extension */
+    touch("models/raft.safetensors");                    /* ./models is not on the path: the working directory is no lookup place */
+    CHECK(found("raft", st, xraft));
     touch("m2/raft.safetensors");
-    CHECK(found("raft", st, "m2/raft.safetensors"));     /* env dirs before ./models */
+    CHECK(found("raft", st, "m2/raft.safetensors"));     /* env dirs before the XDG dir */
     unsetenv("ISOPIPE_MODELS");
-    CHECK(found("raft", st, "./models/raft.st"));
+    CHECK(found("raft", st, xraft));
     setenv("ISOPIPE_MODELS", "", 1);
-    CHECK(found("raft", st, "./models/raft.st"));
+    CHECK(found("raft", st, xraft));
+    setenv("XDG_DATA_HOME", "relative", 1);              /* a relative XDG_DATA_HOME is ignored (XDG spec): ~/.local/share */
+    char home[700], hraft[800];
+    snprintf(home, sizeof home, "%s/home", dir);
+    snprintf(hraft, sizeof hraft, "%s/.local/share/isopipe/models/raft.st", home);
+    setenv("HOME", home, 1);
+    touch(hraft);
+    CHECK(found("raft", st, hraft));
+    setenv("XDG_DATA_HOME", xdg, 1);
     setenv("ISOPIPE_MODELS", ":m2::", 1);                /* empty entries are skipped */
     CHECK(found("raft", st, "m2/raft.safetensors"));
-    mkdir("m1/wan", 0777);                               /* a directory is not a model */
+    mkdir("m1/wan", 0777);                               /* a directory is not a model file */
     touch("m2/wan.safetensors");
     CHECK(found("wan", st, "m2/wan.safetensors"));
+    {                                                    /* ... but it is a model folder for model_find_dir */
+        char *q = NULL;
+        setenv("ISOPIPE_MODELS", "m1:m2", 1);
+        CHECK(model_find_dir("wan", st, &q) == 0 && q && strcmp(q, "m1/wan") == 0);
+        free(q);
+    }
     setenv("ISOPIPE_MODELS", "m1:m2", 1);
     CHECK(found("smollm", NULL, "m1/smollm"));           /* no extensions */
 
@@ -80,17 +103,26 @@ int main(void)
     TEST("missing: ISO_EUNAVAIL with every path tried, in order");
     setenv("ISOPIPE_MODELS", "m1:m2", 1);
     CHECK(model_find("nope", st, &p) == ISO_EUNAVAIL && p == NULL);
+    /* the test binary is build/tests/test_model: prefix build/, checkout dir build/tests/../models */
+    char w_xdg[800], w_pre[PATH_MAX + 40], w_co[PATH_MAX + 40], exe[PATH_MAX];
+    ssize_t en = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[en > 0 ? en : 0] = 0;
+    char *ed = fs_dirname(exe), *pre = fs_dirname(ed);
+    snprintf(w_xdg, sizeof w_xdg, "'%s/isopipe/models/nope.st'", xdg);
+    snprintf(w_pre, sizeof w_pre, "'%s/share/isopipe/models/nope.st'", pre);
+    snprintf(w_co, sizeof w_co, "'%s/../models/nope.st'", ed);
+    free(ed); free(pre);
     const char *want[] = { "'nope'", "'m1/nope'", "'m1/nope.safetensors'", "'m1/nope.st'", "'m2/nope'",
-                           "'m2/nope.safetensors'", "'m2/nope.st'", "'./models/nope'", "'./models/nope.safetensors'",
-                           "'./models/nope.st'", "'" ISOPIPE_PREFIX "/share/isopipe/models/nope'",
-                           "'" ISOPIPE_PREFIX "/share/isopipe/models/nope.st'" };
+                           "'m2/nope.safetensors'", "'m2/nope.st'", w_xdg, w_pre, w_co };
     const char *msg = iso_errmsg(), *at = msg;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const char *h = strstr(at, want[i]);
         CHECKF(h != NULL, "%s missing or out of order in: %s", want[i], msg);
         if (h) at = h;
     }
-    CHECK(strncmp(msg, "model 'nope' not found (tried ", 30) == 0 && strstr(msg, "make models"));
+    CHECK(strncmp(msg, "model 'nope' not found (tried ", 30) == 0);
+    /* not a checkout (no pipelines/models.sh above the binary's directory): the installed command */
+    CHECKF(strstr(msg, "`isopipe-models` fetches the default models") != NULL, "%s", msg);
     /* a long $ISOPIPE_MODELS: still every path */
     char env[4000] = "";
     for (int i = 0; i < 30; i++) {

@@ -76,14 +76,18 @@ int main(void)
         image_free(&img);
     }
 
-    TEST("chart: axis ends at 1, 2 or 5 x 10^k MB");
-    CHECK_NEAR(chart_nice_ceil(123e6), 200e6, 1);
-    CHECK_NEAR(chart_nice_ceil(150e6), 200e6, 1);
-    CHECK_NEAR(chart_nice_ceil(200e6), 200e6, 1);
-    CHECK_NEAR(chart_nice_ceil(201e6), 500e6, 1);
-    CHECK_NEAR(chart_nice_ceil(7.4e6), 10e6, 1);
-    CHECK_NEAR(chart_nice_ceil(0.3e6), 0.5e6, 1);
-    CHECK_NEAR(chart_nice_ceil(0), 1e6, 1);
+    TEST("chart: axis ends at 1, 2 or 5 x 10^k MiB (GiB from 1 GiB)");
+    const double M = 1048576.0, G = 1073741824.0;
+    CHECK_NEAR(chart_nice_ceil(123 * M), 200 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(150 * M), 200 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(200 * M), 200 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(201 * M), 500 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(7.4 * M), 10 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(0.3 * M), 0.5 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(0), 1 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(1000 * M), 1000 * M, 1);
+    CHECK_NEAR(chart_nice_ceil(1.3 * G), 2 * G, 1);
+    CHECK_NEAR(chart_nice_ceil(13 * G), 20 * G, 1);
 
     TEST("chart: bar lengths against float64, read back from the PNG");
     {
@@ -95,8 +99,8 @@ int main(void)
         struct image img = { 0 }, back = { 0 };
         struct chart_layout lay;
         CHECK(chart_render(&img, "title", "sub", rows, 3, 1, &lay) == 0);
-        CHECK_NEAR(lay.scale[0], 200e6, 1);
-        CHECK_NEAR(lay.scale[1], 500e6, 1);
+        CHECK_NEAR(lay.scale[0], 200 * M, 1);
+        CHECK_NEAR(lay.scale[1], 500 * M, 1);
         char *dir = test_tmpdir();
         char *png = fs_join(dir, "memory.png");
         image_free(&img);
@@ -107,15 +111,15 @@ int main(void)
         for (int i = 0; i < 3 && back.data; i++) {
             int y = lay.row_y0 + i * lay.row_h;
             /* measured: filled, rows 11..20 of the row; plan: outlined, rows 3..9 */
-            double want = rows[i].ram / 200e6 * lay.panel_w;
+            double want = rows[i].ram / (200 * M) * lay.panel_w;
             int got = run_len(&back, lay.panel_x[0], y + 15, ram);
             CHECKF(abs(got - (int)(want + 0.5)) <= 1, "row %d ram bar %d px, want %.2f", i, got, want);
             if (rows[i].ram_plan > 0) {
-                double wp = rows[i].ram_plan / 200e6 * lay.panel_w;
+                double wp = rows[i].ram_plan / (200 * M) * lay.panel_w;
                 got = run_len(&back, lay.panel_x[0], y + 3, ram);   /* top edge of the outline */
                 CHECKF(abs(got - (int)(wp + 0.5)) <= 1, "row %d ram plan %d px, want %.2f", i, got, wp);
             }
-            double wv = rows[i].vram > 0 ? rows[i].vram / 500e6 * lay.panel_w : 0;
+            double wv = rows[i].vram > 0 ? rows[i].vram / (500 * M) * lay.panel_w : 0;
             got = run_len(&back, lay.panel_x[1], y + 15, vram);
             CHECKF(abs(got - (int)(wv + 0.5)) <= 1, "row %d vram bar %d px, want %.2f", i, got, wv);
         }

@@ -46,6 +46,8 @@ static const struct cli_spec spec = {
     .default_model = "dis (built in)",
     .min_args = 1,
     .max_args = 2,
+    .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
+    .has_gpu_path = 1,
 };
 
 struct parse_ctx {

@@ -38,24 +38,25 @@ static void outline(struct image *img, int x0, int y0, int x1, int y1, const uin
 
 double chart_nice_ceil(double v)
 {
-    /* axis ends at 1, 2 or 5 x 10^k MB so the grid labels are round numbers */
-    double mb = v / 1e6;
-    if (!(mb > 0)) return 1e6;
-    double p = pow(10.0, floor(log10(mb)));
+    /* axis ends at 1, 2 or 5 x 10^k MiB (GiB from 1 GiB on), so the grid
+     * labels at quarters are round numbers in the unit the logs use */
+    const double MiBd = 1048576.0, GiBd = 1073741824.0;
+    double unit = v >= GiBd ? GiBd : MiBd, x = v / unit;
+    if (!(x > 0)) return MiBd;
+    double p = pow(10.0, floor(log10(x)));
     double steps[] = { 1, 2, 5, 10 };
     for (int i = 0; i < 4; i++)
-        if (steps[i] * p >= mb * (1 - 1e-12)) return steps[i] * p * 1e6;
-    return 10 * p * 1e6;
+        if (steps[i] * p >= x * (1 - 1e-12)) return steps[i] * p * unit;
+    return 10 * p * unit;
 }
 
+/* binary units, labelled, as every log line (common/mem.c mem_fmt): "812 MiB", "1.5 GiB" */
 static void fmt_mb(char *buf, size_t n, double bytes)
 {
     if (bytes < 0) snprintf(buf, n, "n/a");
     else if (bytes == 0) snprintf(buf, n, "0");
-    else if (bytes >= 10e9) snprintf(buf, n, "%.0fGB", bytes / 1e9);
-    else if (bytes >= 1e9) snprintf(buf, n, "%.1fGB", bytes / 1e9);
-    else if (bytes >= 10e6) snprintf(buf, n, "%.0fMB", bytes / 1e6);
-    else snprintf(buf, n, "%.1fMB", bytes / 1e6);
+    else if (bytes >= 1073741824.0) snprintf(buf, n, "%.3g GiB", bytes / 1073741824.0);
+    else snprintf(buf, n, "%.3g MiB", bytes / 1048576.0);
 }
 
 /* bar length in pixels for v on a panel whose full width w stands for scale bytes */

@@ -47,6 +47,8 @@ static const struct cli_spec spec = {
                 "  pipeline-report report --dir out/h/.travel --png out/h/memory.png -o out/h/report.json prompt=out/h/scenes.json",
     .min_args = 1,
     .max_args = -1,
+    .common = CLI_C_OUTPUT | CLI_C_MEMMODE,
+    .has_gpu_path = 0,
 };
 
 struct args {

@@ -9,6 +9,7 @@
 #include "err.h"
 #include "fs.h"
 #include "jsonio.h"
+#include "mem.h"
 #include "travel.h"
 
 static double num_any(const json_t *o, const char *const *keys)
@@ -218,10 +219,8 @@ int report_write(const struct report_stage_in *st, int n, const char *run_dir, c
         char sub[160];
         char a[32], b[32];
         double pr = jsonio_num(tot, "peak_rss", 0), pv = jsonio_num(tot, "peak_vram", 0);
-        if (pr >= 1e9) snprintf(a, sizeof a, "%.2fGB", pr / 1e9);
-        else snprintf(a, sizeof a, "%.0fMB", pr / 1e6);
-        if (pv >= 1e9) snprintf(b, sizeof b, "%.2fGB", pv / 1e9);
-        else snprintf(b, sizeof b, "%.0fMB", pv / 1e6);
+        mem_fmt(a, sizeof a, (uint64_t)pr);
+        mem_fmt(b, sizeof b, (uint64_t)pv);
         snprintf(sub, sizeof sub, "%d stages, %.1f s of stage time, peak RAM %s, peak VRAM %s%s", n,
                  jsonio_num(tot, "stage_wall_s", 0), a, gpu ? b : "-", gpu ? "" : " (no GPU)");
         if ((rc = chart_write_png(png_path, title ? title : "isopipe travel: memory per stage", sub, rows, n, gpu)))

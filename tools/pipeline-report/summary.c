@@ -10,13 +10,13 @@
 #include "err.h"
 #include "fs.h"
 #include "jsonio.h"
+#include "mem.h"
 #include "travel.h"
 
 static void fmt_bytes(char *buf, size_t n, double b)
 {
     if (b < 0) snprintf(buf, n, "-");
-    else if (b >= 1e9) snprintf(buf, n, "%.2fGB", b / 1e9);
-    else snprintf(buf, n, "%.0fMB", b / 1e6);
+    else mem_fmt(buf, n, (uint64_t)b); /* the logs' units: MiB, GiB from 1 GiB on */
 }
 
 /* the first failed stage among OUT/.travel/records (by name), into buf */

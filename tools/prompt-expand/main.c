@@ -55,7 +55,7 @@ static const struct cli_opt opts[] = {
 
 static const struct cli_spec spec = {
     .tool = "prompt-expand",
-    .usage = "[options] [-o scenes.json] (TOPICFILE | --topic TEXT)",
+    .usage = "[options] [-o scenes.json] (TOPICFILE | - | --topic TEXT)",
     .summary = "Turn a topic into one visual prompt per video segment with a local LLM (GGUF).",
     .description =
         "The model writes one prompt per request: the instruction, two worked examples, then\n"
@@ -82,6 +82,9 @@ static const struct cli_spec spec = {
     .default_model = PE_DEFAULT_MODEL ".gguf",
     .min_args = 0,
     .max_args = 1,
+    .common = CLI_C_ALL,
+    .has_gpu_path = 1,
+    .dash_input = 1,
 };
 
 struct args {
@@ -219,6 +222,33 @@ static json_t *sampling_json(const struct args *a, uint64_t seed)
     return o;
 }
 
+/* all of standard input (at most max bytes, NUL-terminated) */
+static int read_stdin(char **out, size_t *len, size_t max)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) return iso_fail(ISO_EINTERNAL, "out of memory");
+    for (;;) {
+        if (n == cap) {
+            if (cap >= max) { free(buf); return iso_fail(ISO_EDATA, "standard input: the topic is over %zu bytes", max); }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) { free(buf); return iso_fail(ISO_EINTERNAL, "out of memory"); }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0) {
+            if (ferror(stdin)) { free(buf); return iso_fail(ISO_EIO, "cannot read standard input"); }
+            break;
+        }
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 static int run(const struct cli_common *c, struct args *a, const char *topic_file, struct rt *rt)
 {
     int rc = 0;
@@ -242,7 +272,14 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
         rc = iso_fail(ISO_EUSAGE, topic_file ? "give a TOPICFILE or --topic, not both" : "missing TOPICFILE (or --topic TEXT)");
         goto done;
     }
-    if (topic_file) rc = topic_load(topic_file, &t);
+    if (topic_file && !strcmp(topic_file, "-")) {
+        /* the topic from standard input; keyframe paths are relative to the working directory */
+        char *text = NULL;
+        size_t len = 0;
+        if ((rc = read_stdin(&text, &len, (size_t)1 << 20)) == 0) rc = topic_parse(text, len, NULL, &t);
+        free(text);
+        topic_file = "standard input";
+    } else if (topic_file) rc = topic_load(topic_file, &t);
     else rc = topic_parse(a->topic_text, strlen(a->topic_text), NULL, &t);
     if (rc) { iso_wrap(rc, "topic %s%s%s", topic_file ? "'" : "", topic_file ? topic_file : "text", topic_file ? "'" : ""); goto done; }
     /* travel between keyframes: one segment per pair unless told otherwise */

@@ -44,6 +44,8 @@ static const struct cli_spec spec = {
     .default_model = "morph",
     .min_args = 0,
     .max_args = 0,
+    .common = CLI_C_ALL,
+    .has_gpu_path = 0,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)

@@ -10,12 +10,12 @@
 enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC, OPT_DECODERS };
 
 static const struct cli_opt opts[] = {
-    { "overlap", 'k', "K", "frames blended at each boundary (default 0: concatenate)", OPT_OVERLAP },
+    { "overlap", 'k', "K", "frames blended at each boundary (default: 1 when every segment starts with the frame the previous one ends with, as segment-gen's do, else 0: concatenate)", OPT_OVERLAP },
     { "crf", 0, "N", "libx264 constant rate factor 0..51 (default 18; 0 is lossless in yuv420p)", OPT_CRF },
     { "preset", 0, "NAME", "libx264 preset, ultrafast .. placebo (default medium)", OPT_PRESET },
     { "fps", 0, "FPS", "frame rate (default: segment.json's fps, else 24)", OPT_FPS },
     { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png", OPT_FRAMES_OUT },
-    { "report", 0, "FILE", "where the JSON report goes (default: stitch.json beside the video)", OPT_REPORT },
+    { "report", 0, "FILE", "where the JSON report goes (default: stitch.json beside the video; none with -o -)", OPT_REPORT },
     { "codec", 0, "NAME", "encoder (default libx264; mpeg4 when libx264 is missing)", OPT_CODEC },
     { "decode-threads", 0, "N", "threads decoding PNGs ahead of the encoder, 1..8 (default 2)", OPT_DECODERS },
     { 0 },
@@ -42,12 +42,20 @@ static const struct cli_spec spec = {
         "(inputs, output frame ranges of each segment, encoder settings, timing, memory) goes\n"
         "to stitch.json beside the video. --threads sets the encoder's threads; PNGs are decoded\n"
         "on --decode-threads more, at most max(K+1, 2) frames ahead of the encoder (that many\n"
-        "decoded frames are alive at once, whatever the segment lengths).",
+        "decoded frames are alive at once, whatever the segment lengths).\n"
+        "\n"
+        "-o - writes a fragmented MP4 to standard output (a pipe or a file, not a terminal), for\n"
+        "players and muxers that read a stream; the report is then written only with --report.\n"
+        "The output name must end in .mp4, .m4v or .mov: stitch writes nothing else.",
     .opts = opts,
     .examples = "  stitch --overlap 8 --crf 20 -o out/final.mp4 out/seg_000 out/seg_001 out/seg_002\n"
-                "  stitch --frames-out out/frames -o out/final.mp4 out/seg_*",
+                "  stitch --frames-out out/frames -o out/final.mp4 out/seg_*\n"
+                "  stitch -o - out/seg_* | ffplay -",
     .min_args = 0,
     .max_args = -1,
+    .common = CLI_C_OUTPUT | CLI_C_MEMMODE | CLI_C_PLAN | CLI_C_THREADS,
+    .has_gpu_path = 0,
+    .dash_output = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)

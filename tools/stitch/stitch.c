@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -43,7 +44,7 @@
 void stitch_default_opts(struct stitch_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->overlap = 0;
+    o->overlap = -1; /* auto: see stitch_run */
     o->crf = 18;
     o->preset = "medium";
     o->decoders = 2;
@@ -368,6 +369,7 @@ void stitch_blend(unsigned char *a, const unsigned char *b, size_t n, int j, int
 
 struct run {
     const struct stitch_opts *o;
+    int overlap;          /* --overlap, or what auto chose */
     struct seg *segs;
     int w, h;
     int fps_num, fps_den;
@@ -529,6 +531,46 @@ static void fps_fraction(double fps, int *num, int *den)
     else { *num = (int)floor(fps * 1000 + 0.5); *den = 1000; }
 }
 
+/* stitch writes MP4 whatever the name says: a name promising another
+ * container (x.gif, x.webm) is refused rather than silently mislabelled */
+static int check_extension(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+    static const char *const ok[] = { ".mp4", ".m4v", ".mov", NULL };
+    for (int i = 0; dot && ok[i]; i++)
+        if (!strcasecmp(dot, ok[i])) return 0;
+    return iso_fail(ISO_EUSAGE, "-o '%s': stitch writes MP4 (H.264); give a name ending in .mp4 (or .m4v, .mov), or - for "
+                    "standard output", path);
+}
+
+/* --overlap not given: 1 when every boundary repeats a frame (the last frame
+ * of a segment is pixel for pixel the first of the next, as with segments
+ * made by segment-gen, which both hold the shared keyframe), so the shared
+ * frame is shown once; else 0 (plain concatenation). */
+static int auto_overlap(const struct seg *segs, int n, int *overlap)
+{
+    int rc = 0, same = n > 1;
+    for (int s = 0; s + 1 < n && same; s++) {
+        struct image a = { 0 }, b = { 0 };
+        char *pa = frame_path(segs[s].dir, segs[s].nframes - 1), *pb = frame_path(segs[s + 1].dir, 0);
+        if (!pa || !pb) rc = iso_fail(ISO_EINTERNAL, "out of memory");
+        if (!rc) rc = image_load_png(pa, &a, 3);
+        if (!rc) rc = image_load_png(pb, &b, 3);
+        same = !rc && a.w == b.w && a.h == b.h && !memcmp(a.data, b.data, (size_t)a.w * a.h * 3);
+        image_free(&a);
+        image_free(&b);
+        free(pa);
+        free(pb);
+        if (rc) return rc;
+    }
+    *overlap = same ? 1 : 0;
+    if (n > 1)
+        log_verbose("overlap %d: %s", *overlap,
+                    same ? "every segment starts with the frame the previous one ends with (shown once)"
+                         : "segments do not share their boundary frames (concatenated)");
+    return 0;
+}
+
 static int check_parent(const char *path, const char *what)
 {
     char *dir = fs_dirname(path);
@@ -543,7 +585,8 @@ static json_t *build_report(struct run *r)
 {
     const struct stitch_opts *o = r->o;
     json_t *root = jsonio_header_new();
-    jsonio_set_path(root, "output", r->report, o->output);
+    if (!strcmp(o->output, "-")) json_object_set_new(root, "output", json_string("-")); /* standard output */
+    else jsonio_set_path(root, "output", r->report, o->output);
     if (o->frames_out) jsonio_set_path(root, "frames_out", r->report, o->frames_out);
     json_object_set_new(root, "frames", json_integer(r->total_frames));
     json_object_set_new(root, "width", json_integer(r->w));
@@ -553,7 +596,8 @@ static json_t *build_report(struct run *r)
     snprintf(fr, sizeof fr, "%d/%d", r->fps_num, r->fps_den);
     json_object_set_new(root, "fps_rational", json_string(fr));
     json_object_set_new(root, "duration_s", json_real((double)r->total_frames * r->fps_den / r->fps_num));
-    json_object_set_new(root, "overlap", json_integer(o->overlap));
+    json_object_set_new(root, "overlap", json_integer(r->overlap));
+    json_object_set_new(root, "overlap_auto", json_boolean(o->overlap < 0));
     json_object_set_new(root, "blend", json_string("linear in RGB: out = (a*(K-j) + b*j + K/2) / K, j = 0..K-1"));
     json_t *inputs = json_array();
     for (int s = 0; s < o->nseg; s++) {
@@ -566,11 +610,11 @@ static json_t *build_report(struct run *r)
         /* [first, end) output frames showing this segment, and the blended parts */
         json_object_set_new(in, "output_range", json_pack("[I, I]", (json_int_t)g->out_start,
                                                           (json_int_t)(g->out_start + g->nframes)));
-        if (s > 0 && o->overlap > 0)
+        if (s > 0 && r->overlap > 0)
             json_object_set_new(in, "blend_in", json_pack("[I, I]", (json_int_t)g->out_start,
-                                                          (json_int_t)(g->out_start + o->overlap)));
-        if (s + 1 < o->nseg && o->overlap > 0)
-            json_object_set_new(in, "blend_out", json_pack("[I, I]", (json_int_t)(g->out_start + g->nframes - o->overlap),
+                                                          (json_int_t)(g->out_start + r->overlap)));
+        if (s + 1 < o->nseg && r->overlap > 0)
+            json_object_set_new(in, "blend_out", json_pack("[I, I]", (json_int_t)(g->out_start + g->nframes - r->overlap),
                                                            (json_int_t)(g->out_start + g->nframes)));
         json_array_append_new(inputs, in);
     }
@@ -615,19 +659,28 @@ int stitch_run(const struct stitch_opts *o)
         rc = iso_fail(ISO_EUSAGE, "no output given: use -o final.mp4");
         goto done;
     }
-    if (o->overlap < 0 || o->overlap > STITCH_MAX_OVERLAP) {
+    if (o->overlap < -1 || o->overlap > STITCH_MAX_OVERLAP) {
         rc = iso_fail(ISO_EUSAGE, "--overlap: %d is out of range [0, %d]", o->overlap, STITCH_MAX_OVERLAP);
         goto done;
     }
+    int to_stdout = o->output && !strcmp(o->output, "-");
+    if (o->output && !to_stdout && (rc = check_extension(o->output))) goto done;
+    if (to_stdout && !o->plan_only && isatty(STDOUT_FILENO)) {
+        rc = iso_fail(ISO_EUSAGE, "-o -: standard output is a terminal; redirect it to a file or a pipe");
+        goto done;
+    }
     r->report = o->report ? strdup(o->report) : NULL;
-    if (!r->report) {
+    if (!r->report && to_stdout) {
+        /* nothing beside a stream: the report is written only where --report says */
+    } else if (!r->report) {
         char *dir = fs_dirname(o->output ? o->output : "stitch.mp4");
         r->report = dir ? fs_join(dir, "stitch.json") : NULL;
         free(dir);
     }
-    if (!r->report) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if (!r->report && !to_stdout) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if (!o->plan_only &&
-        ((rc = check_parent(o->output, "output")) || (rc = check_parent(r->report, "report")) ||
+        ((!to_stdout && (rc = check_parent(o->output, "output"))) ||
+         (r->report && (rc = check_parent(r->report, "report"))) ||
          (o->frames_out && (rc = check_parent(o->frames_out, "--frames-out directory")))))
         goto done;
 
@@ -637,14 +690,17 @@ int stitch_run(const struct stitch_opts *o)
     for (int s = 0; s < o->nseg; s++) {
         r->segs[s].dir = o->segdirs[s];
         if ((rc = scan_segment(&r->segs[s]))) goto done;
-        if (o->nseg > 1 && r->segs[s].nframes < o->overlap) {
+        if (o->nseg > 1 && o->overlap > 0 && r->segs[s].nframes < o->overlap) {
             rc = iso_fail(ISO_EDATA, "--overlap %d is larger than segment '%s' (%d frames)", o->overlap,
                           r->segs[s].dir, r->segs[s].nframes);
             goto done;
         }
     }
     if ((rc = check_sizes(r->segs, o->nseg, &r->w, &r->h))) goto done;
-    int k = r->k = o->nseg > 1 ? o->overlap : 0; /* a single segment has nothing to blend */
+    int overlap = o->overlap;
+    if (overlap < 0 && (rc = auto_overlap(r->segs, o->nseg, &overlap))) goto done;
+    r->overlap = overlap;
+    int k = r->k = o->nseg > 1 ? overlap : 0; /* a single segment has nothing to blend */
     int64_t pos = 0;
     for (int s = 0; s < o->nseg; s++) {
         r->segs[s].out_start = pos;
@@ -698,11 +754,16 @@ int stitch_run(const struct stitch_opts *o)
     vp.preset = o->preset;
     vp.threads = o->threads;
     vp.codec = o->codec;
-    vp.name = o->output;
-    fs_clean_stale_tmp(o->output); /* a killed run's partial video */
-    r->mp4_tmp = fs_tmp_sibling(o->output);
-    if (!r->mp4_tmp) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    if ((rc = video_enc_open(&r->enc, r->mp4_tmp, &vp))) goto done;
+    vp.name = to_stdout ? "standard output" : o->output;
+    if (to_stdout) {
+        vp.fragmented = 1;
+        if ((rc = video_enc_open(&r->enc, "pipe:1", &vp))) goto done;
+    } else {
+        fs_clean_stale_tmp(o->output); /* a killed run's partial video */
+        r->mp4_tmp = fs_tmp_sibling(o->output);
+        if (!r->mp4_tmp) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        if ((rc = video_enc_open(&r->enc, r->mp4_tmp, &vp))) goto done;
+    }
     video_enc_get_info(r->enc, &r->info);
     if (r->info.fell_back) log_warn("libx264 is not in the linked libavcodec: encoding MPEG-4 part 2 (mpeg4) instead");
     if (r->info.padded)
@@ -733,8 +794,10 @@ int stitch_run(const struct stitch_opts *o)
     mem_checkpoint("before cleanup");
     video_enc_free(&r->enc);
 
-    if ((rc = fs_publish_file(r->mp4_tmp, o->output))) goto done;
-    published = 1;
+    if (!to_stdout) {
+        if ((rc = fs_publish_file(r->mp4_tmp, o->output))) goto done;
+        published = 1;
+    }
     if (r->frames_tmp) {
         if ((rc = fs_dir_publish(r->frames_tmp, o->frames_out))) goto done;
         free(r->frames_tmp);
@@ -742,9 +805,11 @@ int stitch_run(const struct stitch_opts *o)
         frames_published = 1;
     }
     mem_checkpoint("end");
-    report = build_report(r);
-    if (!report) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-    rc = jsonio_write_atomic(r->report, report);
+    if (r->report) { /* with -o - and no --report there is none */
+        report = build_report(r);
+        if (!report) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+        rc = jsonio_write_atomic(r->report, report);
+    }
     if (!rc)
         log_info("wrote '%s': %lld frames %dx%d, %.3f s at %d/%d fps (%s, crf %d) in %.2f s", o->output,
                  (long long)r->total_frames, r->info.enc_width, r->info.enc_height,

@@ -54,6 +54,8 @@ static const struct cli_spec spec = {
                 "  segment-gen ... && vram-probe --wait-baseline $base --timeout 10",
     .min_args = 0,
     .max_args = 0,
+    .common = CLI_C_OUTPUT | CLI_C_DEVICE,
+    .has_gpu_path = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
@@ -136,6 +138,7 @@ int main(int argc, char **argv)
     if (rc < 0) return iso_exit_code(rc);
     if ((rc = cli_start(&spec, &c))) return cli_finish(rc);
     if ((rc = gpu_init(c.device))) goto done;
+    if (!gpu_present() && gpu_unavailable_reason()) log_info("no usable GPU: %s", gpu_unavailable_reason());
     if (o.baseline_mib >= 0) {
         double t0 = mem_now(), waited = 0;
         uint64_t want = (uint64_t)((o.baseline_mib > o.tolerance_mib ? o.baseline_mib - o.tolerance_mib : 0) * MIB);
