@@ -33,7 +33,7 @@ struct pt_tensor {
     int64_t strides[WT_MAX_DIMS];  /* in elements, as saved (a view may be non-contiguous) */
     int contiguous;          /* strides are the row-major ones of shape */
     uint64_t storage_offset; /* in elements, into the storage */
-    const char *storage;     /* the storage key ("0", "1", ...): tensors may share one */
+    const char *storage;     /* the storage key ("0", "1", ...; owned): tensors may share a storage */
     uint64_t nelem;
     uint64_t nbytes;         /* bytes from the first element to one past the furthest one */
     const void *data;        /* into the mapping: storage start + storage_offset elements */

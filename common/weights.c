@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,75 +42,7 @@ struct weights {
     char **meta_kv; size_t n_meta; /* GGUF string kvs: key, value, key, value ... */
 };
 
-/* ---- dtypes and element conversions ---- */
-
-static const struct { const char *name; size_t size; } g_dt[WT_N_DTYPES] = {
-    [WT_F32] = { "F32", 4 }, [WT_F16] = { "F16", 2 }, [WT_BF16] = { "BF16", 2 },
-    [WT_F8_E4M3] = { "F8_E4M3", 1 }, [WT_F8_E5M2] = { "F8_E5M2", 1 }, [WT_F64] = { "F64", 8 },
-    [WT_I8] = { "I8", 1 }, [WT_U8] = { "U8", 1 }, [WT_I16] = { "I16", 2 }, [WT_I32] = { "I32", 4 },
-    [WT_I64] = { "I64", 8 }, [WT_BOOL] = { "BOOL", 1 }, [WT_GGML] = { "GGML", 0 },
-};
-
-size_t wt_dtype_size(enum wt_dtype t) { return (unsigned)t < WT_N_DTYPES ? g_dt[t].size : 0; }
-const char *wt_dtype_name(enum wt_dtype t) { return (unsigned)t < WT_N_DTYPES ? g_dt[t].name : "?"; }
-
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-float wt_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
-
-uint16_t wt_f32_to_bf16(float f)
-{
-    uint32_t u = f32_bits(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* NaN stays NaN (quiet) */
-    u += 0x7fffu + ((u >> 16) & 1);   /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-/* IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits */
-float wt_f16_to_f32(uint16_t h)
-{
-    uint32_t s = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 31, m = h & 0x3ff;
-    if (e == 31) return bits_f32(s | 0x7f800000u | m << 13);   /* inf, NaN (payload kept) */
-    if (e == 0) {   /* zero or subnormal: m * 2^-24 */
-        float v = (float)m * 0x1p-24f;
-        return s ? -v : v;
-    }
-    return bits_f32(s | (e + 112) << 23 | m << 13);
-}
-
-uint16_t wt_f32_to_f16(float f)
-{
-    uint32_t u = f32_bits(f), s = (u >> 16) & 0x8000, a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(s | 0x7e00 | ((a >> 13) & 0x3ff));   /* NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(s | 0x7c00);   /* rounds past 65504: inf */
-    if (a < 0x38800000u) {   /* below 2^-14: subnormal half, m = round(|f| * 2^24) */
-        uint32_t e = a >> 23;
-        if (e < 102) return (uint16_t)s;   /* below half the smallest subnormal (ties included) */
-        uint32_t m = (a & 0x7fffff) | 0x800000, sh = 126 - e;   /* |f| = m * 2^(e-150) */
-        uint32_t q = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
-        if (rem > half || (rem == half && (q & 1))) q++;
-        return (uint16_t)(s | q);
-    }
-    uint32_t r = a - (112u << 23);   /* rebias; round the 13 dropped bits to nearest even */
-    r += 0xfff + ((r >> 13) & 1);
-    return (uint16_t)(s | (r >> 13));
-}
-
-/* float8_e4m3fn (OCP FP8): 1 sign, 4 exponent (bias 7), 3 mantissa; no
- * infinities, S.1111.111 is NaN, the largest finite value is 448 */
-float wt_e4m3_to_f32(uint8_t b)
-{
-    uint32_t e = (b >> 3) & 15, m = b & 7;
-    float v;
-    if (e == 15 && m == 7) return bits_f32((b & 0x80 ? 0x80000000u : 0) | 0x7fc00000u);
-    if (e == 0) v = (float)m * 0x1p-9f;   /* subnormal: m/8 * 2^-6 */
-    else v = bits_f32((e + 120) << 23 | m << 20);
-    return b & 0x80 ? -v : v;
-}
-
-/* float8_e5m2: the top byte of a binary16 (5 exponent bits, infinities and NaN) */
-float wt_e5m2_to_f32(uint8_t b) { return wt_f16_to_f32((uint16_t)(b << 8)); }
+/* dtype sizes, names and the scalar conversions live in wt_dtype.c */
 
 /* ---- loading helpers ---- */
 
@@ -154,7 +85,9 @@ static int set_shape(struct wt_tensor *t, int n_dims, const int64_t *shape)
     int64_t s = 1;
     for (int i = n_dims - 1; i >= 0; i--) {
         t->strides[i] = s;
-        s *= shape[i] ? shape[i] : 1;   /* cannot overflow: the product fits in 64 bits */
+        /* an empty tensor's other dimensions may multiply past 64 bits: [0, 2^40, 2^40] */
+        if (__builtin_mul_overflow(s, shape[i] ? shape[i] : 1, &s))
+            return iso_fail(ISO_EDATA, "tensor '%s': shape overflows", t->name);
     }
     t->contiguous = 1;
     t->nelem = n;
@@ -324,20 +257,27 @@ static int has_suffix(const char *s, const char *suf)
 /* the format of a file from its first bytes */
 static int sniff(const char *path, enum wt_format *fmt)
 {
-    uint8_t b[16] = { 0 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    uint8_t b[512] = { 0 };
+    /* O_NONBLOCK: a FIFO named like a weight file must not hang the open */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return iso_fail(ISO_EDATA, "'%s' is not a regular file", path);
+    }
     ssize_t n = read(fd, b, sizeof b);
     close(fd);
     if (n < 0) return iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
     if (n >= 4 && memcmp(b, "GGUF", 4) == 0) { *fmt = WT_FMT_GGUF; return 0; }
     if (n >= 4 && (memcmp(b, "PK\3\4", 4) == 0 || memcmp(b, "PK\5\6", 4) == 0)) { *fmt = WT_FMT_PYTORCH; return 0; }
-    /* torch.save before 1.6 (or _use_new_zipfile_serialization=False) wrote a bare
-     * pickle stream (PROTO 0x80, then the magic number); older still, a tar file */
-    if (n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5)
-        return iso_fail(ISO_EUNAVAIL,
-                        "'%s' is a legacy (pre-1.6, non-zip) PyTorch checkpoint, which we do not read: re-save it with "
-                        "torch >= 1.6: torch.save(torch.load(f, weights_only=True), 'new.pth')", path);
+    /* torch.save before 1.6 (or with _use_new_zipfile_serialization=False) wrote a
+     * bare pickle stream (PROTO 0x80 first); older still, a tar file: ptckpt
+     * refuses both with the way to re-save them */
+    if ((n >= 2 && b[0] == 0x80 && b[1] >= 2 && b[1] <= 5) || (n >= 262 && memcmp(b + 257, "ustar", 5) == 0)) {
+        *fmt = WT_FMT_PYTORCH;
+        return 0;
+    }
     if (n >= 9 && b[8] == '{') { *fmt = WT_FMT_SAFETENSORS; return 0; }
     return iso_fail(ISO_EDATA, "'%s' is not a GGUF, safetensors or PyTorch zip file", path);
 }
@@ -467,6 +407,9 @@ int weights_open(const char *path, struct weights **out)
             goto done;
         }
         if ((rc = open_file(w, found))) goto done;
+    } else if (!S_ISREG(sb.st_mode)) {   /* a FIFO or a device would block or never end */
+        rc = iso_fail(ISO_EDATA, "'%s' is not a regular file or a directory", path);
+        goto done;
     } else {
         const char *slash = strrchr(path, '/');
         w->dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");

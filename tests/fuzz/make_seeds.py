@@ -123,6 +123,27 @@ def main():
     write("fuzz_safetensors", "overlap.safetensors",
           st('{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}}',
              bytes(6)))
+    ptckpt_seeds()
+
+
+def ptckpt_seeds():
+    """fuzz_ptckpt: checkpoints written by torch.save (tests/fixtures/ptckpt,
+    see tests/ref/ptckpt_fixtures.py), their bare data.pkl pickles, which the
+    target wraps in a zip of its own with storages "0".."3", and the hostile
+    corpus"""
+    import zipfile
+    fix = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "ptckpt")
+    for name in ("dtypes.pth", "nested.pth", "views.pth", "params.pth", "conv.pth", "hostile/zip64_ok.pth"):
+        data = open(os.path.join(fix, name), "rb").read()
+        base = os.path.basename(name)
+        write("fuzz_ptckpt", base, data)
+        z = zipfile.ZipFile(os.path.join(fix, name))
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl")][0]
+        write("fuzz_ptckpt", base.replace(".pth", ".pkl"), z.read(pkl))
+    # the hostile corpus (tests/ref/ptckpt_hostile.py): each reaches a different refusal
+    hdir = os.path.join(fix, "hostile")
+    for name in sorted(os.listdir(hdir)):
+        write("fuzz_ptckpt", "hostile_" + name, open(os.path.join(hdir, name), "rb").read())
 
 
 if __name__ == "__main__":
