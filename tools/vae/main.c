@@ -39,7 +39,7 @@ static const struct cli_opt encode_opts[] = {
     "two-frame caches (as Wan does) and the encoder a first frame then chunks of four, so memory\n" \
     "does not grow with the number of frames; --plan prints the weights, the activation bound and\n" \
     "the peak RSS before anything is read. Modes: cpu runs (and auto picks it); beefy and lightweight\n" \
-    "have no GPU path yet and are refused (exit 75). decode tiles space (--tile, or by itself when\n" \
+    "have no GPU path yet and are refused (exit 69). decode tiles space (--tile, or by itself when\n" \
     "whole frames would exceed the host memory budget): each tile keeps its own caches and tiles\n" \
     "overlap and blend linearly; the plan and vae.json say which tile and why.\n" \
     "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
@@ -67,6 +67,8 @@ static const struct cli_spec decode_spec = {
     .default_model = VAE_DEFAULT_MODEL,
     .min_args = 1,
     .max_args = 1,
+    .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
+    .has_gpu_path = 0,
 };
 
 static const struct cli_spec encode_spec = {
@@ -95,6 +97,8 @@ static const struct cli_spec encode_spec = {
     .default_model = VAE_DEFAULT_MODEL,
     .min_args = 0,
     .max_args = -1,
+    .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
+    .has_gpu_path = 0,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
@@ -143,6 +147,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--version")) {
         printf("vae (isopipe) %s\n", ISOPIPE_VERSION);
+#ifdef ISOPIPE_CUDA
+        printf("built with CUDA (this tool runs on the CPU only)\n");
+#else
+        printf("built without CUDA (CPU only)\n");
+#endif
         return 0;
     }
     const struct cli_spec *spec = !strcmp(argv[1], "decode") ? &decode_spec
