@@ -19,6 +19,11 @@ for case in "$A a_diffusers 1" "$A a_diffusers 3" "$B b_original 3" "$C c_origin
     expect_exit "decode $2 T=$3" 0 "$VAE" decode -q -m "$1" "$FX/$2/dec_$3.safetensors" -o "dec_$2_$3"
     check "decode $2 T=$3: PSNR >= 40 dB on every frame" "$CHK" frames "dec_$2_$3" "$FX/$2/dec_$3.safetensors" 40
 done
+# the decoder half as a PyTorch checkpoint (common/ptckpt.c through common/weights)
+expect_exit "decode with a .pth holding the decoder" 0 "$VAE" decode -q -m "$FX/c_original_f16/decoder.pth" "$FX/c_original_f16/dec_2.safetensors" -o dec_pth
+check "decode from the .pth: PSNR >= 40 dB on every frame" "$CHK" frames dec_pth "$FX/c_original_f16/dec_2.safetensors" 40
+expect_exit "encode with a decoder-only .pth" 65 "$VAE" encode -q -m "$FX/c_original_f16/decoder.pth" "$FX/c_original_f16/enc_5" -o nope.safetensors
+check "message: no encoder" stderr_has "holds no Wan VAE encoder"
 check "vae.json reports frames, config source and memory" \
     grep -q '"source": "tensor shapes"' dec_b_original_3/vae.json
 check "vae.json has the memory object" grep -q '"peak_rss"' dec_b_original_3/vae.json
@@ -94,7 +99,7 @@ check "nothing written" test ! -e bad4.safetensors -a ! -e bad5.safetensors
 echo "not a safetensors file" > precious.safetensors
 expect_exit "output file not written by vae" 73 "$VAE" encode -q -m "$B" "$FX/b_original/enc_1/frame_00000.png" -o precious.safetensors
 check "their file untouched" grep -q "not a safetensors" precious.safetensors
-expect_exit "encoder half missing from a decoder-only use is fine; unknown command" 64 "$VAE" transcode x
+expect_exit "unknown command" 64 "$VAE" transcode x
 expect_exit "a model file that is not a Wan VAE" 65 "$VAE" decode -q -m "$FX/a_diffusers/dec_1.safetensors" "$FX/a_diffusers/dec_1.safetensors" -o bad6
 check "message says what is missing" stderr_has "holds no Wan VAE decoder"
 

@@ -15,6 +15,8 @@ gamma randomised), and writes for each under tests/fixtures/wan_vae/<name>/:
   dec_<T>.safetensors  `latents` [z, T, h, w] (normalised, as the DiT sees
                     them) and `frames` [3, 4(T-1)+1, 8h, 8w]: diffusers'
                     decode of latents*std+mean, clamped to [-1, 1], float32
+  decoder.pth       (c_original_f16 only) the decoder half with the original
+                    names as a PyTorch checkpoint (torch.save of a state dict)
   enc_<F>/frame_NNNNN.png  8-bit RGB input frames, and
   enc_<F>.safetensors  `latents` [z, 1+(F-1)/4, H/8, W/8]: the posterior mean
                     of diffusers' encode of (png/255*2-1), normalised with
@@ -77,7 +79,7 @@ CONFIGS = [
          temperal_downsample=[True, True, False], custom_stats=False,
          dec=[(3, 4, 3)], enc=[(9, 16, 24), (1, 24, 16)]),
     # Wan's layout again, one block, f16, original names, 9 frames (3 latent)
-    dict(name="c_original_f16", layout="original", dtype=torch.float16, seed=3,
+    dict(name="c_original_f16", layout="original", dtype=torch.float16, seed=3, pth_decoder=True,
          base_dim=6, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
          temperal_downsample=[False, True, True], custom_stats=False,
          dec=[(1, 2, 2), (2, 3, 2)], enc=[(5, 16, 16)]),
@@ -295,7 +297,13 @@ def main():
             vae.save_config(os.path.join(d, "model"))
             save_file(sd, os.path.join(d, "model", "diffusion_pytorch_model.safetensors"), metadata=meta)
         else:
-            save_file(to_original(sd, cfg), os.path.join(d, "model", "wan_vae.safetensors"), metadata=meta)
+            orig = to_original(sd, cfg)
+            save_file(orig, os.path.join(d, "model", "wan_vae.safetensors"), metadata=meta)
+            if cfg.get("pth_decoder"):
+                # the decoder half as a PyTorch checkpoint (torch.save of a
+                # plain state dict, like Wan2.1_VAE.pth), for the .pth reader
+                torch.save({k: v for k, v in orig.items() if k.startswith(("decoder.", "conv2."))},
+                           os.path.join(d, "decoder.pth"))
 
         with torch.no_grad():
             for (T, h, w) in cfg["dec"]:

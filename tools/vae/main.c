@@ -43,8 +43,8 @@ static const struct cli_opt encode_opts[] = {
     "whole frames would exceed the host memory budget): each tile keeps its own caches and tiles\n" \
     "overlap and blend linearly; the plan and vae.json say which tile and why.\n" \
     "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
-    "AutoencoderKLWan directory (config.json + safetensors) or a safetensors file with the original\n" \
-    "Wan2.1 / ComfyUI names, f32, f16 or bf16. The configuration comes from config.json when there\n" \
+    "AutoencoderKLWan directory (config.json + safetensors), a safetensors file with the original\n" \
+    "Wan2.1 / ComfyUI names, or the original Wan2.1_VAE.pth; f32, f16 or bf16. The configuration comes from config.json when there\n" \
     "is one, else from the tensor shapes; latent mean/std from config.json, else Wan2.1's published\n" \
     "values. Only the half the command needs is bound.\n"
 
