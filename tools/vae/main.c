@@ -44,9 +44,9 @@ static const struct cli_opt encode_opts[] = {
     "overlap and blend linearly; the plan and vae.json say which tile and why.\n" \
     "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
     "AutoencoderKLWan directory (config.json + safetensors), a safetensors file with the original\n" \
-    "Wan2.1 / ComfyUI names, or the original Wan2.1_VAE.pth; f32, f16 or bf16. The configuration comes from config.json when there\n" \
-    "is one, else from the tensor shapes; latent mean/std from config.json, else Wan2.1's published\n" \
-    "values. Only the half the command needs is bound.\n"
+    "Wan2.1 / ComfyUI names, or the original Wan2.1_VAE.pth; f32, f16 or bf16. The configuration\n" \
+    "comes from config.json when there is one, else from the tensor shapes; latent mean/std from\n" \
+    "config.json, else Wan2.1's published values. Only the half the command needs is bound.\n"
 
 static const struct cli_spec decode_spec = {
     .tool = "vae decode",
