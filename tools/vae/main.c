@@ -14,10 +14,8 @@ enum { OPT_PNG_LEVEL = 1000, OPT_TILE, OPT_TILE_OVERLAP, OPT_VACE, OPT_START, OP
 
 static const struct cli_opt decode_opts[] = {
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
-    { "tile", 0, "N", "decode in spatial tiles of N x N latent pixels (8N output pixels; default: only when "
-                      "whole frames exceed the host memory budget)", OPT_TILE },
-    { "tile-overlap", 0, "K", "latent pixels two neighbouring tiles share, blended linearly (default N/4)",
-      OPT_TILE_OVERLAP },
+    { "tile", 0, "N", "tiles of N x N latent pixels (default: only past the host memory budget)", OPT_TILE },
+    { "tile-overlap", 0, "K", "latent pixels neighbouring tiles share and blend (default N/4)", OPT_TILE_OVERLAP },
     { 0 },
 };
 static const struct cli_opt encode_opts[] = {
