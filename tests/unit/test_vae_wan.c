@@ -1,0 +1,195 @@
+/* test_vae_wan.c — the Wan2.1 VAE (tools/vae/wan_vae.c) against diffusers'
+ * AutoencoderKLWan on the tiny random models of tests/fixtures/wan_vae
+ * (written by tests/ref/wan_vae_ref.py; see its header for what each holds).
+ *
+ * Tolerances: decoded frames PSNR >= 40 dB on every frame after both sides
+ * are rounded to 8 bits as the tool writes them (round(clamp((x+1)/2)*255)),
+ * and max |ours - ref| <= 1e-3 on the float frames; encoded latents (the
+ * normalised posterior mean) max |ours - ref| <= 1e-3 * max |ref|. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "image.h"
+#include "nn.h"
+#include "safetensors.h"
+#include "test.h"
+#include "wan_vae.h"
+#include "weights.h"
+
+#define FIX "tests/fixtures/wan_vae"
+
+static const float *tensor(const struct safetensors *st, const char *name, int n_dims, uint64_t *shape)
+{
+    const struct st_tensor *t = st_find(st, name);
+    if (!t || t->dtype != ST_F32 || t->n_dims != n_dims) return NULL;
+    memcpy(shape, t->shape, (size_t)n_dims * sizeof *shape);
+    return t->data;
+}
+
+struct collect {
+    float *frames;     /* [3, F, H, W] as diffusers lays them out */
+    int F, H, W, n, bad;
+};
+
+static int collect_emit(void *ctx, int index, const float *rgb, int H, int W)
+{
+    struct collect *c = ctx;
+    if (index != c->n || index >= c->F || H != c->H || W != c->W) { c->bad = 1; return ISO_EINTERNAL; }
+    size_t hw = (size_t)H * W;
+    for (int ch = 0; ch < 3; ch++)
+        memcpy(c->frames + ((size_t)ch * c->F + index) * hw, rgb + ch * hw, hw * sizeof(float));
+    c->n++;
+    return 0;
+}
+
+static int to8(float x)
+{
+    float v = (x + 1.0f) * 0.5f;
+    v = v < 0 ? 0 : v > 1 ? 1 : v;
+    return (int)lrintf(v * 255.0f);
+}
+
+static void check_decode(struct wan_vae *v, struct nn *nn, const char *dir, int T)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/dec_%d.safetensors", dir, T);
+    struct safetensors *st = NULL;
+    CHECKF(st_open(path, &st) == 0, "%s: %s", path, iso_errmsg());
+    if (!st) return;
+    uint64_t ls[4], fs[4];
+    const float *lat = tensor(st, "latents", 4, ls), *ref = tensor(st, "frames", 4, fs);
+    CHECK(lat && ref);
+    if (lat && ref) {
+        struct collect c = { NULL, (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
+        c.frames = calloc(3 * fs[1] * fs[2] * fs[3], sizeof(float));
+        int rc = wan_vae_decode(v, nn, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &c);
+        CHECKF(rc == 0 && !c.bad && c.n == c.F, "%s: decode rc %d (%s), %d of %d frames", path, rc, iso_errmsg(),
+               c.n, c.F);
+        size_t hw = fs[2] * fs[3];
+        double worst_psnr = 1e9, maxd = 0;
+        for (int f = 0; f < c.F; f++) {
+            double se = 0;
+            for (int ch = 0; ch < 3; ch++)
+                for (size_t i = 0; i < hw; i++) {
+                    size_t k = ((size_t)ch * c.F + f) * hw + i;
+                    double d = fabs((double)c.frames[k] - ref[k]);
+                    if (d > maxd) maxd = d;
+                    int e = to8(c.frames[k]) - to8(ref[k]);
+                    se += (double)e * e;
+                }
+            double mse = se / (3.0 * hw);
+            double psnr = mse > 0 ? 10 * log10(255.0 * 255.0 / mse) : 99.0;
+            if (psnr < worst_psnr) worst_psnr = psnr;
+        }
+        printf("  %s: %d frames %dx%d, worst-frame PSNR %.1f dB, max |diff| %.2e\n", path, c.F, c.W, c.H,
+               worst_psnr, maxd);
+        CHECKF(worst_psnr >= 40.0, "%s: PSNR %.2f dB", path, worst_psnr);
+        CHECKF(maxd <= 1e-3, "%s: max diff %.3g", path, maxd);
+        free(c.frames);
+    }
+    st_close(&st);
+}
+
+struct pngs { const char *dir; int bad; };
+static int png_get(void *ctx, int index, float *dst, int H, int W)
+{
+    struct pngs *p = ctx;
+    char path[600];
+    snprintf(path, sizeof path, "%s/frame_%05d.png", p->dir, index);
+    struct image img;
+    int rc = image_load_png(path, &img, 3);
+    if (rc) { p->bad = 1; return rc; }
+    if (img.w != W || img.h != H) { image_free(&img); p->bad = 1; return ISO_EDATA; }
+    size_t hw = (size_t)H * W;
+    for (size_t i = 0; i < hw; i++)
+        for (int ch = 0; ch < 3; ch++) dst[ch * hw + i] = img.data[i * 3 + ch] / 255.0f * 2.0f - 1.0f;
+    image_free(&img);
+    return 0;
+}
+
+static void check_encode(struct wan_vae *v, struct nn *nn, const char *dir, int F, int H, int W)
+{
+    char path[512], fdir[512];
+    snprintf(path, sizeof path, "%s/enc_%d.safetensors", dir, F);
+    snprintf(fdir, sizeof fdir, "%s/enc_%d", dir, F);
+    struct safetensors *st = NULL;
+    CHECKF(st_open(path, &st) == 0, "%s: %s", path, iso_errmsg());
+    if (!st) return;
+    uint64_t ls[4];
+    const float *ref = tensor(st, "latents", 4, ls);
+    CHECK(ref != NULL);
+    if (ref) {
+        size_t n = ls[0] * ls[1] * ls[2] * ls[3];
+        float *out = calloc(n, sizeof(float));
+        struct pngs p = { fdir, 0 };
+        int rc = wan_vae_encode(v, nn, F, H, W, png_get, &p, out);
+        CHECKF(rc == 0, "%s: encode rc %d (%s)", path, rc, iso_errmsg());
+        double maxd = 0, maxr = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)out[i] - ref[i]);
+            if (d > maxd) maxd = d;
+            if (fabs(ref[i]) > maxr) maxr = fabs(ref[i]);
+        }
+        printf("  %s: latents [%d,%d,%d,%d], max |diff| %.2e (max |ref| %.2f)\n", path, (int)ls[0], (int)ls[1],
+               (int)ls[2], (int)ls[3], maxd, maxr);
+        CHECKF(maxd <= 1e-3 * maxr, "%s: max diff %.3g vs max ref %.3g", path, maxd, maxr);
+        free(out);
+    }
+    st_close(&st);
+}
+
+struct fixture {
+    const char *name, *model, *source, *layout;
+    int nrb, td[3], enc_ch0;
+    int dec_T[3];
+    int enc[3][3]; /* F, H, W */
+};
+
+static const struct fixture FIXTURES[] = {
+    { "a_diffusers", "model", "config.json", "diffusers", 1, { 0, 1, 1 }, 4, { 1, 3, 0 },
+      { { 5, 24, 40 }, { 0 } } },
+    { "b_original", "model/wan_vae.safetensors", "tensor shapes", "original", 2, { 1, 1, 0 }, 3, { 3, 0 },
+      { { 9, 16, 24 }, { 1, 24, 16 }, { 0 } } },
+    { "c_original_f16", "model/wan_vae.safetensors", "tensor shapes", "original", 1, { 0, 1, 1 }, 6, { 1, 2, 0 },
+      { { 5, 16, 16 }, { 0 } } },
+};
+
+int main(void)
+{
+    struct nn *nn = NULL;
+    CHECK(nn_new(&nn, NN_CPU, 2) == 0);
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) {
+        const struct fixture *fx = &FIXTURES[i];
+        char dir[256], model[300];
+        snprintf(dir, sizeof dir, FIX "/%s", fx->name);
+        snprintf(model, sizeof model, "%s/%s", dir, fx->model);
+        TEST(fx->name);
+        struct weights *w = NULL;
+        struct wan_vae *v = NULL;
+        int rc = weights_open(model, &w);
+        CHECKF(rc == 0, "%s: %s", model, iso_errmsg());
+        if (rc) continue;
+        rc = wan_vae_open(&v, w, WAN_VAE_ENCODER | WAN_VAE_DECODER);
+        CHECKF(rc == 0, "%s: %s", model, iso_errmsg());
+        if (!rc) {
+            const struct wan_vae_config *c = wan_vae_config(v);
+            CHECK_STR(c->source, fx->source);
+            CHECK_STR(c->layout, fx->layout);
+            CHECK(c->z_dim == 16 && c->n_levels == 4 && c->num_res_blocks == fx->nrb && c->spatial == 8 &&
+                  c->temporal == 4 && c->enc_ch[0] == fx->enc_ch0);
+            CHECK(c->temporal_down[0] == fx->td[0] && c->temporal_down[1] == fx->td[1] &&
+                  c->temporal_down[2] == fx->td[2]);
+            for (int k = 0; k < 3 && fx->dec_T[k]; k++) check_decode(v, nn, dir, fx->dec_T[k]);
+            for (int k = 0; k < 3 && fx->enc[k][0]; k++)
+                check_encode(v, nn, dir, fx->enc[k][0], fx->enc[k][1], fx->enc[k][2]);
+        }
+        wan_vae_free(&v);
+        weights_close(&w);
+    }
+    nn_free(&nn);
+    return test_report();
+}

@@ -1,0 +1,1255 @@
+/* wan_vae.c — the Wan2.1 VAE on common/nn.h (see wan_vae.h).
+ *
+ * The model (Wan2.1 wan/modules/vae.py; diffusers AutoencoderKLWan):
+ *   encoder: CausalConv3d(3, c0, 3) -> per level i: num_res_blocks
+ *            ResidualBlocks, then (not after the last level) a Resample
+ *            "downsample2d" (ZeroPad2d(0,1,0,1) + Conv2d 3x3 stride 2 per
+ *            frame) or "downsample3d" (the same, then time_conv, a
+ *            CausalConv3d (3,1,1) with stride 2 in time) -> middle
+ *            (ResidualBlock, AttentionBlock, ResidualBlock) -> head
+ *            (RMS_norm, SiLU, CausalConv3d(c, 2z, 3)) -> conv1 (1x1x1, the
+ *            "quant_conv"): mean and log-variance, z channels each.
+ *   decoder: conv2 (1x1x1, "post_quant_conv") -> CausalConv3d(z, c, 3) ->
+ *            middle -> per level num_res_blocks+1 ResidualBlocks, then an
+ *            "upsample2d" (nearest-exact 2x + Conv2d 3x3 to c/2 per frame)
+ *            or "upsample3d" (time_conv CausalConv3d (3,1,1) to 2c whose
+ *            halves become two frames, then the same) -> head (to RGB),
+ *            clamped to [-1, 1].
+ *   ResidualBlock: shortcut (1x1x1 conv when channels change) +
+ *            conv2(silu(norm2(conv1(silu(norm1(x)))))).
+ *   RMS_norm: F.normalize over channels * sqrt(C) * gamma (no bias in 2.1).
+ *   AttentionBlock: per frame, one head over the h*w positions of
+ *            to_qkv(norm(x)) (1x1 conv), proj (1x1 conv), plus x.
+ *
+ * Streaming (Wan's feat_cache, CACHE_T = 2): every causal 3x3x3 conv keeps
+ * the last two frames of its input; a chunk is convolved as
+ * cat(cache, chunk), which equals the whole-sequence causal conv with two
+ * zero frames in front. Upsample3d passes the first chunk through without
+ * time_conv (Wan's "Rep"), then runs it causally over the later frames with
+ * zeros in front; downsample3d passes the first chunk through and then
+ * convolves cat(last frame of the previous chunk, chunk) with stride 2.
+ * The decoder runs one latent frame per chunk (1 output frame, then
+ * `temporal` per latent frame), the encoder a first frame and then chunks
+ * of `temporal` frames (one latent frame each).
+ *
+ * Activations are float32 [C, t, H, W] (channel-first, like PyTorch without
+ * the batch); per-frame 2-D operations gather one frame. */
+#include "wan_vae.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "fs.h"
+#include "nn.h"
+#include "weights.h"
+
+/* Wan2.1's published latent statistics (wan/modules/vae.py, WanVAE; also
+ * diffusers' AutoencoderKLWan defaults) */
+static const float WAN21_MEAN[16] = {
+    -0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f,
+    0.4134f, -0.0715f, 0.5517f, -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f };
+static const float WAN21_STD[16] = {
+    2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
+    3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f };
+
+#define MAX_BLOCKS 64
+
+/* a convolution: weight [O, C, kt, kh, kw] (3-D) or [O, C, kh, kw] (2-D) */
+struct wv_conv {
+    struct nn_w w, b;
+    int O, C, kt, kh, kw;
+};
+
+struct wv_res {
+    int in, out;
+    struct nn_w norm1, norm2;   /* gamma [in] / [out] */
+    struct wv_conv conv1;       /* [out, in, 3, 3, 3] */
+    struct wv_conv conv2;       /* [out, out, 3, 3, 3] */
+    int has_shortcut;
+    struct wv_conv shortcut;    /* [out, in, 1, 1, 1] */
+};
+
+struct wv_attn {
+    int C;
+    struct nn_w norm;           /* gamma [C] */
+    struct wv_conv qkv;         /* [3C, C, 1, 1] */
+    struct wv_conv proj;        /* [C, C, 1, 1] */
+};
+
+enum { RS_DOWN2D, RS_DOWN3D, RS_UP2D, RS_UP3D };
+struct wv_resample {
+    int mode, C, O;
+    struct wv_conv conv;        /* 2-D: [C, C, 3, 3] down, [C/2, C, 3, 3] up */
+    struct wv_conv time_conv;   /* down3d [C, C, 3, 1, 1]; up3d [2C, C, 3, 1, 1] */
+};
+
+/* one half: conv_in, a flat list of blocks (residual or resample), middle, head */
+struct wv_half {
+    int present;
+    struct wv_conv conv_in;
+    int n_blocks;
+    int kind[MAX_BLOCKS];       /* 0 residual, 1 resample */
+    struct wv_res res[MAX_BLOCKS];
+    struct wv_resample rs[MAX_BLOCKS];
+    struct wv_res mid0, mid1;
+    struct wv_attn attn;
+    struct nn_w head_norm;
+    struct wv_conv head;
+    struct wv_conv quant;       /* encoder: conv1 [2z, 2z, 1,1,1]; decoder: conv2 [z, z, 1,1,1] */
+    uint64_t bytes;
+};
+
+struct wan_vae {
+    struct wan_vae_config cfg;
+    struct wv_half enc, dec;
+};
+
+/* ---------------------------------------------------------------- names */
+
+/* the names a layout gives each role */
+struct wv_names {
+    const char *conv_in, *mid[3], *head_norm, *head_conv, *quant, *post_quant;
+    const char *r_norm1, *r_conv1, *r_norm2, *r_conv2, *r_short;
+};
+static const struct wv_names DIFFUSERS = {
+    "conv_in", { "mid_block.resnets.0", "mid_block.attentions.0", "mid_block.resnets.1" },
+    "norm_out.gamma", "conv_out", "quant_conv", "post_quant_conv",
+    "norm1.gamma", "conv1", "norm2.gamma", "conv2", "conv_shortcut" };
+static const struct wv_names ORIGINAL = {
+    "conv1", { "middle.0", "middle.1", "middle.2" },
+    "head.0.gamma", "head.2", "conv1", "conv2",
+    "residual.0.gamma", "residual.2", "residual.3.gamma", "residual.6", "shortcut" };
+
+struct binder {
+    const struct weights *w;
+    const char *prefix;
+    const struct wv_names *n;
+    int diffusers;
+    uint64_t *bytes;
+};
+
+static const struct wt_tensor *find(const struct binder *b, const char *name)
+{
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", b->prefix, name);
+    return weights_find(b->w, full);
+}
+
+static int wt_float_ok(const struct wt_tensor *t)
+{
+    return t->dtype == WT_F32 || t->dtype == WT_F16 || t->dtype == WT_BF16 ||
+           t->dtype == WT_F8_E4M3 || t->dtype == WT_F8_E5M2;
+}
+
+/* name.weight / name.bias with the given shape (n_dims 4 or 5) */
+static int bind_conv(const struct binder *b, const char *name, struct wv_conv *cv, int O, int C, int kt,
+                     int kh, int kw, int n_dims)
+{
+    char nm[512];
+    int64_t shape[5];
+    const struct wt_tensor *t;
+    shape[0] = O; shape[1] = C;
+    if (n_dims == 5) { shape[2] = kt; shape[3] = kh; shape[4] = kw; }
+    else { shape[2] = kh; shape[3] = kw; }
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    int rc = weights_expect(b->w, b->prefix, nm, n_dims, shape, &t);
+    if (rc) return rc;
+    if (!wt_float_ok(t) || !t->contiguous)
+        return iso_fail(ISO_EDATA, "tensor '%s%s' in '%s': %s weights are not supported", b->prefix, nm,
+                        weights_path(b->w), wt_dtype_name(t->dtype));
+    cv->w = nn_w_of(t);
+    *b->bytes += t->nbytes;
+    int64_t bs[1] = { O };
+    snprintf(nm, sizeof nm, "%s.bias", name);
+    rc = weights_expect(b->w, b->prefix, nm, 1, bs, &t);
+    if (rc) return rc;
+    if (!wt_float_ok(t))
+        return iso_fail(ISO_EDATA, "tensor '%s%s' in '%s': %s is not supported", b->prefix, nm,
+                        weights_path(b->w), wt_dtype_name(t->dtype));
+    cv->b = nn_w_of(t);
+    *b->bytes += t->nbytes;
+    cv->O = O; cv->C = C; cv->kt = kt; cv->kh = kh; cv->kw = kw;
+    return 0;
+}
+
+/* an RMS gamma: [C, 1, 1, 1] (3-D norms) or [C, 1, 1] (the attention's);
+ * a flat [C] is accepted too (converted files) */
+static int bind_gamma(const struct binder *b, const char *name, int C, int n_dims, struct nn_w *g)
+{
+    const struct wt_tensor *t = find(b, name);
+    if (!t)
+        return iso_fail(ISO_EDATA, "tensor '%s%s' missing from '%s'", b->prefix, name, weights_path(b->w));
+    int ok = wt_float_ok(t) && t->contiguous && t->nelem == (uint64_t)C && t->shape[0] == C &&
+             (t->n_dims == 1 || t->n_dims == n_dims);
+    if (!ok)
+        return iso_fail(ISO_EDATA, "tensor '%s%s' in '%s': expected %d gammas", b->prefix, name,
+                        weights_path(b->w), C);
+    *g = nn_w_of(t);
+    *b->bytes += t->nbytes;
+    return 0;
+}
+
+static int bind_res(const struct binder *b, const char *base, int in, int out, struct wv_res *r)
+{
+    char nm[512];
+    int rc;
+    r->in = in; r->out = out;
+    snprintf(nm, sizeof nm, "%s.%s", base, b->n->r_norm1);
+    if ((rc = bind_gamma(b, nm, in, 4, &r->norm1))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s", base, b->n->r_conv1);
+    if ((rc = bind_conv(b, nm, &r->conv1, out, in, 3, 3, 3, 5))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s", base, b->n->r_norm2);
+    if ((rc = bind_gamma(b, nm, out, 4, &r->norm2))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s", base, b->n->r_conv2);
+    if ((rc = bind_conv(b, nm, &r->conv2, out, out, 3, 3, 3, 5))) return rc;
+    r->has_shortcut = in != out;
+    if (r->has_shortcut) {
+        snprintf(nm, sizeof nm, "%s.%s", base, b->n->r_short);
+        if ((rc = bind_conv(b, nm, &r->shortcut, out, in, 1, 1, 1, 5))) return rc;
+    }
+    return 0;
+}
+
+static int bind_mid(const struct binder *b, const char *half, int C, struct wv_half *h)
+{
+    char nm[512];
+    int rc;
+    snprintf(nm, sizeof nm, "%s.%s", half, b->n->mid[0]);
+    if ((rc = bind_res(b, nm, C, C, &h->mid0))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s", half, b->n->mid[2]);
+    if ((rc = bind_res(b, nm, C, C, &h->mid1))) return rc;
+    h->attn.C = C;
+    snprintf(nm, sizeof nm, "%s.%s.norm.gamma", half, b->n->mid[1]);
+    if ((rc = bind_gamma(b, nm, C, 3, &h->attn.norm))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s.to_qkv", half, b->n->mid[1]);
+    if ((rc = bind_conv(b, nm, &h->attn.qkv, 3 * C, C, 1, 1, 1, 4))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s.proj", half, b->n->mid[1]);
+    return bind_conv(b, nm, &h->attn.proj, C, C, 1, 1, 1, 4);
+}
+
+static int bind_head(const struct binder *b, const char *half, int C, int O, struct wv_half *h)
+{
+    char nm[512];
+    int rc;
+    snprintf(nm, sizeof nm, "%s.%s", half, b->n->head_norm);
+    if ((rc = bind_gamma(b, nm, C, 4, &h->head_norm))) return rc;
+    snprintf(nm, sizeof nm, "%s.%s", half, b->n->head_conv);
+    return bind_conv(b, nm, &h->head, O, C, 3, 3, 3, 5);
+}
+
+static void enc_block_name(const struct binder *b, int k, char *nm, size_t n)
+{
+    snprintf(nm, n, b->diffusers ? "encoder.down_blocks.%d" : "encoder.downsamples.%d", k);
+}
+/* decoder level i, index j within it (j = nrb+1 is the upsampler) */
+static void dec_block_name(const struct binder *b, int nrb, int i, int j, char *nm, size_t n)
+{
+    if (!b->diffusers) snprintf(nm, n, "decoder.upsamples.%d", i * (nrb + 2) + j);
+    else if (j <= nrb) snprintf(nm, n, "decoder.up_blocks.%d.resnets.%d", i, j);
+    else snprintf(nm, n, "decoder.up_blocks.%d.upsamplers.0", i);
+}
+
+static int has(const struct binder *b, const char *base, const char *leaf)
+{
+    char nm[512];
+    snprintf(nm, sizeof nm, "%s.%s", base, leaf);
+    return find(b, nm) != NULL;
+}
+
+static int64_t dim0(const struct binder *b, const char *base, const char *leaf, int axis)
+{
+    char nm[512];
+    snprintf(nm, sizeof nm, "%s.%s", base, leaf);
+    const struct wt_tensor *t = find(b, nm);
+    return t && t->n_dims > axis ? t->shape[axis] : -1;
+}
+
+/* ---------------------------------------------------------------- config */
+
+static int json_int_list(json_t *a, int *dst, int max, int *n)
+{
+    if (!json_is_array(a) || json_array_size(a) > (size_t)max) return -1;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
+        if (json_is_integer(v)) dst[i] = (int)json_integer_value(v);
+        else if (json_is_boolean(v)) dst[i] = json_is_true(v);
+        else return -1;
+    }
+    *n = (int)json_array_size(a);
+    return 0;
+}
+
+static int json_float_list(json_t *a, float *dst, int want)
+{
+    if (!json_is_array(a) || json_array_size(a) != (size_t)want) return -1;
+    for (int i = 0; i < want; i++) {
+        json_t *v = json_array_get(a, (size_t)i);
+        if (!json_is_number(v)) return -1;
+        dst[i] = (float)json_number_value(v);
+    }
+    return 0;
+}
+
+/* config.json of a diffusers AutoencoderKLWan: 1 read, 0 none, <0 error */
+static int read_config_json(const char *dir, struct wan_vae_config *c)
+{
+    char *path = fs_join(dir, "config.json");
+    int rc = 0;
+    json_t *j = NULL;
+    if (!path) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    if (!fs_exists(path)) goto done;
+    json_error_t e;
+    j = json_load_file(path, 0, &e);
+    if (!j || !json_is_object(j)) {
+        rc = iso_fail(ISO_EDATA, "cannot read '%s': %s", path, j ? "not an object" : e.text);
+        goto done;
+    }
+    json_t *v;
+    const char *bad = NULL;
+    int base = (int)json_integer_value(json_object_get(j, "base_dim"));
+    int dbase = base;
+    if ((v = json_object_get(j, "decoder_base_dim")) && json_is_integer(v)) dbase = (int)json_integer_value(v);
+    c->z_dim = (int)json_integer_value(json_object_get(j, "z_dim"));
+    c->num_res_blocks = (int)json_integer_value(json_object_get(j, "num_res_blocks"));
+    int mult[WAN_VAE_MAX_LEVELS], nm = 0, ntd = 0;
+    if (base <= 0 || base > 4096) bad = "base_dim";
+    else if (dbase <= 0 || dbase > 4096) bad = "decoder_base_dim";
+    else if (c->z_dim <= 0 || c->z_dim > WAN_VAE_MAX_Z) bad = "z_dim";
+    else if (c->num_res_blocks <= 0 || c->num_res_blocks > 8) bad = "num_res_blocks";
+    else if (json_int_list(json_object_get(j, "dim_mult"), mult, WAN_VAE_MAX_LEVELS, &nm) || nm < 1)
+        bad = "dim_mult";
+    else if (json_int_list(json_object_get(j, "temperal_downsample"), c->temporal_down, WAN_VAE_MAX_LEVELS,
+                           &ntd) || ntd != nm - 1)
+        bad = "temperal_downsample";
+    if (bad) { rc = iso_fail(ISO_EDATA, "'%s': missing or invalid %s", path, bad); goto done; }
+    if ((v = json_object_get(j, "is_residual")) && json_is_true(v)) {
+        rc = iso_fail(ISO_EUNAVAIL, "'%s': is_residual (the Wan2.2 VAE) is not supported", path);
+        goto done;
+    }
+    if ((v = json_object_get(j, "attn_scales")) && json_is_array(v) && json_array_size(v) > 0) {
+        rc = iso_fail(ISO_EUNAVAIL, "'%s': attn_scales (attention outside the middle block) is not supported",
+                      path);
+        goto done;
+    }
+    if ((v = json_object_get(j, "patch_size")) && !json_is_null(v)) {
+        rc = iso_fail(ISO_EUNAVAIL, "'%s': patch_size is not supported", path);
+        goto done;
+    }
+    c->n_levels = nm;
+    for (int i = 0; i < nm; i++) {
+        if (mult[i] <= 0 || mult[i] > 64) { rc = iso_fail(ISO_EDATA, "'%s': invalid dim_mult", path); goto done; }
+        c->enc_ch[i] = base * mult[i];
+        c->dec_ch[i] = dbase * mult[nm - 1 - i];
+    }
+    c->source = "config.json";
+    if (json_object_get(j, "latents_mean") || json_object_get(j, "latents_std")) {
+        if (json_float_list(json_object_get(j, "latents_mean"), c->latents_mean, c->z_dim) ||
+            json_float_list(json_object_get(j, "latents_std"), c->latents_std, c->z_dim)) {
+            rc = iso_fail(ISO_EDATA, "'%s': latents_mean/latents_std must hold z_dim (%d) numbers", path, c->z_dim);
+            goto done;
+        }
+        c->stats_source = "config.json";
+    }
+    rc = 1;
+done:
+    json_decref(j);
+    free(path);
+    return rc;
+}
+
+/* the configuration from the tensor shapes (no config.json) */
+static int infer_config(const struct binder *b, int halves, struct wan_vae_config *c)
+{
+    char nm[512];
+    const char *wp = weights_path(b->w);
+    int nrb = 0, L = 0;
+    if (halves & WAN_VAE_ENCODER) {
+        /* walk encoder blocks: residual blocks, a resample closes a level */
+        int in_level = 0, levels = 0;
+        for (int k = 0; k < MAX_BLOCKS; k++) {
+            enc_block_name(b, k, nm, sizeof nm);
+            if (has(b, nm, "resample.1.weight")) {
+                if (levels >= WAN_VAE_MAX_LEVELS - 1) break;
+                if (levels == 0) nrb = in_level;
+                else if (in_level != nrb) goto irregular;
+                c->temporal_down[levels] = has(b, nm, "time_conv.weight");
+                levels++;
+                in_level = 0;
+            } else {
+                char leaf[64];
+                snprintf(leaf, sizeof leaf, "%s.weight", b->n->r_conv1);
+                int64_t out = dim0(b, nm, leaf, 0);
+                if (out <= 0) break;
+                if (in_level == 0) c->enc_ch[levels] = (int)out;
+                else if (c->enc_ch[levels] != out) goto irregular;
+                in_level++;
+            }
+        }
+        if (levels == 0) nrb = in_level;
+        if (in_level != nrb || nrb == 0) goto irregular;
+        L = levels + 1;
+        snprintf(nm, sizeof nm, "encoder.%s", b->n->head_conv);
+        int64_t z2 = dim0(b, nm, "weight", 0);
+        if (z2 <= 0 || z2 % 2) return iso_fail(ISO_EDATA, "tensor '%s%s.weight' missing or odd in '%s'", b->prefix, nm, wp);
+        c->z_dim = (int)(z2 / 2);
+    }
+    if (halves & WAN_VAE_DECODER) {
+        /* decoder levels: num_res_blocks + 1 residual blocks, then an upsampler */
+        int dn = 0, dL = 0;
+        char leaf[64];
+        snprintf(leaf, sizeof leaf, "%s.weight", b->n->r_conv1);
+        for (int j = 0; j < 16; j++) {
+            dec_block_name(b, 99, 0, j, nm, sizeof nm); /* level 0: upsamples.j or resnets.j */
+            if (dim0(b, nm, leaf, 0) <= 0) break;
+            dn++;
+        }
+        if (dn < 2) goto irregular;
+        if (nrb && dn != nrb + 1) goto irregular;
+        nrb = dn - 1;
+        for (int i = 0; i < WAN_VAE_MAX_LEVELS; i++) {
+            dec_block_name(b, nrb, i, 0, nm, sizeof nm);
+            int64_t out = dim0(b, nm, leaf, 0);
+            if (out <= 0) break;
+            c->dec_ch[i] = (int)out;
+            dL = i + 1;
+            dec_block_name(b, nrb, i, nrb + 1, nm, sizeof nm);
+            if (!has(b, nm, "resample.1.weight")) break;
+        }
+        if (L && dL != L) goto irregular;
+        L = dL;
+        /* decoder order is reversed: level i's upsampler is temporal iff downsample L-2-i is */
+        for (int i = 0; i + 1 < L; i++) {
+            dec_block_name(b, nrb, i, nrb + 1, nm, sizeof nm);
+            int t = has(b, nm, "time_conv.weight");
+            if ((halves & WAN_VAE_ENCODER) && c->temporal_down[L - 2 - i] != t) goto irregular;
+            c->temporal_down[L - 2 - i] = t;
+        }
+        snprintf(nm, sizeof nm, "decoder.%s", b->n->conv_in);
+        int64_t z = dim0(b, nm, "weight", 1);
+        if (z <= 0) return iso_fail(ISO_EDATA, "tensor '%s%s.weight' missing from '%s'", b->prefix, nm, wp);
+        if ((halves & WAN_VAE_ENCODER) && z != c->z_dim) goto irregular;
+        c->z_dim = (int)z;
+    }
+    if (L < 1 || c->z_dim > WAN_VAE_MAX_Z) goto irregular;
+    c->n_levels = L;
+    c->num_res_blocks = nrb;
+    c->source = "tensor shapes";
+    return 0;
+irregular:
+    return iso_fail(ISO_EDATA, "'%s': not a Wan2.1 VAE layout (the %s blocks do not form regular levels)", wp,
+                    (halves & WAN_VAE_ENCODER) ? "encoder" : "decoder");
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int bind_encoder(const struct binder *b0, struct wan_vae *v)
+{
+    struct wan_vae_config *c = &v->cfg;
+    struct wv_half *h = &v->enc;
+    struct binder b = *b0;
+    b.bytes = &h->bytes;
+    char nm[512];
+    int rc, k = 0;
+    snprintf(nm, sizeof nm, "encoder.%s", b.n->conv_in);
+    if ((rc = bind_conv(&b, nm, &h->conv_in, c->enc_ch[0], 3, 3, 3, 3, 5))) return rc;
+    int prev = h->conv_in.O;
+    for (int i = 0; i < c->n_levels; i++) {
+        for (int j = 0; j < c->num_res_blocks; j++, k++) {
+            if (k >= MAX_BLOCKS) return iso_fail(ISO_EUNAVAIL, "vae: too many encoder blocks");
+            enc_block_name(&b, k, nm, sizeof nm);
+            h->kind[k] = 0;
+            if ((rc = bind_res(&b, nm, prev, c->enc_ch[i], &h->res[k]))) return rc;
+            prev = c->enc_ch[i];
+        }
+        if (i + 1 < c->n_levels) {
+            if (k >= MAX_BLOCKS) return iso_fail(ISO_EUNAVAIL, "vae: too many encoder blocks");
+            enc_block_name(&b, k, nm, sizeof nm);
+            struct wv_resample *r = &h->rs[k];
+            h->kind[k] = 1;
+            r->mode = c->temporal_down[i] ? RS_DOWN3D : RS_DOWN2D;
+            r->C = r->O = prev;
+            char sub[560];
+            snprintf(sub, sizeof sub, "%s.resample.1", nm);
+            if ((rc = bind_conv(&b, sub, &r->conv, prev, prev, 1, 3, 3, 4))) return rc;
+            if (r->mode == RS_DOWN3D) {
+                snprintf(sub, sizeof sub, "%s.time_conv", nm);
+                if ((rc = bind_conv(&b, sub, &r->time_conv, prev, prev, 3, 1, 1, 5))) return rc;
+            }
+            k++;
+        }
+    }
+    h->n_blocks = k;
+    if ((rc = bind_mid(&b, "encoder", prev, h))) return rc;
+    if ((rc = bind_head(&b, "encoder", prev, 2 * c->z_dim, h))) return rc;
+    if ((rc = bind_conv(&b, b.n->quant, &h->quant, 2 * c->z_dim, 2 * c->z_dim, 1, 1, 1, 5))) return rc;
+    h->present = 1;
+    return 0;
+}
+
+static int bind_decoder(const struct binder *b0, struct wan_vae *v)
+{
+    struct wan_vae_config *c = &v->cfg;
+    struct wv_half *h = &v->dec;
+    struct binder b = *b0;
+    b.bytes = &h->bytes;
+    char nm[512];
+    int rc, k = 0, L = c->n_levels, nrb = c->num_res_blocks;
+    if ((rc = bind_conv(&b, b.n->post_quant, &h->quant, c->z_dim, c->z_dim, 1, 1, 1, 5))) return rc;
+    snprintf(nm, sizeof nm, "decoder.%s", b.n->conv_in);
+    if ((rc = bind_conv(&b, nm, &h->conv_in, c->dec_ch[0], c->z_dim, 3, 3, 3, 5))) return rc;
+    if ((rc = bind_mid(&b, "decoder", c->dec_ch[0], h))) return rc;
+    /* Wan's decoder: level i > 0 starts from half the previous level's
+     * channels (the upsampler's 2-D conv halves them) */
+    int prev = c->dec_ch[0];
+    for (int i = 0; i < L; i++) {
+        int in = i == 0 ? prev : prev / 2;
+        for (int j = 0; j <= nrb; j++, k++) {
+            if (k >= MAX_BLOCKS) return iso_fail(ISO_EUNAVAIL, "vae: too many decoder blocks");
+            dec_block_name(&b, nrb, i, j, nm, sizeof nm);
+            h->kind[k] = 0;
+            if ((rc = bind_res(&b, nm, in, c->dec_ch[i], &h->res[k]))) return rc;
+            in = c->dec_ch[i];
+        }
+        prev = c->dec_ch[i];
+        if (i + 1 < L) {
+            if (k >= MAX_BLOCKS) return iso_fail(ISO_EUNAVAIL, "vae: too many decoder blocks");
+            dec_block_name(&b, nrb, i, nrb + 1, nm, sizeof nm);
+            struct wv_resample *r = &h->rs[k];
+            h->kind[k] = 1;
+            r->mode = c->temporal_down[L - 2 - i] ? RS_UP3D : RS_UP2D;
+            r->C = prev;
+            r->O = prev / 2; /* dim // 2 in Python */
+            char sub[560];
+            snprintf(sub, sizeof sub, "%s.resample.1", nm);
+            if ((rc = bind_conv(&b, sub, &r->conv, r->O, prev, 1, 3, 3, 4))) return rc;
+            if (r->mode == RS_UP3D) {
+                snprintf(sub, sizeof sub, "%s.time_conv", nm);
+                if ((rc = bind_conv(&b, sub, &r->time_conv, 2 * prev, prev, 3, 1, 1, 5))) return rc;
+            }
+            k++;
+        }
+    }
+    h->n_blocks = k;
+    if ((rc = bind_head(&b, "decoder", c->dec_ch[L - 1], 3, h))) return rc;
+    h->present = 1;
+    return 0;
+}
+
+int wan_vae_open(struct wan_vae **out, const struct weights *w, int halves)
+{
+    static const char *const prefixes[] = { "", "vae.", "first_stage_model.", "model.", NULL };
+    int rc;
+    *out = NULL;
+    struct wan_vae *v = calloc(1, sizeof *v);
+    if (!v) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    struct binder b = { w, NULL, NULL, 0, NULL };
+    const char *probe_half = (halves & WAN_VAE_DECODER) ? "decoder" : "encoder";
+    char probe[64];
+    snprintf(probe, sizeof probe, "%s.conv_in.weight", probe_half);
+    if ((b.prefix = weights_detect_prefix(w, probe, prefixes))) {
+        b.n = &DIFFUSERS;
+        b.diffusers = 1;
+        v->cfg.layout = "diffusers";
+    } else {
+        snprintf(probe, sizeof probe, "%s.conv1.weight", probe_half);
+        if (!(b.prefix = weights_detect_prefix(w, probe, prefixes))) {
+            rc = iso_fail(ISO_EDATA, "'%s' holds no Wan VAE %s (no %s.conv_in / %s.conv1 weight)",
+                          weights_path(w), probe_half, probe_half, probe_half);
+            goto fail;
+        }
+        b.n = &ORIGINAL;
+        v->cfg.layout = "original";
+    }
+    struct wan_vae_config *c = &v->cfg;
+    rc = read_config_json(weights_dir(w), c);
+    if (rc < 0) goto fail;
+    if (rc == 0 && (rc = infer_config(&b, halves, c)) < 0) goto fail;
+    int nt = 0;
+    for (int i = 0; i + 1 < c->n_levels; i++) nt += c->temporal_down[i] != 0;
+    c->spatial = 1 << (c->n_levels - 1);
+    c->temporal = 1 << nt;
+    if (c->temporal != 4) {
+        rc = iso_fail(ISO_EUNAVAIL, "'%s': %d temporal downsamplings; the Wan2.1 VAE has 2", weights_path(w), nt);
+        goto fail;
+    }
+    if (!c->stats_source) {
+        if (c->z_dim != 16) {
+            rc = iso_fail(ISO_EDATA, "'%s': z_dim %d and no latents_mean/latents_std in a config.json",
+                          weights_path(w), c->z_dim);
+            goto fail;
+        }
+        memcpy(c->latents_mean, WAN21_MEAN, sizeof WAN21_MEAN);
+        memcpy(c->latents_std, WAN21_STD, sizeof WAN21_STD);
+        c->stats_source = "Wan2.1 published";
+    }
+    for (int i = 0; i < c->z_dim; i++)
+        if (!(c->latents_std[i] > 0) || !isfinite(c->latents_mean[i])) {
+            rc = iso_fail(ISO_EDATA, "'%s': latents_std must be positive", weights_path(w));
+            goto fail;
+        }
+    if ((halves & WAN_VAE_ENCODER) && (rc = bind_encoder(&b, v))) goto fail;
+    if ((halves & WAN_VAE_DECODER) && (rc = bind_decoder(&b, v))) goto fail;
+    *out = v;
+    return 0;
+fail:
+    free(v);
+    return rc;
+}
+
+void wan_vae_free(struct wan_vae **v)
+{
+    if (v) { free(*v); *v = NULL; }
+}
+
+const struct wan_vae_config *wan_vae_config(const struct wan_vae *v) { return &v->cfg; }
+
+uint64_t wan_vae_weight_bytes(const struct wan_vae *v, int half)
+{
+    return (half == WAN_VAE_ENCODER ? v->enc : v->dec).bytes;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* the per-run causal caches, visited in a fixed order every chunk (Wan's feat_idx) */
+struct slot { float *buf; size_t n; int used; };
+struct run {
+    struct nn *nn;
+    struct slot *slots;
+    int n_slots, idx;
+    int oom;
+};
+
+static struct slot *next_slot(struct run *r)
+{
+    if (r->idx >= r->n_slots) {
+        int n = r->n_slots ? 2 * r->n_slots : 64;
+        struct slot *s = realloc(r->slots, (size_t)n * sizeof *s);
+        if (!s) { r->oom = 1; return NULL; }
+        memset(s + r->n_slots, 0, (size_t)(n - r->n_slots) * sizeof *s);
+        r->slots = s;
+        r->n_slots = n;
+    }
+    return &r->slots[r->idx++];
+}
+
+static void run_free(struct run *r)
+{
+    for (int i = 0; i < r->n_slots; i++) nn_release(r->nn, &r->slots[i].buf);
+    free(r->slots);
+    r->slots = NULL;
+    r->n_slots = 0;
+}
+
+#define NEW(n) nn_alloc(r->nn, (n))
+#define FREE(p) nn_release(r->nn, &(p))
+
+/* a tensor [C, t, HW] */
+struct act { float *d; int C, t, H, W; };
+static size_t act_hw(const struct act *a) { return (size_t)a->H * a->W; }
+static size_t act_n(const struct act *a) { return (size_t)a->C * a->t * act_hw(a); }
+
+/* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
+/* A stride-1 convolution as one GEMM per kernel tap ("shifted GEMMs"):
+ * xp [C, Tin, Hp, Wp] is the input already padded (time: the causal frames
+ * in front; space: ph, pw zeros on each side). On the padded grid, tap
+ * (dt, dy, dx) of output position p reads xp at p + dt*S + dy*Wp + dx, a
+ * constant offset, so y_pad[O, p] += W_tap[O, C] * xp[C, p + offset] is a
+ * plain GEMM on a strided view of xp: no im2col copy. The columns past each
+ * row's W valid outputs are computed and dropped when cropping. */
+static int conv_shift(struct run *r, const struct wv_conv *cv, const float *xp, int Tin, int H, int W, int ph,
+                      int pw, float *y, int To)
+{
+    int C = cv->C, O = cv->O, taps = cv->kt * cv->kh * cv->kw;
+    int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    size_t S = (size_t)Hp * Wp, hw = (size_t)H * W, ncols = (size_t)(H - 1) * Wp + (size_t)W;
+    size_t nw = (size_t)O * C * taps;
+    float *w32 = NEW(nw), *wk = NEW(nw), *yp = NEW((size_t)O * S);
+    if (!w32 || !wk || !yp) { FREE(w32); FREE(wk); FREE(yp); return ISO_ETEMPFAIL; }
+    /* [O, C, taps] -> [taps, O, C] */
+    nn_w_to_f32(&cv->w, 0, nw, w32);
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < taps; k++) wk[((size_t)k * O + o) * C + c] = w32[((size_t)o * C + c) * taps + k];
+    FREE(w32);
+    for (int to = 0; to < To; to++) {
+        int k = 0;
+        for (int dt = 0; dt < cv->kt; dt++)
+            for (int dy = 0; dy < cv->kh; dy++)
+                for (int dx = 0; dx < cv->kw; dx++, k++) {
+                    size_t off = (size_t)(to + dt) * S + (size_t)dy * Wp + (size_t)dx;
+                    nn_gemm(r->nn, 0, 0, O, (int)ncols, C, 1.0f, wk + (size_t)k * O * C, C, xp + off,
+                            (int)((size_t)Tin * S), k ? 1.0f : 0.0f, yp, (int)S);
+                }
+        for (int o = 0; o < O; o++) {
+            float bv = cv->b.data ? nn_w_get(&cv->b, (size_t)o) : 0.0f;
+            float *dst = y + ((size_t)o * To + to) * hw;
+            const float *src = yp + (size_t)o * S;
+            for (int yy = 0; yy < H; yy++)
+                for (int xx = 0; xx < W; xx++) dst[(size_t)yy * W + xx] = src[(size_t)yy * Wp + xx] + bv;
+        }
+    }
+    FREE(wk);
+    FREE(yp);
+    return 0;
+}
+
+/* copy [C, t, H, W] frames into the interior of a padded [C, T, H+2ph, W+2pw] at frame t0 */
+static void pad_in(float *dst, int T, int t0, const float *src, int C, int t, int H, int W, int ph, int pw)
+{
+    int Hp = H + 2 * ph, Wp = W + 2 * pw;
+    for (int c = 0; c < C; c++)
+        for (int f = 0; f < t; f++)
+            for (int yy = 0; yy < H; yy++)
+                memcpy(dst + (((size_t)c * T + t0 + f) * Hp + yy + ph) * Wp + pw,
+                       src + (((size_t)c * t + f) * H + yy) * W, (size_t)W * sizeof(float));
+}
+
+/* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
+static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struct act *x, struct act *y,
+                            struct slot *s)
+{
+    size_t hw = act_hw(x);
+    int ph = cv->kh / 2, pw = cv->kw / 2;
+    *y = (struct act){ NEW((size_t)cv->O * x->t * hw), cv->O, x->t, x->H, x->W };
+    if (!y->d) return ISO_ETEMPFAIL;
+    if (cv->kt == 1 && cv->kh == 1 && cv->kw == 1) { /* 1x1x1: one GEMM */
+        nn_conv3d(r->nn, y->d, x->d, x->C, x->t, x->H, x->W, &cv->w, &cv->b, cv->O, 1, 1, 1, 1, 1, 1, 0, 0);
+        return 0;
+    }
+    int pre = cv->kt - 1; /* causal frames in front: 2 from the cache, or 0 */
+    if (pre && !s) return ISO_ETEMPFAIL;
+    size_t cn = (size_t)x->C * 2 * hw;
+    if (pre && !s->buf) {
+        if (!(s->buf = NEW(cn))) return ISO_ETEMPFAIL; /* zeros: the causal padding */
+        s->n = cn;
+    }
+    if (pre && s->n != cn) return iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
+    int tt = x->t + pre;
+    float *buf = NEW((size_t)x->C * tt * (x->H + 2 * ph) * (x->W + 2 * pw)); /* zeroed: the spatial padding */
+    if (!buf) return ISO_ETEMPFAIL;
+    if (pre) pad_in(buf, tt, 0, s->buf, x->C, 2, x->H, x->W, ph, pw);
+    pad_in(buf, tt, pre, x->d, x->C, x->t, x->H, x->W, ph, pw);
+    int rc = conv_shift(r, cv, buf, tt, x->H, x->W, ph, pw, y->d, x->t);
+    FREE(buf);
+    if (rc) return rc;
+    if (pre) { /* the cache: the last two input frames (cache included when t < 2) */
+        float *nc = NEW(cn);
+        if (!nc) return ISO_ETEMPFAIL;
+        for (int c = 0; c < x->C; c++)
+            for (int f = 0; f < 2; f++) {
+                int g = x->t - 2 + f; /* index into x; < 0 reaches back into the old cache */
+                const float *src = g >= 0 ? x->d + ((size_t)c * x->t + g) * hw : s->buf + ((size_t)c * 2 + 2 + g) * hw;
+                memcpy(nc + ((size_t)c * 2 + f) * hw, src, hw * sizeof(float));
+            }
+        FREE(s->buf);
+        s->buf = nc;
+    }
+    return 0;
+}
+
+static int causal_conv(struct run *r, const struct wv_conv *cv, const struct act *x, struct act *y)
+{
+    return causal_conv_slot(r, cv, x, y, cv->kt == 1 ? NULL : next_slot(r));
+}
+
+/* y = silu(rms(x)) into a new tensor */
+static int norm_silu(struct run *r, const struct nn_w *g, const struct act *x, struct act *y)
+{
+    *y = *x;
+    y->d = NEW(act_n(x));
+    if (!y->d) return ISO_ETEMPFAIL;
+    nn_rmsnorm_channels(r->nn, y->d, x->d, x->C, (size_t)x->t * act_hw(x), g, NULL, 1e-12f);
+    nn_act(r->nn, y->d, y->d, act_n(x), NN_ACT_SILU);
+    return 0;
+}
+
+/* x <- ResidualBlock(x) */
+static int residual(struct run *r, const struct wv_res *b, struct act *x)
+{
+    struct act h = { 0 }, a = { 0 }, c = { 0 };
+    int rc;
+    if (b->has_shortcut) {
+        if ((rc = causal_conv(r, &b->shortcut, x, &h))) goto done;
+    }
+    if ((rc = norm_silu(r, &b->norm1, x, &a))) goto done;
+    if ((rc = causal_conv(r, &b->conv1, &a, &c))) goto done;
+    FREE(a.d);
+    if ((rc = norm_silu(r, &b->norm2, &c, &a))) goto done;
+    FREE(c.d);
+    if ((rc = causal_conv(r, &b->conv2, &a, &c))) goto done;
+    nn_add(r->nn, c.d, c.d, b->has_shortcut ? h.d : x->d, act_n(&c));
+    FREE(x->d);
+    *x = c;
+    c.d = NULL;
+done:
+    FREE(h.d); FREE(a.d); FREE(c.d);
+    return rc;
+}
+
+/* x <- x + proj(attention(to_qkv(norm(x)))), per frame, one head */
+static int attention(struct run *r, const struct wv_attn *at, struct act *x)
+{
+    int C = at->C, rc = 0;
+    size_t hw = act_hw(x);
+    float *f = NEW((size_t)C * hw), *qkv = NEW(3 * (size_t)C * hw), *q = NEW((size_t)C * hw),
+          *k = NEW((size_t)C * hw), *v = NEW((size_t)C * hw), *o = NEW((size_t)C * hw);
+    if (!f || !qkv || !q || !k || !v || !o) { rc = ISO_ETEMPFAIL; goto done; }
+    for (int t = 0; t < x->t; t++) {
+        for (int c = 0; c < C; c++)
+            memcpy(f + (size_t)c * hw, x->d + ((size_t)c * x->t + t) * hw, hw * sizeof(float));
+        nn_rmsnorm_channels(r->nn, f, f, C, hw, &at->norm, NULL, 1e-12f);
+        nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->qkv.w, &at->qkv.b, 3 * C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+        /* channel-first [3C, hw] to token-major q, k, v [hw, C] */
+        for (int c = 0; c < C; c++)
+            for (size_t i = 0; i < hw; i++) {
+                q[i * C + c] = qkv[(size_t)c * hw + i];
+                k[i * C + c] = qkv[(size_t)(C + c) * hw + i];
+                v[i * C + c] = qkv[(size_t)(2 * C + c) * hw + i];
+            }
+        nn_attention(r->nn, o, q, k, v, (int)hw, (int)hw, 1, C, 1.0f / sqrtf((float)C), NULL, (int)hw);
+        for (int c = 0; c < C; c++)
+            for (size_t i = 0; i < hw; i++) f[(size_t)c * hw + i] = o[i * C + c];
+        nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->proj.w, &at->proj.b, C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
+        for (int c = 0; c < C; c++) {
+            float *xd = x->d + ((size_t)c * x->t + t) * hw;
+            nn_add(r->nn, xd, xd, qkv + (size_t)c * hw, hw);
+        }
+    }
+done:
+    FREE(f); FREE(qkv); FREE(q); FREE(k); FREE(v); FREE(o);
+    return rc;
+}
+
+/* x <- Resample(x) */
+static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
+{
+    int rc = 0;
+    struct act y = { 0 };
+    float *fin = NULL, *fout = NULL;
+    if (rs->mode == RS_UP3D) {
+        struct slot *s = next_slot(r);
+        if (!s) return ISO_ETEMPFAIL;
+        if (!s->used) {
+            s->used = 1; /* the first chunk passes through (Wan's "Rep") */
+        } else {
+            /* the same slot is time_conv's cache: zeros from its first use on */
+            struct act tc;
+            if ((rc = causal_conv_slot(r, &rs->time_conv, x, &tc, s))) return rc;
+            /* [2C, t] -> [C, 2t]: output frame 2i+s is half s of frame i */
+            size_t hw = act_hw(x);
+            y = (struct act){ NEW(act_n(x) * 2), x->C, 2 * x->t, x->H, x->W };
+            if (!y.d) { FREE(tc.d); return ISO_ETEMPFAIL; }
+            for (int hf = 0; hf < 2; hf++)
+                for (int c = 0; c < x->C; c++)
+                    for (int i = 0; i < x->t; i++)
+                        memcpy(y.d + ((size_t)c * y.t + 2 * i + hf) * hw,
+                               tc.d + ((size_t)(hf * x->C + c) * x->t + i) * hw, hw * sizeof(float));
+            FREE(tc.d);
+            FREE(x->d);
+            *x = y;
+            y.d = NULL;
+        }
+    }
+    /* per-frame 2-D part */
+    int up = rs->mode == RS_UP2D || rs->mode == RS_UP3D;
+    int H = x->H, W = x->W;
+    int Hi = up ? 2 * H : H + 1, Wi = up ? 2 * W : W + 1; /* input of the 2-D conv */
+    int Ho = up ? 2 * H : H / 2, Wo = up ? 2 * W : W / 2;
+    size_t hw = act_hw(x), hwi = (size_t)Hi * Wi, hwo = (size_t)Ho * Wo;
+    y = (struct act){ NEW((size_t)rs->O * x->t * hwo), rs->O, x->t, Ho, Wo };
+    /* up: the upsampled frame with the conv's one-pixel zero border */
+    size_t hwf = up ? (size_t)(Hi + 2) * (Wi + 2) : hwi;
+    fin = NEW((size_t)x->C * hwf);
+    fout = NEW((size_t)rs->O * hwo);
+    if (!y.d || !fin || !fout) { rc = ISO_ETEMPFAIL; goto done; }
+    for (int t = 0; t < x->t; t++) {
+        for (int c = 0; c < x->C; c++) {
+            const float *src = x->d + ((size_t)c * x->t + t) * hw;
+            float *dst = fin + (size_t)c * hwf;
+            if (up) { /* nearest-exact 2x: output (y, x) reads input (y/2, x/2) */
+                for (int yy = 0; yy < Hi; yy++)
+                    for (int xx = 0; xx < Wi; xx++)
+                        dst[(size_t)(yy + 1) * (Wi + 2) + xx + 1] = src[(size_t)(yy / 2) * W + xx / 2];
+            } else { /* ZeroPad2d((0, 1, 0, 1)): one zero column right, one zero row below */
+                for (int yy = 0; yy < H; yy++) {
+                    memcpy(dst + (size_t)yy * Wi, src + (size_t)yy * W, (size_t)W * sizeof(float));
+                    dst[(size_t)yy * Wi + W] = 0;
+                }
+                memset(dst + (size_t)H * Wi, 0, (size_t)Wi * sizeof(float));
+            }
+        }
+        if (up) {
+            if ((rc = conv_shift(r, &rs->conv, fin, 1, Hi, Wi, 1, 1, fout, 1))) goto done;
+        } else
+            nn_conv2d(r->nn, fout, fin, x->C, Hi, Wi, &rs->conv.w, &rs->conv.b, rs->O, 3, 3, 2, 2, 0, 0, 1, 1, 1);
+        for (int c = 0; c < rs->O; c++)
+            memcpy(y.d + ((size_t)c * y.t + t) * hwo, fout + (size_t)c * hwo, hwo * sizeof(float));
+    }
+    FREE(x->d);
+    *x = y;
+    y.d = NULL;
+    if (rs->mode == RS_DOWN3D) {
+        /* time_conv (3,1,1) stride 2 over cat(last frame of the previous
+         * chunk, chunk); the first chunk passes through */
+        struct slot *s = next_slot(r);
+        if (!s) { rc = ISO_ETEMPFAIL; goto done; }
+        size_t cn = (size_t)x->C * hwo;
+        int first = !s->buf;
+        if (first) {
+            if (!(s->buf = NEW(cn))) { rc = ISO_ETEMPFAIL; goto done; }
+            s->n = cn;
+        } else if (s->n != cn) {
+            rc = iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
+            goto done;
+        }
+        if (!first) {
+            int tt = x->t + 1, to = (tt - 3) / 2 + 1;
+            if (tt < 3) { rc = iso_fail(ISO_EINTERNAL, "vae: downsample3d chunk of %d frames", x->t); goto done; }
+            float *buf = NEW((size_t)x->C * tt * hwo);
+            y = (struct act){ NEW((size_t)x->C * to * hwo), x->C, to, Ho, Wo };
+            if (!buf || !y.d) { FREE(buf); rc = ISO_ETEMPFAIL; goto done; }
+            for (int c = 0; c < x->C; c++) {
+                memcpy(buf + (size_t)c * tt * hwo, s->buf + (size_t)c * hwo, hwo * sizeof(float));
+                memcpy(buf + ((size_t)c * tt + 1) * hwo, x->d + (size_t)c * x->t * hwo,
+                       (size_t)x->t * hwo * sizeof(float));
+            }
+            nn_conv3d(r->nn, y.d, buf, x->C, tt, Ho, Wo, &rs->time_conv.w, &rs->time_conv.b, x->C, 3, 1, 1, 2, 1,
+                      1, 0, 0);
+            FREE(buf);
+        }
+        for (int c = 0; c < x->C; c++)
+            memcpy(s->buf + (size_t)c * hwo, x->d + ((size_t)c * x->t + x->t - 1) * hwo, hwo * sizeof(float));
+        if (!first) {
+            FREE(x->d);
+            *x = y;
+            y.d = NULL;
+        }
+    }
+done:
+    FREE(fin); FREE(fout); FREE(y.d);
+    return rc;
+}
+
+/* one chunk through a half's body: conv_in, blocks, middle, head */
+static int body(struct run *r, const struct wv_half *h, int decoder, struct act *x)
+{
+    struct act y;
+    int rc;
+    r->idx = 0;
+    if ((rc = causal_conv(r, &h->conv_in, x, &y))) return rc;
+    FREE(x->d);
+    *x = y;
+    if (decoder) {
+        if ((rc = residual(r, &h->mid0, x)) || (rc = attention(r, &h->attn, x)) || (rc = residual(r, &h->mid1, x)))
+            return rc;
+    }
+    for (int k = 0; k < h->n_blocks; k++) {
+        rc = h->kind[k] ? resample(r, &h->rs[k], x) : residual(r, &h->res[k], x);
+        if (rc) return rc;
+    }
+    if (!decoder) {
+        if ((rc = residual(r, &h->mid0, x)) || (rc = attention(r, &h->attn, x)) || (rc = residual(r, &h->mid1, x)))
+            return rc;
+    }
+    struct act a;
+    if ((rc = norm_silu(r, &h->head_norm, x, &a))) return rc;
+    FREE(x->d);
+    rc = causal_conv(r, &h->head, &a, x);
+    FREE(a.d);
+    return rc;
+}
+
+/* Tiles as diffusers' AutoencoderKLWan.tiled_decode lays them out: starts
+ * 0, stride, 2*stride, ... below n (stride = tile - overlap), each tile
+ * min(tile, n - start) latent pixels; 1 tile when tiling is off. */
+static int tile_starts(int n, int tile, int ov, int *st, int max)
+{
+    if (tile <= 0 || tile >= n) { st[0] = 0; return 1; }
+    int k = 0;
+    for (int a = 0; a < n; a += tile - ov) {
+        if (k == max) return max + 1;
+        st[k++] = a;
+    }
+    return k;
+}
+
+/* one decoded tile: [3, t, th, tw] */
+struct dtile { float *d; int t, h, w; };
+
+/* diffusers' blend_v / blend_h: the first e rows (columns) of b fade in
+ * from the last e rows (columns) of a, e = min(a, b, extent) */
+static void blend_v(const struct dtile *a, struct dtile *b, int extent)
+{
+    int e = extent < a->h ? extent : a->h;
+    if (b->h < e) e = b->h;
+    for (int c = 0; c < 3; c++)
+        for (int f = 0; f < b->t; f++)
+            for (int y = 0; y < e; y++) {
+                const float *ra = a->d + (((size_t)c * a->t + f) * a->h + a->h - e + y) * a->w;
+                float *rb = b->d + (((size_t)c * b->t + f) * b->h + y) * b->w;
+                float wb = (float)((double)y / e), wa = (float)(1.0 - (double)y / e);
+                int n = a->w < b->w ? a->w : b->w;
+                for (int x = 0; x < n; x++) rb[x] = ra[x] * wa + rb[x] * wb;
+            }
+}
+
+static void blend_h(const struct dtile *a, struct dtile *b, int extent)
+{
+    int e = extent < a->w ? extent : a->w;
+    if (b->w < e) e = b->w;
+    for (int c = 0; c < 3; c++)
+        for (int f = 0; f < b->t; f++) {
+            int n = a->h < b->h ? a->h : b->h;
+            for (int y = 0; y < n; y++) {
+                const float *ra = a->d + (((size_t)c * a->t + f) * a->h + y) * a->w + a->w - e;
+                float *rb = b->d + (((size_t)c * b->t + f) * b->h + y) * b->w;
+                for (int x = 0; x < e; x++) {
+                    float wb = (float)((double)x / e), wa = (float)(1.0 - (double)x / e);
+                    rb[x] = ra[x] * wa + rb[x] * wb;
+                }
+            }
+        }
+}
+
+#define MAX_TILES 64
+
+/* Frame-major tiled streaming: each latent frame goes through every tile
+ * (each tile with its own causal caches, as each tile of diffusers'
+ * tiled_decode has its own feat_cache), then the chunk's tiles are blended
+ * in diffusers' order (above, then left, in place) and each contributes its
+ * first stride*spatial rows and columns. Without tiling: one tile, no blend. */
+int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
+                   const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx)
+{
+    const struct wan_vae_config *c = &v->cfg;
+    if (!v->dec.present) return iso_fail(ISO_EINTERNAL, "vae: decoder not loaded");
+    int tile = tiling ? tiling->tile : 0, ov = tiling ? tiling->overlap : 0;
+    if (tile > 0 && (ov < 0 || ov >= tile)) return iso_fail(ISO_EUSAGE, "vae: tile overlap %d of tile %d", ov, tile);
+    int ys[MAX_TILES + 1], xs[MAX_TILES + 1];
+    int ny = tile_starts(h, tile, ov, ys, MAX_TILES), nx = tile_starts(w, tile, ov, xs, MAX_TILES);
+    if (ny > MAX_TILES || nx > MAX_TILES || ny * nx > MAX_TILES)
+        return iso_fail(ISO_EUSAGE, "vae: tile %d makes more than %d tiles of %dx%d latents", tile, MAX_TILES, w, h);
+    int n_tiles = ny * nx, sp = c->spatial, H = h * sp, W = w * sp, z = c->z_dim;
+    int th0 = ny > 1 ? tile : h, tw0 = nx > 1 ? tile : w;
+    int sy = ny > 1 ? (tile - ov) * sp : H, sx = nx > 1 ? (tile - ov) * sp : W; /* output kept per tile */
+    int rc = 0, index = 0, maxf = c->temporal;
+    size_t HW = (size_t)H * W;
+    struct run *runs = calloc((size_t)n_tiles, sizeof *runs);
+    struct dtile *dt = calloc((size_t)n_tiles, sizeof *dt);
+    float *rgb = NULL;
+    struct act x = { 0 }, y = { 0 };
+    if (!runs || !dt) { free(runs); free(dt); return iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); }
+    for (int i = 0; i < n_tiles; i++) runs[i].nn = nn;
+    if (!(rgb = nn_alloc(nn, 3 * (size_t)maxf * HW))) { rc = ISO_ETEMPFAIL; goto done; }
+    for (int t = 0; t < T && !rc; t++) {
+        int nf = 0;
+        for (int ty = 0; ty < ny && !rc; ty++)
+            for (int tx = 0; tx < nx && !rc; tx++) {
+                struct run *r = &runs[ty * nx + tx];
+                int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
+                x = (struct act){ nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw };
+                if (!x.d) { rc = ISO_ETEMPFAIL; break; }
+                for (int ch = 0; ch < z; ch++)
+                    for (int yy = 0; yy < th; yy++) {
+                        const float *src = latents + (((size_t)ch * T + t) * h + ys[ty] + yy) * w + xs[tx];
+                        float *dst = x.d + ((size_t)ch * th + yy) * tw;
+                        for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
+                    }
+                if ((rc = causal_conv(r, &v->dec.quant, &x, &y))) break;
+                nn_release(nn, &x.d);
+                x = y;
+                y.d = NULL;
+                if ((rc = body(r, &v->dec, 1, &x))) break;
+                if (x.t > maxf || x.C != 3) { rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape"); break; }
+                nf = x.t;
+                struct dtile *d = &dt[ty * nx + tx];
+                nn_release(nn, &d->d);
+                *d = (struct dtile){ x.d, x.t, x.H, x.W };
+                x.d = NULL;
+            }
+        if (rc) break;
+        /* blend (diffusers' order: above, then left, mutating in place) and assemble */
+        for (int ty = 0; ty < ny; ty++)
+            for (int tx = 0; tx < nx; tx++) {
+                struct dtile *d = &dt[ty * nx + tx];
+                if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, ov * sp);
+                if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, ov * sp);
+                int Y0 = ty * sy, X0 = tx * sx;
+                int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
+                if (Y0 + kh > H) kh = H - Y0;
+                if (X0 + kw > W) kw = W - X0;
+                for (int ch = 0; ch < 3; ch++)
+                    for (int f = 0; f < nf; f++)
+                        for (int yy = 0; yy < kh; yy++)
+                            memcpy(rgb + (((size_t)f * 3 + ch) * H + Y0 + yy) * W + X0,
+                                   d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w, (size_t)kw * sizeof(float));
+            }
+        for (int f = 0; f < nf && !rc; f++) {
+            float *fr = rgb + (size_t)f * 3 * HW;
+            for (size_t i = 0; i < 3 * HW; i++) fr[i] = fr[i] < -1.0f ? -1.0f : fr[i] > 1.0f ? 1.0f : fr[i];
+            rc = emit(ctx, index++, fr, H, W);
+        }
+    }
+done:
+    for (int i = 0; i < n_tiles; i++) {
+        if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+        run_free(&runs[i]);
+        nn_release(nn, &dt[i].d);
+    }
+    free(runs);
+    free(dt);
+    nn_release(nn, &x.d);
+    nn_release(nn, &y.d);
+    nn_release(nn, &rgb);
+    return rc;
+}
+
+int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_vae_get_fn get, void *ctx,
+                   float *out)
+{
+    const struct wan_vae_config *c = &v->cfg;
+    if (!v->enc.present) return iso_fail(ISO_EINTERNAL, "vae: encoder not loaded");
+    if (F < 1 || (F - 1) % c->temporal || H % c->spatial || W % c->spatial)
+        return iso_fail(ISO_EDATA, "vae: %d frames of %dx%d cannot be encoded", F, W, H);
+    struct run r = { nn, NULL, 0, 0, 0 };
+    int rc = 0, z = c->z_dim, Tl = 1 + (F - 1) / c->temporal, lt = 0;
+    int h = H / c->spatial, w = W / c->spatial;
+    size_t HW = (size_t)H * W, hw = (size_t)h * w;
+    struct act x = { 0 }, y = { 0 };
+    float *frame = nn_alloc(nn, 3 * HW);
+    if (!frame) return ISO_ETEMPFAIL;
+    for (int f0 = 0; f0 < F && !rc;) {
+        int n = f0 == 0 ? 1 : c->temporal;
+        x = (struct act){ nn_alloc(nn, 3 * (size_t)n * HW), 3, n, H, W };
+        if (!x.d) { rc = ISO_ETEMPFAIL; break; }
+        for (int i = 0; i < n && !rc; i++) {
+            rc = get(ctx, f0 + i, frame, H, W);
+            for (int ch = 0; ch < 3 && !rc; ch++)
+                memcpy(x.d + ((size_t)ch * n + i) * HW, frame + (size_t)ch * HW, HW * sizeof(float));
+        }
+        if (rc) break;
+        f0 += n;
+        if ((rc = body(&r, &v->enc, 0, &x))) break;
+        if ((rc = causal_conv(&r, &v->enc.quant, &x, &y))) break;
+        /* mean = the first z channels; normalised (mu - mean) / std */
+        for (int i = 0; i < y.t; i++, lt++) {
+            if (lt >= Tl || y.H != h || y.W != w) { rc = iso_fail(ISO_EINTERNAL, "vae: encoder output shape"); break; }
+            for (int ch = 0; ch < z; ch++) {
+                const float *src = y.d + ((size_t)ch * y.t + i) * hw;
+                float *dst = out + ((size_t)ch * Tl + lt) * hw;
+                float m = c->latents_mean[ch], is = 1.0f / c->latents_std[ch];
+                for (size_t k = 0; k < hw; k++) dst[k] = (src[k] - m) * is;
+            }
+        }
+        nn_release(nn, &x.d);
+        nn_release(nn, &y.d);
+    }
+    if (!rc && lt != Tl) rc = iso_fail(ISO_EINTERNAL, "vae: encoder gave %d latent frames, not %d", lt, Tl);
+    if (rc == ISO_ETEMPFAIL && r.oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    nn_release(nn, &x.d);
+    nn_release(nn, &y.d);
+    nn_release(nn, &frame);
+    run_free(&r);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- plan */
+
+/* the causal caches of a residual block at c_in -> c_out, HW positions */
+static uint64_t res_cache(int cin, int cout, uint64_t hw) { return ((uint64_t)cin + cout) * 2 * hw * 4; }
+/* working set of one residual block on t frames: input, shortcut, the
+ * norm output, the conv's cat(cache, x) and its output */
+static uint64_t res_work(int cin, int cout, int t, uint64_t hw)
+{
+    return ((uint64_t)cin * t + (uint64_t)cout * t + (uint64_t)cin * t + (uint64_t)cin * (t + 2) +
+            (uint64_t)cout * t) * hw * 4;
+}
+
+static void dec_act(const struct wan_vae_config *c, int h, int w, uint64_t *caches_out, uint64_t *peak_out)
+{
+    int L = c->n_levels, nrb = c->num_res_blocks;
+    uint64_t hw = (uint64_t)h * w, caches = 0, peak = 0;
+    int t = 1; /* frames per chunk after the first */
+    caches += (uint64_t)c->z_dim * 2 * hw * 4;
+    caches += 2 * res_cache(c->dec_ch[0], c->dec_ch[0], hw);
+    peak = res_work(c->dec_ch[0], c->dec_ch[0], t, hw);
+    int prev = c->dec_ch[0];
+    for (int i = 0; i < L; i++) {
+        int in = i == 0 ? prev : prev / 2;
+        for (int j = 0; j <= nrb; j++) {
+            caches += res_cache(in, c->dec_ch[i], hw);
+            uint64_t wk = res_work(in, c->dec_ch[i], t, hw);
+            if (wk > peak) peak = wk;
+            in = c->dec_ch[i];
+        }
+        prev = c->dec_ch[i];
+        if (i + 1 < L) {
+            int t3 = c->temporal_down[L - 2 - i];
+            if (t3) caches += (uint64_t)prev * 2 * hw * 4;
+            uint64_t t2 = t3 ? 2 * (uint64_t)t : (uint64_t)t;
+            /* time_conv output (2C x t), the 2x frames, the upsampled frame in and out */
+            uint64_t wk = ((uint64_t)prev * 2 * t + (uint64_t)prev * t2) * hw * 4 + ((uint64_t)prev * t2 * 4 * hw +
+                          (uint64_t)prev * 4 * hw + (uint64_t)prev / 2 * (4 * hw) * (t2 + 1)) * 4;
+            if (wk > peak) peak = wk;
+            t = (int)t2;
+            hw *= 4;
+        }
+    }
+    caches += (uint64_t)c->dec_ch[L - 1] * 2 * hw * 4;
+    uint64_t head = ((uint64_t)c->dec_ch[L - 1] * (3 * (uint64_t)t + 2) + 3 * ((uint64_t)t + 1)) * hw * 4;
+    if (head > peak) peak = head;
+    /* conv_shift's per-call scratch: the weight twice in f32 and one padded output frame */
+    uint64_t wmax = 0;
+    for (int i = 0; i < L; i++) {
+        uint64_t ww = (uint64_t)c->dec_ch[i] * c->dec_ch[i] * 27 * 4 * 2;
+        if (ww > wmax) wmax = ww;
+    }
+    *caches_out = caches;
+    *peak_out = peak + wmax + (uint64_t)c->dec_ch[L - 1] * (uint64_t)(h * c->spatial + 2) * (w * c->spatial + 2) * 4;
+}
+
+uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
+    int st[MAX_TILES + 1];
+    int ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
+    int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+    uint64_t caches, peak, HW = (uint64_t)h * w * c->spatial * c->spatial;
+    dec_act(c, th, tw, &caches, &peak);
+    /* every tile keeps its own caches; one tile computes at a time; every
+     * tile's output of a chunk is kept for the blend, and the assembled frames */
+    uint64_t tile_out = (uint64_t)th * tw * c->spatial * c->spatial * 3 * (uint64_t)c->temporal * 4;
+    return (uint64_t)ny * nx * (caches + tile_out) + peak + HW * 4 * 3 * (uint64_t)c->temporal;
+}
+
+uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W)
+{
+    int L = c->n_levels, nrb = c->num_res_blocks;
+    uint64_t hw = (uint64_t)H * W, caches = 0, peak = 0;
+    int t = c->temporal, prev = c->enc_ch[0];
+    caches += 3ull * 2 * hw * 4;
+    peak = (3ull * (t + 2) + 3ull * t + (uint64_t)prev * t) * hw * 4;
+    for (int i = 0; i < L; i++) {
+        for (int j = 0; j < nrb; j++) {
+            caches += res_cache(prev, c->enc_ch[i], hw);
+            uint64_t wk = res_work(prev, c->enc_ch[i], t, hw);
+            if (wk > peak) peak = wk;
+            prev = c->enc_ch[i];
+        }
+        if (i + 1 < L) {
+            uint64_t wk = ((uint64_t)prev * t * hw + (uint64_t)prev * (hw + 2 * W + 2 * H + 1) +
+                           (uint64_t)prev * t * hw / 4 * 3) * 4;
+            if (wk > peak) peak = wk;
+            hw /= 4;
+            if (c->temporal_down[i]) { caches += (uint64_t)prev * hw * 4; t = t / 2 ? t / 2 : 1; }
+            H /= 2; W /= 2;
+        }
+    }
+    caches += 2 * res_cache(prev, prev, hw) + (uint64_t)prev * 2 * hw * 4;
+    return caches + peak;
+}
