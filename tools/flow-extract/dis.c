@@ -10,6 +10,14 @@
 #include "err.h"
 
 #define MAX_LEVELS 12
+/* a match found by the whole-pixel search must end with an SSD below this
+ * share of the one descended from the coarser flow (analytic set, tune part:
+ * 1.0, i.e. the lower SSD, took a period of a 640x480 plaid translated 2-8 px
+ * for the motion (EPE 40 px); 0.5 still did so once, 0.25 never; flowgen
+ * seeds 13-24, medium: EPE 0.6225 -> 0.6202) */
+#define SEARCH_WIN 0.25f
+/* the share of a patch whose match must lie inside the frame for its descent to count */
+#define BORDER_KEEP 0.5f
 #define SMALL_LEVEL 20000 /* pixels */
 /* SOR planes per colour: b1 b2 a12 id11 id22 wl wr wu wd u v */
 enum { RB_B1, RB_B2, RB_A12, RB_ID11, RB_ID22, RB_WL, RB_WR, RB_WU, RB_WD, RB_U, RB_V, RB_PER_COLOR };
@@ -40,6 +48,7 @@ struct dis {
     struct pool *pool;     /* the pool used for the current level (NULL: inline) */
     struct pool *pool_all; /* the caller's pool */
     int w, h, nlev, coarsest, finest;
+    int search_level;      /* the level of the whole-pixel search (p.search) */
     struct level lev[MAX_LEVELS];
     /* dense flow at the current level and the coarser one (sized for the finest computed level) */
     float *U, *V, *Uc, *Vc;
@@ -89,10 +98,6 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
         break;
     case DIS_PRESET_MEDIUM:
         p->stride = 3; p->iters = 25; p->finest = 1; p->var_outer = 5;
-        if (getenv("XVB")) p->var_below = atoi(getenv("XVB"));
-        if (getenv("XVO")) p->var_outer = atoi(getenv("XVO"));
-        if (getenv("XVI")) p->var_inner = atoi(getenv("XVI"));
-        if (getenv("XF")) p->finest = atoi(getenv("XF"));
         break;
     case DIS_PRESET_ACCURATE:
         p->stride = 2; p->iters = 50; p->finest = 0; p->var_outer = 5;
@@ -163,20 +168,33 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
     d->pool = d->pool_all = pool;
     d->w = w;
     d->h = h;
-    /* coarsest level: about 8 patches across the long side, one level finer
-     * than the DIS reference implementation's rule (4 patches). At the DIS
-     * level a small foreground object is under a patch wide and its motion
-     * is averaged away by densification and smoothing; one level finer, with
-     * the whole-pixel search of job_patches there, keeps it (flowgen seeds
-     * 13-60: mean EPE -8 to -13%). Never a level smaller than 2 patches. */
-    int c = p->coarsest;
+    /* Search level: about 8 patches across the long side, one level finer
+     * than the DIS reference implementation's coarsest (4 patches). At the
+     * DIS level a small foreground object is under a patch wide and its
+     * motion is averaged away by densification and smoothing; one level
+     * finer, the whole-pixel search of job_patches keeps it (flowgen seeds
+     * 13-60: mean EPE -8 to -13%). Never a level smaller than 2 patches.
+     * The coarsest level is the DIS one, above the search level, searched
+     * by descent from zero only: a search from zero at the finer level
+     * took a period of a periodic texture for the motion (analytic set,
+     * tune part: 640x480 plaid translated 2-30 px, EPE 5-39 px), and the
+     * coarse level also holds motions the finer one cannot (160x120
+     * translated 15-30 px). */
+    int c = p->coarsest, cs;
     if (c < 0) {
         double mx = w > h ? w : h;
         c = (int)floor(log2(mx / (4.0 * p->patch)) + 0.5) - 1;
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        if (c < 0) c = 0;
+        cs = c;
+        if ((w >> (c + 1)) >= 2 * p->patch && (h >> (c + 1)) >= 2 * p->patch) c++;
+    } else {
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        cs = c;
     }
-    while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
-    if (c < 0) c = 0;
     if (c >= MAX_LEVELS) c = MAX_LEVELS - 1;
+    if (cs > c) cs = c;
+    d->search_level = cs;
     int f = p->finest < c ? p->finest : c;
     d->coarsest = c;
     d->finest = f;
@@ -462,12 +480,14 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 int x0 = grid_pos(col, nx, L->w, P8, st);
                 int id = r * nx + col;
                 patch_load(&c, L, x0, y0, mn);
-                float u, v;
+                float u, v, gu, gv;
                 if (j->pass == 0) {
                     /* initial guess: the coarser level's dense flow at the patch centre */
                     size_t ci = (size_t)(y0 + P8 / 2) * fw + (x0 + P8 / 2);
                     u = d->U[ci];
                     v = d->V[ci];
+                    gu = u;
+                    gv = v;
                     if (d->p.cand > 0 && j->search == 0) {
                         /* Candidates from the coarser level's flow around the patch
                          * (DIS itself takes only the centre): the dense flow
@@ -494,13 +514,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 } else {
                     u = d->pu[id];
                     v = d->pv[id];
+                    gu = u;
+                    gv = v;
                 }
                 if (j->pass == 0 && j->search > 0) {
-                    /* At the coarsest level the initial guess is zero, and a small fast
-                     * object is a few pixels across: besides descending from zero, also
-                     * descend from the best whole-pixel offset within +-search and keep
-                     * whichever ends with the lower SSD (the minimum of the search alone
-                     * is too often a false match). */
+                    /* At the search level (see dis_new) a small fast object is a few
+                     * pixels across and the coarser flow missed it: besides descending
+                     * from that flow, also descend from the best whole-pixel offset
+                     * within +-search around it (the minimum of the search alone is too
+                     * often a false match), and take that result only when it ends
+                     * with a clearly lower SSD: on a periodic texture a whole period
+                     * away matches about as well (SEARCH_WIN). */
                     float best = patch_ssd(&c, L, u, v, mn), bu = u, bv = v;
                     int R = j->search;
                     for (int oy = -R; oy <= R; oy++)
@@ -513,8 +537,9 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                         float au = u, av = v;
                         float sa = patch_descend(&c, L, its, mn, &au, &av);
                         float sb = patch_descend(&c, L, its, mn, &bu, &bv);
-                        u = sb < sa ? bu : au;
-                        v = sb < sa ? bv : av;
+                        int take = sb < SEARCH_WIN * sa;
+                        u = take ? bu : au;
+                        v = take ? bv : av;
                     }
                 }
                 float iu = u, iv = v;
@@ -534,6 +559,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 patch_descend(&c, L, its, mn, &u, &v);
                 /* a patch that wandered off by more than its size lost its match: keep its start */
                 if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+                {
+                    /* A patch whose match lies mostly outside the frame compared
+                     * clamped border pixels, not I1: what descent found there is
+                     * noise (the collapse of a band along the border under large
+                     * motion), so it keeps the flow it started from (analytic
+                     * set, tune part, translations of 15-30 px at 320x240 and
+                     * 640x480: EPE in the 0-16 px border band -10 to -70%). */
+                    float ax = fminf(x0 + u + P8, (float)L->w) - fmaxf(x0 + u, 0.f);
+                    float ay = fminf(y0 + v + P8, (float)L->h) - fmaxf(y0 + v, 0.f);
+                    if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+                }
                 d->pu[id] = u;
                 d->pv[id] = v;
             }
@@ -1160,7 +1196,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pj.nstripes = 2 * nt > 4 ? 2 * nt : 4;
         if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
         pj.pass = 0;
-        pj.search = l == d->coarsest ? p->search : 0;
+        pj.search = l == d->search_level ? p->search : 0;
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

@@ -6,8 +6,8 @@ Textures are closed-form functions of the plane, evaluated at each pixel
 centre of both frames (never resampled from the other frame), so the flow
 of pixel x is exactly A(x) - x for the motion A:
   - "plaid" (periodic): harmonics 1-4 (amplitude 1/n, random phase) of a
-    period of 40-72 px along two orthogonal directions at a random angle
-    (a period above twice the largest motion, so the match is unique);
+    period of 64-96 px along two orthogonal directions at a random angle
+    (a period above twice the largest motion, 30 px, so the match is unique);
   - "rand" (non-periodic): 48 sinusoids with random orientation and phase
     and a 1/f amplitude spectrum, wavelengths 4-256 px (above Nyquist even
     after a 10% zoom, so point sampling is exact).
@@ -52,7 +52,7 @@ METHODS = ["isopipe-fast", "isopipe-medium", "isopipe-accurate", "cv-dis-fast", 
 def texture_params(kind, rng):
     if kind == "plaid":
         # periodic in two orthogonal directions: harmonics 1-4 of one period
-        P = rng.uniform(40, 72)
+        P = rng.uniform(64, 96)
         th0 = rng.uniform(0, np.pi / 2)
         rows = []
         for th in (th0, th0 + np.pi / 2):
