@@ -31,7 +31,9 @@ looked at for choices; the held-out part is run for the report.
 
 Metrics, per method and motion kind: mean EPE over all pixels; EPE by
 distance to the nearest border (0-8, 8-16, 16-32, >= 32 px); mean signed
-error (estimate - truth) in x and y over pixels >= 8 px from the border.
+error (estimate - truth) in x and y over pixels >= 8 px from the border;
+the largest error; "lost": pairs whose mean EPE is above 5 px (a period of
+the plaid taken for the motion, or the motion missed at the coarsest level).
 
 usage: analytic.py [--bin DIR] [--set tune|heldout|both] [--res 640x480,...]
                    [--kinds trans,rotate,...] [--methods isopipe-medium,cv-dis-medium,...]
@@ -46,6 +48,7 @@ KINDS = ["trans-sub", "trans", "trans-large", "rotate", "zoom", "shear", "combo"
 TEXTURES = ["plaid", "rand"]
 SETS = {"tune": [1, 2], "heldout": [101, 102]}
 BANDS = [(0, 8), (8, 16), (16, 32), (32, 1 << 30)]
+LOST = 5.0  # a pair with mean EPE above this (px) counts as lost
 METHODS = ["isopipe-fast", "isopipe-medium", "isopipe-accurate", "cv-dis-fast", "cv-dis-medium"]
 
 
@@ -195,14 +198,15 @@ def main():
     for sname in sets:
         print("\n### %s set (seeds %s), resolutions %s\n" % (sname, ",".join(map(str, SETS[sname])),
                                                             " ".join("%dx%d" % r for r in res)))
-        print("| motion | method | EPE | EPE 0-8 px | 8-16 | 16-32 | >=32 | bias x | bias y | max err | s/pair |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| motion | method | EPE | EPE 0-8 px | 8-16 | 16-32 | >=32 | bias x | bias y | max err | lost | s/pair |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for kind in kinds:
             for m in methods:
                 s = np.array(acc[(sname, kind, m)])
                 mu = s.mean(0)
-                print("| %s | %s | %.4f | %.3f | %.3f | %.3f | %.4f | %+.4f | %+.4f | %.2f | %.3f |" %
-                      (kind, m, mu[0], mu[1], mu[2], mu[3], mu[4], mu[5], mu[6], s[:, 7].max(), mu[8]))
+                print("| %s | %s | %.4f | %.3f | %.3f | %.3f | %.4f | %+.4f | %+.4f | %.2f | %d/%d | %.3f |" %
+                      (kind, m, mu[0], mu[1], mu[2], mu[3], mu[4], mu[5], mu[6], s[:, 7].max(),
+                       (s[:, 0] > LOST).sum(), len(s), mu[8]))
         tk = [k for k in kinds if k.startswith("trans")]
         if tk:
             print("\nPure translations (%s): largest |mean signed error| over the pairs of one resolution "
