@@ -39,7 +39,7 @@ usage: analytic.py [--bin DIR] [--set tune|heldout|both] [--res 640x480,...]
                    [--kinds trans,rotate,...] [--methods isopipe-medium,cv-dis-medium,...]
                    [--threads N] [--keep DIR] [--per-pair]
 """
-import json, os, subprocess, sys, tempfile, time
+import json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np
 import cv2
 
@@ -154,8 +154,17 @@ def main():
     threads = int(opt("--threads", "2"))
     per_pair = "--per-pair" in a
     cv2.setNumThreads(threads)
-    work = opt("--keep", None) or tempfile.mkdtemp(prefix="isopipe-analytic-")
+    keep = opt("--keep", None)
+    work = keep or tempfile.mkdtemp(prefix="isopipe-analytic-")
     os.makedirs(work, exist_ok=True)
+    try:
+        run(work, binary, sets, res, kinds, methods, threads, per_pair)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work, binary, sets, res, kinds, methods, threads, per_pair):
     cvm = {"cv-dis-fast": cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST),
            "cv-dis-medium": cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)}
     # acc[(set, kind, method)] -> list of per-pair stats
