@@ -16,6 +16,8 @@
  * for the motion (EPE 40 px); 0.5 still did so once, 0.25 never; flowgen
  * seeds 13-24, medium: EPE 0.6225 -> 0.6202) */
 #define SEARCH_WIN 0.25f
+/* the farthest the whole-pixel search looks, in pixels of the frame */
+#define SEARCH_REACH 32
 /* the share of a patch whose match must lie inside the frame for its descent to count */
 #define BORDER_KEEP 0.5f
 #define SMALL_LEVEL 20000 /* pixels */
@@ -1196,7 +1198,11 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pj.nstripes = 2 * nt > 4 ? 2 * nt : 4;
         if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
         pj.pass = 0;
-        pj.search = l == d->search_level ? p->search : 0;
+        /* the search reaches at most SEARCH_REACH px of the frame: at 1280x720
+         * and up the search level is 16x or 32x coarser, where +-4 px span a
+         * whole period of a 64-96 px periodic texture (analytic set: a plaid
+         * translated 2-8 px at 1280x720 came out 58 px off) */
+        pj.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

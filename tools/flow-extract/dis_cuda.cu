@@ -29,6 +29,7 @@ extern "C" {
 // the constants of dis.c (job_patches)
 #define SEARCH_WIN 0.25f
 #define BORDER_KEEP 0.5f
+#define SEARCH_REACH 32
 
 #define CK(call)                                                                                          \
     do {                                                                                                  \
@@ -887,7 +888,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         int threads = rows * P8 >= PATCH_THREADS ? PATCH_THREADS : (rows * P8 + 31) / 32 * 32;
         pa.stride = p->stride; pa.iters = p->iters; pa.mean_norm = p->mean_norm; pa.propagate = p->propagate;
         pa.cand = p->cand;
-        pa.search = l == d->search_level ? p->search : 0;
+        pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
         CKL("patches");
