@@ -10,6 +10,16 @@
 #include "err.h"
 
 #define MAX_LEVELS 12
+/* a match found by the whole-pixel search must end with an SSD below this
+ * share of the one descended from the coarser flow (analytic set, tune part:
+ * 1.0, i.e. the lower SSD, took a period of a 640x480 plaid translated 2-8 px
+ * for the motion (EPE 40 px); 0.5 still did so once, 0.25 never; flowgen
+ * seeds 13-24, medium: EPE 0.6225 -> 0.6202) */
+#define SEARCH_WIN 0.25f
+/* the farthest the whole-pixel search looks, in pixels of the frame */
+#define SEARCH_REACH 32
+/* the share of a patch whose match must lie inside the frame for its descent to count */
+#define BORDER_KEEP 0.5f
 #define SMALL_LEVEL 20000 /* pixels */
 /* SOR planes per colour: b1 b2 a12 id11 id22 wl wr wu wd u v */
 enum { RB_B1, RB_B2, RB_A12, RB_ID11, RB_ID22, RB_WL, RB_WR, RB_WU, RB_WD, RB_U, RB_V, RB_PER_COLOR };
@@ -40,6 +50,7 @@ struct dis {
     struct pool *pool;     /* the pool used for the current level (NULL: inline) */
     struct pool *pool_all; /* the caller's pool */
     int w, h, nlev, coarsest, finest;
+    int search_level;      /* the level of the whole-pixel search (p.search) */
     struct level lev[MAX_LEVELS];
     /* dense flow at the current level and the coarser one (sized for the finest computed level) */
     float *U, *V, *Uc, *Vc;
@@ -50,6 +61,8 @@ struct dis {
     float *vbuf;
     /* red-black split planes for SOR (see struct rb) */
     float *rbuf;
+    /* cubic B-spline coefficients of I1 and its gradients x, y at the level being refined */
+    float *bs[3];
 };
 
 static const char *preset_names[] = { "fast", "medium", "accurate" };
@@ -131,6 +144,7 @@ void dis_free(struct dis **dp)
     free(d->acc);
     free(d->vbuf);
     free(d->rbuf);
+    for (int k = 0; k < 3; k++) free(d->bs[k]);
     free(d);
     *dp = NULL;
 }
@@ -156,20 +170,33 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
     d->pool = d->pool_all = pool;
     d->w = w;
     d->h = h;
-    /* coarsest level: about 8 patches across the long side, one level finer
-     * than the DIS reference implementation's rule (4 patches). At the DIS
-     * level a small foreground object is under a patch wide and its motion
-     * is averaged away by densification and smoothing; one level finer, with
-     * the whole-pixel search of job_patches there, keeps it (flowgen seeds
-     * 13-60: mean EPE -8 to -13%). Never a level smaller than 2 patches. */
-    int c = p->coarsest;
+    /* Search level: about 8 patches across the long side, one level finer
+     * than the DIS reference implementation's coarsest (4 patches). At the
+     * DIS level a small foreground object is under a patch wide and its
+     * motion is averaged away by densification and smoothing; one level
+     * finer, the whole-pixel search of job_patches keeps it (flowgen seeds
+     * 13-60: mean EPE -8 to -13%). Never a level smaller than 2 patches.
+     * The coarsest level is the DIS one, above the search level, searched
+     * by descent from zero only: a search from zero at the finer level
+     * took a period of a periodic texture for the motion (analytic set,
+     * tune part: 640x480 plaid translated 2-30 px, EPE 5-39 px), and the
+     * coarse level also holds motions the finer one cannot (160x120
+     * translated 15-30 px). */
+    int c = p->coarsest, cs;
     if (c < 0) {
         double mx = w > h ? w : h;
         c = (int)floor(log2(mx / (4.0 * p->patch)) + 0.5) - 1;
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        if (c < 0) c = 0;
+        cs = c;
+        if ((w >> (c + 1)) >= 2 * p->patch && (h >> (c + 1)) >= 2 * p->patch) c++;
+    } else {
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        cs = c;
     }
-    while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
-    if (c < 0) c = 0;
     if (c >= MAX_LEVELS) c = MAX_LEVELS - 1;
+    if (cs > c) cs = c;
+    d->search_level = cs;
     int f = p->finest < c ? p->finest : c;
     d->coarsest = c;
     d->finest = f;
@@ -200,6 +227,7 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
         d->Uc = xalloc(n, sizeof(float));
         d->Vc = xalloc(n, sizeof(float));
         d->acc = xalloc(n, 3 * sizeof(float));
+        for (int k = 0; k < 3; k++) d->bs[k] = xalloc(n, sizeof(float));
         size_t np = (size_t)grid_n(F->w, p->patch, p->stride) * grid_n(F->h, p->patch, p->stride);
         d->pu = xalloc(np, sizeof(float));
         d->pv = xalloc(np, sizeof(float));
@@ -209,7 +237,7 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
             d->vbuf = xalloc(plane, VD_PLANES * sizeof(float));
             d->rbuf = xalloc(plane, RB_PLANES * sizeof(float));
         }
-        if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf || !d->rbuf) goto oom;
+        if (!d->U || !d->V || !d->Uc || !d->Vc || !d->acc || !d->pu || !d->pv || !d->vbuf || !d->rbuf || !d->bs[0] || !d->bs[1] || !d->bs[2]) goto oom;
     }
     *out = d;
     return 0;
@@ -454,12 +482,14 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 int x0 = grid_pos(col, nx, L->w, P8, st);
                 int id = r * nx + col;
                 patch_load(&c, L, x0, y0, mn);
-                float u, v;
+                float u, v, gu, gv;
                 if (j->pass == 0) {
                     /* initial guess: the coarser level's dense flow at the patch centre */
                     size_t ci = (size_t)(y0 + P8 / 2) * fw + (x0 + P8 / 2);
                     u = d->U[ci];
                     v = d->V[ci];
+                    gu = u;
+                    gv = v;
                     if (d->p.cand > 0 && j->search == 0) {
                         /* Candidates from the coarser level's flow around the patch
                          * (DIS itself takes only the centre): the dense flow
@@ -486,13 +516,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 } else {
                     u = d->pu[id];
                     v = d->pv[id];
+                    gu = u;
+                    gv = v;
                 }
                 if (j->pass == 0 && j->search > 0) {
-                    /* At the coarsest level the initial guess is zero, and a small fast
-                     * object is a few pixels across: besides descending from zero, also
-                     * descend from the best whole-pixel offset within +-search and keep
-                     * whichever ends with the lower SSD (the minimum of the search alone
-                     * is too often a false match). */
+                    /* At the search level (see dis_new) a small fast object is a few
+                     * pixels across and the coarser flow missed it: besides descending
+                     * from that flow, also descend from the best whole-pixel offset
+                     * within +-search around it (the minimum of the search alone is too
+                     * often a false match), and take that result only when it ends
+                     * with a clearly lower SSD: on a periodic texture a whole period
+                     * away matches about as well (SEARCH_WIN). */
                     float best = patch_ssd(&c, L, u, v, mn), bu = u, bv = v;
                     int R = j->search;
                     for (int oy = -R; oy <= R; oy++)
@@ -505,8 +539,9 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                         float au = u, av = v;
                         float sa = patch_descend(&c, L, its, mn, &au, &av);
                         float sb = patch_descend(&c, L, its, mn, &bu, &bv);
-                        u = sb < sa ? bu : au;
-                        v = sb < sa ? bv : av;
+                        int take = sb < SEARCH_WIN * sa;
+                        u = take ? bu : au;
+                        v = take ? bv : av;
                     }
                 }
                 float iu = u, iv = v;
@@ -526,6 +561,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 patch_descend(&c, L, its, mn, &u, &v);
                 /* a patch that wandered off by more than its size lost its match: keep its start */
                 if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+                {
+                    /* A patch whose match lies mostly outside the frame compared
+                     * clamped border pixels, not I1: what descent found there is
+                     * noise (the collapse of a band along the border under large
+                     * motion), so it keeps the flow it started from (analytic
+                     * set, tune part, translations of 15-30 px at 320x240 and
+                     * 640x480: EPE in the 0-16 px border band -10 to -70%). */
+                    float ax = fminf(x0 + u + P8, (float)L->w) - fmaxf(x0 + u, 0.f);
+                    float ay = fminf(y0 + v + P8, (float)L->h) - fmaxf(y0 + v, 0.f);
+                    if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+                }
                 d->pu[id] = u;
                 d->pv[id] = v;
             }
@@ -626,6 +672,150 @@ struct var_job {
 
 #define EPS2 1e-6f
 
+/* ---- data terms on a cubic-spline model of I1 and its gradient ----
+ * The refinement compares I1 at x + u with I0 at x, and their gradients
+ * (brightness and gradient constancy). How I1 is read between pixels biases
+ * the minimiser on a pure translation, more so where the texture sits at a
+ * high fraction of the sampling rate, as at the half-resolution level where
+ * medium ends (measured on analytic translations, tests/bench/flow/analytic.py):
+ *  - bilinear interpolation (and Keys' cubic, whose phase response is nearly
+ *    the same) lags behind the signal: at a quarter of the sampling rate it
+ *    reads a shift of 0.3 px as 0.28, and the match overshoots towards half
+ *    pixels (+0.02 px on a translation of 0.6 px at 640x480);
+ *  - the exact derivatives of a spline at a fractional point are a poorer
+ *    interpolant still, and the gradient-constancy term locks towards whole
+ *    pixels (-0.016 px).
+ * So I1 and its two gradient images (central differences, the same operator
+ * as for I0) are each interpolated as a cardinal cubic spline (prefiltered
+ * B-spline coefficients; Unser, "Splines: a perfect fit for signal and image
+ * processing", IEEE SPM 1999), whose phase lag there is 10x smaller: the
+ * gradient term becomes brightness constancy on the gradient images. */
+#define BS_POLE (-0.26794919243112270f) /* sqrt(3) - 2 */
+#define BS_GAIN 6.f                     /* (1 - z)(1 - 1/z) */
+#define BS_HORIZON 12                   /* z^12 < 2e-7: the causal start as a truncated sum */
+
+INL int mirror(int i, int n)
+{
+    if (i < 0) i = -i;
+    if (i > n - 1) i = 2 * (n - 1) - i;
+    return i < 0 ? 0 : i > n - 1 ? n - 1 : i;
+}
+
+/* in place, n samples with stride s: interpolation values -> coefficients,
+ * mirror boundary (c[-k] = c[k]) */
+static void bs_prefilter_line(float *c, int n, ptrdiff_t s)
+{
+    const float z = BS_POLE;
+    if (n < 2) return;
+    for (int k = 0; k < n; k++) c[k * s] *= BS_GAIN;
+    float acc = c[0], zk = z;
+    for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * c[k * s];
+    c[0] = acc;
+    for (int k = 1; k < n; k++) c[k * s] += z * c[(k - 1) * s];
+    c[(n - 1) * s] = (z / (z * z - 1.f)) * (c[(n - 1) * s] + z * c[(n - 2) * s]);
+    for (int k = n - 2; k >= 0; k--) c[k * s] = z * (c[(k + 1) * s] - c[k * s]);
+}
+
+struct bs_job {
+    struct dis *d;
+    const struct level *L;
+};
+
+/* I1 and its central-difference gradients, then the horizontal prefilter */
+static void job_bs_rows(void *ctx, int y0, int y1, int worker)
+{
+    struct bs_job *j = ctx;
+    int w = j->L->w, h = j->L->h;
+    for (int y = y0; y < y1; y++) {
+        const float *r = j->L->I1 + (size_t)y * w;
+        const float *ru = j->L->I1 + (size_t)mirror(y - 1, h) * w, *rd = j->L->I1 + (size_t)mirror(y + 1, h) * w;
+        float *c = j->d->bs[0] + (size_t)y * w, *gx = j->d->bs[1] + (size_t)y * w, *gy = j->d->bs[2] + (size_t)y * w;
+        memcpy(c, r, sizeof(float) * w);
+        for (int x = 0; x < w; x++) {
+            gx[x] = 0.5f * (r[mirror(x + 1, w)] - r[mirror(x - 1, w)]);
+            gy[x] = 0.5f * (rd[x] - ru[x]);
+        }
+        for (int k = 0; k < 3; k++) bs_prefilter_line(j->d->bs[k] + (size_t)y * w, w, 1);
+    }
+}
+
+#define BS_COLS 32 /* columns per task of the vertical pass */
+HOT static void job_bs_cols(void *ctx, int s0, int s1, int worker)
+{
+    /* the vertical pass of bs_prefilter_line on up to BS_COLS columns at once, row by row */
+    struct bs_job *j = ctx;
+    int w = j->L->w, h = j->L->h;
+    const float z = BS_POLE;
+    if (h < 2) return;
+    for (int s = s0; s < s1; s++) {
+        int xa = s * BS_COLS, n = xa + BS_COLS < w ? BS_COLS : w - xa;
+        for (int im = 0; im < 3; im++) {
+            float *c = j->d->bs[im] + xa, acc[BS_COLS];
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < n; x++) c[(size_t)y * w + x] *= BS_GAIN;
+            for (int x = 0; x < n; x++) acc[x] = c[x];
+            float zk = z;
+            for (int k = 1; k < h && k < BS_HORIZON; k++, zk *= z)
+                for (int x = 0; x < n; x++) acc[x] += zk * c[(size_t)k * w + x];
+            for (int x = 0; x < n; x++) c[x] = acc[x];
+            for (int y = 1; y < h; y++) {
+                float *r = c + (size_t)y * w, *q = r - w;
+                for (int x = 0; x < n; x++) r[x] += z * q[x];
+            }
+            float *rl = c + (size_t)(h - 1) * w, *ql = rl - w;
+            for (int x = 0; x < n; x++) rl[x] = (z / (z * z - 1.f)) * (rl[x] + z * ql[x]);
+            for (int y = h - 2; y >= 0; y--) {
+                float *r = c + (size_t)y * w, *q = r + w;
+                for (int x = 0; x < n; x++) r[x] = z * (q[x] - r[x]);
+            }
+        }
+    }
+}
+
+/* B-spline weights of taps -1, 0, 1, 2 at fraction t, and of the derivative */
+INL void bs_weights(float t, float *b, float *db)
+{
+    float t2 = t * t, t3 = t2 * t, s = 1.f - t;
+    b[0] = s * s * s * (1.f / 6);
+    b[1] = (3 * t3 - 6 * t2 + 4) * (1.f / 6);
+    b[2] = (-3 * t3 + 3 * t2 + 3 * t + 1) * (1.f / 6);
+    b[3] = t3 * (1.f / 6);
+    db[0] = -0.5f * s * s;
+    db[1] = 1.5f * t2 - 2 * t;
+    db[2] = -1.5f * t2 + t + 0.5f;
+    db[3] = 0.5f * t2;
+}
+
+/* the three splines (coefficients c[0..2]) at (fx, fy): o[k] = { f, df/dx, df/dy } */
+INL void bs_eval3(float *const *c, int w, int h, float fx, float fy, float o[3][3])
+{
+    int bx = (int)floorf(fx), by = (int)floorf(fy);
+    float wx[4], dx[4], wy[4], dy[4];
+    bs_weights(fx - bx, wx, dx);
+    bs_weights(fy - by, wy, dy);
+    size_t off[4];
+    int xs[4];
+    int inside = bx >= 1 && by >= 1 && bx + 2 < w && by + 2 < h;
+    for (int i = 0; i < 4; i++) {
+        xs[i] = inside ? bx - 1 + i : mirror(bx - 1 + i, w);
+        off[i] = (size_t)(inside ? by - 1 + i : mirror(by - 1 + i, h)) * w;
+    }
+    for (int k = 0; k < 3; k++) {
+        float v = 0, vx = 0, vy = 0;
+        for (int j = 0; j < 4; j++) {
+            const float *r = c[k] + off[j];
+            float h0 = wx[0] * r[xs[0]] + wx[1] * r[xs[1]] + wx[2] * r[xs[2]] + wx[3] * r[xs[3]];
+            float h1 = dx[0] * r[xs[0]] + dx[1] * r[xs[1]] + dx[2] * r[xs[2]] + dx[3] * r[xs[3]];
+            v += wy[j] * h0;
+            vx += wy[j] * h1;
+            vy += dy[j] * h0;
+        }
+        o[k][0] = v;
+        o[k][1] = vx;
+        o[k][2] = vy;
+    }
+}
+
 HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
 {
     struct var_job *j = ctx;
@@ -634,7 +824,10 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
     int w = L->w, h = L->h;
     const float *I0 = L->I0;
     float z2 = d->p.zeta * d->p.zeta;
-    for (int y = y0; y < y1; y++)
+    for (int y = y0; y < y1; y++) {
+        const float *r = I0 + (size_t)y * w;
+        const float *ru = I0 + (size_t)mirror(y - 1, h) * w, *rd = I0 + (size_t)mirror(y + 1, h) * w;
+        const float *ru2 = I0 + (size_t)mirror(y - 2, h) * w, *rd2 = I0 + (size_t)mirror(y + 2, h) * w;
         for (int x = 0; x < w; x++) {
             size_t i = (size_t)y * w + x;
             int k = (x + y) & 1;
@@ -642,76 +835,41 @@ HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
             float *const *VD = j->vd[k];
             VD[VD_U0][q] = j->rb.p[k][RB_U][q] = d->U[i];
             VD[VD_V0][q] = j->rb.p[k][RB_V][q] = d->V[i];
-            struct vderiv Dv, *D = &Dv;
             float fx = x + d->U[i], fy = y + d->V[i];
             if (!(fx >= 0 && fy >= 0 && fx <= w - 1 && fy <= h - 1)) {
                 /* warped out of the frame: no data term here */
                 for (int f = VD_IX; f <= VD_IYZ; f++) VD[f][q] = 0.f;
                 continue;
             }
-            int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
-            int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : h - 1;
-            float hx = 1.f / (xp - xm), hy = 1.f / (yp - ym);
-            /* every sample below is the warped point shifted by whole pixels
-             * (at most 2): away from the borders they share one set of
-             * bilinear weights on a 6x6 block, with no clamping */
-            int bx = (int)floorf(fx), by = (int)floorf(fy);
-            int fast = bx >= 2 && by >= 2 && bx + 3 < w && by + 3 < h;
-            float ax = fx - bx, ay = fy - by;
-            float q00 = (1 - ax) * (1 - ay), q01 = ax * (1 - ay), q10 = (1 - ax) * ay, q11 = ax * ay;
-            const float *pb = fast ? L->I1 + (size_t)by * w + bx : L->I1;
-#define SMP(dx, dy) (fast ? q00 * pb[(dy) * (ptrdiff_t)w + (dx)] + q01 * pb[(dy) * (ptrdiff_t)w + (dx) + 1] + \
-                            q10 * pb[((dy) + 1) * (ptrdiff_t)w + (dx)] + q11 * pb[((dy) + 1) * (ptrdiff_t)w + (dx) + 1] \
-                          : sample(L->I1, w, h, fx + (dx), fy + (dy)))
-            float w0 = SMP(0, 0);
-            /* derivatives of the warped second image, by differences of warped samples */
-            float wxp = SMP((xp - x), 0), wxm = SMP(-(x - xm), 0);
-            float wyp = SMP(0, (yp - y)), wym = SMP(0, -(y - ym));
-            float i0x = (I0[(size_t)y * w + xp] - I0[(size_t)y * w + xm]) * hx;
-            float i0y = (I0[(size_t)yp * w + x] - I0[(size_t)ym * w + x]) * hy;
-            float i1x = (wxp - wxm) * hx, i1y = (wyp - wym) * hy;
-            if (x >= 2 && x < w - 2 && y >= 2 && y < h - 2) {
-                /* five-point derivative (1, -8, 0, 8, -1) / 12, exact for quartics, as in
-                 * Sun, Roth and Black, "Secrets of optical flow estimation" (CVPR 2010):
-                 * measured here, EPE -2% on the synthetic and Middlebury sets */
-                const float *r = I0 + i;
-                i0x = (r[-2] - 8 * r[-1] + 8 * r[1] - r[2]) * (1.f / 12);
-                i0y = (r[-2 * (ptrdiff_t)w] - 8 * r[-(ptrdiff_t)w] + 8 * r[w] - r[2 * (size_t)w]) * (1.f / 12);
-                i1x = (SMP(-2, 0) - 8 * wxm + 8 * wxp - SMP(2, 0)) * (1.f / 12);
-                i1y = (SMP(0, -2) - 8 * wym + 8 * wyp - SMP(0, 2)) * (1.f / 12);
-            }
-            /* second derivatives of the mean of both images (for gradient constancy) */
-            float w1 = SMP((xp - x), (yp - y)), w2 = SMP(-(x - xm), (yp - y));
-            float w3 = SMP((xp - x), -(y - ym)), w4 = SMP(-(x - xm), -(y - ym));
-            float a0 = I0[i], axp = I0[(size_t)y * w + xp], axm = I0[(size_t)y * w + xm];
-            float ayp = I0[(size_t)yp * w + x], aym = I0[(size_t)ym * w + x];
-            float a1 = I0[(size_t)yp * w + xp], a2 = I0[(size_t)yp * w + xm], a3 = I0[(size_t)ym * w + xp],
-                  a4 = I0[(size_t)ym * w + xm];
-            float sxx = ((wxp + axp) - 2 * (w0 + a0) + (wxm + axm)) * 0.5f * (4 * hx * hx);
-            float syy = ((wyp + ayp) - 2 * (w0 + a0) + (wym + aym)) * 0.5f * (4 * hy * hy);
-            float sxy = ((w1 + a1) - (w2 + a2) - (w3 + a3) + (w4 + a4)) * 0.5f * hx * hy;
-            if (xp - xm < 2) sxx = 0;
-            if (yp - ym < 2) syy = 0;
+            /* I1, its gradients gx, gy at the warped point (value and derivatives) */
+            float o[3][3];
+            bs_eval3(d->bs, w, h, fx, fy, o);
+            /* I0's gradients at the pixel by the same central differences, and their
+             * central differences (mirror boundary, as the spline's) */
+            int xm = mirror(x - 1, w), xp = mirror(x + 1, w), xm2 = mirror(x - 2, w), xp2 = mirror(x + 2, w);
+            float g0x = 0.5f * (r[xp] - r[xm]), g0y = 0.5f * (rd[x] - ru[x]);
+            float g0xx = 0.25f * (r[xp2] - 2 * r[x] + r[xm2]);
+            float g0yy = 0.25f * (rd2[x] - 2 * r[x] + ru2[x]);
+            float g0xy = 0.25f * (rd[xp] - rd[xm] - ru[xp] + ru[xm]);
+            struct vderiv D;
             /* averaging both images' derivatives makes the linearisation symmetric */
-            D->ix = 0.5f * (i0x + i1x);
-            D->iy = 0.5f * (i0y + i1y);
-            D->iz = w0 - a0;
-            D->ixx = sxx;
-            D->ixy = sxy;
-            D->iyy = syy;
-            D->ixz = i1x - i0x;
-            D->iyz = i1y - i0y;
+            D.ix = 0.5f * (g0x + o[0][1]);
+            D.iy = 0.5f * (g0y + o[0][2]);
+            D.iz = o[0][0] - r[x];
+            D.ixx = 0.5f * (g0xx + o[1][1]);
+            D.ixy = 0.25f * (2 * g0xy + o[1][2] + o[2][1]);
+            D.iyy = 0.5f * (g0yy + o[2][2]);
+            D.ixz = o[1][0] - g0x;
+            D.iyz = o[2][0] - g0y;
             /* the normalisation of the data terms (see job_var_data) is fixed
              * for the level: fold it into the derivatives once */
-            float sb = 1.f / sqrtf(D->ix * D->ix + D->iy * D->iy + z2);
-            float sg = 1.f / sqrtf(D->ixx * D->ixx + 2 * D->ixy * D->ixy + D->iyy * D->iyy + z2);
-            D->ix *= sb; D->iy *= sb; D->iz *= sb;
-            D->ixx *= sg; D->ixy *= sg; D->iyy *= sg; D->ixz *= sg; D->iyz *= sg;
-            VD[VD_IX][q] = D->ix; VD[VD_IY][q] = D->iy; VD[VD_IZ][q] = D->iz;
-            VD[VD_IXX][q] = D->ixx; VD[VD_IXY][q] = D->ixy; VD[VD_IYY][q] = D->iyy;
-            VD[VD_IXZ][q] = D->ixz; VD[VD_IYZ][q] = D->iyz;
+            float sb = 1.f / sqrtf(D.ix * D.ix + D.iy * D.iy + z2);
+            float sg = 1.f / sqrtf(D.ixx * D.ixx + 2 * D.ixy * D.ixy + D.iyy * D.iyy + z2);
+            VD[VD_IX][q] = D.ix * sb; VD[VD_IY][q] = D.iy * sb; VD[VD_IZ][q] = D.iz * sb;
+            VD[VD_IXX][q] = D.ixx * sg; VD[VD_IXY][q] = D.ixy * sg; VD[VD_IYY][q] = D.iyy * sg;
+            VD[VD_IXZ][q] = D.ixz * sg; VD[VD_IYZ][q] = D.iyz * sg;
         }
-#undef SMP
+    }
 }
 
 typedef int v8i __attribute__((vector_size(32)));
@@ -939,6 +1097,9 @@ static void variational(struct dis *d, const struct level *L)
     }
     /* the border entries are read as neighbours (with weight 0): they must be finite */
     memset(d->rbuf, 0, sizeof(float) * plane * RB_PLANES);
+    struct bs_job bj = { d, L };
+    pool_for(d->pool, L->h, job_bs_rows, &bj);
+    pool_for(d->pool, (L->w + BS_COLS - 1) / BS_COLS, job_bs_cols, &bj);
     pool_for(d->pool, L->h, job_var_derivs, &j);
     for (int o = 0; o < d->p.var_outer; o++) {
         pool_for(d->pool, L->h, job_var_smooth, &j);
@@ -1037,7 +1198,11 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         pj.nstripes = 2 * nt > 4 ? 2 * nt : 4;
         if (pj.nstripes > pj.ny) pj.nstripes = pj.ny;
         pj.pass = 0;
-        pj.search = l == d->coarsest ? p->search : 0;
+        /* the search reaches at most SEARCH_REACH px of the frame: at 1280x720
+         * and up the search level is 16x or 32x coarser, where +-4 px span a
+         * whole period of a 64-96 px periodic texture (analytic set: a plaid
+         * translated 2-8 px at 1280x720 came out 58 px off) */
+        pj.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

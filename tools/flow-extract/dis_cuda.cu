@@ -26,6 +26,10 @@ extern "C" {
 #define MAX_LEVELS 12
 #define P8 8
 #define EPS2 1e-6f
+// the constants of dis.c (job_patches)
+#define SEARCH_WIN 0.25f
+#define BORDER_KEEP 0.5f
+#define SEARCH_REACH 32
 
 #define CK(call)                                                                                          \
     do {                                                                                                  \
@@ -46,12 +50,14 @@ struct dlevel {
 struct dis_cuda {
     struct dis_params p;
     int w, h, nlev, coarsest, finest, nstripes_thr;
+    int search_level;        // the level of the whole-pixel search (p.search)
     struct dlevel lev[MAX_LEVELS];
     float *U, *V, *Uc, *Vc;  // dense flow, current and coarser level
     float *pu, *pv, *pmd;    // per patch flow and densification mean difference
     float *vd;               // 10 planes: Ix Iy Iz Ixx Ixy Iyy Ixz Iyz U0 V0
     float *rb;               // 7 planes: WR WD A12 B1 B2 ID11 ID22
     float *ou, *ov;          // output at frame size
+    float *bs[3];            // cubic B-spline coefficients of I1 and its gradients x, y
     struct gpu_arena *arena;
     size_t nmax;             // pixels of the largest refinement/flow grid
 };
@@ -79,14 +85,21 @@ static int geometry(struct dis_cuda *d, int w, int h, const struct dis_params *p
     d->p = *p;
     d->w = w;
     d->h = h;
-    int c = p->coarsest;
+    int c = p->coarsest, cs;
     if (c < 0) {
         double mx = w > h ? w : h;
         c = (int)floor(log2(mx / (4.0 * p->patch)) + 0.5) - 1;
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        if (c < 0) c = 0;
+        cs = c;
+        if ((w >> (c + 1)) >= 2 * p->patch && (h >> (c + 1)) >= 2 * p->patch) c++;
+    } else {
+        while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
+        cs = c;
     }
-    while (c > 0 && ((w >> c) < 2 * p->patch || (h >> c) < 2 * p->patch)) c--;
-    if (c < 0) c = 0;
     if (c >= MAX_LEVELS) c = MAX_LEVELS - 1;
+    if (cs > c) cs = c;
+    d->search_level = cs;
     d->coarsest = c;
     d->finest = p->finest < c ? p->finest : c;
     d->nlev = c + 1;
@@ -132,6 +145,7 @@ static int carve(struct dis_cuda *d, struct gpu_arena *a, uint64_t *total)
     TAKE(d->pmd, np);
     TAKE(d->vd, d->nmax * VD_N);
     TAKE(d->rb, d->nmax * R_N);
+    for (int k = 0; k < 3; k++) TAKE(d->bs[k], d->nmax);
     TAKE(d->ou, (size_t)d->w * d->h);
     TAKE(d->ov, (size_t)d->w * d->h);
 #undef TAKE
@@ -415,11 +429,13 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
             c.lane = threadIdx.x % P8;
             c.mask = 0xffu << (threadIdx.x % 32 / P8 * P8);
             patch_load(&c, L, x0, y0, mn);
-            float u, v;
+            float u, v, gu, gv;
             if (a.pass == 0) {
                 size_t ci = (size_t)(y0 + P8 / 2) * fw + (x0 + P8 / 2);
                 u = a.U[ci];
                 v = a.V[ci];
+                gu = u;
+                gv = v;
                 if (a.cand > 0 && a.search == 0) {
                     int D = a.cand;
                     float best = patch_ssd(&c, L, u, v, mn), cu0 = u, cv0 = v;
@@ -437,6 +453,8 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
             } else {
                 u = a.pu[id];
                 v = a.pv[id];
+                gu = u;
+                gv = v;
             }
             if (a.pass == 0 && a.search > 0) {
                 float best = patch_ssd(&c, L, u, v, mn), bu = u, bv = v;
@@ -451,8 +469,9 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     float au = u, av = v;
                     float sa = patch_descend(&c, L, its, mn, &au, &av);
                     float sb = patch_descend(&c, L, its, mn, &bu, &bv);
-                    u = sb < sa ? bu : au;
-                    v = sb < sa ? bv : av;
+                    int take = sb < SEARCH_WIN * sa;
+                    u = take ? bu : au;
+                    v = take ? bv : av;
                 }
             }
             float iu = u, iv = v;
@@ -470,6 +489,11 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
             }
             patch_descend(&c, L, its, mn, &u, &v);
             if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+            {
+                float ax = fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f);
+                float ay = fminf(y0 + v + P8, (float)L.h) - fmaxf(y0 + v, 0.f);
+                if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+            }
             if (c.lane == 0) {
                 a.pu[id] = u;
                 a.pv[id] = v;
@@ -554,8 +578,102 @@ __global__ void k_densify(dlev_arg L, const float *pu, const float *pv, const fl
 
 // ---- variational refinement (DIS §3.3, Brox et al. 2004; see dis.c) ----
 
-__global__ void k_var_derivs(const float *I0, const float *I1, int w, int h, const float *U, const float *V,
-                             float *vd, size_t pl, float z2)
+// data terms on cubic-spline interpolants of I1 and its central-difference
+// gradients (why: the comment above job_bs_rows in dis.c); the same arithmetic
+#define BS_POLE (-0.26794919243112270f)
+#define BS_GAIN 6.f
+#define BS_HORIZON 12
+
+__device__ __forceinline__ int mirror(int i, int n)
+{
+    if (i < 0) i = -i;
+    if (i > n - 1) i = 2 * (n - 1) - i;
+    return i < 0 ? 0 : i > n - 1 ? n - 1 : i;
+}
+
+__device__ void bs_prefilter_line(float *c, int n, ptrdiff_t s)
+{
+    const float z = BS_POLE;
+    if (n < 2) return;
+    for (int k = 0; k < n; k++) c[k * s] *= BS_GAIN;
+    float acc = c[0], zk = z;
+    for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * c[k * s];
+    c[0] = acc;
+    for (int k = 1; k < n; k++) c[k * s] += z * c[(k - 1) * s];
+    c[(n - 1) * s] = (z / (z * z - 1.f)) * (c[(n - 1) * s] + z * c[(n - 2) * s]);
+    for (int k = n - 2; k >= 0; k--) c[k * s] = z * (c[(k + 1) * s] - c[k * s]);
+}
+
+// I1 and its central-difference gradients (mirror boundary) into the three spline planes
+__global__ void k_bs_grad(const float *I1, int w, int h, float *c0, float *c1, float *c2)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= w || y >= h) return;
+    const float *r = I1 + (size_t)y * w;
+    const float *ru = I1 + (size_t)mirror(y - 1, h) * w, *rd = I1 + (size_t)mirror(y + 1, h) * w;
+    size_t i = (size_t)y * w + x;
+    c0[i] = r[x];
+    c1[i] = 0.5f * (r[mirror(x + 1, w)] - r[mirror(x - 1, w)]);
+    c2[i] = 0.5f * (rd[x] - ru[x]);
+}
+
+// one thread per line of one plane: rows (dir 0) or columns (dir 1)
+__global__ void k_bs_prefilter(float *c0, float *c1, float *c2, int w, int h, int dir)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x, nl = dir ? w : h;
+    if (t >= 3 * nl) return;
+    float *c = t / nl == 0 ? c0 : t / nl == 1 ? c1 : c2;
+    int k = t % nl;
+    if (dir == 0) bs_prefilter_line(c + (size_t)k * w, w, 1);
+    else bs_prefilter_line(c + k, h, w);
+}
+
+__device__ __forceinline__ void bs_weights(float t, float *b, float *db)
+{
+    float t2 = t * t, t3 = t2 * t, s = 1.f - t;
+    b[0] = s * s * s * (1.f / 6);
+    b[1] = (3 * t3 - 6 * t2 + 4) * (1.f / 6);
+    b[2] = (-3 * t3 + 3 * t2 + 3 * t + 1) * (1.f / 6);
+    b[3] = t3 * (1.f / 6);
+    db[0] = -0.5f * s * s;
+    db[1] = 1.5f * t2 - 2 * t;
+    db[2] = -1.5f * t2 + t + 0.5f;
+    db[3] = 0.5f * t2;
+}
+
+__device__ __forceinline__ void bs_eval3(const float *c0, const float *c1, const float *c2, int w, int h, float fx,
+                                         float fy, float o[3][3])
+{
+    int bx = (int)floorf(fx), by = (int)floorf(fy);
+    float wx[4], dx[4], wy[4], dy[4];
+    bs_weights(fx - bx, wx, dx);
+    bs_weights(fy - by, wy, dy);
+    size_t off[4];
+    int xs[4];
+    int inside = bx >= 1 && by >= 1 && bx + 2 < w && by + 2 < h;
+    for (int i = 0; i < 4; i++) {
+        xs[i] = inside ? bx - 1 + i : mirror(bx - 1 + i, w);
+        off[i] = (size_t)(inside ? by - 1 + i : mirror(by - 1 + i, h)) * w;
+    }
+    for (int k = 0; k < 3; k++) {
+        const float *c = k == 0 ? c0 : k == 1 ? c1 : c2;
+        float v = 0, vx = 0, vy = 0;
+        for (int j = 0; j < 4; j++) {
+            const float *r = c + off[j];
+            float h0 = wx[0] * r[xs[0]] + wx[1] * r[xs[1]] + wx[2] * r[xs[2]] + wx[3] * r[xs[3]];
+            float h1 = dx[0] * r[xs[0]] + dx[1] * r[xs[1]] + dx[2] * r[xs[2]] + dx[3] * r[xs[3]];
+            v += wy[j] * h0;
+            vx += wy[j] * h1;
+            vy += dy[j] * h0;
+        }
+        o[k][0] = v;
+        o[k][1] = vx;
+        o[k][2] = vy;
+    }
+}
+
+__global__ void k_var_derivs(const float *I0, const float *c0, const float *c1, const float *c2, int w, int h,
+                             const float *U, const float *V, float *vd, size_t pl, float z2)
 {
     int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= w || y >= h) return;
@@ -567,44 +685,19 @@ __global__ void k_var_derivs(const float *I0, const float *I1, int w, int h, con
         for (int f = VD_IX; f <= VD_IYZ; f++) vd[f * pl + i] = 0.f;
         return;
     }
-    int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
-    int ym = y > 0 ? y - 1 : 0, yp = y < h - 1 ? y + 1 : h - 1;
-    float hx = 1.f / (xp - xm), hy = 1.f / (yp - ym);
-    int bx = (int)floorf(fx), by = (int)floorf(fy);
-    int fast = bx >= 2 && by >= 2 && bx + 3 < w && by + 3 < h;
-    float ax = fx - bx, ay = fy - by;
-    float q00 = (1 - ax) * (1 - ay), q01 = ax * (1 - ay), q10 = (1 - ax) * ay, q11 = ax * ay;
-    const float *pb = fast ? I1 + (size_t)by * w + bx : I1;
-#define SMP(dx, dy) (fast ? q00 * pb[(dy) * (ptrdiff_t)w + (dx)] + q01 * pb[(dy) * (ptrdiff_t)w + (dx) + 1] + \
-                            q10 * pb[((dy) + 1) * (ptrdiff_t)w + (dx)] + q11 * pb[((dy) + 1) * (ptrdiff_t)w + (dx) + 1] \
-                          : sample(I1, w, h, fx + (dx), fy + (dy)))
-    float w0 = SMP(0, 0);
-    float wxp = SMP((xp - x), 0), wxm = SMP(-(x - xm), 0);
-    float wyp = SMP(0, (yp - y)), wym = SMP(0, -(y - ym));
-    float i0x = (I0[(size_t)y * w + xp] - I0[(size_t)y * w + xm]) * hx;
-    float i0y = (I0[(size_t)yp * w + x] - I0[(size_t)ym * w + x]) * hy;
-    float i1x = (wxp - wxm) * hx, i1y = (wyp - wym) * hy;
-    if (x >= 2 && x < w - 2 && y >= 2 && y < h - 2) {
-        const float *r = I0 + i;
-        i0x = (r[-2] - 8 * r[-1] + 8 * r[1] - r[2]) * (1.f / 12);
-        i0y = (r[-2 * (ptrdiff_t)w] - 8 * r[-(ptrdiff_t)w] + 8 * r[w] - r[2 * (size_t)w]) * (1.f / 12);
-        i1x = (SMP(-2, 0) - 8 * wxm + 8 * wxp - SMP(2, 0)) * (1.f / 12);
-        i1y = (SMP(0, -2) - 8 * wym + 8 * wyp - SMP(0, 2)) * (1.f / 12);
-    }
-    float w1 = SMP((xp - x), (yp - y)), w2 = SMP(-(x - xm), (yp - y));
-    float w3 = SMP((xp - x), -(y - ym)), w4 = SMP(-(x - xm), -(y - ym));
-#undef SMP
-    float a0 = I0[i], axp = I0[(size_t)y * w + xp], axm = I0[(size_t)y * w + xm];
-    float ayp = I0[(size_t)yp * w + x], aym = I0[(size_t)ym * w + x];
-    float a1 = I0[(size_t)yp * w + xp], a2 = I0[(size_t)yp * w + xm], a3 = I0[(size_t)ym * w + xp],
-          a4 = I0[(size_t)ym * w + xm];
-    float sxx = ((wxp + axp) - 2 * (w0 + a0) + (wxm + axm)) * 0.5f * (4 * hx * hx);
-    float syy = ((wyp + ayp) - 2 * (w0 + a0) + (wym + aym)) * 0.5f * (4 * hy * hy);
-    float sxy = ((w1 + a1) - (w2 + a2) - (w3 + a3) + (w4 + a4)) * 0.5f * hx * hy;
-    if (xp - xm < 2) sxx = 0;
-    if (yp - ym < 2) syy = 0;
-    float Ix = 0.5f * (i0x + i1x), Iy = 0.5f * (i0y + i1y), Iz = w0 - a0;
-    float Ixx = sxx, Ixy = sxy, Iyy = syy, Ixz = i1x - i0x, Iyz = i1y - i0y;
+    float o[3][3];
+    bs_eval3(c0, c1, c2, w, h, fx, fy, o);
+    const float *r = I0 + (size_t)y * w;
+    const float *ru = I0 + (size_t)mirror(y - 1, h) * w, *rd = I0 + (size_t)mirror(y + 1, h) * w;
+    const float *ru2 = I0 + (size_t)mirror(y - 2, h) * w, *rd2 = I0 + (size_t)mirror(y + 2, h) * w;
+    int xm = mirror(x - 1, w), xp = mirror(x + 1, w), xm2 = mirror(x - 2, w), xp2 = mirror(x + 2, w);
+    float g0x = 0.5f * (r[xp] - r[xm]), g0y = 0.5f * (rd[x] - ru[x]);
+    float g0xx = 0.25f * (r[xp2] - 2 * r[x] + r[xm2]);
+    float g0yy = 0.25f * (rd2[x] - 2 * r[x] + ru2[x]);
+    float g0xy = 0.25f * (rd[xp] - rd[xm] - ru[xp] + ru[xm]);
+    float Ix = 0.5f * (g0x + o[0][1]), Iy = 0.5f * (g0y + o[0][2]), Iz = o[0][0] - r[x];
+    float Ixx = 0.5f * (g0xx + o[1][1]), Ixy = 0.25f * (2 * g0xy + o[1][2] + o[2][1]), Iyy = 0.5f * (g0yy + o[2][2]);
+    float Ixz = o[1][0] - g0x, Iyz = o[2][0] - g0y;
     float sb = 1.f / sqrtf(Ix * Ix + Iy * Iy + z2);
     float sg = 1.f / sqrtf(Ixx * Ixx + 2 * Ixy * Ixy + Iyy * Iyy + z2);
     vd[VD_IX * pl + i] = Ix * sb; vd[VD_IY * pl + i] = Iy * sb; vd[VD_IZ * pl + i] = Iz * sb;
@@ -721,7 +814,13 @@ static int variational(struct dis_cuda *d, const struct dlevel *L, int outer)
     int w = L->w, h = L->h;
     size_t pl = (size_t)w * h;
     dim3 b(32, 8), g = grid2(w, h, b), gh = grid2((w + 1) / 2, h, b);
-    k_var_derivs<<<g, b>>>(L->I0, L->I1, w, h, d->U, d->V, d->vd, pl, p->zeta * p->zeta);
+    k_bs_grad<<<g, b>>>(L->I1, w, h, d->bs[0], d->bs[1], d->bs[2]);
+    CKL("bs_grad");
+    k_bs_prefilter<<<(3 * h + 127) / 128, 128>>>(d->bs[0], d->bs[1], d->bs[2], w, h, 0);
+    CKL("bs_prefilter rows");
+    k_bs_prefilter<<<(3 * w + 127) / 128, 128>>>(d->bs[0], d->bs[1], d->bs[2], w, h, 1);
+    CKL("bs_prefilter columns");
+    k_var_derivs<<<g, b>>>(L->I0, d->bs[0], d->bs[1], d->bs[2], w, h, d->U, d->V, d->vd, pl, p->zeta * p->zeta);
     CKL("var_derivs");
     for (int o = 0; o < outer; o++) {
         k_var_smooth<<<g, b>>>(d->U, d->V, w, h, d->rb, pl, p->alpha);
@@ -789,7 +888,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         int threads = rows * P8 >= PATCH_THREADS ? PATCH_THREADS : (rows * P8 + 31) / 32 * 32;
         pa.stride = p->stride; pa.iters = p->iters; pa.mean_norm = p->mean_norm; pa.propagate = p->propagate;
         pa.cand = p->cand;
-        pa.search = l == d->coarsest ? p->search : 0;
+        pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
         CKL("patches");
