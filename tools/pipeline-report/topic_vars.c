@@ -163,10 +163,14 @@ int travel_topic_vars(const char *topic_path, const char *vars_path, const struc
     sb_printf(&vars, "TRAVEL_NKEY := %d\nTRAVEL_NSEG := %d\nTRAVEL_SEGS :=", t.nkeyframes, nseg);
     for (int i = 0; i < nseg; i++) sb_printf(&vars, " %03d", i);
     sb_printf(&vars, "\n");
-    for (int i = 0; i < t.nkeyframes; i++) sb_printf(&vars, "TRAVEL_KEY_%03d := %s\n", i, t.keyframes[i]);
+    /* a keyframe named like an option ("--plan") reaches the tools as a path: "./--plan" */
+#define KF_PFX(k) ((k)[0] == '-' ? "./" : "")
+    for (int i = 0; i < t.nkeyframes; i++)
+        sb_printf(&vars, "TRAVEL_KEY_%03d := %s%s\n", i, KF_PFX(t.keyframes[i]), t.keyframes[i]);
     for (int i = 0; i < nseg; i++)
-        sb_printf(&vars, "TRAVEL_A_%03d := %s\nTRAVEL_B_%03d := %s\nTRAVEL_IDX_%03d := %d\n", i, t.keyframes[i], i,
-                  t.keyframes[i + 1], i, i);
+        sb_printf(&vars, "TRAVEL_A_%03d := %s%s\nTRAVEL_B_%03d := %s%s\nTRAVEL_IDX_%03d := %d\n", i,
+                  KF_PFX(t.keyframes[i]), t.keyframes[i], i, KF_PFX(t.keyframes[i + 1]), t.keyframes[i + 1], i, i);
+#undef KF_PFX
     sb_printf(&vars, "TRAVEL_FRAMES := %d\nTRAVEL_OVERLAP := %d\nTRAVEL_FPS := %.10g\n", frames, overlap, fps);
     sb_printf(&vars, "TRAVEL_SEED := %llu\nTRAVEL_WIDTH := %d\nTRAVEL_HEIGHT := %d\n",
               (unsigned long long)t.seed, w0, h0);
