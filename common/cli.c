@@ -177,7 +177,10 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
         case OPT_HELP: print_help(spec); rc = 1; goto done;
         case OPT_VERSION: printf("%s (isopipe) %s\n", spec->tool, ISOPIPE_VERSION); rc = 1; goto done;
         case OPT_MODEL: c->model = optarg; break;
-        case OPT_OUTPUT: c->output = optarg; break;
+        case OPT_OUTPUT:
+            if (!*optarg) { rc = iso_fail(ISO_EUSAGE, "-o: the output path is empty"); goto done; }
+            c->output = optarg;
+            break;
         case OPT_MEMMODE: if ((rc = mem_mode_parse(optarg, &c->memory_mode))) goto done; break;
         case OPT_PLAN: c->plan_only = 1; break;
         case OPT_DEVICE: if ((rc = cli_int("device", optarg, 0, 64, &v))) goto done; c->device = (int)v; break;

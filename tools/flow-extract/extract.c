@@ -196,6 +196,12 @@ int fx_run(const struct fx_opts *o)
         rc = iso_fail(ISO_EUNAVAIL, "model '%s' is not available: flow-extract has the built-in 'dis' only", c->model);
         goto done;
     }
+    /* -o replaces only an earlier flow-extract output (its flow.json) and
+     * never holds an input: checked before any work, again at creation */
+    const char *ins[] = { o->input, o->pair_b };
+    static const char *const flow_names[] = { "flow_*.flo", "flow_*.png", NULL };
+    struct fs_dir_owner own = { "flow.json", "flow-extract", flow_names, ins, 2 };
+    if (o->output && (rc = fs_dir_check_owned(o->output, &own))) goto done;
     if ((rc = fsrc_open(&r->src, o->input, o->pair_b, o->threads))) goto done;
     fsrc_size(r->src, &r->w, &r->h);
     r->cw = r->w;
@@ -283,7 +289,7 @@ int fx_run(const struct fx_opts *o)
         log_info("computing at %dx%d (--max-size %d); flows are scaled back to %dx%d pixels", r->cw, r->ch,
                  o->max_size, r->w, r->h);
 
-    if ((rc = fs_dir_begin(o->output, &r->tmp))) goto done;
+    if ((rc = fs_dir_begin_owned(o->output, &own, &r->tmp))) goto done;
     r->json_path = fs_join(o->output, "flow.json");
     if (!r->json_path) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     int prev_index = -1, index = -1;
