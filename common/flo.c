@@ -61,9 +61,9 @@ int flo_read_mem(const uint8_t *buf, size_t len, struct flow *f, const char *nam
 int flo_read(const char *path, struct flow *f)
 {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
-    int rc = 0, w, h;
+    FILE *fp;
+    int rc = fs_fopen_input(path, &fp), w, h; /* a FIFO or device is refused, never waited on */
+    if (rc) return rc;
     uint8_t hdr[12];
     long total;
     if (fseek(fp, 0, SEEK_END) != 0 || (total = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {

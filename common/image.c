@@ -152,8 +152,8 @@ int image_load_png(const char *path, struct image *img, int want_c)
     if (want_c != 0 && want_c != 1 && want_c != 3 && want_c != 4)
         return iso_fail(ISO_EINTERNAL, "image_load_png: bad channel count %d", want_c);
     struct src s = { .name = path };
-    s.f = fopen(path, "rb");
-    if (!s.f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    int orc = fs_fopen_input(path, &s.f); /* a FIFO or device is refused, never waited on */
+    if (orc) return orc;
     int rc = load(&s, img, want_c, 0, NULL, NULL);
     fclose(s.f);
     return rc;
@@ -169,8 +169,8 @@ int image_load_png_mem(const uint8_t *buf, size_t len, struct image *img, int wa
 int image_png_size(const char *path, int *w, int *h)
 {
     struct src s = { .name = path };
-    s.f = fopen(path, "rb");
-    if (!s.f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    int orc = fs_fopen_input(path, &s.f); /* a FIFO or device is refused, never waited on */
+    if (orc) return orc;
     int rc = load(&s, NULL, 0, 1, w, h);
     fclose(s.f);
     return rc;

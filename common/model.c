@@ -51,6 +51,8 @@ int model_find(const char *name, const char *const *exts, char **path)
     char *dirs = NULL, *p = NULL, *q = NULL;
     int rc = 0;
     if (strchr(name, '/')) {
+        /* a path to a FIFO or a device is bad data, not a missing model */
+        if ((rc = fs_check_not_special(name))) goto done;
         if (!try_path(&t, name, path))
             rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s)", name, t.s ? t.s : "");
         goto done;
