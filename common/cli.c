@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "sig.h"
 #include "log.h"
 #include "mem.h"
 
@@ -233,6 +234,9 @@ int cli_start(const struct cli_spec *spec, const struct cli_common *c)
 {
     enum log_level lvl = c->quiet ? LOG_ERROR : c->verbose > 1 ? LOG_DEBUG : c->verbose ? LOG_VERBOSE : LOG_INFO;
     int rc = log_init(spec->tool, c->task_id, lvl, c->log_json);
+    /* every tool: SIGINT/SIGTERM/SIGHUP stop the run at its next safe point,
+     * its temporaries go, exit 130 (common/sig.h) */
+    sig_install();
     if (rc) {
         log_error("%s", iso_errmsg());
         return rc;

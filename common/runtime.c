@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "sig.h"
 #include "gpu.h"
 #include "ledger.h"
 #include "log.h"
@@ -166,7 +167,7 @@ int rt_print_plan(struct rt *rt, const struct mem_plan *p, json_t *extra)
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0) {}
+    while (nanosleep(&ts, &ts) != 0 && !sig_interrupted()) {}
 }
 
 int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
@@ -203,6 +204,7 @@ int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
         rt->waited_s = mem_now() - t0;
         if (rc != ISO_ETEMPFAIL) break;
         if (rt->waited_s >= wait) break;
+        if ((rc = sig_check())) break; /* a queued run stops at once on SIGTERM */
         if (rt->attempts == 1) log_info("waiting up to %.0f s for VRAM: %s", wait, iso_errmsg());
         double left = wait - rt->waited_s;
         sleep_s(left < RT_POLL_S ? left : RT_POLL_S);

@@ -11,6 +11,7 @@
 #include "flowvis.h"
 #include "gpu.h"
 #include "fs.h"
+#include "sig.h"
 #include "image.h"
 #include "jsonio.h"
 #include "log.h"
@@ -110,7 +111,9 @@ static int compute(struct run *r, const float *a, const float *b)
 static int next_selected(struct run *r, int *index)
 {
     for (;;) {
-        int rc = fsrc_next(r->src, r->grey);
+        int rc = sig_check(); /* SIGINT/SIGTERM: stop between frames, the temporary folder goes */
+        if (rc) return rc;
+        rc = fsrc_next(r->src, r->grey);
         if (rc <= 0) return rc;
         int i = fsrc_frames_read(r->src) - 1;
         if (i % r->o->every) continue;
@@ -129,6 +132,7 @@ static int render_vis(struct run *r, double vmax)
     json_array_foreach(r->pairs, i, p) {
         const char *keys[2][2] = { { "flow", "vis" }, { "flow_bwd", "vis_bwd" } };
         for (int k = 0; k < 2 && !rc; k++) {
+            if ((rc = sig_check())) break;
             const char *rel = jsonio_str(p, keys[k][0], NULL);
             if (!rel) continue;
             char name[80];
@@ -383,6 +387,7 @@ int fx_run(const struct fx_opts *o)
         if (rc) goto done;
     }
     rt_cleanup_begin(r->rt);
+    if ((rc = sig_check())) goto done; /* never publish after a signal */
     if ((rc = fs_dir_publish(r->tmp, o->output))) goto done;
     free(r->tmp);
     r->tmp = NULL;
