@@ -106,7 +106,10 @@ static uint64_t ledger_pending(void)
     snprintf(saved, sizeof saved, "%s", iso_errmsg());
     if (ledger_read_key(gpu_get_info()->key, &e, &n) == 0) {
         for (int i = 0; i < n; i++)
-            if (e[i].pid != getpid() && e[i].reserved > e[i].used) pending += e[i].reserved - e[i].used;
+            if (e[i].pid != getpid() && e[i].reserved > e[i].used) {
+                uint64_t d = e[i].reserved - e[i].used; /* saturating: 2^63 + 2^63 is "all", not 0 */
+                pending = pending > UINT64_MAX - d ? UINT64_MAX : pending + d;
+            }
     }
     iso_fail(0, "%s", saved);
     free(e);
