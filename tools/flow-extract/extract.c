@@ -239,6 +239,11 @@ int fx_run(const struct fx_opts *o)
         b.cpu_ok = 1;
         char name[64];
         snprintf(name, sizeof name, "dis-%s", dis_preset_name(o->preset));
+#ifndef ISOPIPE_CUDA
+        /* a pretend device (ISOPIPE_FAKE_GPU) plans and admits the GPU modes
+         * in a CPU-only build too; the flow is the CPU's either way */
+        b.gpu_ok = gpu_is_fake();
+#endif
         if ((rc = plan_from_blocks(&r->plan, name, &b))) goto done;
 #ifdef ISOPIPE_CUDA
         /* the CUDA path (dis_cuda.cu): its device memory is one arena of
