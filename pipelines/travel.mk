@@ -66,11 +66,23 @@ ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
 # variables. The rule runs on every invocation (travel-force) so a missing
 # keyframe or a bad value stops the run before any stage starts; the file is
 # rewritten only when it changes, so Make restarts only then.
+# A rejected topic is one line: the check's message is kept in topic.err and
+# vars.mk says TRAVEL_TOPIC_REJECTED (rewritten, so Make restarts); the
+# restarted Make stops with that message ($(shell) output is text, never
+# expanded again). On the first pass an old rejection is ignored: the rule
+# runs again and decides.
 include $(TRAVEL_D)/vars.mk
+ifneq ($(TRAVEL_TOPIC_REJECTED),)
+ifneq ($(MAKE_RESTARTS),)
+$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1))
+endif
+endif
 endif
 $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 	@mkdir -p $(TRAVEL_D)
-	@$(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC)
+	@if $(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) \
+	    --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC) 2>$(TRAVEL_D)/topic.err; then rm -f $(TRAVEL_D)/topic.err; \
+	 else echo 'TRAVEL_TOPIC_REJECTED := 1' > $@; fi
 
 # The model file Make depends on, found the way model_find() finds it
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.

@@ -14,6 +14,9 @@
 
 /* defaults when the topic file leaves a key out (DESIGN.md keys) */
 enum { TRAVEL_DEF_FRAMES = 24, TRAVEL_DEF_OVERLAP = 1 };
+/* the later stages' limits (prompt-expand --segments, DIS's two 8-pixel
+ * patches, stitch --overlap and --fps), checked before any stage runs */
+enum { TRAVEL_MAX_SEGMENTS = 64, TRAVEL_MIN_SIDE = 16, TRAVEL_MAX_OVERLAP = 1000, TRAVEL_MAX_FPS = 1000 };
 #define TRAVEL_DEF_FPS 12.0
 
 int travel_path_ok(const char *p)
@@ -152,6 +155,22 @@ int travel_topic_vars(const char *topic_path, const char *vars_path, const struc
     double fps = t.fps > 0 ? t.fps : TRAVEL_DEF_FPS;
     if (overlap >= frames) {
         rc = iso_fail(ISO_EDATA, "'%s': overlap %d must be smaller than frames %d", topic_path, overlap, frames);
+        goto done;
+    }
+    /* what a later stage would refuse, refused now: a bad topic costs no LLM run */
+    if (nseg > TRAVEL_MAX_SEGMENTS) {
+        rc = iso_fail(ISO_EDATA, "'%s': %d keyframes make %d segments; the prompt stage writes at most %d",
+                      topic_path, t.nkeyframes, nseg, TRAVEL_MAX_SEGMENTS);
+        goto done;
+    }
+    if (w0 < TRAVEL_MIN_SIDE || h0 < TRAVEL_MIN_SIDE) {
+        rc = iso_fail(ISO_EDATA, "'%s': keyframes of %dx%d are too small for flow-extract (at least %dx%d)",
+                      topic_path, w0, h0, TRAVEL_MIN_SIDE, TRAVEL_MIN_SIDE);
+        goto done;
+    }
+    if (overlap > TRAVEL_MAX_OVERLAP || fps > TRAVEL_MAX_FPS) {
+        rc = iso_fail(ISO_EDATA, "'%s': overlap %d / fps %g beyond what stitch takes (at most %d / %d)", topic_path,
+                      overlap, fps, TRAVEL_MAX_OVERLAP, TRAVEL_MAX_FPS);
         goto done;
     }
     if (!travel_path_ok(topic_path)) {
