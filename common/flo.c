@@ -14,7 +14,9 @@ int flow_alloc(struct flow *f, int w, int h)
     f->w = f->h = 0;
     if (w <= 0 || h <= 0 || w > (1 << 16) || h > (1 << 16)) return iso_fail(ISO_EDATA, "bad flow size %dx%d", w, h);
     f->uv = calloc((size_t)w * (size_t)h * 2, sizeof(float));
-    if (!f->uv) return iso_fail(ISO_EINTERNAL, "out of memory for a %dx%d flow", w, h);
+    if (!f->uv) /* sizes come from data: not enough RAM now is 75, with the sizes */
+        return iso_fail(ISO_ETEMPFAIL, "not enough memory for a %dx%d flow (%.1f MiB)", w, h,
+                        (double)w * h * 2 * sizeof(float) / 1048576.0);
     f->w = w;
     f->h = h;
     return 0;

@@ -293,6 +293,9 @@ int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *c
         goto done;
     }
     rc = writer(f, ctx);
+    /* a writer's own message ("cannot write PNG: No space left on device")
+     * gets the file it was writing */
+    if (rc && !strstr(iso_errmsg(), path)) iso_wrap(rc, "cannot write '%s'", path);
     if (fflush(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (!rc && fsync(fileno(f)) != 0 && errno != EINVAL)
         rc = iso_fail(ISO_EIO, "cannot sync '%s': %s", path, strerror(errno));

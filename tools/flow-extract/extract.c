@@ -277,7 +277,13 @@ int fx_run(const struct fx_opts *o)
     rt_load_begin(r->rt);
     size_t n = (size_t)r->cw * r->ch, nf = (size_t)r->w * r->h;
     if ((rc = pool_new(&r->pool, o->threads))) goto done;
-    if (!r->on_gpu && (rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) goto done;
+    if (!r->on_gpu && (rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) {
+        /* buffers sized by the input: not enough RAM for them now is 75 (issue 11) */
+        if (rc == ISO_EINTERNAL && strstr(iso_errmsg(), "out of memory"))
+            rc = iso_fail(ISO_ETEMPFAIL, "not enough memory for %dx%d optical flow (the plan says %.1f MiB of RAM)",
+                          r->cw, r->ch, r->plan.mode[MEM_MODE_CPU].host_rss / 1048576.0);
+        goto done;
+    }
 #ifdef ISOPIPE_CUDA
     /* the stripes of the CPU path with --threads, so both compute the same flow */
     if (r->on_gpu && (rc = dis_cuda_new(&r->gdis, r->cw, r->ch, &r->dp, o->threads))) goto done;
@@ -289,7 +295,8 @@ int fx_run(const struct fx_opts *o)
     r->v = malloc(sizeof(float) * n);
     r->pairs = json_array();
     if (!r->grey || !r->cur[0] || !r->cur[1] || !r->u || !r->v || !r->pairs) {
-        rc = iso_fail(ISO_EINTERNAL, "out of memory");
+        rc = iso_fail(ISO_ETEMPFAIL, "not enough memory for the %dx%d frame buffers (%.1f MiB)", r->w, r->h,
+                      (double)(nf + 4 * n) * sizeof(float) / 1048576.0);
         goto done;
     }
     if ((rc = flow_alloc(&r->fl, r->w, r->h))) goto done;

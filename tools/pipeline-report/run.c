@@ -199,7 +199,11 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
     char *records = NULL, *logs = NULL, *logjson = NULL, *recfile = NULL, *recname = NULL;
     json_t *rec = NULL, *attempts = json_array(), *vram = json_object(), *before = NULL, *after = NULL;
     const char *mode = o->mode ? o->mode : "auto";
-    double started = (double)time(NULL), t0 = mem_now();
+    /* the wall clock to the microsecond: whole seconds made report.json's
+     * elapsed (last end - first start) shorter than the stages it spans */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double started = (double)now.tv_sec + now.tv_nsec * 1e-9, t0 = mem_now();
 
     install_forwarding();
     if (!attempts || !vram) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }

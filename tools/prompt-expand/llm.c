@@ -468,6 +468,11 @@ static int get_float(const struct gguf *g, const char *arch, const char *suffix,
     int rc = gguf_get_f64(g, key, &v);
     if (rc == ISO_ENOINPUT) v = def;
     else if (rc < 0) return iso_fail(ISO_EDATA, "metadata '%s' is not a number", key);
+    /* every float hyperparameter read here (norm epsilon, rope base) is a
+     * positive scale: NaN, infinities, zero or a negative value would only
+     * show up later as NaN logits */
+    if (!isfinite(v) || !(v > 0) || !isfinite((float)v))
+        return iso_fail(ISO_EDATA, "metadata '%s' = %g: must be a finite positive number", key, v);
     *out = (float)v;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include "err.h"
 #include "sig.h"
 #include "stitch.h"
+#include "video.h"
 
 enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC, OPT_DECODERS };
 
@@ -63,7 +64,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_FPS: if (!(rc = cli_double("fps", arg, 0.001, 1000, &d))) o->fps = d; break;
     case OPT_FRAMES_OUT: o->frames_out = arg; break;
     case OPT_REPORT: o->report = arg; break;
-    case OPT_CODEC: o->codec = arg; break;
+    case OPT_CODEC: if (!(rc = video_enc_check_codec(arg))) o->codec = arg; break;
     case OPT_DECODERS: if (!(rc = cli_int("decode-threads", arg, 1, 8, &v))) o->decoders = (int)v; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }
