@@ -20,7 +20,7 @@ enum {
 
 static const struct cli_opt common_opts[] = {
     { "model", 'm', "NAME|PATH", "model; NAME is looked up in $ISOPIPE_MODELS, ./models, <prefix>/share/isopipe/models", OPT_MODEL },
-    { "output", 'o', "PATH", "where results go (written atomically)", OPT_OUTPUT },
+    { "output", 'o', "PATH", "where results go (written atomically; an existing folder is replaced only when it is this tool's earlier output)", OPT_OUTPUT },
     { "memory-mode", 0, "MODE", "auto|beefy|lightweight|cpu (default auto: from the memory plan and free VRAM)", OPT_MEMMODE },
     { "plan", 0, NULL, "print the memory plan as JSON and exit without loading weights", OPT_PLAN },
     { "device", 0, "N", "CUDA device (default 0)", OPT_DEVICE },
@@ -120,7 +120,7 @@ static void print_help(const struct cli_spec *s)
     print_opts(stdout, common_opts, s->default_model);
     printf("\nexit status: 0 ok, 64 usage, 65 bad input data, 66 input missing, 69 model unavailable,\n"
            "70 internal error, 73 cannot create output, 74 I/O error, 75 not enough VRAM/RAM now,\n"
-           "130 interrupted. A failed run leaves no partial output behind.\n");
+           "130 interrupted (SIGINT, SIGTERM, SIGHUP). A failed run leaves no partial output behind.\n");
     if (s->examples) printf("\nexamples:\n%s\n", s->examples);
 }
 

@@ -37,7 +37,7 @@ printf "$good" > ok.topic
 expect_exit "make pipeline OUT with a \$(shell) refused" 2 travel_make TOPIC="$T/ok.topic" OUT="$T/o\$(shell touch $tag-5)"
 expect_exit "make pipeline OUT with a space refused" 2 travel_make TOPIC="$T/ok.topic" OUT="$T/o s"
 check "  ... in one line naming OUT" sh -c "[ \$(wc -l < '$T/.err') -eq 1 ] && grep -q \"OUT '\" '$T/.err'"
-check "make: nothing created for a refused OUT" sh -c "test ! -e '$T/o s' && ! ls -d '$T'/o\\$* 2>/dev/null"
+check "make: nothing created for a refused OUT" test ! -e "$T/o s" -a ! -e "$T/o\$(shell touch $tag-5)"
 expect_exit "make pipeline TOPIC=--plan refused" 2 travel_make TOPIC=--plan
 check "make: no command from an OUT name ran" no_pwned
 # the same names from the environment
@@ -60,6 +60,7 @@ check "make -n: vars.mk written (keyframes resolved to the topic's folder)" grep
 # pipelines/batch.sh over a folder of hostile names: every run fails, nothing runs
 expect_exit "batch over hostile names" 1 env TRAVEL_BIN="$BIN" sh "$ROOT/pipelines/batch.sh" -j 2 -o "$T/bo" names
 check "batch: no command from a topic name ran" no_pwned
+check "batch: the summary gives the refusal as the reason" grep -q "FAIL .*before any stage: TOPIC '.*cannot carry" "$T/.out"
 
 # docs/pipeline.md's xargs and parallel lines with a stand-in make that
 # records the arguments it gets: names arrive whole, nothing runs

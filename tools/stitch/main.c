@@ -15,7 +15,7 @@ static const struct cli_opt opts[] = {
     { "crf", 0, "N", "libx264 constant rate factor 0..51 (default 18; 0 is lossless in yuv420p)", OPT_CRF },
     { "preset", 0, "NAME", "libx264 preset, ultrafast .. placebo (default medium)", OPT_PRESET },
     { "fps", 0, "FPS", "frame rate (default: segment.json's fps, else 24)", OPT_FPS },
-    { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png", OPT_FRAMES_OUT },
+    { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png (+ DIR/frames.json)", OPT_FRAMES_OUT },
     { "report", 0, "FILE", "where the JSON report goes (default: stitch.json beside the video)", OPT_REPORT },
     { "codec", 0, "NAME", "encoder (default libx264; mpeg4 when libx264 is missing)", OPT_CODEC },
     { "decode-threads", 0, "N", "threads decoding PNGs ahead of the encoder, 1..8 (default 2)", OPT_DECODERS },
