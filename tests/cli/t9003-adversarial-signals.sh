@@ -95,4 +95,27 @@ i=0; while [ ! -s got ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
 check "runner SIGKILLed: its tool got SIGTERM" sh -c '[ "$(cat got 2>/dev/null)" = TERM ]'
 check "runner SIGKILLed: the tool published nothing" test ! -e published
 tp=$(cat pid 2>/dev/null); [ -n "$tp" ] && kill -KILL "$tp" 2>/dev/null
+
+# SIGTERM to make itself during the prompt stage: make passes it to the
+# runner, the runner to prompt-expand; nothing is published, the end is recorded
+if [ -f "$M" ] && [ -x "$BIN/prompt-expand" ] && [ -x "$TESTBIN/helpers/mkkeyframes" ]; then
+    "$MK" --scene forest --width 48 --height 32 --count 2 -o mkf || fail "mkkeyframes"
+    printf 'topic: a long slow walk through a pine forest
+keyframes: mkf/forest_00.png mkf/forest_01.png
+frames: 4
+' > m.topic
+    ( unset MAKEFLAGS MFLAGS MAKELEVEL; exec make -s --no-print-directory -C "$ROOT" pipeline SANITIZE="${ISOPIPE_SANITIZE:-}" \
+        CUDA=0 TRAVEL_BIN="$BIN" TRAVEL_MODE=cpu TOPIC="$T/m.topic" OUT="$T/mo" ) >make.out 2>&1 &
+    mpid=$!
+    i=0; while ! grep -q ' start prompt$' mo/.travel/run.log 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    sleep 0.5
+    kill -TERM $mpid; wait $mpid
+    i=0; while ! grep -q 'end prompt exit=' mo/.travel/run.log 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    check "make SIGTERMed: the runner recorded the prompt stage's end (130)" grep -q 'end prompt exit=130' mo/.travel/run.log
+    check "make SIGTERMed: no prompt-expand left running for this run" sh -c "! pgrep -f 'prompt-expand.*[m]o/scenes.json' >/dev/null"
+    check "make SIGTERMed: scenes.json was not published" test ! -e mo/scenes.json
+    check "make SIGTERMed: no temporary left" sh -c '! find mo -name ".*.tmp-*" | grep -q .'
+else
+    skip "SIGTERM to make (no model; make models)"
+fi
 test_done

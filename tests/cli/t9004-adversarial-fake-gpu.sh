@@ -5,7 +5,8 @@
 # (GPU modes compute on the CPU), so the runs queue in the ledger, the
 # ledger's reservations never exceed the card (sampled with vram-probe
 # while they run), and all eight finish with final.mp4 byte-identical to a
-# clean serial run without any GPU. ISOPIPE_FAKE_RUNS changes the count.
+# clean serial run without any GPU. ISOPIPE_FAKE_RUNS changes the count (3
+# under the sanitizers).
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 MK=$TESTBIN/helpers/mkkeyframes
 need=
@@ -15,6 +16,8 @@ MODEL=$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf
 [ -f "$MODEL" ] || need="$need $MODEL(make models)"
 if [ -n "$need" ]; then skip "pretend-GPU concurrency (not built or missing:$need)"; test_done; exit; fi
 N=${ISOPIPE_FAKE_RUNS:-8}
+# under ASan+UBSan each LLM run is several times slower: three show the queue as well
+[ -n "${ISOPIPE_SANITIZE:-}" ] && N=${ISOPIPE_FAKE_RUNS:-3}
 mkdir tb && for t in pipeline-report prompt-expand flow-extract segment-gen stitch vram-probe; do cp -p "$BIN/$t" tb/; done
 BIN=$T/tb
 unset MAKEFLAGS MFLAGS MAKELEVEL ISOPIPE_FAKE_GPU
