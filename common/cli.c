@@ -127,6 +127,9 @@ static void print_help(const struct cli_spec *s)
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_common *c,
               cli_handler handler, void *ctx, int *optind_out)
 {
+    /* the first thing every tool does: a signal from here on stops it with
+     * 130 at its next safe point (common/sig.h) */
+    sig_install();
     memset(c, 0, sizeof *c);
     int ntool = 0, ncommon = 0;
     for (const struct cli_opt *o = spec->opts; o && o->name; o++) ntool++;
@@ -235,7 +238,8 @@ int cli_start(const struct cli_spec *spec, const struct cli_common *c)
     enum log_level lvl = c->quiet ? LOG_ERROR : c->verbose > 1 ? LOG_DEBUG : c->verbose ? LOG_VERBOSE : LOG_INFO;
     int rc = log_init(spec->tool, c->task_id, lvl, c->log_json);
     /* every tool: SIGINT/SIGTERM/SIGHUP stop the run at its next safe point,
-     * its temporaries go, exit 130 (common/sig.h) */
+     * its temporaries go, exit 130 (common/sig.h); cli_parse installed it
+     * already, this covers a tool that calls cli_start alone */
     sig_install();
     if (rc) {
         log_error("%s", iso_errmsg());

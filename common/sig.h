@@ -1,7 +1,7 @@
 /* sig.h — SIGINT, SIGTERM and SIGHUP as a flag, so a tool stops at its next safe
  * point, removes its temporary output, logs the "end" checkpoint and exits
  * 130 (DESIGN.md: a failed run leaves no partial output behind).
- * cli_start() installs it for every tool (sig_install() again is harmless);
+ * cli_parse() and cli_start() install it for every tool (again is harmless);
  * long loops and waits poll sig_interrupted(). */
 #ifndef ISOPIPE_SIG_H
 #define ISOPIPE_SIG_H
