@@ -55,7 +55,7 @@ import json, sys; d = json.load(sys.stdin); print(sum(e["reserved"] for e in d["
     k= t=
     for p in $pids; do
         case $(rand 4) in
-        0) kill -KILL -- -"$p" 2>/dev/null && k="$k $p" ;;
+        0) kill -KILL -"$p" 2>/dev/null && k="$k $p" ;;
         1) kill -TERM "$p" 2>/dev/null && t="$t $p" ;;
         esac
     done
