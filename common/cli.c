@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "sig.h"
 #include "log.h"
 #include "mem.h"
 
@@ -38,7 +39,7 @@ static unsigned spec_common(const struct cli_spec *s) { return s->common ? s->co
 
 static const struct cli_opt common_opts[] = {
     { "model", 'm', "NAME|PATH", "model; NAME is looked up in $ISOPIPE_MODELS, $XDG_DATA_HOME/isopipe/models, <prefix>/share/isopipe/models, <bin>/../models", OPT_MODEL },
-    { "output", 'o', "PATH", "where results go (written atomically)", OPT_OUTPUT },
+    { "output", 'o', "PATH", "where results go (written atomically; an existing folder is replaced only when it is this tool's earlier output)", OPT_OUTPUT },
     { "memory-mode", 0, "MODE", "auto|beefy|lightweight|cpu (default auto: from the memory plan and free VRAM)", OPT_MEMMODE },
     { "plan", 0, NULL, "print the memory plan as JSON and exit without loading weights", OPT_PLAN },
     { "device", 0, "N", "CUDA device (default 0)", OPT_DEVICE },
@@ -140,13 +141,16 @@ static void print_help(const struct cli_spec *s)
     print_opts(stdout, common_opts, s->default_model, spec_common(s));
     printf("\nexit status: 0 ok, 64 usage, 65 bad input data, 66 input missing, 69 model unavailable,\n"
            "70 internal error, 73 cannot create output, 74 I/O error, 75 not enough VRAM/RAM now,\n"
-           "130 interrupted. A failed run leaves no partial output behind.\n");
+           "130 interrupted (SIGINT, SIGTERM, SIGHUP). A failed run leaves no partial output behind.\n");
     if (s->examples) printf("\nexamples:\n%s\n", s->examples);
 }
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_common *c,
               cli_handler handler, void *ctx, int *optind_out)
 {
+    /* the first thing every tool does: a signal from here on stops it with
+     * 130 at its next safe point (common/sig.h) */
+    sig_install();
     memset(c, 0, sizeof *c);
     int ntool = 0, ncommon = 0;
     for (const struct cli_opt *o = spec->opts; o && o->name; o++) ntool++;
@@ -216,7 +220,10 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, struct cli_com
             rc = 1;
             goto done;
         case OPT_MODEL: c->model = optarg; break;
-        case OPT_OUTPUT: c->output = optarg; break;
+        case OPT_OUTPUT:
+            if (!*optarg) { rc = iso_fail(ISO_EUSAGE, "-o: the output path is empty"); goto done; }
+            c->output = optarg;
+            break;
         case OPT_MEMMODE: if ((rc = mem_mode_parse(optarg, &c->memory_mode))) goto done; break;
         case OPT_PLAN: c->plan_only = 1; break;
         case OPT_DEVICE: if ((rc = cli_int("device", optarg, 0, 64, &v))) goto done; c->device = (int)v; break;
@@ -281,6 +288,10 @@ int cli_start(const struct cli_spec *spec, const struct cli_common *c)
 {
     enum log_level lvl = c->quiet ? LOG_ERROR : c->verbose > 1 ? LOG_DEBUG : c->verbose ? LOG_VERBOSE : LOG_INFO;
     int rc = log_init(spec->tool, c->task_id, lvl, c->log_json);
+    /* every tool: SIGINT/SIGTERM/SIGHUP stop the run at its next safe point,
+     * its temporaries go, exit 130 (common/sig.h); cli_parse installed it
+     * already, this covers a tool that calls cli_start alone */
+    sig_install();
     if (rc) {
         log_error("%s", iso_errmsg());
         return rc;

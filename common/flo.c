@@ -14,7 +14,9 @@ int flow_alloc(struct flow *f, int w, int h)
     f->w = f->h = 0;
     if (w <= 0 || h <= 0 || w > (1 << 16) || h > (1 << 16)) return iso_fail(ISO_EDATA, "bad flow size %dx%d", w, h);
     f->uv = calloc((size_t)w * (size_t)h * 2, sizeof(float));
-    if (!f->uv) return iso_fail(ISO_EINTERNAL, "out of memory for a %dx%d flow", w, h);
+    if (!f->uv) /* sizes come from data: not enough RAM now is 75, with the sizes */
+        return iso_fail(ISO_ETEMPFAIL, "not enough memory for a %dx%d flow (%.1f MiB)", w, h,
+                        (double)w * h * 2 * sizeof(float) / 1048576.0);
     f->w = w;
     f->h = h;
     return 0;
@@ -61,9 +63,9 @@ int flo_read_mem(const uint8_t *buf, size_t len, struct flow *f, const char *nam
 int flo_read(const char *path, struct flow *f)
 {
     memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
-    int rc = 0, w, h;
+    FILE *fp;
+    int rc = fs_fopen_input(path, &fp), w, h; /* a FIFO or device is refused, never waited on */
+    if (rc) return rc;
     uint8_t hdr[12];
     long total;
     if (fseek(fp, 0, SEEK_END) != 0 || (total = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {

@@ -3,6 +3,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -291,6 +293,9 @@ int fs_write_atomic(const char *path, int (*writer)(FILE *f, void *ctx), void *c
         goto done;
     }
     rc = writer(f, ctx);
+    /* a writer's own message ("cannot write PNG: No space left on device")
+     * gets the file it was writing */
+    if (rc && !strstr(iso_errmsg(), path)) iso_wrap(rc, "cannot write '%s'", path);
     if (fflush(f) != 0 && !rc) rc = iso_fail(ISO_EIO, "cannot write '%s': %s", path, strerror(errno));
     if (!rc && fsync(fileno(f)) != 0 && errno != EINVAL)
         rc = iso_fail(ISO_EIO, "cannot sync '%s': %s", path, strerror(errno));
@@ -309,11 +314,180 @@ done:
     return rc;
 }
 
+static const char *kind_of(mode_t m)
+{
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISLNK(m)) return "a symbolic link";
+    return "not a regular file";
+}
+
+int fs_open_input(const char *path, int *fd)
+{
+    *fd = -1;
+    /* O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever */
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f < 0)
+        return iso_fail(errno == ENOENT ? ISO_ENOINPUT : errno == EISDIR ? ISO_EDATA : ISO_EIO,
+                        "cannot read '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        int rc = iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+        close(f);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return iso_fail(ISO_EDATA, "cannot read '%s': %s, not a regular file", path, kind_of(st.st_mode));
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl >= 0) fcntl(f, F_SETFL, fl & ~O_NONBLOCK);
+    *fd = f;
+    return 0;
+}
+
+int fs_fopen_input(const char *path, FILE **out)
+{
+    int fd, rc;
+    *out = NULL;
+    if ((rc = fs_open_input(path, &fd))) return rc;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return iso_fail(ISO_EINTERNAL, "cannot read '%s': %s", path, strerror(errno));
+    }
+    *out = f;
+    return 0;
+}
+
+int fs_check_not_special(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return 0;
+    return iso_fail(ISO_EDATA, "cannot read '%s': %s, not a regular file", path, kind_of(st.st_mode));
+}
+
+/* real path of p, which may not exist yet: its parent's real path joined to
+ * its last component (NULL when the parent does not exist either) */
+static char *real_of(const char *p)
+{
+    char *r = realpath(p, NULL);
+    if (r) return r;
+    char *dir = fs_dirname(p), *base = base_of(p), *rd = dir ? realpath(dir, NULL) : NULL, *out = NULL;
+    if (rd && base && strcmp(base, ".") && strcmp(base, "..")) out = fs_join(rd, base);
+    free(dir);
+    free(base);
+    free(rd);
+    return out;
+}
+
+int fs_check_output(const char *output, const char *what, const char *const *inputs, int n_inputs)
+{
+    char *ro = real_of(output);
+    int rc = 0;
+    if (!ro) return 0; /* its parent is missing: the writer reports that */
+    size_t n = strlen(ro);
+    for (int i = 0; i < n_inputs && !rc; i++) {
+        if (!inputs[i] || !*inputs[i]) continue;
+        char *ri = realpath(inputs[i], NULL);
+        if (!ri) continue; /* a missing input is its reader's message */
+        if (!strcmp(ri, ro))
+            rc = iso_fail(ISO_ECANTCREAT, "cannot create %s '%s': it is the input '%s'", what, output, inputs[i]);
+        else if (!strncmp(ri, ro, n) && (ri[n] == '/' || !strcmp(ro, "/")))
+            rc = iso_fail(ISO_ECANTCREAT, "cannot create %s '%s': it holds the input '%s', which it would replace",
+                          what, output, inputs[i]);
+        free(ri);
+    }
+    free(ro);
+    return rc;
+}
+
+/* 1 when the directory final is an earlier output of own->tool: its marker
+ * JSON names the tool, and every other entry is one the tool writes (or a
+ * temporary of a run) */
+static int owned_by(const char *final, const struct fs_dir_owner *own, char *why, size_t whylen)
+{
+    char *mp = fs_join(final, own->marker), *data = NULL;
+    size_t len = 0;
+    int ok = 0;
+    json_t *j = NULL;
+    snprintf(why, whylen, "it has no %s", own->marker);
+    if (!mp) return 0;
+    if (fs_exists(mp)) {
+        if (fs_read_all(mp, &data, &len, (size_t)16 << 20) != 0 ||
+            !(j = json_loadb(data, len, 0, NULL)) || !json_is_object(j)) {
+            snprintf(why, whylen, "its %s is not %s's JSON", own->marker, own->tool);
+        } else {
+            const char *t = json_string_value(json_object_get(j, "tool"));
+            if (!t || strcmp(t, own->tool)) snprintf(why, whylen, "its %s was written by '%s', not %s", own->marker,
+                                                     t ? t : "(no tool)", own->tool);
+            else ok = 1;
+        }
+    }
+    iso_errclear();
+    json_decref(j);
+    free(data);
+    free(mp);
+    if (!ok) return 0;
+    DIR *d = opendir(final);
+    if (!d) { snprintf(why, whylen, "it cannot be listed"); return 0; }
+    struct dirent *e;
+    while ((e = readdir(d)) && ok) {
+        const char *nm = e->d_name;
+        if (!strcmp(nm, ".") || !strcmp(nm, "..") || !strcmp(nm, own->marker) || tmp_pid(nm, 0)) continue;
+        int known = 0;
+        for (const char *const *p = own->names; p && *p && !known; p++) known = fnmatch(*p, nm, FNM_PERIOD) == 0;
+        if (!known) {
+            snprintf(why, whylen, "it holds '%s', which %s did not write", nm, own->tool);
+            ok = 0;
+        }
+    }
+    closedir(d);
+    return ok;
+}
+
+int fs_dir_check_owned(const char *final, const struct fs_dir_owner *own)
+{
+    int rc = 0;
+    if (!*final) return iso_fail(ISO_EUSAGE, "the output directory is an empty string");
+    if (own && (rc = fs_check_output(final, "output directory", own->inputs, own->n_inputs))) return rc;
+    struct stat st;
+    if (lstat(final, &st) == 0) {
+        char why[600];
+        if (!S_ISDIR(st.st_mode))
+            return iso_fail(ISO_ECANTCREAT, "cannot create output directory '%s': %s is in the way (not replaced)",
+                            final, S_ISREG(st.st_mode) ? "a file" : kind_of(st.st_mode));
+        DIR *d = opendir(final);
+        int empty = 1;
+        if (d) {
+            struct dirent *e;
+            while ((e = readdir(d)) && empty) empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+            closedir(d);
+        }
+        if (!empty) {
+            if (!own) snprintf(why, sizeof why, "it is not empty");
+            if (!own || !owned_by(final, own, why, sizeof why))
+                return iso_fail(ISO_ECANTCREAT, "cannot replace '%s': %s; only an earlier output of this tool is "
+                                "replaced (remove it or choose another directory)", final, why);
+        }
+    }
+    return 0;
+}
+
 int fs_dir_begin(const char *final, char **tmp)
 {
+    return fs_dir_begin_owned(final, NULL, tmp);
+}
+
+int fs_dir_begin_owned(const char *final, const struct fs_dir_owner *own, char **tmp)
+{
     *tmp = NULL;
+    int rc = fs_dir_check_owned(final, own);
+    if (rc) return rc;
     char *dir = fs_dirname(final);
-    int rc = 0;
     if (!fs_is_dir(dir)) {
         rc = iso_fail(ISO_ECANTCREAT, "cannot create '%s': directory '%s' does not exist", final, dir);
         free(dir);
@@ -456,8 +630,9 @@ int fs_read_all(const char *path, char **data, size_t *len, size_t max)
 {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    FILE *f;
+    int orc = fs_fopen_input(path, &f);
+    if (orc) return orc;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     int rc = 0;

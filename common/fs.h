@@ -39,8 +39,42 @@ int fs_publish_file(const char *tmp, const char *final);
 
 /* Directory outputs: fs_dir_begin creates an empty temporary sibling of
  * final (its path in *tmp); fs_dir_publish swaps it in (an old final is
- * removed after); fs_dir_abort removes it. */
+ * removed after); fs_dir_abort removes it. fs_dir_begin refuses (73) a
+ * final that exists and is anything but an empty directory: a tool replaces
+ * only what it wrote itself, which fs_dir_begin_owned recognises. */
 int fs_dir_begin(const char *final, char **tmp);
+
+/* What a tool's output directory holds, so a re-run may replace it and
+ * nothing else: `marker` is the JSON it writes there (its "tool" field is
+ * `tool`), `names` the other entries it writes (fnmatch patterns,
+ * NULL-terminated). `inputs` (n_inputs, NULL entries skipped) are what the
+ * run reads: the output may neither be one nor contain one. */
+struct fs_dir_owner {
+    const char *marker;
+    const char *tool;
+    const char *const *names;
+    const char *const *inputs;
+    int n_inputs;
+};
+/* fs_dir_begin, but an existing final is replaced only when it is an
+ * output of own->tool (73 otherwise, naming what is in the way). */
+int fs_dir_begin_owned(const char *final, const struct fs_dir_owner *own, char **tmp);
+/* the same checks alone, creating nothing: a tool calls it before any work */
+int fs_dir_check_owned(const char *final, const struct fs_dir_owner *own);
+/* 73 when output equals an input or is a directory containing one (by
+ * real path, so links and "a/../b" spellings are seen through);
+ * `what` names the output in the message ("-o") */
+int fs_check_output(const char *output, const char *what, const char *const *inputs, int n_inputs);
+
+/* Open an input for reading without ever blocking on it: a FIFO, a device
+ * or a socket is refused at once (65, "not a regular file"), a missing
+ * file is 66. fs_open_input gives a blocking fd (O_CLOEXEC), fs_fopen_input
+ * a FILE. Every reader of user files (PNG, topic, GGUF, safetensors, .flo,
+ * JSON) goes through one of them. */
+int fs_open_input(const char *path, int *fd);
+int fs_fopen_input(const char *path, FILE **f);
+/* 0 when path is absent, a directory or a regular file; 65 for a special file */
+int fs_check_not_special(const char *path);
 int fs_dir_publish(const char *tmp, const char *final);
 void fs_dir_abort(char **tmp);
 

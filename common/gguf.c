@@ -6,6 +6,7 @@
  * absurd count is a clean ISO_EDATA, never a huge malloc. */
 #include "gguf.h"
 #include "err.h"
+#include "fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -407,11 +408,7 @@ int gguf_open(const char *path, struct gguf **out)
     *out = NULL;
     g = calloc(1, sizeof *g);
     if (!g) return iso_fail(ISO_EINTERNAL, "out of memory");
-    g->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (g->fd < 0) {
-        rc = iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
-        goto done;
-    }
+    if ((rc = fs_open_input(path, &g->fd))) goto done; /* a FIFO or device is refused, never waited on */
     if (fstat(g->fd, &st) < 0) { rc = iso_fail(ISO_EIO, "cannot stat '%s': %s", path, strerror(errno)); goto done; }
     if (!S_ISREG(st.st_mode)) { rc = iso_fail(ISO_EDATA, "cannot read '%s': not a regular file", path); goto done; }
     g->size = (size_t)st.st_size;

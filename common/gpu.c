@@ -229,7 +229,7 @@ static uint64_t fake_free(uint64_t others_used)
     pthread_mutex_lock(&g_lock);
     uint64_t used = g_own;
     pthread_mutex_unlock(&g_lock);
-    uint64_t take = used + others_used;
+    uint64_t take = used > UINT64_MAX - others_used ? UINT64_MAX : used + others_used; /* saturating */
     return take >= g_fake_free ? 0 : g_fake_free - take;
 }
 

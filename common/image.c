@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "fs.h"
+#include "mem.h"
 
 int image_alloc(struct image *img, int w, int h, int c)
 {
@@ -18,7 +19,10 @@ int image_alloc(struct image *img, int w, int h, int c)
     if (n / (size_t)w != (size_t)h || n > SIZE_MAX / 4 || n > ((size_t)1 << 31))
         return iso_fail(ISO_EDATA, "image too large (%dx%d)", w, h);
     img->data = calloc(n, (size_t)c);
-    if (!img->data) return iso_fail(ISO_EINTERNAL, "out of memory for a %dx%d image", w, h);
+    /* sizes come from data: not enough RAM for them now is 75, with the sizes */
+    if (!img->data)
+        return iso_fail(ISO_ETEMPFAIL, "not enough memory for a %dx%d x%d image (%.1f MiB)", w, h, c,
+                        (double)n * c / 1048576.0);
     img->w = w;
     img->h = h;
     img->c = c;
@@ -128,12 +132,28 @@ static int load(struct src *s, struct image *img, int want_c, int size_only, int
     png_set_interlace_handling(p);
     png_read_update_info(p, info);
     if ((int)png_get_rowbytes(p, info) != (int)w * c) png_error(p, "unexpected row layout");
-    if ((rc = image_alloc(outp, (int)w, (int)h, c))) {
-        rc = iso_wrap(rc, "cannot read '%s'", s->name);
-        goto done;
+    {
+        /* a small file may decode to gigabytes (a decompression bomb): when
+         * that does not fit in the memory this process may take now, it is
+         * "retry later" (75) with the sizes, not an internal error */
+        double need = (double)w * h * c + (double)h * sizeof(png_bytep), avail = (double)mem_host_budget();
+        if (avail > 0 && need > avail) {
+            rc = iso_fail(ISO_ETEMPFAIL, "cannot read '%s': it decodes to %ux%u x%d (%.1f MiB), more than the "
+                          "%.1f MiB of memory available now", s->name, (unsigned)w, (unsigned)h, c,
+                          need / 1048576.0, avail / 1048576.0);
+            goto done;
+        }
+        if ((rc = image_alloc(outp, (int)w, (int)h, c))) {
+            if (rc == ISO_ETEMPFAIL) /* calloc refused (a ulimit, overcommit off) */
+                rc = iso_fail(ISO_ETEMPFAIL, "cannot read '%s': no memory for its %ux%u x%d pixels (%.1f MiB)",
+                              s->name, (unsigned)w, (unsigned)h, c, need / 1048576.0);
+            else
+                rc = iso_wrap(rc, "cannot read '%s'", s->name);
+            goto done;
+        }
     }
     rows = malloc(sizeof *rows * h);
-    if (!rows) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if (!rows) { rc = iso_fail(ISO_ETEMPFAIL, "cannot read '%s': no memory for %u row pointers", s->name, (unsigned)h); goto done; }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = outp->data + (size_t)y * w * c;
     png_read_image(p, rows);
     png_read_end(p, NULL);
@@ -152,8 +172,8 @@ int image_load_png(const char *path, struct image *img, int want_c)
     if (want_c != 0 && want_c != 1 && want_c != 3 && want_c != 4)
         return iso_fail(ISO_EINTERNAL, "image_load_png: bad channel count %d", want_c);
     struct src s = { .name = path };
-    s.f = fopen(path, "rb");
-    if (!s.f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    int orc = fs_fopen_input(path, &s.f); /* a FIFO or device is refused, never waited on */
+    if (orc) return orc;
     int rc = load(&s, img, want_c, 0, NULL, NULL);
     fclose(s.f);
     return rc;
@@ -169,8 +189,8 @@ int image_load_png_mem(const uint8_t *buf, size_t len, struct image *img, int wa
 int image_png_size(const char *path, int *w, int *h)
 {
     struct src s = { .name = path };
-    s.f = fopen(path, "rb");
-    if (!s.f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    int orc = fs_fopen_input(path, &s.f); /* a FIFO or device is refused, never waited on */
+    if (orc) return orc;
     int rc = load(&s, NULL, 0, 1, w, h);
     fclose(s.f);
     return rc;

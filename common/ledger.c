@@ -22,6 +22,10 @@
 
 #define LEDGER_MAX_BYTES (1 << 20)
 
+/* sums of reservations saturate: two entries of 2^63 bytes must read as
+ * "everything is taken", never wrap to a small number that admits anything */
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 struct ledger {
     int fd;
     char *path;
@@ -74,12 +78,16 @@ int ledger_dir(char **out)
             if (rc) return iso_wrap(ISO_ECANTCREAT, "ledger directory '%s'", buf);
         }
     }
-    /* a shared /tmp: never trust a ledger directory someone else owns */
+    /* a shared /tmp: never trust a ledger directory someone else owns, can
+     * write to, or has pointed elsewhere with a symbolic link */
     struct stat st;
-    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
-        return iso_fail(ISO_ECANTCREAT, "ledger directory '%s': not a directory", buf);
+    if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return iso_fail(ISO_ECANTCREAT, "ledger directory '%s': not a directory (a symbolic link is refused)", buf);
     if (st.st_uid != getuid())
         return iso_fail(ISO_ECANTCREAT, "ledger directory '%s' belongs to uid %u, not to us", buf, (unsigned)st.st_uid);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return iso_fail(ISO_ECANTCREAT, "ledger directory '%s' is writable by others (mode %03o); use one only you "
+                        "can write (chmod go-w)", buf, (unsigned)(st.st_mode & 0777));
     *out = strdup(buf);
     return *out ? 0 : iso_fail(ISO_EINTERNAL, "out of memory");
 }
@@ -99,24 +107,34 @@ static int ledger_path(const char *key, char **out)
 }
 
 /* parse the whole file; dead and malformed entries are left out */
-static int read_entries(int fd, const char *path, struct ledger_entry **out, int *n, int *dropped)
+/* A ledger over LEDGER_MAX_BYTES is damaged (a live holder writes one short
+ * line): only its first LEDGER_MAX_BYTES are parsed, the live entries found
+ * there are kept, and the writer rewrites the file from them (each live
+ * holder's next update puts its own line back). *damaged says so. */
+static int read_entries_d(int fd, const char *path, struct ledger_entry **out, int *n, int *dropped, int *damaged)
 {
     *out = NULL;
     *n = 0;
     *dropped = 0;
+    *damaged = 0;
     int rc = 0, cap = 0;
     char *buf = NULL;
     struct stat st;
     if (fstat(fd, &st) != 0) return iso_fail(ISO_EIO, "cannot stat ledger '%s'", path);
-    if (st.st_size > LEDGER_MAX_BYTES) return iso_fail(ISO_EDATA, "ledger '%s' is too large", path);
-    buf = malloc((size_t)st.st_size + 1);
+    size_t want = (size_t)st.st_size;
+    if (st.st_size > LEDGER_MAX_BYTES) {
+        *damaged = 1;
+        want = LEDGER_MAX_BYTES;
+    }
+    buf = malloc(want + 1);
     if (!buf) return iso_fail(ISO_EINTERNAL, "out of memory");
-    ssize_t got = pread(fd, buf, (size_t)st.st_size, 0);
+    ssize_t got = pread(fd, buf, want, 0);
     if (got < 0) {
         rc = iso_fail(ISO_EIO, "cannot read ledger '%s'", path);
         goto done;
     }
     buf[got] = 0;
+    if (memchr(buf, 0, (size_t)got)) *damaged = 1; /* NUL bytes: not the text we write */
     for (char *line = buf, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = 0;
@@ -126,6 +144,10 @@ static int read_entries(int fd, const char *path, struct ledger_entry **out, int
         uint64_t st_t, res, used;
         if (sscanf(line, "%d %" SCNu64 " %" SCNu64 " %" SCNu64 " %15s %39s", &pid, &st_t, &res, &used, e.mode,
                    e.task_id) < 4) {
+            (*dropped)++;
+            continue;
+        }
+        if (pid <= 0) {
             (*dropped)++;
             continue;
         }
@@ -154,6 +176,17 @@ done:
         free(*out);
         *out = NULL;
         *n = 0;
+    }
+    return rc;
+}
+
+static int read_entries(int fd, const char *path, struct ledger_entry **out, int *n, int *dropped)
+{
+    int damaged = 0, rc = read_entries_d(fd, path, out, n, dropped, &damaged);
+    if (!rc && damaged) {
+        (*dropped)++; /* so every reader that rewrites on a drop rewrites it whole */
+        log_warn("ledger '%s' was damaged (over %d bytes or not text): rebuilt from its %d live entr%s", path,
+                 LEDGER_MAX_BYTES, *n, *n == 1 ? "y" : "ies");
     }
     return rc;
 }
@@ -191,10 +224,32 @@ int ledger_open(const char *key, struct ledger **out)
     l->fd = -1;
     int rc = ledger_path(key, &l->path);
     if (rc) goto done;
-    l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* O_NOFOLLOW: a symbolic link planted there would get its target
+     * truncated by our rewrite; O_NONBLOCK: a FIFO would block the open */
+    l->fd = open(l->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
     if (l->fd < 0) {
-        rc = iso_fail(ISO_ECANTCREAT, "cannot open ledger '%s': %s", l->path, strerror(errno));
+        rc = iso_fail(ISO_ECANTCREAT, "cannot open ledger '%s': %s", l->path,
+                      errno == ELOOP ? "it is a symbolic link (refused)" : strerror(errno));
         goto done;
+    }
+    struct stat st;
+    if (fstat(l->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = iso_fail(ISO_ECANTCREAT, "ledger '%s' is not a regular file (refused)", l->path);
+        goto done;
+    }
+    if (st.st_uid != getuid()) {
+        rc = iso_fail(ISO_ECANTCREAT, "ledger '%s' belongs to uid %u, not to us (refused)", l->path, (unsigned)st.st_uid);
+        goto done;
+    }
+    if (st.st_nlink != 1) {
+        rc = iso_fail(ISO_ECANTCREAT, "ledger '%s' has %lu hard links (refused: a rewrite would change the others)",
+                      l->path, (unsigned long)st.st_nlink);
+        goto done;
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) fchmod(l->fd, 0600); /* ours: tighten it */
+    {
+        int fl = fcntl(l->fd, F_GETFL);
+        if (fl >= 0) fcntl(l->fd, F_SETFL, fl & ~O_NONBLOCK);
     }
     l->me.pid = getpid();
     l->me.start_time = ledger_pid_start_time(l->me.pid);
@@ -253,8 +308,8 @@ int ledger_admit(struct ledger *l, ledger_free_fn free_fn, void *free_ctx, ledge
     if (rc) return rc;
     uint64_t others_used = 0, pending = 0, free_b = 0;
     for (int i = 0; i < n; i++) {
-        others_used += e[i].used;
-        if (e[i].reserved > e[i].used) pending += e[i].reserved - e[i].used;
+        others_used = sat_add(others_used, e[i].used);
+        if (e[i].reserved > e[i].used) pending = sat_add(pending, e[i].reserved - e[i].used);
     }
     rc = free_fn(others_used, &free_b, free_ctx);
     if (free_seen) *free_seen = free_b;
@@ -350,15 +405,21 @@ uint64_t ledger_others_used(const char *key)
         return 0;
     }
     uint64_t sum = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat fst;
+    if (fd >= 0 && (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_uid != getuid())) {
+        close(fd);
+        fd = -1;
+    }
     if (fd >= 0) {
         struct ledger_entry *e = NULL;
         int n = 0, dropped;
         if (lock_fd(fd, LOCK_SH, path) == 0) {
-            if (read_entries(fd, path, &e, &n, &dropped) == 0) {
+            int damaged;
+            if (read_entries_d(fd, path, &e, &n, &dropped, &damaged) == 0) {
                 pid_t me = getpid();
                 for (int i = 0; i < n; i++)
-                    if (e[i].pid != me) sum += e[i].used;
+                    if (e[i].pid != me) sum = sat_add(sum, e[i].used);
             }
             flock(fd, LOCK_UN);
         }

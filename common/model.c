@@ -124,6 +124,8 @@ static int find(const char *name, const char *const *exts, int dir_ok, char **pa
     char *dirs = NULL, *p = NULL, *q = NULL;
     int rc = 0;
     if (strchr(name, '/')) {
+        /* a path to a FIFO or a device is bad data, not a missing model */
+        if ((rc = fs_check_not_special(name))) goto done;
         if (!try_path(&t, name, dir_ok, path))
             rc = iso_fail(ISO_EUNAVAIL, "model '%s' not found (tried %s)", name, t.s ? t.s : "");
         goto done;

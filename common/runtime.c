@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "sig.h"
 #include "gpu.h"
 #include "ledger.h"
 #include "log.h"
@@ -105,7 +106,10 @@ static uint64_t ledger_pending(void)
     snprintf(saved, sizeof saved, "%s", iso_errmsg());
     if (ledger_read_key(gpu_get_info()->key, &e, &n) == 0) {
         for (int i = 0; i < n; i++)
-            if (e[i].pid != getpid() && e[i].reserved > e[i].used) pending += e[i].reserved - e[i].used;
+            if (e[i].pid != getpid() && e[i].reserved > e[i].used) {
+                uint64_t d = e[i].reserved - e[i].used; /* saturating: 2^63 + 2^63 is "all", not 0 */
+                pending = pending > UINT64_MAX - d ? UINT64_MAX : pending + d;
+            }
     }
     iso_fail(0, "%s", saved);
     free(e);
@@ -166,7 +170,7 @@ int rt_print_plan(struct rt *rt, const struct mem_plan *p, json_t *extra)
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0) {}
+    while (nanosleep(&ts, &ts) != 0 && !sig_interrupted()) {}
 }
 
 int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
@@ -206,6 +210,7 @@ int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
         rt->waited_s = mem_now() - t0;
         if (rc != ISO_ETEMPFAIL) break;
         if (rt->waited_s >= wait) break;
+        if ((rc = sig_check())) break; /* a queued run stops at once on SIGTERM */
         if (rt->attempts == 1) log_info("waiting up to %.0f s for VRAM: %s", wait, iso_errmsg());
         double left = wait - rt->waited_s;
         sleep_s(left < RT_POLL_S ? left : RT_POLL_S);

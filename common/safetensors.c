@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fs.h"
 
 /* the format caps the header at 100 MB (huggingface/safetensors,
  * "N: u64 ... header size limit"); a bigger N is a corrupt file */
@@ -196,11 +197,7 @@ int st_open(const char *path, struct safetensors **out)
     int rc = 0;
     struct safetensors *st = calloc(1, sizeof *st);
     if (!st) return iso_fail(ISO_EINTERNAL, "out of memory");
-    st->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (st->fd < 0) {
-        rc = iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
-        goto done;
-    }
+    if ((rc = fs_open_input(path, &st->fd))) goto done; /* a FIFO or device is refused, never waited on */
     struct stat sb;
     if (fstat(st->fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         rc = iso_fail(ISO_EDATA, "'%s' is not a regular file", path);

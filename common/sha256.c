@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "fs.h"
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -87,8 +88,9 @@ void sha256_hex(const uint8_t d[32], char hex[65])
 
 int sha256_file(const char *path, char hex[65])
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot open '%s': %s", path, strerror(errno));
+    FILE *f;
+    int orc = fs_fopen_input(path, &f);
+    if (orc) return orc;
     static __thread uint8_t buf[1 << 16];
     struct sha256 s;
     uint8_t d[32];

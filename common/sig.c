@@ -21,6 +21,7 @@ void sig_install(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal or the runner went away */
 }
 
 int sig_interrupted(void) { return g_interrupted != 0; }

@@ -51,6 +51,10 @@ struct video_enc;
  * tests). Errors: ISO_EUSAGE bad params/preset, ISO_EUNAVAIL no encoder,
  * ISO_ECANTCREAT cannot create path, ISO_EINTERNAL libav failures. */
 int video_enc_open(struct video_enc **out, const char *path, const struct video_enc_params *p);
+/* 0 when name is a video encoder of the linked libavcodec (libx264 always:
+ * it falls back to mpeg4), else ISO_EUSAGE naming it -- for a tool to
+ * check --codec before any work, without libav's own messages */
+int video_enc_check_codec(const char *name);
 void video_enc_get_info(const struct video_enc *e, struct video_enc_info *info);
 /* Encodes one w x h RGB24 frame (stride bytes per row, >= 3*width). */
 int video_enc_write_rgb(struct video_enc *e, const uint8_t *rgb, ptrdiff_t stride);

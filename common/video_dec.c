@@ -15,6 +15,7 @@
 #include <libswscale/swscale.h>
 
 #include "err.h"
+#include "fs.h"
 
 struct video_dec {
     AVFormatContext *fc;
@@ -57,6 +58,11 @@ int video_dec_open(struct video_dec **out, const char *path, int threads)
     if (access(path, F_OK) != 0)
         return iso_fail(errno == ENOENT ? ISO_ENOINPUT : ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
     if (access(path, R_OK) != 0) return iso_fail(ISO_EIO, "cannot read '%s': %s", path, strerror(errno));
+    { /* libavformat would wait forever on a FIFO with no writer */
+        int fd;
+        if ((rc = fs_open_input(path, &fd))) return rc;
+        close(fd);
+    }
     struct video_dec *d = calloc(1, sizeof *d);
     if (!d || !(d->path = strdup(path))) {
         free(d);

@@ -134,6 +134,17 @@ static int encode(struct video_enc *e, AVFrame *frame)
     }
 }
 
+int video_enc_check_codec(const char *name)
+{
+    if (!name || !*name) return iso_fail(ISO_EUSAGE, "--codec: empty encoder name");
+    if (!strcmp(name, "libx264")) return 0;
+    const AVCodec *c = avcodec_find_encoder_by_name(name);
+    if (!c || c->type != AVMEDIA_TYPE_VIDEO)
+        return iso_fail(ISO_EUSAGE, "--codec: '%s' is not a video encoder of the linked libavcodec (try libx264, "
+                        "mpeg4)", name);
+    return 0;
+}
+
 int video_enc_open(struct video_enc **out, const char *path, const struct video_enc_params *p)
 {
     char eb[128];
@@ -165,6 +176,7 @@ int video_enc_open(struct video_enc **out, const char *path, const struct video_
     e->info.pix_fmt = "yuv420p";
 
     const char *want = p->codec ? p->codec : "libx264";
+    if ((rc = video_enc_check_codec(want))) goto done;
     const AVCodec *codec = NULL;
     const char *hide = getenv("ISOPIPE_VIDEO_NO_X264");
     int x264_hidden = hide && *hide && strcmp(hide, "0") != 0;

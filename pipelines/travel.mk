@@ -32,11 +32,31 @@ TRAVEL_THREADS          ?=
 TRAVEL_WAIT_VRAM        ?= 600
 TRAVEL_BASELINE_TIMEOUT ?= 30
 
+# TOPIC and OUT are file names, often from a directory listing
+# (pipelines/batch.sh): never Make code. A command-line or environment
+# variable is recursive, so `TOPIC=x$(shell cmd).topic` would run cmd the
+# moment anything expands it -- including Make exporting it to a recipe's
+# environment. Take their literal text ($(value)), once, before anything
+# else sees them, and accept only characters Make and sh carry as data
+# (the same set pipeline-report topic-vars accepts for keyframes).
+override TOPIC := $(value TOPIC)
+override OUT   := $(value OUT)
+TRAVEL_SAFE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z \
+                     0 1 2 3 4 5 6 7 8 9 . _ - / + @
+# $(call travel_unsafe,TEXT): what is left of TEXT once every safe character is gone (empty: safe)
+travel_unsafe = $(if $(1),$(call travel_unsafe,$(wordlist 2,999,$(1)),$(subst $(firstword $(1)),,$(2))),$(2))
+# $(call travel_check,NAME,TEXT): one clear line and no run when TEXT cannot be carried
+travel_check = $(if $(or $(call travel_unsafe,$(TRAVEL_SAFE_CHARS),$(2)),$(filter-out 1,$(words $(2))),$(filter -%,$(2))),\
+  $(error make pipeline: $(1) '$(2)' has a character the Make driver cannot carry (spaces, quotes, $$ ` : and the like) or starts with '-'; use letters, digits and ._-/+@))
+
 ifneq ($(filter pipeline pipeline-clean,$(MAKECMDGOALS)),)
 ifeq ($(strip $(TOPIC)),)
 $(error make pipeline: say which topic, e.g. TOPIC=sample_inputs/harbor.topic OUT=out/harbor)
 endif
+$(call travel_check,TOPIC,$(TOPIC))
+$(if $(OUT),$(call travel_check,OUT,$(OUT)))
 TRAVEL_OUT    := $(patsubst %/,%,$(or $(strip $(OUT)),out/$(basename $(notdir $(TOPIC)))))
+$(call travel_check,OUT,$(TRAVEL_OUT))
 TRAVEL_D      := $(TRAVEL_OUT)/.travel
 TRAVEL_REPORT := $(TRAVEL_BIN)/pipeline-report
 TRAVEL_RUN     = $(TRAVEL_REPORT) --task-id travel run --dir $(TRAVEL_D) --probe $(TRAVEL_BIN)/vram-probe \
@@ -50,11 +70,23 @@ ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
 # variables. The rule runs on every invocation (travel-force) so a missing
 # keyframe or a bad value stops the run before any stage starts; the file is
 # rewritten only when it changes, so Make restarts only then.
+# A rejected topic is one line: the check's message is kept in topic.err and
+# vars.mk says TRAVEL_TOPIC_REJECTED (rewritten, so Make restarts); the
+# restarted Make stops with that message ($(shell) output is text, never
+# expanded again). On the first pass an old rejection is ignored: the rule
+# runs again and decides.
 include $(TRAVEL_D)/vars.mk
+ifneq ($(TRAVEL_TOPIC_REJECTED),)
+ifneq ($(MAKE_RESTARTS),)
+$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1))
+endif
+endif
 endif
 $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 	@mkdir -p $(TRAVEL_D)
-	@$(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC)
+	@if $(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) \
+	    --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC) 2>$(TRAVEL_D)/topic.err; then rm -f $(TRAVEL_D)/topic.err; \
+	 else echo 'TRAVEL_TOPIC_REJECTED := 1' > $@; fi
 
 # The model file Make depends on, found the way model_find() finds it
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.

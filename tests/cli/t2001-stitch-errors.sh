@@ -69,7 +69,7 @@ stderr_has "warp9" && ok "bad preset named" || fail "bad preset named"
 nothing_left "bad preset"
 expect_exit "crf out of range" 64 "$BIN/stitch" --crf 52 -o out/final.mp4 a
 expect_exit "negative overlap" 64 "$BIN/stitch" --overlap -1 -o out/final.mp4 a
-expect_exit "unknown codec" 69 "$BIN/stitch" --codec nosuchcodec -o out/final.mp4 a
+expect_exit "unknown codec (a usage error, issue 11)" 64 "$BIN/stitch" --codec nosuchcodec -o out/final.mp4 a
 nothing_left "unknown codec"
 
 # a re-run that fails keeps the previous good output untouched

@@ -29,6 +29,7 @@
 #include "plan.h"
 #include "runtime.h"
 #include "safetensors.h"
+#include "sig.h"
 #include "stream.h"
 #include "weights.h"
 
@@ -150,7 +151,7 @@ done:
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0) {}
+    while (nanosleep(&ts, &ts) != 0 && !sig_interrupted()) {}
 }
 
 int main(int argc, char **argv)
@@ -251,6 +252,7 @@ int main(int argc, char **argv)
                 }
     }
     if (o.hold_s > 0) sleep_s(o.hold_s);
+    if ((rc = sig_check())) goto done; /* SIGTERM while holding: like every tool, 130 */
 
     report = jsonio_header_new();
     json_object_set_new(report, "mode", json_string(mem_mode_name(mode)));

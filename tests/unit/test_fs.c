@@ -332,8 +332,14 @@ static void test_dirs(void)
     CHECK(!fs_exists(final)); /* nothing visible before publish */
     CHECK(fs_dir_publish(tmp, final) == 0 && has_content(P("seg_000/frame_00000.png"), "one") && !fs_exists(tmp));
     free(tmp);
-    /* replace an existing, non-empty directory: only the new content remains */
-    CHECK(fs_dir_begin(final, &tmp) == 0);
+    /* a non-empty directory is not replaced without an owner (issue 11) */
+    CHECK(fs_dir_begin(final, &tmp) == ISO_ECANTCREAT && tmp == NULL);
+    CHECK(has_content(P("seg_000/frame_00000.png"), "one"));
+    /* replace an existing output of the same tool: only the new content remains */
+    static const char *const names[] = { "frame_*.png", NULL };
+    struct fs_dir_owner own = { "segment.json", "segment-gen", names, NULL, 0 };
+    put(P("seg_000/segment.json"), "{\"tool\": \"segment-gen\", \"frames\": 1}");
+    CHECK(fs_dir_begin_owned(final, &own, &tmp) == 0);
     f = fs_join(tmp, "frame_00001.png");
     put(f, "two");
     free(f);
@@ -342,7 +348,8 @@ static void test_dirs(void)
     CHECK(count_entries(dir, ".seg_000.tmp-") == 0);
     free(tmp);
     /* abort: the temporary goes, the published one stays */
-    CHECK(fs_dir_begin(final, &tmp) == 0);
+    put(P("seg_000/segment.json"), "{\"tool\": \"segment-gen\"}");
+    CHECK(fs_dir_begin_owned(final, &own, &tmp) == 0);
     char *keep = strdup(tmp);
     f = fs_join(tmp, "junk");
     put(f, "junk");
@@ -351,10 +358,10 @@ static void test_dirs(void)
     CHECK(tmp == NULL && !fs_exists(keep) && has_content(P("seg_000/frame_00001.png"), "two"));
     free(keep);
     fs_dir_abort(&tmp); /* twice: harmless */
-    /* replace a file with a directory */
+    /* a file in the way is never replaced by a directory */
     put(P("was_file"), "file");
-    CHECK(fs_dir_begin(P("was_file"), &tmp) == 0 && fs_dir_publish(tmp, P("was_file")) == 0 && fs_is_dir(P("was_file")));
-    free(tmp);
+    CHECK(fs_dir_begin_owned(P("was_file"), &own, &tmp) == ISO_ECANTCREAT && tmp == NULL);
+    CHECK(has_content(P("was_file"), "file"));
     CHECK(fs_dir_begin(P("nodir/seg"), &tmp) == ISO_ECANTCREAT && tmp == NULL);
     /* "-o seg_001/" is the directory seg_001, created beside it */
     char slashed[600];
@@ -364,6 +371,76 @@ static void test_dirs(void)
     free(tmp);
     tmp = NULL;
     CHECK(count_entries(dir, ".tmp-") == 0);
+}
+
+/* issue 11: an output replaces only what the same tool wrote, never holds an input */
+static void test_owned(void)
+{
+    TEST("fs_dir_begin_owned: replace only our own output");
+    static const char *const names[] = { "frame_*.png", NULL };
+    struct fs_dir_owner own = { "segment.json", "segment-gen", names, NULL, 0 };
+    char *tmp = NULL;
+    CHECK(fs_mkdir_p(P("own/user")) == 0);
+    put(P("own/user/thesis.txt"), "years of work");
+    CHECK(fs_dir_begin_owned(P("own/user"), &own, &tmp) == ISO_ECANTCREAT && !tmp);
+    CHECK(strstr(iso_errmsg(), "no segment.json") != NULL);
+    CHECK(has_content(P("own/user/thesis.txt"), "years of work"));
+    /* another tool's JSON */
+    put(P("own/user/segment.json"), "{\"tool\": \"flow-extract\"}");
+    CHECK(fs_dir_begin_owned(P("own/user"), &own, &tmp) == ISO_ECANTCREAT && strstr(iso_errmsg(), "flow-extract"));
+    /* our JSON but a file we never write */
+    put(P("own/user/segment.json"), "{\"tool\": \"segment-gen\"}");
+    CHECK(fs_dir_begin_owned(P("own/user"), &own, &tmp) == ISO_ECANTCREAT && strstr(iso_errmsg(), "thesis.txt"));
+    CHECK(has_content(P("own/user/thesis.txt"), "years of work"));
+    /* not JSON at all */
+    put(P("own/user/segment.json"), "garbage");
+    CHECK(fs_dir_begin_owned(P("own/user"), &own, &tmp) == ISO_ECANTCREAT);
+    /* an empty directory is fine */
+    CHECK(fs_mkdir_p(P("own/empty")) == 0);
+    CHECK(fs_dir_begin_owned(P("own/empty"), &own, &tmp) == 0 && tmp);
+    fs_dir_abort(&tmp);
+    /* the output may neither be nor contain an input */
+    CHECK(fs_mkdir_p(P("own/in")) == 0);
+    put(P("own/in/a.png"), "a");
+    const char *ins[] = { P("own/in/a.png"), NULL };
+    own.inputs = ins;
+    own.n_inputs = 2;
+    CHECK(fs_dir_begin_owned(P("own/in"), &own, &tmp) == ISO_ECANTCREAT && strstr(iso_errmsg(), "holds the input"));
+    CHECK(fs_dir_begin_owned(P("own"), &own, &tmp) == ISO_ECANTCREAT);
+    CHECK(fs_dir_begin_owned(P("own/in/a.png"), &own, &tmp) == ISO_ECANTCREAT && strstr(iso_errmsg(), "is the input"));
+    char sp[700];
+    snprintf(sp, sizeof sp, "%s/../own/./in", P("own"));
+    CHECK(fs_check_output(sp, "-o", ins, 1) == ISO_ECANTCREAT); /* other spellings of the same path */
+    CHECK(symlink(P("own/in"), P("own/link")) == 0 && fs_check_output(P("own/link"), "-o", ins, 1) == ISO_ECANTCREAT);
+    CHECK(fs_check_output(P("own/other"), "-o", ins, 1) == 0);
+    CHECK(fs_dir_begin_owned("", &own, &tmp) == ISO_EUSAGE);
+    CHECK(fs_is_dir(P("own/in")) && has_content(P("own/in/a.png"), "a"));
+}
+
+/* issue 11: a FIFO or a device as an input is refused at once, never waited on */
+static void test_special_inputs(void)
+{
+    TEST("fs_open_input: special files are refused without blocking");
+    CHECK(mkfifo(P("fifo"), 0600) == 0);
+    int fd = -2;
+    FILE *f = NULL;
+    char *data = NULL;
+    size_t len;
+    CHECK(fs_open_input(P("fifo"), &fd) == ISO_EDATA && fd == -1 && strstr(iso_errmsg(), "FIFO"));
+    CHECK(fs_fopen_input(P("fifo"), &f) == ISO_EDATA && !f);
+    CHECK(fs_read_all(P("fifo"), &data, &len, 100) == ISO_EDATA && !data);
+    CHECK(fs_open_input("/dev/zero", &fd) == ISO_EDATA && strstr(iso_errmsg(), "character device"));
+    CHECK(fs_open_input(dir, &fd) == ISO_EDATA);
+    CHECK(fs_open_input(P("absent"), &fd) == ISO_ENOINPUT);
+    CHECK(fs_check_not_special(P("fifo")) == ISO_EDATA && fs_check_not_special(dir) == 0 &&
+          fs_check_not_special(P("absent")) == 0);
+    put(P("plain"), "x");
+    CHECK(fs_open_input(P("plain"), &fd) == 0 && fd >= 0);
+    if (fd >= 0) {
+        char c;
+        CHECK(read(fd, &c, 1) == 1 && c == 'x' && !(fcntl(fd, F_GETFL) & O_NONBLOCK));
+        close(fd);
+    }
 }
 
 static void test_read_all(void)
@@ -399,6 +476,8 @@ int main(void)
     test_dirs();
     test_stale();
     test_read_all();
+    test_owned();
+    test_special_inputs();
     if (chdir("/") == 0) fs_rm_rf(dir);
     return test_report();
 }

@@ -194,6 +194,105 @@ static void test_reuse_and_junk(void)
     free(dir);
 }
 
+/* issue 11: the ledger file is not trusted */
+static void test_hostile(const char *base)
+{
+    TEST("hostile ledgers: garbage over 1 MiB, 2^63 reservations, links, modes");
+    char *dir = NULL;
+    CHECK(ledger_dir(&dir) == 0);
+    char *path = fs_join(dir, "big.ledger");
+    /* 2 MiB of garbage after one live line: admission still works, the file is rebuilt */
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %llu 300 100 beefy keep\n", (int)getppid(), (unsigned long long)ledger_pid_start_time(getppid()));
+        for (int i = 0; i < 2 * 1024 * 1024 / 16; i++) fputs("garbage\x01\xffjunk!\n", f);
+        fclose(f);
+    }
+    struct ledger *l = NULL;
+    struct want w = { 10 * MIB };
+    uint64_t fs = 0, ps = 0;
+    CHECK(ledger_open("big", &l) == 0);
+    CHECK(l && ledger_admit(l, free_stub, NULL, decide_stub, &w, &fs, &ps) == 0 && ps == 200);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && st.st_size < 4096); /* rebuilt: the live line and ours */
+    CHECK(count_key("big") == 2);
+    ledger_close(&l);
+    free(path);
+
+    /* two live holders of 2^63 bytes each: the pending sum saturates, nothing is admitted */
+    path = fs_join(dir, "wrap.ledger");
+    pid_t child = fork();
+    if (child == 0) { pause(); _exit(0); }
+    for (int i = 0; i < 50 && ledger_pid_start_time(child) == 0; i++) usleep(10000);
+    f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %llu 9223372036854775808 0 beefy a\n", (int)getppid(),
+                (unsigned long long)ledger_pid_start_time(getppid()));
+        fprintf(f, "%d %llu 9223372036854775808 0 beefy b\n", (int)child, (unsigned long long)ledger_pid_start_time(child));
+        fclose(f);
+    }
+    w.need = 1;
+    CHECK(ledger_open("wrap", &l) == 0);
+    CHECK(l && ledger_admit(l, free_stub, NULL, decide_stub, &w, &fs, &ps) == ISO_ETEMPFAIL && ps == UINT64_MAX);
+    ledger_close(&l);
+    /* the same with "used" sums: others_used saturates too */
+    f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%d %llu 0 9223372036854775808 beefy a\n", (int)getppid(),
+                (unsigned long long)ledger_pid_start_time(getppid()));
+        fprintf(f, "%d %llu 0 9223372036854775808 beefy b\n", (int)child, (unsigned long long)ledger_pid_start_time(child));
+        fclose(f);
+    }
+    CHECK(ledger_others_used("wrap") == UINT64_MAX);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    free(path);
+
+    /* a symbolic link where the ledger goes: refused, its target untouched */
+    char victim[700];
+    snprintf(victim, sizeof victim, "%s/victim.txt", base);
+    f = fopen(victim, "w");
+    if (f) { fputs("precious\n", f); fclose(f); }
+    path = fs_join(dir, "link.ledger");
+    CHECK(symlink(victim, path) == 0);
+    CHECK(ledger_open("link", &l) == ISO_ECANTCREAT && l == NULL);
+    CHECK(strstr(iso_errmsg(), "symbolic link") != NULL);
+    CHECK(ledger_others_used("link") == 0);
+    CHECK(stat(victim, &st) == 0 && st.st_size == 9);
+    free(path);
+    /* a hard link: refused (a rewrite would change the other name's file) */
+    path = fs_join(dir, "hard.ledger");
+    char other[700];
+    snprintf(other, sizeof other, "%s/other.txt", base);
+    f = fopen(other, "w");
+    if (f) { fputs("x\n", f); fclose(f); }
+    CHECK(link(other, path) == 0);
+    CHECK(ledger_open("hard", &l) == ISO_ECANTCREAT && strstr(iso_errmsg(), "hard link"));
+    free(path);
+    /* a FIFO there: refused at once */
+    path = fs_join(dir, "fifo.ledger");
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK(ledger_open("fifo", &l) == ISO_ECANTCREAT);
+    free(path);
+    /* a directory others can write: refused */
+    char open_dir[700];
+    snprintf(open_dir, sizeof open_dir, "%s/worldw", base);
+    CHECK(mkdir(open_dir, 0700) == 0 && chmod(open_dir, 0777) == 0);
+    char *saved = strdup(getenv("ISOPIPE_LEDGER_DIR"));
+    setenv("ISOPIPE_LEDGER_DIR", open_dir, 1);
+    char *d2 = NULL;
+    CHECK(ledger_dir(&d2) == ISO_ECANTCREAT && !d2 && strstr(iso_errmsg(), "writable by others"));
+    /* a symbolic link to a directory: refused */
+    char ldir[700];
+    snprintf(ldir, sizeof ldir, "%s/linkdir", base);
+    CHECK(symlink(dir, ldir) == 0);
+    setenv("ISOPIPE_LEDGER_DIR", ldir, 1);
+    CHECK(ledger_dir(&d2) == ISO_ECANTCREAT && !d2);
+    setenv("ISOPIPE_LEDGER_DIR", saved, 1);
+    free(saved);
+    free(dir);
+}
+
 static void test_dir(const char *base)
 {
     TEST("ledger directory");
@@ -226,6 +325,7 @@ int main(void)
     test_start_time();
     test_admission();
     test_reuse_and_junk();
+    test_hostile(tmp);
     test_dir(tmp);
     fs_rm_rf(tmp);
     return test_report();

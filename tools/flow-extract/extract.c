@@ -11,6 +11,7 @@
 #include "flowvis.h"
 #include "gpu.h"
 #include "fs.h"
+#include "sig.h"
 #include "image.h"
 #include "jsonio.h"
 #include "log.h"
@@ -110,7 +111,9 @@ static int compute(struct run *r, const float *a, const float *b)
 static int next_selected(struct run *r, int *index)
 {
     for (;;) {
-        int rc = fsrc_next(r->src, r->grey);
+        int rc = sig_check(); /* SIGINT/SIGTERM: stop between frames, the temporary folder goes */
+        if (rc) return rc;
+        rc = fsrc_next(r->src, r->grey);
         if (rc <= 0) return rc;
         int i = fsrc_frames_read(r->src) - 1;
         if (i % r->o->every) continue;
@@ -129,6 +132,7 @@ static int render_vis(struct run *r, double vmax)
     json_array_foreach(r->pairs, i, p) {
         const char *keys[2][2] = { { "flow", "vis" }, { "flow_bwd", "vis_bwd" } };
         for (int k = 0; k < 2 && !rc; k++) {
+            if ((rc = sig_check())) break;
             const char *rel = jsonio_str(p, keys[k][0], NULL);
             if (!rel) continue;
             char name[80];
@@ -196,6 +200,12 @@ int fx_run(const struct fx_opts *o)
         rc = iso_fail(ISO_EUNAVAIL, "model '%s' is not available: flow-extract has the built-in 'dis' only", c->model);
         goto done;
     }
+    /* -o replaces only an earlier flow-extract output (its flow.json) and
+     * never holds an input: checked before any work, again at creation */
+    const char *ins[] = { o->input, o->pair_b };
+    static const char *const flow_names[] = { "flow_*.flo", "flow_*.png", NULL };
+    struct fs_dir_owner own = { "flow.json", "flow-extract", flow_names, ins, 2 };
+    if (o->output && (rc = fs_dir_check_owned(o->output, &own))) goto done;
     if ((rc = fsrc_open(&r->src, o->input, o->pair_b, o->threads))) goto done;
     fsrc_size(r->src, &r->w, &r->h);
     r->cw = r->w;
@@ -229,6 +239,11 @@ int fx_run(const struct fx_opts *o)
         b.cpu_ok = 1;
         char name[64];
         snprintf(name, sizeof name, "dis-%s", dis_preset_name(o->preset));
+#ifndef ISOPIPE_CUDA
+        /* a pretend device (ISOPIPE_FAKE_GPU) plans and admits the GPU modes
+         * in a CPU-only build too; the flow is the CPU's either way */
+        b.gpu_ok = gpu_is_fake();
+#endif
         if ((rc = plan_from_blocks(&r->plan, name, &b))) goto done;
 #ifdef ISOPIPE_CUDA
         /* the CUDA path (dis_cuda.cu): its device memory is one arena of
@@ -262,7 +277,13 @@ int fx_run(const struct fx_opts *o)
     rt_load_begin(r->rt);
     size_t n = (size_t)r->cw * r->ch, nf = (size_t)r->w * r->h;
     if ((rc = pool_new(&r->pool, o->threads))) goto done;
-    if (!r->on_gpu && (rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) goto done;
+    if (!r->on_gpu && (rc = dis_new(&r->dis, r->cw, r->ch, &r->dp, r->pool))) {
+        /* buffers sized by the input: not enough RAM for them now is 75 (issue 11) */
+        if (rc == ISO_EINTERNAL && strstr(iso_errmsg(), "out of memory"))
+            rc = iso_fail(ISO_ETEMPFAIL, "not enough memory for %dx%d optical flow (the plan says %.1f MiB of RAM)",
+                          r->cw, r->ch, r->plan.mode[MEM_MODE_CPU].host_rss / 1048576.0);
+        goto done;
+    }
 #ifdef ISOPIPE_CUDA
     /* the stripes of the CPU path with --threads, so both compute the same flow */
     if (r->on_gpu && (rc = dis_cuda_new(&r->gdis, r->cw, r->ch, &r->dp, o->threads))) goto done;
@@ -274,7 +295,8 @@ int fx_run(const struct fx_opts *o)
     r->v = malloc(sizeof(float) * n);
     r->pairs = json_array();
     if (!r->grey || !r->cur[0] || !r->cur[1] || !r->u || !r->v || !r->pairs) {
-        rc = iso_fail(ISO_EINTERNAL, "out of memory");
+        rc = iso_fail(ISO_ETEMPFAIL, "not enough memory for the %dx%d frame buffers (%.1f MiB)", r->w, r->h,
+                      (double)(nf + 4 * n) * sizeof(float) / 1048576.0);
         goto done;
     }
     if ((rc = flow_alloc(&r->fl, r->w, r->h))) goto done;
@@ -283,7 +305,7 @@ int fx_run(const struct fx_opts *o)
         log_info("computing at %dx%d (--max-size %d); flows are scaled back to %dx%d pixels", r->cw, r->ch,
                  o->max_size, r->w, r->h);
 
-    if ((rc = fs_dir_begin(o->output, &r->tmp))) goto done;
+    if ((rc = fs_dir_begin_owned(o->output, &own, &r->tmp))) goto done;
     r->json_path = fs_join(o->output, "flow.json");
     if (!r->json_path) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     int prev_index = -1, index = -1;
@@ -377,6 +399,7 @@ int fx_run(const struct fx_opts *o)
         if (rc) goto done;
     }
     rt_cleanup_begin(r->rt);
+    if ((rc = sig_check())) goto done; /* never publish after a signal */
     if ((rc = fs_dir_publish(r->tmp, o->output))) goto done;
     free(r->tmp);
     r->tmp = NULL;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,21 +39,62 @@ static const char *exit_meaning(int rc)
     return rc > 128 ? "killed by a signal" : "failed";
 }
 
+/* Signals (issue 11): the stage tool runs in a process group of its own, so
+ * a terminal's ^C reaches it once, through the runner, which forwards
+ * SIGINT/SIGTERM/SIGHUP to that group, waits for the tool to clean up and
+ * exit, records the end and exits 130. A tool whose runner dies (even by
+ * SIGKILL) gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and stops
+ * before it publishes anything. */
+static volatile sig_atomic_t g_child, g_signal;
+
+static void forward_signal(int sig)
+{
+    g_signal = sig;
+    pid_t c = g_child;
+    if (c > 0 && kill(-c, sig) != 0) kill(c, sig); /* the group may not exist yet */
+}
+
+static void install_forwarding(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 /* fork/exec argv; stdout to out_fd when >= 0 (else inherited). Returns the
  * exit status (128+signal when killed), or a negative status. */
 static int spawn_wait(char **argv, int out_fd)
 {
+    if (g_signal) return 128 + g_signal; /* interrupted before this command started */
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) return iso_fail(ISO_EINTERNAL, "fork: %s", strerror(errno));
     if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(130); /* the runner died before prctl */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGINT, &dfl, NULL);
+        sigaction(SIGTERM, &dfl, NULL);
+        sigaction(SIGHUP, &dfl, NULL);
         if (out_fd >= 0) dup2(out_fd, 1);
         execvp(argv[0], argv);
         fprintf(stderr, "pipeline-report: cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* both sides, so a signal right after fork finds the group */
+    g_child = pid;
+    if (g_signal) forward_signal(g_signal); /* arrived while forking */
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) return iso_fail(ISO_EINTERNAL, "waitpid: %s", strerror(errno));
+        if (errno != EINTR) { g_child = 0; return iso_fail(ISO_EINTERNAL, "waitpid: %s", strerror(errno)); }
+    g_child = 0;
     if (WIFEXITED(st)) return WEXITSTATUS(st);
     if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
     return 255;
@@ -157,8 +199,13 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
     char *records = NULL, *logs = NULL, *logjson = NULL, *recfile = NULL, *recname = NULL;
     json_t *rec = NULL, *attempts = json_array(), *vram = json_object(), *before = NULL, *after = NULL;
     const char *mode = o->mode ? o->mode : "auto";
-    double started = (double)time(NULL), t0 = mem_now();
+    /* the wall clock to the microsecond: whole seconds made report.json's
+     * elapsed (last end - first start) shorter than the stages it spans */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    double started = (double)now.tv_sec + now.tv_nsec * 1e-9, t0 = mem_now();
 
+    install_forwarding();
     if (!attempts || !vram) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if (argc < 1) { rc = iso_fail(ISO_EUSAGE, "run: no command after '--'"); goto done; }
     records = fs_join(o->dir, "records");
@@ -188,7 +235,7 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
     }
     run_log(o->dir, "start %s", o->name, 0, 0);
     if ((rc = attempt(o, argc, argv, mode, logjson, attempts, &code))) goto done;
-    if (code == 75 && (strcmp(mode, "auto") == 0 || strcmp(mode, "beefy") == 0)) {
+    if (code == 75 && !g_signal && (strcmp(mode, "auto") == 0 || strcmp(mode, "beefy") == 0)) {
         log_warn("stage '%s' exited 75 (not enough VRAM now) in %s mode; retrying once in lightweight mode",
                  o->name, mode);
         retries = 1;
@@ -205,7 +252,11 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
     }
     iso_errclear();
     int used_gpu = used_mode && strcmp(used_mode, "cpu") != 0;
-    if (!have_probe) {
+    if (g_signal) {
+        /* interrupted: the tool was told and has exited; no VRAM wait, just the record */
+        json_object_set_new(vram, "device", json_null());
+        json_object_set_new(vram, "note", json_string("interrupted; no check"));
+    } else if (!have_probe) {
         json_object_set_new(vram, "device", json_false());
         json_object_set_new(vram, "note", json_string(o->probe ? "no GPU (vram-probe not built)" : "no GPU check asked"));
     } else if (base < 0) {
@@ -251,9 +302,14 @@ int travel_run(const struct travel_run_opts *o, int argc, char **argv)
     json_object_set_new(rec, "retries", json_integer(retries));
     json_object_set_new(rec, "attempts", json_incref(attempts));
     json_object_set_new(rec, "vram", json_incref(vram));
+    if (g_signal) json_object_set_new(rec, "signal", json_string(strsignal(g_signal)));
     if ((rc = jsonio_write_atomic(recfile, rec))) goto done;
     run_log(o->dir, "end %s exit=%d wall=%.3fs", o->name, code, wall);
-    if (code != 0) {
+    if (g_signal) {
+        log_error("stage '%s' interrupted (%s): the tool stopped with exit %d; the run stops here", o->name,
+                  strsignal(g_signal), code);
+        code = 130;
+    } else if (code != 0) {
         log_error("stage '%s' failed with exit %d (%s)%s; the run stops here", o->name, code, exit_meaning(code),
                   retries ? " after a retry in lightweight mode" : "");
     }

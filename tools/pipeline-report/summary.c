@@ -28,6 +28,10 @@ static void failed_stage(const char *out, char *buf, size_t n)
     /* the topic check's own message, from the run's log (OUTDIR.log) */
     if (asprintf(&log, "%s.log", out) >= 0 && fs_read_all(log, &text, &len, (size_t)64 << 20) == 0) {
         const char *tag = "[travel] pipeline-report: ", *p = strstr(text, tag);
+        if (!p) { /* a TOPIC or OUT name the Make driver refused (pipelines/travel.mk) */
+            tag = "*** make pipeline: ";
+            p = strstr(text, tag);
+        }
         if (p) {
             p += strlen(tag);
             size_t l = strcspn(p, "\n");

@@ -14,6 +14,9 @@
 
 /* defaults when the topic file leaves a key out (docs/DESIGN.md keys) */
 enum { TRAVEL_DEF_FRAMES = 24, TRAVEL_DEF_OVERLAP = 1 };
+/* the later stages' limits (prompt-expand --segments, DIS's two 8-pixel
+ * patches, stitch --overlap and --fps), checked before any stage runs */
+enum { TRAVEL_MAX_SEGMENTS = 64, TRAVEL_MIN_SIDE = 16, TRAVEL_MAX_OVERLAP = 1000, TRAVEL_MAX_FPS = 1000 };
 #define TRAVEL_DEF_FPS 12.0
 
 int travel_path_ok(const char *p)
@@ -155,6 +158,22 @@ int travel_topic_vars(const char *topic_path, const char *vars_path, const struc
         rc = iso_fail(ISO_EDATA, "'%s': overlap %d must be smaller than frames %d", topic_path, overlap, frames);
         goto done;
     }
+    /* what a later stage would refuse, refused now: a bad topic costs no LLM run */
+    if (nseg > TRAVEL_MAX_SEGMENTS) {
+        rc = iso_fail(ISO_EDATA, "'%s': %d keyframes make %d segments; the prompt stage writes at most %d",
+                      topic_path, t.nkeyframes, nseg, TRAVEL_MAX_SEGMENTS);
+        goto done;
+    }
+    if (w0 < TRAVEL_MIN_SIDE || h0 < TRAVEL_MIN_SIDE) {
+        rc = iso_fail(ISO_EDATA, "'%s': keyframes of %dx%d are too small for flow-extract (at least %dx%d)",
+                      topic_path, w0, h0, TRAVEL_MIN_SIDE, TRAVEL_MIN_SIDE);
+        goto done;
+    }
+    if (overlap > TRAVEL_MAX_OVERLAP || fps > TRAVEL_MAX_FPS) {
+        rc = iso_fail(ISO_EDATA, "'%s': overlap %d / fps %g beyond what stitch takes (at most %d / %d)", topic_path,
+                      overlap, fps, TRAVEL_MAX_OVERLAP, TRAVEL_MAX_FPS);
+        goto done;
+    }
     if (!travel_path_ok(topic_path)) {
         rc = iso_fail(ISO_EDATA, "topic path '%s' has a character the Make driver cannot carry", topic_path);
         goto done;
@@ -164,10 +183,14 @@ int travel_topic_vars(const char *topic_path, const char *vars_path, const struc
     sb_printf(&vars, "TRAVEL_NKEY := %d\nTRAVEL_NSEG := %d\nTRAVEL_SEGS :=", t.nkeyframes, nseg);
     for (int i = 0; i < nseg; i++) sb_printf(&vars, " %03d", i);
     sb_printf(&vars, "\n");
-    for (int i = 0; i < t.nkeyframes; i++) sb_printf(&vars, "TRAVEL_KEY_%03d := %s\n", i, t.keyframes[i]);
+    /* a keyframe named like an option ("--plan") reaches the tools as a path: "./--plan" */
+#define KF_PFX(k) ((k)[0] == '-' ? "./" : "")
+    for (int i = 0; i < t.nkeyframes; i++)
+        sb_printf(&vars, "TRAVEL_KEY_%03d := %s%s\n", i, KF_PFX(t.keyframes[i]), t.keyframes[i]);
     for (int i = 0; i < nseg; i++)
-        sb_printf(&vars, "TRAVEL_A_%03d := %s\nTRAVEL_B_%03d := %s\nTRAVEL_IDX_%03d := %d\n", i, t.keyframes[i], i,
-                  t.keyframes[i + 1], i, i);
+        sb_printf(&vars, "TRAVEL_A_%03d := %s%s\nTRAVEL_B_%03d := %s%s\nTRAVEL_IDX_%03d := %d\n", i,
+                  KF_PFX(t.keyframes[i]), t.keyframes[i], i, KF_PFX(t.keyframes[i + 1]), t.keyframes[i + 1], i, i);
+#undef KF_PFX
     sb_printf(&vars, "TRAVEL_FRAMES := %d\nTRAVEL_OVERLAP := %d\nTRAVEL_FPS := %.10g\n", frames, overlap, fps);
     sb_printf(&vars, "TRAVEL_SEED := %llu\nTRAVEL_WIDTH := %d\nTRAVEL_HEIGHT := %d\n",
               (unsigned long long)t.seed, w0, h0);

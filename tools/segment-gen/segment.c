@@ -167,6 +167,12 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if (a->frames < 2) { rc = iso_fail(ISO_EDATA, "--frames %ld: a segment needs at least 2 frames", a->frames); goto done; }
     if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if (ops->needs & SEGMODEL_NEEDS_WEIGHTS && (rc = model_find(name, ops->exts, &model_path))) goto done;
+    /* -o replaces only an earlier segment (its segment.json says segment-gen)
+     * and never holds an input; checked before any work, again at creation */
+    const char *ins[] = { a->start, a->end, a->flow, a->flow_back, a->scenes, model_path };
+    static const char *const seg_names[] = { "frame_*.png", NULL };
+    struct fs_dir_owner own = { "segment.json", "segment-gen", seg_names, ins, (int)(sizeof ins / sizeof *ins) };
+    if (out && (rc = fs_dir_check_owned(out, &own))) goto done;
 
     /* plan from the keyframe header alone (nothing is decoded before admission) */
     p.model_path = model_path;
@@ -194,7 +200,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     rt_load_end(rt);    /* "after load" */
     t_load = rt_load_seconds(rt);
 
-    if ((rc = fs_dir_begin(out, &tmp))) goto done;
+    if ((rc = fs_dir_begin_owned(out, &own, &tmp))) goto done;
     sk.dir = tmp;
     sk.level = a->png_level;
     sk.total = (int)a->frames;

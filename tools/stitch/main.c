@@ -6,6 +6,7 @@
 #include "err.h"
 #include "sig.h"
 #include "stitch.h"
+#include "video.h"
 
 enum { OPT_OVERLAP = 1000, OPT_CRF, OPT_PRESET, OPT_FPS, OPT_FRAMES_OUT, OPT_REPORT, OPT_CODEC, OPT_DECODERS };
 
@@ -14,7 +15,7 @@ static const struct cli_opt opts[] = {
     { "crf", 0, "N", "libx264 constant rate factor 0..51 (default 18; 0 is lossless in yuv420p)", OPT_CRF },
     { "preset", 0, "NAME", "libx264 preset, ultrafast .. placebo (default medium)", OPT_PRESET },
     { "fps", 0, "FPS", "frame rate (default: segment.json's fps, else 24)", OPT_FPS },
-    { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png", OPT_FRAMES_OUT },
+    { "frames-out", 0, "DIR", "also write the stitched frames as DIR/frame_NNNNN.png (+ DIR/frames.json)", OPT_FRAMES_OUT },
     { "report", 0, "FILE", "where the JSON report goes (default: stitch.json beside the video; none with -o -)", OPT_REPORT },
     { "codec", 0, "NAME", "encoder (default libx264; mpeg4 when libx264 is missing)", OPT_CODEC },
     { "decode-threads", 0, "N", "threads decoding PNGs ahead of the encoder, 1..8 (default 2)", OPT_DECODERS },
@@ -71,7 +72,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_FPS: if (!(rc = cli_double("fps", arg, 0.001, 1000, &d))) o->fps = d; break;
     case OPT_FRAMES_OUT: o->frames_out = arg; break;
     case OPT_REPORT: o->report = arg; break;
-    case OPT_CODEC: o->codec = arg; break;
+    case OPT_CODEC: if (!(rc = video_enc_check_codec(arg))) o->codec = arg; break;
     case OPT_DECODERS: if (!(rc = cli_int("decode-threads", arg, 1, 8, &v))) o->decoders = (int)v; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }

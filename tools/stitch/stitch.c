@@ -683,6 +683,15 @@ int stitch_run(const struct stitch_opts *o)
          (r->report && (rc = check_parent(r->report, "report"))) ||
          (o->frames_out && (rc = check_parent(o->frames_out, "--frames-out directory")))))
         goto done;
+    /* outputs never are or hold an input; --frames-out replaces only an
+     * earlier stitch --frames-out (its frames.json) */
+    static const char *const frame_names[] = { "frame_*.png", NULL };
+    struct fs_dir_owner own = { "frames.json", "stitch", frame_names, (const char *const *)o->segdirs, o->nseg };
+    if (!o->plan_only &&
+        ((rc = fs_check_output(o->output, "-o", own.inputs, o->nseg)) ||
+         (rc = fs_check_output(r->report, "--report", own.inputs, o->nseg)) ||
+         (o->frames_out && (rc = fs_dir_check_owned(o->frames_out, &own)))))
+        goto done;
 
     mem_checkpoint("before load");
     r->segs = calloc((size_t)o->nseg, sizeof *r->segs);
@@ -769,7 +778,7 @@ int stitch_run(const struct stitch_opts *o)
     if (r->info.padded)
         log_warn("frames are %dx%d: padded to %dx%d (yuv420p needs even sizes) by repeating the last column/row",
                  r->w, r->h, r->info.enc_width, r->info.enc_height);
-    if (o->frames_out && (rc = fs_dir_begin(o->frames_out, &r->frames_tmp))) goto done;
+    if (o->frames_out && (rc = fs_dir_begin_owned(o->frames_out, &own, &r->frames_tmp))) goto done;
     r->t_load = mem_now() - r->t_start;
     mem_checkpoint("after load");
     log_verbose("%d segments, %dx%d, overlap %d: %lld output frames at %d/%d fps (%s)", o->nseg, r->w, r->h, k,
@@ -799,6 +808,14 @@ int stitch_run(const struct stitch_opts *o)
         published = 1;
     }
     if (r->frames_tmp) {
+        /* frames.json: how a later run recognises this folder as its own */
+        json_t *fj = jsonio_header_new();
+        char *fp = fs_join(r->frames_tmp, "frames.json");
+        if (fj) json_object_set_new(fj, "frames", json_integer((json_int_t)r->emitted));
+        rc = fj && fp ? jsonio_write_atomic(fp, fj) : iso_fail(ISO_EINTERNAL, "out of memory");
+        json_decref(fj);
+        free(fp);
+        if (rc) goto done;
         if ((rc = fs_dir_publish(r->frames_tmp, o->frames_out))) goto done;
         free(r->frames_tmp);
         r->frames_tmp = NULL;

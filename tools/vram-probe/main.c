@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "err.h"
+#include "sig.h"
 #include "gpu.h"
 #include "jsonio.h"
 #include "ledger.h"
@@ -125,7 +126,7 @@ static int emit(const struct cli_common *c, json_t *root)
 static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep(&ts, &ts) != 0) {}
+    while (nanosleep(&ts, &ts) != 0 && !sig_interrupted()) {}
 }
 
 int main(int argc, char **argv)
@@ -145,6 +146,7 @@ int main(int argc, char **argv)
         uint64_t f = 0, t = 0;
         for (;;) {
             if (!gpu_present()) break;
+            if ((rc = sig_check())) goto done;
             if ((rc = gpu_mem_get(&f, &t))) goto done;
             waited = mem_now() - t0;
             if (f >= want) break;
