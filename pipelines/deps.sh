@@ -11,6 +11,8 @@ PKGS="$PKGS libclang-rt-14-dev time"
 PKGS="$PKGS python3-opencv python3-skimage"
 # real footage for the interpolation benchmark (OpenCV samples vtest.avi, Apache-2.0/BSD-3-Clause)
 PKGS="$PKGS opencv-doc"
+# a one-node Slurm for tests/cli/t8000-slurm.sh (make slurm-pipeline; docs/slurm.md)
+PKGS="$PKGS slurm-wlm munge"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
