@@ -371,7 +371,8 @@ status() {
     bad=0
     printf '%-10s %-10s %-12s %-6s %-10s %s\n' STAGE JOB STATE EXIT RUNTIME REASON
     while read -r key id members; do
-        $SCONTROL show job -o "$id" 2>/dev/null > "$s/.show" || : > "$s/.show"
+        why=
+        $SCONTROL show job -o "$id" > "$s/.show" 2> "$s/.err" || { : > "$s/.show"; why=$(head -n 1 "$s/.err"); }
         for st in $members; do
             t=-
             case $st in *_[0-9]*) t=$(echo "$st" | sed 's/.*_0*\([0-9]\)/\1/') ;; esac
@@ -382,7 +383,8 @@ status() {
                                      if (at ~ /[^0-9]/ && rest == "") rest = $0 }
                                    END { if (!found && rest != "") print rest }' "$s/.show")
             if [ -z "$line" ]; then
-                printf '%-10s %-10s %-12s\n' "$st" "$id" "(gone)"; bad=1; continue
+                printf '%-10s %-10s %-12s %-6s %-10s %s\n' "$st" "$id" "(unknown)" - - "${why:-not in scontrol show job}"
+                bad=1; continue
             fi
             field() { printf '%s\n' "$line" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1; }
             state=$(field JobState)
@@ -391,7 +393,7 @@ status() {
                 "$(field RunTime)" "$(field Reason)"
         done
     done < "$s/jobs"
-    rm -f "$s/.show"
+    rm -f "$s/.show" "$s/.err"
     return $bad
 }
 

@@ -121,86 +121,12 @@ if [ -n "${ISOPIPE_SANITIZE:-}" ]; then
     # part tests the driver and Slurm, and runs once, in the plain pass
     skip "real Slurm (a sanitizer build: the plain 'make test' runs it)"; test_done; exit
 fi
-if [ "$(id -u)" != 0 ]; then skip "real Slurm (not root: munged, slurmctld and slurmd are started as root)"; test_done; exit; fi
-for c in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo runuser; do
-    command -v $c >/dev/null 2>&1 || { skip "real Slurm ($c not found: make deps installs slurm-wlm and munge)"; test_done; exit; }
-done
-getent passwd munge >/dev/null || { skip "real Slurm (no munge user)"; test_done; exit; }
+. "$ROOT/tests/cli/slurm-cluster.sh"
 D=$T/slurm
-export SLURM_CONF=$D/slurm.conf
-# shellcheck disable=SC2046
-unset $(env | sed -n 's/^\(SLURM_[A-Z_]*\)=.*/\1/p' | grep -v '^SLURM_CONF$') 2>/dev/null
-stop_slurm() {
-    scancel --user root >/dev/null 2>&1
-    for p in slurmd slurmctld; do [ -s "$D/$p.pid" ] && kill "$(cat "$D/$p.pid")" 2>/dev/null; done
-    [ -s "$D/mkey/munged.pid" ] && kill "$(cat "$D/mkey/munged.pid")" 2>/dev/null
-    i=0; while [ $i -lt 50 ] && { pgrep -F "$D/slurmd.pid" >/dev/null 2>&1 || pgrep -F "$D/slurmctld.pid" >/dev/null 2>&1; }; do
-        sleep 0.1; i=$((i + 1)); done
-}
-trap 'stop_slurm; rm -rf "$T"' EXIT
+trap 'slurm_down "$D"; rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM
-chmod 711 "$T"
-mkdir -p "$D/munge" "$D/mkey" "$D/state" "$D/spool" "$D/log"
-chown munge:munge "$D/munge" "$D/mkey" && chmod 755 "$D/munge" && chmod 700 "$D/mkey"
-dd if=/dev/urandom of="$D/mkey/munge.key" bs=1024 count=1 2>/dev/null
-chown munge:munge "$D/mkey/munge.key" && chmod 600 "$D/mkey/munge.key"
-if ! runuser -u munge -- munged --socket="$D/munge/sock" --key-file="$D/mkey/munge.key" \
-        --pid-file="$D/mkey/munged.pid" --log-file="$D/mkey/munged.log" --seed-file="$D/mkey/seed" 2>munged.err; then
-    skip "real Slurm (munged did not start: $(head -n 1 munged.err))"; test_done; exit
-fi
-H=$(hostname -s)
-CPUS=$(nproc)
-MEM=$(slurmd -C 2>/dev/null | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p'); MEM=${MEM:-2048}
-[ "$MEM" -gt 4096 ] && MEM=4096
-port=$((20000 + $$ % 20000))
-# gres gpu without hardware: a device file Slurm can stat; jobs asking
-# --gres=gpu:1 are scheduled against it exactly as on a GPU node
-cat > "$D/slurm.conf" <<C
-ClusterName=isopipe-test
-SlurmctldHost=$H
-SlurmUser=root
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-AuthType=auth/munge
-AuthInfo=socket=$D/munge/sock
-CredType=cred/munge
-StateSaveLocation=$D/state
-SlurmdSpoolDir=$D/spool
-SlurmctldPidFile=$D/slurmctld.pid
-SlurmdPidFile=$D/slurmd.pid
-SlurmctldLogFile=$D/log/slurmctld.log
-SlurmdLogFile=$D/log/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-SwitchType=switch/none
-MpiDefault=none
-SchedulerParameters=sched_interval=1
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-ReturnToService=2
-KillWait=2
-MinJobAge=3600
-GresTypes=gpu
-NodeName=$H CPUs=$CPUS RealMemory=$MEM Gres=gpu:1 State=UNKNOWN
-PartitionName=test Nodes=$H Default=YES MaxTime=INFINITE State=UP
-C
-echo "NodeName=$H Name=gpu Count=1 File=/dev/null" > "$D/gres.conf"
-slurmctld -f "$D/slurm.conf" 2>ctld.err && slurmd -f "$D/slurm.conf" 2>slurmd.err ||
-    { skip "real Slurm (slurmctld/slurmd did not start: $(cat ctld.err slurmd.err | head -n 1))"; test_done; exit; }
-state= end=$(($(date +%s) + 20))
-while [ "$(date +%s)" -lt $end ]; do
-    state=$(timeout 2 sinfo -h -o %t 2>/dev/null)
-    [ "$state" = idle ] && break
-    sleep 0.2
-done
-if [ "$state" != idle ]; then
-    skip "real Slurm (the node is '$state', not idle, after 20 s: $(tail -n 2 "$D/log/slurmctld.log" | tr '\n' ' '))"
-    test_done; exit
-fi
-ok "one-node Slurm up ($H, $CPUS CPUs, $MEM MiB, gres gpu:1)"
+if ! slurm_up "$D"; then skip "real Slurm ($SLURM_UP_WHY)"; test_done; exit; fi
+ok "one-node Slurm up ($(sinfo -h -o '%n, %c CPUs, %m MiB, %G'))"
 
 travel_make() { make -s --no-print-directory -C "$ROOT" pipeline SANITIZE="${ISOPIPE_SANITIZE:-}" CUDA=0 "$@"; }
 starts() { grep -c " start $2\$" "$1/.travel/run.log" 2>/dev/null || true; }
