@@ -23,7 +23,7 @@
 # Environment: the TRAVEL_SLURM_* knobs (docs/slurm.md), any TRAVEL_* of
 # travel.mk, MAKE, SBATCH/SQUEUE/SCONTROL (the Slurm commands).
 set -u
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd -P)
 MAKE=${MAKE:-make}
 SBATCH=${SBATCH:-sbatch}
 SQUEUE=${SQUEUE:-squeue}
@@ -226,6 +226,11 @@ plan_mem() {
 # submit_topic TOPIC OUT: walk, plan, write the scripts, submit (or print)
 submit_topic() {
     topic=$1 out=${2%/}
+    # Make runs in the checkout: paths relative to elsewhere become absolute
+    if [ "$(pwd -P)" != "$ROOT" ]; then
+        case $topic in /*) ;; *) topic=$(pwd -P)/$topic ;; esac
+        case $out in /*) ;; *) out=$(pwd -P)/$out ;; esac
+    fi
     path_ok "$topic" || die 65 "topic path '$topic' has a character the Make driver cannot carry (letters, digits, ._-/+@)"
     path_ok "$out" || die 65 "OUT '$out' has a character the Make driver cannot carry (letters, digits, ._-/+@)"
     [ -f "$topic" ] || die 66 "topic '$topic' does not exist"
