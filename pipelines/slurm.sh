@@ -175,13 +175,13 @@ plan_mem() {
     n=0 args=
     for a in "$@"; do
         n=$((n + 1))
-        if [ ! -e "$ROOT/$a" ] && [ ! -e "$a" ] && awk -F '\t' -v d="$a/" '{ n = split($3, o, " ")
+        if ! (cd "$ROOT" && [ -e "$a" ]) && awk -F '\t' -v d="$a/" -v me="$st" '$1 != me { n = split($3, o, " ")
                 for (i = 1; i <= n; i++) if (index(o[i], d) == 1) f = 1 } END { exit !f }' "$WALK/stages.tsv"; then
-            sd="$WALK/standin/$n"
+            sd="$WALK/standin/$st-$n"
             if [ ! -d "$sd" ]; then
                 mkdir -p "$sd" || die 73 "cannot create '$sd'"
                 i=0
-                while [ $i -lt "$FRAMES" ]; do
+                while [ $i -le "$OVERLAP" ]; do   # stitch needs overlap frames; its plan, the size
                     ln -s "$KEY0" "$sd/$(printf 'frame_%05d.png' $i)"; i=$((i + 1))
                 done
             fi
@@ -272,8 +272,8 @@ submit_topic() {
     fi
     mv "$WALK/stages.u" "$WALK/stages.tsv"
     plan_jobs "$WALK/stages.tsv" > "$WALK/jobs.tsv" || die 70 "cannot plan the jobs"
-    # the topic as travel.mk sees it (frame count, first keyframe) for stand-ins
-    FRAMES=$(sed -n 's/^TRAVEL_FRAMES := //p' "$aout/.travel/vars.mk")
+    # the topic as travel.mk sees it (overlap, first keyframe) for stand-ins
+    OVERLAP=$(sed -n 's/^TRAVEL_OVERLAP := //p' "$aout/.travel/vars.mk")
     KEY0=$(sed -n 's/^TRAVEL_KEY_000 := //p' "$aout/.travel/vars.mk")
     case $KEY0 in /*) ;; *) KEY0=$ROOT/$KEY0 ;; esac
     tname=$(printf "%s" "$(basename "$out")" | LC_ALL=C tr -c 'A-Za-z0-9._-' '_' | cut -c1-40)
