@@ -9,6 +9,7 @@
 #   make models          fetch the default models into models/ (sha256-checked)
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
 #   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
+#   make slurm-pipeline TOPIC=... OUT=... [DRY_RUN=1] [WAIT=1]   the same graph as Slurm jobs (docs/slurm.md)
 #
 # Layout of outputs: a normal build writes build/ and bin/; a sanitizer build
 # writes build-san/ (tools in build-san/bin) so the two never mix.

@@ -92,6 +92,10 @@ expect_exit "dry run with TRAVEL_SLURM_GRES= and a partition" 0 env SBATCH=/bin/
 check "GRES empty: no job asks a GPU; partition and time on every job" sh -c "
     ! grep -q -- --gres $S/*.sbatch && test \$(grep -l -x '#SBATCH --time=0:10:00' $S/*.sbatch | wc -l) = 5 &&
     grep -qx '#SBATCH --partition=cpu' $S/seg.sbatch"
+expect_exit "make slurm-pipeline DRY_RUN=1 (pipelines/slurm.mk)" 0 env SBATCH=/bin/false make -s --no-print-directory -C "$ROOT" \
+    slurm-pipeline SANITIZE="${ISOPIPE_SANITIZE:-}" CUDA=0 TOPIC="$T/tiny.topic" OUT="$T/dry2" DRY_RUN=1
+check "make slurm-pipeline DRY_RUN=1: the same five jobs, nothing submitted" sh -c "
+    grep -q \"dry run: 5 jobs for 7 stages of '$T/dry2'\" '$T/.out' && test -s dry2/.travel/slurm/seg.sbatch -a ! -e dry2/.travel/slurm/jobs"
 expect_exit "a knob an #SBATCH line cannot carry is a usage error" 64 env TRAVEL_SLURM_ACCOUNT='a b' SBATCH=/bin/false \
     $SL --dry-run "$T/tiny.topic" "$T/dry"
 
