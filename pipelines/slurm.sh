@@ -331,7 +331,7 @@ submit_topic() {
         dep= ok=1
         for d in $deps; do
             type=${d%%:*} ref=${d#*:} task=
-            case $ref in *_*) task=_${ref##*_}; ref=${ref%_*} ;; esac
+            case ${ref##*_} in "$ref" | '' | *[!0-9]*) ;; *) task=_${ref##*_}; ref=${ref%_*} ;; esac   # JOB_TASK
             if [ $DRY = 1 ]; then id="\$JOB_$(echo "$ref" | tr -- - _)"
             else id=$(awk -v k="$ref" '$1 == k { print $2 }' "$S/jobs.new"); [ -n "$id" ] || ok=0; fi
             dep="$dep${dep:+,}$type:$id$task"
@@ -413,6 +413,7 @@ wait_jobs() { # OUTDIR...: until none of their jobs is queued or running
 
 # ---------------------------------------------------------------- main
 if [ "${1:-}" = --record ]; then shift; record "$@"; exit 0; fi
+if [ "${1:-}" = --plan-jobs ]; then plan_jobs "$2"; exit; fi   # for the tests
 if [ "${1:-}" = --quote ]; then shift; for a in "$@"; do q "$a"; echo; done; exit 0; fi
 
 usage() {

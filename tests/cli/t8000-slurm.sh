@@ -99,6 +99,31 @@ check "make slurm-pipeline DRY_RUN=1: the same five jobs, nothing submitted" sh 
 expect_exit "a knob an #SBATCH line cannot carry is a usage error" 64 env TRAVEL_SLURM_ACCOUNT='a b' SBATCH=/bin/false \
     $SL --dry-run "$T/tiny.topic" "$T/dry"
 
+# ---- the grouping on a made-up walk: flow_000 re-runs, flow_001 is done, the
+# prompt re-runs (both segments), seg_002's flow was done too; a stage that
+# needs one task of an array waits for that task only
+T2=$(printf '\t')
+{
+    printf 'prompt%sprompt%so/scenes.json %s k/a.png\n' "$T2" "$T2" "$T2"
+    printf 'flow_000%sflow%so/f0/flow.json %s k/a.png\n' "$T2" "$T2" "$T2"
+    printf 'seg_000%ssegment%so/s0/segment.json %s o/scenes.json o/f0/flow.json\n' "$T2" "$T2" "$T2"
+    printf 'seg_001%ssegment%so/s1/segment.json %s o/scenes.json o/f1/flow.json\n' "$T2" "$T2" "$T2"
+    printf 'seg_002%ssegment%so/s2/segment.json %s o/scenes.json\n' "$T2" "$T2" "$T2"
+    printf 'check%scheck%so/check.json %s o/s1/segment.json\n' "$T2" "$T2" "$T2"
+    printf 'stitch%sstitch%so/final.mp4 o/stitch.json%s o/s0/segment.json o/s1/segment.json o/s2/segment.json\n' "$T2" "$T2" "$T2"
+} > walk.tsv
+$SL --plan-jobs walk.tsv | tr '\t' '|' > jobs.txt
+cat > jobs.want <<'X'
+prompt|0|prompt|-|
+flow|1|flow_000|0|
+seg|1|seg_000|0|afterok:prompt aftercorr:flow
+seg-2|1|seg_001 seg_002|1,2|afterok:prompt
+check|0|check|-|afterok:seg-2_1
+stitch|0|stitch|-|afterok:seg afterok:seg-2
+X
+check "grouping: arrays by like prerequisites, aftercorr / afterok / one task" cmp -s jobs.want jobs.txt ||
+    sed 's/^/    got: /' jobs.txt
+
 # ---- hostile names: refused before Make or a shell sees them; nothing runs
 for out in 'h/$(touch pwned1)' 'h/`touch pwned2`' 'h/a b' "h/it's" 'h/$(shell touch pwned3)' 'h/50%'; do
     expect_exit "hostile OUT '$out' refused" 65 env SBATCH=/bin/false $SL --dry-run "$T/tiny.topic" "$out"
