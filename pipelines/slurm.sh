@@ -505,13 +505,14 @@ while IFS= read -r t; do
     [ -n "$t" ] || continue
     name=$(basename "$t" .topic)
     # a subshell, so that a bad topic's exit stops only its own submission
-    ( submit_topic "$t" "${OUTROOT%/}/$name"; echo "$SUBMITTED" > "$sub" ) ||
+    ( SUBMITTED=; submit_topic "$t" "${OUTROOT%/}/$name"; echo "$SUBMITTED" > "$sub" ) ||
         { failed=$((failed + 1)); echo "slurm: '$t' not submitted" >&2; continue; }
     SUBMITTED="$SUBMITTED $(cat "$sub")"
 done <<EOF
 $list
 EOF
 rm -f "$sub"
+echo "slurm: $(printf '%s' "$list" | grep -c .) topics, $failed not submitted"
 rc=0
 [ $failed -eq 0 ] || rc=1
 if [ $WAIT = 1 ] && [ -n "$SUBMITTED" ]; then
