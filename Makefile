@@ -10,6 +10,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]   tools, pipeline, docs, man pages; make uninstall
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
 #   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
+#   make slurm-pipeline TOPIC=... OUT=... [DRY_RUN=1] [WAIT=1]   the same graph as Slurm jobs (docs/slurm.md)
 #
 # Layout of outputs: a normal build writes build/ and bin/; a sanitizer build
 # writes build-san/ (tools in build-san/bin) so the two never mix.

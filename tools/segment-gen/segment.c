@@ -1,5 +1,6 @@
 /* segment.c — one segment-gen run (segment.h). Order of work: resolve the
- * model, check the command line, read the prompt, plan; then load the
+ * model, check the command line, plan (--plan stops here: it needs the
+ * keyframe headers only), read the prompt; then load the
  * inputs and open the model between the "before load" and "after load"
  * checkpoints; render into a temporary sibling of DIR; write segment.json
  * there; publish the directory in one rename. Any failure removes the
@@ -165,7 +166,6 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     /* "seg_000/" names the directory seg_000: common/fs handles the trailing slash */
     if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if (a->frames < 2) { rc = iso_fail(ISO_EDATA, "--frames %ld: a segment needs at least 2 frames", a->frames); goto done; }
-    if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if (ops->needs & SEGMODEL_NEEDS_WEIGHTS && (rc = model_find(name, ops->exts, &model_path))) goto done;
     /* -o replaces only an earlier segment (its segment.json says segment-gen)
      * and never holds an input; checked before any work, again at creation */
@@ -189,6 +189,9 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
         rc = rt_print_plan(rt, &plan, NULL);
         goto done;
     }
+    /* after the plan: --plan needs the keyframe headers only, so a driver can
+     * plan a segment before the prompt stage has written --scenes (Slurm) */
+    if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     p.memory_mode = mode;
 
