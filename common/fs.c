@@ -477,15 +477,27 @@ int fs_dir_check_owned(const char *final, const struct fs_dir_owner *own)
     return 0;
 }
 
+static int dir_begin(const char *final, const struct fs_dir_owner *own, int checked, char **tmp);
+
 int fs_dir_begin(const char *final, char **tmp)
 {
-    return fs_dir_begin_owned(final, NULL, tmp);
+    return dir_begin(final, NULL, 0, tmp);
 }
 
 int fs_dir_begin_owned(const char *final, const struct fs_dir_owner *own, char **tmp)
 {
+    return dir_begin(final, own, 0, tmp);
+}
+
+int fs_dir_begin_checked(const char *final, char **tmp)
+{
+    return dir_begin(final, NULL, 1, tmp);
+}
+
+static int dir_begin(const char *final, const struct fs_dir_owner *own, int checked, char **tmp)
+{
     *tmp = NULL;
-    int rc = fs_dir_check_owned(final, own);
+    int rc = checked ? 0 : fs_dir_check_owned(final, own);
     if (rc) return rc;
     char *dir = fs_dirname(final);
     if (!fs_is_dir(dir)) {

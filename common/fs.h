@@ -59,6 +59,10 @@ struct fs_dir_owner {
 /* fs_dir_begin, but an existing final is replaced only when it is an
  * output of own->tool (73 otherwise, naming what is in the way). */
 int fs_dir_begin_owned(const char *final, const struct fs_dir_owner *own, char **tmp);
+/* fs_dir_begin for a caller that has already decided, by rules of its own,
+ * that final may be replaced (vae decode into a segment directory it keeps
+ * the segment's files of) */
+int fs_dir_begin_checked(const char *final, char **tmp);
 /* the same checks alone, creating nothing: a tool calls it before any work */
 int fs_dir_check_owned(const char *final, const struct fs_dir_owner *own);
 /* 73 when output equals an input or is a directory containing one (by

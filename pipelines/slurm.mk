@@ -15,6 +15,13 @@
 # TOPIC, OUT and TOPICS reach the script through the environment (Make
 # exports command-line variables), never pasted into a recipe's shell text.
 
+# travel.mk takes TOPIC and OUT's literal text (override :=, so they are
+# simple variables that are never expanded again) and thereby stops Make
+# from exporting them as command-line variables: export them here, and
+# TOPICS the same literal way.
+override TOPICS := $(value TOPICS)
+export TOPIC OUT TOPICS
+
 slurm-pipeline: pipeline-tools
 	@sh pipelines/slurm.sh $(if $(strip $(DRY_RUN)),--dry-run) $(if $(strip $(WAIT)),--wait) --env
 

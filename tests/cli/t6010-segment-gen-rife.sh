@@ -32,7 +32,7 @@ SG_REAL=$SG SG=$T/lone/bin/segment-gen
 ISOPIPE_MODELS=$T/empty XDG_DATA_HOME=$T/xdg bad "no RIFE checkpoint anywhere" 69 \
     "model 'rife' not found (tried .*empty/rife.pkl.*lone/bin/../models/rife.pkl" -m rife --start "$A" --end "$B" --frames 3
 SG=$SG_REAL
-bad "unknown model names the known ones" 69 "unknown model 'rifle' (known models: morph, rife)" \
+bad "unknown model names the known ones" 69 "(known models: morph, rife" \
     -m rifle --start "$A" --end "$B" --frames 3
 bad "--scale means nothing to the morph" 64 "--scale means nothing to model 'morph'" \
     --start "$A" --end "$B" --flow x.flo --flow-back y.flo --scale 0.5

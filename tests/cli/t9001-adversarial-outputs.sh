@@ -59,7 +59,8 @@ check "  ... the folder is untouched" intact mine
 check "  ... no video either" test ! -e v.mp4
 expect_exit "stitch --frames-out an input segment" 73 $ST --frames-out s1 -o v.mp4 s0 s1
 check "  ... the segment is untouched" test "$(ls s1 | grep -c '^frame_')" -eq 6
-expect_exit "stitch -o equal to an input" 73 $ST -o s0 s0 s1
+cp -r s0 s0.mp4
+expect_exit "stitch -o equal to an input" 73 $ST -o s0.mp4 s0.mp4 s1
 expect_exit "stitch first run with --frames-out" 0 $ST --frames-out fo -o v.mp4 s0 s1
 check "  ... frames.json names stitch" grep -q '"tool": "stitch"' fo/frames.json
 expect_exit "stitch re-run over its own --frames-out" 0 $ST --frames-out fo -o v.mp4 s0 s1

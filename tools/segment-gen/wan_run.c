@@ -278,7 +278,11 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
         if (!isfinite(x[i])) { rc = iso_fail(ISO_EDATA, "sampling diverged: the latents hold a NaN or infinity"); goto done; }
 
     /* outputs into a temporary sibling of DIR, published in one rename */
-    if ((rc = fs_dir_begin(out, &tmp))) goto done;
+    {   /* a re-run replaces only an earlier segment-gen output (its segment.json and latents) */
+        static const char *const names[] = { "latents.safetensors", NULL };
+        struct fs_dir_owner own = { "segment.json", "segment-gen", names, NULL, 0 };
+        if ((rc = fs_dir_begin_owned(out, &own, &tmp))) goto done;
+    }
     lat_tmp = fs_join(tmp, "latents.safetensors");
     json_tmp = fs_join(tmp, "segment.json");
     json_final = fs_join(out, "segment.json");

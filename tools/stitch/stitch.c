@@ -688,8 +688,8 @@ int stitch_run(const struct stitch_opts *o)
     static const char *const frame_names[] = { "frame_*.png", NULL };
     struct fs_dir_owner own = { "frames.json", "stitch", frame_names, (const char *const *)o->segdirs, o->nseg };
     if (!o->plan_only &&
-        ((rc = fs_check_output(o->output, "-o", own.inputs, o->nseg)) ||
-         (rc = fs_check_output(r->report, "--report", own.inputs, o->nseg)) ||
+        ((!to_stdout && (rc = fs_check_output(o->output, "-o", own.inputs, o->nseg))) ||
+         (r->report && (rc = fs_check_output(r->report, "--report", own.inputs, o->nseg))) ||
          (o->frames_out && (rc = fs_dir_check_owned(o->frames_out, &own)))))
         goto done;
 

@@ -291,7 +291,8 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = nn_new(&nn, NN_CPU, cli_threads(c)))) goto done;
     rt_load_end(rt);
 
-    if ((rc = fs_dir_begin(out, &tmp))) goto done;
+    /* check_out_dir decided above that out may be replaced */
+    if ((rc = fs_dir_begin_checked(out, &tmp))) goto done;
     if (segdir) {
         static const char *const keep[] = { "segment.json", "latents.safetensors" };
         for (int i = 0; i < 2; i++) {
