@@ -130,7 +130,12 @@ test: test-deps tests-build
 	  ISOPIPE_SANITIZE='$(SANITIZE)' ISOPIPE_CUDA_BUILD=$(CUDA) \
 	  sh tests/run.sh $(TESTS)
 
-# ---- fuzzing (clang + libFuzzer); FUZZ_SECONDS=N runs each target N seconds
+# ---- fuzzing (clang + libFuzzer); FUZZ_SECONDS=N runs each target N seconds.
+# FUZZ_SEED=S and FUZZ_RUNS=R make a run reproducible (CI): the same seed and
+# committed seeds give the same inputs, R of them at most (fewer if the time
+# runs out first: a prefix of the same sequence). Without them each run
+# explores anew, which is what a long local run is for.
+FUZZ_ARGS  := -max_total_time=$(FUZZ_SECONDS) $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -rss_limit_mb=2048
 FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # Fuzz builds are always CPU-only (no -DISOPIPE_CUDA, no CUDA runtime):
@@ -144,7 +149,7 @@ fuzz: $(FUZZ_BINS)
 ifneq ($(FUZZ_SECONDS),)
 	@st=0; for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
 	  [ -d tests/fuzz/seeds/$$n ] && cp -n tests/fuzz/seeds/$$n/* build/fuzz/corpus-$$n/ 2>/dev/null; \
-	  echo "$$n:"; $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- \
+	  echo "$$n:"; ASAN_OPTIONS=quarantine_size_mb=64 $$f $(FUZZ_ARGS) -print_final_stats=1 -artifact_prefix=build/fuzz/$$n- \
 	    build/fuzz/corpus-$$n >build/fuzz/$$n.log 2>&1 || st=1; \
 	  grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' build/fuzz/$$n.log; done; exit $$st
 endif
