@@ -84,7 +84,7 @@ ifneq ($(filter $(TRAVEL_GOALS),$(MAKECMDGOALS)),)
 include $(TRAVEL_D)/vars.mk
 ifneq ($(TRAVEL_TOPIC_REJECTED),)
 ifneq ($(MAKE_RESTARTS),)
-$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1))
+$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1) (exit $(TRAVEL_TOPIC_REJECTED)))
 endif
 endif
 endif
@@ -92,7 +92,7 @@ $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 	@mkdir -p $(TRAVEL_D)
 	@if $(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) $(TRAVEL_VARS_EXTRA) \
 	    --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC) 2>$(TRAVEL_D)/topic.err; then rm -f $(TRAVEL_D)/topic.err; \
-	 else echo 'TRAVEL_TOPIC_REJECTED := 1' > $@; fi
+	 else echo "TRAVEL_TOPIC_REJECTED := $$?" > $@; fi
 
 # The model file Make depends on, found the way model_find() finds it
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.

@@ -31,6 +31,8 @@ UMT5_TOKENIZER ?=
 # one after the other and an edit re-runs every segment after it
 WAN_KEEP_FRAMES ?= 0
 WAN_VACE_SCALE  ?= 1
+# --max-tokens of each prompt prompt-expand writes
+WAN_PROMPT_TOKENS ?= 96
 
 # taken literally and checked like TOPIC and OUT: they reach the tools' command lines
 override WAN_DIT        := $(value WAN_DIT)
@@ -40,7 +42,8 @@ override UMT5           := $(value UMT5)
 override UMT5_TOKENIZER := $(value UMT5_TOKENIZER)
 override WAN_KEEP_FRAMES := $(value WAN_KEEP_FRAMES)
 override WAN_VACE_SCALE := $(value WAN_VACE_SCALE)
-$(foreach v,WAN_DIT WAN_T2V WAN_VAE UMT5 WAN_KEEP_FRAMES WAN_VACE_SCALE,$(call travel_check,$(v),$($(v))))
+override WAN_PROMPT_TOKENS := $(value WAN_PROMPT_TOKENS)
+$(foreach v,WAN_DIT WAN_T2V WAN_VAE UMT5 WAN_KEEP_FRAMES WAN_VACE_SCALE WAN_PROMPT_TOKENS,$(call travel_check,$(v),$($(v))))
 $(if $(UMT5_TOKENIZER),$(call travel_check,UMT5_TOKENIZER,$(UMT5_TOKENIZER)))
 $(if $(filter-out 0 1 2 3 4 5 6 7 8 9,$(subst 0,0 ,$(subst 1,1 ,$(subst 2,2 ,$(subst 3,3 ,$(subst 4,4 ,$(subst 5,5 ,$(subst 6,6 ,$(subst 7,7 ,$(subst 8,8 ,$(subst 9,9 ,$(WAN_KEEP_FRAMES)))))))))))),\
   $(error make pipeline MODEL=wan: WAN_KEEP_FRAMES '$(WAN_KEEP_FRAMES)' is not a number of frames))
@@ -59,14 +62,14 @@ WAN_WH    = --width $(TRAVEL_WIDTH) --height $(TRAVEL_HEIGHT)
 WAN_SAMPLE = --steps $(WAN_STEPS) --guidance $(WAN_GUIDANCE) --shift $(WAN_SHIFT) --sampler $(WAN_SAMPLER)
 
 # ---- prompts: one per segment, and one per generated keyframe
-WAN_PROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NSEG) --seed $(TRAVEL_SEED)
+WAN_PROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NSEG) --seed $(TRAVEL_SEED) --max-tokens $(WAN_PROMPT_TOKENS)
 $(TRAVEL_D)/args/prompt: travel-force
 	@$(TRAVEL_REPORT) -q stamp $@ -- $(WAN_PROMPT_ARGS)
 $(TRAVEL_OUT)/scenes.json: $(TRAVEL_D)/prompt.topic $(TRAVEL_D)/args/prompt $(TRAVEL_BIN)/prompt-expand $(TRAVEL_LLM_FILE)
 	$(TRAVEL_RUN) --name prompt --kind prompt --json $@ --sweep $(TRAVEL_OUT) -- \
 	  $(TRAVEL_BIN)/prompt-expand $(WAN_PROMPT_ARGS) $(TRAVEL_COMMON) -o $@ $(TRAVEL_D)/prompt.topic
 
-WAN_KEYPROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NKEY) --seed $(TRAVEL_SEED)
+WAN_KEYPROMPT_ARGS = -m $(or $(TRAVEL_LLM_FILE),$(TRAVEL_LLM)) --segments $(TRAVEL_NKEY) --seed $(TRAVEL_SEED) --max-tokens $(WAN_PROMPT_TOKENS)
 $(TRAVEL_D)/args/prompt_keys: travel-force
 	@$(TRAVEL_REPORT) -q stamp $@ -- $(WAN_KEYPROMPT_ARGS)
 $(TRAVEL_OUT)/keyprompts.json: $(TRAVEL_D)/keys.topic $(TRAVEL_D)/args/prompt_keys $(TRAVEL_BIN)/prompt-expand $(TRAVEL_LLM_FILE)
