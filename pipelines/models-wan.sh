@@ -56,7 +56,8 @@ get() {
     if [ -f "$out" ]; then
         if [ "$size" != - ] && [ "$(fsize "$out")" != "$size" ]; then
             echo "models-wan: $local: present but $(fsize "$out") bytes, expected $size: fetching it again" >&2
-            mv -f "$out" "$out.part"   # maybe a cut-short copy: curl -C - goes on from it
+            # shorter: maybe a cut-short copy, which curl -C - goes on from; longer: not ours
+            if [ "$(fsize "$out")" -lt "$size" ]; then mv -f "$out" "$out.part"; else rm -f "$out"; fi
         elif [ "$sum" != - ] && ! echo "$sum  $out" | sha256sum -c --status; then
             echo "models-wan: $local: present but its sha256 is not $sum: fetching it again" >&2
             rm -f "$out"
@@ -69,6 +70,8 @@ get() {
     fi
     url=$(url_of "$key" "$remote")
     part="$out.part"
+    # a part longer than the file cannot be continued
+    if [ "$size" != - ] && [ "$(fsize "$part")" -gt "$size" ]; then rm -f "$part"; fi
     if [ "$size" != - ] && [ "$(fsize "$part")" = "$size" ]; then
         : # complete already: a run stopped between the download and the check
     elif ! curl -fsSL --retry 3 -C - -o "$part" "$url"; then

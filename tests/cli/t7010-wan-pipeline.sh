@@ -116,6 +116,13 @@ json.dump(s, open('a/scenes.json', 'w'), indent=2)
         sh -c 'cmp -s a/segments/seg_000/frame_00002.png b/segments/seg_000/frame_00002.png && ! cmp -s a/segments/seg_001/frame_00002.png b/segments/seg_001/frame_00002.png'
 fi
 
+# ---- WAN_KEEP_FRAMES=1: segment 1 starts from segment 0's last frame (no LLM, no keyframe re-run)
+expect_exit "WAN_KEEP_FRAMES=1" 0 wan_make TOPIC="$T/gen.topic" OUT="$T/a" WAN_KEEP_FRAMES=1
+check "WAN_KEEP_FRAMES=1: ctx_001 from --keep segments/seg_000, segment 0 and the keyframes not re-run" sh -c \
+    "grep -qx -- '--keep' a/.travel/args/ctx_001 && grep -q 'segments/seg_000' a/.travel/args/ctx_001 &&
+     test \"\$(grep -c ' start seg_000\$' a/.travel/run.log)\$(grep -c ' start key_001\$' a/.travel/run.log)\" = 11 &&
+     test \"\$(grep -c ' start ctx_001\$' a/.travel/run.log)\" = 2"
+
 # ---- SIGKILL of the whole driver at a random point, then resume
 # b is a copy of the finished run a in another folder: every stage but the
 # LLM's re-runs there (its paths changed), so the kill lands among them
@@ -142,12 +149,17 @@ check "resume: no temporaries of the killed run left" test -z "$(find b -name '.
 
 # ---- keyframes from the topic: no keyframe stages, one segment
 cp a/keyframes/key_000/frame_00000.png k0.png && cp a/keyframes/key_002/frame_00000.png k1.png
-printf 'topic: a paper boat drifting down a rainy street\nkeyframes: k0.png k1.png\nframes: 9\nsteps: 2\n' > kf.topic
+printf 'topic: a paper boat drifting down a rainy street\nkeyframes: k0.png k1.png\nframes: 9\nsteps: 2\nnegative: blurry, "static" $(x) `y`\n' > kf.topic
 expect_exit "topic with two keyframes" 0 wan_make TOPIC="$T/kf.topic" OUT="$T/c"
 n=$(nframes c/final.mp4 2>/dev/null)
 check "topic keyframes: one segment of 9 frames (got $n)" test "$n" = 9
 check "topic keyframes: no keyframe stage ran, the context starts from k0.png" \
     sh -c '! grep -q " start key" c/.travel/run.log && test ! -e c/keyframes && grep -q "k0.png" c/.travel/args/ctx_000'
+[ -n "$PY" ] && check "the topic's negative prompt reached text-encode as text" $PY -c "
+import json
+assert json.load(open('c/text.json'))['negative']['text'] == 'blurry, \"static\" \$(x) \`y\`'
+"
+check "the negative prompt ran nothing" test ! -e x -a ! -e y
 
 # ---- bad input: one line, nothing run (no OUT/scenes.json)
 bad() { # description, expected text, topic, make args...
