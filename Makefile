@@ -187,7 +187,8 @@ INST_SHARE := share/isopipe
 INST_DOCS  := README.md $(sort $(wildcard docs/*.md docs/bench/*.md))
 INST_FILES := $(TOOLS:%=bin/%) bin/isopipe-models bin/isopipe-pipeline \
               $(INST_SHARE)/Makefile $(INST_SHARE)/pipelines/travel.mk $(INST_SHARE)/pipelines/wan.mk $(INST_SHARE)/pipelines/batch.sh \
-              $(INST_SHARE)/pipelines/models.sh $(TOOLS:%=share/man/man1/%.1) \
+              $(INST_SHARE)/pipelines/models.sh $(INST_SHARE)/pipelines/models-wan.sh $(INST_SHARE)/pipelines/models-wan.list \
+              $(TOOLS:%=share/man/man1/%.1) \
               $(INST_DOCS:%=share/doc/isopipe/%)
 
 # man pages from the same text as --help (help2man runs each tool's --help and --version)
@@ -207,7 +208,8 @@ install: all man
 	install -m 755 pipelines/installed/isopipe-models pipelines/installed/isopipe-pipeline "$$D/bin/"; \
 	install -m 644 pipelines/installed/Makefile "$$D/$(INST_SHARE)/Makefile"; \
 	install -m 644 pipelines/travel.mk pipelines/wan.mk "$$D/$(INST_SHARE)/pipelines/"; \
-	install -m 755 pipelines/batch.sh pipelines/models.sh "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 755 pipelines/batch.sh pipelines/models.sh pipelines/models-wan.sh "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 644 pipelines/models-wan.list "$$D/$(INST_SHARE)/pipelines/"; \
 	install -m 644 $(MAN_PAGES) "$$D/share/man/man1/"; \
 	for f in $(INST_DOCS); do install -m 644 "$$f" "$$D/share/doc/isopipe/$$f"; done; \
 	printf '%s\n' $(INST_FILES) $(INST_SHARE)/install-manifest > "$$D/$(INST_SHARE)/install-manifest"; \
