@@ -23,8 +23,10 @@ TRAVEL_MK_DIR           := $(dir $(lastword $(MAKEFILE_LIST)))
 TRAVEL_BIN              ?= $(BINDIR)
 TRAVEL_MODE             ?= auto
 TRAVEL_LLM              ?= SmolLM2-135M-Instruct.Q4_1.gguf
-# MODEL=wan: the Wan2.1 stages of pipelines/wan.mk instead of the keyframe morph
-override MODEL          := $(value MODEL)
+# MODEL=wan: the Wan2.1 stages of pipelines/wan.mk instead of the keyframe morph.
+# Only from the command line: a MODEL in the user's environment (a common
+# name) must not change what `make pipeline` does.
+override MODEL          := $(if $(filter command line,$(origin MODEL)),$(value MODEL))
 TRAVEL_WAN              := $(if $(filter wan,$(MODEL)),1)
 TRAVEL_SEG_MODEL        ?= $(if $(TRAVEL_WAN),wan,morph)
 # segment models that estimate motion themselves: no flow stage for them

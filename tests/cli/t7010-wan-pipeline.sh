@@ -97,6 +97,11 @@ check "each stage ran once" test $ok_all = 1
 expect_exit "second run" 0 wan_make TOPIC="$T/gen.topic" OUT="$T/a"
 ok_all=1; for s in $STAGES; do [ "$(starts a $s)" = 1 ] || ok_all=0; done
 check "second run: no stage ran again" test $ok_all = 1
+keys_only() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$ROOT" pipeline-keyframes MODEL=wan \
+    CUDA=0 TRAVEL_BIN="$BIN" WAN_PROMPT_TOKENS=40 "$@"; }
+expect_exit "make pipeline-keyframes on the finished run" 0 keys_only TOPIC="$T/gen.topic" OUT="$T/a"
+check "pipeline-keyframes: names the three keyframes, runs nothing" sh -c \
+    "grep -q 'keyframes/key_002/frame_00000.png' '$T/.out' && test \"\$(grep -c ' start ' a/.travel/run.log)\" = 16"
 cp -p a/final.mp4 a0.mp4
 cp -a a b
 
@@ -187,6 +192,8 @@ check "the T2V model is not needed when the topic has keyframes" sh -c \
     "env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C '$ROOT' pipeline MODEL=wan CUDA=0 TRAVEL_BIN='$BIN' WAN_T2V=no-such-t2v TOPIC='$T/kf.topic' OUT='$T/c' >/dev/null 2>&1"
 expect_exit "an unknown MODEL" 2 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" pipeline MODEL=sora TOPIC="$T/gen.topic" OUT="$T/bad2"
 check "an unknown MODEL: said, nothing created" sh -c "grep -q \"MODEL 'sora' is not known\" '$T/.err' && test ! -e '$T/bad2'"
+check "MODEL in the environment is ignored (only the command line's counts)" sh -c \
+    "MODEL=sora env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C '$ROOT' pipeline-clean TOPIC='$T/gen.topic' OUT='$T/bad4' >/dev/null 2>&1"
 expect_exit "a model name Make cannot carry" 2 wan_make TOPIC="$T/gen.topic" OUT="$T/bad3" 'WAN_DIT=x$(shell touch pwned)'
 check "a model name Make cannot carry: refused as text, nothing run" test ! -e pwned -a ! -e "$ROOT/pwned" -a ! -e bad3
 test_done
