@@ -184,6 +184,12 @@ sed 's/^frames: 5/frames: 6/' gen.topic > f6.topic
 bad "frames not 4k+1" "Wan generates 4k+1 frames per segment (at least 5): use 5 or 9" f6.topic
 sed 's/^width: 32/width: 40/' gen.topic > w40.topic
 bad "width not a multiple of 16" "multiples of 16" w40.topic
+if [ -x "$TESTBIN/helpers/mkkeyframes" ] && "$TESTBIN/helpers/mkkeyframes" --scene harbor --width 40 --height 24 --count 2 --step 4 -o kf40 >/dev/null 2>&1; then
+    printf 'topic: x\nkeyframes: kf40/harbor_00.png kf40/harbor_01.png\nframes: 5\n' > k40.topic
+    bad "keyframes of 40x24" "keyframes of 40x24: Wan takes sizes that are multiples of 16 up to 4096 (nearest below: 32x16)" k40.topic
+else
+    skip "keyframes of 40x24 (the mkkeyframes helper is not built)"
+fi
 printf 'topic: x\nkeyframes: k0.png\n' > one.topic
 bad "one keyframe" "give at least two, or none" one.topic
 printf 'topic: x\nsampler: ddim\n' > smp.topic
