@@ -7,6 +7,7 @@
 #   make test SANITIZE=address,undefined   the same under ASan+UBSan (separate build tree)
 #   make deps            install the Debian packages building and running need (root); deps-dev: + tests, benchmarks
 #   make models          fetch the default models into models/ (sha256-checked)
+#   make models-wan      download the Wan2.1 weights for MODEL=wan into models/ (size- and sha256-checked, resumed)
 #   make install PREFIX=/usr/local [DESTDIR=...]   tools, pipeline, docs, man pages; make uninstall
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
 #   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
@@ -168,6 +169,10 @@ test-deps:
 models:
 	sh pipelines/models.sh models
 
+# the Wan2.1 weights for `make pipeline MODEL=wan` (docs/pipeline.md, "Wan models")
+models-wan:
+	sh pipelines/models-wan.sh $(or $(WAN_MODELS_DIR),models)
+
 # the README's first command: a fresh machine to a finished sample video
 SAMPLE_TOPIC ?= sample_inputs/harbor.topic
 SAMPLE_OUT   ?= out/harbor
@@ -186,8 +191,9 @@ MAN_PAGES  := $(TOOLS:%=$(B)/man/%.1)
 INST_SHARE := share/isopipe
 INST_DOCS  := README.md $(sort $(wildcard docs/*.md docs/bench/*.md))
 INST_FILES := $(TOOLS:%=bin/%) bin/isopipe-models bin/isopipe-pipeline \
-              $(INST_SHARE)/Makefile $(INST_SHARE)/pipelines/travel.mk $(INST_SHARE)/pipelines/batch.sh \
-              $(INST_SHARE)/pipelines/models.sh $(TOOLS:%=share/man/man1/%.1) \
+              $(INST_SHARE)/Makefile $(INST_SHARE)/pipelines/travel.mk $(INST_SHARE)/pipelines/wan.mk $(INST_SHARE)/pipelines/batch.sh \
+              $(INST_SHARE)/pipelines/models.sh $(INST_SHARE)/pipelines/models-wan.sh $(INST_SHARE)/pipelines/models-wan.list \
+              $(TOOLS:%=share/man/man1/%.1) \
               $(INST_DOCS:%=share/doc/isopipe/%)
 
 # man pages from the same text as --help (help2man runs each tool's --help and --version)
@@ -206,8 +212,9 @@ install: all man
 	install -m 755 $(TOOL_BINS) "$$D/bin/"; \
 	install -m 755 pipelines/installed/isopipe-models pipelines/installed/isopipe-pipeline "$$D/bin/"; \
 	install -m 644 pipelines/installed/Makefile "$$D/$(INST_SHARE)/Makefile"; \
-	install -m 644 pipelines/travel.mk "$$D/$(INST_SHARE)/pipelines/"; \
-	install -m 755 pipelines/batch.sh pipelines/models.sh "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 644 pipelines/travel.mk pipelines/wan.mk "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 755 pipelines/batch.sh pipelines/models.sh pipelines/models-wan.sh "$$D/$(INST_SHARE)/pipelines/"; \
+	install -m 644 pipelines/models-wan.list "$$D/$(INST_SHARE)/pipelines/"; \
 	install -m 644 $(MAN_PAGES) "$$D/share/man/man1/"; \
 	for f in $(INST_DOCS); do install -m 644 "$$f" "$$D/share/doc/isopipe/$$f"; done; \
 	printf '%s\n' $(INST_FILES) $(INST_SHARE)/install-manifest > "$$D/$(INST_SHARE)/install-manifest"; \
@@ -228,7 +235,7 @@ clean:
 
 -include $(wildcard pipelines/*.mk)
 
-.PHONY: all test test-deps tests-build fuzz deps deps-dev models install uninstall man clean sample
+.PHONY: all test test-deps tests-build fuzz deps deps-dev models models-wan install uninstall man clean sample
 .DELETE_ON_ERROR:
 
 -include $(shell find $(B) -type f -name '*.d' 2>/dev/null)

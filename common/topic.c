@@ -39,6 +39,8 @@ void topic_free(struct topic *t)
     free(t->text);
     for (int i = 0; i < t->nkeyframes; i++) free(t->keyframes[i]);
     free(t->keyframes);
+    free(t->sampler);
+    free(t->negative);
     memset(t, 0, sizeof *t);
     t->overlap = -1;
 }
@@ -52,7 +54,8 @@ static char *trim(char *s)
 }
 
 static const char *const keys[] = { "topic", "keyframes", "segments", "frames", "overlap", "fps",
-                                    "width", "height", "seed", NULL };
+                                    "width", "height", "seed", "steps", "guidance", "shift", "sampler",
+                                    "negative", NULL };
 
 static int known_key(const char *line, size_t *keylen)
 {
@@ -152,7 +155,8 @@ int topic_parse(const char *text, size_t len, const char *path, struct topic *t)
             if (k < 0) {
                 char *colon = strchr(line, ':');
                 size_t show = colon ? (size_t)(colon - line) : strlen(line);
-                rc = iso_fail(ISO_EDATA, "%s:%d: unknown key '%.*s' (known: topic, keyframes, segments, frames, overlap, fps, width, height, seed)",
+                rc = iso_fail(ISO_EDATA, "%s:%d: unknown key '%.*s' (known: topic, keyframes, segments, frames, overlap, fps, width, height, seed, "
+                                  "steps, guidance, shift, sampler, negative)",
                               name, lineno, (int)(show > 40 ? 40 : show), line);
                 goto done;
             }
@@ -201,6 +205,32 @@ int topic_parse(const char *text, size_t len, const char *path, struct topic *t)
                 t->seed_set = 1;
                 break;
             }
+            case 9: if ((rc = int_value(name, lineno, "steps", v, 1, 1000, &x))) goto done; t->steps = (int)x; break;
+            case 10: case 11: {
+                const char *key = k == 10 ? "guidance" : "shift";
+                double lo = k == 10 ? 1 : 0, hi = 100;
+                char *end;
+                double d = strtod(v, &end);
+                if (end == v || *trim(end) || !(d >= lo && d <= hi) || (k == 11 && d == 0)) {
+                    rc = iso_fail(ISO_EDATA, "%s:%d: %s: '%s' is not a number in %s%g, %g]", name, lineno, key, v,
+                                  k == 10 ? "[" : "(", lo, hi);
+                    goto done;
+                }
+                if (k == 10) t->guidance = d; else t->shift = d;
+                break;
+            }
+            case 12:
+                if (strcmp(v, "unipc") != 0 && strcmp(v, "euler") != 0) {
+                    rc = iso_fail(ISO_EDATA, "%s:%d: sampler: '%.40s' is not unipc or euler", name, lineno, v);
+                    goto done;
+                }
+                free(t->sampler);
+                if (!(t->sampler = strdup(v))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+                break;
+            case 13:
+                free(t->negative);
+                if (!(t->negative = strdup(v))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+                break;
             }
         }
     }

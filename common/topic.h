@@ -2,7 +2,8 @@
  * with `#` comments; a file without any known key is all topic. Keys:
  * topic (required), keyframes (space- or comma-separated image paths,
  * relative to the topic file; may repeat), segments, frames, overlap, fps,
- * width, height, seed. struct topic owns its strings. */
+ * width, height, seed, and the Wan knobs steps, guidance, shift, sampler,
+ * negative (docs/pipeline.md). struct topic owns its strings. */
 #ifndef ISOPIPE_TOPIC_H
 #define ISOPIPE_TOPIC_H
 #include <stddef.h>
@@ -20,6 +21,12 @@ struct topic {
     int width, height;   /* 0 = not given */
     uint64_t seed;
     int seed_set;
+    /* Wan (make pipeline MODEL=wan): 0 / NULL = not given */
+    int steps;           /* sampling steps */
+    double guidance;     /* classifier-free guidance scale (>= 1); 0 = not given */
+    double shift;        /* flow shift of the sigma schedule; 0 = not given */
+    char *sampler;       /* "unipc" or "euler" */
+    char *negative;      /* the negative prompt ("" is allowed: the empty prompt) */
 };
 
 /* parse a file; ISO_ENOINPUT when missing, ISO_EDATA for empty, non-UTF-8 or bad values */

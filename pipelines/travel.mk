@@ -19,10 +19,16 @@
 # Every variable of this file starts with TRAVEL_ (the top Makefile owns the
 # short names); TOPIC and OUT are the user's.
 
+TRAVEL_MK_DIR           := $(dir $(lastword $(MAKEFILE_LIST)))
 TRAVEL_BIN              ?= $(BINDIR)
 TRAVEL_MODE             ?= auto
 TRAVEL_LLM              ?= SmolLM2-135M-Instruct.Q4_1.gguf
-TRAVEL_SEG_MODEL        ?= morph
+# MODEL=wan: the Wan2.1 stages of pipelines/wan.mk instead of the keyframe morph.
+# Only from the command line: a MODEL in the user's environment (a common
+# name) must not change what `make pipeline` does.
+override MODEL          := $(if $(filter command line,$(origin MODEL)),$(value MODEL))
+TRAVEL_WAN              := $(if $(filter wan,$(MODEL)),1)
+TRAVEL_SEG_MODEL        ?= $(if $(TRAVEL_WAN),wan,morph)
 # segment models that estimate motion themselves: no flow stage for them
 TRAVEL_NO_FLOW_MODELS   ?= rife
 TRAVEL_FLOW_PRESET      ?= medium
@@ -49,7 +55,9 @@ travel_unsafe = $(if $(1),$(call travel_unsafe,$(wordlist 2,999,$(1)),$(subst $(
 travel_check = $(if $(or $(call travel_unsafe,$(TRAVEL_SAFE_CHARS),$(2)),$(filter-out 1,$(words $(2))),$(filter -%,$(2))),\
   $(error make pipeline: $(1) '$(2)' has a character the Make driver cannot carry (spaces, quotes, $$ ` : and the like) or starts with '-'; use letters, digits and ._-/+@))
 
-ifneq ($(filter pipeline pipeline-clean,$(MAKECMDGOALS)),)
+TRAVEL_GOALS := pipeline $(if $(TRAVEL_WAN),pipeline-keyframes)
+ifneq ($(filter $(TRAVEL_GOALS) pipeline-clean,$(MAKECMDGOALS)),)
+$(if $(filter-out wan,$(MODEL)),$(error make pipeline: MODEL '$(MODEL)' is not known: MODEL=wan, or leave it out for the keyframe morph))
 ifeq ($(strip $(TOPIC)),)
 $(error make pipeline: say which topic, e.g. TOPIC=sample_inputs/harbor.topic OUT=out/harbor)
 endif
@@ -65,7 +73,7 @@ TRAVEL_COMMON  = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS)) --
 # stitch loads no model and uses no GPU: it takes --threads and nothing that waits for VRAM
 TRAVEL_STITCH_COMMON = $(if $(strip $(TRAVEL_THREADS)),--threads $(TRAVEL_THREADS))
 
-ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
+ifneq ($(filter $(TRAVEL_GOALS),$(MAKECMDGOALS)),)
 # The topic, read by the same parser as the tools (common/topic.h), as Make
 # variables. The rule runs on every invocation (travel-force) so a missing
 # keyframe or a bad value stops the run before any stage starts; the file is
@@ -78,15 +86,15 @@ ifneq ($(filter pipeline,$(MAKECMDGOALS)),)
 include $(TRAVEL_D)/vars.mk
 ifneq ($(TRAVEL_TOPIC_REJECTED),)
 ifneq ($(MAKE_RESTARTS),)
-$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1))
+$(error $(shell grep -v '^$$' $(TRAVEL_D)/topic.err 2>/dev/null | tail -n 1) (exit $(TRAVEL_TOPIC_REJECTED)))
 endif
 endif
 endif
 $(TRAVEL_D)/vars.mk: $(TRAVEL_REPORT) travel-force
 	@mkdir -p $(TRAVEL_D)
-	@if $(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) \
+	@if $(TRAVEL_REPORT) -q --task-id travel topic-vars --seg-model $(TRAVEL_SEG_MODEL) $(TRAVEL_VARS_EXTRA) \
 	    --prompt-topic $(TRAVEL_D)/prompt.topic -o $@ $(TOPIC) 2>$(TRAVEL_D)/topic.err; then rm -f $(TRAVEL_D)/topic.err; \
-	 else echo 'TRAVEL_TOPIC_REJECTED := 1' > $@; fi
+	 else echo "TRAVEL_TOPIC_REJECTED := $$?" > $@; fi
 
 # The model file Make depends on, found the way model_find() finds it
 # (common/model.h): a path, else $ISOPIPE_MODELS, ./models, <prefix>/share.
@@ -97,6 +105,11 @@ TRAVEL_MODEL_DIRS ?= $(subst :, ,$(ISOPIPE_MODELS)) $(or $(XDG_DATA_HOME),$(HOME
                      $(TRAVEL_BIN)/../share/isopipe/models $(TRAVEL_BIN)/../models
 TRAVEL_LLM_FILE := $(firstword $(wildcard $(TRAVEL_LLM) $(foreach d,$(TRAVEL_MODEL_DIRS),$(d)/$(TRAVEL_LLM) $(d)/$(TRAVEL_LLM).gguf)))
 
+ifeq ($(TRAVEL_WAN),1)
+TRAVEL_WAN_INCLUDE := 1
+include $(TRAVEL_MK_DIR)wan.mk
+TRAVEL_WAN_INCLUDE :=
+else
 TRAVEL_SEG_DIRS   = $(foreach s,$(TRAVEL_SEGS),$(TRAVEL_OUT)/segments/seg_$(s))
 TRAVEL_SEG_JSONS  = $(TRAVEL_SEG_DIRS:%=%/segment.json)
 TRAVEL_FLOW       = $(if $(filter $(TRAVEL_NO_FLOW_MODELS),$(TRAVEL_SEG_MODEL)),,yes)
@@ -155,13 +168,16 @@ $(TRAVEL_OUT)/report.json $(TRAVEL_OUT)/memory.png &: $(TRAVEL_OUT)/final.mp4 $(
 pipeline: $(TRAVEL_OUT)/report.json
 	@echo "travel: $(TRAVEL_OUT)/final.mp4 ($(TRAVEL_TOTAL_FRAMES) frames at $(TRAVEL_FPS) fps), report: $(TRAVEL_OUT)/report.json, $(TRAVEL_OUT)/memory.png"
 
+endif # MODEL=wan
+
 pipeline-clean:
 	rm -rf $(TRAVEL_OUT)
 endif
 
 # the tools a run needs, built once (pipelines/batch.sh calls this before
 # starting runs side by side)
-pipeline-tools: $(addprefix $(TRAVEL_BIN)/,pipeline-report prompt-expand flow-extract segment-gen stitch vram-probe)
+pipeline-tools: $(addprefix $(TRAVEL_BIN)/,pipeline-report prompt-expand flow-extract segment-gen stitch vram-probe \
+                  $(if $(TRAVEL_WAN),text-encode vae))
 
 # no recipe, never a file: a prerequisite that makes its target's (cheap,
 # write-if-changed) recipe run on every invocation

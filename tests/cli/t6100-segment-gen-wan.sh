@@ -105,8 +105,8 @@ expect_exit "a misshapen tensor" 65 $SG -m shape.safetensors --heads 2 $BASE -o 
 check "  ... is named" stderr_has "blocks.0.self_attn.k.weight"
 expect_exit "an image-to-video checkpoint" 65 $SG -m i2v.safetensors --heads 2 $BASE -o bad
 check "  ... is said to be I2V and not supported yet" sh -c "grep -q 'image-to-video' '$T/.err' && grep -q 'not supported yet' '$T/.err'"
-expect_exit "a VACE checkpoint" 65 $SG -m vace.safetensors --heads 2 $BASE -o bad
-check "  ... is said to be VACE" stderr_has "VACE"
+expect_exit "a VACE patch embedding without VACE blocks (VACE itself: t6110)" 65 $SG -m vace.safetensors --heads 2 $BASE -o bad
+check "  ... says no VACE blocks" stderr_has "no VACE blocks"
 expect_exit "a single file whose heads are not dim/128, without --heads" 65 $SG -m "$W1" $BASE -o bad
 check "  ... says --heads" stderr_has "heads"
 expect_exit "embeddings of another width than text_dim" 65 $SG -m "$A/wan" --text "$B/text.safetensors" --frames 5 --width 80 --height 48 -o bad

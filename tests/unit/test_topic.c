@@ -84,6 +84,15 @@ static void test_keys(void)
     CHECK(topic_parse("topic: t\nkeyframes: a.png\n", 26, NULL, &t) == 0 && t.path == NULL && t.nkeyframes == 1 &&
           strcmp(t.keyframes[0], "a.png") == 0);
     topic_free(&t);
+    /* Wan's knobs; an empty negative is the empty prompt, not "not given" */
+    CHECK(parse_str("topic: t\nsteps: 30\nguidance: 5.5\nshift: 3\nsampler: euler\nnegative: blurry, $(x)\n", &t) == 0);
+    CHECK(t.steps == 30 && t.guidance == 5.5 && t.shift == 3);
+    CHECK_STR(t.sampler, "euler");
+    CHECK_STR(t.negative, "blurry, $(x)");
+    topic_free(&t);
+    CHECK(t.sampler == NULL && t.negative == NULL);
+    CHECK(parse_str("topic: t\nnegative:\n", &t) == 0 && t.negative && t.negative[0] == 0 && t.steps == 0 && t.guidance == 0);
+    topic_free(&t);
     /* a key name that only starts like a key is not one: all topic */
     CHECK(parse_str("topics: many\n", &t) == 0);
     CHECK_STR(t.text, "topics: many");
@@ -125,6 +134,11 @@ static void test_bad(void)
         { "seed negative", "topic: x\nseed: -1\n", "seed" },
         { "seed overflow", "topic: x\nseed: 18446744073709551616\n", "seed" },
         { "unknown key", "topic: x\ncolour: blue\n", "bad.topic:2: unknown key 'colour'" },
+        { "steps zero", "topic: x\nsteps: 0\n", "bad.topic:2: steps" },
+        { "guidance below 1", "topic: x\nguidance: 0.5\n", "bad.topic:2: guidance: '0.5' is not a number in [1, 100]" },
+        { "shift zero", "topic: x\nshift: 0\n", "bad.topic:2: shift" },
+        { "shift text", "topic: x\nshift: high\n", "shift" },
+        { "unknown sampler", "topic: x\nsampler: ddim\n", "bad.topic:2: sampler: 'ddim' is not unipc or euler" },
         { "no topic key", "fps: 16\nframes: 10\n", "has no topic" },
         { "empty topic value", "topic:   \n", "has no topic" },
         { "empty file", "", "has no topic" },

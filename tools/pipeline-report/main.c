@@ -1,6 +1,7 @@
 /* pipeline-report — the travel driver's helper (pipelines/travel.mk):
  *   topic-vars  check a topic file and print it as Make variables
  *   stamp       write a stamp file only when its content changes
+ *   tensor-stamp  the same, of the digests of named tensors (MODEL=wan)
  *   run         run one stage's tool: timing, retry after exit 75, VRAM check
  *   report      report.json + memory.png from every stage's JSON output
  *   summary     the table at the end of pipelines/batch.sh */
@@ -14,11 +15,14 @@
 #include "travel.h"
 
 enum { OPT_SEGMODEL = 1000, OPT_PROMPT_TOPIC, OPT_DIR, OPT_NAME, OPT_KIND, OPT_JSON, OPT_PROBE, OPT_BTIMEOUT,
-       OPT_BTOL, OPT_PNG, OPT_TITLE, OPT_SWEEP };
+       OPT_BTOL, OPT_PNG, OPT_TITLE, OPT_SWEEP, OPT_WAN_MODEL, OPT_KEY_TOPIC, OPT_NEGATIVE };
 
 static const struct cli_opt opts[] = {
     { "seg-model", 0, "NAME", "topic-vars: the segment model the topic is checked for (default morph)", OPT_SEGMODEL },
     { "prompt-topic", 0, "FILE", "topic-vars: also write the prompt stage's topic file", OPT_PROMPT_TOPIC },
+    { "wan-model", 0, "ROLE=NAME", "topic-vars --seg-model wan: a model the run needs (repeat; each must be found)", OPT_WAN_MODEL },
+    { "key-topic", 0, "FILE", "topic-vars --seg-model wan: the keyframe prompts' topic file (keyframes generated)", OPT_KEY_TOPIC },
+    { "negative", 0, "FILE", "topic-vars --seg-model wan: where the topic's negative prompt is written", OPT_NEGATIVE },
     { "dir", 0, "DIR", "run/report: the run's bookkeeping folder (OUT/.travel)", OPT_DIR },
     { "name", 0, "NAME", "run: the stage's name (seg_001)", OPT_NAME },
     { "kind", 0, "KIND", "run: prompt, flow, segment or stitch", OPT_KIND },
@@ -34,11 +38,13 @@ static const struct cli_opt opts[] = {
 
 static const struct cli_spec spec = {
     .tool = "pipeline-report",
-    .usage = "topic-vars|stamp|run|report|summary [options] ARGS...",
+    .usage = "topic-vars|stamp|tensor-stamp|run|report|summary [options] ARGS...",
     .summary = "Helper of the travel pipeline's Make driver: topic variables, stamps, the stage runner, the report.",
     .description =
         "  topic-vars [--seg-model M] [--prompt-topic FILE] -o VARS.mk TOPICFILE\n"
+        "  topic-vars --seg-model wan [--wan-model ROLE=NAME]... [--key-topic F] [--negative F] -o VARS.mk TOPICFILE\n"
         "  stamp FILE -- WORD...\n"
+        "  tensor-stamp STAMP WEIGHTS NAME...   (sha256, dtype, shape of each tensor)\n"
         "  run --dir D --name N [--kind K] [--json F] [--probe P] [--sweep DIR] [--memory-mode M] -- COMMAND...\n"
         "  report [--dir D] [--png F] -o report.json NAME=STAGE.json...\n"
         "  summary -- NAME EXIT WALL OUTDIR...   (exit 1 when a run failed)",
@@ -53,6 +59,9 @@ static const struct cli_spec spec = {
 
 struct args {
     const char *seg_model, *prompt_topic, *dir, *name, *kind, *json, *probe, *png, *title, *sweep;
+    const char *key_topic, *negative;
+    char *models[16];
+    int nmodels;
     double btimeout;
     long btol;
 };
@@ -73,6 +82,13 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_SWEEP: a->sweep = arg; return 0;
     case OPT_PNG: a->png = arg; return 0;
     case OPT_TITLE: a->title = arg; return 0;
+    case OPT_KEY_TOPIC: a->key_topic = arg; return 0;
+    case OPT_NEGATIVE: a->negative = arg; return 0;
+    case OPT_WAN_MODEL:
+        if (a->nmodels >= 16) return iso_fail(ISO_EUSAGE, "--wan-model: at most 16");
+        if (!strchr(arg, '=') || arg[0] == '=') return iso_fail(ISO_EUSAGE, "--wan-model: '%s' is not ROLE=NAME", arg);
+        a->models[a->nmodels++] = (char *)arg;
+        return 0;
     }
     return iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
 }
@@ -92,11 +108,15 @@ int main(int argc, char **argv)
 
     if (strcmp(cmd, "topic-vars") == 0) {
         if (nrest != 1 || !c.output) { rc = iso_fail(ISO_EUSAGE, "topic-vars: usage: topic-vars -o VARS.mk TOPICFILE"); goto done; }
-        struct travel_vars_opts o = { a.seg_model, a.prompt_topic };
-        rc = travel_topic_vars(rest[0], c.output, &o);
+        struct travel_vars_opts o = { a.seg_model, a.prompt_topic, a.nmodels, a.models, a.key_topic, a.negative };
+        rc = a.seg_model && strcmp(a.seg_model, "wan") == 0 ? travel_topic_vars_wan(rest[0], c.output, &o)
+                                                           : travel_topic_vars(rest[0], c.output, &o);
     } else if (strcmp(cmd, "stamp") == 0) {
         if (nrest < 1) { rc = iso_fail(ISO_EUSAGE, "stamp: usage: stamp FILE -- WORD..."); goto done; }
         rc = travel_stamp(rest[0], nrest - 1, rest + 1);
+    } else if (strcmp(cmd, "tensor-stamp") == 0) {
+        if (nrest < 3) { rc = iso_fail(ISO_EUSAGE, "tensor-stamp: usage: tensor-stamp STAMP WEIGHTS NAME..."); goto done; }
+        rc = travel_tensor_stamp(rest[0], rest[1], nrest - 2, rest + 2);
     } else if (strcmp(cmd, "run") == 0) {
         if (!a.dir || !a.name) { rc = iso_fail(ISO_EUSAGE, "run: --dir and --name are required"); goto done; }
         struct travel_run_opts o = { a.dir, a.name, a.kind, a.json, mem_mode_name(c.memory_mode), a.probe,
@@ -121,7 +141,7 @@ int main(int argc, char **argv)
         rc = travel_summary(nrest, rest, &failed);
         if (!rc && failed) { cli_finish(0); return 1; }
     } else {
-        rc = iso_fail(ISO_EUSAGE, "unknown command '%s' (topic-vars, stamp, run, report, summary)", cmd);
+        rc = iso_fail(ISO_EUSAGE, "unknown command '%s' (topic-vars, stamp, tensor-stamp, run, report, summary)", cmd);
     }
 done:
     free(st);

@@ -67,6 +67,11 @@ static const char *stage_kind(const char *name)
     if (strncmp(name, "flow", 4) == 0) return "flow";
     if (strncmp(name, "seg", 3) == 0) return "segment";
     if (strncmp(name, "stitch", 6) == 0) return "stitch";
+    /* MODEL=wan */
+    if (strncmp(name, "text", 4) == 0) return "text";
+    if (strncmp(name, "keydec", 6) == 0 || strncmp(name, "dec", 3) == 0) return "decode";
+    if (strncmp(name, "key", 3) == 0) return "keyframe";
+    if (strncmp(name, "ctx", 3) == 0) return "vace";
     return "other";
 }
 

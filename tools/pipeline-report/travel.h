@@ -11,8 +11,14 @@
 #include <stddef.h>
 
 struct travel_vars_opts {
-    const char *seg_model;   /* "morph" needs >= 2 keyframes, one segment per pair */
+    const char *seg_model;   /* "morph" needs >= 2 keyframes, one segment per pair; "wan": MODEL=wan */
     const char *prompt_topic;/* where the prompt stage's topic goes (NULL: not written) */
+    /* wan: ROLE=NAME|PATH of every model the run needs (WAN_DIT=wan2.1-vace-1.3b, ...),
+     * found the way the tools find them (common/model.h) before anything runs */
+    int nmodels;
+    char **models;
+    const char *key_topic;   /* wan: the keyframe prompts' topic (written when keyframes are generated) */
+    const char *negative;    /* wan: where the topic's negative prompt goes (removed when it has none) */
 };
 
 /* Loads and checks the topic file (keyframes exist, are PNGs of one size,
@@ -21,10 +27,19 @@ struct travel_vars_opts {
  * only, so that editing keyframes does not re-run the LLM) when asked. Both
  * are rewritten only when their content changes. */
 int travel_topic_vars(const char *topic_path, const char *vars_path, const struct travel_vars_opts *o);
+/* the same for MODEL=wan (docs/pipeline.md, "Wan"): keyframes optional (generated
+ * by the T2V model when absent), Wan's knobs, frames 4k+1, sizes multiples of
+ * 16, every model present (69 naming each missing one and `make models-wan`),
+ * a VACE checkpoint where T2V is needed and the reverse refused */
+int travel_topic_vars_wan(const char *topic_path, const char *vars_path, const struct travel_vars_opts *o);
 
 /* Writes len bytes to path atomically unless path already holds exactly
  * them, so its mtime moves only when the content does (Make stamps). */
 int travel_write_if_changed(const char *path, const char *data, size_t len);
+
+/* stamp file of the sha256, dtype and shape of each named tensor of a weights
+ * file, rewritten only when one changes */
+int travel_tensor_stamp(const char *stamp, const char *file, int nnames, char **names);
 
 /* stamp file: the words, one per line */
 int travel_stamp(const char *path, int nwords, char **words);

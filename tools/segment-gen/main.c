@@ -10,7 +10,8 @@
 #include "segmodel.h"
 
 enum { OPT_START = 1000, OPT_END, OPT_FLOW, OPT_FLOW_BACK, OPT_FRAMES, OPT_SCENES, OPT_INDEX, OPT_FPS, OPT_PNG_LEVEL,
-       OPT_SCALE, OPT_TEXT, OPT_NOISE, OPT_WIDTH, OPT_HEIGHT, OPT_STEPS, OPT_GUIDANCE, OPT_SHIFT, OPT_SAMPLER, OPT_HEADS };
+       OPT_SCALE, OPT_TEXT, OPT_NOISE, OPT_WIDTH, OPT_HEIGHT, OPT_STEPS, OPT_GUIDANCE, OPT_SHIFT, OPT_SAMPLER, OPT_HEADS,
+       OPT_VACE_CONTEXT, OPT_VACE_SCALE };
 
 static const struct cli_opt opts[] = {
     { "start", 0, "A.png", "keyframe at t = 0 (written as frame_00000.png, unchanged)", OPT_START },
@@ -29,6 +30,8 @@ static const struct cli_opt opts[] = {
     { "shift", 0, "F", "Wan: flow shift of the sigma schedule (default 8)", OPT_SHIFT },
     { "sampler", 0, "NAME", "Wan: unipc (default) or euler", OPT_SAMPLER },
     { "heads", 0, "N", "Wan: attention heads of a single-file model without config.json (default dim/128)", OPT_HEADS },
+    { "vace-context", 0, "CTX", "Wan VACE: the context from vae encode --vace ('vace_context' [96, T, H/8, W/8])", OPT_VACE_CONTEXT },
+    { "vace-scale", 0, "S", "Wan VACE: scale of the context's hints, 0 .. 100 (default 1)", OPT_VACE_SCALE },
     { "fps", 0, "F", "frame rate recorded in segment.json (default 24)", OPT_FPS },
     { "png-level", 0, "L", "zlib level of the frames, 1 (fast) .. 9 (default 1)", OPT_PNG_LEVEL },
     { "scale", 0, "S", "rife: working resolution, 0.25 0.5 1 2 or 4 (default 1; 0.5 for 4K)", OPT_SCALE },
@@ -40,9 +43,10 @@ static const struct cli_spec spec = {
     .usage = "[-m morph|rife] --start A.png --end B.png [--flow F.flo --flow-back G.flo] --frames N "
              "[--scale S] [--scenes scenes.json --index I] -o DIR\n"
              "  or: segment-gen -m WAN --text EMB.safetensors [--index I] [--noise NOISE.safetensors] --frames N\n"
-             "      --width W --height H [--steps S] [--guidance G] [--shift F] [--sampler unipc|euler] [--seed N] -o DIR",
+             "      --width W --height H [--steps S] [--guidance G] [--shift F] [--sampler unipc|euler] [--seed N] -o DIR\n"
+             "  or: segment-gen -m WAN_VACE --vace-context CTX.safetensors [--vace-scale S] --text EMB.safetensors ... -o DIR",
     .summary = "Generate the frames of one video segment that carries the viewer from keyframe A to keyframe B,\n"
-               "or (-m a Wan2.1 DiT) the latents of a segment from its text embeddings.",
+               "or (-m a Wan2.1 DiT) the latents of a segment from its text embeddings (VACE: and keyframes).",
     .description =
         "Writes DIR/frame_00000.png (exactly A) ... DIR/frame_<N-1>.png (exactly B) and DIR/segment.json\n"
         "(model, keyframes, frames, fps, prompt, timing, memory), all at once or not at all.\n"
@@ -72,14 +76,26 @@ static const struct cli_spec spec = {
         "not possible and auto picks cpu. Exit 65 for frames not 4k+1 or a size not a multiple of 16 (the\n"
         "message gives the nearest valid values), a missing or misshapen tensor (named), embeddings whose width\n"
         "is not the model's text_dim, noise of another shape, no 'negative' with G > 1, or a Wan checkpoint of\n"
-        "another kind (VACE, image-to-video: not supported yet).",
+        "another kind (image-to-video: not supported yet).\n"
+        "\n"
+        "Wan2.1 VACE (-m a checkpoint with vace_blocks.* and vace_patch_embedding, e.g. wan2.1-vace-1.3b: 15\n"
+        "VACE blocks acting after blocks 0, 2, ..., 28; the same layouts and dtypes): the same denoising, each\n"
+        "forward also running the VACE blocks on --vace-context (what vae encode --vace writes: the keyframes\n"
+        "kept, the frames between to generate) and adding their hints, times --vace-scale, after the main blocks\n"
+        "of vace_layers (config.json, else every k-th block, k = blocks / VACE blocks). Without --frames, --width,\n"
+        "--height these come from the context's shape. Exit 64 for a VACE checkpoint without --vace-context or\n"
+        "--vace-context given to a text-to-video checkpoint; 65 for a context whose shape is not [96, T, H/8, W/8]\n"
+        "of the latents (both shapes said). segment.json records the context file, the scale and the VACE layers.",
     .opts = opts,
     .examples = "  flow-extract --pair a.png b.png --backward -o flow/\n"
                 "  segment-gen --start a.png --end b.png --flow flow/flow_00000.flo \\\n"
                 "      --flow-back flow/flow_bwd_00000.flo --frames 49 -o seg_000\n"
                 "  segment-gen -m rife --start a.png --end b.png --frames 49 -o seg_000\n"
                 "  segment-gen -m wan2.1-t2v-1.3b --text text.safetensors --index 3 --frames 81 \\\n"
-                "      --width 832 --height 480 --seed 7 -o seg_003",
+                "      --width 832 --height 480 --seed 7 -o seg_003\n"
+                "  vae encode --vace --start a.png --end b.png --frames 81 -o ctx_000.safetensors\n"
+                "  segment-gen -m wan2.1-vace-1.3b --vace-context ctx_000.safetensors --text text.safetensors \\\n"
+                "      --index 0 --seed 7 -o seg_000",
     .default_model = "morph",
     .min_args = 0,
     .max_args = 0,
@@ -120,6 +136,8 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_SHIFT: rc = cli_double("shift", arg, 1e-3, 1000, &a->shift); break;
     case OPT_SAMPLER: a->sampler = arg; break;
     case OPT_HEADS: rc = cli_int("heads", arg, 1, 4096, &a->heads); break;
+    case OPT_VACE_CONTEXT: a->vace_context = arg; break;
+    case OPT_VACE_SCALE: rc = cli_double("vace-scale", arg, 0, 100, &a->vace_scale); break;
     default: rc = iso_fail(ISO_EINTERNAL, "unhandled option %d", id);
     }
     return rc;

@@ -36,6 +36,7 @@ void segment_args_default(struct segment_args *a)
     a->png_level = 1;
     a->guidance = -1;
     a->shift = -1;
+    a->vace_scale = -1;
 }
 
 /* scenes.json (prompt-expand): {"segments": [{"index": I, "prompt": "..."}]} */
@@ -141,6 +142,11 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if ((rc = rt_begin(c, &rt))) goto done;   /* the "start" checkpoint */
     if (!(ops = segmodel_find(name))) {
         rc = iso_fail(ISO_EUNAVAIL, "unknown model '%s' (known models: %s)", name, segmodel_names());
+        goto done;
+    }
+    if (a->vace_context || a->vace_scale >= 0) {
+        rc = iso_fail(ISO_EUSAGE, "model '%s' is a keyframe model: --vace-context and --vace-scale are for a Wan2.1 "
+                      "VACE checkpoint (-m wan2.1-vace-1.3b)", ops->name);
         goto done;
     }
     if (!a->start || !a->end) { rc = iso_fail(ISO_EUSAGE, "--start and --end are required"); goto done; }

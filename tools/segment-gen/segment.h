@@ -24,6 +24,8 @@ struct segment_args {
     double guidance, shift;         /* --guidance, --shift (< 0: default) */
     const char *sampler;            /* --sampler unipc|euler (NULL: unipc) */
     long heads;                     /* --heads (0: config.json or dim/128) */
+    const char *vace_context;       /* --vace-context CTX.safetensors (vae encode --vace), VACE models */
+    double vace_scale;              /* --vace-scale (< 0: not given, 1) */
 };
 
 void segment_args_default(struct segment_args *a);
@@ -31,6 +33,6 @@ void segment_args_default(struct segment_args *a);
 /* 0 or a negative status with iso_fail's message */
 int segment_run(const struct segment_args *a, const struct cli_common *c);
 /* -m names no keyframe model of the registry: a latent diffusion model read
- * from a weights file (wan_run.c: a Wan2.1 T2V DiT) */
+ * from a weights file (wan_run.c: a Wan2.1 T2V or VACE DiT) */
 int segment_run_latent(const struct segment_args *a, const struct cli_common *c);
 #endif

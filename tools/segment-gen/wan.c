@@ -31,6 +31,8 @@ enum role {
     R_Q_W, R_Q_B, R_K_W, R_K_B, R_V_W, R_V_B, R_O_W, R_O_B, R_NORM_Q, R_NORM_K,
     R_CQ_W, R_CQ_B, R_CK_W, R_CK_B, R_CV_W, R_CV_B, R_CO_W, R_CO_B, R_CNORM_Q, R_CNORM_K,
     R_CNORM_W, R_CNORM_B, R_FFN1_W, R_FFN1_B, R_FFN2_W, R_FFN2_B, R_MOD,
+    /* VACE: the context's patch embedding (once), a VACE block's projections */
+    R_VPATCH_W, R_VPATCH_B, R_VIN_W, R_VIN_B, R_VOUT_W, R_VOUT_B,
     R_N
 };
 #define R_FIRST_BLOCK R_Q_W
@@ -80,13 +82,19 @@ static const char *const role_name[R_N][2] = {
     [R_FFN2_W] = { "blocks.%d.ffn.net.2.weight", "blocks.%d.ffn.2.weight" },
     [R_FFN2_B] = { "blocks.%d.ffn.net.2.bias", "blocks.%d.ffn.2.bias" },
     [R_MOD] = { "blocks.%d.scale_shift_table", "blocks.%d.modulation" },
+    /* a VACE block is a block under "vace_blocks.%d." with these two more */
+    [R_VPATCH_W] = { "vace_patch_embedding.weight", "vace_patch_embedding.weight" },
+    [R_VPATCH_B] = { "vace_patch_embedding.bias", "vace_patch_embedding.bias" },
+    [R_VIN_W] = { "vace_blocks.%d.proj_in.weight", "vace_blocks.%d.before_proj.weight" },
+    [R_VIN_B] = { "vace_blocks.%d.proj_in.bias", "vace_blocks.%d.before_proj.bias" },
+    [R_VOUT_W] = { "vace_blocks.%d.proj_out.weight", "vace_blocks.%d.after_proj.weight" },
+    [R_VOUT_B] = { "vace_blocks.%d.proj_out.bias", "vace_blocks.%d.after_proj.bias" },
 };
+/* roles with a block number ("%d") */
+static int role_per_block(int role) { return role >= R_FIRST_BLOCK && role != R_VPATCH_W && role != R_VPATCH_B; }
 
 /* names that mark checkpoints of the Wan family we do not run (either layout) */
 static const struct { const char *name, *what; } other_archs[] = {
-    { "vace_patch_embedding.weight", "a Wan2.1 VACE checkpoint (video editing/control)" },
-    { "vace_blocks.0.before_proj.weight", "a Wan2.1 VACE checkpoint (video editing/control)" },
-    { "vace_blocks.0.proj_in.weight", "a Wan2.1 VACE checkpoint (video editing/control)" },
     { "img_emb.proj.0.weight", "a Wan2.1 image-to-video (I2V/FLF2V) checkpoint" },
     { "blocks.0.cross_attn.k_img.weight", "a Wan2.1 image-to-video (I2V/FLF2V) checkpoint" },
     { "condition_embedder.image_embedder.norm1.weight", "a Wan2.1 image-to-video (I2V/FLF2V) checkpoint" },
@@ -95,11 +103,15 @@ static const struct { const char *name, *what; } other_archs[] = {
 
 static const char *const prefixes[] = { "", "model.diffusion_model.", "diffusion_model.", "model.", NULL };
 
-static void role_fmt(const struct wan *m, int role, int layer, char *buf, size_t n)
+/* the name of a role; vace: block `layer` of the VACE blocks ("vace_" + the
+ * block's name: vace_blocks.N.self_attn.q ...) */
+static void role_fmt(const struct wan *m, int role, int layer, int vace, char *buf, size_t n)
 {
     const char *f = role_name[role][m->layout];
-    if (role >= R_FIRST_BLOCK) snprintf(buf, n, f, layer);
-    else snprintf(buf, n, "%s", f);
+    char tmp[160];
+    if (role_per_block(role)) snprintf(tmp, sizeof tmp, f, layer);
+    else snprintf(tmp, sizeof tmp, "%s", f);
+    snprintf(buf, n, "%s%s", vace && role < R_VPATCH_W ? "vace_" : "", tmp);
 }
 
 /* expected shape of a role; returns n_dims */
@@ -108,6 +120,8 @@ static int role_shape(const struct wan_config *c, int role, int64_t *s)
     int64_t d = c->dim;
     switch (role) {
     case R_PATCH_W: s[0] = d; s[1] = c->in_ch; s[2] = c->pt; s[3] = c->ph; s[4] = c->pw; return 5;
+    case R_VPATCH_W: s[0] = d; s[1] = c->vace_in; s[2] = c->pt; s[3] = c->ph; s[4] = c->pw; return 5;
+    case R_VIN_W: case R_VOUT_W: s[0] = d; s[1] = d; return 2;
     case R_TEXT1_W: s[0] = d; s[1] = c->text_dim; return 2;
     case R_TIME1_W: s[0] = d; s[1] = c->freq_dim; return 2;
     case R_TEXT2_W: case R_TIME2_W:
@@ -133,12 +147,12 @@ static int is_float(enum wt_dtype t)
 
 /* one weight by role: shape checked, fp8 "scaled" weights get the scale
  * stored beside them as <name minus "weight">scale_weight (ComfyUI) */
-static int load_role(struct wan *m, int role, int layer, struct nn_w *out)
+static int load_role(struct wan *m, int role, int layer, int vace, struct nn_w *out)
 {
     char name[160];
     int64_t shape[WT_MAX_DIMS];
     const struct wt_tensor *t;
-    role_fmt(m, role, layer, name, sizeof name);
+    role_fmt(m, role, layer, vace, name, sizeof name);
     int nd = role_shape(&m->cfg, role, shape);
     int rc = weights_expect(m->file, m->prefix, name, nd, shape, &t);
     if (rc) return rc;
@@ -164,22 +178,22 @@ static int load_role(struct wan *m, int role, int layer, struct nn_w *out)
             }
         }
     }
-    if (role >= R_FIRST_BLOCK) m->block_bytes += t->nbytes;
+    if (role_per_block(role)) m->block_bytes += t->nbytes;
     else m->resident_bytes += t->nbytes;
     if (t->nbytes > m->largest_tensor) m->largest_tensor = t->nbytes;
     return 0;
 }
 
-static const struct wt_tensor *find_role(const struct wan *m, int role, int layer)
+static const struct wt_tensor *find_role(const struct wan *m, int role, int layer, int vace)
 {
     char name[160], full[200];
-    role_fmt(m, role, layer, name, sizeof name);
+    role_fmt(m, role, layer, vace, name, sizeof name);
     snprintf(full, sizeof full, "%s%s", m->prefix, name);
     return weights_find(m->file, full);
 }
 
 /* config.json beside the weights (-m DIR): diffusers' or Wan's field names */
-static int read_config(struct wan *m, const char *path, int *heads, double *eps)
+static int read_config(struct wan *m, const char *path, int *heads, double *eps, int *vace_from_config)
 {
     if (!fs_is_dir(path)) return 0;
     char *cfgp = fs_join(path, "config.json");
@@ -188,7 +202,7 @@ static int read_config(struct wan *m, const char *path, int *heads, double *eps)
     json_t *root = NULL;
     if (!fs_exists(cfgp)) goto done;
     if ((rc = jsonio_load(cfgp, &root))) goto done;
-    const struct wan_config *c = &m->cfg;
+    struct wan_config *c = &m->cfg;
     int64_t h = jsonio_int(root, m->layout == WAN_LAYOUT_DIFFUSERS ? "num_attention_heads" : "num_heads", 0);
     *eps = jsonio_num(root, "eps", *eps);
     /* what config.json says must agree with the tensors */
@@ -215,9 +229,45 @@ static int read_config(struct wan *m, const char *path, int *heads, double *eps)
             goto done;
         }
     }
+    /* Wan's VaceWanModel says model_type "vace"; diffusers has no model_type */
     const char *mt = jsonio_str(root, "model_type", NULL);
-    if (mt && strcmp(mt, "t2v") != 0) {
-        rc = iso_fail(ISO_EDATA, "'%s': model_type \"%s\": only Wan2.1 text-to-video (t2v) is supported yet", cfgp, mt);
+    if (mt && strcmp(mt, "t2v") != 0 && !(strcmp(mt, "vace") == 0 && c->vace_n > 0)) {
+        if (strcmp(mt, "vace") == 0)
+            rc = iso_fail(ISO_EDATA, "'%s': model_type \"vace\" but the weights have no VACE blocks", cfgp);
+        else
+            rc = iso_fail(ISO_EDATA, "'%s': model_type \"%s\": only Wan2.1 text-to-video (t2v) and VACE are supported "
+                          "yet", cfgp, mt);
+        goto done;
+    }
+    if (c->vace_n > 0) {
+        const char *ik = m->layout == WAN_LAYOUT_DIFFUSERS ? "vace_in_channels" : "vace_in_dim";
+        int64_t vin = jsonio_int(root, ik, -1);
+        if (vin >= 0 && vin != c->vace_in) {
+            rc = iso_fail(ISO_EDATA, "'%s' says %s %lld, the weights have %d", cfgp, ik, (long long)vin, c->vace_in);
+            goto done;
+        }
+        json_t *vl = json_object_get(root, "vace_layers");
+        if (vl && !json_is_null(vl)) {
+            if (!json_is_array(vl) || (int)json_array_size(vl) != c->vace_n) {
+                rc = iso_fail(ISO_EDATA, "'%s': vace_layers is not a list of %d block indices (the weights have %d VACE "
+                              "blocks)", cfgp, c->vace_n, c->vace_n);
+                goto done;
+            }
+            for (int i = 0; i < c->vace_n; i++) {
+                json_t *e = json_array_get(vl, (size_t)i);
+                json_int_t v = json_is_integer(e) ? json_integer_value(e) : -1;
+                if (v < 0 || v >= c->layers || (i == 0 && v != 0) || (i > 0 && v <= c->vace_layers[i - 1])) {
+                    rc = iso_fail(ISO_EDATA, "'%s': vace_layers[%d] is not a block index in 0..%d ascending from 0", cfgp,
+                                  i, c->layers - 1);
+                    goto done;
+                }
+                c->vace_layers[i] = (int)v;
+            }
+            *vace_from_config = 1;
+        }
+    } else if (json_object_get(root, "vace_layers")) {
+        rc = iso_fail(ISO_EDATA, "'%s' has vace_layers but the weights have no VACE blocks ('%s%s')", cfgp, m->prefix,
+                      role_name[R_VPATCH_W][m->layout]);
         goto done;
     }
     if (h > 0) *heads = (int)h;
@@ -288,24 +338,68 @@ int wan_open(const char *path, int heads_override, struct wan **out)
         goto fail;
     }
     while (c->layers < 100000) {
-        if (!find_role(m, R_Q_W, c->layers)) break;
+        if (!find_role(m, R_Q_W, c->layers, 0)) break;
         c->layers++;
     }
     if (c->layers == 0) {
-        role_fmt(m, R_Q_W, 0, name, sizeof name);
+        role_fmt(m, R_Q_W, 0, 0, name, sizeof name);
         rc = iso_fail(ISO_EDATA, "'%s' has no transformer blocks (no tensor '%s%s')", fp, p, name);
         goto fail;
     }
     s[0] = -1; s[1] = c->dim;
-    role_fmt(m, R_FFN1_W, 0, name, sizeof name);
+    role_fmt(m, R_FFN1_W, 0, 0, name, sizeof name);
     if ((rc = weights_expect(m->file, p, name, 2, s, &t))) goto fail;
     c->ffn = (int)s[0];
-    c->cross_attn_norm = find_role(m, R_CNORM_W, 0) != NULL;
+    c->cross_attn_norm = find_role(m, R_CNORM_W, 0, 0) != NULL;
+
+    /* VACE: the context's patch embedding or VACE blocks; the blocks counted */
+    if (find_role(m, R_VPATCH_W, 0, 0) || find_role(m, R_Q_W, 0, 1)) {
+        while (c->vace_n < c->layers + 1 && find_role(m, R_Q_W, c->vace_n, 1)) c->vace_n++;
+        if (c->vace_n == 0) {
+            role_fmt(m, R_Q_W, 0, 1, name, sizeof name);
+            rc = iso_fail(ISO_EDATA, "'%s' has '%s%s' but no VACE blocks (no tensor '%s%s')", fp, p,
+                          role_name[R_VPATCH_W][m->layout], p, name);
+            goto fail;
+        }
+        if (c->vace_n > c->layers) {
+            rc = iso_fail(ISO_EDATA, "'%s' has more VACE blocks than its %d transformer blocks", fp, c->layers);
+            goto fail;
+        }
+        int64_t vs[WT_MAX_DIMS] = { c->dim, -1, c->pt, c->ph, c->pw };
+        if ((rc = weights_expect(m->file, p, role_name[R_VPATCH_W][m->layout], 5, vs, &t))) goto fail;
+        c->vace_in = (int)vs[1];
+        if (c->vace_in <= 0 || c->vace_in > 4096) {
+            rc = iso_fail(ISO_EDATA, "'%s': implausible VACE context width %d", fp, c->vace_in);
+            goto fail;
+        }
+        if (!(c->vace_layers = calloc((size_t)c->vace_n, sizeof *c->vace_layers))) {
+            rc = iso_fail(ISO_EINTERNAL, "out of memory");
+            goto fail;
+        }
+    }
 
     /* heads: config.json, else --heads, else dim/128 (every released Wan2.1: 1.3B 12 x 128, 14B 40 x 128) */
-    int heads = 0;
+    int heads = 0, vace_cfg = 0;
     double eps = 1e-6;   /* Wan2.1's eps (config.json "eps" when present) */
-    if ((rc = read_config(m, path, &heads, &eps))) goto fail;
+    if ((rc = read_config(m, path, &heads, &eps, &vace_cfg))) goto fail;
+    /* vace_layers without config.json: every k-th block, k = layers / VACE blocks (Wan2.1-VACE-1.3B:
+     * 15 of 30, every 2nd; 14B: 8 of 40, every 5th; ComfyUI infers them so), or Wan's default
+     * range(0, layers, 2) when the count is ceil(layers / 2) */
+    if (c->vace_n > 0 && vace_cfg) {
+        snprintf(c->vace_layers_from, sizeof c->vace_layers_from, "config.json");
+    } else if (c->vace_n > 0) {
+        int k = c->layers % c->vace_n == 0 ? c->layers / c->vace_n
+                                           : (c->vace_n == (c->layers + 1) / 2 ? 2 : 0);
+        if (!k) {
+            rc = iso_fail(ISO_EDATA, "'%s': cannot tell at which of its %d blocks its %d VACE blocks act (not every "
+                          "k-th block); give a directory whose config.json has vace_layers", fp, c->layers, c->vace_n);
+            goto fail;
+        }
+        for (int i = 0; i < c->vace_n; i++) c->vace_layers[i] = i * k;
+        snprintf(c->vace_layers_from, sizeof c->vace_layers_from,
+                 "tensor names: %d VACE blocks at every %d%s of %d blocks", c->vace_n, k,
+                 k == 1 ? "st" : k == 2 ? "nd" : k == 3 ? "rd" : "th", c->layers);
+    }
     c->heads_from = "config.json";
     if (heads_override > 0) {
         heads = heads_override;
@@ -336,9 +430,16 @@ int wan_open(const char *path, int heads_override, struct wan **out)
         { R_HEAD_MOD, &w->head_mod },
     };
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
-        if ((rc = load_role(m, top[i].role, 0, top[i].dst))) goto fail;
-    for (int l = 0; l < c->layers; l++) {
-        struct wan_block *b = &w->blocks[l];
+        if ((rc = load_role(m, top[i].role, 0, 0, top[i].dst))) goto fail;
+    if (c->vace_n > 0) {
+        if (!(w->vace = calloc((size_t)c->vace_n, sizeof *w->vace))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto fail; }
+        if ((rc = load_role(m, R_VPATCH_W, 0, 0, &w->vpatch_w)) || (rc = load_role(m, R_VPATCH_B, 0, 0, &w->vpatch_b)))
+            goto fail;
+    }
+    /* the main blocks, then the VACE blocks (l >= layers: VACE block l - layers) */
+    for (int l = 0; l < c->layers + c->vace_n; l++) {
+        int vace = l >= c->layers, vl = vace ? l - c->layers : l;
+        struct wan_block *b = vace ? &w->vace[vl].b : &w->blocks[l];
         struct { int role; struct nn_w *dst; } blk[] = {
             { R_Q_W, &b->q.w }, { R_Q_B, &b->q.b }, { R_K_W, &b->k.w }, { R_K_B, &b->k.b }, { R_V_W, &b->v.w },
             { R_V_B, &b->v.b }, { R_O_W, &b->o.w }, { R_O_B, &b->o.b }, { R_NORM_Q, &b->norm_q },
@@ -350,7 +451,16 @@ int wan_open(const char *path, int heads_override, struct wan **out)
         };
         size_t n = sizeof blk / sizeof blk[0] - (c->cross_attn_norm ? 0 : 2);
         for (size_t i = 0; i < n; i++)
-            if ((rc = load_role(m, blk[i].role, l, blk[i].dst))) goto fail;
+            if ((rc = load_role(m, blk[i].role, vl, vace, blk[i].dst))) goto fail;
+        if (vace) {
+            struct wan_vace_block *vb = &w->vace[vl];
+            if (vl == 0 && ((rc = load_role(m, R_VIN_W, 0, 1, &vb->proj_in.w)) ||
+                            (rc = load_role(m, R_VIN_B, 0, 1, &vb->proj_in.b))))
+                goto fail;
+            if ((rc = load_role(m, R_VOUT_W, vl, 1, &vb->proj_out.w)) ||
+                (rc = load_role(m, R_VOUT_B, vl, 1, &vb->proj_out.b)))
+                goto fail;
+        }
     }
     /* the dtypes, for reports: the one of the block weights and of the rest */
     {
@@ -373,6 +483,8 @@ void wan_close(struct wan **pm)
     if (!m) return;
     weights_close(&m->file);
     free(m->w.blocks);
+    free(m->w.vace);
+    free(m->cfg.vace_layers);
     free(m);
     *pm = NULL;
 }
@@ -392,13 +504,16 @@ int64_t wan_tokens(const struct wan_config *c, int F, int H, int W)
 /* ---- state: scratch for one geometry ---- */
 
 struct wan_state {
-    int F, H, W, gf, gh, gw, L, kp, kp_out;
+    int F, H, W, gf, gh, gw, L, kp, kp_out, kp_v;
     float *x;          /* [L, dim] residual stream */
+    float *vc, *vh;    /* VACE: [L, dim] control stream, hint (NULL without VACE) */
+    const float *vace_ctx;   /* VACE context [vace_in, F, H, W] (wan_state_set_vace) */
+    float vace_scale;
     float *h;          /* [L, dim] normed / modulated input */
     float *q, *k, *v, *o;  /* [L, dim] */
     float *ck, *cv;    /* [512, dim] cross-attention keys, values */
     float *f;          /* [L, ffn] */
-    float *patches;    /* [L, kp] (also the head's output [L, kp_out]) */
+    float *patches;    /* [L, kp] (also the head's output [L, kp_out], VACE context patches [L, kp_v]) */
     float *rope_cos, *rope_sin; /* [L, head_dim/2] */
     float *tfreq;      /* [freq_dim] sinusoid */
     float *temb, *temb2;  /* e = the time embedding [dim]; scratch [dim] */
@@ -413,8 +528,12 @@ uint64_t wan_activation_bytes(const struct wan_config *c, int F, int H, int W, i
     uint64_t L = (uint64_t)wan_tokens(c, F, H, W), d = (uint64_t)c->dim;
     uint64_t kp = (uint64_t)c->in_ch * c->pt * c->ph * c->pw;
     uint64_t kpo = (uint64_t)c->out_ch * c->pt * c->ph * c->pw;
-    uint64_t n = 6 * L * d + 2 * (uint64_t)WAN_TEXT_LEN * d + L * (uint64_t)c->ffn + L * (kp > kpo ? kp : kpo) +
+    uint64_t kpv = (uint64_t)c->vace_in * c->pt * c->ph * c->pw;
+    uint64_t kpm = kp > kpo ? kp : kpo;
+    if (kpv > kpm) kpm = kpv;
+    uint64_t n = 6 * L * d + 2 * (uint64_t)WAN_TEXT_LEN * d + L * (uint64_t)c->ffn + L * kpm +
                  L * (uint64_t)c->head_dim + c->freq_dim + 16 * d + (uint64_t)WAN_TEXT_LEN * (c->text_dim + d);
+    if (c->vace_n > 0) n += 2 * L * d;   /* control stream, hint */
     /* nn core scratch: one attention score tile ([tile >= 16, Lk], at most 64 MiB unless 16 rows need more),
      * and for non-f32 weights one converted tile of output rows (at most 64 MiB) */
     uint64_t slice = UINT64_C(64) << 20, att = L * L * 4, att16 = 16 * L * 4;
@@ -431,7 +550,7 @@ void wan_state_free(struct nn *nn, struct wan_state **ps)
 {
     struct wan_state *s = ps ? *ps : NULL;
     if (!s) return;
-    float **bufs[] = { &s->x, &s->h, &s->q, &s->k, &s->v, &s->o, &s->ck, &s->cv, &s->f, &s->patches,
+    float **bufs[] = { &s->x, &s->vc, &s->vh, &s->h, &s->q, &s->k, &s->v, &s->o, &s->ck, &s->cv, &s->f, &s->patches,
                        &s->rope_cos, &s->rope_sin, &s->tfreq, &s->temb, &s->temb2, &s->tproj, &s->e6, &s->hm,
                        &s->text_in, &s->text_hid };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nn_release(nn, bufs[i]);
@@ -479,18 +598,22 @@ int wan_state_new(const struct wan *m, struct nn *nn, int F, int H, int W, struc
     s->L = (int)L;
     s->kp = c->in_ch * c->pt * c->ph * c->pw;
     s->kp_out = c->out_ch * c->pt * c->ph * c->pw;
-    size_t Ld = (size_t)L * c->dim, T = WAN_TEXT_LEN;
+    s->kp_v = c->vace_in * c->pt * c->ph * c->pw;
+    s->vace_scale = 1.0f;
+    int kpm = s->kp > s->kp_out ? s->kp : s->kp_out;
+    if (s->kp_v > kpm) kpm = s->kp_v;
+    size_t Ld = (size_t)L * c->dim, T = WAN_TEXT_LEN, Lv = c->vace_n > 0 ? Ld : 0;
     struct { float **p; size_t n; } a[] = {
-        { &s->x, Ld }, { &s->h, Ld }, { &s->q, Ld }, { &s->k, Ld }, { &s->v, Ld }, { &s->o, Ld },
+        { &s->x, Ld }, { &s->vc, Lv }, { &s->vh, Lv }, { &s->h, Ld }, { &s->q, Ld }, { &s->k, Ld }, { &s->v, Ld }, { &s->o, Ld },
         { &s->ck, T * c->dim }, { &s->cv, T * c->dim }, { &s->f, (size_t)L * c->ffn },
-        { &s->patches, (size_t)L * (s->kp > s->kp_out ? s->kp : s->kp_out) },
+        { &s->patches, (size_t)L * kpm },
         { &s->rope_cos, (size_t)L * (c->head_dim / 2) }, { &s->rope_sin, (size_t)L * (c->head_dim / 2) },
         { &s->tfreq, (size_t)c->freq_dim }, { &s->temb, (size_t)c->dim }, { &s->temb2, (size_t)c->dim },
         { &s->tproj, 6 * (size_t)c->dim }, { &s->e6, 6 * (size_t)c->dim }, { &s->hm, 2 * (size_t)c->dim },
         { &s->text_in, T * c->text_dim }, { &s->text_hid, T * c->dim },
     };
     for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
-        if (!(*a[i].p = nn_alloc(nn, a[i].n))) {
+        if (a[i].n && !(*a[i].p = nn_alloc(nn, a[i].n))) {
             wan_state_free(nn, &s);
             return ISO_ETEMPFAIL;
         }
@@ -529,8 +652,9 @@ static void time_sinusoid(int freq_dim, float t, float *out)
     }
 }
 
+/* one block on the residual stream x [L, dim] (the main stream or VACE's control stream) */
 static void block_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const struct wan_block *b,
-                          const float *ctx)
+                          const float *ctx, float *x)
 {
     const struct wan_config *c = &m->cfg;
     int L = s->L, d = c->dim, H = c->heads, D = c->head_dim;
@@ -539,7 +663,7 @@ static void block_forward(const struct wan *m, struct nn *nn, struct wan_state *
     nn_add_bias(nn, e, s->tproj, 1, 6 * d, &b->modulation);
 
     /* self-attention */
-    nn_layernorm(nn, s->h, s->x, L, d, NULL, NULL, eps);
+    nn_layernorm(nn, s->h, x, L, d, NULL, NULL, eps);
     nn_modulate(nn, s->h, s->h, L, d, e, e + d);
     nn_linear(nn, s->q, s->h, L, d, d, &b->q.w, &b->q.b);
     nn_linear(nn, s->k, s->h, L, d, d, &b->k.w, &b->k.b);
@@ -550,12 +674,12 @@ static void block_forward(const struct wan *m, struct nn *nn, struct wan_state *
     nn_rope(nn, s->k, L, H, D, s->rope_cos, s->rope_sin, 1);
     nn_attention(nn, s->o, s->q, s->k, s->v, L, L, H, D, sc, NULL, L);
     nn_linear(nn, s->h, s->o, L, d, d, &b->o.w, &b->o.b);
-    nn_add_gated(nn, s->x, s->h, e + 2 * d, L, d);
+    nn_add_gated(nn, x, s->h, e + 2 * d, L, d);
 
     /* cross-attention to the 512 text rows (all of them: no mask, as Wan and diffusers) */
-    const float *xin = s->x;
+    const float *xin = x;
     if (b->cnorm_w.data) {
-        nn_layernorm(nn, s->h, s->x, L, d, &b->cnorm_w, &b->cnorm_b, eps);
+        nn_layernorm(nn, s->h, x, L, d, &b->cnorm_w, &b->cnorm_b, eps);
         xin = s->h;
     }
     nn_linear(nn, s->q, xin, L, d, d, &b->cq.w, &b->cq.b);
@@ -565,15 +689,59 @@ static void block_forward(const struct wan *m, struct nn *nn, struct wan_state *
     nn_linear(nn, s->cv, ctx, WAN_TEXT_LEN, d, d, &b->cv.w, &b->cv.b);
     nn_attention(nn, s->o, s->q, s->ck, s->cv, L, WAN_TEXT_LEN, H, D, sc, NULL, WAN_TEXT_LEN);
     nn_linear(nn, s->h, s->o, L, d, d, &b->co.w, &b->co.b);
-    nn_add_gated(nn, s->x, s->h, NULL, L, d);
+    nn_add_gated(nn, x, s->h, NULL, L, d);
 
     /* feed-forward */
-    nn_layernorm(nn, s->h, s->x, L, d, NULL, NULL, eps);
+    nn_layernorm(nn, s->h, x, L, d, NULL, NULL, eps);
     nn_modulate(nn, s->h, s->h, L, d, e + 3 * d, e + 4 * d);
     nn_linear(nn, s->f, s->h, L, d, c->ffn, &b->ffn1.w, &b->ffn1.b);
     nn_act(nn, s->f, s->f, (size_t)L * c->ffn, NN_ACT_GELU_TANH);
     nn_linear(nn, s->h, s->f, L, c->ffn, d, &b->ffn2.w, &b->ffn2.b);
-    nn_add_gated(nn, s->x, s->h, e + 5 * d, L, d);
+    nn_add_gated(nn, x, s->h, e + 5 * d, L, d);
+}
+
+void wan_state_set_vace(struct wan_state *s, const float *vace_ctx, float scale)
+{
+    s->vace_ctx = vace_ctx;
+    s->vace_scale = scale;
+}
+
+/* patchify x [C, F, H, W] into s->patches: row l = token (f, y, x), column
+ * (c, kt, ky, kx) as the Conv3d weight is laid out */
+static void patchify(const struct wan_config *c, struct wan_state *s, const float *x, int C)
+{
+    int pt = c->pt, ph = c->ph, pw = c->pw, kp = C * pt * ph * pw;
+    size_t HW = (size_t)s->H * s->W, FHW = (size_t)s->F * HW;
+    for (int f = 0; f < s->gf; f++)
+        for (int y = 0; y < s->gh; y++)
+            for (int xx = 0; xx < s->gw; xx++) {
+                float *row = s->patches + (((size_t)f * s->gh + y) * s->gw + xx) * kp;
+                for (int ch = 0, i = 0; ch < C; ch++)
+                    for (int kt = 0; kt < pt; kt++)
+                        for (int ky = 0; ky < ph; ky++)
+                            for (int kx = 0; kx < pw; kx++)
+                                row[i++] = x[ch * FHW + (size_t)(f * pt + kt) * HW + (size_t)(y * ph + ky) * s->W +
+                                             (size_t)(xx * pw + kx)];
+            }
+}
+
+/* VACE block k on the control stream s->vc, leaving its hint
+ * proj_out(c_k) * scale in s->vh; block 0 starts the stream from
+ * proj_in(patch-embedded context) + x, x the patch-embedded latents */
+static void vace_block(const struct wan *m, struct nn *nn, struct wan_state *s, int k, const float *ctx)
+{
+    const struct wan_config *c = &m->cfg;
+    const struct wan_vace_block *vb = &m->w.vace[k];
+    int L = s->L, d = c->dim;
+    if (k == 0) {
+        patchify(c, s, s->vace_ctx, c->vace_in);
+        nn_linear(nn, s->vh, s->patches, L, s->kp_v, d, &m->w.vpatch_w, &m->w.vpatch_b);
+        nn_linear(nn, s->vc, s->vh, L, d, d, &vb->proj_in.w, &vb->proj_in.b);
+        nn_add(nn, s->vc, s->vc, s->x, (size_t)L * d);
+    }
+    block_forward(m, nn, s, &vb->b, ctx, s->vc);
+    nn_linear(nn, s->vh, s->vc, L, d, d, &vb->proj_out.w, &vb->proj_out.b);
+    if (s->vace_scale != 1.0f) nn_scale(nn, s->vh, s->vh, (size_t)L * d, s->vace_scale);
 }
 
 void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t, const float *ctx,
@@ -583,18 +751,7 @@ void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const 
     int d = c->dim, pt = c->pt, ph = c->ph, pw = c->pw;
     size_t HW = (size_t)s->H * s->W, FHW = (size_t)s->F * HW;
 
-    /* patchify: row l = token (f, y, x), column (c, kt, ky, kx) as the Conv3d weight is laid out */
-    for (int f = 0; f < s->gf; f++)
-        for (int y = 0; y < s->gh; y++)
-            for (int xx = 0; xx < s->gw; xx++) {
-                float *row = s->patches + (((size_t)f * s->gh + y) * s->gw + xx) * s->kp;
-                for (int ch = 0, i = 0; ch < c->in_ch; ch++)
-                    for (int kt = 0; kt < pt; kt++)
-                        for (int ky = 0; ky < ph; ky++)
-                            for (int kx = 0; kx < pw; kx++)
-                                row[i++] = x[ch * FHW + (size_t)(f * pt + kt) * HW + (size_t)(y * ph + ky) * s->W +
-                                             (size_t)(xx * pw + kx)];
-            }
+    patchify(c, s, x, c->in_ch);
     nn_linear(nn, s->x, s->patches, s->L, s->kp, d, &m->w.patch_w, &m->w.patch_b);
 
     /* time: e = MLP(sinusoid), e6 = Linear(SiLU(e)) */
@@ -605,7 +762,19 @@ void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const 
     nn_act(nn, s->temb2, s->temb, (size_t)d, NN_ACT_SILU);
     nn_linear(nn, s->tproj, s->temb2, 1, d, 6 * d, &m->w.time_proj.w, &m->w.time_proj.b);
 
-    for (int l = 0; l < c->layers; l++) block_forward(m, nn, s, &m->w.blocks[l], ctx);
+    /* VACE (Wan's vace_model.py, diffusers' WanVACETransformer3DModel): the VACE blocks form a chain of
+     * their own from the patch-embedded x; hint k is added after main block vace_layers[k]. Each VACE
+     * block runs just before its hint is needed rather than all of them first: the same operations on
+     * the same values, with one control stream and one hint in memory instead of vace_n hints. */
+    int use_vace = c->vace_n > 0 && s->vace_ctx, k = 0;
+    for (int l = 0; l < c->layers; l++) {
+        if (use_vace && k < c->vace_n && c->vace_layers[k] == l) vace_block(m, nn, s, k, ctx);
+        block_forward(m, nn, s, &m->w.blocks[l], ctx, s->x);
+        if (use_vace && k < c->vace_n && c->vace_layers[k] == l) {
+            nn_add(nn, s->x, s->x, s->vh, (size_t)s->L * d);
+            k++;
+        }
+    }
 
     /* head: (shift, scale) = head modulation + e (before SiLU) */
     memcpy(s->hm, s->temb, (size_t)d * sizeof(float));

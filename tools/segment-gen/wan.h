@@ -4,6 +4,12 @@
  * velocity of a latent video [C, F, H, W] at a timestep, conditioned on text
  * embeddings. The text encoder and the VAE are other processes.
  *
+ * A Wan2.1 VACE checkpoint (Jiang et al. 2025, "VACE: All-in-One Video
+ * Creation and Editing"; Wan's vace_model.py, diffusers'
+ * WanVACETransformer3DModel) is the same DiT plus VACE blocks that read a
+ * 96-channel context (what `vae encode --vace` writes) and add a hint into
+ * the residual stream after main blocks vace_layers[k].
+ *
  * A model is opened from any layout users have (a diffusers directory, a Wan
  * checkpoint directory, a single ComfyUI file with or without the
  * "model.diffusion_model." prefix; f32, f16, bf16 or scaled fp8-e4m3): the
@@ -34,6 +40,11 @@ struct wan_config {
     int cross_attn_norm;/* affine LayerNorm before cross-attention */
     float eps;          /* every norm's epsilon (1e-6) */
     const char *heads_from; /* "config.json", "--heads", "dim/128" */
+    /* VACE (vace_n == 0: a plain T2V model) */
+    int vace_n;         /* VACE blocks */
+    int vace_in;        /* context channels (96) */
+    int *vace_layers;   /* [vace_n] ascending main block indices, the first 0 */
+    char vace_layers_from[96]; /* "config.json", "tensor names: every 2nd of 30 blocks", ... */
 };
 
 struct wan_lin { struct nn_w w, b; };   /* Linear: w [out, in], b [out] */
@@ -48,6 +59,13 @@ struct wan_block {
     struct nn_w modulation;             /* [1, 6, dim]: shift, scale, gate (attn); shift, scale, gate (ffn) */
 };
 
+/* a VACE block: a full Wan block on the control stream, proj_in (first
+ * block only; Wan's before_proj) and proj_out (Wan's after_proj), [dim, dim] */
+struct wan_vace_block {
+    struct wan_block b;
+    struct wan_lin proj_in, proj_out;   /* proj_in.w.data NULL after the first block */
+};
+
 struct wan_weights {
     struct nn_w patch_w, patch_b;       /* Conv3d [dim, in, pt, ph, pw], [dim] */
     struct wan_lin text1, text2;        /* [dim, text_dim], [dim, dim] (GELU tanh between) */
@@ -56,6 +74,8 @@ struct wan_weights {
     struct wan_block *blocks;           /* [layers] */
     struct wan_lin head;                /* [out*pt*ph*pw, dim] */
     struct nn_w head_mod;               /* [1, 2, dim]: shift, scale */
+    struct nn_w vpatch_w, vpatch_b;     /* VACE: Conv3d [dim, vace_in, pt, ph, pw], [dim] */
+    struct wan_vace_block *vace;        /* [vace_n] */
 };
 
 struct wan {
@@ -68,10 +88,12 @@ struct wan {
     uint64_t block_bytes, resident_bytes, largest_tensor;
 };
 
-/* Open and check a Wan2.1 T2V DiT. heads_override > 0 replaces the head
- * count of a file without config.json (dim/128 otherwise). ISO_EDATA naming
- * the tensor for a missing or misshapen one, and for an architecture we do
- * not run (VACE, I2V: said so); ISO_ENOINPUT / ISO_EUNAVAIL from weights_open. */
+/* Open and check a Wan2.1 T2V or VACE DiT. heads_override > 0 replaces the
+ * head count of a file without config.json (dim/128 otherwise). vace_layers
+ * come from config.json, else from the count of VACE blocks (every k-th
+ * block, k = layers / count; cfg.vace_layers_from says which). ISO_EDATA
+ * naming the tensor for a missing or misshapen one, and for an architecture
+ * we do not run (I2V: said so); ISO_ENOINPUT / ISO_EUNAVAIL from weights_open. */
 int wan_open(const char *path, int heads_override, struct wan **out);
 void wan_close(struct wan **m);
 /* "diffusers" / "wan" (+ prefix) for reports */
@@ -80,7 +102,8 @@ const char *wan_layout_name(const struct wan *m);
 /* tokens of a latent [in_ch, F, H, W]; 0 when H or W is not a multiple of the patch */
 int64_t wan_tokens(const struct wan_config *c, int F, int H, int W);
 /* bytes of the activations wan_state_new allocates for F, H, W plus the nn
- * core's scratch (attention score tiles, weight conversion tiles) */
+ * core's scratch (attention score tiles, weight conversion tiles); with VACE
+ * (c->vace_n > 0) the control stream, the hint and the context's patches */
 uint64_t wan_activation_bytes(const struct wan_config *c, int F, int H, int W, int weights_f32);
 
 /* scratch for one latent geometry */
@@ -88,12 +111,19 @@ struct wan_state;
 int wan_state_new(const struct wan *m, struct nn *nn, int F, int H, int W, struct wan_state **out);
 void wan_state_free(struct nn *nn, struct wan_state **s);
 
+/* VACE: the context [vace_in, F, H, W] (F, H, W of the state; kept by
+ * pointer, not copied) and the scale of the hints for the following
+ * wan_forward calls. NULL context: the VACE blocks are skipped (as scale 0). */
+void wan_state_set_vace(struct wan_state *s, const float *vace_ctx, float scale);
+
 /* ctx [WAN_TEXT_LEN, dim] = text embedding MLP of emb [rows, text_dim]
  * zero-padded to WAN_TEXT_LEN rows (rows <= WAN_TEXT_LEN) */
 void wan_embed_text(const struct wan *m, struct nn *nn, struct wan_state *s, const float *emb, int rows,
                     float *ctx);
 /* v [out_ch, F, H, W] = the velocity at timestep t (0..1000, as the model
- * was trained: 1000 * sigma) of x [in_ch, F, H, W], with ctx from wan_embed_text */
+ * was trained: 1000 * sigma) of x [in_ch, F, H, W], with ctx from
+ * wan_embed_text; a VACE model also reads the state's VACE context, its hints
+ * computed afresh in every call (they depend on x, t and ctx) */
 void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t,
                  const float *ctx, float *v);
 

@@ -1,7 +1,8 @@
 /* wan_run.c — segment-gen with a latent diffusion model (segment.h,
  * segment_run_latent): a Wan2.1 T2V DiT denoises latents from text
- * embeddings; DIR/latents.safetensors + DIR/segment.json appear together
- * (fs_dir_begin/fs_dir_publish) or not at all.
+ * embeddings (a VACE DiT also from --vace-context, the keyframes encoded by
+ * vae encode --vace); DIR/latents.safetensors + DIR/segment.json appear
+ * together (fs_dir_begin/fs_dir_publish) or not at all.
  *
  * Order of work: resolve the model, check the command line (sizes with the
  * nearest valid values), open the model (its header and shapes: nothing is
@@ -109,27 +110,64 @@ done:
     return rc;
 }
 
+/* the VACE context file's tensor: 'vace_context' [C, T, h, w] (a leading batch of 1 accepted) */
+static int vace_tensor(const struct weights *w, const char *path, const struct wt_tensor **out, int64_t *shape)
+{
+    const struct wt_tensor *t = weights_find(w, "vace_context");
+    if (!t) return iso_fail(ISO_EDATA, "--vace-context '%s' has no tensor 'vace_context' (vae encode --vace writes it)", path);
+    int off = t->n_dims == 5 && t->shape[0] == 1;
+    if (t->n_dims - off != 4)
+        return iso_fail(ISO_EDATA, "--vace-context '%s': 'vace_context' is %d-D, not [C, T, H/8, W/8]", path, t->n_dims);
+    for (int i = 0; i < 4; i++) shape[i] = t->shape[off + i];
+    if (shape[1] < 1 || shape[2] < 1 || shape[3] < 1 || shape[1] > 100000 || shape[2] > 8192 || shape[3] > 8192)
+        return iso_fail(ISO_EDATA, "--vace-context '%s': implausible shape [%lld, %lld, %lld, %lld]", path,
+                        (long long)shape[0], (long long)shape[1], (long long)shape[2], (long long)shape[3]);
+    *out = t;
+    return 0;
+}
+
 static int fill_plan(const struct wan *m, int F, int H, int W, int threads, struct mem_plan *plan)
 {
     const struct wan_config *c = &m->cfg;
     uint64_t n = (uint64_t)c->in_ch * F * H * W;
+    uint64_t nb = (uint64_t)c->layers + (uint64_t)c->vace_n;   /* VACE blocks stream like the others */
     struct plan_blocks b = { 0 };
-    b.n_blocks = (uint64_t)c->layers;
-    b.block_bytes = (m->block_bytes + (uint64_t)c->layers - 1) / (uint64_t)c->layers;
+    b.n_blocks = nb;
+    b.block_bytes = (m->block_bytes + nb - 1) / nb;
     b.resident_bytes = m->resident_bytes;
     b.largest_tensor = m->largest_tensor;
     int f32 = m->w.blocks[0].q.w.dtype == WT_F32 && m->w.patch_w.dtype == WT_F32;
     /* the forward's state + latents, two velocities, the sampler's four buffers, noise and
      * the two text contexts (cond, uncond) */
-    b.activations = wan_activation_bytes(c, F, H, W, f32) + n * 4 * 9 + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4;
+    b.activations = wan_activation_bytes(c, F, H, W, f32) + n * 4 * 9 + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4 +
+                    (uint64_t)c->vace_in * F * H * W * 4;   /* the VACE context */
     b.kv_cache = 0;
     b.host_base = (UINT64_C(48) << 20) + (uint64_t)threads * (UINT64_C(8) << 20); /* code, OpenBLAS buffers */
     b.gpu_ok = 0;   /* no GPU path yet */
     b.cpu_ok = 1;
     char name[256];
-    snprintf(name, sizeof name, "Wan2.1 T2V DiT %d blocks x %d (%s, %s)", c->layers, c->dim, wan_layout_name(m),
-             m->dtype);
+    if (c->vace_n)
+        snprintf(name, sizeof name, "Wan2.1 VACE DiT %d blocks + %d VACE x %d (%s, %s)", c->layers, c->vace_n, c->dim,
+                 wan_layout_name(m), m->dtype);
+    else
+        snprintf(name, sizeof name, "Wan2.1 T2V DiT %d blocks x %d (%s, %s)", c->layers, c->dim, wan_layout_name(m),
+                 m->dtype);
     return plan_from_blocks(plan, name, &b);
+}
+
+/* segment.json's / the plan's "vace": the context file (NULL in a plan), the scale, where the hints act */
+static json_t *vace_json(const struct wan *m, const char *file, const char *json_path, double scale)
+{
+    const struct wan_config *c = &m->cfg;
+    json_t *v = json_object(), *layers = json_array();
+    if (file) jsonio_set_path(v, "file", json_path, file);
+    json_object_set_new(v, "scale", json_real(scale));
+    for (int i = 0; i < c->vace_n; i++) json_array_append_new(layers, json_integer(c->vace_layers[i]));
+    json_object_set_new(v, "layers", layers);
+    json_object_set_new(v, "layers_from", json_string(c->vace_layers_from));
+    json_object_set_new(v, "blocks", json_integer(c->vace_n));
+    json_object_set_new(v, "context_channels", json_integer(c->vace_in));
+    return v;
 }
 
 static int write_latents(const char *path, const float *x, const int64_t *shape, const char *const *meta)
@@ -171,11 +209,11 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     static const char *const exts[] = { ".safetensors", NULL };
     struct rt *rt = NULL;
     struct wan *m = NULL;
-    struct weights *tw = NULL;
+    struct weights *tw = NULL, *vw = NULL;
     struct nn *nn = NULL;
     struct wan_state *st = NULL;
     struct wan_sched sc = { 0 };
-    float *pos = NULL, *neg = NULL, *ctx_c = NULL, *ctx_u = NULL, *x = NULL, *vc = NULL, *vu = NULL;
+    float *pos = NULL, *neg = NULL, *ctx_c = NULL, *ctx_u = NULL, *x = NULL, *vc = NULL, *vu = NULL, *vctx = NULL;
     double *step_s = NULL;
     char *model_path = NULL, *tmp = NULL, *out = NULL, *lat_tmp = NULL, *json_tmp = NULL, *json_final = NULL;
     json_t *root = NULL;
@@ -193,25 +231,50 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     double shift = a->shift > 0 ? a->shift : WAN_DEF_SHIFT;
     long index = a->index >= 0 ? a->index : 0;
     int cfg = guidance > 1.0;   /* WanPipeline: guidance only above 1 */
+    double vace_scale = a->vace_scale >= 0 ? a->vace_scale : 1.0;
+    int64_t vshape[4] = { 0 };
+    const struct wt_tensor *vt = NULL;
     if (a->sampler && (rc = wan_sampler_parse(a->sampler, &sampler))) goto done;
     /* first the model: a name that is neither a keyframe model nor a weights file is unknown */
     if ((rc = model_find_dir(c->model, exts, &model_path))) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", iso_errmsg());   /* iso_fail must not read its own buffer */
-        rc = iso_fail(rc, "%s (known models: %s, or a Wan2.1 T2V DiT file or directory)", msg, segmodel_names());
+        rc = iso_fail(rc, "%s (known models: %s, or a Wan2.1 T2V or VACE DiT file or directory)", msg, segmodel_names());
         goto done;
     }
     if (a->start || a->end || a->flow || a->flow_back || a->scenes) {
-        rc = iso_fail(ISO_EUSAGE, "-m '%s' is a text-to-video model: it takes --text, not keyframes, flows or --scenes",
+        rc = iso_fail(ISO_EUSAGE, "-m '%s' is a Wan2.1 DiT: it takes --text, not keyframes, flows or --scenes "
+                      "(a VACE checkpoint takes keyframes as --vace-context from vae encode --vace)",
                       c->model);
         goto done;
     }
     if (!a->text) { rc = iso_fail(ISO_EUSAGE, "-m '%s' needs --text EMB.safetensors (from text-encode)", c->model); goto done; }
     if (!c->output && !c->plan_only) { rc = iso_fail(ISO_EUSAGE, "-o DIR is required"); goto done; }
     if (c->output && !(out = strdup(c->output))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    if (a->vace_scale >= 0 && !a->vace_context) {
+        rc = iso_fail(ISO_EUSAGE, "--vace-scale goes with --vace-context CTX.safetensors");
+        goto done;
+    }
+    /* the VACE context's header: its shape gives the sizes not given */
+    if (a->vace_context) {
+        if ((rc = weights_open(a->vace_context, &vw)) || (rc = vace_tensor(vw, a->vace_context, &vt, vshape))) goto done;
+        if (!a->frames_set) frames = (vshape[1] - 1) * WAN_VAE_T + 1;
+        if (!a->width) width = vshape[3] * WAN_VAE_S;
+        if (!a->height) height = vshape[2] * WAN_VAE_S;
+    }
     if ((rc = check_sizes(frames, width, height))) goto done;
     if ((rc = wan_open(model_path, (int)a->heads, &m))) goto done;
     const struct wan_config *mc = &m->cfg;
+    if (mc->vace_n > 0 && !a->vace_context && !c->plan_only) {
+        rc = iso_fail(ISO_EUSAGE, "-m '%s' is a Wan2.1 VACE checkpoint (%d VACE blocks): it needs --vace-context "
+                      "CTX.safetensors (from vae encode --vace)", c->model, mc->vace_n);
+        goto done;
+    }
+    if (mc->vace_n == 0 && a->vace_context) {
+        rc = iso_fail(ISO_EUSAGE, "-m '%s' is a Wan2.1 text-to-video checkpoint (no VACE blocks): --vace-context needs a "
+                      "VACE checkpoint (e.g. wan2.1-vace-1.3b)", c->model);
+        goto done;
+    }
     int F = (int)((frames - 1) / WAN_VAE_T + 1), H = (int)(height / WAN_VAE_S), W = (int)(width / WAN_VAE_S);
     int64_t shape[4] = { mc->in_ch, F, H, W };
     if (wan_tokens(mc, F, H, W) <= 0) {
@@ -219,7 +282,14 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
                       width, height, H, W, mc->ph, mc->pw);
         goto done;
     }
-    size_t n = (size_t)mc->in_ch * F * H * W;
+    if (vt && (vshape[0] != mc->vace_in || vshape[1] != F || vshape[2] != H || vshape[3] != W)) {
+        rc = iso_fail(ISO_EDATA, "--vace-context '%s': 'vace_context' is [%lld, %lld, %lld, %lld], the latents of %ld "
+                      "frames at %ldx%ld need [%d, %d, %d, %d]", a->vace_context, (long long)vshape[0],
+                      (long long)vshape[1], (long long)vshape[2], (long long)vshape[3], frames, width, height,
+                      mc->vace_in, F, H, W);
+        goto done;
+    }
+    size_t n = (size_t)mc->in_ch * F * H * W, nv = (size_t)mc->vace_in * F * H * W;
     int threads = cli_threads(c);
     if ((rc = fill_plan(m, F, H, W, threads, &plan))) goto done;
     if (c->plan_only) {
@@ -227,6 +297,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
                                   "latents", (int)shape[0], F, H, W, "weights_dtype", m->dtype, "note",
                                   "segment-gen's Wan DiT has a CPU path only: beefy and lightweight are not possible "
                                   "yet, auto picks cpu");
+        if (mc->vace_n) json_object_set_new(extra, "vace", vace_json(m, NULL, NULL, vace_scale));
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
     }
@@ -251,7 +322,18 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     }
     weights_close(&tw);
     if ((rc = nn_new(&nn, NN_CPU, threads))) goto done;
+    if (vt) {   /* the VACE context, checked finite */
+        if (!(vctx = nn_alloc(nn, nv))) { rc = ISO_ETEMPFAIL; goto done; }
+        if ((rc = weights_to_f32(vt, 0, nv, vctx))) goto done;
+        for (size_t i = 0; i < nv; i++)
+            if (!isfinite(vctx[i])) {
+                rc = iso_fail(ISO_EDATA, "--vace-context '%s' holds a NaN or infinity", a->vace_context);
+                goto done;
+            }
+        weights_close(&vw);
+    }
     if ((rc = wan_state_new(m, nn, F, H, W, &st))) goto done;
+    wan_state_set_vace(st, vctx, (float)vace_scale);
     if (!(ctx_c = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) || !(x = nn_alloc(nn, n)) ||
         !(vc = nn_alloc(nn, n)) || (cfg && (!(ctx_u = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) ||
                                             !(vu = nn_alloc(nn, n))))) {
@@ -294,16 +376,20 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
         snprintf(gd, sizeof gd, "%.9g", guidance);
         snprintf(st_, sizeof st_, "%d", steps);
         snprintf(sd, sizeof sd, "%llu", (unsigned long long)c->seed);
+        char vs[32];
+        snprintf(vs, sizeof vs, "%.9g", vace_scale);
         const char *meta[] = { "sampler", wan_sampler_name(sampler), "steps", st_, "shift", sh, "guidance", gd,
-                               "noise", a->noise ? "file" : "seed", "seed", sd, NULL };
+                               "noise", a->noise ? "file" : "seed", "seed", sd,
+                               vctx ? "vace_scale" : NULL, vs, NULL };
         if ((rc = write_latents(lat_tmp, x, shape, meta))) goto done;
     }
     rt_cleanup_begin(rt);
     cleanup_logged = 1;
 
-    json_t *mj = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s}", "name", "wan2.1-t2v", "layout",
-                           wan_layout_name(m), "dtype", m->dtype, "dim", mc->dim, "layers", mc->layers, "heads",
-                           mc->heads, "ffn", mc->ffn, "text_dim", mc->text_dim, "heads_from", mc->heads_from);
+    json_t *mj = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:i}", "name",
+                           mc->vace_n ? "wan2.1-vace" : "wan2.1-t2v", "layout", wan_layout_name(m), "dtype", m->dtype,
+                           "dim", mc->dim, "layers", mc->layers, "heads", mc->heads, "ffn", mc->ffn, "text_dim",
+                           mc->text_dim, "heads_from", mc->heads_from, "vace_blocks", mc->vace_n);
     jsonio_set_path(mj, "path", json_final, model_path);
     json_object_set_new(root, "model", mj);
     json_t *tx = json_object();
@@ -312,6 +398,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(tx, "prompt_rows", json_integer(pos_rows));
     json_object_set_new(tx, "negative_rows", cfg ? json_integer(neg_rows) : json_null());
     json_object_set_new(root, "text", tx);
+    if (vctx) json_object_set_new(root, "vace", vace_json(m, a->vace_context, json_final, vace_scale));
     json_object_set_new(root, "frames", json_integer(frames));
     json_object_set_new(root, "width", json_integer(width));
     json_object_set_new(root, "height", json_integer(height));
@@ -356,9 +443,11 @@ done:
         nn_release(nn, &x);
         nn_release(nn, &vc);
         nn_release(nn, &vu);
+        nn_release(nn, &vctx);
     }
     nn_free(&nn);
     weights_close(&tw);
+    weights_close(&vw);
     wan_close(&m);
     fs_dir_abort(&tmp);
     json_decref(root);

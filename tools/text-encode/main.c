@@ -42,7 +42,7 @@ enum { OPT_TOKENIZER = 1000, OPT_PROMPT, OPT_SCENES, OPT_NEGATIVE, OPT_NO_NEGATI
 static const struct cli_opt opts[] = {
     { "tokenizer", 0, "FILE", "spiece.model or tokenizer.json (default: found beside the model)", OPT_TOKENIZER },
     { "prompt", 'p', "TEXT", "a prompt to encode (repeat for more; output prompt.0, prompt.1, ...)", OPT_PROMPT },
-    { "scenes", 0, "FILE", "also encode every segment prompt of a scenes.json (after the --prompts)", OPT_SCENES },
+    { "scenes", 0, "FILE", "also encode every segment prompt of a scenes.json (after the --prompts; repeat: in order)", OPT_SCENES },
     { "negative", 0, "TEXT", "the negative prompt (default: Wan2.1's own; \"\" encodes the empty prompt)", OPT_NEGATIVE },
     { "no-negative", 0, NULL, "write no negative prompt", OPT_NO_NEGATIVE },
     { "report", 0, "FILE", "the JSON report (default: the output with .json in place of .safetensors)", OPT_REPORT },
@@ -89,7 +89,8 @@ static const struct cli_spec spec = {
 };
 
 struct args {
-    const char *tokenizer, *scenes, *negative, *report;
+    const char *tokenizer, *scenes[8], *negative, *report;
+    int n_scenes;
     const char **prompts;
     int n_prompts, no_negative, text_len;
 };
@@ -101,7 +102,10 @@ static int on_opt(void *ctx, int id, const char *arg)
     int rc = 0;
     switch (id) {
     case OPT_TOKENIZER: a->tokenizer = arg; break;
-    case OPT_SCENES: a->scenes = arg; break;
+    case OPT_SCENES:
+        if (a->n_scenes >= 8) return iso_fail(ISO_EUSAGE, "--scenes: at most 8 files");
+        a->scenes[a->n_scenes++] = arg;
+        break;
     case OPT_NEGATIVE: a->negative = arg; break;
     case OPT_NO_NEGATIVE: a->no_negative = 1; break;
     case OPT_REPORT: a->report = arg; break;
@@ -241,7 +245,7 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     const char *out = c->output;
 
     if (!out) { rc = iso_fail(ISO_EUSAGE, "missing -o OUT.safetensors"); goto done; }
-    if (!a->n_prompts && !a->scenes) { rc = iso_fail(ISO_EUSAGE, "nothing to encode: give --prompt TEXT or --scenes FILE"); goto done; }
+    if (!a->n_prompts && !a->n_scenes) { rc = iso_fail(ISO_EUSAGE, "nothing to encode: give --prompt TEXT or --scenes FILE"); goto done; }
     if (a->no_negative && a->negative) { rc = iso_fail(ISO_EUSAGE, "--negative and --no-negative together"); goto done; }
     if (!(rep = report_path(a, out))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     {   /* fail before loading anything when the outputs cannot be created */
@@ -259,7 +263,8 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
         snprintf(what, sizeof what, "--prompt %d", i);
         if ((rc = add_item(&items, &n, a->prompts[i], what))) goto done;
     }
-    if (a->scenes && (rc = add_scenes(a->scenes, &items, &n))) goto done;
+    for (int i = 0; i < a->n_scenes; i++)
+        if ((rc = add_scenes(a->scenes[i], &items, &n))) goto done;
     int n_prompts = n;
     if (!a->no_negative && (rc = add_item(&items, &n, a->negative ? a->negative : wan_negative, "--negative"))) goto done;
 
