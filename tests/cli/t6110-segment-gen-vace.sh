@@ -84,6 +84,8 @@ fi
 W1="$A/comfy_bf16.safetensors"
 "$ST" edit "$W1" noafter.safetensors drop model.diffusion_model.vace_blocks.1.after_proj.weight
 "$ST" edit "$W1" nobefore.safetensors drop model.diffusion_model.vace_blocks.0.before_proj.bias
+# blocks are counted up to the first missing one: without blocks.1 the file has 1 block and 2 VACE blocks
+"$ST" edit "$W1" oneblock.safetensors drop model.diffusion_model.blocks.1.self_attn.q.weight
 mkdir -p badcfg badcfg0
 cp "$A/diffusers/diffusion_pytorch_model.safetensors" badcfg/
 cp "$A/diffusers/diffusion_pytorch_model.safetensors" badcfg0/
@@ -110,6 +112,8 @@ expect_exit "a VACE block without its after_proj" 65 $SG -m noafter.safetensors 
 check "  ... is named" stderr_has "vace_blocks.1.after_proj.weight"
 expect_exit "the first VACE block without before_proj's bias" 65 $SG -m nobefore.safetensors --heads 2 $BASE --vace-context "$A/vace_context.safetensors" -o bad
 check "  ... is named" stderr_has "vace_blocks.0.before_proj.bias"
+expect_exit "more VACE blocks than blocks" 65 $SG -m oneblock.safetensors --heads 2 $BASE --vace-context "$A/vace_context.safetensors" -o bad
+check "  ... says so" stderr_has "more VACE blocks"
 expect_exit "config.json's vace_layers past the last block" 65 $SG -m badcfg $BASE --vace-context "$A/vace_context.safetensors" -o bad
 check "  ... says vace_layers" stderr_has "vace_layers"
 expect_exit "config.json's vace_layers not starting at 0" 65 $SG -m badcfg0 $BASE --vace-context "$A/vace_context.safetensors" -o bad

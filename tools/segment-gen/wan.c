@@ -396,9 +396,13 @@ int wan_open(const char *path, int heads_override, struct wan **out)
             goto fail;
         }
         for (int i = 0; i < c->vace_n; i++) c->vace_layers[i] = i * k;
-        snprintf(c->vace_layers_from, sizeof c->vace_layers_from,
-                 "tensor names: %d VACE blocks at every %d%s of %d blocks", c->vace_n, k,
-                 k == 1 ? "st" : k == 2 ? "nd" : k == 3 ? "rd" : "th", c->layers);
+        if (k == 1)
+            snprintf(c->vace_layers_from, sizeof c->vace_layers_from,
+                     "tensor names: %d VACE blocks at every one of %d blocks", c->vace_n, c->layers);
+        else
+            snprintf(c->vace_layers_from, sizeof c->vace_layers_from,
+                     "tensor names: %d VACE blocks at every %d%s of %d blocks", c->vace_n, k,
+                     k == 2 ? "nd" : k == 3 ? "rd" : "th", c->layers);
     }
     c->heads_from = "config.json";
     if (heads_override > 0) {
