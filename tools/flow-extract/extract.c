@@ -158,13 +158,13 @@ static int render_vis(struct run *r, double vmax)
 
 static json_t *params_json(const struct dis_params *p, int coarsest)
 {
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
                      "DIS (Kroeger et al. 2016) + variational refinement", "patch", p->patch, "stride", p->stride,
                      "iterations", p->iters, "finest_level", p->finest, "coarsest_level", coarsest,
                      "var_fixed_point_iterations", p->var_outer, "var_sor_iterations", p->var_inner,
                      "var_iterations_below_finest", p->var_below, "alpha", (double)p->alpha, "delta",
                      (double)p->delta, "gamma", (double)p->gamma, "zeta", (double)p->zeta, "sor_omega",
-                     (double)p->omega, "mean_normalisation", p->mean_norm, "spatial_propagation", p->propagate,
+                     (double)p->omega, "var_presmooth_sigma", (double)p->smooth, "mean_normalisation", p->mean_norm, "spatial_propagation", p->propagate,
                      "coarsest_search_radius", p->search, "coarser_flow_candidates_offset", p->cand);
 }
 
