@@ -28,6 +28,7 @@ extern "C" {
 #define EPS2 1e-6f
 // the constants of dis.c (job_patches)
 #define SEARCH_WIN 0.25f
+#define ALIAS_SELF 2.f
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
 
@@ -476,6 +477,13 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     float sa = patch_descend(&c, L, its, mn, &au, &av);
                     float sb = patch_descend(&c, L, its, mn, &bu, &bv);
                     int take = sb < SEARCH_WIN * sa;
+                    if (!take && sb < sa) {
+                        // a periodic alias shows in I0 itself (dis.c, ALIAS_SELF); sa, sb
+                        // are the same in the 8 lanes of the patch, so they branch alike
+                        dlev_arg L0 = L;
+                        L0.I1 = L.I0;
+                        take = patch_ssd(&c, L0, bu - au, bv - av, mn) > ALIAS_SELF * sb;
+                    }
                     u = take ? bu : au;
                     v = take ? bv : av;
                 }
