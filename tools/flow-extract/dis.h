@@ -30,6 +30,7 @@ struct dis_params {
     float gamma;      /* gradient constancy weight */
     float omega;      /* SOR relaxation */
     float zeta;       /* data-term normalisation offset, grey levels per pixel */
+    float smooth;     /* Gaussian sigma (px of the level) of the images the refinement's data terms read (0: none) */
     int mean_norm;    /* patch SSD on zero-mean patches (robust to brightness change) */
     int propagate;    /* spatial propagation between neighbouring patches */
     int cand;         /* below the coarsest level: also try the coarser flow +-cand px diagonally from each patch (0: off) */

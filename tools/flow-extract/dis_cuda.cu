@@ -28,6 +28,7 @@ extern "C" {
 #define EPS2 1e-6f
 // the constants of dis.c (job_patches)
 #define SEARCH_WIN 0.25f
+#define ALIAS_SELF 2.f
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
 
@@ -58,6 +59,7 @@ struct dis_cuda {
     float *rb;               // 7 planes: WR WD A12 B1 B2 ID11 ID22
     float *ou, *ov;          // output at frame size
     float *bs[3];            // cubic B-spline coefficients of I1 and its gradients x, y
+    float *sm[2], *smt;      // low-passed I0, I1 of the level being refined and the filter's scratch (p.smooth > 0)
     struct gpu_arena *arena;
     size_t nmax;             // pixels of the largest refinement/flow grid
 };
@@ -146,6 +148,11 @@ static int carve(struct dis_cuda *d, struct gpu_arena *a, uint64_t *total)
     TAKE(d->vd, d->nmax * VD_N);
     TAKE(d->rb, d->nmax * R_N);
     for (int k = 0; k < 3; k++) TAKE(d->bs[k], d->nmax);
+    if (d->p.smooth > 0) {
+        TAKE(d->sm[0], d->nmax);
+        TAKE(d->sm[1], d->nmax);
+        TAKE(d->smt, d->nmax);
+    }
     TAKE(d->ou, (size_t)d->w * d->h);
     TAKE(d->ov, (size_t)d->w * d->h);
 #undef TAKE
@@ -470,6 +477,13 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     float sa = patch_descend(&c, L, its, mn, &au, &av);
                     float sb = patch_descend(&c, L, its, mn, &bu, &bv);
                     int take = sb < SEARCH_WIN * sa;
+                    if (!take && sb < sa) {
+                        // a periodic alias shows in I0 itself (dis.c, ALIAS_SELF); sa, sb
+                        // are the same in the 8 lanes of the patch, so they branch alike
+                        dlev_arg L0 = L;
+                        L0.I1 = L.I0;
+                        take = patch_ssd(&c, L0, bu - au, bv - av, mn) > ALIAS_SELF * sb;
+                    }
                     u = take ? bu : au;
                     v = take ? bv : av;
                 }
@@ -602,6 +616,34 @@ __device__ void bs_prefilter_line(float *c, int n, ptrdiff_t s)
     for (int k = 1; k < n; k++) c[k * s] += z * c[(k - 1) * s];
     c[(n - 1) * s] = (z / (z * z - 1.f)) * (c[(n - 1) * s] + z * c[(n - 2) * s]);
     for (int k = n - 2; k >= 0; k--) c[k * s] = z * (c[(k + 1) * s] - c[k * s]);
+}
+
+// low-pass of the refinement's inputs (why: the comment above job_smooth in
+// dis.c): the vertical pass into a scratch plane, then the horizontal one, each
+// summed in the CPU's order (centre tap, then the pairs i = 1..r)
+#define SM_MAXR 8
+struct sm_kernel {
+    float k[SM_MAXR + 1];
+    int r;
+};
+
+__global__ void k_smooth_v(const float *I, float *t, int w, int h, sm_kernel g)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= w || y >= h) return;
+    float s = g.k[0] * I[(size_t)y * w + x];
+    for (int i = 1; i <= g.r; i++) s += g.k[i] * (I[(size_t)mirror(y - i, h) * w + x] + I[(size_t)mirror(y + i, h) * w + x]);
+    t[(size_t)y * w + x] = s;
+}
+
+__global__ void k_smooth_h(const float *t, float *o, int w, int h, sm_kernel g)
+{
+    int x = blockIdx.x * blockDim.x + threadIdx.x, y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= w || y >= h) return;
+    const float *r = t + (size_t)y * w;
+    float s = g.k[0] * r[x];
+    for (int i = 1; i <= g.r; i++) s += g.k[i] * (r[mirror(x - i, w)] + r[mirror(x + i, w)]);
+    o[(size_t)y * w + x] = s;
 }
 
 // I1 and its central-difference gradients (mirror boundary) into the three spline planes
@@ -814,13 +856,31 @@ static int variational(struct dis_cuda *d, const struct dlevel *L, int outer)
     int w = L->w, h = L->h;
     size_t pl = (size_t)w * h;
     dim3 b(32, 8), g = grid2(w, h, b), gh = grid2((w + 1) / 2, h, b);
-    k_bs_grad<<<g, b>>>(L->I1, w, h, d->bs[0], d->bs[1], d->bs[2]);
+    const float *I0 = L->I0, *I1 = L->I1;
+    if (p->smooth > 0) {
+        // the same taps as dis.c's variational()
+        sm_kernel sk;
+        float sg = p->smooth, sum = 0;
+        sk.r = (int)ceilf(3 * sg);
+        if (sk.r > SM_MAXR) sk.r = SM_MAXR;
+        for (int i = 0; i <= sk.r; i++) sum += (i ? 2 : 1) * (sk.k[i] = expf(-0.5f * i * i / (sg * sg)));
+        for (int i = 0; i <= sk.r; i++) sk.k[i] /= sum;
+        for (int im = 0; im < 2; im++) {
+            k_smooth_v<<<g, b>>>(im ? L->I1 : L->I0, d->smt, w, h, sk);
+            CKL("smooth_v");
+            k_smooth_h<<<g, b>>>(d->smt, d->sm[im], w, h, sk);
+            CKL("smooth_h");
+        }
+        I0 = d->sm[0];
+        I1 = d->sm[1];
+    }
+    k_bs_grad<<<g, b>>>(I1, w, h, d->bs[0], d->bs[1], d->bs[2]);
     CKL("bs_grad");
     k_bs_prefilter<<<(3 * h + 127) / 128, 128>>>(d->bs[0], d->bs[1], d->bs[2], w, h, 0);
     CKL("bs_prefilter rows");
     k_bs_prefilter<<<(3 * w + 127) / 128, 128>>>(d->bs[0], d->bs[1], d->bs[2], w, h, 1);
     CKL("bs_prefilter columns");
-    k_var_derivs<<<g, b>>>(L->I0, d->bs[0], d->bs[1], d->bs[2], w, h, d->U, d->V, d->vd, pl, p->zeta * p->zeta);
+    k_var_derivs<<<g, b>>>(I0, d->bs[0], d->bs[1], d->bs[2], w, h, d->U, d->V, d->vd, pl, p->zeta * p->zeta);
     CKL("var_derivs");
     for (int o = 0; o < outer; o++) {
         k_var_smooth<<<g, b>>>(d->U, d->V, w, h, d->rb, pl, p->alpha);

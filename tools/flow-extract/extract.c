@@ -158,13 +158,13 @@ static int render_vis(struct run *r, double vmax)
 
 static json_t *params_json(const struct dis_params *p, int coarsest)
 {
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
                      "DIS (Kroeger et al. 2016) + variational refinement", "patch", p->patch, "stride", p->stride,
                      "iterations", p->iters, "finest_level", p->finest, "coarsest_level", coarsest,
                      "var_fixed_point_iterations", p->var_outer, "var_sor_iterations", p->var_inner,
                      "var_iterations_below_finest", p->var_below, "alpha", (double)p->alpha, "delta",
                      (double)p->delta, "gamma", (double)p->gamma, "zeta", (double)p->zeta, "sor_omega",
-                     (double)p->omega, "mean_normalisation", p->mean_norm, "spatial_propagation", p->propagate,
+                     (double)p->omega, "var_presmooth_sigma", (double)p->smooth, "mean_normalisation", p->mean_norm, "spatial_propagation", p->propagate,
                      "coarsest_search_radius", p->search, "coarser_flow_candidates_offset", p->cand);
 }
 
@@ -225,14 +225,17 @@ int fx_run(const struct fx_opts *o)
      * other tool's. Bytes: at the finest computed level (1/4^finest of the
      * pixels) U V and their coarse copies (4 floats), densification
      * accumulators (3), refinement derivatives and U0, V0 (10) and red-black
-     * planes (11), both in split planes of half a level each, gradients (2,
+     * planes (11), both in split planes of half a level each, the spline
+     * coefficients of I1 and its gradients (3), the low-passed I0, I1 (2,
+     * when p.smooth > 0), gradients (2,
      * x4/3 for the coarser levels); the pyramids above level 0 (2 x 1/3); at
      * the computed size the two selected frames and u, v (4); at input size
      * the decoded frame and the output flow (3). */
     {
         double px = (double)r->cw * r->ch, full = (double)r->w * r->h;
         double pf = r->dp.var_below > 0 ? px : px / (double)(1 << (2 * r->dp.finest));
-        uint64_t bytes = (uint64_t)(4 * (pf * (28 + 8 / 3.0) + px * (2 / 3.0 + 4) + full * 3));
+        double per = 28 + 3 + (r->dp.smooth > 0 ? 2 : 0);
+        uint64_t bytes = (uint64_t)(4 * (pf * (per + 8 / 3.0) + px * (2 / 3.0 + 4) + full * 3));
         struct plan_blocks b = { 0 };
         b.activations = bytes;
         b.host_base = UINT64_C(32) << 20; /* code, libav, libpng, jansson, output buffers (VmHWM of a 320x192 pair: 31 MiB) */

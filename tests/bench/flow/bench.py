@@ -97,8 +97,12 @@ def synth(seeds, extra, tag, w=640, h=480):
 
 
 def motorcycle():
-    import skimage
-    d = os.path.join(os.path.dirname(skimage.__file__), "data")
+    # the pair ships with scikit-image; SKIMAGE_DATA names its data folder when the
+    # Python that has cv2 lacks skimage (e.g. /usr/lib/python3/dist-packages/skimage/data)
+    d = os.environ.get("SKIMAGE_DATA")
+    if not d:
+        import skimage
+        d = os.path.join(os.path.dirname(skimage.__file__), "data")
     disp = np.load(os.path.join(d, "motorcycle_disp.npz"))["arr_0"].astype(np.float64)
     valid = np.isfinite(disp)
     h, w = disp.shape
