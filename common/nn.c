@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,8 @@ extern char *openblas_get_corename(void);
  * weight tiles, attention score tiles): bounds the memory of every op */
 #define NN_SLICE_BYTES (UINT64_C(64) << 20)
 
+static int amx_available(void);
+
 struct nn {
     enum nn_backend backend;
     int threads;
@@ -35,6 +38,8 @@ struct nn {
     size_t scratch_n;
     float *scratch2;
     size_t scratch2_n;
+    enum nn_precision prec;
+    int amx;                 /* AMX bf16 products usable (CPU, kernel, not disabled) */
 };
 
 int nn_new(struct nn **out, enum nn_backend backend, int threads)
@@ -49,6 +54,10 @@ int nn_new(struct nn **out, enum nn_backend backend, int threads)
     int rc = pool_new(&nn->pool, threads);
     if (rc) { free(nn); return rc; }
     openblas_set_num_threads(threads);
+    nn->amx = amx_available();
+    const char *pe = getenv("ISOPIPE_NN_PREC");
+    if (pe && strcmp(pe, "bf16") == 0) nn->prec = NN_PREC_BF16;
+    else if (pe && strcmp(pe, "bf16x2") == 0) nn->prec = NN_PREC_BF16X2;
     *out = nn;
     return 0;
 }
@@ -65,6 +74,19 @@ void nn_free(struct nn **pnn)
 }
 
 int nn_threads(const struct nn *nn) { return nn->threads; }
+
+void nn_set_precision(struct nn *nn, enum nn_precision p) { nn->prec = p; }
+enum nn_precision nn_precision(const struct nn *nn) { return nn->prec; }
+
+const char *nn_gemm_info(const struct nn *nn)
+{
+    if (!nn->amx) return "float32 sgemm (bf16/fp8 weights converted per tile)";
+    switch (nn->prec) {
+    case NN_PREC_BF16: return "AMX bf16 (activations rounded to bf16)";
+    case NN_PREC_BF16X2: return "AMX bf16, activations in 2 bf16 terms";
+    default: return "AMX bf16, activations in 3 bf16 terms (float32 products)";
+    }
+}
 struct pool *nn_pool(struct nn *nn) { return nn->pool; }
 
 const char *nn_blas_info(void)
@@ -148,18 +170,84 @@ float nn_w_get(const struct nn_w *w, size_t i)
     return w->scale != 1.0f ? v * w->scale : v;
 }
 
+/* Vectorised conversions, chosen at run time (CI machines and this one
+ * differ): bf16 -> f32 is a 16-bit shift, AVX-512 or AVX2 does 16 or 8 at a
+ * time; f16 -> f32 is the F16C instruction (exact, like wt_f16_to_f32);
+ * fp8 goes through a 256-entry table built from wt_e4m3/e5m2_to_f32. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static size_t bf16_avx512(const uint16_t *s, size_t n, float sc, float *d)
+{
+    __m512 vs = _mm512_set1_ps(sc);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i u = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(s + i)));
+        _mm512_storeu_ps(d + i, _mm512_mul_ps(_mm512_castsi512_ps(_mm512_slli_epi32(u, 16)), vs));
+    }
+    return i;
+}
+__attribute__((target("avx2"))) static size_t bf16_avx2(const uint16_t *s, size_t n, float sc, float *d)
+{
+    __m256 vs = _mm256_set1_ps(sc);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+        _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_castsi256_ps(_mm256_slli_epi32(u, 16)), vs));
+    }
+    return i;
+}
+__attribute__((target("avx,f16c"))) static size_t f16_f16c(const uint16_t *s, size_t n, float sc, float *d)
+{
+    __m256 vs = _mm256_set1_ps(sc);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))), vs));
+    return i;
+}
+static int cpu_level;        /* 2 avx512f, 1 avx2, 0 neither; bit 4: f16c */
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static void cpu_probe(void)
+{
+    __builtin_cpu_init();
+    cpu_level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) cpu_level |= 4;
+}
+static size_t bf16_fast(const uint16_t *s, size_t n, float sc, float *d)
+{
+    pthread_once(&cpu_once, cpu_probe);
+    return (cpu_level & 3) == 2 ? bf16_avx512(s, n, sc, d) : (cpu_level & 3) == 1 ? bf16_avx2(s, n, sc, d) : 0;
+}
+static size_t f16_fast(const uint16_t *s, size_t n, float sc, float *d)
+{
+    pthread_once(&cpu_once, cpu_probe);
+    return cpu_level & 4 ? f16_f16c(s, n, sc, d) : 0;
+}
+#else
+static size_t bf16_fast(const uint16_t *s, size_t n, float sc, float *d) { (void)s; (void)n; (void)sc; (void)d; return 0; }
+static size_t f16_fast(const uint16_t *s, size_t n, float sc, float *d) { (void)s; (void)n; (void)sc; (void)d; return 0; }
+#endif
+
+static float fp8_tab[2][256];
+static pthread_once_t fp8_once = PTHREAD_ONCE_INIT;
+static void fp8_init(void)
+{
+    for (int i = 0; i < 256; i++) {
+        fp8_tab[0][i] = wt_e4m3_to_f32((uint8_t)i);
+        fp8_tab[1][i] = wt_e5m2_to_f32((uint8_t)i);
+    }
+}
+
 void nn_w_to_f32(const struct nn_w *w, size_t first, size_t n, float *dst)
 {
-    if (w->dtype == WT_F32 && w->scale == 1.0f) {
-        memcpy(dst, (const float *)w->data + first, n * sizeof(float));
+    float sc = w->scale;
+    switch (w->dtype) {
+    case WT_F32:
+        if (sc == 1.0f) memcpy(dst, (const float *)w->data + first, n * sizeof(float));
+        else for (size_t i = 0; i < n; i++) dst[i] = ((const float *)w->data)[first + i] * sc;
         return;
-    }
-    if (w->dtype == WT_BF16) {
-        /* the hot case (bf16 checkpoints): a loop the compiler vectorises,
-         * not a call per element; x * 1.0f is x, so one loop serves both */
+    case WT_BF16: {
         const uint16_t *s = (const uint16_t *)w->data + first;
-        float sc = w->scale;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = bf16_fast(s, n, sc, dst); i < n; i++) {
             uint32_t u = (uint32_t)s[i] << 16;
             float f;
             memcpy(&f, &u, sizeof f);
@@ -167,7 +255,22 @@ void nn_w_to_f32(const struct nn_w *w, size_t first, size_t n, float *dst)
         }
         return;
     }
-    for (size_t i = 0; i < n; i++) dst[i] = nn_w_get(w, first + i);
+    case WT_F16: {
+        const uint16_t *s = (const uint16_t *)w->data + first;
+        for (size_t i = f16_fast(s, n, sc, dst); i < n; i++) dst[i] = wt_f16_to_f32(s[i]) * sc;
+        return;
+    }
+    case WT_F8_E4M3:
+    case WT_F8_E5M2: {
+        pthread_once(&fp8_once, fp8_init);
+        const float *tab = fp8_tab[w->dtype == WT_F8_E5M2];
+        const uint8_t *s = (const uint8_t *)w->data + first;
+        for (size_t i = 0; i < n; i++) dst[i] = tab[s[i]] * sc;
+        return;
+    }
+    default:
+        for (size_t i = 0; i < n; i++) dst[i] = NAN;
+    }
 }
 
 /* ---- parallel loops over element ranges ---- */
@@ -248,12 +351,265 @@ void nn_add_bias(struct nn *nn, float *y, const float *x, int rows, int d, const
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, bias_range, &j);
 }
 
+/* ---- bf16 matrix products on AMX ----
+ *
+ * Intel AMX (amx_bf16: Sapphire Rapids and later) multiplies a 16 x 32 bf16
+ * tile by a 32 x 16 bf16 tile into 16 x 16 float32 sums, 16x the multiply
+ * rate of AVX-512 float32 FMAs. nn_linear uses it for bf16 and fp8 weights
+ * (both exact in bf16) when the CPU and the kernel allow it, checked at run
+ * time; everywhere else it keeps the convert-to-f32-and-sgemm path.
+ *
+ * The weights are the A operand straight from the mapping (rows of W are
+ * the tile rows, no repacking); the activations are the B operand, packed
+ * once per call into the pair-interleaved ("VNNI") layout. Numerics: the
+ * activations are split into `terms` bf16 parts, x = t0 + t1 + t2 (each the
+ * bf16 rounding of what the previous ones left), and every part is
+ * multiplied. Products of bf16 numbers are exact in float32, so with three
+ * terms (NN_PREC_F32, the default) the sum differs from a float32 GEMM only
+ * in its order: x - (t0 + t1 + t2) is below 2^-24 |x|. NN_PREC_BF16X2 drops
+ * t2 (activations to 2^-17 relative), NN_PREC_BF16 keeps t0 only: the
+ * activations rounded to bf16, as PyTorch's bf16 kernels do (2^-9). */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define NN_AMX 1
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int amx_ok;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static void amx_probe(void)
+{
+    const char *e = getenv("ISOPIPE_NN_AMX");
+    if (e && strcmp(e, "0") == 0) return;
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return;
+    /* Linux hands out the 8 KiB tile state only on request
+     * (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); it fails where the
+     * kernel or the hypervisor does not enable it */
+    if (syscall(SYS_arch_prctl, 0x1023, 18) != 0) return;
+    amx_ok = 1;
+}
+static int amx_available(void)
+{
+    pthread_once(&amx_once, amx_probe);
+    return amx_ok;
+}
+
+struct amx_cfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+/* activations x[rows, in] -> terms packed bf16 planes: plane t holds, for
+ * each block of 16 rows and each pair of columns kk, the 16 pairs
+ * (x[r][2kk], x[r][2kk+1]); rows and columns padded with zeros to the
+ * multiples of 32 the tiles need */
+struct amx_pack_job { uint16_t *p; const float *x; int rows, in, inpad, terms; size_t plane; };
+static void amx_pack_range(void *ctx, size_t b0, size_t b1)
+{
+    struct amx_pack_job *j = ctx;
+    size_t kp = (size_t)j->inpad / 2;
+    for (size_t rb = b0; rb < b1; rb++)
+        for (int n = 0; n < 16; n++) {
+            int r = (int)rb * 16 + n;
+            const float *xr = r < j->rows ? j->x + (size_t)r * j->in : NULL;
+            for (size_t k = 0; k < (size_t)j->inpad; k++) {
+                float v = xr && k < (size_t)j->in ? xr[k] : 0.0f;
+                size_t at = (rb * kp + k / 2) * 32 + (size_t)n * 2 + (k & 1);
+                for (int t = 0; t < j->terms; t++) {
+                    uint32_t u, hu;
+                    memcpy(&u, &v, 4);
+                    /* round to nearest even (wt_f32_to_bf16 inlined; NaN
+                     * stays NaN: its payload's top bit is set) */
+                    hu = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+                    if ((u & 0x7f800000u) == 0x7f800000u) hu = u | (u & 0x7fffffu ? 0x00400000u : 0);
+                    j->p[t * j->plane + at] = (uint16_t)(hu >> 16);
+                    float hv;
+                    hu &= 0xffff0000u;
+                    memcpy(&hv, &hu, 4);
+                    v = isfinite(hv) ? v - hv : 0.0f;   /* exact: hv is v rounded */
+                }
+            }
+        }
+}
+
+/* the blocking: a work item is a panel of AMX_PO outputs by a group of
+ * AMX_PR rows, its float32 sums kept in a per-worker buffer (64 KiB, in L2)
+ * while K goes by in chunks of AMX_KC, so that the activations' chunk
+ * (AMX_PR x AMX_KC x terms bf16, <= 384 KiB) stays in L2 across the panel
+ * and each weight tile is read from memory once and reused by every row
+ * block from L1 */
+#define AMX_PO 128
+#define AMX_PR 128
+#define AMX_KC 1024
+#define AMX_PF 8
+
+struct amx_job {
+    float *y; const uint8_t *w; enum wt_dtype dt; float scale;
+    const uint16_t *p; size_t plane; int terms;
+    int rows, rpad, in, inpad, out, npanels;
+    uint16_t *wbuf;          /* per worker: AMX_PO x AMX_KC bf16 (edge blocks, fp8) */
+    float *acc;              /* per worker: AMX_PO x AMX_PR float32 */
+};
+
+/* W rows o0 .. o0+32 (zeros past `out`), columns k0 .. k0+kc (zeros past
+ * `in`) as bf16 [32, kc] */
+static void amx_wcopy(const struct amx_job *j, int o0, int k0, int kc, uint16_t *dst)
+{
+    size_t es = wt_dtype_size(j->dt);
+    int n = j->in - k0 < kc ? j->in - k0 : kc;
+    for (int i = 0; i < 32; i++) {
+        uint16_t *d = dst + (size_t)i * kc;
+        int o = o0 + i, m = o < j->out ? n : 0;
+        const uint8_t *s = j->w + ((size_t)o * j->in + k0) * es;
+        if (m && j->dt == WT_BF16) memcpy(d, s, (size_t)m * 2);
+        else
+            for (int k = 0; k < m; k++) {
+                /* fp8 -> float32 -> bf16 drops only zero bits */
+                float f = j->dt == WT_F8_E4M3 ? wt_e4m3_to_f32(s[k]) : wt_e5m2_to_f32(s[k]);
+                d[k] = wt_f32_to_bf16(f);
+            }
+        memset(d + m, 0, (size_t)(kc - m) * 2);
+    }
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) static void amx_range(void *ctx, int b0, int b1, int worker)
+{
+    struct amx_job *j = ctx;
+    struct amx_cfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    uint16_t *wbuf = j->wbuf + (size_t)worker * AMX_PO * AMX_KC;
+    float *acc = j->acc + (size_t)worker * AMX_PO * AMX_PR;
+    const size_t tile_b = 16 * 32;     /* uint16 per packed B tile */
+    size_t kp_tiles = (size_t)j->inpad / 32;
+    int direct = j->dt == WT_BF16 && j->in == j->inpad;
+    for (int item = b0; item < b1; item++) {
+        int p0 = item % j->npanels * AMX_PO, g0 = item / j->npanels * AMX_PR;
+        int nob = ((j->out - p0 < AMX_PO ? j->out - p0 : AMX_PO) + 31) / 32;
+        int nrb = (j->rpad - g0 < AMX_PR ? j->rpad - g0 : AMX_PR) / 32;
+        for (int k0 = 0; k0 < j->inpad; k0 += AMX_KC) {
+            int kc = j->inpad - k0 < AMX_KC ? j->inpad - k0 : AMX_KC;
+            for (int ob = 0; ob < nob; ob++) {
+                int o0 = p0 + ob * 32;
+                const uint8_t *wp;
+                size_t ldw;
+                if (direct && o0 + 32 <= j->out) {
+                    wp = j->w + ((size_t)o0 * j->in + k0) * 2;
+                    ldw = (size_t)j->in * 2;
+                } else {
+                    amx_wcopy(j, o0, k0, kc, wbuf + (size_t)ob * 32 * AMX_KC);
+                    wp = (const uint8_t *)(wbuf + (size_t)ob * 32 * AMX_KC);
+                    ldw = (size_t)kc * 2;
+                }
+                for (int rb = 0; rb < nrb; rb++) {
+                    float *a = acc + (size_t)(ob * (AMX_PR / 32) + rb) * 1024;
+                    if (k0 == 0) {
+                        _tile_zero(0);
+                        _tile_zero(1);
+                        _tile_zero(2);
+                        _tile_zero(3);
+                    } else {
+                        _tile_loadd(0, a, 64);
+                        _tile_loadd(1, a + 256, 64);
+                        _tile_loadd(2, a + 512, 64);
+                        _tile_loadd(3, a + 768, 64);
+                    }
+                    const uint16_t *pb = j->p + (size_t)((g0 / 16) + rb * 2) * kp_tiles * tile_b
+                                         + (size_t)(k0 / 32) * tile_b;
+                    for (int s = 0; s < kc / 32; s++) {
+                        if (rb == 0)
+                            /* the first row block reads this weight block from
+                             * memory: 32 rows at a stride the hardware
+                             * prefetcher does not follow, so ask for the
+                             * columns AMX_PF steps ahead */
+                            for (int r = 0; r < 32; r++)
+                                _mm_prefetch((const char *)(wp + r * ldw + (size_t)(s + AMX_PF) * 64), _MM_HINT_T0);
+                        _tile_loadd(4, wp + (size_t)s * 64, ldw);
+                        _tile_loadd(5, wp + 16 * ldw + (size_t)s * 64, ldw);
+                        for (int t = 0; t < j->terms; t++) {
+                            const uint16_t *b = pb + t * j->plane + (size_t)s * tile_b;
+                            _tile_loadd(6, b, 64);
+                            _tile_loadd(7, b + kp_tiles * tile_b, 64);
+                            _tile_dpbf16ps(0, 4, 6);
+                            _tile_dpbf16ps(1, 4, 7);
+                            _tile_dpbf16ps(2, 5, 6);
+                            _tile_dpbf16ps(3, 5, 7);
+                        }
+                    }
+                    _tile_stored(0, a, 64);
+                    _tile_stored(1, a + 256, 64);
+                    _tile_stored(2, a + 512, 64);
+                    _tile_stored(3, a + 768, 64);
+                }
+            }
+        }
+        /* tile q = 2a + b of block (ob, rb) holds y[r0 + 16b + n][o0 + 16a + i] at [i][n] */
+        for (int ob = 0; ob < nob; ob++)
+            for (int rb = 0; rb < nrb; rb++)
+                for (int q = 0; q < 4; q++) {
+                    const float *c = acc + (size_t)(ob * (AMX_PR / 32) + rb) * 1024 + (size_t)q * 256;
+                    int oa = p0 + ob * 32 + (q >> 1) * 16, ra = g0 + rb * 32 + (q & 1) * 16;
+                    int no = j->out - oa < 16 ? j->out - oa : 16, nr = j->rows - ra < 16 ? j->rows - ra : 16;
+                    for (int n = 0; n < nr; n++) {
+                        float *yr = j->y + (size_t)(ra + n) * j->out + oa;
+                        for (int i = 0; i < no; i++) yr[i] = c[i * 16 + n] * j->scale;
+                    }
+                }
+    }
+    _tile_release();
+}
+
+/* y[rows, out] = x W^T on AMX; 0 when it cannot (then nothing was written) */
+static int amx_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out, const struct nn_w *W)
+{
+    if (!nn->amx) return 0;
+    if (W->dtype != WT_BF16 && W->dtype != WT_F8_E4M3 && W->dtype != WT_F8_E5M2) return 0;
+    int terms = nn->prec == NN_PREC_BF16 ? 1 : nn->prec == NN_PREC_BF16X2 ? 2 : 3;
+    int inpad = (in + 31) & ~31;
+    /* rows in slices whose packed planes stay within NN_SLICE_BYTES */
+    size_t rs = NN_SLICE_BYTES / ((size_t)inpad * terms * 2) / 32 * 32;
+    if (rs < 32) rs = 32;
+    int rpad_all = (rows + 31) & ~31;
+    if (rs > (size_t)rpad_all) rs = (size_t)rpad_all;
+    size_t plane = rs * inpad;
+    size_t wb = (size_t)nn->threads * AMX_PO * AMX_KC, ab = (size_t)nn->threads * AMX_PO * AMX_PR;
+    /* planes and the per-worker weight copies in scratch 0, sums in scratch 1 */
+    uint16_t *p = (uint16_t *)scratch(nn, 0, (plane * terms + wb + 1) / 2 + 16);
+    uint16_t *wbuf = p + plane * terms;
+    float *acc = scratch(nn, 1, ab);
+    int npanels = (out + AMX_PO - 1) / AMX_PO;
+    for (size_t r0 = 0; r0 < (size_t)rows; r0 += rs) {
+        int nr = (int)((size_t)rows - r0 < rs ? (size_t)rows - r0 : rs);
+        int rpad = (nr + 31) & ~31;
+        struct amx_pack_job pj = { p, x + r0 * in, nr, in, inpad, terms, plane };
+        par_range(nn, (size_t)rpad / 16, 1, amx_pack_range, &pj);
+        struct amx_job j = { y + r0 * out, W->data, W->dtype, W->scale, p, plane, terms, nr, rpad, in, inpad, out,
+                             npanels, wbuf, acc };
+        pool_for(nn->pool, npanels * ((rpad + AMX_PR - 1) / AMX_PR), amx_range, &j);
+    }
+    return 1;
+}
+#else
+static int amx_available(void) { return 0; }
+static int amx_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out, const struct nn_w *W)
+{
+    (void)nn; (void)y; (void)x; (void)rows; (void)in; (void)out; (void)W;
+    return 0;
+}
+#endif
+
 void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out,
                const struct nn_w *W, const struct nn_w *b)
 {
     if (rows <= 0 || out <= 0) return;
     if (W->dtype == WT_F32 && W->scale == 1.0f) {
         nn_gemm(nn, 0, 1, rows, out, in, 1.0f, x, in, (const float *)W->data, in, 0.0f, y, out);
+    } else if (amx_linear(nn, y, x, rows, in, out, W)) {
+        /* done on AMX */
     } else {
         /* convert a tile of output rows of W at a time */
         size_t tile = NN_SLICE_BYTES / sizeof(float) / (size_t)(in > 0 ? in : 1);
