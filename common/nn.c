@@ -54,7 +54,8 @@ int nn_new(struct nn **out, enum nn_backend backend, int threads)
     int rc = pool_new(&nn->pool, threads);
     if (rc) { free(nn); return rc; }
     openblas_set_num_threads(threads);
-    nn->amx = amx_available();
+    const char *ae = getenv("ISOPIPE_NN_AMX");
+    nn->amx = !(ae && strcmp(ae, "0") == 0) && amx_available();
     const char *pe = getenv("ISOPIPE_NN_PREC");
     if (pe && strcmp(pe, "bf16") == 0) nn->prec = NN_PREC_BF16;
     else if (pe && strcmp(pe, "bf16x2") == 0) nn->prec = NN_PREC_BF16X2;
@@ -204,13 +205,14 @@ __attribute__((target("avx,f16c"))) static size_t f16_f16c(const uint16_t *s, si
         _mm256_storeu_ps(d + i, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))), vs));
     return i;
 }
-static int cpu_level;        /* 2 avx512f, 1 avx2, 0 neither; bit 4: f16c */
+static int cpu_level;        /* 2 avx512f, 1 avx2, 0 neither; bit 4: f16c, bit 8: fma */
 static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
 static void cpu_probe(void)
 {
     __builtin_cpu_init();
     cpu_level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
     if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) cpu_level |= 4;
+    if (__builtin_cpu_supports("fma")) cpu_level |= 8;
 }
 static size_t bf16_fast(const uint16_t *s, size_t n, float sc, float *d)
 {
@@ -379,8 +381,6 @@ static int amx_ok;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_probe(void)
 {
-    const char *e = getenv("ISOPIPE_NN_AMX");
-    if (e && strcmp(e, "0") == 0) return;
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return;
     /* Linux hands out the 8 KiB tile state only on request
@@ -732,6 +732,134 @@ void nn_groupnorm(struct nn *nn, float *y, const float *x, int C, size_t S, int 
     par_range(nn, (size_t)G, 1, group_range, &j);
 }
 
+/* ---- vectorised exp for GELU, SiLU and softmax ----
+ * exp(x) = 2^n e^r with n = round(x / ln 2), |r| <= ln2/2, e^r by its
+ * Taylor polynomial to r^7 (truncation < 1e-8), 2^n put into the exponent
+ * bits; x clamped to [-87, 88] (no overflow, no denormals: below -87 the
+ * result stays e^-87 = 1.6e-38 instead of going to 0). Relative error
+ * against double, measured over 4M points: SiLU 1.4e-7 on [-87, -17]
+ * (where it is x e^x: exp's own error) and 1.8e-7 on [-17, 17] (libm's
+ * expf: 1 ulp, 6e-8). test_nn checks GELU/SiLU/softmax element by element.
+ * AVX-512 or AVX2+FMA, chosen at run time; other CPUs keep libm. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define EXP_BODY(V, set1, max, min, fmadd, sub, mul, round, cvt, add_i, sll, cast) \
+    x = min(set1(88.0f), max(set1(-87.0f), x)); /* this order keeps NaN (x86 min/max return the 2nd) */ \
+    V n = round(mul(x, set1(1.44269504088896341f))); \
+    V r = fmadd(n, set1(-0.693145751953125f), x); \
+    r = fmadd(n, set1(-1.428606765330187e-06f), r); \
+    V p = set1(1.0f / 5040); \
+    p = fmadd(p, r, set1(1.0f / 720)); \
+    p = fmadd(p, r, set1(1.0f / 120)); \
+    p = fmadd(p, r, set1(1.0f / 24)); \
+    p = fmadd(p, r, set1(1.0f / 6)); \
+    p = fmadd(p, r, set1(0.5f)); \
+    p = fmadd(p, r, set1(1.0f)); \
+    p = fmadd(p, r, set1(1.0f)); \
+    return mul(p, cast(sll(add_i(cvt(n), 127), 23)));
+
+#define R512(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ADDI512(v, k) _mm512_add_epi32(v, _mm512_set1_epi32(k))
+__attribute__((target("avx512f"))) static inline __m512 exp16(__m512 x)
+{
+    EXP_BODY(__m512, _mm512_set1_ps, _mm512_max_ps, _mm512_min_ps, _mm512_fmadd_ps, _mm512_sub_ps, _mm512_mul_ps,
+             R512, _mm512_cvtps_epi32, ADDI512, _mm512_slli_epi32, _mm512_castsi512_ps)
+}
+#define R256(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define ADDI256(v, k) _mm256_add_epi32(v, _mm256_set1_epi32(k))
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x)
+{
+    EXP_BODY(__m256, _mm256_set1_ps, _mm256_max_ps, _mm256_min_ps, _mm256_fmadd_ps, _mm256_sub_ps, _mm256_mul_ps,
+             R256, _mm256_cvtps_epi32, ADDI256, _mm256_slli_epi32, _mm256_castsi256_ps)
+}
+
+/* GELU tanh: 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), no cancellation;
+ * SiLU: x / (1 + e^-x). Returns how many elements were done. */
+__attribute__((target("avx512f"))) static size_t act16(float *y, const float *a, size_t n, enum nn_act act)
+{
+    size_t i = 0;
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 x = _mm512_loadu_ps(a + i), z;
+        if (act == NN_ACT_GELU_TANH) {
+            __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+            __m512 u = _mm512_mul_ps(_mm512_fmadd_ps(x3, _mm512_set1_ps(0.044715f), x),
+                                     _mm512_set1_ps(-2.0f * 0.7978845608028654f));
+            z = exp16(u);
+        } else {
+            z = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        }
+        _mm512_storeu_ps(y + i, _mm512_div_ps(x, _mm512_add_ps(one, z)));
+    }
+    return i;
+}
+__attribute__((target("avx2,fma"))) static size_t act8(float *y, const float *a, size_t n, enum nn_act act)
+{
+    size_t i = 0;
+    __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i), z;
+        if (act == NN_ACT_GELU_TANH) {
+            __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+            __m256 u = _mm256_mul_ps(_mm256_fmadd_ps(x3, _mm256_set1_ps(0.044715f), x),
+                                     _mm256_set1_ps(-2.0f * 0.7978845608028654f));
+            z = exp8(u);
+        } else {
+            z = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        }
+        _mm256_storeu_ps(y + i, _mm256_div_ps(x, _mm256_add_ps(one, z)));
+    }
+    return i;
+}
+/* x[i] = exp(x[i] - m) for the vector part; returns the count done and adds
+ * their sum (lane partials, then in order) to *sum */
+__attribute__((target("avx512f"))) static int expsub16(float *x, int d, float m, double *sum)
+{
+    int i = 0;
+    __m512 vm = _mm512_set1_ps(m), s = _mm512_setzero_ps();
+    for (; i + 16 <= d; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+        _mm512_storeu_ps(x + i, e);
+        s = _mm512_add_ps(s, e);
+    }
+    float l[16];
+    _mm512_storeu_ps(l, s);
+    for (int k = 0; k < 16; k++) *sum += l[k];
+    return i;
+}
+__attribute__((target("avx2,fma"))) static int expsub8(float *x, int d, float m, double *sum)
+{
+    int i = 0;
+    __m256 vm = _mm256_set1_ps(m), s = _mm256_setzero_ps();
+    for (; i + 8 <= d; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        s = _mm256_add_ps(s, e);
+    }
+    float l[8];
+    _mm256_storeu_ps(l, s);
+    for (int k = 0; k < 8; k++) *sum += l[k];
+    return i;
+}
+static size_t act_fast(float *y, const float *a, size_t n, enum nn_act act)
+{
+    if (act != NN_ACT_GELU_TANH && act != NN_ACT_SILU) return 0;
+    pthread_once(&cpu_once, cpu_probe);
+    if ((cpu_level & 3) == 2) return act16(y, a, n, act);
+    if ((cpu_level & 3) == 1 && (cpu_level & 8)) return act8(y, a, n, act);
+    return 0;
+}
+static int expsub_fast(float *x, int d, float m, double *sum)
+{
+    pthread_once(&cpu_once, cpu_probe);
+    if ((cpu_level & 3) == 2) return expsub16(x, d, m, sum);
+    if ((cpu_level & 3) == 1 && (cpu_level & 8)) return expsub8(x, d, m, sum);
+    return 0;
+}
+#else
+static size_t act_fast(float *y, const float *a, size_t n, enum nn_act act) { (void)y; (void)a; (void)n; (void)act; return 0; }
+static int expsub_fast(float *x, int d, float m, double *sum) { (void)x; (void)d; (void)m; (void)sum; return 0; }
+#endif
+
 /* ---- element-wise ---- */
 
 struct ew_job {
@@ -750,7 +878,7 @@ static void ew_range(void *ctx, size_t i0, size_t i1)
     case EW_ACT:
         switch (j->act) {
         case NN_ACT_GELU_TANH:
-            for (size_t i = i0; i < i1; i++) {
+            for (size_t i = i0 + act_fast(y + i0, a + i0, i1 - i0, j->act); i < i1; i++) {
                 float x = a[i];
                 y[i] = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
             }
@@ -762,7 +890,7 @@ static void ew_range(void *ctx, size_t i0, size_t i1)
             }
             break;
         case NN_ACT_SILU:
-            for (size_t i = i0; i < i1; i++) {
+            for (size_t i = i0 + act_fast(y + i0, a + i0, i1 - i0, j->act); i < i1; i++) {
                 float x = a[i];
                 y[i] = x / (1.0f + expf(-x));
             }
@@ -834,7 +962,7 @@ static void softmax_row(float *x, int d)
     float m = -INFINITY;
     for (int i = 0; i < d; i++) m = x[i] > m ? x[i] : m;
     double s = 0;
-    for (int i = 0; i < d; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    for (int i = expsub_fast(x, d, m, &s); i < d; i++) { x[i] = expf(x[i] - m); s += x[i]; }
     float inv = (float)(1.0 / s);
     for (int i = 0; i < d; i++) x[i] *= inv;
 }
