@@ -335,13 +335,20 @@ static const float *w_f32(struct nn *nn, const struct nn_w *w, size_t first, siz
     return dst;
 }
 
-struct bias_job { float *y; const struct nn_w *b; int d; };
+/* a small weight (bias, norm gain) as float32 once per call, not an
+ * nn_w_get per element and row; NULL when absent */
+static const float *w_vec(struct nn *nn, const struct nn_w *w, size_t n, int which)
+{
+    return w && w->data ? w_f32(nn, w, 0, n, which) : NULL;
+}
+
+struct bias_job { float *y; const float *b; int d; };
 static void bias_range(void *ctx, size_t r0, size_t r1)
 {
     struct bias_job *j = ctx;
     for (size_t r = r0; r < r1; r++) {
         float *row = j->y + r * (size_t)j->d;
-        for (int i = 0; i < j->d; i++) row[i] += nn_w_get(j->b, (size_t)i);
+        for (int i = 0; i < j->d; i++) row[i] += j->b[i];
     }
 }
 
@@ -349,7 +356,7 @@ void nn_add_bias(struct nn *nn, float *y, const float *x, int rows, int d, const
 {
     if (y != x) memcpy(y, x, (size_t)rows * d * sizeof(float));
     if (!b || !b->data) return;
-    struct bias_job j = { y, b, d };
+    struct bias_job j = { y, w_vec(nn, b, (size_t)d, 0), d };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, bias_range, &j);
 }
 
@@ -626,7 +633,7 @@ void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int ou
 /* ---- normalisation ---- */
 
 struct norm_job {
-    float *y; const float *x; int d; const struct nn_w *w, *b; float eps;
+    float *y; const float *x; int d; const float *w, *b; float eps;
     int rms;
 };
 static void norm_range(void *ctx, size_t r0, size_t r1)
@@ -647,47 +654,59 @@ static void norm_range(void *ctx, size_t r0, size_t r1)
             var /= d;
         }
         float inv = (float)(1.0 / sqrt(var + j->eps)), m = (float)mean;
-        int hw = j->w && j->w->data, hb = j->b && j->b->data;
-        for (int i = 0; i < d; i++) {
-            float v = (x[i] - m) * inv;
-            if (hw) v *= nn_w_get(j->w, (size_t)i);
-            if (hb) v += nn_w_get(j->b, (size_t)i);
-            y[i] = v;
-        }
+        const float *w = j->w, *b = j->b;
+        if (w && b) for (int i = 0; i < d; i++) y[i] = (x[i] - m) * inv * w[i] + b[i];
+        else if (w) for (int i = 0; i < d; i++) y[i] = (x[i] - m) * inv * w[i];
+        else if (b) for (int i = 0; i < d; i++) y[i] = (x[i] - m) * inv + b[i];
+        else for (int i = 0; i < d; i++) y[i] = (x[i] - m) * inv;
     }
 }
 
 void nn_layernorm(struct nn *nn, float *y, const float *x, int rows, int d,
                   const struct nn_w *w, const struct nn_w *b, float eps)
 {
-    struct norm_job j = { y, x, d, w, b, eps, 0 };
+    struct norm_job j = { y, x, d, w_vec(nn, w, (size_t)d, 0), w_vec(nn, b, (size_t)d, 1), eps, 0 };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, norm_range, &j);
 }
 
 void nn_rmsnorm(struct nn *nn, float *y, const float *x, int rows, int d, const struct nn_w *w, float eps)
 {
-    struct norm_job j = { y, x, d, w, NULL, eps, 1 };
+    struct norm_job j = { y, x, d, w_vec(nn, w, (size_t)d, 0), NULL, eps, 1 };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, norm_range, &j);
 }
 
 struct chnorm_job {
-    float *y; const float *x; int C; size_t S; const struct nn_w *g, *b; float eps;
+    float *y; const float *x; int C; size_t S; const float *g, *b; float eps;
     int G; int group;        /* group norm: G groups; else RMS over channels */
 };
+/* positions in blocks of 256, channels outer: rows of x are read
+ * contiguously (a position's channels are S apart); each position's sum
+ * still runs over c in order, as before */
 static void chrms_range(void *ctx, size_t s0, size_t s1)
 {
     struct chnorm_job *j = ctx;
     float sc = sqrtf((float)j->C);
-    for (size_t s = s0; s < s1; s++) {
-        double ss = 0;
-        for (int c = 0; c < j->C; c++) { double v = j->x[(size_t)c * j->S + s]; ss += v * v; }
-        double nrm = sqrt(ss);
-        float inv = (float)(1.0 / (nrm > j->eps ? nrm : j->eps));
+    double ss[256];
+    float inv[256];
+    for (size_t b0 = s0; b0 < s1; b0 += 256) {
+        int n = (int)(s1 - b0 < 256 ? s1 - b0 : 256);
+        for (int k = 0; k < n; k++) ss[k] = 0;
         for (int c = 0; c < j->C; c++) {
-            float v = j->x[(size_t)c * j->S + s] * inv * sc;
-            if (j->g && j->g->data) v *= nn_w_get(j->g, (size_t)c);
-            if (j->b && j->b->data) v += nn_w_get(j->b, (size_t)c);
-            j->y[(size_t)c * j->S + s] = v;
+            const float *x = j->x + (size_t)c * j->S + b0;
+            for (int k = 0; k < n; k++) ss[k] += (double)x[k] * x[k];
+        }
+        for (int k = 0; k < n; k++) {
+            double nrm = sqrt(ss[k]);
+            inv[k] = (float)(1.0 / (nrm > j->eps ? nrm : j->eps));
+        }
+        for (int c = 0; c < j->C; c++) {
+            const float *x = j->x + (size_t)c * j->S + b0;
+            float *y = j->y + (size_t)c * j->S + b0;
+            float g = j->g ? j->g[c] : 1.0f, bb = j->b ? j->b[c] : 0.0f;
+            if (j->g && j->b) for (int k = 0; k < n; k++) y[k] = x[k] * inv[k] * sc * g + bb;
+            else if (j->g) for (int k = 0; k < n; k++) y[k] = x[k] * inv[k] * sc * g;
+            else if (j->b) for (int k = 0; k < n; k++) y[k] = x[k] * inv[k] * sc + bb;
+            else for (int k = 0; k < n; k++) y[k] = x[k] * inv[k] * sc;
         }
     }
 }
@@ -695,7 +714,7 @@ static void chrms_range(void *ctx, size_t s0, size_t s1)
 void nn_rmsnorm_channels(struct nn *nn, float *y, const float *x, int C, size_t S,
                          const struct nn_w *gamma, const struct nn_w *bias, float eps)
 {
-    struct chnorm_job j = { y, x, C, S, gamma, bias, eps, 0, 0 };
+    struct chnorm_job j = { y, x, C, S, w_vec(nn, gamma, (size_t)C, 0), w_vec(nn, bias, (size_t)C, 1), eps, 0, 0 };
     par_range(nn, S, (size_t)(NN_GRAIN / (C > 0 ? C : 1)) + 1, chrms_range, &j);
 }
 
@@ -715,8 +734,8 @@ static void group_range(void *ctx, size_t g0, size_t g1)
         float inv = (float)(1.0 / sqrt(var + j->eps)), m = (float)mean;
         for (int c = 0; c < cpg; c++) {
             int ch = (int)g * cpg + c;
-            float gw = j->g && j->g->data ? nn_w_get(j->g, (size_t)ch) : 1.0f;
-            float gb = j->b && j->b->data ? nn_w_get(j->b, (size_t)ch) : 0.0f;
+            float gw = j->g ? j->g[ch] : 1.0f;
+            float gb = j->b ? j->b[ch] : 0.0f;
             for (size_t s = 0; s < j->S; s++) {
                 size_t i = (size_t)c * j->S + s;
                 y[i] = (x[i] - m) * inv * gw + gb;
@@ -728,7 +747,7 @@ static void group_range(void *ctx, size_t g0, size_t g1)
 void nn_groupnorm(struct nn *nn, float *y, const float *x, int C, size_t S, int G,
                   const struct nn_w *w, const struct nn_w *b, float eps)
 {
-    struct chnorm_job j = { y, x, C, S, w, b, eps, G, 1 };
+    struct chnorm_job j = { y, x, C, S, w_vec(nn, w, (size_t)C, 0), w_vec(nn, b, (size_t)C, 1), eps, G, 1 };
     par_range(nn, (size_t)G, 1, group_range, &j);
 }
 
