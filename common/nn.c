@@ -1185,23 +1185,23 @@ void nn_conv3d(struct nn *nn, float *y, const float *x, int C, int T, int H, int
     conv_gemm(nn, y, x, C, T, H, W, w, b, O, kt, kh, kw, st, sh, sw, ph, pw, 1, 1, To, Ho, Wo);
 }
 
-/* col2im for the transposed convolution: cols [O*kh*kw, H*W] scattered into
- * y [O, Ho, Wo]; one output channel per task, so no two threads add to the
- * same element */
+/* col2im for the transposed convolution: cols [O*kh*kw, nh*W] (input rows
+ * iy0 .. iy0+nh) scattered into y [O, Ho, Wo]; one output channel per task,
+ * so no two threads add to the same element */
 struct col2im_job {
-    float *y; const float *cols; int H, W, kh, kw, sh, sw, ph, pw, Ho, Wo;
+    float *y; const float *cols; int H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, iy0, nh;
 };
 static void col2im_range(void *ctx, size_t o0, size_t o1)
 {
     struct col2im_job *j = ctx;
-    size_t HW = (size_t)j->H * j->W;
+    size_t HW = (size_t)j->nh * j->W;
     for (size_t o = o0; o < o1; o++) {
         float *yo = j->y + o * (size_t)j->Ho * j->Wo;
         for (int dy = 0; dy < j->kh; dy++)
             for (int dx = 0; dx < j->kw; dx++) {
                 const float *row = j->cols + ((o * j->kh + dy) * j->kw + dx) * HW;
-                for (int iy = 0; iy < j->H; iy++) {
-                    int oy = iy * j->sh - j->ph + dy;
+                for (int iy = 0; iy < j->nh; iy++) {
+                    int oy = (j->iy0 + iy) * j->sh - j->ph + dy;
                     if (oy < 0 || oy >= j->Ho) continue;
                     for (int ix = 0; ix < j->W; ix++) {
                         int ox = ix * j->sw - j->pw + dx;
@@ -1220,12 +1220,20 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
     int Ho = (H - 1) * sh - 2 * ph + kh, Wo = (W - 1) * sw - 2 * pw + kw;
     size_t K = (size_t)O * kh * kw, HW = (size_t)H * W;
     const float *wt = w_f32(nn, w, 0, (size_t)C * K, 0);
-    float *cols = scratch(nn, 1, K * HW);
-    /* cols[K, HW] = Wt^T[K, C] x[C, HW] with Wt viewed as [C, K] */
-    nn_gemm(nn, 1, 0, (int)K, (int)HW, C, 1.0f, wt, (int)K, x, (int)HW, 0.0f, cols, (int)HW);
+    /* whole input rows per slice, so that the columns stay within
+     * NN_SLICE_BYTES (at least one row) */
+    size_t nh = NN_SLICE_BYTES / sizeof(float) / (K * (size_t)(W > 0 ? W : 1));
+    if (nh < 1) nh = 1;
+    if (nh > (size_t)H) nh = (size_t)H;
+    float *cols = scratch(nn, 1, K * nh * W);
     memset(y, 0, (size_t)O * Ho * Wo * sizeof(float));
-    struct col2im_job j = { y, cols, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo };
-    par_range(nn, (size_t)O, 1, col2im_range, &j);
+    for (int iy0 = 0; iy0 < H; iy0 += (int)nh) {
+        int n = H - iy0 < (int)nh ? H - iy0 : (int)nh;
+        /* cols[K, n*W] = Wt^T[K, C] x[C, rows iy0..] with Wt viewed as [C, K] */
+        nn_gemm(nn, 1, 0, (int)K, n * W, C, 1.0f, wt, (int)K, x + (size_t)iy0 * W, (int)HW, 0.0f, cols, n * W);
+        struct col2im_job j = { y, cols, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, iy0, n };
+        par_range(nn, (size_t)O, 1, col2im_range, &j);
+    }
     if (b && b->data)
         for (int o = 0; o < O; o++) {
             float bv = nn_w_get(b, (size_t)o);

@@ -249,9 +249,12 @@ static void test_conv(struct nn *nn)
         CHECKF(e < 2e-5, "conv2d case %zu: rel err %.3g", t, e);
         free(x); free(wf); free(b); free(wh); free(y); free(ref);
     }
-    /* transposed conv, 4x4 stride 2 pad 1 (RIFE's upsampler) */
-    {
-        int C = 5, H = 6, W = 7, O = 3, k = 4, s = 2, p = 1;
+    /* transposed conv, 4x4 stride 2 pad 1 (RIFE's upsampler); the second
+     * size needs two slices of input rows (O*16*W floats a row: 64 rows of
+     * 256 fill nn's 64 MiB slice) */
+    static const int tsz[2][4] = { { 5, 6, 7, 3 }, { 2, 70, 256, 64 } };
+    for (int ts = 0; ts < 2; ts++) {
+        int C = tsz[ts][0], H = tsz[ts][1], W = tsz[ts][2], O = tsz[ts][3], k = 4, s = 2, p = 1;
         int Ho = (H - 1) * s - 2 * p + k, Wo = (W - 1) * s - 2 * p + k;
         float *x = randv((size_t)C * H * W), *w = randv((size_t)C * O * k * k), *b = randv(O);
         float *y = calloc((size_t)O * Ho * Wo, 4);
@@ -271,7 +274,7 @@ static void test_conv(struct nn *nn)
         struct nn_w Wt = W32(w), B = W32(b);
         nn_conv_transpose2d(nn, y, x, C, H, W, &Wt, &B, O, k, k, s, s, p, p);
         double e = relerr(y, ref, (size_t)O * Ho * Wo);
-        CHECKF(e < 2e-5, "conv_transpose2d: rel err %.3g", e);
+        CHECKF(e < 2e-5, "conv_transpose2d %dx%dx%d -> %d: rel err %.3g", C, H, W, O, e);
         free(x); free(w); free(b); free(y); free(ref);
     }
     /* conv3d 3x3x3, temporal stride 2 */
