@@ -407,6 +407,23 @@ static void test_linear_modes(void)
                        nn_gemm_info(n1), e);
                 CHECKF(memcmp(y1, y3, (size_t)rows * out * 4) == 0, "linear mode %d: 1 and 3 threads differ", p);
             }
+            /* on AMX, bf16 mode is exactly "activations rounded to nearest
+             * even bf16, then a float32 product": against that reference it
+             * is as close as float32 (a truncating or otherwise wrong
+             * rounding would be off by ~1e-3) */
+            if (strstr(nn_gemm_info(n1), "AMX")) {
+                for (int r = 0; r < rows; r++)
+                    for (int o = 0; o < out; o++) {
+                        double a = b[o];
+                        for (int i = 0; i < in; i++)
+                            a += (double)wt_bf16_to_f32(wt_f32_to_bf16(x[r * in + i])) * wf[o * in + i];
+                        ref[r * out + o] = a;
+                    }
+                nn_set_precision(n1, NN_PREC_BF16);
+                nn_linear(n1, y1, x, rows, in, out, &W, &B);
+                e = relerr(y1, ref, (size_t)rows * out);
+                CHECKF(e < 2e-5, "linear bf16 mode against bf16-rounded activations: rel err %.3g", e);
+            }
             nn_free(&n1); nn_free(&n3); nn_free(&nf);
             free(x); free(wf); free(b); free(wd); free(ref); free(y1); free(y3);
         }
