@@ -1,5 +1,6 @@
 /* nn.h — the numerical core every model is written on (the Wan DiT, umT5,
- * the Wan VAE, RIFE, later models): GEMM through OpenBLAS, attention,
+ * the Wan VAE, RIFE, later models): GEMM through OpenBLAS (bf16 and fp8
+ * weights on AMX where the CPU has it, see nn_set_precision), attention,
  * LayerNorm/RMSNorm, GELU/SiLU, RoPE, adaLN modulation and convolutions as
  * GEMM, all on one thread pool (common/pool.h).
  *

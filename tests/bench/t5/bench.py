@@ -74,8 +74,13 @@ def compare(work, threads):
     print()
     print("| | seconds | tokens/s | peak RSS | RSS / weight bytes |")
     print("|---|---|---|---|---|")
-    print("| text-encode (bf16 weights, f32 compute) | %.2f | %.1f | %.2f GB | %.2f |"
-          % (ours_s, n / ours_s, ours_rss / 1e9, ours_rss / wbytes))
+    prec = os.environ.get("ISOPIPE_NN_PREC", "")
+    mode = {"bf16": "bf16 activations, ISOPIPE_NN_PREC=bf16",
+            "bf16x2": "activations in 2 bf16 terms, ISOPIPE_NN_PREC=bf16x2"}.get(prec, "f32 compute")
+    if os.environ.get("ISOPIPE_NN_AMX") == "0":
+        mode += ", ISOPIPE_NN_AMX=0"
+    print("| text-encode (bf16 weights, %s) | %.2f | %.1f | %.2f GB | %.2f |"
+          % (mode, ours_s, n / ours_s, ours_rss / 1e9, ours_rss / wbytes))
     print("| transformers %s, torch %s (bf16) | %.2f | %.1f | %.2f GB | %.2f |"
           % (__import__("transformers").__version__, torch.__version__, ref_s, n / ref_s, ref_rss / 1e9,
              ref_rss / wbytes))
