@@ -176,7 +176,18 @@ float nn_w_get(const struct nn_w *w, size_t i)
  * time; f16 -> f32 is the F16C instruction (exact, like wt_f16_to_f32);
  * fp8 goes through a 256-entry table built from wt_e4m3/e5m2_to_f32. */
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
+
+/* one CPUID bit (reg 0-3: eax, ebx, ecx, edx): for the features that
+ * __builtin_cpu_supports does not name in every compiler (clang 14 knows
+ * neither f16c nor amx) */
+static int cpuid_bit(unsigned leaf, unsigned sub, int reg, int bit)
+{
+    unsigned r[4];
+    if (!__get_cpuid_count(leaf, sub, &r[0], &r[1], &r[2], &r[3])) return 0;
+    return (int)(r[reg] >> bit) & 1;
+}
 __attribute__((target("avx512f"))) static size_t bf16_avx512(const uint16_t *s, size_t n, float sc, float *d)
 {
     __m512 vs = _mm512_set1_ps(sc);
@@ -211,7 +222,7 @@ static void cpu_probe(void)
 {
     __builtin_cpu_init();
     cpu_level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-    if (__builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx")) cpu_level |= 4;
+    if (cpuid_bit(1, 0, 2, 29) && __builtin_cpu_supports("avx")) cpu_level |= 4;   /* F16C */
     if (__builtin_cpu_supports("fma")) cpu_level |= 8;
 }
 static size_t bf16_fast(const uint16_t *s, size_t n, float sc, float *d)
@@ -389,7 +400,7 @@ static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_probe(void)
 {
     __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return;
+    if (!cpuid_bit(7, 0, 3, 24) || !cpuid_bit(7, 0, 3, 22)) return;   /* AMX-TILE, AMX-BF16 */
     /* Linux hands out the 8 KiB tile state only on request
      * (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA); it fails where the
      * kernel or the hypervisor does not enable it */
