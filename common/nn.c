@@ -633,13 +633,15 @@ static int amx_linear(struct nn *nn, float *y, const float *x, int rows, int in,
     if (W->dtype != WT_BF16 && W->dtype != WT_F8_E4M3 && W->dtype != WT_F8_E5M2) return 0;
     int terms = nn->prec == NN_PREC_BF16 ? 1 : nn->prec == NN_PREC_BF16X2 ? 2 : 3;
     int inpad = (in + 31) & ~31;
-    /* rows in slices whose packed planes stay within NN_SLICE_BYTES */
-    size_t rs = NN_SLICE_BYTES / ((size_t)inpad * terms * 2) / 32 * 32;
+    size_t wb = (size_t)nn->threads * AMX_PO * AMX_KC, ab = (size_t)nn->threads * AMX_PO * AMX_PR;
+    /* rows in slices whose packed planes, with the weight copies, stay
+     * within NN_SLICE_BYTES (at least 32 rows) */
+    size_t room = NN_SLICE_BYTES > wb * 2 ? NN_SLICE_BYTES - wb * 2 : 0;
+    size_t rs = room / ((size_t)inpad * terms * 2) / 32 * 32;
     if (rs < 32) rs = 32;
     int rpad_all = (rows + 31) & ~31;
     if (rs > (size_t)rpad_all) rs = (size_t)rpad_all;
     size_t plane = rs * inpad;
-    size_t wb = (size_t)nn->threads * AMX_PO * AMX_KC, ab = (size_t)nn->threads * AMX_PO * AMX_PR;
     /* planes and the per-worker weight copies in scratch 0, sums in scratch 1 */
     uint16_t *p = (uint16_t *)scratch(nn, 0, (plane * terms + wb + 1) / 2 + 16);
     uint16_t *wbuf = p + plane * terms;

@@ -429,6 +429,31 @@ static void test_linear_modes(void)
         }
 }
 
+/* more rows than one slice of packed activations holds (on AMX, float32
+ * mode: 64 MiB / (32 columns x 3 terms x 2 bytes) ~ 349,000 rows): the
+ * slices must join seamlessly */
+static void test_linear_row_slices(struct nn *nn)
+{
+    int rows = 360000, in = 32, out = 8;
+    float *x = randv((size_t)rows * in), *y = malloc((size_t)rows * out * 4);
+    uint16_t w[8 * 32];
+    float wf[8 * 32];
+    for (int i = 0; i < out * in; i++) { w[i] = wt_f32_to_bf16(frand()); wf[i] = wt_bf16_to_f32(w[i]); }
+    struct nn_w W = { w, WT_BF16, 1.0f };
+    nn_linear(nn, y, x, rows, in, out, &W, NULL);
+    double e = 0, m = 1e-30;
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double a = 0;
+            for (int i = 0; i < in; i++) a += (double)x[(size_t)r * in + i] * wf[o * in + i];
+            double d = fabs(y[(size_t)r * out + o] - a);
+            if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+            if (fabs(a) > m) m = fabs(a);
+        }
+    CHECKF(e / m < 2e-5, "linear over %d rows (row slices): rel err %.3g", rows, e / m);
+    free(x); free(y);
+}
+
 /* nn_w_to_f32 (vectorised where the CPU allows) equals the scalar
  * definitions for every bf16, f16 and fp8 code, with and without a scale */
 static void test_w_to_f32(void)
@@ -512,6 +537,12 @@ int main(void)
     test_conversions();
     test_w_to_f32();
     test_linear_modes();
+    {
+        struct nn *nn = NULL;
+        CHECK(nn_new(&nn, NN_CPU, 2) == 0);
+        if (nn) test_linear_row_slices(nn);
+        nn_free(&nn);
+    }
     int threads[] = { 1, 3 };
     for (int t = 0; t < 2; t++) {
         struct nn *nn = NULL;
