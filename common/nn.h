@@ -1,5 +1,6 @@
 /* nn.h — the numerical core every model is written on (the Wan DiT, umT5,
- * the Wan VAE, RIFE, later models): GEMM through OpenBLAS, attention,
+ * the Wan VAE, RIFE, later models): GEMM through OpenBLAS (bf16 and fp8
+ * weights on AMX where the CPU has it, see nn_set_precision), attention,
  * LayerNorm/RMSNorm, GELU/SiLU, RoPE, adaLN modulation and convolutions as
  * GEMM, all on one thread pool (common/pool.h).
  *
@@ -38,6 +39,19 @@ int nn_new(struct nn **out, enum nn_backend backend, int threads);
 void nn_free(struct nn **nn);
 int nn_threads(const struct nn *nn);
 struct pool *nn_pool(struct nn *nn);
+/* Precision of products with bf16 / fp8 weights where the CPU multiplies
+ * bf16 natively (AMX; see nn.c): NN_PREC_F32 (the default) gives float32
+ * products (activations split exactly into three bf16 parts), NN_PREC_BF16X2
+ * keeps activations to 2^-17 relative, NN_PREC_BF16 rounds them to bf16
+ * (2^-9, what PyTorch's bf16 kernels do) for about 3x the speed of
+ * NN_PREC_F32. Elsewhere every mode computes in float32. The environment
+ * variable ISOPIPE_NN_PREC=bf16|bf16x2 sets the mode at nn_new (for
+ * benchmarks); ISOPIPE_NN_AMX=0 turns the AMX path off. */
+enum nn_precision { NN_PREC_F32 = 0, NN_PREC_BF16X2, NN_PREC_BF16 };
+void nn_set_precision(struct nn *nn, enum nn_precision p);
+enum nn_precision nn_precision(const struct nn *nn);
+/* which product path bf16 weights take, in words, for reports */
+const char *nn_gemm_info(const struct nn *nn);
 /* "openblas 0.3.21 (Haswell, pthreads)" — for reports */
 const char *nn_blas_info(void);
 

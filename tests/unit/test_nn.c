@@ -3,7 +3,10 @@
  * several thread counts, f32/bf16/f16/fp8 weights; and the scalar dtype
  * conversions against their definitions. Tolerances: relative max error
  * 2e-5 for float32 ops (float32 accumulation over K <= 300 terms), exact for
- * the conversions. */
+ * the conversions. Where the CPU has AMX the bf16/fp8 linear runs there:
+ * it is checked in every precision mode, against the float32 path
+ * (ISOPIPE_NN_AMX=0) and across thread counts; the vectorised exp of
+ * GELU/SiLU/softmax is checked element by element. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -246,9 +249,12 @@ static void test_conv(struct nn *nn)
         CHECKF(e < 2e-5, "conv2d case %zu: rel err %.3g", t, e);
         free(x); free(wf); free(b); free(wh); free(y); free(ref);
     }
-    /* transposed conv, 4x4 stride 2 pad 1 (RIFE's upsampler) */
-    {
-        int C = 5, H = 6, W = 7, O = 3, k = 4, s = 2, p = 1;
+    /* transposed conv, 4x4 stride 2 pad 1 (RIFE's upsampler); the second
+     * size needs two slices of input rows (O*16*W floats a row: 64 rows of
+     * 256 fill nn's 64 MiB slice) */
+    static const int tsz[2][4] = { { 5, 6, 7, 3 }, { 2, 70, 256, 64 } };
+    for (int ts = 0; ts < 2; ts++) {
+        int C = tsz[ts][0], H = tsz[ts][1], W = tsz[ts][2], O = tsz[ts][3], k = 4, s = 2, p = 1;
         int Ho = (H - 1) * s - 2 * p + k, Wo = (W - 1) * s - 2 * p + k;
         float *x = randv((size_t)C * H * W), *w = randv((size_t)C * O * k * k), *b = randv(O);
         float *y = calloc((size_t)O * Ho * Wo, 4);
@@ -268,7 +274,7 @@ static void test_conv(struct nn *nn)
         struct nn_w Wt = W32(w), B = W32(b);
         nn_conv_transpose2d(nn, y, x, C, H, W, &Wt, &B, O, k, k, s, s, p, p);
         double e = relerr(y, ref, (size_t)O * Ho * Wo);
-        CHECKF(e < 2e-5, "conv_transpose2d: rel err %.3g", e);
+        CHECKF(e < 2e-5, "conv_transpose2d %dx%dx%d -> %d: rel err %.3g", C, H, W, O, e);
         free(x); free(w); free(b); free(y); free(ref);
     }
     /* conv3d 3x3x3, temporal stride 2 */
@@ -345,9 +351,198 @@ static void test_conversions(void)
     CHECK(wt_e5m2_to_f32(0x01) == ldexpf(1, -16));
 }
 
+/* the AMX path (or, without AMX, the converting path again): sizes with
+ * whole 32-blocks and edges, bf16 and both fp8, every precision mode */
+static void test_linear_modes(void)
+{
+    static const int sz[][3] = { { 45, 256, 80 }, { 70, 96, 33 }, { 5, 544, 64 } };
+    const enum wt_dtype dts[] = { WT_BF16, WT_F8_E4M3, WT_F8_E5M2 };
+    for (int s = 0; s < 3; s++)
+        for (int di = 0; di < 3; di++) {
+            int rows = sz[s][0], in = sz[s][1], out = sz[s][2];
+            enum wt_dtype dt = dts[di];
+            float *x = randv((size_t)rows * in), *wf = malloc((size_t)out * in * 4), *b = randv(out);
+            void *wd = malloc((size_t)out * in * 2);
+            float sc = dt == WT_BF16 ? 1.0f : 0.0625f;
+            for (int i = 0; i < out * in; i++) {
+                float v = frand();
+                if (dt == WT_BF16) {
+                    ((uint16_t *)wd)[i] = wt_f32_to_bf16(v);
+                    wf[i] = wt_bf16_to_f32(((uint16_t *)wd)[i]);
+                } else {
+                    uint8_t q = (uint8_t)(rng >> (i % 48)) & 0x7b;   /* finite in both formats */
+                    if (i & 1) q |= 0x80;
+                    ((uint8_t *)wd)[i] = q;
+                    wf[i] = (dt == WT_F8_E4M3 ? wt_e4m3_to_f32(q) : wt_e5m2_to_f32(q)) * sc;
+                }
+            }
+            double *ref = calloc((size_t)rows * out, 8);
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) {
+                    double a = b[o];
+                    for (int i = 0; i < in; i++) a += (double)x[r * in + i] * wf[o * in + i];
+                    ref[r * out + o] = a;
+                }
+            struct nn_w W = { wd, dt, sc }, B = W32(b);
+            float *y1 = calloc((size_t)rows * out, 4), *y3 = calloc((size_t)rows * out, 4);
+            struct nn *n1 = NULL, *n3 = NULL, *nf = NULL;
+            CHECK(nn_new(&n1, NN_CPU, 1) == 0 && nn_new(&n3, NN_CPU, 3) == 0);
+            setenv("ISOPIPE_NN_AMX", "0", 1);
+            CHECK(nn_new(&nf, NN_CPU, 2) == 0);
+            unsetenv("ISOPIPE_NN_AMX");
+            if (!n1 || !n3 || !nf) return;
+            nn_linear(nf, y1, x, rows, in, out, &W, &B);
+            double e = relerr(y1, ref, (size_t)rows * out);
+            CHECKF(e < 2e-5, "linear %dx%dx%d dtype %d, float32 path: rel err %.3g", rows, in, out, dt, e);
+            /* bound per mode: float32 products; activations to 2^-17; to 2^-9 */
+            const double tol[] = { 2e-5, 2e-5, 1e-2 };
+            for (int p = 0; p < 3; p++) {
+                nn_set_precision(n1, (enum nn_precision)p);
+                nn_set_precision(n3, (enum nn_precision)p);
+                CHECK(nn_precision(n3) == (enum nn_precision)p);
+                nn_linear(n1, y1, x, rows, in, out, &W, &B);
+                nn_linear(n3, y3, x, rows, in, out, &W, &B);
+                e = relerr(y1, ref, (size_t)rows * out);
+                CHECKF(e < tol[p], "linear %dx%dx%d dtype %d mode %d (%s): rel err %.3g", rows, in, out, dt, p,
+                       nn_gemm_info(n1), e);
+                CHECKF(memcmp(y1, y3, (size_t)rows * out * 4) == 0, "linear mode %d: 1 and 3 threads differ", p);
+            }
+            /* on AMX, bf16 mode is exactly "activations rounded to nearest
+             * even bf16, then a float32 product": against that reference it
+             * is as close as float32 (a truncating or otherwise wrong
+             * rounding would be off by ~1e-3) */
+            if (strstr(nn_gemm_info(n1), "AMX")) {
+                for (int r = 0; r < rows; r++)
+                    for (int o = 0; o < out; o++) {
+                        double a = b[o];
+                        for (int i = 0; i < in; i++)
+                            a += (double)wt_bf16_to_f32(wt_f32_to_bf16(x[r * in + i])) * wf[o * in + i];
+                        ref[r * out + o] = a;
+                    }
+                nn_set_precision(n1, NN_PREC_BF16);
+                nn_linear(n1, y1, x, rows, in, out, &W, &B);
+                e = relerr(y1, ref, (size_t)rows * out);
+                CHECKF(e < 2e-5, "linear bf16 mode against bf16-rounded activations: rel err %.3g", e);
+            }
+            nn_free(&n1); nn_free(&n3); nn_free(&nf);
+            free(x); free(wf); free(b); free(wd); free(ref); free(y1); free(y3);
+        }
+}
+
+/* more rows than one slice of packed activations holds (on AMX, float32
+ * mode: 64 MiB / (32 columns x 3 terms x 2 bytes) ~ 349,000 rows): the
+ * slices must join seamlessly */
+static void test_linear_row_slices(struct nn *nn)
+{
+    int rows = 360000, in = 32, out = 8;
+    float *x = randv((size_t)rows * in), *y = malloc((size_t)rows * out * 4);
+    uint16_t w[8 * 32];
+    float wf[8 * 32];
+    for (int i = 0; i < out * in; i++) { w[i] = wt_f32_to_bf16(frand()); wf[i] = wt_bf16_to_f32(w[i]); }
+    struct nn_w W = { w, WT_BF16, 1.0f };
+    nn_linear(nn, y, x, rows, in, out, &W, NULL);
+    double e = 0, m = 1e-30;
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < out; o++) {
+            double a = 0;
+            for (int i = 0; i < in; i++) a += (double)x[(size_t)r * in + i] * wf[o * in + i];
+            double d = fabs(y[(size_t)r * out + o] - a);
+            if (d > e || isnan(d)) e = isnan(d) ? INFINITY : d;
+            if (fabs(a) > m) m = fabs(a);
+        }
+    CHECKF(e / m < 2e-5, "linear over %d rows (row slices): rel err %.3g", rows, e / m);
+    free(x); free(y);
+}
+
+/* nn_w_to_f32 (vectorised where the CPU allows) equals the scalar
+ * definitions for every bf16, f16 and fp8 code, with and without a scale */
+static void test_w_to_f32(void)
+{
+    uint16_t *h = malloc(65536 * 2);
+    uint8_t q[256];
+    float *d = malloc(65536 * 4);
+    for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+    for (int i = 0; i < 256; i++) q[i] = (uint8_t)i;
+    const enum wt_dtype dts[] = { WT_BF16, WT_F16, WT_F8_E4M3, WT_F8_E5M2 };
+    for (int di = 0; di < 4; di++)
+        for (int s = 0; s < 2; s++) {
+            enum wt_dtype dt = dts[di];
+            float sc = s ? 0.375f : 1.0f;
+            int n = dt == WT_BF16 || dt == WT_F16 ? 65536 : 256;
+            struct nn_w w = { n == 256 ? (const void *)q : (const void *)h, dt, sc };
+            /* an odd start and length so that vector bodies and tails both run */
+            nn_w_to_f32(&w, 3, (size_t)n - 5, d);
+            int bad = 0;
+            for (int i = 3; i < n - 2; i++) {
+                float ref = (dt == WT_BF16 ? wt_bf16_to_f32((uint16_t)i) : dt == WT_F16 ? wt_f16_to_f32((uint16_t)i)
+                             : dt == WT_F8_E4M3 ? wt_e4m3_to_f32((uint8_t)i) : wt_e5m2_to_f32((uint8_t)i)) * sc;
+                float got = d[i - 3];
+                if (isnan(ref) ? !isnan(got) : memcmp(&ref, &got, 4) != 0) bad++;
+            }
+            CHECKF(bad == 0, "nn_w_to_f32 dtype %d scale %g: %d codes differ", dt, sc, bad);
+        }
+    free(h); free(d);
+}
+
+/* GELU tanh, SiLU and softmax element by element against double: the
+ * vectorised exp's error bound (nn.c: 3e-7) plus float rounding */
+static void test_act_pointwise(struct nn *nn)
+{
+    size_t n = 200003;
+    float *x = malloc(n * 4), *y = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = -30.0f + 60.0f * (float)i / (float)(n - 1);
+    for (int a = 0; a < 2; a++) {
+        enum nn_act act = a ? NN_ACT_SILU : NN_ACT_GELU_TANH;
+        nn_act(nn, y, x, n, act);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double v = x[i];
+            /* exp's argument a (-2u or -v) is itself rounded to float: the
+             * result is exact only to |a| 2^-24 relative on top of exp's own
+             * 3e-7 (x^3 and the products: a few ulps); allowed: 4e-7 + |a| 2^-22 */
+            double arg = act == NN_ACT_SILU ? fabs(v) : fabs(2 * sqrt(2 / M_PI) * (v + 0.044715 * v * v * v));
+            double tol = 4e-7 + (arg < 88 ? arg : 88) * ldexp(1, -22);
+            /* 0.5 v (1 + tanh u) written as v / (1 + e^-2u): no cancellation for v << 0 */
+            double r = act == NN_ACT_SILU ? v / (1 + exp(-v))
+                                          : v / (1 + exp(-2 * sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+            double e = fabs(y[i] - r) / (fabs(r) > 1e-30 ? fabs(r) : 1e-30);
+            if (fabs(r) > 1e-30 && e / tol > worst) worst = e / tol;
+        }
+        CHECKF(worst <= 1, "%s: max pointwise rel err %.3g of its bound", a ? "silu" : "gelu_tanh", worst);
+    }
+    /* softmax rows spanning exp's whole range */
+    int d = 173;
+    for (int i = 0; i < d; i++) x[i] = -87.0f * (float)i / (float)(d - 1) + 3.0f;
+    nn_softmax(nn, x, 1, d);
+    double s = 0, worst = 0;
+    for (int i = 0; i < d; i++) s += exp((double)(-87.0f * (float)i / (float)(d - 1) + 3.0f) - 3.0);
+    for (int i = 0; i < d; i++) {
+        double r = exp((double)(-87.0f * (float)i / (float)(d - 1) + 3.0f) - 3.0) / s;
+        double e = fabs(x[i] - r) / r;
+        if (r > 1e-37 && e > worst) worst = e;   /* below: denormals, flushed (FTZ) */
+    }
+    CHECKF(worst < 2e-6, "softmax: max pointwise rel err %.3g", worst);
+    /* NaN stays NaN */
+    for (int i = 0; i < 32; i++) x[i] = (float)i;
+    x[5] = NAN;
+    nn_act(nn, y, x, 32, NN_ACT_GELU_TANH);
+    CHECK(isnan(y[5]) && !isnan(y[4]));
+    nn_softmax(nn, x, 1, 32);
+    CHECK(isnan(x[0]));
+    free(x); free(y);
+}
+
 int main(void)
 {
     test_conversions();
+    test_w_to_f32();
+    test_linear_modes();
+    {
+        struct nn *nn = NULL;
+        CHECK(nn_new(&nn, NN_CPU, 2) == 0);
+        if (nn) test_linear_row_slices(nn);
+        nn_free(&nn);
+    }
     int threads[] = { 1, 3 };
     for (int t = 0; t < 2; t++) {
         struct nn *nn = NULL;
@@ -356,6 +551,7 @@ int main(void)
         test_linear(nn);
         test_norms(nn);
         test_act(nn);
+        test_act_pointwise(nn);
         test_attention(nn);
         test_rope(nn);
         test_conv(nn);
