@@ -77,7 +77,9 @@ static const struct cli_spec spec = {
         "Output: scenes.json (-o, default ./scenes.json) with topic, model (path relative to the\n"
         "JSON, architecture, quant, size, sha256), sampling settings, segments [{index, prompt}]\n"
         "(index from 0), generation statistics and the memory report. Models: GGUF of the llama\n"
-        "and qwen2 families with a ChatML or Llama 3 chat template.",
+        "and qwen2 families with a ChatML or Llama 3 chat template. The model's sha256 is computed\n"
+        "once per file version and kept in $XDG_CACHE_HOME/isopipe/sha256 (~/.cache/isopipe/sha256),\n"
+        "keyed by path, device, inode, size, mtime and ctime: any change to the file hashes it again.",
     .opts = opts,
     .examples = "  prompt-expand -o out/scenes.json sample_inputs/harbor.topic\n"
                 "  prompt-expand --segments 3 --seed 7 --topic \"a paper boat drifting down a rainy street\"\n"
@@ -430,9 +432,10 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     if (!a->no_sha) {
         char hex[65];
         double t0 = mem_now();
-        if ((rc = sha256_file(model_path, hex))) goto done;
+        int hit = 0;
+        if ((rc = sha256_file_cached(model_path, hex, &hit))) goto done;
         json_object_set_new(mj, "sha256", json_string(hex));
-        log_verbose("sha256 of the model in %.2f s", mem_now() - t0);
+        log_verbose("sha256 of the model in %.2f s (%s)", mem_now() - t0, hit ? "from the cache" : "hashed, now cached");
     }
     json_object_set_new(mj, "tokenizer", json_string(tok_pre_name(tok)));
     json_object_set_new(mj, "chat_template", json_string(chat_fmt_name(fmt)));
