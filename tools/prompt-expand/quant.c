@@ -31,7 +31,14 @@ int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r
 int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                      size_t xa_stride, int64_t n, float *y, size_t y_stride);
 
-static int use_avx2 = -1;
+/* AVX-512 VNNI kernels (quant_avx512.c) for the 32-element formats */
+int quant_avx512_has(enum ggml_type t);
+float quant_dot_avx512(enum ggml_type t, const void *w, const void *xa, int64_t n);
+int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
+int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                       size_t xa_stride, int64_t n, float *y, size_t y_stride);
+
+static int use_avx2 = -1, use_avx512 = 0;
 
 void quant_init(void)
 {
@@ -42,12 +49,16 @@ void quant_init(void)
     __builtin_cpu_init();
     use_avx2 = !no && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                __builtin_cpu_supports("f16c");
+    const char *e5 = getenv("ISOPIPE_NO_AVX512");
+    int no5 = e5 && *e5 && strcmp(e5, "0") != 0;
+    use_avx512 = use_avx2 && !no5 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #else
     use_avx2 = 0;
 #endif
 }
 
-int quant_simd(void) { quant_init(); return use_avx2; }
+int quant_simd(void) { quant_init(); return use_avx2 > 0 ? 1 + use_avx512 : 0; }
 
 /* exact for every half, so the common conversion serves */
 float quant_f16_to_f32(uint16_t h) { return wt_f16_to_f32(h); }
@@ -285,12 +296,14 @@ float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t 
 
 float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n)
 {
+    if (use_avx512 && quant_avx512_has(t)) return quant_dot_avx512(t, w, xa, n);
     if (use_avx2 > 0 && quant_avx2_has(t)) return quant_dot_avx2(t, w, xa, n);
     return quant_dot_scalar(t, w, xa, n);
 }
 
 void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y)
 {
+    if (use_avx512 && quant_avx512_has(t) && quant_rows_avx512(t, w, row_bytes, r0, r1, xa, n, y)) return;
     if (use_avx2 > 0 && quant_rows_avx2(t, w, row_bytes, r0, r1, xa, n, y)) return;
     for (int64_t r = r0; r < r1; r++) y[r] = quant_dot(t, (const uint8_t *)w + (size_t)r * row_bytes, xa, n);
 }
@@ -298,6 +311,7 @@ void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, i
 void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, size_t xa_stride,
                  int64_t n, float *y, size_t y_stride)
 {
+    if (use_avx512 && quant_avx512_has(t) && quant_rows4_avx512(t, w, row_bytes, r0, r1, xa, xa_stride, n, y, y_stride)) return;
     if (use_avx2 > 0 && quant_rows4_avx2(t, w, row_bytes, r0, r1, xa, xa_stride, n, y, y_stride)) return;
     for (int k = 0; k < 4; k++) quant_rows(t, w, row_bytes, r0, r1, (const uint8_t *)xa + (size_t)k * xa_stride, n, y + (size_t)k * y_stride);
 }
