@@ -79,6 +79,8 @@ static const struct cli_spec spec = {
         "5 words (--constrain: every attempt). scenes.json says per prompt \"attempts\" and\n"
         "\"constrained\": true when a constrained attempt gave it.\n"
         "--strict exits 69 instead (the input was fine; the model could not serve it).\n"
+        "On a terminal (stderr a tty, no -q) a progress line shows the segment (i/N), the attempt\n"
+        "and tokens/s; it is never written to a file or pipe.\n"
         "\n"
         "Sampling: repetition penalty, top-k, top-p, min-p, temperature, in that order (top-p and\n"
         "min-p see temperature-1 probabilities, as llama.cpp). --seed (default: the topic file's\n"

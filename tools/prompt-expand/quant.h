@@ -6,7 +6,7 @@
  * K-quants), which carry the same information as ggml's block_q8_1 / block_q8_K,
  * so a dot product rounds the activations exactly the way llama.cpp does.
  * quant_init() picks the AVX2/FMA kernels when the CPU has them (run-time
- * check), and for Q4_0, Q5_0 and Q8_0 the AVX-512 VNNI ones where the CPU has
+ * check), and for Q4_0 and Q5_0 the AVX-512 VNNI ones where the CPU has
  * avx512f/bw/vl/vnni; ISOPIPE_NO_AVX512=1 keeps AVX2, ISOPIPE_NO_SIMD=1 in
  * the environment forces the scalar ones. */
 #ifndef ISOPIPE_QUANT_H

@@ -113,12 +113,13 @@ AVX512 static inline __attribute__((always_inline)) void rows_q32(enum ggml_type
 /* The types quant.c sends here: those where these kernels measured faster
  * than the AVX2 ones (tests/bench/llm/kernel_bench.c, docs/prompt-expand.md).
  * Q4_1 and Q5_1 measured at parity or slower (their per-block min term is
- * scalar work either way), so they keep AVX2; their kernels here are
- * tested exact and benchmarked, not used. */
+ * scalar work either way) and Q8_0 at parity (its offset costs a second
+ * dpbusd where AVX2's sign trick is one maddubs), so they keep AVX2; their
+ * kernels here are tested exact and benchmarked, not used. */
 int quant_avx512_has(enum ggml_type t)
 {
     switch (t) {
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return 1;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: return 1;
     default: return 0;
     }
 }
