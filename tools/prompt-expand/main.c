@@ -34,6 +34,8 @@
 #define PE_RETRY_TEMPERATURE 0.7
 /* after the retries, attempts with constrained decoding (next seeds) before the topic stands in */
 #define PE_CONSTRAINED_ATTEMPTS 2
+/* their repetition penalty (at least), over the previous prompt's tokens and their own */
+#define PE_CONSTRAINED_PENALTY 1.3
 
 enum {
     OPT_TOPIC = 1000, OPT_SEGMENTS, OPT_SYSTEM, OPT_MAXTOK, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
@@ -76,7 +78,9 @@ static const struct cli_spec spec = {
         "Before that, two more attempts (next seeds) use constrained decoding: tokens holding markup,\n"
         "quotes, labels or control characters are never drawn, the reply must start with a letter,\n"
         "may not open with chatter, and may end (end of turn or newline) only after 20 bytes and\n"
-        "5 words (--constrain: every attempt). scenes.json says per prompt \"attempts\" and\n"
+        "5 words, and in its last 8 tokens a reply that long may only end its sentence; the\n"
+        "previous prompt's tokens count for the repetition penalty (at least 1.3) so it is not\n"
+        "copied (--constrain: every attempt). scenes.json says per prompt \"attempts\" and\n"
         "\"constrained\": true when a constrained attempt gave it.\n"
         "--strict exits 69 instead (the input was fine; the model could not serve it).\n"
         "On a terminal (stderr a tty, no -q) a progress line shows the segment (i/N), the attempt\n"
@@ -159,6 +163,9 @@ struct gen {
      * usable reply (built on first use); constrain for the current attempt */
     uint8_t *banned;
     int constrain;
+    const char *prev;          /* the prompt before this one (constrained attempts penalise its tokens), or NULL */
+    struct tok_ids hist;       /* constrained attempts: the previous prompt's ids, then the reply's */
+    int closing;               /* constrained: the last tokens before max_tokens, so the reply must end a sentence */
 };
 
 /* "prompt-expand: segment 2/4 (attempt 3), 37 tokens, 12.5 tokens/s" over itself on a terminal */
@@ -220,6 +227,8 @@ static int constrained_ok(const struct gen *g, int32_t id, const char *s, size_t
     int long_enough = vis >= SCENES_MIN_LEN && words >= SCENES_MIN_WORDS;
     if (tok_is_eog(g->tok, id)) return long_enough;
     if (memchr(ts, '\n', tn)) return long_enough && ts[0] == '\n';
+    /* near --max-tokens a reply long enough may only end its sentence */
+    if (g->closing && long_enough && !memchr(ts, '.', tn) && !memchr(ts, '!', tn) && !memchr(ts, '?', tn)) return 0;
     if (vis == 0) {   /* the first visible character: a letter */
         size_t i = 0;
         while (i < tn && ts[i] == ' ') i++;
@@ -249,7 +258,7 @@ static int32_t sample_constrained(struct gen *g, const struct tok_str *reply, st
     for (int id = 0; id < nv; id++)
         if (g->banned[id]) g->logits[id] = -INFINITY;
     for (int tries = 0; tries < 256; tries++) {
-        int32_t id = sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
+        int32_t id = sampler_sample(g->smp, g->logits, g->hist.v, g->hist.n);
         if (id < 0) return id;
         tmp->n = 0;
         int rc = tok_decode(g->tok, id, 1, tmp);
@@ -290,6 +299,9 @@ static int generate_reply(struct gen *g, const struct tok_ids *req, struct tok_s
     t0 = mem_now();
     int text = 0, trim = 1, k;
     struct tok_str tmp = { 0 };
+    g->hist.n = 0;
+    g->closing = 0;
+    if (g->constrain && g->prev && (rc = tok_encode(g->tok, g->prev, strlen(g->prev), 0, &g->hist))) return rc;
     progress_show(g, 0, 0, 1);
     for (k = 0; k < g->max_tokens; k++) {
         if (sig_interrupted()) { free(tmp.s); return sig_check(); }
@@ -299,7 +311,11 @@ static int generate_reply(struct gen *g, const struct tok_ids *req, struct tok_s
         progress_show(g, k + 1, mem_now() - t0, 0);
         if (tok_is_eog(g->tok, id)) { trim = 0; break; }
         size_t before = reply->n;
-        if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id))) { free(tmp.s); return rc; }
+        if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id)) || (rc = tok_ids_push(&g->hist, id))) {
+            free(tmp.s);
+            return rc;
+        }
+        g->closing = k + 1 >= g->max_tokens - 8;
         g->gen_tokens++;
         int stop = 0;
         for (size_t i = before; i < reply->n; i++) {
@@ -505,6 +521,11 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
             seg_attempts[i] = a_i + 1;
             struct sample_params sp = a->sp;
             if (a_i > 0 && sp.temperature <= 0) sp.temperature = PE_RETRY_TEMPERATURE;
+            if (g.constrain) {   /* steer away from the previous prompt: its tokens are penalised too */
+                g.prev = i ? prompts[i - 1] : NULL;
+                if (sp.repeat_penalty < PE_CONSTRAINED_PENALTY) sp.repeat_penalty = PE_CONSTRAINED_PENALTY;
+                if (sp.repeat_last_n < 256) sp.repeat_last_n = 256;
+            }
             sampler_set_params(g.smp, &sp);
             sampler_reseed(g.smp, s);
             scenes_conv_free(&conv);
@@ -628,6 +649,7 @@ done:
     tok_ids_free(&req);
     tok_ids_free(&g.cache);
     tok_ids_free(&g.out);
+    tok_ids_free(&g.hist);
     tok_str_free(&reply);
     tok_str_free(&raw);
     free(g.logits);
