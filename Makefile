@@ -8,6 +8,7 @@
 #   make deps            install the Debian packages building and running need (root); deps-dev: + tests, benchmarks
 #   make models          fetch the default models into models/ (sha256-checked)
 #   make models-wan      download the Wan2.1 weights for MODEL=wan into models/ (size- and sha256-checked, resumed)
+#   make models LLM=qwen2.5-0.5b   ... and a larger prompt model (qwen2.5-0.5b, qwen2.5-1.5b)
 #   make install PREFIX=/usr/local [DESTDIR=...]   tools, pipeline, docs, man pages; make uninstall
 #   make fuzz            build libFuzzer targets (clang) into build/fuzz/
 #   make pipeline TOPIC=sample_inputs/harbor.topic OUT=out/harbor
@@ -166,6 +167,8 @@ deps-dev:
 test-deps:
 	@sh pipelines/deps.sh dev --if-missing
 
+# LLM reaches the script through the environment (a command-line variable is
+# exported), never as shell text
 models:
 	sh pipelines/models.sh models
 

@@ -2,8 +2,12 @@
 #include "sha256.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "fs.h"
@@ -103,4 +107,105 @@ int sha256_file(const char *path, char hex[65])
     sha256_final(&s, d);
     sha256_hex(d, hex);
     return 0;
+}
+
+/* ---- the cache of file digests ---- */
+
+/* $XDG_CACHE_HOME/isopipe/sha256 (default ~/.cache/isopipe/sha256), malloc'd; NULL when neither is set */
+static char *cache_path(void)
+{
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char *p = NULL;
+    if (x && x[0] == '/') p = fs_join(x, "isopipe/sha256");
+    else if (home && home[0] == '/') {
+        char *c = fs_join(home, ".cache");
+        p = fs_join(c, "isopipe/sha256");
+        free(c);
+    }
+    return p;
+}
+
+/* the key of a file's version: device, inode, size, mtime and ctime (ns) and
+ * the absolute path; ctime moves on any write or metadata change and cannot be
+ * set back by the user, so rewriting a file in place with its old mtime still
+ * misses */
+static void file_key(const struct stat *st, const char *abs, char *key, size_t cap)
+{
+    snprintf(key, cap, "%llu %llu %lld %lld.%09ld %lld.%09ld %s", (unsigned long long)st->st_dev,
+             (unsigned long long)st->st_ino, (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+             (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec, abs);
+}
+
+static int is_hex64(const char *s)
+{
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return s[64] == ' ';
+}
+
+#define CACHE_KEEP 64 /* entries kept; the oldest go first */
+
+int sha256_file_cached(const char *path, char hex[65], int *hit)
+{
+    if (hit) *hit = 0;
+    struct stat st;
+    char *abs = realpath(path, NULL), *cp = NULL;
+    if (!abs || stat(abs, &st) != 0 || !S_ISREG(st.st_mode) || strchr(abs, '\n') || !(cp = cache_path())) {
+        free(abs);
+        free(cp);
+        return sha256_file(path, hex);
+    }
+    char key[PATH_MAX + 160];
+    file_key(&st, abs, key, sizeof key);
+    /* the cache: one "HEX KEY" line per file version, newest last */
+    char *lines[CACHE_KEEP];
+    int nl = 0;
+    FILE *f = fopen(cp, "r");
+    if (f) {
+        char line[sizeof key + 80];
+        while (fgets(line, sizeof line, f)) {
+            size_t n = strlen(line);
+            if (n < 66 || line[n - 1] != '\n' || !is_hex64(line)) continue; /* damaged: dropped */
+            line[n - 1] = 0;
+            if (strcmp(line + 65, key) == 0) {
+                memcpy(hex, line, 64);
+                hex[64] = 0;
+                if (hit) *hit = 1;
+                fclose(f);
+                for (int i = 0; i < nl; i++) free(lines[i]);
+                free(abs);
+                free(cp);
+                return 0;
+            }
+            if (nl == CACHE_KEEP) { free(lines[0]); memmove(lines, lines + 1, (CACHE_KEEP - 1) * sizeof *lines); nl--; }
+            lines[nl++] = strdup(line);
+        }
+        fclose(f);
+    }
+    int rc = sha256_file(abs, hex);
+    struct stat after;
+    /* remembered only when the file did not change while it was read */
+    if (rc == 0 && stat(abs, &after) == 0 && after.st_size == st.st_size && after.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+        after.st_mtim.tv_nsec == st.st_mtim.tv_nsec && after.st_ctim.tv_sec == st.st_ctim.tv_sec &&
+        after.st_ctim.tv_nsec == st.st_ctim.tv_nsec && after.st_ino == st.st_ino) {
+        /* written whole to a temporary name, then renamed: a reader never sees half a cache */
+        char *dir = strdup(cp), *slash = strrchr(dir, '/');
+        *slash = 0;
+        char *tmp = NULL;
+        if (fs_mkdir_p(dir) == 0 && asprintf(&tmp, "%s.%ld.tmp", cp, (long)getpid()) > 0) {
+            FILE *w = fopen(tmp, "w");
+            if (w) {
+                int first = nl == CACHE_KEEP ? 1 : 0; /* room for the new entry */
+                for (int i = first; i < nl; i++) fprintf(w, "%s\n", lines[i]);
+                fprintf(w, "%s %s\n", hex, key);
+                if (fclose(w) != 0 || rename(tmp, cp) != 0) unlink(tmp);
+            }
+        }
+        free(tmp);
+        free(dir);
+    }
+    for (int i = 0; i < nl; i++) free(lines[i]);
+    free(abs);
+    free(cp);
+    return rc;
 }

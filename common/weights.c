@@ -19,6 +19,7 @@
 
 #include "err.h"
 #include "gguf.h"
+#include "gguf_quant.h"
 #include "ptckpt.h"
 #include "safetensors.h"
 
@@ -570,110 +571,6 @@ static float elem_f32(enum wt_dtype d, const uint8_t *p)
     }
 }
 
-/* GGUF block types (ggml-common.h block layouts; d and m are f16):
- *   Q4_0  d; u8 qs[16]             x = d * (q - 8), low nibbles are 0..15, high 16..31
- *   Q4_1  d, m; u8 qs[16]          x = d * q + m
- *   Q5_0  d; u32 qh; u8 qs[16]     5th bit from qh, x = d * (q - 16)
- *   Q5_1  d, m; u32 qh; u8 qs[16]  x = d * q + m
- *   Q8_0  d; i8 qs[32]             x = d * q
- *   Q4_K, Q5_K, Q6_K: 256-element super-blocks (see k_scale_min) */
-static void k_scale_min(int j, const uint8_t *q, int *sc, int *m)
-{
-    /* 8 six-bit scales and mins packed in 12 bytes: sub-blocks 0..3 in the
-     * low 6 bits of bytes 0..3 / 4..7; 4..7 take 4 bits from bytes 8..11
-     * and their top 2 from the spare top bits of bytes 0..7 */
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-static int ggml_readable(int t)
-{
-    switch (t) {
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0:
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K: return 1;
-    default: return 0;
-    }
-}
-
-/* one block of type t at p into y (32 or 256 floats); 0, or -1 for a type we cannot read */
-static int dequant_block(int t, const uint8_t *p, float *y)
-{
-    switch (t) {
-    case GGML_TYPE_Q4_0: {
-        float d = wt_f16_to_f32(le16(p));
-        for (int j = 0; j < 16; j++) { y[j] = d * ((p[2 + j] & 0xF) - 8); y[j + 16] = d * ((p[2 + j] >> 4) - 8); }
-        return 0;
-    }
-    case GGML_TYPE_Q4_1: {
-        float d = wt_f16_to_f32(le16(p)), m = wt_f16_to_f32(le16(p + 2));
-        for (int j = 0; j < 16; j++) { y[j] = d * (p[4 + j] & 0xF) + m; y[j + 16] = d * (p[4 + j] >> 4) + m; }
-        return 0;
-    }
-    case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: {
-        int one = t == GGML_TYPE_Q5_1;
-        float d = wt_f16_to_f32(le16(p)), m = one ? wt_f16_to_f32(le16(p + 2)) : 0.0f;
-        const uint8_t *h = p + (one ? 4 : 2), *qs = h + 4;
-        uint32_t qh = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
-        for (int j = 0; j < 16; j++) {
-            int lo = (qs[j] & 0xF) | (int)((qh >> j) & 1) << 4, hi = (qs[j] >> 4) | (int)((qh >> (j + 16)) & 1) << 4;
-            y[j] = one ? d * lo + m : d * (lo - 16);
-            y[j + 16] = one ? d * hi + m : d * (hi - 16);
-        }
-        return 0;
-    }
-    case GGML_TYPE_Q8_0: {
-        float d = wt_f16_to_f32(le16(p));
-        for (int j = 0; j < 32; j++) y[j] = d * (int8_t)p[2 + j];
-        return 0;
-    }
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
-        /* f16 d, dmin; u8 scales[12]; (Q5_K: u8 qh[32]); u8 qs[128] */
-        float d = wt_f16_to_f32(le16(p)), dmin = wt_f16_to_f32(le16(p + 2));
-        const uint8_t *sc = p + 4, *qh = p + 16, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
-        for (int c = 0; c < 4; c++) {
-            int s0, m0, s1, m1;
-            k_scale_min(2 * c, sc, &s0, &m0);
-            k_scale_min(2 * c + 1, sc, &s1, &m1);
-            for (int l = 0; l < 32; l++) {
-                int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
-                if (t == GGML_TYPE_Q5_K) {
-                    lo |= ((qh[l] >> (2 * c)) & 1) << 4;
-                    hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
-                }
-                y[64 * c + l] = d * s0 * lo - dmin * m0;
-                y[64 * c + 32 + l] = d * s1 * hi - dmin * m1;
-            }
-        }
-        return 0;
-    }
-    case GGML_TYPE_Q6_K: {
-        /* u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d */
-        const uint8_t *ql = p, *qh = p + 128;
-        const int8_t *sc = (const int8_t *)(p + 192);
-        float d = wt_f16_to_f32(le16(p + 208));
-        for (int h = 0; h < 2; h++)
-            for (int l = 0; l < 32; l++) {
-                int q1 = ((ql[64 * h + l] & 0xF) | ((qh[32 * h + l] >> 0) & 3) << 4) - 32;
-                int q2 = ((ql[64 * h + l + 32] & 0xF) | ((qh[32 * h + l] >> 2) & 3) << 4) - 32;
-                int q3 = ((ql[64 * h + l] >> 4) | ((qh[32 * h + l] >> 4) & 3) << 4) - 32;
-                int q4 = ((ql[64 * h + l + 32] >> 4) | ((qh[32 * h + l] >> 6) & 3) << 4) - 32;
-                int is = 8 * h + l / 16;
-                y[128 * h + l] = d * sc[is] * q1;
-                y[128 * h + l + 32] = d * sc[is + 2] * q2;
-                y[128 * h + l + 64] = d * sc[is + 4] * q3;
-                y[128 * h + l + 96] = d * sc[is + 6] * q4;
-            }
-        return 0;
-    }
-    default: return -1;
-    }
-}
-
 int weights_to_f32(const struct wt_tensor *t, uint64_t first, uint64_t nelem, float *dst)
 {
     if (first > t->nelem || nelem > t->nelem - first)
@@ -683,16 +580,16 @@ int weights_to_f32(const struct wt_tensor *t, uint64_t first, uint64_t nelem, fl
     if (t->dtype == WT_GGML) {
         size_t be = ggml_type_block_elems((enum ggml_type)t->ggml_type), bb = ggml_type_block_bytes((enum ggml_type)t->ggml_type);
         float tmp[256];
-        if (!be || be > 256 || !ggml_readable(t->ggml_type))
+        if (!be || be > 256 || !gguf_dequant_has((enum ggml_type)t->ggml_type))
             return iso_fail(ISO_EDATA, "tensor '%s': cannot convert GGUF type %s to float32", t->name,
                             ggml_type_name((enum ggml_type)t->ggml_type));
         uint64_t done = 0;
         while (done < nelem) {
             uint64_t e = first + done, b = e / be, in = e % be, take = be - in;
             if (take > nelem - done) take = nelem - done;
-            if (in == 0 && take == be) dequant_block(t->ggml_type, base + b * bb, dst + done);
+            if (in == 0 && take == be) gguf_dequant_block((enum ggml_type)t->ggml_type, base + b * bb, dst + done);
             else {
-                dequant_block(t->ggml_type, base + b * bb, tmp);
+                gguf_dequant_block((enum ggml_type)t->ggml_type, base + b * bb, tmp);
                 memcpy(dst + done, tmp + in, take * sizeof *dst);
             }
             done += take;

@@ -6,7 +6,9 @@
 # replies that cannot be used never fail the topic: the topic stands in,
 # marked in scenes.json, the raw output kept (--strict: exit 69, nothing written); a missing model is exit 69 naming every path tried; bad topics
 # are 65 (66 when the file is missing) with one line on stderr and no output;
-# SIGINT ends a run with 130, cleaned up, nothing written.
+# SIGINT ends a run with 130, cleaned up, nothing written; the model's sha256
+# comes from the cache on the second run; --constrain gives marked, clean
+# prompts; the progress line shows on a terminal only.
 # Skips the model runs when models/ lacks the file (`make models` fetches it).
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 PE=$BIN/prompt-expand
@@ -62,6 +64,7 @@ check "--plan writes no output" sh -c '! test -e s.json'
 
 # ---- the real model, end to end: 2 segments from the topic file, seed 5 from the file
 SUM=$(sha256sum "$MODEL" | cut -d' ' -f1)
+XDG_CACHE_HOME=$PWD/cache; export XDG_CACHE_HOME   # the sha256 cache of this test only
 mkdir -p a b
 expect_exit "run 1" 0 "$PE" --threads 2 --max-tokens 80 -o a/scenes.json "$FIX/lantern.topic"
 cp "$T/.err" err1.txt
@@ -102,6 +105,34 @@ if [ -f a/scenes.json ] && [ -f b/scenes.json ]; then
     check "--no-sha256 records the size only" test "$(jget b/scenes.json "'sha256' in j['model'], j['model']['size']")" = "False 98362432"
 fi
 
+# ---- the sha256 cache: the second run with a digest reads it from the cache, same value
+expect_exit "run 3, sha256 from the cache" 0 "$PE" -v --threads 2 --max-tokens 80 -o b/s3.json "$FIX/lantern.topic"
+check "  logged as from the cache" grep -q 'sha256 of the model in .* (from the cache)' "$T/.err"
+check "  the same sha256 as sha256sum" test "$(jget b/s3.json "j['model']['sha256']")" = "$SUM"
+check "  the cache names the model" grep -q "^$SUM .*SmolLM2-135M-Instruct.Q4_1.gguf\$" cache/isopipe/sha256
+
+# ---- constrained decoding on every attempt (--constrain): usable prompts, marked
+expect_exit "--constrain" 0 "$PE" -q --threads 2 --constrain --segments 2 --seed 3 -o k.json --topic "a paper boat drifting down a rainy street"
+check "  prompts marked constrained, one line, no markup" python3 - k.json <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+s = j["segments"]
+assert j["fallback_prompts"] == 0 and j["constrained_prompts"] == 2, j
+assert all(x.get("constrained") is True and x["attempts"] >= 1 for x in s), s
+assert all(not any(c in x["prompt"] for c in '<>|*#`"{}[]_\\/@=~^:;$%&+\n') for x in s), s
+assert j["sampling"]["constrained_attempts"] == 2
+PY
+
+# ---- the progress line: on a terminal only
+if command -v script >/dev/null 2>&1; then
+    script -qec "'$PE' --threads 2 --segments 2 --no-sha256 -o p.json --topic 'a harbor at dawn'" /dev/null >tty.txt 2>&1
+    check "progress on a terminal: segment i/N and tokens/s" sh -c "grep -q 'segment 1/2.*tokens/s' tty.txt && grep -q 'segment 2/2' tty.txt"
+    expect_exit "no terminal" 0 "$PE" --threads 2 --segments 1 --no-sha256 -o p2.json --topic 'a harbor at dawn'
+    check "  no progress line when stderr is a file" sh -c "! grep -q 'segment 1/1' '$T/.err'"
+else
+    skip "progress line: no script(1) to give it a terminal"
+fi
+
 # ---- SIGINT mid-run: exit 130, the "end" checkpoint, no output (8 prompts take far longer than 3 s)
 "$PE" --threads 2 --segments 8 -o int.json --topic "a harbor at dawn" 2>int.err &
 pid=$!
@@ -124,7 +155,8 @@ s = j["segments"]
 ok = j["fallback_prompts"] == 2 and all(x["source"] == "topic" and "cut off" in x["fallback_reason"] for x in s)
 ok = ok and s[0]["prompt"] == "Opening shot: A harbor at dawn." and s[1]["prompt"] == "Final shot: A harbor at dawn."
 sys.exit(0 if ok else 1)'
-check "  raw output kept with every attempt" test "$(grep -c '^### prompt [01], attempt' c.json.raw.txt 2>/dev/null)" = 4
+check "  raw output kept with every attempt (2 sampled + 2 constrained each)" test "$(grep -c '^### prompt [01], attempt' c.json.raw.txt 2>/dev/null)" = 8
+check "  the last two attempts were constrained" test "$(grep -c '^### prompt [01], attempt [34] (constrained)' c.json.raw.txt 2>/dev/null)" = 4
 expect_exit "--strict: unusable replies are 69 (the model, not the input)" 69 "$PE" -q --threads 2 --max-tokens 4 \
     --retries 1 --segments 1 --strict -o d.json --topic "a harbor at dawn"
 check "  one line naming the raw file" sh -c "[ \$(wc -l <'$T/.err') -eq 1 ] && grep -q 'd.json.raw.txt' '$T/.err'"

@@ -25,7 +25,8 @@ mkdir -p $O
 CF="-std=c11 -D_GNU_SOURCE -O2 -g -pthread -DISOPIPE_CUDA=1 -DISOPIPE_VERSION=\"gpu-check\" -DISOPIPE_PREFIX=\"/usr/local\" -Icommon -Itools/prompt-expand $JI"
 objs=""
 for f in common/err.c common/gguf.c common/cli.c common/log.c common/mem.c common/gpu.c common/ledger.c common/stream.c common/fs.c \
-         common/plan.c tools/prompt-expand/llm.c tools/prompt-expand/quant.c tools/prompt-expand/quant_avx2.c tests/gpu/llm_check.c; do
+         common/plan.c common/gguf_quant.c common/wt_dtype.c tools/prompt-expand/llm.c tools/prompt-expand/quant.c \
+         tools/prompt-expand/quant_avx2.c tools/prompt-expand/quant_avx512.c tests/gpu/llm_check.c; do
     o=$O/$(basename "$f" .c).o
     cc $CF -c "$f" -o "$o" || { echo "FAIL - compiling $f"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
     objs="$objs $o"

@@ -248,7 +248,8 @@ static void test_act(void)
 static void test_dot(void)
 {
     TEST("dot products (SIMD and scalar) against float64 sums of the references");
-    printf("# SIMD kernels %s\n", quant_simd() ? "in use (AVX2/FMA/F16C)" : "not available: scalar only");
+    printf("# SIMD kernels %s\n", quant_simd() == 2 ? "in use (AVX2/FMA/F16C, AVX-512 VNNI for Q4_0, Q5_0)"
+                                   : quant_simd() ? "in use (AVX2/FMA/F16C)" : "not available: scalar only");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         enum ggml_type t = types[ti];
         int be = (int)ggml_type_block_elems(t), nb = 1536 / be, n = nb * be, rows = 8;
@@ -330,6 +331,65 @@ static void test_dot(void)
     free(wf); free(x); free(y); free(wh);
 }
 
+/* Blocks whose scales are powers of two close together and activations the
+ * same: every product and partial sum is an exactly representable float, so
+ * any order of summation gives the same bits, and a SIMD kernel must equal
+ * the scalar one exactly (a wrong integer sum cannot hide in rounding). */
+int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
+int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                       size_t xa_stride, int64_t n, float *y, size_t y_stride);
+
+static void test_exact(void)
+{
+    TEST("SIMD dot products equal the scalar ones bit for bit (exactly representable sums)");
+    static const enum ggml_type q32[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 };
+    for (size_t ti = 0; ti < sizeof q32 / sizeof *q32; ti++) {
+        enum ggml_type t = q32[ti];
+        int nb = 7, n = nb * QK, rows = 5;   /* an odd block count: the AVX-512 kernels' lone last block */
+        size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb;
+        uint8_t *w = malloc(rbytes * (size_t)rows);
+        struct quant_q8a *x = malloc(sizeof *x * (size_t)nb * 4);
+        rand_blocks(t, w, nb * rows);
+        for (int b = 0; b < nb * rows; b++) {   /* d (and m) = +-2^-4 or +-2^-5 */
+            uint8_t *p = w + bb * (size_t)b;
+            uint16_t d = (uint16_t)((rnd() & 1 ? 0x2C00 : 0x2800) | (rnd() & 1 ? 0x8000 : 0));
+            p[0] = (uint8_t)d; p[1] = (uint8_t)(d >> 8);
+            if (t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1) {
+                uint16_t m = (uint16_t)((rnd() & 1 ? 0x2C00 : 0x2800) | (rnd() & 1 ? 0x8000 : 0));
+                p[2] = (uint8_t)m; p[3] = (uint8_t)(m >> 8);
+            }
+        }
+        for (int b = 0; b < nb * 4; b++) {
+            int sum = 0;
+            for (int j = 0; j < QK; j++) { x[b].qs[j] = (int8_t)((int)(rnd() % 255) - 127); sum += x[b].qs[j]; }
+            x[b].d = rnd() & 1 ? 0.125f : 0.0625f;
+            x[b].s = x[b].d * (float)sum;
+        }
+        int same = 1;
+        float y1[5], y4[4 * 5];
+        quant_rows4(t, w, rbytes, 0, rows, x, sizeof *x * (size_t)nb, n, y4, 5);
+        for (int k = 0; k < 4; k++) {
+            quant_rows(t, w, rbytes, 0, rows, x + k * nb, n, y1);
+            for (int r = 0; r < rows; r++) {
+                float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
+                same &= quant_dot(t, w + rbytes * (size_t)r, x + k * nb, n) == ref && y1[r] == ref && y4[k * 5 + r] == ref;
+            }
+        }
+        if (quant_simd() == 2) {   /* every AVX-512 kernel, also those quant.c does not pick (Q4_1, Q5_1, Q8_0) */
+            for (int k = 0; k < 4; k++) {
+                quant_rows_avx512(t, w, rbytes, 0, rows, x + k * nb, n, y1);
+                for (int r = 0; r < rows; r++) same &= y1[r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
+            }
+            quant_rows4_avx512(t, w, rbytes, 0, rows, x, sizeof *x * (size_t)nb, n, y4, 5);
+            for (int k = 0; k < 4; k++)
+                for (int r = 0; r < rows; r++) same &= y4[k * 5 + r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
+        }
+        CHECKF(same, "%s: a SIMD kernel differs from the scalar one", ggml_type_name(t));
+        free(w);
+        free(x);
+    }
+}
+
 int main(void)
 {
     quant_init();
@@ -337,5 +397,6 @@ int main(void)
     test_f16_round();
     test_act();
     test_dot();
+    test_exact();
     return test_report();
 }

@@ -6,7 +6,10 @@
  *    model file is absent;
  * 3. the same for llama.cpp's vocabulary-only files of Llama 3 (llama-bpe),
  *    Qwen2, GPT-2 and StarCoder when ISOPIPE_TOKENIZER_VOCABS names a
- *    directory that holds them (skipped otherwise). */
+ *    directory that holds them (skipped otherwise);
+ * 4. the real Qwen2.5-Coder GGUF against transformers' ids for
+ *    tests/fixtures/tokenizer/qwen2.5-coder.txt (tests/ref/tok_hf_gguf_ids.py),
+ *    models/qwen2.5-0.5b.gguf or $ISOPIPE_QWEN_GGUF; skipped when absent. */
 #include "test.h"
 
 #include <stdint.h>
@@ -138,7 +141,7 @@ static int parse_ids(const char *line, struct tok_ids *out)
  * pre-tokenizer it must declare; chats: how many chat records to expect */
 static void test_llama_fixture(const char *model, const char *fix, const char *pre, int chats, const char *hint)
 {
-    printf("# %s vs llama.cpp\n", fix);
+    printf("# %s vs its reference\n", fix);
     if (!fs_exists(model)) { TEST_SKIP("'%s' is absent (%s)", model, hint); return; }
     struct gguf *g = NULL;
     struct tokenizer *t = NULL;
@@ -213,8 +216,9 @@ static void test_llama_fixture(const char *model, const char *fix, const char *p
             nmsg = 0;
         }
     }
-    printf("# %d/%d strings give llama.cpp's ids, %d round-trip, %d chats checked\n", nsame, nstr, nround, nchat);
+    printf("# %d/%d strings give the reference ids, %d round-trip, %d chats checked\n", nsame, nstr, nround, nchat);
     CHECKF(nstr >= 50, "only %d strings in the fixture", nstr);
+    if (strstr(fix, "qwen2.5")) CHECKF(nstr >= 200, "only %d strings in the Qwen2.5 fixture", nstr);
     CHECK(nchat == chats);
     if (chats) {
         /* a topic that contains a control token's text stays text in chat_encode */
@@ -281,5 +285,12 @@ int main(void)
         test_llama_fixture(model, fix, other[i][1], atoi(other[i][2]),
                            "set ISOPIPE_TOKENIZER_VOCABS to a directory with llama.cpp's models/ggml-vocab-*.gguf");
     }
+    /* the real Qwen2.5-Coder GGUF (make models LLM=qwen2.5-0.5b) against transformers'
+     * tokenizer built from the same file (tests/ref/tok_hf_gguf_ids.py): 211 strings, 3 chats */
+    const char *qwen = getenv("ISOPIPE_QWEN_GGUF");
+    if (qwen && *qwen) snprintf(model, sizeof model, "%s", qwen);
+    else snprintf(model, sizeof model, "%s/models/qwen2.5-0.5b.gguf", root);
+    snprintf(fix, sizeof fix, "%s/tests/fixtures/tokenizer/qwen2.5-coder.txt", root);
+    test_llama_fixture(model, fix, "qwen2", 3, "make models LLM=qwen2.5-0.5b fetches it; or set ISOPIPE_QWEN_GGUF");
     return test_report();
 }

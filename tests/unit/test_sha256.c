@@ -3,6 +3,9 @@
  * inputs fed in uneven pieces and a file. */
 #include "test.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "fs.h"
 #include "sha256.h"
 
@@ -56,6 +59,50 @@ int main(void)
     CHECK_STR(hex, "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363");
     char *missing = fs_join(dir, "missing");
     CHECK(sha256_file(missing, hex) == -66);
+
+    TEST("cache: hashed once, again after any change");
+    char *cache = fs_join(dir, "cache");
+    setenv("XDG_CACHE_HOME", cache, 1);
+    int hit = -1;
+    CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 0);
+    CHECK_STR(hex, "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363");
+    CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 1);
+    CHECK_STR(hex, "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363");
+    char *cfile = fs_join(cache, "isopipe/sha256");
+    struct stat st0;
+    CHECK(stat(cfile, &st0) == 0 && S_ISREG(st0.st_mode));
+    /* the cached digest is what comes back on a hit: forge it and see it */
+    {
+        FILE *c = fopen(cfile, "r+");
+        CHECK(c && fputc('0', c) == '0');
+        if (c) fclose(c);
+        CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 1 && hex[0] == '0');
+    }
+    /* rewritten in place, same size, old mtime put back: ctime moved, so hashed again */
+    struct stat before;
+    CHECK(stat(path, &before) == 0);
+    seq[100] ^= 0xff;
+    f = fopen(path, "r+b");
+    CHECK(f && fwrite(seq, 1, sizeof seq, f) == sizeof seq);
+    if (f) fclose(f);
+    struct timespec ts[2] = { before.st_atim, before.st_mtim };
+    CHECK(utimensat(AT_FDCWD, path, ts, 0) == 0);
+    char want[65];
+    digest(seq, sizeof seq, 0, want);
+    CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 0);
+    CHECK_STR(hex, want);
+    CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 1);
+    CHECK_STR(hex, want);
+    /* a damaged cache is ignored, never trusted */
+    f = fopen(cfile, "w");
+    CHECK(f && fputs("zz not a digest\n", f) >= 0);
+    if (f) fclose(f);
+    CHECK(sha256_file_cached(path, hex, &hit) == 0 && hit == 0);
+    CHECK_STR(hex, want);
+    CHECK(sha256_file_cached(missing, hex, &hit) == -66);
+    unsetenv("XDG_CACHE_HOME");
+    free(cache);
+    free(cfile);
     fs_rm_rf(dir);
     free(path);
     free(missing);

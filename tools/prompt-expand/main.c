@@ -1,6 +1,8 @@
 /* prompt-expand — a topic in, one visual prompt per video segment out
  * (scenes.json), written by a local instruction-tuned LLM (GGUF). */
+#include <ctype.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,10 +32,14 @@
 #define PE_MAX_SEGMENTS 64
 /* greedy decoding gives the same reply on every attempt, so its retries sample at this temperature */
 #define PE_RETRY_TEMPERATURE 0.7
+/* after the retries, attempts with constrained decoding (next seeds) before the topic stands in */
+#define PE_CONSTRAINED_ATTEMPTS 2
+/* their repetition penalty (at least), over the previous prompt's tokens and their own */
+#define PE_CONSTRAINED_PENALTY 1.3
 
 enum {
     OPT_TOPIC = 1000, OPT_SEGMENTS, OPT_SYSTEM, OPT_MAXTOK, OPT_TEMP, OPT_TOPK, OPT_TOPP, OPT_MINP,
-    OPT_REPPEN, OPT_REPLAST, OPT_NCTX, OPT_RETRIES, OPT_NOSHA, OPT_STRICT,
+    OPT_REPPEN, OPT_REPLAST, OPT_NCTX, OPT_RETRIES, OPT_NOSHA, OPT_STRICT, OPT_CONSTRAIN,
 };
 
 static const struct cli_opt opts[] = {
@@ -50,6 +56,7 @@ static const struct cli_opt opts[] = {
     { "n-ctx", 0, "N", "context length in tokens (KV cache) (default 1024)", OPT_NCTX },
     { "retries", 0, "N", "attempts with the next seed when a reply cannot be used (default 3)", OPT_RETRIES },
     { "no-sha256", 0, NULL, "record the model file's size only, not its sha256", OPT_NOSHA },
+    { "constrain", 0, NULL, "decode every attempt under the constraint, not only the last two", OPT_CONSTRAIN },
     { "strict", 0, NULL, "exit 69 when a prompt has no usable reply after the retries, instead of using the topic", OPT_STRICT },
     { 0 },
 };
@@ -65,10 +72,19 @@ static const struct cli_spec spec = {
         "markers, no \"Sure, here is\"), after removing a \"Shot 2:\" label or quotes, and differs from\n"
         "the prompts before it. Otherwise that prompt is asked again with the next seed, up to\n"
         "--retries more times (at temperature 0.7 when --temperature is 0: greedy repeats itself);\n"
-        "when no attempt gave a usable reply, the topic itself stands in for that prompt (\"Shot 2 of\n"
+        "when still no attempt gave a usable reply, the topic itself stands in for that prompt (\"Shot 2 of\n"
         "4: <topic>.\"), marked \"source\": \"topic\" with the reason in scenes.json and warned about,\n"
         "and every raw reply is kept in <output>.raw.txt: a small model's ramble never stops a run.\n"
+        "Before that, two more attempts (next seeds) use constrained decoding: tokens holding markup,\n"
+        "quotes, labels or control characters are never drawn, the reply must start with a letter,\n"
+        "may not open with chatter, and may end (end of turn or newline) only after 20 bytes and\n"
+        "5 words, and in its last 8 tokens a reply that long may only end its sentence; the\n"
+        "previous prompt's tokens count for the repetition penalty (at least 1.3) so it is not\n"
+        "copied (--constrain: every attempt). scenes.json says per prompt \"attempts\" and\n"
+        "\"constrained\": true when a constrained attempt gave it.\n"
         "--strict exits 69 instead (the input was fine; the model could not serve it).\n"
+        "On a terminal (stderr a tty, no -q) a progress line shows the segment (i/N), the attempt\n"
+        "and tokens/s; it is never written to a file or pipe.\n"
         "\n"
         "Sampling: repetition penalty, top-k, top-p, min-p, temperature, in that order (top-p and\n"
         "min-p see temperature-1 probabilities, as llama.cpp). --seed (default: the topic file's\n"
@@ -77,7 +93,9 @@ static const struct cli_spec spec = {
         "Output: scenes.json (-o, default ./scenes.json) with topic, model (path relative to the\n"
         "JSON, architecture, quant, size, sha256), sampling settings, segments [{index, prompt}]\n"
         "(index from 0), generation statistics and the memory report. Models: GGUF of the llama\n"
-        "and qwen2 families with a ChatML or Llama 3 chat template.",
+        "and qwen2 families with a ChatML or Llama 3 chat template. The model's sha256 is computed\n"
+        "once per file version and kept in $XDG_CACHE_HOME/isopipe/sha256 (~/.cache/isopipe/sha256),\n"
+        "keyed by path, device, inode, size, mtime and ctime: any change to the file hashes it again.",
     .opts = opts,
     .examples = "  prompt-expand -o out/scenes.json sample_inputs/harbor.topic\n"
                 "  prompt-expand --segments 3 --seed 7 --topic \"a paper boat drifting down a rainy street\"\n"
@@ -92,7 +110,7 @@ static const struct cli_spec spec = {
 
 struct args {
     const char *topic_text, *system_file;
-    int segments, max_tokens, n_ctx, retries, no_sha, strict;
+    int segments, max_tokens, n_ctx, retries, no_sha, strict, constrain;
     struct sample_params sp;
 };
 
@@ -117,6 +135,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_RETRIES: if (!(rc = cli_int("retries", arg, 0, 100, &v))) a->retries = (int)v; break;
     case OPT_NOSHA: a->no_sha = 1; break;
     case OPT_STRICT: a->strict = 1; break;
+    case OPT_CONSTRAIN: a->constrain = 1; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }
     return rc;
@@ -137,7 +156,118 @@ struct gen {
     int n_ctx, max_tokens;
     uint64_t prompt_tokens, gen_tokens;
     double prompt_s, gen_s;
+    /* the progress line (stderr a terminal, not -q): segment seg + 1 of nseg */
+    int progress, seg, nseg, attempt;
+    double progress_t;
+    /* constrained decoding: banned[id] for tokens that can never be part of a
+     * usable reply (built on first use); constrain for the current attempt */
+    uint8_t *banned;
+    int constrain;
+    const char *prev;          /* the prompt before this one (constrained attempts penalise its tokens), or NULL */
+    struct tok_ids hist;       /* constrained attempts: the previous prompt's ids, then the reply's */
+    int closing;               /* constrained: the last tokens before max_tokens, so the reply must end a sentence */
 };
+
+/* "prompt-expand: segment 2/4 (attempt 3), 37 tokens, 12.5 tokens/s" over itself on a terminal */
+static void progress_show(struct gen *g, int tokens, double secs, int force)
+{
+    if (!g->progress) return;
+    double now = mem_now();
+    if (!force && now - g->progress_t < 0.25) return;
+    g->progress_t = now;
+    char att[48] = "";
+    if (g->attempt > 0) snprintf(att, sizeof att, " (attempt %d%s)", g->attempt + 1, g->constrain ? ", constrained" : "");
+    fprintf(stderr, "\r\033[Kprompt-expand: segment %d/%d%s, %d tokens, %.1f tokens/s", g->seg + 1, g->nseg, att, tokens,
+            secs > 0 ? tokens / secs : 0.0);
+    fflush(stderr);
+}
+
+static void progress_clear(struct gen *g)
+{
+    if (g->progress) { fputs("\r\033[K", stderr); fflush(stderr); }
+}
+
+/* Bytes no usable reply needs: markup, quotes, labels, control characters.
+ * A token whose text holds one is never drawn in constrained decoding. */
+static int banned_byte(unsigned char ch)
+{
+    return ch < 0x20 ? ch != '\n' && ch != ' ' : strchr("<>|*#`\"{}[]_\\/@=~^:;$%&+", ch) != NULL;
+}
+
+static int build_banned(struct gen *g)
+{
+    int nv = tok_n_vocab(g->tok);
+    g->banned = calloc((size_t)nv, 1);
+    if (!g->banned) return iso_fail(ISO_EINTERNAL, "out of memory");
+    struct tok_str t = { 0 };
+    for (int id = 0; id < nv; id++) {
+        if (tok_is_eog(g->tok, id)) continue;
+        t.n = 0;
+        if (tok_decode(g->tok, id, 1, &t)) { g->banned[id] = 1; continue; }
+        if (t.n == 0) g->banned[id] = 1;   /* a special or empty token writes nothing useful */
+        for (size_t i = 0; i < t.n; i++)
+            if (banned_byte((unsigned char)t.s[i])) { g->banned[id] = 1; break; }
+    }
+    free(t.s);
+    return 0;
+}
+
+/* constrained decoding: may the reply so far (len bytes of s) be followed by
+ * token id with text (tn bytes of ts)? One line that starts with a letter,
+ * reaches SCENES_MIN_LEN bytes and SCENES_MIN_WORDS words before it may end,
+ * and does not open with chatter ("Sure", "Here is", ...). */
+static int constrained_ok(const struct gen *g, int32_t id, const char *s, size_t len, const char *ts, size_t tn)
+{
+    size_t words = 0, vis = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == ' ') continue;
+        vis++;
+        if (i == 0 || s[i - 1] == ' ') words++;
+    }
+    int long_enough = vis >= SCENES_MIN_LEN && words >= SCENES_MIN_WORDS;
+    if (tok_is_eog(g->tok, id)) return long_enough;
+    if (memchr(ts, '\n', tn)) return long_enough && ts[0] == '\n';
+    /* near --max-tokens a reply long enough may only end its sentence */
+    if (g->closing && long_enough && !memchr(ts, '.', tn) && !memchr(ts, '!', tn) && !memchr(ts, '?', tn)) return 0;
+    if (vis == 0) {   /* the first visible character: a letter */
+        size_t i = 0;
+        while (i < tn && ts[i] == ' ') i++;
+        if (i < tn && !isalpha((unsigned char)ts[i]) && (unsigned char)ts[i] < 0x80) return 0;
+    }
+    /* the opening so far plus this token, against the chatter openings */
+    char head[64];
+    size_t hn = 0;
+    for (size_t i = 0; i < len && hn < sizeof head - 1; i++)
+        if (hn || s[i] != ' ') head[hn++] = (char)tolower((unsigned char)s[i]);
+    for (size_t i = 0; i < tn && hn < sizeof head - 1; i++)
+        if (hn || ts[i] != ' ') head[hn++] = (char)tolower((unsigned char)ts[i]);
+    head[hn] = 0;
+    static const char *const chatter[] = { "sure", "here is", "here's", "here are", "certainly", "okay", "ok,", "i'm ",
+                                           "i am ", "i can", "as an ai", "sorry", "video", "previous shot", "shot ", NULL };
+    for (int i = 0; chatter[i]; i++)
+        if (!strncmp(head, chatter[i], strlen(chatter[i]))) return 0;
+    return 1;
+}
+
+#define CONSTRAINED_STOP INT32_MIN
+/* one token under the constraint: banned tokens masked, then a draw; a draw
+ * the reply cannot take is masked and drawn again */
+static int32_t sample_constrained(struct gen *g, const struct tok_str *reply, struct tok_str *tmp)
+{
+    int nv = llm_n_vocab(g->m);
+    for (int id = 0; id < nv; id++)
+        if (g->banned[id]) g->logits[id] = -INFINITY;
+    for (int tries = 0; tries < 256; tries++) {
+        int32_t id = sampler_sample(g->smp, g->logits, g->hist.v, g->hist.n);
+        if (id < 0) return id;
+        tmp->n = 0;
+        int rc = tok_decode(g->tok, id, 1, tmp);
+        if (rc) return rc;
+        if (constrained_ok(g, id, reply->s ? reply->s : "", reply->n, tmp->s ? tmp->s : "", tmp->n)) return id;
+        g->logits[id] = -INFINITY;
+    }
+    return CONSTRAINED_STOP;   /* nothing allowed: the reply ends here and is judged as it is */
+}
 
 /* Evaluates the request (reusing the cached prefix it shares with the last
  * one: the instruction and example are the same every time) and samples a
@@ -145,7 +275,7 @@ struct gen {
  * end past SCENES_STOP_LEN bytes, or max_tokens. In the last two cases the
  * reply is cut back to its last complete sentence; *cut is set when
  * max_tokens ended it without one. */
-static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *reply, int *cut)
+static int generate_reply(struct gen *g, const struct tok_ids *req, struct tok_str *reply, int *cut)
 {
     int rc;
     *cut = 0;
@@ -168,13 +298,24 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
         if ((rc = tok_ids_push(&g->cache, req->v[i]))) return rc;
     t0 = mem_now();
     int text = 0, trim = 1, k;
+    struct tok_str tmp = { 0 };
+    g->hist.n = 0;
+    g->closing = 0;
+    if (g->constrain && g->prev && (rc = tok_encode(g->tok, g->prev, strlen(g->prev), 0, &g->hist))) return rc;
+    progress_show(g, 0, 0, 1);
     for (k = 0; k < g->max_tokens; k++) {
-        CHECK_INTERRUPT();
-        int32_t id = sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
-        if (id < 0) return id;
+        if (sig_interrupted()) { free(tmp.s); return sig_check(); }
+        int32_t id = g->constrain ? sample_constrained(g, reply, &tmp) : sampler_sample(g->smp, g->logits, g->out.v, g->out.n);
+        if (id == CONSTRAINED_STOP) { trim = 0; break; }
+        if (id < 0) { free(tmp.s); return id; }
+        progress_show(g, k + 1, mem_now() - t0, 0);
         if (tok_is_eog(g->tok, id)) { trim = 0; break; }
         size_t before = reply->n;
-        if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id))) return rc;
+        if ((rc = tok_decode(g->tok, id, 1, reply)) || (rc = tok_ids_push(&g->out, id)) || (rc = tok_ids_push(&g->hist, id))) {
+            free(tmp.s);
+            return rc;
+        }
+        g->closing = k + 1 >= g->max_tokens - 8;
         g->gen_tokens++;
         int stop = 0;
         for (size_t i = before; i < reply->n; i++) {
@@ -184,9 +325,12 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
         if (stop) { trim = 0; break; }
         if (scenes_sentence_end(reply->s, reply->n, 0) >= SCENES_STOP_LEN) break;
         if (k + 1 == g->max_tokens) { k++; break; }
-        if ((rc = llm_eval(g->m, &id, 1, (int)g->cache.n, g->logits))) return rc;
-        if ((rc = tok_ids_push(&g->cache, id))) return rc;
+        if ((rc = llm_eval(g->m, &id, 1, (int)g->cache.n, g->logits)) || (rc = tok_ids_push(&g->cache, id))) {
+            free(tmp.s);
+            return rc;
+        }
     }
+    free(tmp.s);
     if (trim) {
         size_t end = scenes_sentence_end(reply->s, reply->n, k < g->max_tokens);
         if (end) { reply->n = end; reply->s[end] = 0; }
@@ -194,6 +338,13 @@ static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *re
     }
     g->gen_s += mem_now() - t0;
     return 0;
+}
+
+static int generate(struct gen *g, const struct tok_ids *req, struct tok_str *reply, int *cut)
+{
+    int rc = generate_reply(g, req, reply, cut);
+    progress_clear(g);
+    return rc;
 }
 
 static int write_raw(FILE *f, void *ctx)
@@ -221,6 +372,7 @@ static json_t *sampling_json(const struct args *a, uint64_t seed)
     json_object_set_new(o, "seed", json_integer((json_int_t)seed));
     json_object_set_new(o, "max_tokens", json_integer(a->max_tokens));
     json_object_set_new(o, "retries", json_integer(a->retries));
+    json_object_set_new(o, "constrained_attempts", json_integer(PE_CONSTRAINED_ATTEMPTS));
     json_object_set_new(o, "retry_temperature", json_real(a->sp.temperature > 0 ? a->sp.temperature : PE_RETRY_TEMPERATURE));
     json_object_set_new(o, "n_ctx", json_integer(a->n_ctx));
     return o;
@@ -267,6 +419,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     char **prompts = NULL;
     char **fallback_why = NULL; /* per prompt: why the topic stands in for the model's reply, or NULL */
     int n_fallback = 0;
+    int *seg_attempts = NULL;  /* per prompt: attempts made */
     json_t *root = NULL;
     int n = 0;
     memset(&t, 0, sizeof t);
@@ -351,14 +504,28 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     if (!g.logits || !prompts || !fallback_why) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     if ((rc = sampler_new(&a->sp, llm_n_vocab(m), &g.smp))) goto done;
 
-    int attempts = 0;
+    int attempts = 0, n_constrained = 0;
+    seg_attempts = calloc((size_t)n, sizeof *seg_attempts);
+    if (!seg_attempts) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    g.progress = isatty(STDERR_FILENO) && !c->quiet;
+    g.nseg = n;
     for (int i = 0; i < n; i++) {
         int a_i;
         char why[256] = "";
-        for (a_i = 0; a_i <= a->retries; a_i++) {
+        g.seg = i;
+        for (a_i = 0; a_i <= a->retries + PE_CONSTRAINED_ATTEMPTS; a_i++) {
             uint64_t s = mix_seed(seed, i, a_i);
+            g.attempt = a_i;
+            g.constrain = a->constrain || a_i > a->retries;
+            if (g.constrain && !g.banned && (rc = build_banned(&g))) goto done;
+            seg_attempts[i] = a_i + 1;
             struct sample_params sp = a->sp;
             if (a_i > 0 && sp.temperature <= 0) sp.temperature = PE_RETRY_TEMPERATURE;
+            if (g.constrain) {   /* steer away from the previous prompt: its tokens are penalised too */
+                g.prev = i ? prompts[i - 1] : NULL;
+                if (sp.repeat_penalty < PE_CONSTRAINED_PENALTY) sp.repeat_penalty = PE_CONSTRAINED_PENALTY;
+                if (sp.repeat_last_n < 256) sp.repeat_last_n = 256;
+            }
             sampler_set_params(g.smp, &sp);
             sampler_reseed(g.smp, s);
             scenes_conv_free(&conv);
@@ -375,13 +542,15 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
             else if ((bad = scenes_parse_reply(reply.s ? reply.s : "", reply.n, &p)) == 0 && scenes_is_duplicate(p, prompts, i))
                 bad = iso_fail(ISO_EDATA, "the reply repeats an earlier prompt");
             char head[160];
-            snprintf(head, sizeof head, "### prompt %d, attempt %d, seed %" PRIu64 ": ", i, a_i + 1, s);
+            snprintf(head, sizeof head, "### prompt %d, attempt %d%s, seed %" PRIu64 ": ", i, a_i + 1,
+                     g.constrain ? " (constrained)" : "", s);
             if ((rc = tok_str_append(&raw, head, strlen(head)))) goto done;
             const char *verdict = bad ? iso_errmsg() : "ok";
             if ((rc = tok_str_append(&raw, verdict, strlen(verdict))) || (rc = tok_str_append(&raw, "\n", 1)) ||
                 (reply.n && (rc = tok_str_append(&raw, reply.s, reply.n))) || (rc = tok_str_append(&raw, "\n", 1)))
                 goto done;
             if (!bad) {
+                n_constrained += g.constrain;
                 prompts[i] = p;
                 log_verbose("prompt %d: %s", i, p);
                 break;
@@ -398,7 +567,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
             if (a->strict) {
                 /* the input was fine: the model failed, so not 65 ("bad input data") but 69 */
                 rc = iso_fail(ISO_EUNAVAIL, "--strict: the model gave no usable reply for prompt %d of %d in %d attempt%s "
-                              "(last: %s)%s%s%s", i, n, a->retries + 1, a->retries ? "s" : "", why,
+                              "(last: %s)%s%s%s", i, n, a_i, a_i != 1 ? "s" : "", why,
                               wrc ? "" : "; raw output kept in '", wrc ? "" : raw_path, wrc ? "" : "'");
                 goto done;
             }
@@ -407,7 +576,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
             if (!(fallback_why[i] = strdup(why))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
             n_fallback++;
             log_warn("prompt %d: no usable reply in %d attempt%s (last: %s); using the topic instead: '%s'%s%s%s", i,
-                     a->retries + 1, a->retries ? "s" : "", why, prompts[i], wrc ? "" : " (raw output in '",
+                     a_i, a_i != 1 ? "s" : "", why, prompts[i], wrc ? "" : " (raw output in '",
                      wrc ? "" : raw_path, wrc ? "')" : "");
             free(raw_path);
             raw_path = NULL;
@@ -430,23 +599,28 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     if (!a->no_sha) {
         char hex[65];
         double t0 = mem_now();
-        if ((rc = sha256_file(model_path, hex))) goto done;
+        int hit = 0;
+        if ((rc = sha256_file_cached(model_path, hex, &hit))) goto done;
         json_object_set_new(mj, "sha256", json_string(hex));
-        log_verbose("sha256 of the model in %.2f s", mem_now() - t0);
+        log_verbose("sha256 of the model in %.2f s (%s)", mem_now() - t0, hit ? "from the cache" : "hashed, now cached");
     }
     json_object_set_new(mj, "tokenizer", json_string(tok_pre_name(tok)));
     json_object_set_new(mj, "chat_template", json_string(chat_fmt_name(fmt)));
     json_object_set_new(root, "model", mj);
     json_object_set_new(root, "sampling", sampling_json(a, seed));
     json_t *segs = scenes_segments_json(prompts, n);
-    for (int i = 0; segs && i < n; i++)
+    for (int i = 0; segs && i < n; i++) {
+        json_t *o = json_array_get(segs, (size_t)i);
+        json_object_set_new(o, "attempts", json_integer(seg_attempts[i]));
+        if (!fallback_why[i] && (a->constrain || seg_attempts[i] > a->retries + 1)) json_object_set_new(o, "constrained", json_true());
         if (fallback_why[i]) {
-            json_t *o = json_array_get(segs, (size_t)i);
             json_object_set_new(o, "source", json_string("topic"));
             json_object_set_new(o, "fallback_reason", json_string(fallback_why[i]));
         }
+    }
     json_object_set_new(root, "segments", segs);
     json_object_set_new(root, "fallback_prompts", json_integer(n_fallback));
+    json_object_set_new(root, "constrained_prompts", json_integer(n_constrained));
     json_t *gj = json_object();
     json_object_set_new(gj, "requests", json_integer(attempts));
     json_object_set_new(gj, "prompt_tokens_evaluated", json_integer((json_int_t)g.prompt_tokens));
@@ -475,9 +649,12 @@ done:
     tok_ids_free(&req);
     tok_ids_free(&g.cache);
     tok_ids_free(&g.out);
+    tok_ids_free(&g.hist);
     tok_str_free(&reply);
     tok_str_free(&raw);
     free(g.logits);
+    free(g.banned);
+    free(seg_attempts);
     sampler_free(&g.smp);
     tok_free(&tok);
     llm_close(&m);

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf_quant.h"
+#include "weights.h"
+
 /* SIMD kernels (quant_avx2.c); NULL when not compiled in */
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n);
 int quant_avx2_has(enum ggml_type t);
@@ -28,7 +31,14 @@ int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r
 int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                      size_t xa_stride, int64_t n, float *y, size_t y_stride);
 
-static int use_avx2 = -1;
+/* AVX-512 VNNI kernels (quant_avx512.c) for the 32-element formats */
+int quant_avx512_has(enum ggml_type t);
+float quant_dot_avx512(enum ggml_type t, const void *w, const void *xa, int64_t n);
+int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
+int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
+                       size_t xa_stride, int64_t n, float *y, size_t y_stride);
+
+static int use_avx2 = -1, use_avx512 = 0;
 
 void quant_init(void)
 {
@@ -39,33 +49,19 @@ void quant_init(void)
     __builtin_cpu_init();
     use_avx2 = !no && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                __builtin_cpu_supports("f16c");
+    const char *e5 = getenv("ISOPIPE_NO_AVX512");
+    int no5 = e5 && *e5 && strcmp(e5, "0") != 0;
+    use_avx512 = use_avx2 && !no5 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 #else
     use_avx2 = 0;
 #endif
 }
 
-int quant_simd(void) { quant_init(); return use_avx2; }
+int quant_simd(void) { quant_init(); return use_avx2 > 0 ? 1 + use_avx512 : 0; }
 
-float quant_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0x1f) {
-        u = sign | 0x7f800000u | man << 13;            /* inf / nan */
-    } else if (exp == 0) {
-        if (!man) {
-            u = sign;
-        } else {                                       /* subnormal: normalise */
-            int e = -1;
-            do { man <<= 1; e++; } while (!(man & 0x400));
-            u = sign | (uint32_t)(127 - 15 - e) << 23 | (man & 0x3ff) << 13;
-        }
-    } else {
-        u = sign | (exp + 127 - 15) << 23 | man << 13;
-    }
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+/* exact for every half, so the common conversion serves */
+float quant_f16_to_f32(uint16_t h) { return wt_f16_to_f32(h); }
 
 uint16_t quant_f32_to_f16(float f)
 {
@@ -90,13 +86,7 @@ uint16_t quant_f32_to_f16(float f)
     return (uint16_t)(sign | half);
 }
 
-float quant_bf16_to_f32(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+float quant_bf16_to_f32(uint16_t h) { return wt_bf16_to_f32(h); }
 
 static float h2f(const uint8_t *p) { return quant_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 static uint32_t u32le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -200,121 +190,7 @@ void quant_act(enum ggml_type t, const float *x, void *dst, int64_t n)
     }
 }
 
-/* Q4_K / Q5_K: 8 six-bit scales and 8 six-bit mins packed into 12 bytes.
- * Sub-blocks 0..3 keep theirs in the low 6 bits of bytes 0..3 (scales) and
- * 4..7 (mins); sub-blocks 4..7 take their low 4 bits from the nibbles of
- * bytes 8..11 and their top 2 bits from the spare top bits of bytes 0..7. */
-static void k_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-    }
-}
-
-void quant_dequant_row(enum ggml_type t, const void *src, float *y, int64_t n)
-{
-    const uint8_t *p = src;
-    size_t bb = ggml_type_block_bytes(t);
-    switch (t) {
-    case GGML_TYPE_F32: memcpy(y, src, (size_t)n * 4); return;
-    case GGML_TYPE_F16: for (int64_t i = 0; i < n; i++) y[i] = h2f(p + 2 * i); return;
-    case GGML_TYPE_BF16: for (int64_t i = 0; i < n; i++) y[i] = quant_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); return;
-    default: break;
-    }
-    for (int64_t b = 0; b < n / (int64_t)ggml_type_block_elems(t); b++, p += bb) {
-        switch (t) {
-        case GGML_TYPE_Q4_0: {
-            float d = h2f(p);
-            for (int j = 0; j < 16; j++) {
-                y[j] = d * ((p[2 + j] & 0xF) - 8);
-                y[j + 16] = d * ((p[2 + j] >> 4) - 8);
-            }
-            y += 32; break;
-        }
-        case GGML_TYPE_Q4_1: {
-            float d = h2f(p), m = h2f(p + 2);
-            for (int j = 0; j < 16; j++) {
-                y[j] = d * (p[4 + j] & 0xF) + m;
-                y[j + 16] = d * (p[4 + j] >> 4) + m;
-            }
-            y += 32; break;
-        }
-        case GGML_TYPE_Q5_0: {
-            float d = h2f(p);
-            uint32_t qh = u32le(p + 2);
-            for (int j = 0; j < 16; j++) {
-                int lo = (p[6 + j] & 0xF) | ((qh >> j) & 1) << 4;
-                int hi = (p[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-                y[j] = d * (lo - 16);
-                y[j + 16] = d * (hi - 16);
-            }
-            y += 32; break;
-        }
-        case GGML_TYPE_Q5_1: {
-            float d = h2f(p), m = h2f(p + 2);
-            uint32_t qh = u32le(p + 4);
-            for (int j = 0; j < 16; j++) {
-                int lo = (p[8 + j] & 0xF) | ((qh >> j) & 1) << 4;
-                int hi = (p[8 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
-                y[j] = d * lo + m;
-                y[j + 16] = d * hi + m;
-            }
-            y += 32; break;
-        }
-        case GGML_TYPE_Q8_0: {
-            float d = h2f(p);
-            for (int j = 0; j < 32; j++) y[j] = d * (int8_t)p[2 + j];
-            y += 32; break;
-        }
-        case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: {
-            float d = h2f(p), dmin = h2f(p + 2);
-            const uint8_t *sc = p + 4, *qh = p + 16, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
-            for (int c = 0; c < 4; c++) {
-                uint8_t s0, m0, s1, m1;
-                k_scale_min(2 * c, sc, &s0, &m0);
-                k_scale_min(2 * c + 1, sc, &s1, &m1);
-                for (int l = 0; l < 32; l++) {
-                    int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
-                    if (t == GGML_TYPE_Q5_K) {
-                        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
-                        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
-                    }
-                    y[64 * c + l] = d * s0 * lo - dmin * m0;
-                    y[64 * c + 32 + l] = d * s1 * hi - dmin * m1;
-                }
-            }
-            y += 256; break;
-        }
-        case GGML_TYPE_Q6_K: {
-            const uint8_t *ql = p, *qh = p + 128;
-            const int8_t *sc = (const int8_t *)(p + 192);
-            float d = h2f(p + 208);
-            for (int h = 0; h < 2; h++) {
-                for (int l = 0; l < 32; l++) {
-                    int q1 = ((ql[64 * h + l] & 0xF) | ((qh[32 * h + l] >> 0) & 3) << 4) - 32;
-                    int q2 = ((ql[64 * h + l + 32] & 0xF) | ((qh[32 * h + l] >> 2) & 3) << 4) - 32;
-                    int q3 = ((ql[64 * h + l] >> 4) | ((qh[32 * h + l] >> 4) & 3) << 4) - 32;
-                    int q4 = ((ql[64 * h + l + 32] >> 4) | ((qh[32 * h + l] >> 6) & 3) << 4) - 32;
-                    int is = 8 * h + l / 16;
-                    y[128 * h + l] = d * sc[is] * q1;
-                    y[128 * h + l + 32] = d * sc[is + 2] * q2;
-                    y[128 * h + l + 64] = d * sc[is + 4] * q3;
-                    y[128 * h + l + 96] = d * sc[is + 6] * q4;
-                }
-            }
-            y += 256; break;
-        }
-        default:
-            memset(y, 0, ggml_type_block_elems(t) * sizeof *y);
-            y += ggml_type_block_elems(t);
-            break;
-        }
-    }
-}
+void quant_dequant_row(enum ggml_type t, const void *src, float *y, int64_t n) { gguf_dequant_row(t, src, y, n); }
 
 /* the 32 integer weights of a Q4/Q5/Q8 block, without d and m */
 static void ints32(enum ggml_type t, const uint8_t *p, int *q)
@@ -369,9 +245,9 @@ float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t 
             const uint8_t *sc = p + 4, *qh = p + 16, *qs = t == GGML_TYPE_Q5_K ? p + 48 : p + 16;
             int sumi = 0, summ = 0;
             for (int c = 0; c < 4; c++) {
-                uint8_t s0, m0, s1, m1;
-                k_scale_min(2 * c, sc, &s0, &m0);
-                k_scale_min(2 * c + 1, sc, &s1, &m1);
+                int s0, m0, s1, m1;
+                gguf_k_scale_min(2 * c, sc, &s0, &m0);
+                gguf_k_scale_min(2 * c + 1, sc, &s1, &m1);
                 int a0 = 0, a1 = 0;
                 for (int l = 0; l < 32; l++) {
                     int lo = qs[32 * c + l] & 0xF, hi = qs[32 * c + l] >> 4;
@@ -420,12 +296,14 @@ float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t 
 
 float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n)
 {
+    if (use_avx512 && quant_avx512_has(t)) return quant_dot_avx512(t, w, xa, n);
     if (use_avx2 > 0 && quant_avx2_has(t)) return quant_dot_avx2(t, w, xa, n);
     return quant_dot_scalar(t, w, xa, n);
 }
 
 void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y)
 {
+    if (use_avx512 && quant_avx512_has(t) && quant_rows_avx512(t, w, row_bytes, r0, r1, xa, n, y)) return;
     if (use_avx2 > 0 && quant_rows_avx2(t, w, row_bytes, r0, r1, xa, n, y)) return;
     for (int64_t r = r0; r < r1; r++) y[r] = quant_dot(t, (const uint8_t *)w + (size_t)r * row_bytes, xa, n);
 }
@@ -433,6 +311,7 @@ void quant_rows(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, i
 void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, size_t xa_stride,
                  int64_t n, float *y, size_t y_stride)
 {
+    if (use_avx512 && quant_avx512_has(t) && quant_rows4_avx512(t, w, row_bytes, r0, r1, xa, xa_stride, n, y, y_stride)) return;
     if (use_avx2 > 0 && quant_rows4_avx2(t, w, row_bytes, r0, r1, xa, xa_stride, n, y, y_stride)) return;
     for (int k = 0; k < 4; k++) quant_rows(t, w, row_bytes, r0, r1, (const uint8_t *)xa + (size_t)k * xa_stride, n, y + (size_t)k * y_stride);
 }

@@ -6,7 +6,9 @@
  * K-quants), which carry the same information as ggml's block_q8_1 / block_q8_K,
  * so a dot product rounds the activations exactly the way llama.cpp does.
  * quant_init() picks the AVX2/FMA kernels when the CPU has them (run-time
- * check); ISOPIPE_NO_SIMD=1 in the environment forces the scalar ones. */
+ * check), and for Q4_0 and Q5_0 the AVX-512 VNNI ones where the CPU has
+ * avx512f/bw/vl/vnni; ISOPIPE_NO_AVX512=1 keeps AVX2, ISOPIPE_NO_SIMD=1 in
+ * the environment forces the scalar ones. */
 #ifndef ISOPIPE_QUANT_H
 #define ISOPIPE_QUANT_H
 #include <stddef.h>
@@ -22,7 +24,7 @@ struct quant_q8a { float d, s; int8_t qs[QK]; };
 struct quant_q8k { float d; int8_t qs[QK_K]; int16_t bsums[QK_K / 16]; };
 
 void quant_init(void);
-/* 1 when the SIMD kernels are in use */
+/* 0: scalar kernels, 1: AVX2, 2: AVX2 and AVX-512 VNNI */
 int quant_simd(void);
 
 /* 1 when the engine can compute with tensors of type t */

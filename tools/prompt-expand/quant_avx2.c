@@ -7,6 +7,7 @@
  * per-lane factor (1, or the sub-block scale), then one float FMA per block.
  * Signed weights (Q4_0, Q5_0, Q8_0) use the sign trick: |w| * (x * sign(w)). */
 #include "quant.h"
+#include "gguf_quant.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -106,17 +107,6 @@ AVX2 static inline __attribute__((always_inline)) float dot_q32(enum ggml_type t
     return hsum_ps(acc) + summ;
 }
 
-static void k_scale_min(int j, const uint8_t *q, int *sc, int *m)
-{
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
 /* Q4_K and Q5_K: four chunks of 64 elements, low nibbles = sub-block 2c, high = 2c + 1 */
 AVX2 static float dot_q45k(enum ggml_type t, const uint8_t *p, const struct quant_q8k *x, int64_t nb)
 {
@@ -130,8 +120,8 @@ AVX2 static float dot_q45k(enum ggml_type t, const uint8_t *p, const struct quan
         int summ = 0;
         for (int c = 0; c < 4; c++) {
             int s0, m0, s1, m1v;
-            k_scale_min(2 * c, sc, &s0, &m0);
-            k_scale_min(2 * c + 1, sc, &s1, &m1v);
+            gguf_k_scale_min(2 * c, sc, &s0, &m0);
+            gguf_k_scale_min(2 * c + 1, sc, &s1, &m1v);
             __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
             __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
             if (t == GGML_TYPE_Q5_K) {

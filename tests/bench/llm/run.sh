@@ -17,7 +17,7 @@ make -s CUDA=0 build/libisopipe.a || exit 70
 mkdir -p build/bench
 cc -std=c11 -D_GNU_SOURCE -O2 -pthread -Icommon -Itools/prompt-expand $(pkg-config --cflags jansson) \
    -o build/bench/llm_bench tests/bench/llm/llm_bench.c tools/prompt-expand/llm.c tools/prompt-expand/quant.c \
-   tools/prompt-expand/quant_avx2.c build/libisopipe.a $(pkg-config --libs jansson) -lm -lpthread || exit 70
+   tools/prompt-expand/quant_avx2.c tools/prompt-expand/quant_avx512.c build/libisopipe.a $(pkg-config --libs jansson) -lm -lpthread || exit 70
 have_ref=1
 python3 -c 'import llama_cpp, numpy' 2>/dev/null || { have_ref=0; echo "# llama-cpp-python not installed: our figures only"; }
 
