@@ -132,6 +132,14 @@ uint64_t mem_host_budget(void)
     struct mem_sample s;
     mem_sample(&s);
     uint64_t b = s.available;
+    /* test-only: pretend MemAvailable is this small (it can only lower the
+     * budget), so a "too big for RAM" path is testable on any machine */
+    const char *fake = getenv("ISOPIPE_FAKE_MEM_AVAILABLE_MiB");
+    if (fake && *fake) {
+        char *end;
+        unsigned long long mib = strtoull(fake, &end, 10);
+        if (!*end && mib < b >> 20) b = (uint64_t)mib << 20;
+    }
     if (s.cgroup_max) {
         uint64_t room = s.cgroup_max > s.cgroup_current ? s.cgroup_max - s.cgroup_current : 0;
         if (room < b) b = room;

@@ -27,7 +27,9 @@ int mem_sample(struct mem_sample *s);
  * point it at fake trees. Returns 0, or -1 when proc_cgroup cannot be read. */
 int mem_cgroup_limit(const char *proc_cgroup, const char *root, uint64_t *max, uint64_t *current);
 
-/* Host bytes this process may still take: min(MemAvailable, cgroup max - current). */
+/* Host bytes this process may still take: min(MemAvailable, cgroup max - current).
+ * Test-only: ISOPIPE_FAKE_MEM_AVAILABLE_MiB=N lowers MemAvailable to N MiB
+ * (never raises it; docs/memory.md). */
 uint64_t mem_host_budget(void);
 
 /* VRAM probe the GPU module registers: fills process bytes (UINT64_MAX if

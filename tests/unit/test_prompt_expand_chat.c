@@ -30,17 +30,27 @@ int main(void)
     enum chat_fmt f;
 
     TEST("detect");
-    CHECK(chat_detect("{% for m in messages %}<|im_start|>{{ m.role }}...", NULL, &f) == 0 && f == CHAT_CHATML);
-    CHECK(chat_detect("{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' }}", NULL, &f) == 0 && f == CHAT_LLAMA3);
-    CHECK(chat_detect("[INST] {{ m.content }} [/INST]", NULL, &f) == ISO_EUNAVAIL);
+    const char *why = "unset";
+    CHECK(chat_detect("{% for m in messages %}<|im_start|>{{ m.role }}...", NULL, &f, &why) == 0 && f == CHAT_CHATML && !why);
+    CHECK(chat_detect("{{ '<|start_header_id|>' + m.role + '<|end_header_id|>\\n\\n' }}", NULL, &f, &why) == 0 &&
+          f == CHAT_LLAMA3 && !why);
+    /* a template we cannot render: the default (ChatML), and the reason */
+    CHECK(chat_detect("[INST] {{ m.content }} [/INST]", NULL, &f, &why) == 0 && f == CHAT_CHATML && why &&
+          strstr(why, "neither ChatML nor Llama 3"));
     /* Phi-4 uses <|im_start|> with <|im_sep|>: not ChatML */
-    CHECK(chat_detect("<|im_start|>{{role}}<|im_sep|>", NULL, &f) == ISO_EUNAVAIL);
+    why = NULL;
+    CHECK(chat_detect("<|im_start|>{{role}}<|im_sep|>", NULL, &f, &why) == 0 && f == CHAT_CHATML && why);
     static const char *const l3[] = { "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
                                       "a", "b" };
     struct tokenizer *t = vocab(l3, 6);
     CHECK(t != NULL);
     if (!t) return test_report();
-    CHECK(chat_detect(NULL, t, &f) == 0 && f == CHAT_LLAMA3);
+    CHECK(chat_detect(NULL, t, &f, &why) == 0 && f == CHAT_LLAMA3 && !why);
+    /* an unknown template on a vocabulary with only Llama 3's markers: Llama 3, said so */
+    CHECK(chat_detect("[INST]", t, &f, &why) == 0 && f == CHAT_LLAMA3 && why);
+    static const char *const plain[] = { "<s>", "</s>", "a", "b" };
+    struct tokenizer *tp = vocab(plain, 4);
+    CHECK(tp && chat_detect(NULL, tp, &f, &why) == 0 && f == CHAT_CHATML && why && strstr(why, "no chat template"));
 
     TEST("render");
     CHECK(chat_render(CHAT_CHATML, m, 2, 1, &s) == 0);
@@ -65,8 +75,13 @@ int main(void)
     const int32_t want[] = { 0, 1, 4, 2, 5, 3 };   /* BOS, <|start_header_id|>, a, <|end_header_id|>, b, <|eot_id|> */
     CHECKF(ids.n == 6 && !memcmp(ids.v, want, sizeof want), "%zu ids", ids.n);
     ids.n = 0;
-    /* ChatML needs <|im_start|>, which this vocabulary lacks */
-    CHECK(chat_encode(CHAT_CHATML, t, ab, 1, 0, &ids) == ISO_EUNAVAIL);
+    /* ChatML on a vocabulary without its markers (the default template taken
+     * for such a model): the markers are plain text, which this vocabulary
+     * spells only as the "a" of "<|im_start|>": BOS, that "a", the role "a", "b" */
+    CHECK(chat_encode(CHAT_CHATML, t, ab, 1, 0, &ids) == 0);
+    const int32_t want2[] = { 0, 4, 4, 5 };
+    CHECKF(ids.n == 4 && !memcmp(ids.v, want2, sizeof want2), "%zu ids", ids.n);
+    tok_free(&tp);
     tok_ids_free(&ids);
     tok_str_free(&s);
     tok_free(&t);

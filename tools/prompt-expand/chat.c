@@ -13,8 +13,20 @@ const char *chat_fmt_name(enum chat_fmt f)
     return f == CHAT_LLAMA3 ? "llama3" : "chatml";
 }
 
-int chat_detect(const char *tmpl, const struct tokenizer *t, enum chat_fmt *out)
+static int has_chatml(const struct tokenizer *t)
 {
+    return t && tok_find(t, "<|im_start|>") >= 0 && tok_find(t, "<|im_end|>") >= 0;
+}
+
+static int has_llama3(const struct tokenizer *t)
+{
+    return t && tok_find(t, "<|start_header_id|>") >= 0 && tok_find(t, "<|end_header_id|>") >= 0 &&
+           tok_find(t, "<|eot_id|>") >= 0;
+}
+
+int chat_detect(const char *tmpl, const struct tokenizer *t, enum chat_fmt *out, const char **fallback)
+{
+    *fallback = NULL;
     if (tmpl && *tmpl) {
         if (strstr(tmpl, "<|im_start|>") && !strstr(tmpl, "<|im_sep|>") && !strstr(tmpl, "<end_of_utterance>")) {
             *out = CHAT_CHATML;
@@ -24,14 +36,19 @@ int chat_detect(const char *tmpl, const struct tokenizer *t, enum chat_fmt *out)
             *out = CHAT_LLAMA3;
             return 0;
         }
-        return iso_fail(ISO_EUNAVAIL, "unsupported chat template (neither ChatML nor Llama 3)");
+        *fallback = "the model's chat template is neither ChatML nor Llama 3";
+    } else {
+        if (!t) return iso_fail(ISO_EINTERNAL, "chat_detect: no template and no vocabulary");
+        if (has_chatml(t)) { *out = CHAT_CHATML; return 0; }
+        if (has_llama3(t)) { *out = CHAT_LLAMA3; return 0; }
+        *fallback = "the model has no chat template and no ChatML or Llama 3 marker tokens";
     }
-    if (tok_find(t, "<|im_start|>") >= 0 && tok_find(t, "<|im_end|>") >= 0) { *out = CHAT_CHATML; return 0; }
-    if (tok_find(t, "<|start_header_id|>") >= 0 && tok_find(t, "<|eot_id|>") >= 0) { *out = CHAT_LLAMA3; return 0; }
-    return iso_fail(ISO_EUNAVAIL, "the model has no chat template and no ChatML or Llama 3 tokens");
+    /* the default: ChatML, unless only Llama 3's markers are in the vocabulary */
+    *out = !has_chatml(t) && has_llama3(t) ? CHAT_LLAMA3 : CHAT_CHATML;
+    return 0;
 }
 
-int chat_detect_gguf(const struct gguf *g, const struct tokenizer *t, enum chat_fmt *out)
+int chat_detect_gguf(const struct gguf *g, const struct tokenizer *t, enum chat_fmt *out, const char **fallback)
 {
     struct gguf_str s;
     struct tok_str tmpl = { 0 };
@@ -39,7 +56,7 @@ int chat_detect_gguf(const struct gguf *g, const struct tokenizer *t, enum chat_
     if (gguf_get_str(g, "tokenizer.chat_template", &s) == 0 && s.len) {
         if ((rc = tok_str_append(&tmpl, s.s, (size_t)s.len))) return rc;
     }
-    rc = chat_detect(tmpl.s, t, out);
+    rc = chat_detect(tmpl.s, t, out, fallback);
     tok_str_free(&tmpl);
     return rc;
 }
@@ -63,8 +80,8 @@ static int part(struct sink *k, int special, const char *s, size_t n)
     if (k->text) return tok_str_append(k->text, s, n);
     if (special) {
         int32_t id = tok_find(k->t, s);
-        if (id < 0) return iso_fail(ISO_EUNAVAIL, "the chat template needs token '%s', which the vocabulary lacks", s);
-        return tok_ids_push(k->ids, id);
+        if (id >= 0) return tok_ids_push(k->ids, id);
+        /* the default template on a vocabulary without its markers: text */
     }
     return tok_encode(k->t, s, n, 0, k->ids);
 }

@@ -93,7 +93,10 @@ static const struct cli_spec spec = {
         "Output: scenes.json (-o, default ./scenes.json) with topic, model (path relative to the\n"
         "JSON, architecture, quant, size, sha256), sampling settings, segments [{index, prompt}]\n"
         "(index from 0), generation statistics and the memory report. Models: GGUF of the llama\n"
-        "and qwen2 families with a ChatML or Llama 3 chat template. The model's sha256 is computed\n"
+        "and qwen2 architectures (any other exits 69, naming it) with a ChatML or Llama 3 chat\n"
+        "template; any other template is replaced by ChatML (a warning, and model.chat_template_fallback\n"
+        "in scenes.json). In cpu mode the plan's host RAM must fit MemAvailable (and the cgroup's\n"
+        "room), else exit 75 before loading, with the numbers. The model's sha256 is computed\n"
         "once per file version and kept in $XDG_CACHE_HOME/isopipe/sha256 (~/.cache/isopipe/sha256),\n"
         "keyed by path, device, inode, size, mtime and ctime: any change to the file hashes it again.",
     .opts = opts,
@@ -405,6 +408,23 @@ static int read_stdin(char **out, size_t *len, size_t max)
     return 0;
 }
 
+/* cpu mode maps the weights and touches all of them for every token: a
+ * model larger than the RAM there is would page from disk for hours, so
+ * the plan's host figure must fit the host budget (MemAvailable, or the
+ * cgroup's room when smaller) before anything is loaded; 75 otherwise */
+static int cpu_fits(const struct mem_plan *p)
+{
+    const struct plan_mode *pm = &p->mode[MEM_MODE_CPU];
+    uint64_t budget = mem_host_budget();
+    if (pm->host_rss <= budget) return 0;
+    const double M = 1024.0 * 1024.0;
+    return iso_fail(ISO_ETEMPFAIL,
+                    "'%s' needs %.1f MiB of RAM in cpu mode (weights %.1f + KV cache %.1f + activations %.1f + "
+                    "base %.1f MiB), %.1f MiB available: free memory, lower --n-ctx, or take a smaller model",
+                    p->model, pm->host_rss / M, p->weights_total / M, pm->kv_cache / M, pm->activations / M,
+                    p->blocks.host_base / M, budget / M);
+}
+
 static int run(const struct cli_common *c, struct args *a, const char *topic_file, struct rt *rt)
 {
     int rc = 0;
@@ -477,6 +497,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     }
     enum mem_mode mode;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
+    if (mode == MEM_MODE_CPU && (rc = cpu_fits(&plan))) goto done;
 
     lp.mode = mode;
     rt_load_begin(rt);
@@ -489,7 +510,10 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
         goto done;
     }
     enum chat_fmt fmt;
-    if ((rc = chat_detect_gguf(llm_gguf(m), tok, &fmt))) { iso_wrap(rc, "'%s'", model_path); goto done; }
+    const char *chat_fallback = NULL;
+    if ((rc = chat_detect_gguf(llm_gguf(m), tok, &fmt, &chat_fallback))) { iso_wrap(rc, "'%s'", model_path); goto done; }
+    if (chat_fallback)
+        log_warn("'%s': %s; using the default template (%s)", model_path, chat_fallback, chat_fmt_name(fmt));
     log_verbose("model '%s': %s %s, %d tokens (%s), chat %s, mode %s", model_path, llm_arch(m), llm_quant(m),
                 tok_n_vocab(tok), tok_pre_name(tok), chat_fmt_name(fmt), mem_mode_name(llm_mode(m)));
 
@@ -606,6 +630,7 @@ static int run(const struct cli_common *c, struct args *a, const char *topic_fil
     }
     json_object_set_new(mj, "tokenizer", json_string(tok_pre_name(tok)));
     json_object_set_new(mj, "chat_template", json_string(chat_fmt_name(fmt)));
+    if (chat_fallback) json_object_set_new(mj, "chat_template_fallback", json_string(chat_fallback));
     json_object_set_new(root, "model", mj);
     json_object_set_new(root, "sampling", sampling_json(a, seed));
     json_t *segs = scenes_segments_json(prompts, n);
