@@ -28,6 +28,7 @@
 #include "topic.h"
 
 #define PE_DEFAULT_MODEL "SmolLM2-135M-Instruct.Q4_1"
+#define PE_PREFILL_CHUNK 16   /* request tokens per llm_eval call (an interrupt is seen between calls) */
 #define PE_DEFAULT_SEGMENTS 4
 #define PE_MAX_SEGMENTS 64
 /* greedy decoding gives the same reply on every attempt, so its retries sample at this temperature */
@@ -293,7 +294,14 @@ static int generate_reply(struct gen *g, const struct tok_ids *req, struct tok_s
     while (lcp < req->n && lcp < g->cache.n && req->v[lcp] == g->cache.v[lcp]) lcp++;
     if (lcp == req->n) lcp--;   /* the last token is evaluated again for its logits */
     double t0 = mem_now();
-    if ((rc = llm_eval(g->m, req->v + lcp, (int)(req->n - lcp), (int)lcp, g->logits))) return rc;
+    /* in pieces, so SIGINT/SIGTERM is honoured during a long prompt too
+     * (a 1.5B model takes tens of seconds over a 300-token request) */
+    for (size_t at = lcp; at < req->n;) {
+        size_t nn = req->n - at < PE_PREFILL_CHUNK ? req->n - at : PE_PREFILL_CHUNK;
+        if ((rc = llm_eval(g->m, req->v + at, (int)nn, (int)at, g->logits))) return rc;
+        at += nn;
+        if (at < req->n) CHECK_INTERRUPT();
+    }
     g->prompt_s += mem_now() - t0;
     g->prompt_tokens += req->n - lcp;
     g->cache.n = 0;
