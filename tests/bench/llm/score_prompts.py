@@ -6,6 +6,7 @@
   first try topics whose every prompt came from its first attempt
   fallback  prompts for which the topic stood in (source "topic")
   wall      seconds per topic (times.txt: whole process, model load included)
+  CPU       user + system seconds per topic (when times.txt has them)
 
 and four checks of each prompt, all computed from the text:
 
@@ -113,7 +114,8 @@ def main(argv):
         if os.path.exists(os.path.join(d, "times.txt")):
             for line in open(os.path.join(d, "times.txt")):
                 f = line.split()
-                times[f[0]] = (int(f[1]), float(f[2]))
+                cpu = float(f[4]) if len(f) > 4 and f[4] != "-" else None
+                times[f[0]] = (int(f[1]), float(f[2]), cpu)
         runs = fails = first = prompts = fb = constrained = 0
         chk = {"subject": 0, "distinct": 0, "distinct2": 0, "length": 0, "nocopy": 0, "all": 0}
         jacs = []
@@ -124,7 +126,7 @@ def main(argv):
             if n not in times:
                 continue
             runs += 1
-            rc, secs = times[n]
+            rc, secs, _ = times[n]
             js = os.path.join(d, n + ".json")
             if rc != 0 or not os.path.exists(js):
                 fails += 1
@@ -173,17 +175,19 @@ def main(argv):
                                       + (f" ({' / '.join(' '.join(g) for g in sorted(shared))})" if key == "nocopy" else ""))
                 chk["all"] += ok_subj and ok_dist and ok_len and ok_copy
         secs = [t[1] for t in times.values()]
-        rows.append((name, runs, fails, first, prompts, constrained, fb, secs, cover, chk, jacs))
+        cpus = [t[2] for t in times.values() if t[2] is not None]
+        rows.append((name, runs, fails, first, prompts, constrained, fb, secs, cpus, cover, chk, jacs))
         for line in detail:
             print("#", line)
     pct = lambda a, b: f"{a}/{b} ({100.0 * a / b:.0f}%)" if b else "-"
     print("| model | topics | exit != 0 | first try (topics) | prompts | constrained | topic fallback "
-          "| wall s/topic mean (median) | subject coverage mean | subject | distinct (Jaccard mean) | distinct+ | length | no copy | all 4 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, runs, fails, first, prompts, constrained, fb, secs, cover, chk, jacs in rows:
+          "| wall s/topic mean (median) | CPU s/topic mean | subject coverage mean | subject | distinct (Jaccard mean) | distinct+ | length | no copy | all 4 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, runs, fails, first, prompts, constrained, fb, secs, cpus, cover, chk, jacs in rows:
         mean = f"{statistics.mean(secs):.1f} ({statistics.median(secs):.1f})" if secs else "-"
         cm = f"{statistics.mean(cover):.2f}" if cover else "-"
-        print(f"| {name} | {runs} | {fails} | {pct(first, runs)} | {prompts} | {constrained} | {fb} | {mean} | {cm} | "
+        cpu = f"{statistics.mean(cpus):.1f}" if cpus and len(cpus) == len(secs) else "-"
+        print(f"| {name} | {runs} | {fails} | {pct(first, runs)} | {prompts} | {constrained} | {fb} | {mean} | {cpu} | {cm} | "
               + pct(chk["subject"], prompts) + " | "
               + pct(chk["distinct"], prompts) + (f" ({statistics.mean(jacs):.2f})" if jacs else "") + " | "
               + " | ".join(pct(chk[k], prompts) for k in ("distinct2", "length", "nocopy", "all")) + " |")
