@@ -166,6 +166,14 @@ assert json.load(open('c/text.json'))['negative']['text'] == 'blurry, \"static\"
 "
 check "the negative prompt ran nothing" test ! -e x -a ! -e y
 
+# ---- pipelines/batch.sh -m wan: the same topic in a batch gives the same video
+expect_exit "batch.sh -m wan" 0 env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL CUDA=0 TRAVEL_BIN="$BIN" TRAVEL_X264_PRESET=veryfast \
+    WAN_PROMPT_TOKENS=40 SANITIZE="${ISOPIPE_SANITIZE:-}" sh "$ROOT/pipelines/batch.sh" -m wan -o "$T/bw" "$T/kf.topic"
+check "batch.sh -m wan: ran the Wan stages, final.mp4 byte-identical to make pipeline MODEL=wan's" \
+    sh -c 'grep -q " start seg_000\$" bw/kf/.travel/run.log && grep -q " start ctx_000\$" bw/kf/.travel/run.log && cmp -s c/final.mp4 bw/kf/final.mp4'
+expect_exit "batch.sh -m sora" 64 sh "$ROOT/pipelines/batch.sh" -m sora -o "$T/bw2" "$T/kf.topic"
+check "batch.sh -m sora: says which pipelines exist, runs nothing" sh -c "stderr_has() { grep -q \"\$1\" '$T/.err'; }; stderr_has \"'morph' (the default) and 'wan'\" && test ! -e bw2/kf"
+
 # ---- bad input: one line, nothing run (no OUT/scenes.json)
 bad() { # description, expected text, topic, make args...
     _d=$1 _w=$2 _t=$3; shift 3
