@@ -137,8 +137,8 @@ setsid env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "
     SANITIZE="${ISOPIPE_SANITIZE:-}" CUDA=0 TRAVEL_BIN="$BIN" TRAVEL_X264_PRESET=veryfast WAN_PROMPT_TOKENS=40 \
     TOPIC="$T/gen.topic" OUT="$T/b" >b.out 2>&1 &
 pg=$!
-i=0
-while [ $i -lt 1200 ] && ! new_log | grep -q ' end key_00[01] exit=0'; do sleep 0.01; i=$((i + 1)); done
+deadline=$(($(date +%s) + 600))   # up to 10 minutes (ASan on a loaded machine)
+while [ "$(date +%s)" -lt $deadline ] && ! new_log | grep -q ' end key_00[01] exit=0'; do sleep 0.01; done
 kill -KILL -"$pg" 2>/dev/null
 wait "$pg" 2>/dev/null
 done_before=$(new_log | sed -n 's/.* end \([a-z_0-9]*\) exit=0 .*/\1/p' | sort -u)
