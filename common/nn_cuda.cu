@@ -179,15 +179,21 @@ extern "C" int nnc_new(struct nnc **out)
         free(c);
         return iso_fail(ISO_EUNAVAIL, "nn cuda: cublasCreate failed (status %d)", (int)st);
     }
-    uint64_t fixed = NN_CUDA_WORKSPACE + 2 * NN_CUDA_SLICE;
+    // ISOPIPE_NN_CUDA_SLICE=BYTES (4096 .. NN_CUDA_SLICE) makes the scratch
+    // buffers smaller: for tests only, so that small shapes take the
+    // sliced and tiled paths that real models take with large ones
+    uint64_t slice = NN_CUDA_SLICE;
+    const char *se = getenv("ISOPIPE_NN_CUDA_SLICE");
+    if (se && atoll(se) >= 4096 && (uint64_t)atoll(se) <= NN_CUDA_SLICE) slice = (uint64_t)atoll(se) & ~(uint64_t)255;
+    uint64_t fixed = NN_CUDA_WORKSPACE + 2 * slice;
     rc = gpu_arena_create("nn-fixed", fixed, &c->fixed);
     void *p = NULL;
     if (!rc) rc = gpu_arena_alloc(c->fixed, NN_CUDA_WORKSPACE, 256, &c->ws);
-    if (!rc) rc = gpu_arena_alloc(c->fixed, NN_CUDA_SLICE, 256, &p);
+    if (!rc) rc = gpu_arena_alloc(c->fixed, slice, 256, &p);
     c->scr[0] = p;
-    if (!rc) rc = gpu_arena_alloc(c->fixed, NN_CUDA_SLICE, 256, &p);
+    if (!rc) rc = gpu_arena_alloc(c->fixed, slice, 256, &p);
     c->scr[1] = p;
-    c->scr_n[0] = c->scr_n[1] = NN_CUDA_SLICE;
+    c->scr_n[0] = c->scr_n[1] = slice;
     if (!rc && c->blas.setws(c->h, c->ws, NN_CUDA_WORKSPACE) != CUBLAS_STATUS_SUCCESS)
         rc = iso_fail(ISO_EUNAVAIL, "nn cuda: cublasSetWorkspace failed");
     // no TF32 anywhere: f32 products stay float32

@@ -367,6 +367,42 @@ static void test_conv(void)
     }
 }
 
+/* a convolution large enough to need several weight tiles and position
+ * slices when the scratch buffers are small (run_sliced) */
+static void test_conv_tiles(void)
+{
+    TEST("convolution in tiles");
+    int Cc = 32, H = 20, W = 20, O = 24;
+    size_t nx = (size_t)Cc * H * W, ny = (size_t)O * H * W;
+    float *x = rnd(nx, 1), *y = malloc(ny * sizeof(float)), *dx = up(x, nx), *dy = nn_alloc(G, ny);
+    struct hw w = weight((size_t)O * Cc * 9, WT_BF16, 0.2f, 1), b = weight((size_t)O, WT_F32, 1, 1);
+    nn_conv2d(C, y, x, Cc, H, W, &w.w, &b.w, O, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    nn_conv2d(G, dy, dx, Cc, H, W, &w.d, &b.d, O, 3, 3, 1, 1, 1, 1, 1, 1, 1);
+    cmp("conv2d 32->24 3x3 on 20x20 bf16", dy, y, ny, TOL_F32);
+    free(x); free(y); free(w.data); free(b.data);
+    nn_release(G, &dx); nn_release(G, &dy);
+}
+
+/* the same ops on a second CUDA context whose scratch buffers are 8 KiB
+ * (ISOPIPE_NN_CUDA_SLICE): linear in row slices and weight tiles,
+ * convolutions in position slices and channel tiles, scratch growth */
+static void run_sliced(void)
+{
+    struct nn *full = G;
+    setenv("ISOPIPE_NN_CUDA_SLICE", "8192", 1);
+    int rc = nn_new(&G, NN_CUDA, 2);
+    unsetenv("ISOPIPE_NN_CUDA_SLICE");
+    CHECKF(rc == 0, "second CUDA context: %s", iso_errmsg());
+    if (rc) { G = full; return; }
+    printf("# with 8 KiB scratch buffers (sliced and tiled paths)\n");
+    test_linear();
+    test_conv();
+    test_conv_tiles();
+    CHECKF(nn_sync(G) == 0, "sync: %s", iso_errmsg());
+    nn_free(&G);
+    G = full;
+}
+
 /* the backend calls on NN_CPU: copies and views, nothing more */
 static void test_cpu_plumbing(void)
 {
@@ -405,7 +441,9 @@ int main(void)
         test_elementwise();
         test_attention();
         test_conv();
+        test_conv_tiles();
         CHECKF(nn_sync(G) == 0, "sync: %s", iso_errmsg());
+        run_sliced();
         nn_free(&G);
     }
     nn_free(&C);
