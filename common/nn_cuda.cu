@@ -151,6 +151,15 @@ static void blas_ck(struct nnc *c, cublasStatus_t st, const char *what)
     }
 }
 
+// cublasSetStream puts cuBLAS back on its own workspace pool (cuBLAS docs,
+// cublasSetWorkspace), so ours is set again after every stream change
+static cublasStatus_t bind_stream(struct nnc *c)
+{
+    cublasStatus_t st = c->blas.setstream(c->h, c->stream);
+    if (st == CUBLAS_STATUS_SUCCESS) st = c->blas.setws(c->h, c->ws, NN_CUDA_WORKSPACE);
+    return st;
+}
+
 // fp8 -> float tables, built from the CPU's own decoders (weights.h), so
 // both backends read a byte as the same number
 __device__ float g_fp8[512];
@@ -194,13 +203,11 @@ extern "C" int nnc_new(struct nnc **out)
     if (!rc) rc = gpu_arena_alloc(c->fixed, slice, 256, &p);
     c->scr[1] = p;
     c->scr_n[0] = c->scr_n[1] = slice;
-    if (!rc && c->blas.setws(c->h, c->ws, NN_CUDA_WORKSPACE) != CUBLAS_STATUS_SUCCESS)
-        rc = iso_fail(ISO_EUNAVAIL, "nn cuda: cublasSetWorkspace failed");
     // no TF32 anywhere: f32 products stay float32
     if (!rc && c->blas.setmath(c->h, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS)
         rc = iso_fail(ISO_EUNAVAIL, "nn cuda: cublasSetMathMode failed");
-    if (!rc && c->blas.setstream(c->h, 0) != CUBLAS_STATUS_SUCCESS)
-        rc = iso_fail(ISO_EUNAVAIL, "nn cuda: cublasSetStream failed");
+    if (!rc && bind_stream(c) != CUBLAS_STATUS_SUCCESS)
+        rc = iso_fail(ISO_EUNAVAIL, "nn cuda: cublasSetStream / cublasSetWorkspace failed");
     if (!rc) {
         float tab[512];
         for (int i = 0; i < 256; i++) {
@@ -242,7 +249,7 @@ extern "C" const char *nnc_info(const struct nnc *c) { return c->info; }
 extern "C" void nnc_set_stream(struct nnc *c, void *stream)
 {
     c->stream = (cudaStream_t)stream;
-    blas_ck(c, c->blas.setstream(c->h, c->stream), "cublasSetStream");
+    blas_ck(c, bind_stream(c), "cublasSetStream / cublasSetWorkspace");
 }
 
 extern "C" int nnc_sync(struct nnc *c)
