@@ -221,6 +221,18 @@ int nn_download(struct nn *nn, float *host, const float *src, size_t n)
     return 0;
 }
 
+void nn_copy(struct nn *nn, float *dst, const float *src, size_t n)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) {
+        nnc_copy_d2d(nn->cuda, dst, src, n * sizeof(float));
+        return;
+    }
+#endif
+    (void)nn;
+    if (dst != src && n) memmove(dst, src, n * sizeof(float));
+}
+
 int nn_sync(struct nn *nn)
 {
 #ifdef ISOPIPE_CUDA
@@ -267,6 +279,20 @@ struct nn_w nn_w_at(const void *base, size_t offset, enum wt_dtype dtype, float 
 {
     struct nn_w w = { (const uint8_t *)base + offset, dtype, scale };
     return w;
+}
+
+size_t nn_w_pack(const struct nn_w *ws, const size_t *n, int count, void *block, size_t *offsets)
+{
+    size_t off = 0;
+    for (int k = 0; k < count; k++) {
+        offsets[k] = 0;
+        if (!ws[k].data) continue;
+        size_t bytes = n[k] * wt_dtype_size(ws[k].dtype);
+        offsets[k] = off;
+        if (block) memcpy((uint8_t *)block + off, ws[k].data, bytes);
+        off = (off + bytes + 255) & ~(size_t)255;
+    }
+    return off;
 }
 
 /* a scratch buffer of at least n floats (contents undefined); NULL only when

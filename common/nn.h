@@ -94,10 +94,13 @@ int nn_reserve(struct nn *nn, uint64_t bytes);
  * first error of any op since the last check is returned here too. */
 int nn_upload(struct nn *nn, float *dst, const float *host, size_t n);
 int nn_download(struct nn *nn, float *host, const float *src, size_t n);
+/* dst = src, n floats, both backend memory (on the context's stream) */
+void nn_copy(struct nn *nn, float *dst, const float *src, size_t n);
 /* wait for every op queued so far; 0 or the first error since the last check */
 int nn_sync(struct nn *nn);
 /* ops after this run on `stream` (a cudaStream_t: gpu_stream_handle(), e.g.
- * of stream_compute() for streamed blocks); NULL: the default stream */
+ * of stream_compute() for streamed blocks); NULL: the default stream. Waits
+ * for what was queued on the previous stream first. */
 void nn_set_stream(struct nn *nn, void *stream);
 /* where the backend is, in words, for reports ("cpu", "cuda: cuBLAS 130001
  * on NVIDIA H200") */
@@ -127,6 +130,13 @@ uint64_t nn_w_upload_bytes(enum wt_dtype dtype, size_t n);
  * `offset` of `base` (stream_get()'s pointer, or a host pointer on NN_CPU).
  * Any dtype nn_w takes; fp8 and f16 are converted per op into scratch. */
 struct nn_w nn_w_at(const void *base, size_t offset, enum wt_dtype dtype, float scale);
+/* Lay out `count` weights (n[k] elements of ws[k], as stored: fp8 stays
+ * fp8) in one block for streaming, each at a 256-byte aligned offset
+ * (offsets[k]; 0 and no bytes for a weight whose data is NULL). With block
+ * non-NULL the bytes are copied there (host memory: a pinned block for
+ * common/stream). Returns the block's size in bytes. At run time:
+ * base = stream_get(...), then nn_w_at(base, offsets[k], ws[k].dtype, ws[k].scale). */
+size_t nn_w_pack(const struct nn_w *ws, const size_t *n, int count, void *block, size_t *offsets);
 
 /* ---- matrix products ---- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C; op(X) = X or X^T (row-major;

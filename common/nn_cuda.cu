@@ -248,6 +248,10 @@ extern "C" const char *nnc_info(const struct nnc *c) { return c->info; }
 
 extern "C" void nnc_set_stream(struct nnc *c, void *stream)
 {
+    // what was queued on the old stream is done before the new one starts
+    // (streams from gpu_stream_create do not wait for the default stream)
+    cudaError_t e = cudaStreamSynchronize(c->stream);
+    if (e != cudaSuccess) fail_once(c, ISO_EIO, "cudaStreamSynchronize", cudaGetErrorString(e));
     c->stream = (cudaStream_t)stream;
     blas_ck(c, bind_stream(c), "cublasSetStream / cublasSetWorkspace");
 }
@@ -271,6 +275,13 @@ extern "C" int nnc_copy(struct nnc *c, void *dst, const void *src, size_t bytes,
         if (e != cudaSuccess) fail_once(c, ISO_EIO, to_device ? "upload" : "download", cudaGetErrorString(e));
     }
     return nnc_sync(c);
+}
+
+extern "C" void nnc_copy_d2d(struct nnc *c, void *dst, const void *src, size_t bytes)
+{
+    if (!bytes || dst == src) return;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream);
+    if (e != cudaSuccess) fail_once(c, ISO_EIO, "copy", cudaGetErrorString(e));
 }
 
 // ---- activation memory: chunks, blocks reused by size ----

@@ -27,6 +27,7 @@ void nnc_release(struct nnc *c, void *p);
 int nnc_reserve(struct nnc *c, uint64_t bytes);
 int nnc_copy(struct nnc *c, void *dst, const void *src, size_t bytes, int to_device);
 int nnc_sync(struct nnc *c);
+void nnc_copy_d2d(struct nnc *c, void *dst, const void *src, size_t bytes);
 void nnc_set_stream(struct nnc *c, void *stream);
 int nnc_w_upload(struct nnc *c, struct gpu_arena *arena, const struct nn_w *w, size_t n, struct nn_w *out);
 

@@ -23,7 +23,9 @@
 #include <string.h>
 
 #include "err.h"
+#include "gpu.h"
 #include "nn.h"
+#include "stream.h"
 #include "test.h"
 #include "weights.h"
 
@@ -367,6 +369,58 @@ static void test_conv(void)
     }
 }
 
+/* lightweight mode's primitive: three blocks of weights packed with
+ * nn_w_pack, streamed through common/stream's two-buffer window, used
+ * through nn_w_at views on the compute stream; a chain of linears */
+static void test_staged(void)
+{
+    TEST("weights streamed through common/stream");
+    enum { NB = 3 };
+    int rows = 19, d = 96;
+    static const enum wt_dtype dts[NB] = { WT_BF16, WT_F8_E4M3, WT_F16 };
+    static const float scales[NB] = { 1.0f, 0.004f, 1.0f };
+    struct hw W[NB], B[NB];
+    void *host[NB];
+    size_t size[NB], off[NB][2], maxb = 0;
+    for (int k = 0; k < NB; k++) {
+        W[k] = weight((size_t)d * d, dts[k], 0.1f, scales[k]);
+        B[k] = weight((size_t)d, WT_F32, 0.2f, 1);
+        struct nn_w ws[2] = { W[k].w, B[k].w };
+        size_t n[2] = { (size_t)d * d, (size_t)d };
+        size[k] = nn_w_pack(ws, n, 2, NULL, off[k]);
+        host[k] = malloc(size[k]);
+        nn_w_pack(ws, n, 2, host[k], off[k]);
+        if (size[k] > maxb) maxb = size[k];
+    }
+    float *x = rnd((size_t)rows * d, 1), *y = malloc((size_t)rows * d * sizeof(float));
+    float *dx = up(x, (size_t)rows * d), *dy = nn_alloc(G, (size_t)rows * d);
+    struct stream_set *set = NULL;
+    int rc = stream_create(NB, maxb, &set);
+    for (int k = 0; !rc && k < NB; k++) rc = stream_set_block(set, (uint64_t)k, host[k], size[k]);
+    CHECKF(rc == 0, "stream_create: %s", iso_errmsg());
+    if (!rc) {
+        nn_set_stream(G, gpu_stream_handle(stream_compute(set)));
+        for (int k = 0; k < NB; k++) {
+            const void *dev = NULL;
+            rc = stream_get(set, (uint64_t)k, &dev);
+            CHECKF(rc == 0, "stream_get %d: %s", k, iso_errmsg());
+            if (rc) break;
+            struct nn_w w = nn_w_at(dev, off[k][0], dts[k], scales[k]), b = nn_w_at(dev, off[k][1], WT_F32, 1);
+            nn_linear(G, dy, dx, rows, d, d, &w, &b);
+            nn_act(G, dx, dy, (size_t)rows * d, NN_ACT_SILU);
+            nn_linear(C, y, x, rows, d, d, &W[k].w, &B[k].w);
+            nn_act(C, x, y, (size_t)rows * d, NN_ACT_SILU);
+        }
+        CHECKF(stream_sync(set) == 0, "stream_sync: %s", iso_errmsg());
+        nn_set_stream(G, NULL);
+        if (!rc) cmp("3 streamed blocks (bf16, fp8, f16) of linear + SiLU", dx, x, (size_t)rows * d, TOL_F32);
+    }
+    stream_free(&set);
+    for (int k = 0; k < NB; k++) { free(W[k].data); free(B[k].data); free(host[k]); }
+    free(x); free(y);
+    nn_release(G, &dx); nn_release(G, &dy);
+}
+
 /* a convolution large enough to need several weight tiles and position
  * slices when the scratch buffers are small (run_sliced) */
 static void test_conv_tiles(void)
@@ -420,6 +474,28 @@ static void test_cpu_plumbing(void)
           nn_w_upload_bytes(WT_F32, 10) == 40);
     CHECK(strcmp(nn_backend_info(C), "cpu") == 0 && nn_backend_of(C) == NN_CPU);
     CHECK(nn_cuda_fixed_bytes() == NN_CUDA_WORKSPACE + 2 * NN_CUDA_SLICE);
+    float c3[3] = { 0 };
+    nn_copy(C, c3, a + 1, 3);
+    CHECK(c3[0] == 2 && c3[1] == 9 && c3[2] == 4);
+    /* packing: aligned offsets, bytes as stored, absent weights take nothing,
+     * and a linear through views into the block equals one on the weights */
+    int in = 7, out = 5;
+    uint16_t wbf[35];
+    float bias[5], x[14], y1[10], y2[10];
+    for (int i = 0; i < 35; i++) wbf[i] = wt_f32_to_bf16(frand());
+    for (int i = 0; i < 5; i++) bias[i] = frand();
+    for (int i = 0; i < 14; i++) x[i] = frand();
+    struct nn_w ws[3] = { nn_w_at(wbf, 0, WT_BF16, 1.0f), { NULL, WT_F32, 1.0f }, nn_w_at(bias, 0, WT_F32, 1.0f) };
+    size_t n[3] = { 35, 9, 5 }, off[3];
+    size_t bytes = nn_w_pack(ws, n, 3, NULL, off);
+    CHECK(bytes == 512 && off[0] == 0 && off[1] == 0 && off[2] == 256);
+    unsigned char *blk = malloc(bytes);
+    CHECK(nn_w_pack(ws, n, 3, blk, off) == bytes && memcmp(blk, wbf, sizeof wbf) == 0 && memcmp(blk + 256, bias, sizeof bias) == 0);
+    struct nn_w vw = nn_w_at(blk, off[0], WT_BF16, 1.0f), vb = nn_w_at(blk, off[2], WT_F32, 1.0f);
+    nn_linear(C, y1, x, 2, in, out, &ws[0], &ws[2]);
+    nn_linear(C, y2, x, 2, in, out, &vw, &vb);
+    CHECK(memcmp(y1, y2, sizeof y1) == 0);
+    free(blk);
 }
 
 int main(void)
@@ -442,6 +518,7 @@ int main(void)
         test_attention();
         test_conv();
         test_conv_tiles();
+        test_staged();
         CHECKF(nn_sync(G) == 0, "sync: %s", iso_errmsg());
         run_sliced();
         nn_free(&G);
