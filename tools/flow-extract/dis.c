@@ -398,9 +398,14 @@ static inline int grid_pos(int i, int n, int size, int P, int stride)
 }
 
 struct patch_ctx {
-    v8f T[P8], GX[P8], GY[P8], W[P8];
+    v8f T[P8], GX[P8], GY[P8];
+    /* warped samples: W is where the next warp goes; B holds those of the
+     * point kept by patch_keep (bu, bv; SSD bssd), which patch_descend then
+     * starts from without warping again */
+    v8f S[2][P8], *W, *B;
     float meanT, hxx, hxy, hyy, det;
-    int x0, y0;
+    float bu, bv, bssd;
+    int x0, y0, bvalid;
 };
 
 INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, int mean_norm)
@@ -408,6 +413,9 @@ INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, 
     v8f s = { 0 }, sx = { 0 }, sy = { 0 }, sxx = { 0 }, sxy = { 0 }, syy = { 0 };
     c->x0 = x0;
     c->y0 = y0;
+    c->W = c->S[0];
+    c->B = c->S[1];
+    c->bvalid = 0;
     for (int y = 0; y < P8; y++) {
         size_t o = (size_t)(y0 + y) * L->w + x0;
         v8f t = load8(L->I0 + o), gx = load8(L->gx + o), gy = load8(L->gy + o);
@@ -428,12 +436,12 @@ INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, 
     c->det = (float)(Sxx * Syy - Sxy * Sxy);
 }
 
-/* mean difference of the warped patch in c->W from the template (0 without mean normalisation) */
-INL float patch_md(const struct patch_ctx *c, int mean_norm)
+/* mean difference of the warped patch W from the template (0 without mean normalisation) */
+INL float patch_md(const struct patch_ctx *c, const v8f *W, int mean_norm)
 {
     if (!mean_norm) return 0.f;
-    v8f s = c->W[0];
-    for (int y = 1; y < P8; y++) s += c->W[y];
+    v8f s = W[0];
+    for (int y = 1; y < P8; y++) s += W[y];
     return hsum8(s) * (1.f / (P8 * P8)) - c->meanT;
 }
 
@@ -441,13 +449,35 @@ INL float patch_md(const struct patch_ctx *c, int mean_norm)
 INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
 {
     warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
-    float m = patch_md(c, mean_norm);
+    float m = patch_md(c, c->W, mean_norm);
     v8f acc = { 0 };
     for (int y = 0; y < P8; y++) {
         v8f r = c->W[y] - c->T[y] - m;
         acc += r * r;
     }
     return hsum8(acc);
+}
+
+/* keep the samples of the last patch_ssd, taken at (u, v) with SSD ssd, as
+ * the best point so far (the next warp goes to the other buffer) */
+INL void patch_keep(struct patch_ctx *c, float u, float v, float ssd)
+{
+    v8f *t = c->B;
+    c->B = c->W;
+    c->W = t;
+    c->bu = u;
+    c->bv = v;
+    c->bssd = ssd;
+    c->bvalid = 1;
+}
+
+/* the SSD at (u, v): the kept one when it is that point's */
+INL float patch_ssd_at(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
+{
+    if (c->bvalid && c->bu == u && c->bv == v) return c->bssd;
+    float ssd = patch_ssd(c, L, u, v, mean_norm);
+    patch_keep(c, u, v, ssd);
+    return ssd;
 }
 
 /* Inverse-compositional Gauss-Newton on a translation (DIS §2.1, eq. 3-4):
@@ -458,14 +488,19 @@ INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v
 INL float patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
-    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd(c, L, u, v, mean_norm); /* textureless: no update */
+    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd_at(c, L, u, v, mean_norm); /* textureless: no update */
     float inv = 1.f / c->det;
     for (int it = 0; it <= iters; it++) {
-        warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
-        float m = patch_md(c, mean_norm);
+        /* the start point's samples are there already when it was kept */
+        const v8f *W = c->B;
+        if (!(it == 0 && c->bvalid && c->bu == u && c->bv == v)) {
+            warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
+            W = c->W;
+        }
+        float m = patch_md(c, W, mean_norm);
         v8f s = { 0 }, bx = { 0 }, by = { 0 };
         for (int y = 0; y < P8; y++) {
-            v8f r = c->W[y] - c->T[y] - m;
+            v8f r = W[y] - c->T[y] - m;
             s += r * r;
             bx += c->GX[y] * r;
             by += c->GY[y] * r;
@@ -532,7 +567,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                          * half a pixel of the centre's flow add nothing and are
                          * skipped (most of them, where the flow is smooth). */
                         int D = d->p.cand;
-                        float best = patch_ssd(&c, L, u, v, mn), cu0 = u, cv0 = v;
+                        float best = patch_ssd_at(&c, L, u, v, mn), cu0 = u, cv0 = v;
                         for (int k = 0; k < 4; k++) {
                             int cx = x0 + P8 / 2 + (k & 1 ? D : -D), cy = y0 + P8 / 2 + (k & 2 ? D : -D);
                             cx = cx < 0 ? 0 : cx > L->w - 1 ? L->w - 1 : cx;
@@ -541,7 +576,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                             float du = d->U[q] - cu0, dv = d->V[q] - cv0;
                             if (du * du + dv * dv < 0.25f) continue;
                             float ssd = patch_ssd(&c, L, d->U[q], d->V[q], mn);
-                            if (ssd < best) { best = ssd; u = d->U[q]; v = d->V[q]; }
+                            if (ssd < best) { best = ssd; u = d->U[q]; v = d->V[q]; patch_keep(&c, u, v, ssd); }
                         }
                     }
                 } else {
@@ -590,14 +625,14 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 if (d->p.propagate) {
                     /* spatial propagation (the DIS reference code): take a
                      * neighbour's flow from this pass when it fits better */
-                    float best = patch_ssd(&c, L, u, v, mn);
+                    float best = patch_ssd_at(&c, L, u, v, mn);
                     int nb[2][2] = { { r, col + (j->pass ? 1 : -1) }, { r + (j->pass ? 1 : -1), col } };
                     for (int k = 0; k < 2; k++) {
                         int nr = nb[k][0], nc = nb[k][1];
                         if (nc < 0 || nc >= nx || nr < r0 || nr >= r1) continue;
                         float cu = d->pu[nr * nx + nc], cv = d->pv[nr * nx + nc];
                         float ssd = patch_ssd(&c, L, cu, cv, mn);
-                        if (ssd < best) { best = ssd; u = cu; v = cv; }
+                        if (ssd < best) { best = ssd; u = cu; v = cv; patch_keep(&c, u, v, ssd); }
                     }
                 }
                 patch_descend(&c, L, its, mn, &u, &v);
@@ -754,41 +789,56 @@ INL int mirror(int i, int n)
     return i < 0 ? 0 : i > n - 1 ? n - 1 : i;
 }
 
-/* in place, n samples with stride s: interpolation values -> coefficients,
- * mirror boundary (c[-k] = c[k]) */
-static void bs_prefilter_line(float *c, int n, ptrdiff_t s)
-{
-    const float z = BS_POLE;
-    if (n < 2) return;
-    for (int k = 0; k < n; k++) c[k * s] *= BS_GAIN;
-    float acc = c[0], zk = z;
-    for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * c[k * s];
-    c[0] = acc;
-    for (int k = 1; k < n; k++) c[k * s] += z * c[(k - 1) * s];
-    c[(n - 1) * s] = (z / (z * z - 1.f)) * (c[(n - 1) * s] + z * c[(n - 2) * s]);
-    for (int k = n - 2; k >= 0; k--) c[k * s] = z * (c[(k + 1) * s] - c[k * s]);
-}
-
 struct bs_job {
     struct dis *d;
     const struct level *L;
 };
 
-/* I1 and its central-difference gradients, then the horizontal prefilter */
-static void job_bs_rows(void *ctx, int y0, int y1, int worker)
+/* bs_prefilter_line on nl lines of n samples each (stride 1) at once: the
+ * same arithmetic per line, but the recursions of different lines are
+ * independent, so interleaving them lets the CPU overlap their latencies */
+#define BS_LINES 24
+static void bs_prefilter_lines(float *const *c, int nl, int n)
+{
+    const float z = BS_POLE;
+    if (n < 2) return;
+    for (int l = 0; l < nl; l++) {
+        float *p = c[l];
+        for (int k = 0; k < n; k++) p[k] *= BS_GAIN;
+        float acc = p[0], zk = z;
+        for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * p[k];
+        p[0] = acc;
+    }
+    for (int k = 1; k < n; k++)
+        for (int l = 0; l < nl; l++) c[l][k] += z * c[l][k - 1];
+    for (int l = 0; l < nl; l++) c[l][n - 1] = (z / (z * z - 1.f)) * (c[l][n - 1] + z * c[l][n - 2]);
+    for (int k = n - 2; k >= 0; k--)
+        for (int l = 0; l < nl; l++) c[l][k] = z * (c[l][k + 1] - c[l][k]);
+}
+
+/* I1 and its central-difference gradients, then the horizontal prefilter,
+ * eight rows (24 lines) at a time */
+HOT static void job_bs_rows(void *ctx, int y0, int y1, int worker)
 {
     struct bs_job *j = ctx;
     int w = j->L->w, h = j->L->h;
-    for (int y = y0; y < y1; y++) {
-        const float *r = j->L->I1 + (size_t)y * w;
-        const float *ru = j->L->I1 + (size_t)mirror(y - 1, h) * w, *rd = j->L->I1 + (size_t)mirror(y + 1, h) * w;
-        float *c = j->d->bs[0] + (size_t)y * w, *gx = j->d->bs[1] + (size_t)y * w, *gy = j->d->bs[2] + (size_t)y * w;
-        memcpy(c, r, sizeof(float) * w);
-        for (int x = 0; x < w; x++) {
-            gx[x] = 0.5f * (r[mirror(x + 1, w)] - r[mirror(x - 1, w)]);
-            gy[x] = 0.5f * (rd[x] - ru[x]);
+    for (int ya = y0; ya < y1; ya += BS_LINES / 3) {
+        int yb = ya + BS_LINES / 3 < y1 ? ya + BS_LINES / 3 : y1, nl = 0;
+        float *lines[BS_LINES];
+        for (int y = ya; y < yb; y++) {
+            const float *r = j->L->I1 + (size_t)y * w;
+            const float *ru = j->L->I1 + (size_t)mirror(y - 1, h) * w, *rd = j->L->I1 + (size_t)mirror(y + 1, h) * w;
+            float *c = j->d->bs[0] + (size_t)y * w, *gx = j->d->bs[1] + (size_t)y * w, *gy = j->d->bs[2] + (size_t)y * w;
+            memcpy(c, r, sizeof(float) * w);
+            gx[0] = 0.5f * (r[mirror(1, w)] - r[mirror(-1, w)]);
+            for (int x = 1; x < w - 1; x++) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
+            if (w > 1) gx[w - 1] = 0.5f * (r[mirror(w, w)] - r[mirror(w - 2, w)]);
+            for (int x = 0; x < w; x++) gy[x] = 0.5f * (rd[x] - ru[x]);
+            lines[nl++] = c;
+            lines[nl++] = gx;
+            lines[nl++] = gy;
         }
-        for (int k = 0; k < 3; k++) bs_prefilter_line(j->d->bs[k] + (size_t)y * w, w, 1);
+        bs_prefilter_lines(lines, nl, w);
     }
 }
 
@@ -1248,20 +1298,37 @@ HOT static void job_smooth(void *ctx, int y0, int y1, int worker)
         const float *I = im ? j->L->I1 : j->L->I0;
         for (int y = y0; y < y1; y++) {
             const float *c = I + (size_t)y * w;
-            for (int x = 0; x < w; x++) t[x] = j->k[0] * c[x];
+            const float *ra[SM_MAXR + 1], *rb[SM_MAXR + 1];
             for (int i = 1; i <= r; i++) {
-                const float *a = I + (size_t)mirror(y - i, h) * w, *b = I + (size_t)mirror(y + i, h) * w;
-                for (int x = 0; x < w; x++) t[x] += j->k[i] * (a[x] + b[x]);
+                ra[i] = I + (size_t)mirror(y - i, h) * w;
+                rb[i] = I + (size_t)mirror(y + i, h) * w;
+            }
+            /* eight pixels at a time, each summed in the scalar tail's order */
+            int x = 0;
+            for (; x + 8 <= w; x += 8) {
+                v8f a = j->k[0] * load8(c + x);
+                for (int i = 1; i <= r; i++) a += j->k[i] * (load8(ra[i] + x) + load8(rb[i] + x));
+                memcpy(t + x, &a, sizeof a);
+            }
+            for (; x < w; x++) {
+                float a = j->k[0] * c[x];
+                for (int i = 1; i <= r; i++) a += j->k[i] * (ra[i][x] + rb[i][x]);
+                t[x] = a;
             }
             for (int i = 1; i <= r; i++) {
                 t[-i] = t[mirror(-i, w)];
                 t[w - 1 + i] = t[mirror(w - 1 + i, w)];
             }
             float *o = j->dst[im] + (size_t)y * w;
-            for (int x = 0; x < w; x++) {
-                float s = j->k[0] * t[x];
-                for (int i = 1; i <= r; i++) s += j->k[i] * (t[x - i] + t[x + i]);
-                o[x] = s;
+            for (x = 0; x + 8 <= w; x += 8) {
+                v8f a = j->k[0] * load8(t + x);
+                for (int i = 1; i <= r; i++) a += j->k[i] * (load8(t + x - i) + load8(t + x + i));
+                memcpy(o + x, &a, sizeof a);
+            }
+            for (; x < w; x++) {
+                float a = j->k[0] * t[x];
+                for (int i = 1; i <= r; i++) a += j->k[i] * (t[x - i] + t[x + i]);
+                o[x] = a;
             }
         }
     }
