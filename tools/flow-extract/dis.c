@@ -1334,6 +1334,35 @@ HOT static void job_smooth(void *ctx, int y0, int y1, int worker)
     }
 }
 
+/* What the sweeps read at a level but nothing there writes: the padding
+ * entries of u, v (read as neighbours, with weight 0: they must be finite)
+ * and the weights of the edges that leave the frame (0). Everything else is
+ * written (job_var_derivs, job_var_smooth, job_var_data) before it is read. */
+static void rb_clear_edges(const struct rb *rb, int w, int h)
+{
+    int S = rb->S;
+    for (int k = 0; k < 2; k++) {
+        for (int f = RB_U; f <= RB_V; f++) {
+            float *p = rb->p[k][f];
+            memset(p, 0, sizeof(float) * S);
+            memset(p + (size_t)(h + 1) * S, 0, sizeof(float) * S);
+            for (int y = 0; y < h; y++) {
+                int cnt = (w - ((y + k) & 1) + 1) / 2;
+                float *row = p + (size_t)(y + 1) * S;
+                row[0] = 0.f;
+                memset(row + 1 + cnt, 0, sizeof(float) * (S - 1 - cnt));
+            }
+        }
+        memset(rb->p[k][RB_WU] + S + 1, 0, sizeof(float) * (S - 1));
+        memset(rb->p[k][RB_WD] + (size_t)h * S + 1, 0, sizeof(float) * (S - 1));
+        for (int y = 0; y < h; y++) {
+            /* x = 0 has colour y & 1 (entry 0); x = w - 1 has colour (w - 1 + y) & 1 */
+            if ((y & 1) == k) rb->p[k][RB_WL][(size_t)(y + 1) * S + 1] = 0.f;
+            if (((w - 1 + y) & 1) == k) rb->p[k][RB_WR][(size_t)(y + 1) * S + 1 + ((w - 1) >> 1)] = 0.f;
+        }
+    }
+}
+
 static void variational(struct dis *d, const struct level *L)
 {
     if (d->p.var_outer <= 0) return;
@@ -1344,8 +1373,7 @@ static void variational(struct dis *d, const struct level *L)
         for (int f = 0; f < RB_PER_COLOR; f++) j.rb.p[k][f] = d->rbuf + (size_t)(k * RB_PER_COLOR + f) * plane;
         for (int f = 0; f < VD_PER_COLOR; f++) j.vd[k][f] = d->vbuf + (size_t)(k * VD_PER_COLOR + f) * plane;
     }
-    /* the border entries are read as neighbours (with weight 0): they must be finite */
-    memset(d->rbuf, 0, sizeof(float) * plane * RB_PLANES);
+    rb_clear_edges(&j.rb, L->w, L->h);
     struct level Ls = *L;
     if (d->p.smooth > 0) {
         struct sm_job sj = { .L = L, .dst = { d->sm[0], d->sm[1] }, .row = d->smrow };
@@ -1432,7 +1460,25 @@ HOT static void job_upsample(void *ctx, int y0, int y1, int worker)
              * which still does the two ends. */
             const float *a0 = j->su + o0, *b0 = j->su + o1, *a1 = j->sv + o0, *b1 = j->sv + o1;
             int n = (j->dw - 1) / 2 < sw - 1 ? (j->dw - 1) / 2 : sw - 1;
-            for (int i = 0; i < n; i++) {
+            int i = 0;
+            for (; i + 8 <= n; i += 8) {
+                const float *src[2][2] = { { a0, b0 }, { a1, b1 } };
+                float *dst[2] = { du, dv };
+                for (int f = 0; f < 2; f++) {
+                    v8f A = load8(src[f][0] + i), An = load8(src[f][0] + i + 1);
+                    v8f B = load8(src[f][1] + i), Bn = load8(src[f][1] + i + 1);
+                    v8f p = A + 0.25f * (An - A), q = B + 0.25f * (Bn - B);
+                    v8f r = A + 0.75f * (An - A), s = B + 0.75f * (Bn - B);
+                    v8f o1 = sc * (p + ay * (q - p)), o2 = sc * (r + ay * (s - r));
+                    float t[16];
+                    for (int k = 0; k < 8; k++) {
+                        t[2 * k] = o1[k];
+                        t[2 * k + 1] = o2[k];
+                    }
+                    memcpy(dst[f] + 2 * i + 1, t, sizeof t);
+                }
+            }
+            for (; i < n; i++) {
                 float p = a0[i] + 0.25f * (a0[i + 1] - a0[i]), q = b0[i] + 0.25f * (b0[i + 1] - b0[i]);
                 float r = a0[i] + 0.75f * (a0[i + 1] - a0[i]), s = b0[i] + 0.75f * (b0[i + 1] - b0[i]);
                 du[2 * i + 1] = sc * (p + ay * (q - p));
