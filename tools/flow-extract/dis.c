@@ -1209,13 +1209,13 @@ HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
         }
 }
 
-HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
+/* one SOR half-sweep on row y, colour k */
+INL void sor_row(const struct var_job *j, int y, int k)
 {
-    struct var_job *j = ctx;
-    int w = j->L->w, k = j->color, S = j->rb.S;
+    int w = j->L->w, S = j->rb.S;
     float om1 = 1.f - j->d->p.omega;
     float *const *P = j->rb.p[k], *const *O = j->rb.p[1 - k];
-    for (int y = y0; y < y1; y++) {
+    {
         int s = (y + k) & 1, cnt = (w - s + 1) / 2;
         size_t row = (size_t)(y + 1) * S + 1;
         const float *restrict b1 = P[RB_B1] + row, *restrict b2 = P[RB_B2] + row, *restrict a12 = P[RB_A12] + row;
@@ -1248,6 +1248,41 @@ HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
             v[m] = om1 * v[m] + i22[m] * (b2[m] + sv - a12[m] * nu);
             u[m] = nu;
         }
+    }
+}
+
+/* A red-black sweep (colour 0, then colour 1 on every row) over bands of
+ * SOR_BAND rows, so that colour 1 of a row follows colour 0 of the row below
+ * while both are still in cache: within a band, colour 0 of row y, then
+ * colour 1 of row y - 1, whose neighbours (colour 0 of rows y - 2 .. y) are
+ * final by then; colour 0 of row y still reads colour 1 of rows y - 1 .. y + 1
+ * from the previous half-sweep, as it must. The first and the last row of a
+ * band need colour 0 of the neighbouring bands, which other threads may be
+ * working on: job_var_sor_edge does their colour 1 afterwards. Every update
+ * reads exactly what it reads in two separate half-sweeps, so the result is
+ * the same, bit for bit, whatever the thread count. */
+#define SOR_BAND 16
+HOT static void job_var_sor(void *ctx, int b0, int b1, int worker)
+{
+    struct var_job *j = ctx;
+    int h = j->L->h;
+    for (int b = b0; b < b1; b++) {
+        int ya = b * SOR_BAND, yb = ya + SOR_BAND < h ? ya + SOR_BAND : h;
+        for (int y = ya; y < yb; y++) {
+            sor_row(j, y, 0);
+            if (y - 1 > ya && y - 1 < yb - 1) sor_row(j, y - 1, 1);
+        }
+    }
+}
+
+HOT static void job_var_sor_edge(void *ctx, int b0, int b1, int worker)
+{
+    struct var_job *j = ctx;
+    int h = j->L->h;
+    for (int b = b0; b < b1; b++) {
+        int ya = b * SOR_BAND, yb = ya + SOR_BAND < h ? ya + SOR_BAND : h;
+        sor_row(j, ya, 1);
+        if (yb - 1 > ya) sor_row(j, yb - 1, 1);
     }
 }
 
@@ -1394,11 +1429,11 @@ static void variational(struct dis *d, const struct level *L)
     for (int o = 0; o < d->p.var_outer; o++) {
         pool_for(d->pool, L->h, job_var_smooth, &j);
         pool_for(d->pool, L->h, job_var_data, &j);
-        for (int s = 0; s < d->p.var_inner; s++)
-            for (int c = 0; c < 2; c++) {
-                j.color = c;
-                pool_for(d->pool, L->h, job_var_sor, &j);
-            }
+        int nb = (L->h + SOR_BAND - 1) / SOR_BAND;
+        for (int s = 0; s < d->p.var_inner; s++) {
+            pool_for(d->pool, nb, job_var_sor, &j);
+            pool_for(d->pool, nb, job_var_sor_edge, &j);
+        }
     }
     pool_for(d->pool, L->h, job_var_gather, &j);
 }
