@@ -949,6 +949,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         pa.stride = p->stride; pa.iters = p->iters; pa.mean_norm = p->mean_norm; pa.propagate = p->propagate;
         pa.cand = p->cand;
         pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
+        if (pa.search < 2) pa.search = 0; // a +-1 px search: none (why: dis.c)
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
         CKL("patches");
