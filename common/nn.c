@@ -16,7 +16,21 @@
 #include <string.h>
 
 #include "err.h"
+#include "gpu.h"
 #include "pool.h"
+#ifdef ISOPIPE_CUDA
+#include "nn_cuda.h"
+/* an NN_CUDA context runs the op on the device and returns */
+#define CUDA_OP(call)                  \
+    do {                               \
+        if (nn->cuda) {                \
+            call;                      \
+            return;                    \
+        }                              \
+    } while (0)
+#else
+#define CUDA_OP(call) ((void)0)
+#endif
 
 /* OpenBLAS extensions (declared in its cblas.h on Debian; repeated here so
  * the build does not depend on which cblas.h the include path finds) */
@@ -40,19 +54,45 @@ struct nn {
     size_t scratch2_n;
     enum nn_precision prec;
     int amx;                 /* AMX bf16 products usable (CPU, kernel, not disabled) */
+#ifdef ISOPIPE_CUDA
+    struct nnc *cuda;        /* NN_CUDA: the device half (nn_cuda.cu) */
+#endif
 };
 
 int nn_new(struct nn **out, enum nn_backend backend, int threads)
 {
     *out = NULL;
-    if (backend != NN_CPU) return iso_fail(ISO_EUNAVAIL, "nn: only the CPU backend exists in this build");
+    if (backend != NN_CPU && backend != NN_CUDA) return iso_fail(ISO_EUSAGE, "nn: unknown backend %d", (int)backend);
+#ifdef ISOPIPE_CUDA
+    struct nnc *cuda = NULL;
+    if (backend == NN_CUDA) {
+        int rc = nnc_new(&cuda);
+        if (rc) return rc;
+    }
+#else
+    if (backend == NN_CUDA) return iso_fail(ISO_EUNAVAIL, "nn: no CUDA backend in this build (built with CUDA=0)");
+#endif
     if (threads < 1) threads = 1;
     struct nn *nn = calloc(1, sizeof *nn);
-    if (!nn) return iso_fail(ISO_EINTERNAL, "out of memory");
+    if (!nn) {
+#ifdef ISOPIPE_CUDA
+        nnc_free(&cuda);
+#endif
+        return iso_fail(ISO_EINTERNAL, "out of memory");
+    }
     nn->backend = backend;
     nn->threads = threads;
+#ifdef ISOPIPE_CUDA
+    nn->cuda = cuda;
+#endif
     int rc = pool_new(&nn->pool, threads);
-    if (rc) { free(nn); return rc; }
+    if (rc) {
+#ifdef ISOPIPE_CUDA
+        nnc_free(&nn->cuda);
+#endif
+        free(nn);
+        return rc;
+    }
     openblas_set_num_threads(threads);
     const char *ae = getenv("ISOPIPE_NN_AMX");
     nn->amx = !(ae && strcmp(ae, "0") == 0) && amx_available();
@@ -68,6 +108,9 @@ void nn_free(struct nn **pnn)
     struct nn *nn = pnn ? *pnn : NULL;
     if (!nn) return;
     pool_free(&nn->pool);
+#ifdef ISOPIPE_CUDA
+    nnc_free(&nn->cuda);
+#endif
     free(nn->scratch);
     free(nn->scratch2);
     free(nn);
@@ -75,12 +118,22 @@ void nn_free(struct nn **pnn)
 }
 
 int nn_threads(const struct nn *nn) { return nn->threads; }
+enum nn_backend nn_backend_of(const struct nn *nn) { return nn->backend; }
 
 void nn_set_precision(struct nn *nn, enum nn_precision p) { nn->prec = p; }
 enum nn_precision nn_precision(const struct nn *nn) { return nn->prec; }
 
 const char *nn_gemm_info(const struct nn *nn)
 {
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) {
+        switch (nn->prec) {
+        case NN_PREC_BF16: return "cuBLAS bf16 GemmEx, fp32 accumulation (activations rounded to bf16)";
+        case NN_PREC_BF16X2: return "cuBLAS bf16 GemmEx, fp32 accumulation, activations in 2 bf16 terms";
+        default: return "cuBLAS bf16 GemmEx, fp32 accumulation, activations in 3 bf16 terms (float32 products)";
+        }
+    }
+#endif
     if (!nn->amx) return "float32 sgemm (bf16/fp8 weights converted per tile)";
     switch (nn->prec) {
     case NN_PREC_BF16: return "AMX bf16 (activations rounded to bf16)";
@@ -102,12 +155,14 @@ const char *nn_blas_info(void)
 
 float *nn_alloc(struct nn *nn, size_t nfloats)
 {
-    (void)nn;
     size_t bytes;
     if (__builtin_mul_overflow(nfloats ? nfloats : 1, sizeof(float), &bytes)) {
         iso_fail(ISO_ETEMPFAIL, "nn: allocation of %zu floats overflows", nfloats);
         return NULL;
     }
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_alloc(nn->cuda, bytes);
+#endif
     bytes = (bytes + 63) & ~(size_t)63;
     float *p = aligned_alloc(64, bytes);
     if (!p) {
@@ -120,8 +175,124 @@ float *nn_alloc(struct nn *nn, size_t nfloats)
 
 void nn_release(struct nn *nn, float **p)
 {
+    if (!p) return;
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) {
+        nnc_release(nn->cuda, *p);
+        *p = NULL;
+        return;
+    }
+#endif
     (void)nn;
-    if (p) { free(*p); *p = NULL; }
+    free(*p);
+    *p = NULL;
+}
+
+/* ---- backend plumbing (CPU: plain copies and no-ops) ---- */
+
+uint64_t nn_cuda_fixed_bytes(void) { return NN_CUDA_WORKSPACE + 2 * NN_CUDA_SLICE; }
+
+int nn_reserve(struct nn *nn, uint64_t bytes)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_reserve(nn->cuda, bytes);
+#endif
+    (void)nn; (void)bytes;
+    return 0;
+}
+
+int nn_upload(struct nn *nn, float *dst, const float *host, size_t n)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_copy(nn->cuda, dst, host, n * sizeof(float), 1);
+#endif
+    (void)nn;
+    if (dst != host && n) memmove(dst, host, n * sizeof(float));
+    return 0;
+}
+
+int nn_download(struct nn *nn, float *host, const float *src, size_t n)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_copy(nn->cuda, host, src, n * sizeof(float), 0);
+#endif
+    (void)nn;
+    if (host != src && n) memmove(host, src, n * sizeof(float));
+    return 0;
+}
+
+void nn_copy(struct nn *nn, float *dst, const float *src, size_t n)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) {
+        nnc_copy_d2d(nn->cuda, dst, src, n * sizeof(float));
+        return;
+    }
+#endif
+    (void)nn;
+    if (dst != src && n) memmove(dst, src, n * sizeof(float));
+}
+
+int nn_sync(struct nn *nn)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_sync(nn->cuda);
+#endif
+    (void)nn;
+    return 0;
+}
+
+void nn_set_stream(struct nn *nn, void *stream)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) nnc_set_stream(nn->cuda, stream);
+#endif
+    (void)nn; (void)stream;
+}
+
+const char *nn_backend_info(const struct nn *nn)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_info(nn->cuda);
+#endif
+    (void)nn;
+    return "cpu";
+}
+
+uint64_t nn_w_upload_bytes(enum wt_dtype dtype, size_t n)
+{
+    if (dtype == WT_F8_E4M3 || dtype == WT_F8_E5M2) return (uint64_t)n * 2;   /* as bf16 */
+    return (uint64_t)n * wt_dtype_size(dtype);
+}
+
+int nn_w_upload(struct nn *nn, struct gpu_arena *arena, const struct nn_w *w, size_t n, struct nn_w *out)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) return nnc_w_upload(nn->cuda, arena, w, n, out);
+#endif
+    (void)nn; (void)arena; (void)n;
+    *out = *w;
+    return 0;
+}
+
+struct nn_w nn_w_at(const void *base, size_t offset, enum wt_dtype dtype, float scale)
+{
+    struct nn_w w = { (const uint8_t *)base + offset, dtype, scale };
+    return w;
+}
+
+size_t nn_w_pack(const struct nn_w *ws, const size_t *n, int count, void *block, size_t *offsets)
+{
+    size_t off = 0;
+    for (int k = 0; k < count; k++) {
+        offsets[k] = 0;
+        if (!ws[k].data) continue;
+        size_t bytes = n[k] * wt_dtype_size(ws[k].dtype);
+        offsets[k] = off;
+        if (block) memcpy((uint8_t *)block + off, ws[k].data, bytes);
+        off = (off + bytes + 255) & ~(size_t)255;
+    }
+    return off;
 }
 
 /* a scratch buffer of at least n floats (contents undefined); NULL only when
@@ -317,6 +488,7 @@ static void par_range(struct nn *nn, size_t n, size_t grain, range_fn fn, void *
 void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
+    CUDA_OP(nnc_gemm(nn->cuda, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
     (void)nn;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
@@ -365,6 +537,7 @@ static void bias_range(void *ctx, size_t r0, size_t r1)
 
 void nn_add_bias(struct nn *nn, float *y, const float *x, int rows, int d, const struct nn_w *b)
 {
+    CUDA_OP(nnc_add_bias(nn->cuda, y, x, rows, d, b));
     if (y != x) memcpy(y, x, (size_t)rows * d * sizeof(float));
     if (!b || !b->data) return;
     struct bias_job j = { y, w_vec(nn, b, (size_t)d, 0), d };
@@ -670,6 +843,8 @@ static int amx_linear(struct nn *nn, float *y, const float *x, int rows, int in,
 void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out,
                const struct nn_w *W, const struct nn_w *b)
 {
+    CUDA_OP(nnc_linear(nn->cuda, nn->prec == NN_PREC_BF16 ? 1 : nn->prec == NN_PREC_BF16X2 ? 2 : 3, y, x, rows, in,
+                       out, W, b));
     if (rows <= 0 || out <= 0) return;
     if (W->dtype == WT_F32 && W->scale == 1.0f) {
         nn_gemm(nn, 0, 1, rows, out, in, 1.0f, x, in, (const float *)W->data, in, 0.0f, y, out);
@@ -723,12 +898,14 @@ static void norm_range(void *ctx, size_t r0, size_t r1)
 void nn_layernorm(struct nn *nn, float *y, const float *x, int rows, int d,
                   const struct nn_w *w, const struct nn_w *b, float eps)
 {
+    CUDA_OP(nnc_norm(nn->cuda, y, x, rows, d, w, b, eps, 0));
     struct norm_job j = { y, x, d, w_vec(nn, w, (size_t)d, 0), w_vec(nn, b, (size_t)d, 1), eps, 0 };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, norm_range, &j);
 }
 
 void nn_rmsnorm(struct nn *nn, float *y, const float *x, int rows, int d, const struct nn_w *w, float eps)
 {
+    CUDA_OP(nnc_norm(nn->cuda, y, x, rows, d, w, NULL, eps, 1));
     struct norm_job j = { y, x, d, w_vec(nn, w, (size_t)d, 0), NULL, eps, 1 };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, norm_range, &j);
 }
@@ -772,6 +949,7 @@ static void chrms_range(void *ctx, size_t s0, size_t s1)
 void nn_rmsnorm_channels(struct nn *nn, float *y, const float *x, int C, size_t S,
                          const struct nn_w *gamma, const struct nn_w *bias, float eps)
 {
+    CUDA_OP(nnc_rmsnorm_channels(nn->cuda, y, x, C, S, gamma, bias, eps));
     struct chnorm_job j = { y, x, C, S, w_vec(nn, gamma, (size_t)C, 0), w_vec(nn, bias, (size_t)C, 1), eps, 0, 0 };
     par_range(nn, S, (size_t)(NN_GRAIN / (C > 0 ? C : 1)) + 1, chrms_range, &j);
 }
@@ -805,6 +983,7 @@ static void group_range(void *ctx, size_t g0, size_t g1)
 void nn_groupnorm(struct nn *nn, float *y, const float *x, int C, size_t S, int G,
                   const struct nn_w *w, const struct nn_w *b, float eps)
 {
+    CUDA_OP(nnc_groupnorm(nn->cuda, y, x, C, S, G, w, b, eps));
     struct chnorm_job j = { y, x, C, S, w_vec(nn, w, (size_t)C, 0), w_vec(nn, b, (size_t)C, 1), eps, G, 1 };
     par_range(nn, (size_t)G, 1, group_range, &j);
 }
@@ -984,21 +1163,25 @@ static void ew(struct nn *nn, struct ew_job *j, size_t n) { par_range(nn, n, NN_
 
 void nn_act(struct nn *nn, float *y, const float *x, size_t n, enum nn_act act)
 {
+    CUDA_OP(nnc_ew(nn->cuda, 0, y, x, NULL, n, 0, (int)act));
     struct ew_job j = { y, x, NULL, 0, EW_ACT, act };
     ew(nn, &j, n);
 }
 void nn_scale(struct nn *nn, float *y, const float *x, size_t n, float a)
 {
+    CUDA_OP(nnc_ew(nn->cuda, 1, y, x, NULL, n, a, 0));
     struct ew_job j = { y, x, NULL, a, EW_SCALE, 0 };
     ew(nn, &j, n);
 }
 void nn_add(struct nn *nn, float *y, const float *a, const float *b, size_t n)
 {
+    CUDA_OP(nnc_ew(nn->cuda, 2, y, a, b, n, 0, 0));
     struct ew_job j = { y, a, b, 0, EW_ADD, 0 };
     ew(nn, &j, n);
 }
 void nn_mul(struct nn *nn, float *y, const float *a, const float *b, size_t n)
 {
+    CUDA_OP(nnc_ew(nn->cuda, 3, y, a, b, n, 0, 0));
     struct ew_job j = { y, a, b, 0, EW_MUL, 0 };
     ew(nn, &j, n);
 }
@@ -1023,6 +1206,7 @@ static void row_range(void *ctx, size_t r0, size_t r1)
 
 void nn_add_gated(struct nn *nn, float *x, const float *y, const float *gate, int rows, int d)
 {
+    CUDA_OP(nnc_rows(nn->cuda, 0, x, y, gate, NULL, rows, d));
     struct row_job j = { x, y, gate, NULL, d, ROW_GATED };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, row_range, &j);
 }
@@ -1030,6 +1214,7 @@ void nn_add_gated(struct nn *nn, float *x, const float *y, const float *gate, in
 void nn_modulate(struct nn *nn, float *y, const float *x, int rows, int d, const float *shift,
                  const float *scale)
 {
+    CUDA_OP(nnc_rows(nn->cuda, 1, y, x, shift, scale, rows, d));
     struct row_job j = { y, x, shift, scale, d, ROW_MODULATE };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, row_range, &j);
 }
@@ -1053,6 +1238,7 @@ static void sm_range(void *ctx, size_t r0, size_t r1)
 
 void nn_softmax(struct nn *nn, float *x, int rows, int d)
 {
+    CUDA_OP(nnc_softmax(nn->cuda, x, rows, d));
     struct sm_job j = { x, d };
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, sm_range, &j);
 }
@@ -1075,6 +1261,7 @@ static void att_sm_range(void *ctx, size_t r0, size_t r1)
 void nn_attention(struct nn *nn, float *out, const float *q, const float *k, const float *v,
                   int Lq, int Lk, int H, int D, float scale, const float *bias, int k_valid)
 {
+    CUDA_OP(nnc_attention(nn->cuda, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid));
     if (k_valid > Lk || k_valid < 0) k_valid = Lk;
     int ld = H * D;
     if (k_valid == 0) {
@@ -1124,6 +1311,7 @@ static void rope_range(void *ctx, size_t l0, size_t l1)
 
 void nn_rope(struct nn *nn, float *x, int L, int H, int D, const float *cos, const float *sin, int interleaved)
 {
+    CUDA_OP(nnc_rope(nn->cuda, x, L, H, D, cos, sin, interleaved));
     struct rope_job j = { x, H, D, cos, sin, interleaved };
     par_range(nn, (size_t)L, 1, rope_range, &j);
 }
@@ -1183,6 +1371,7 @@ static void conv_gemm(struct nn *nn, float *y, const float *x, int C, int T, int
                       const struct nn_w *b, int O, int kt, int kh, int kw, int st, int sh, int sw, int ph, int pw,
                       int dh, int dw, int To, int Ho, int Wo)
 {
+    CUDA_OP(nnc_conv(nn->cuda, y, x, C, T, H, W, w, b, O, kt, kh, kw, st, sh, sw, ph, pw, dh, dw, To, Ho, Wo));
     size_t K = (size_t)C * kt * kh * kw, P = (size_t)To * Ho * Wo;
     const float *wt = w_f32(nn, w, 0, (size_t)O * K, 0);
     int direct = kt == 1 && kh == 1 && kw == 1 && st == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
@@ -1275,6 +1464,7 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
                          const struct nn_w *w, const struct nn_w *b, int O, int kh, int kw,
                          int sh, int sw, int ph, int pw)
 {
+    CUDA_OP(nnc_conv_transpose2d(nn->cuda, y, x, C, H, W, w, b, O, kh, kw, sh, sw, ph, pw));
     int Ho = (H - 1) * sh - 2 * ph + kh, Wo = (W - 1) * sw - 2 * pw + kw;
     size_t K = (size_t)O * kh * kw, HW = (size_t)H * W;
     const float *wt = w_f32(nn, w, 0, (size_t)C * K, 0);

@@ -7,9 +7,9 @@
  * Conventions. Activations are float32, row-major, in memory the context
  * owns or the caller allocated with nn_alloc. A model's forward touches
  * activations only through nn_* calls, so that the same forward can later
- * run on another backend (the context says which; today only NN_CPU exists:
- * the CUDA backend with cuBLAS loaded at run time is the next step, see
- * docs/nn.md). Weights are views into a mapping (struct nn_w): f32, f16,
+ * run on another backend (the context says which: NN_CPU, or NN_CUDA in a
+ * CUDA build, where every pointer an op takes is device memory; see
+ * "The CUDA backend" below and docs/nn.md). Weights are views into a mapping (struct nn_w): f32, f16,
  * bf16 or fp8 e4m3/e5m2 with a per-tensor scale ("scaled fp8"); non-f32
  * weights are converted tile by tile into per-thread scratch, never whole.
  * Layouts follow PyTorch so that a loader passes weights as they are stored:
@@ -30,12 +30,20 @@
 
 struct pool;
 
-enum nn_backend { NN_CPU = 0 };
+enum nn_backend { NN_CPU = 0, NN_CUDA };
 
 struct nn;
+struct gpu_arena;
 
-/* threads >= 1: the pool's size and OpenBLAS's thread count */
+/* threads >= 1: the pool's size and OpenBLAS's thread count (an NN_CUDA
+ * context has the pool too, for the model's own host-side work).
+ * NN_CUDA succeeds only in a CUDA build (make CUDA=1) on a machine with a
+ * CUDA device and a cuBLAS that dlopen finds (libcublas.so.13, .so.12,
+ * libcublas.so); it creates the CUDA context (gpu_activate) only once cuBLAS
+ * was found. Otherwise ISO_EUNAVAIL with one line saying why (iso_errmsg),
+ * and nothing is held: the caller goes on in cpu mode. */
 int nn_new(struct nn **out, enum nn_backend backend, int threads);
+enum nn_backend nn_backend_of(const struct nn *nn);
 void nn_free(struct nn **nn);
 int nn_threads(const struct nn *nn);
 struct pool *nn_pool(struct nn *nn);
@@ -55,9 +63,48 @@ const char *nn_gemm_info(const struct nn *nn);
 /* "openblas 0.3.21 (Haswell, pthreads)" — for reports */
 const char *nn_blas_info(void);
 
-/* activation memory (64-byte aligned, zeroed); NULL + iso_fail on failure */
+/* activation memory (64-byte aligned, zeroed); NULL + iso_fail on failure.
+ * NN_CUDA: device memory (256-byte aligned) from the context's chunks (see
+ * nn_reserve); nn_release returns a block for reuse by a later nn_alloc of
+ * at most its size (exact-size reuse is what a forward pass repeats), the
+ * device memory itself goes back at nn_free. */
 float *nn_alloc(struct nn *nn, size_t nfloats);
 void nn_release(struct nn *nn, float **p);
+
+/* ---- the CUDA backend (all no-ops or plain copies on NN_CPU) ----
+ * Device memory for nn_alloc comes in chunks, each one gpu_arena
+ * ("nn-activations"): nn_reserve makes one of `bytes` up front (what the
+ * plan computed for activations); when a request does not fit what is
+ * there, a new chunk of max(NN_CUDA_CHUNK, request) is made. The fixed part,
+ * made at nn_new, is nn_cuda_fixed_bytes(): the cuBLAS workspace
+ * (cublasSetWorkspace) and two scratch buffers of NN_CUDA_SLICE bytes (bf16
+ * activation terms, converted weight tiles, im2col columns); an op whose
+ * smallest slice exceeds a scratch buffer (one input row of a transposed
+ * convolution wider than NN_CUDA_SLICE) grows it (a new arena, kept until
+ * nn_free). The CUDA context itself (about 520 MiB, docs/memory.md) and cuBLAS's own code and
+ * handle state are not included: they are not ours to size. */
+#define NN_CUDA_WORKSPACE (UINT64_C(32) << 20)
+#define NN_CUDA_SLICE (UINT64_C(64) << 20)
+#define NN_CUDA_CHUNK (UINT64_C(256) << 20)
+uint64_t nn_cuda_fixed_bytes(void);
+/* one activation chunk of `bytes` now (0, or ISO_ETEMPFAIL) */
+int nn_reserve(struct nn *nn, uint64_t bytes);
+/* host <-> backend copies of n floats (synchronous: done on return; on
+ * NN_CPU a memcpy, nothing when dst == src). 0 or a status: on NN_CUDA the
+ * first error of any op since the last check is returned here too. */
+int nn_upload(struct nn *nn, float *dst, const float *host, size_t n);
+int nn_download(struct nn *nn, float *host, const float *src, size_t n);
+/* dst = src, n floats, both backend memory (on the context's stream) */
+void nn_copy(struct nn *nn, float *dst, const float *src, size_t n);
+/* wait for every op queued so far; 0 or the first error since the last check */
+int nn_sync(struct nn *nn);
+/* ops after this run on `stream` (a cudaStream_t: gpu_stream_handle(), e.g.
+ * of stream_compute() for streamed blocks); NULL: the default stream. Waits
+ * for what was queued on the previous stream first. */
+void nn_set_stream(struct nn *nn, void *stream);
+/* where the backend is, in words, for reports ("cpu", "cuda: cuBLAS 130001
+ * on NVIDIA H200") */
+const char *nn_backend_info(const struct nn *nn);
 
 /* a weight as stored: data points into the mapping */
 struct nn_w {
@@ -67,10 +114,29 @@ struct nn_w {
 };
 /* the view of a tensor (scale 1); a NULL tensor gives data NULL */
 struct nn_w nn_w_of(const struct wt_tensor *t);
-/* element i of a weight as float */
+/* element i of a weight as float (host memory only: not for NN_CUDA weights) */
 float nn_w_get(const struct nn_w *w, size_t i);
-/* n elements from element `first` into dst */
+/* n elements from element `first` into dst (host memory only) */
 void nn_w_to_f32(const struct nn_w *w, size_t first, size_t n, float *dst);
+
+/* A weight made resident for the backend (beefy mode): n elements of w
+ * copied into arena (or, arena NULL, into the context's own memory). fp8
+ * weights become bf16 (exactly; the scale stays in out->scale); f32, f16,
+ * bf16 are copied as they are. On NN_CPU *out = *w (read in place). */
+int nn_w_upload(struct nn *nn, struct gpu_arena *arena, const struct nn_w *w, size_t n, struct nn_w *out);
+/* the device bytes nn_w_upload takes for n elements of dtype (for plans) */
+uint64_t nn_w_upload_bytes(enum wt_dtype dtype, size_t n);
+/* A view into a staged block (lightweight mode): the weight lies at byte
+ * `offset` of `base` (stream_get()'s pointer, or a host pointer on NN_CPU).
+ * Any dtype nn_w takes; fp8 and f16 are converted per op into scratch. */
+struct nn_w nn_w_at(const void *base, size_t offset, enum wt_dtype dtype, float scale);
+/* Lay out `count` weights (n[k] elements of ws[k], as stored: fp8 stays
+ * fp8) in one block for streaming, each at a 256-byte aligned offset
+ * (offsets[k]; 0 and no bytes for a weight whose data is NULL). With block
+ * non-NULL the bytes are copied there (host memory: a pinned block for
+ * common/stream). Returns the block's size in bytes. At run time:
+ * base = stream_get(...), then nn_w_at(base, offsets[k], ws[k].dtype, ws[k].scale). */
+size_t nn_w_pack(const struct nn_w *ws, const size_t *n, int count, void *block, size_t *offsets);
 
 /* ---- matrix products ---- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C; op(X) = X or X^T (row-major;

@@ -7,9 +7,20 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "pool.h"
+
+/* These ops exist on the CPU backend only: on an NN_CUDA context their
+ * pointers are device memory, so stop with a message rather than crash. */
+#define CPU_ONLY(nn)                                                                                   \
+    do {                                                                                               \
+        if (nn_backend_of(nn) != NN_CPU) {                                                             \
+            fprintf(stderr, "nn_img: %s has no CUDA implementation yet (docs/nn.md)\n", __func__);     \
+            abort();                                                                                   \
+        }                                                                                              \
+    } while (0)
 
 /* flat element-wise ops go to the pool in chunks of this many elements */
 #define CHUNK 16384
@@ -94,6 +105,7 @@ static void resize_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_resize_bilinear(struct nn *nn, float *y, int Ho, int Wo, const float *x, int C, int H, int W)
 {
+    CPU_ONLY(nn);
     struct resize_job j = { y, x, C, H, W, Ho, Wo, (float)H / (float)Ho, (float)W / (float)Wo };
     pool_for(nn_pool(nn), C * Ho, resize_rows, &j);
 }
@@ -135,6 +147,7 @@ static void warp_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_warp_bilinear(struct nn *nn, float *y, const float *x, int C, int H, int W, const float *u, const float *v)
 {
+    CPU_ONLY(nn);
     struct warp_job j = { y, x, u, v, C, H, W };
     pool_for(nn_pool(nn), H, warp_rows, &j);
 }
@@ -165,6 +178,7 @@ static void shuffle_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_pixel_shuffle(struct nn *nn, float *y, const float *x, int C, int H, int W, int r)
 {
+    CPU_ONLY(nn);
     struct shuffle_job j = { y, x, C, H, W, r };
     pool_for(nn_pool(nn), C * H * r, shuffle_rows, &j);
 }
@@ -193,6 +207,7 @@ static void leaky_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_leaky_relu(struct nn *nn, float *y, const float *x, size_t n, float slope)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .x = x, .n = n, .a = slope };
     pool_for(nn_pool(nn), nchunks(n), leaky_chunks, &j);
 }
@@ -207,6 +222,7 @@ static void fill_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_fill(struct nn *nn, float *y, size_t n, float v)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .n = n, .a = v };
     pool_for(nn_pool(nn), nchunks(n), fill_chunks, &j);
 }
@@ -221,6 +237,7 @@ static void sigmoid_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_sigmoid(struct nn *nn, float *y, const float *x, size_t n)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .x = x, .n = n };
     pool_for(nn_pool(nn), nchunks(n), sigmoid_chunks, &j);
 }
@@ -240,6 +257,7 @@ static void prelu_planes(void *ctx, int c0, int c1, int worker)
 
 void nn_prelu(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *slope)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .x = x, .S = S, .C = C, .g = slope };
     pool_for(nn_pool(nn), C, prelu_planes, &j);
 }
@@ -263,6 +281,7 @@ static void scale_add_planes(void *ctx, int c0, int c1, int worker)
 void nn_scale_channels_add(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *gamma,
                            const float *res)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .x = x, .b = res, .S = S, .C = C, .g = gamma };
     pool_for(nn_pool(nn), C, scale_add_planes, &j);
 }
@@ -283,6 +302,7 @@ static void lerp_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_lerp_plane(struct nn *nn, float *y, const float *a, const float *b, const float *w, int planes, size_t n)
 {
+    CPU_ONLY(nn);
     struct ew_job j = { .y = y, .x = a, .b = b, .w = w, .n = n, .planes = planes };
     pool_for(nn_pool(nn), nchunks(n), lerp_chunks, &j);
 }

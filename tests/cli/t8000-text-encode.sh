@@ -79,6 +79,26 @@ assert rep["model"]["config"]["source"] == "config.json" and rep["model"]["token
 EOF
 fi
 
+# --precision: bf16 activations (transformers' bf16 numerics) are close to, not equal to, float32
+expect_exit "--precision bf16" 0 "$TE" -q -m "$FIX/hf" --tokenizer "$TOK" -p "$P0" -p "$P1" --precision bf16 -o p16.safetensors
+pycheck np "--precision bf16: within 2e-2 of transformers' float32, not bit-equal to f32, named in the report" $PY - "$FIX/expected.safetensors" <<'EOF2'
+import json, sys
+import numpy as np
+sys.path.insert(0, ".")
+from st import load
+exp, f32, got, rep = load(sys.argv[1]), load("out.safetensors"), load("p16.safetensors"), json.load(open("p16.json"))
+assert rep["encode"]["precision"] == "bf16", rep["encode"]
+assert json.load(open("out.json"))["encode"]["precision"] == "f32"
+differs = False
+for name in ["prompt.0", "prompt.1", "negative"]:
+    e, g = exp[name], got[name]
+    rel = np.abs(g - e).max() / np.abs(e).max()
+    assert rel <= 2e-2, (name, rel)
+    differs |= not np.array_equal(g, f32[name])
+assert differs, "bf16 gave the float32 states bit for bit: the mode did not take effect"
+EOF2
+expect_exit "--precision foo" 64 "$TE" -q -m "$FIX/hf" -p x --precision foo -o p17.safetensors
+
 # the tokenizer beside the model, the report elsewhere
 mkdir m && cp "$FIX/hf/"* m/ && cp "$TOK" m/tokenizer.json
 expect_exit "tokenizer found beside the model" 0 "$TE" -q -m ./m -p "$P0" --no-negative -o b.safetensors --report b-report.json

@@ -63,7 +63,7 @@ struct dis {
     float *U, *V, *Uc, *Vc;
     /* patch grid */
     float *pu, *pv;        /* per patch flow */
-    float *acc;            /* 3*w*h densification accumulators: u, v, weight */
+    float *acc;            /* densification accumulators: planes u, v, weight of the level */
     /* variational refinement: derivatives and U0, V0 in red-black split planes (VD_*) */
     float *vbuf;
     /* red-black split planes for SOR (see struct rb) */
@@ -301,7 +301,16 @@ static void job_downsample(void *ctx, int y0, int y1, int worker)
     }
 }
 
-static void job_gradient(void *ctx, int y0, int y1, int worker)
+typedef float v8f __attribute__((vector_size(32)));
+
+static inline v8f load8(const float *p)
+{
+    v8f r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+HOT static void job_gradient(void *ctx, int y0, int y1, int worker)
 {
     /* Sobel / 8: a smoothed central difference, in grey levels per pixel */
     struct lvl_job *j = ctx;
@@ -312,10 +321,21 @@ static void job_gradient(void *ctx, int y0, int y1, int worker)
         const float *r0 = L->I0 + (size_t)y * w;
         const float *rp = L->I0 + (size_t)(y < h - 1 ? y + 1 : h - 1) * w;
         float *gx = L->gx + (size_t)y * w, *gy = L->gy + (size_t)y * w;
-        for (int x = 0; x < w; x++) {
-            int xm = x > 0 ? x - 1 : 0, xp = x < w - 1 ? x + 1 : w - 1;
-            gx[x] = 0.125f * ((rm[xp] - rm[xm]) + 2.f * (r0[xp] - r0[xm]) + (rp[xp] - rp[xm]));
-            gy[x] = 0.125f * ((rp[xm] - rm[xm]) + 2.f * (rp[x] - rm[x]) + (rp[xp] - rm[xp]));
+        /* interior columns eight at a time (the same arithmetic), the ends below */
+        int x = 1;
+        for (; x + 8 < w; x += 8) {
+            v8f a = load8(rm + x - 1), b = load8(rm + x), c = load8(rm + x + 1);
+            v8f d = load8(r0 + x - 1), f = load8(r0 + x + 1);
+            v8f g = load8(rp + x - 1), k = load8(rp + x), m = load8(rp + x + 1);
+            v8f ox = 0.125f * ((c - a) + 2.f * (f - d) + (m - g));
+            v8f oy = 0.125f * ((g - a) + 2.f * (k - b) + (m - c));
+            memcpy(gx + x, &ox, sizeof ox);
+            memcpy(gy + x, &oy, sizeof oy);
+        }
+        for (int t = 0; t < w; t = t == 0 ? x : t + 1) {
+            int xm = t > 0 ? t - 1 : 0, xp = t < w - 1 ? t + 1 : w - 1;
+            gx[t] = 0.125f * ((rm[xp] - rm[xm]) + 2.f * (r0[xp] - r0[xm]) + (rp[xp] - rp[xm]));
+            gy[t] = 0.125f * ((rp[xm] - rm[xm]) + 2.f * (rp[t] - rm[t]) + (rp[xp] - rm[xp]));
         }
     }
 }
@@ -339,15 +359,9 @@ INL float sample(const float *I, int w, int h, float x, float y)
 
 /* Patches are 8 x 8: one row is one 8-lane vector (GCC/clang vector
  * extensions; the compiler maps them to SSE/AVX), so a patch is 8 vectors. */
-typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
 #define P8 8
 
-INL v8f load8(const float *p)
-{
-    v8f r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
 /* a macro, not a function: a 32-byte vector passed by value draws gcc's ABI note on non-AVX builds */
 #define hsum8(a) hsum8_(&(a))
 INL float hsum8_(const v8f *p)
@@ -397,9 +411,14 @@ static inline int grid_pos(int i, int n, int size, int P, int stride)
 }
 
 struct patch_ctx {
-    v8f T[P8], GX[P8], GY[P8], W[P8];
+    v8f T[P8], GX[P8], GY[P8];
+    /* warped samples: W is where the next warp goes; B holds those of the
+     * point kept by patch_keep (bu, bv; SSD bssd), which patch_descend then
+     * starts from without warping again */
+    v8f S[2][P8], *W, *B;
     float meanT, hxx, hxy, hyy, det;
-    int x0, y0;
+    float bu, bv, bssd;
+    int x0, y0, bvalid;
 };
 
 INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, int mean_norm)
@@ -407,6 +426,9 @@ INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, 
     v8f s = { 0 }, sx = { 0 }, sy = { 0 }, sxx = { 0 }, sxy = { 0 }, syy = { 0 };
     c->x0 = x0;
     c->y0 = y0;
+    c->W = c->S[0];
+    c->B = c->S[1];
+    c->bvalid = 0;
     for (int y = 0; y < P8; y++) {
         size_t o = (size_t)(y0 + y) * L->w + x0;
         v8f t = load8(L->I0 + o), gx = load8(L->gx + o), gy = load8(L->gy + o);
@@ -427,12 +449,12 @@ INL void patch_load(struct patch_ctx *c, const struct level *L, int x0, int y0, 
     c->det = (float)(Sxx * Syy - Sxy * Sxy);
 }
 
-/* mean difference of the warped patch in c->W from the template (0 without mean normalisation) */
-INL float patch_md(const struct patch_ctx *c, int mean_norm)
+/* mean difference of the warped patch W from the template (0 without mean normalisation) */
+INL float patch_md(const struct patch_ctx *c, const v8f *W, int mean_norm)
 {
     if (!mean_norm) return 0.f;
-    v8f s = c->W[0];
-    for (int y = 1; y < P8; y++) s += c->W[y];
+    v8f s = W[0];
+    for (int y = 1; y < P8; y++) s += W[y];
     return hsum8(s) * (1.f / (P8 * P8)) - c->meanT;
 }
 
@@ -440,13 +462,35 @@ INL float patch_md(const struct patch_ctx *c, int mean_norm)
 INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
 {
     warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
-    float m = patch_md(c, mean_norm);
+    float m = patch_md(c, c->W, mean_norm);
     v8f acc = { 0 };
     for (int y = 0; y < P8; y++) {
         v8f r = c->W[y] - c->T[y] - m;
         acc += r * r;
     }
     return hsum8(acc);
+}
+
+/* keep the samples of the last patch_ssd, taken at (u, v) with SSD ssd, as
+ * the best point so far (the next warp goes to the other buffer) */
+INL void patch_keep(struct patch_ctx *c, float u, float v, float ssd)
+{
+    v8f *t = c->B;
+    c->B = c->W;
+    c->W = t;
+    c->bu = u;
+    c->bv = v;
+    c->bssd = ssd;
+    c->bvalid = 1;
+}
+
+/* the SSD at (u, v): the kept one when it is that point's */
+INL float patch_ssd_at(struct patch_ctx *c, const struct level *L, float u, float v, int mean_norm)
+{
+    if (c->bvalid && c->bu == u && c->bv == v) return c->bssd;
+    float ssd = patch_ssd(c, L, u, v, mean_norm);
+    patch_keep(c, u, v, ssd);
+    return ssd;
 }
 
 /* Inverse-compositional Gauss-Newton on a translation (DIS §2.1, eq. 3-4):
@@ -457,14 +501,19 @@ INL float patch_ssd(struct patch_ctx *c, const struct level *L, float u, float v
 INL float patch_descend(struct patch_ctx *c, const struct level *L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
-    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd(c, L, u, v, mean_norm); /* textureless: no update */
+    if (!(c->det > 1e-3f * (c->hxx + c->hyy + 1e-6f))) return patch_ssd_at(c, L, u, v, mean_norm); /* textureless: no update */
     float inv = 1.f / c->det;
     for (int it = 0; it <= iters; it++) {
-        warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
-        float m = patch_md(c, mean_norm);
+        /* the start point's samples are there already when it was kept */
+        const v8f *W = c->B;
+        if (!(it == 0 && c->bvalid && c->bu == u && c->bv == v)) {
+            warp8(L->I1, L->w, L->h, c->x0 + u, c->y0 + v, c->W);
+            W = c->W;
+        }
+        float m = patch_md(c, W, mean_norm);
         v8f s = { 0 }, bx = { 0 }, by = { 0 };
         for (int y = 0; y < P8; y++) {
-            v8f r = c->W[y] - c->T[y] - m;
+            v8f r = W[y] - c->T[y] - m;
             s += r * r;
             bx += c->GX[y] * r;
             by += c->GY[y] * r;
@@ -531,7 +580,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                          * half a pixel of the centre's flow add nothing and are
                          * skipped (most of them, where the flow is smooth). */
                         int D = d->p.cand;
-                        float best = patch_ssd(&c, L, u, v, mn), cu0 = u, cv0 = v;
+                        float best = patch_ssd_at(&c, L, u, v, mn), cu0 = u, cv0 = v;
                         for (int k = 0; k < 4; k++) {
                             int cx = x0 + P8 / 2 + (k & 1 ? D : -D), cy = y0 + P8 / 2 + (k & 2 ? D : -D);
                             cx = cx < 0 ? 0 : cx > L->w - 1 ? L->w - 1 : cx;
@@ -540,7 +589,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                             float du = d->U[q] - cu0, dv = d->V[q] - cv0;
                             if (du * du + dv * dv < 0.25f) continue;
                             float ssd = patch_ssd(&c, L, d->U[q], d->V[q], mn);
-                            if (ssd < best) { best = ssd; u = d->U[q]; v = d->V[q]; }
+                            if (ssd < best) { best = ssd; u = d->U[q]; v = d->V[q]; patch_keep(&c, u, v, ssd); }
                         }
                     }
                 } else {
@@ -589,14 +638,14 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 if (d->p.propagate) {
                     /* spatial propagation (the DIS reference code): take a
                      * neighbour's flow from this pass when it fits better */
-                    float best = patch_ssd(&c, L, u, v, mn);
+                    float best = patch_ssd_at(&c, L, u, v, mn);
                     int nb[2][2] = { { r, col + (j->pass ? 1 : -1) }, { r + (j->pass ? 1 : -1), col } };
                     for (int k = 0; k < 2; k++) {
                         int nr = nb[k][0], nc = nb[k][1];
                         if (nc < 0 || nc >= nx || nr < r0 || nr >= r1) continue;
                         float cu = d->pu[nr * nx + nc], cv = d->pv[nr * nx + nc];
                         float ssd = patch_ssd(&c, L, cu, cv, mn);
-                        if (ssd < best) { best = ssd; u = cu; v = cv; }
+                        if (ssd < best) { best = ssd; u = cu; v = cv; patch_keep(&c, u, v, ssd); }
                     }
                 }
                 patch_descend(&c, L, its, mn, &u, &v);
@@ -637,8 +686,13 @@ HOT static void job_densify(void *ctx, int b0, int b1, int worker)
     v8f W[P8];
     for (int b = b0; b < b1; b++) {
         int ya = b * j->band, yb = ya + j->band < L->h ? ya + j->band : L->h;
-        float *acc = d->acc;
-        for (int y = ya; y < yb; y++) memset(acc + (size_t)y * w * 3, 0, sizeof(float) * 3 * w);
+        size_t np = (size_t)w * L->h;
+        float *au = d->acc, *av = au + np, *aw = av + np;
+        for (int y = ya; y < yb; y++) {
+            memset(au + (size_t)y * w, 0, sizeof(float) * w);
+            memset(av + (size_t)y * w, 0, sizeof(float) * w);
+            memset(aw + (size_t)y * w, 0, sizeof(float) * w);
+        }
         for (int r = 0; r < j->ny; r++) {
             int y0 = grid_pos(r, j->ny, L->h, P, st);
             if (y0 + P <= ya || y0 >= yb) continue;
@@ -656,25 +710,33 @@ HOT static void job_densify(void *ctx, int b0, int b1, int worker)
                     md = (hsum8(sw) - hsum8(st8)) * (1.f / (P8 * P8));
                 }
                 for (int y = ly0; y < ly1; y++) {
-                    const float *t = L->I0 + (size_t)y * w + x0;
-                    v8f e = W[y - y0] - load8(t) - md;
-                    float *a = acc + ((size_t)y * w + x0) * 3;
-                    for (int x = 0; x < P; x++) {
-                        float ae = fabsf(e[x]);
-                        float wt = 1.f / (ae > 1.f ? ae : 1.f);
-                        a[3 * x] += wt * u;
-                        a[3 * x + 1] += wt * v;
-                        a[3 * x + 2] += wt;
-                    }
+                    size_t o = (size_t)y * w + x0;
+                    v8f e = W[y - y0] - load8(L->I0 + o) - md;
+                    /* weight 1 / max(1, |e|), eight pixels at once */
+                    v8i ei, big;
+                    memcpy(&ei, &e, sizeof ei);
+                    ei &= 0x7fffffff;
+                    v8f ae, one = { 1, 1, 1, 1, 1, 1, 1, 1 };
+                    memcpy(&ae, &ei, sizeof ae);
+                    big = ae > one;
+                    v8i oi, mx;
+                    memcpy(&oi, &one, sizeof oi);
+                    mx = (ei & big) | (oi & ~big);
+                    memcpy(&ae, &mx, sizeof ae);
+                    v8f wt = one / ae;
+                    v8f A = load8(au + o) + wt * u, B = load8(av + o) + wt * v, C = load8(aw + o) + wt;
+                    memcpy(au + o, &A, sizeof A);
+                    memcpy(av + o, &B, sizeof B);
+                    memcpy(aw + o, &C, sizeof C);
                 }
             }
         }
         for (int y = ya; y < yb; y++)
             for (int x = 0; x < w; x++) {
                 size_t i = (size_t)y * w + x;
-                float wt = acc[3 * i + 2];
-                d->U[i] = wt > 0 ? acc[3 * i] / wt : 0.f;
-                d->V[i] = wt > 0 ? acc[3 * i + 1] / wt : 0.f;
+                float wt = aw[i];
+                d->U[i] = wt > 0 ? au[i] / wt : 0.f;
+                d->V[i] = wt > 0 ? av[i] / wt : 0.f;
             }
     }
 }
@@ -688,8 +750,6 @@ HOT static void job_densify(void *ctx, int b0, int b1, int worker)
  * each solving the linear system with red-black SOR sweeps. The unknowns
  * are u, v themselves (updated in place in d->U, d->V), so a sweep reads one
  * 32-byte coefficient record per pixel and the flow of its neighbours. */
-
-struct vderiv { float ix, iy, iz, ixx, ixy, iyy, ixz, iyz; };
 
 /* Red-black split layout (what makes the SOR sweep a contiguous, vector-
  * friendly loop): pixel (x, y) of colour k = (x + y) & 1 lives at
@@ -742,41 +802,56 @@ INL int mirror(int i, int n)
     return i < 0 ? 0 : i > n - 1 ? n - 1 : i;
 }
 
-/* in place, n samples with stride s: interpolation values -> coefficients,
- * mirror boundary (c[-k] = c[k]) */
-static void bs_prefilter_line(float *c, int n, ptrdiff_t s)
-{
-    const float z = BS_POLE;
-    if (n < 2) return;
-    for (int k = 0; k < n; k++) c[k * s] *= BS_GAIN;
-    float acc = c[0], zk = z;
-    for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * c[k * s];
-    c[0] = acc;
-    for (int k = 1; k < n; k++) c[k * s] += z * c[(k - 1) * s];
-    c[(n - 1) * s] = (z / (z * z - 1.f)) * (c[(n - 1) * s] + z * c[(n - 2) * s]);
-    for (int k = n - 2; k >= 0; k--) c[k * s] = z * (c[(k + 1) * s] - c[k * s]);
-}
-
 struct bs_job {
     struct dis *d;
     const struct level *L;
 };
 
-/* I1 and its central-difference gradients, then the horizontal prefilter */
-static void job_bs_rows(void *ctx, int y0, int y1, int worker)
+/* bs_prefilter_line on nl lines of n samples each (stride 1) at once: the
+ * same arithmetic per line, but the recursions of different lines are
+ * independent, so interleaving them lets the CPU overlap their latencies */
+#define BS_LINES 24
+static void bs_prefilter_lines(float *const *c, int nl, int n)
+{
+    const float z = BS_POLE;
+    if (n < 2) return;
+    for (int l = 0; l < nl; l++) {
+        float *p = c[l];
+        for (int k = 0; k < n; k++) p[k] *= BS_GAIN;
+        float acc = p[0], zk = z;
+        for (int k = 1; k < n && k < BS_HORIZON; k++, zk *= z) acc += zk * p[k];
+        p[0] = acc;
+    }
+    for (int k = 1; k < n; k++)
+        for (int l = 0; l < nl; l++) c[l][k] += z * c[l][k - 1];
+    for (int l = 0; l < nl; l++) c[l][n - 1] = (z / (z * z - 1.f)) * (c[l][n - 1] + z * c[l][n - 2]);
+    for (int k = n - 2; k >= 0; k--)
+        for (int l = 0; l < nl; l++) c[l][k] = z * (c[l][k + 1] - c[l][k]);
+}
+
+/* I1 and its central-difference gradients, then the horizontal prefilter,
+ * eight rows (24 lines) at a time */
+HOT static void job_bs_rows(void *ctx, int y0, int y1, int worker)
 {
     struct bs_job *j = ctx;
     int w = j->L->w, h = j->L->h;
-    for (int y = y0; y < y1; y++) {
-        const float *r = j->L->I1 + (size_t)y * w;
-        const float *ru = j->L->I1 + (size_t)mirror(y - 1, h) * w, *rd = j->L->I1 + (size_t)mirror(y + 1, h) * w;
-        float *c = j->d->bs[0] + (size_t)y * w, *gx = j->d->bs[1] + (size_t)y * w, *gy = j->d->bs[2] + (size_t)y * w;
-        memcpy(c, r, sizeof(float) * w);
-        for (int x = 0; x < w; x++) {
-            gx[x] = 0.5f * (r[mirror(x + 1, w)] - r[mirror(x - 1, w)]);
-            gy[x] = 0.5f * (rd[x] - ru[x]);
+    for (int ya = y0; ya < y1; ya += BS_LINES / 3) {
+        int yb = ya + BS_LINES / 3 < y1 ? ya + BS_LINES / 3 : y1, nl = 0;
+        float *lines[BS_LINES];
+        for (int y = ya; y < yb; y++) {
+            const float *r = j->L->I1 + (size_t)y * w;
+            const float *ru = j->L->I1 + (size_t)mirror(y - 1, h) * w, *rd = j->L->I1 + (size_t)mirror(y + 1, h) * w;
+            float *c = j->d->bs[0] + (size_t)y * w, *gx = j->d->bs[1] + (size_t)y * w, *gy = j->d->bs[2] + (size_t)y * w;
+            memcpy(c, r, sizeof(float) * w);
+            gx[0] = 0.5f * (r[mirror(1, w)] - r[mirror(-1, w)]);
+            for (int x = 1; x < w - 1; x++) gx[x] = 0.5f * (r[x + 1] - r[x - 1]);
+            if (w > 1) gx[w - 1] = 0.5f * (r[mirror(w, w)] - r[mirror(w - 2, w)]);
+            for (int x = 0; x < w; x++) gy[x] = 0.5f * (rd[x] - ru[x]);
+            lines[nl++] = c;
+            lines[nl++] = gx;
+            lines[nl++] = gy;
         }
-        for (int k = 0; k < 3; k++) bs_prefilter_line(j->d->bs[k] + (size_t)y * w, w, 1);
+        bs_prefilter_lines(lines, nl, w);
     }
 }
 
@@ -813,108 +888,6 @@ HOT static void job_bs_cols(void *ctx, int s0, int s1, int worker)
     }
 }
 
-/* B-spline weights of taps -1, 0, 1, 2 at fraction t, and of the derivative */
-INL void bs_weights(float t, float *b, float *db)
-{
-    float t2 = t * t, t3 = t2 * t, s = 1.f - t;
-    b[0] = s * s * s * (1.f / 6);
-    b[1] = (3 * t3 - 6 * t2 + 4) * (1.f / 6);
-    b[2] = (-3 * t3 + 3 * t2 + 3 * t + 1) * (1.f / 6);
-    b[3] = t3 * (1.f / 6);
-    db[0] = -0.5f * s * s;
-    db[1] = 1.5f * t2 - 2 * t;
-    db[2] = -1.5f * t2 + t + 0.5f;
-    db[3] = 0.5f * t2;
-}
-
-/* the three splines (coefficients c[0..2]) at (fx, fy): o[k] = { f, df/dx, df/dy } */
-INL void bs_eval3(float *const *c, int w, int h, float fx, float fy, float o[3][3])
-{
-    int bx = (int)floorf(fx), by = (int)floorf(fy);
-    float wx[4], dx[4], wy[4], dy[4];
-    bs_weights(fx - bx, wx, dx);
-    bs_weights(fy - by, wy, dy);
-    size_t off[4];
-    int xs[4];
-    int inside = bx >= 1 && by >= 1 && bx + 2 < w && by + 2 < h;
-    for (int i = 0; i < 4; i++) {
-        xs[i] = inside ? bx - 1 + i : mirror(bx - 1 + i, w);
-        off[i] = (size_t)(inside ? by - 1 + i : mirror(by - 1 + i, h)) * w;
-    }
-    for (int k = 0; k < 3; k++) {
-        float v = 0, vx = 0, vy = 0;
-        for (int j = 0; j < 4; j++) {
-            const float *r = c[k] + off[j];
-            float h0 = wx[0] * r[xs[0]] + wx[1] * r[xs[1]] + wx[2] * r[xs[2]] + wx[3] * r[xs[3]];
-            float h1 = dx[0] * r[xs[0]] + dx[1] * r[xs[1]] + dx[2] * r[xs[2]] + dx[3] * r[xs[3]];
-            v += wy[j] * h0;
-            vx += wy[j] * h1;
-            vy += dy[j] * h0;
-        }
-        o[k][0] = v;
-        o[k][1] = vx;
-        o[k][2] = vy;
-    }
-}
-
-HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
-{
-    struct var_job *j = ctx;
-    struct dis *d = j->d;
-    const struct level *L = j->L;
-    int w = L->w, h = L->h;
-    const float *I0 = L->I0;
-    float z2 = d->p.zeta * d->p.zeta;
-    for (int y = y0; y < y1; y++) {
-        const float *r = I0 + (size_t)y * w;
-        const float *ru = I0 + (size_t)mirror(y - 1, h) * w, *rd = I0 + (size_t)mirror(y + 1, h) * w;
-        const float *ru2 = I0 + (size_t)mirror(y - 2, h) * w, *rd2 = I0 + (size_t)mirror(y + 2, h) * w;
-        for (int x = 0; x < w; x++) {
-            size_t i = (size_t)y * w + x;
-            int k = (x + y) & 1;
-            size_t q = (size_t)(y + 1) * j->rb.S + 1 + (x >> 1);
-            float *const *VD = j->vd[k];
-            VD[VD_U0][q] = j->rb.p[k][RB_U][q] = d->U[i];
-            VD[VD_V0][q] = j->rb.p[k][RB_V][q] = d->V[i];
-            float fx = x + d->U[i], fy = y + d->V[i];
-            if (!(fx >= 0 && fy >= 0 && fx <= w - 1 && fy <= h - 1)) {
-                /* warped out of the frame: no data term here */
-                for (int f = VD_IX; f <= VD_IYZ; f++) VD[f][q] = 0.f;
-                continue;
-            }
-            /* I1, its gradients gx, gy at the warped point (value and derivatives) */
-            float o[3][3];
-            bs_eval3(d->bs, w, h, fx, fy, o);
-            /* I0's gradients at the pixel by the same central differences, and their
-             * central differences (mirror boundary, as the spline's) */
-            int xm = mirror(x - 1, w), xp = mirror(x + 1, w), xm2 = mirror(x - 2, w), xp2 = mirror(x + 2, w);
-            float g0x = 0.5f * (r[xp] - r[xm]), g0y = 0.5f * (rd[x] - ru[x]);
-            float g0xx = 0.25f * (r[xp2] - 2 * r[x] + r[xm2]);
-            float g0yy = 0.25f * (rd2[x] - 2 * r[x] + ru2[x]);
-            float g0xy = 0.25f * (rd[xp] - rd[xm] - ru[xp] + ru[xm]);
-            struct vderiv D;
-            /* averaging both images' derivatives makes the linearisation symmetric */
-            D.ix = 0.5f * (g0x + o[0][1]);
-            D.iy = 0.5f * (g0y + o[0][2]);
-            D.iz = o[0][0] - r[x];
-            D.ixx = 0.5f * (g0xx + o[1][1]);
-            D.ixy = 0.25f * (2 * g0xy + o[1][2] + o[2][1]);
-            D.iyy = 0.5f * (g0yy + o[2][2]);
-            D.ixz = o[1][0] - g0x;
-            D.iyz = o[2][0] - g0y;
-            /* the normalisation of the data terms (see job_var_data) is fixed
-             * for the level: fold it into the derivatives once */
-            float sb = 1.f / sqrtf(D.ix * D.ix + D.iy * D.iy + z2);
-            float sg = 1.f / sqrtf(D.ixx * D.ixx + 2 * D.ixy * D.ixy + D.iyy * D.iyy + z2);
-            VD[VD_IX][q] = D.ix * sb; VD[VD_IY][q] = D.iy * sb; VD[VD_IZ][q] = D.iz * sb;
-            VD[VD_IXX][q] = D.ixx * sg; VD[VD_IXY][q] = D.ixy * sg; VD[VD_IYY][q] = D.iyy * sg;
-            VD[VD_IXZ][q] = D.ixz * sg; VD[VD_IYZ][q] = D.iyz * sg;
-        }
-    }
-}
-
-typedef int v8i __attribute__((vector_size(32)));
-
 /* 1 / sqrt(x) for x > 0 to ~1e-6 relative: the classic bit-level first guess
  * refined by three Newton steps, in plain vector arithmetic (no math-library
  * call, so it stays vectorised at -O2 on every target) */
@@ -932,6 +905,185 @@ INL v8f rsqrt8_(const v8f *px)
     y = y * (1.5f - hx * y * y);
     y = y * (1.5f - hx * y * y);
     return y;
+}
+
+/* B-spline weights of taps -1, 0, 1, 2 at eight fractions t, and of the derivative */
+INL void bs_weights8(const v8f *pt, v8f b[4], v8f db[4])
+{
+    v8f t = *pt, t2 = t * t, t3 = t2 * t, s = 1.f - t;
+    b[0] = s * s * s * (1.f / 6);
+    b[1] = (3.f * t3 - 6.f * t2 + 4.f) * (1.f / 6);
+    b[2] = (-3.f * t3 + 3.f * t2 + 3.f * t + 1.f) * (1.f / 6);
+    b[3] = t3 * (1.f / 6);
+    db[0] = -0.5f * s * s;
+    db[1] = 1.5f * t2 - 2.f * t;
+    db[2] = -1.5f * t2 + t + 0.5f;
+    db[3] = 0.5f * t2;
+}
+
+typedef float v4f __attribute__((vector_size(16)));
+
+INL v4f load4(const float *p)
+{
+    v4f r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+/* the three splines (coefficients c[0..2]) at one point with base tap (bx, by)
+ * and weights wx, dx (columns), wy, dy (rows): o[3k..3k+2] = { f, df/dx, df/dy }
+ * of spline k. The four rows of taps are combined first, four columns at
+ * once, then against the column weights; dis_cuda.cu sums in the same order. */
+INL void bs_eval3(float *const *c, int w, int h, int bx, int by, v4f X, v4f DX, const float wy[4],
+                  const float dy[4], float o[9])
+{
+    float y0 = wy[0], y1 = wy[1], y2 = wy[2], y3 = wy[3], e0 = dy[0], e1 = dy[1], e2 = dy[2], e3 = dy[3];
+    int inside = bx >= 1 && by >= 1 && bx + 2 < w && by + 2 < h;
+    size_t o0 = (size_t)(by - 1) * w + (bx - 1);
+#pragma GCC unroll 3
+    for (int k = 0; k < 3; k++) {
+        v4f R0, R1, R2, R3;
+        if (inside) {
+            const float *r = c[k] + o0;
+            R0 = load4(r);
+            R1 = load4(r + w);
+            R2 = load4(r + 2 * (size_t)w);
+            R3 = load4(r + 3 * (size_t)w);
+        } else {
+            v4f R[4];
+            for (int j = 0; j < 4; j++) {
+                const float *r = c[k] + (size_t)mirror(by - 1 + j, h) * w;
+                R[j] = (v4f){ r[mirror(bx - 1, w)], r[mirror(bx, w)], r[mirror(bx + 1, w)], r[mirror(bx + 2, w)] };
+            }
+            R0 = R[0]; R1 = R[1]; R2 = R[2]; R3 = R[3];
+        }
+        v4f V = y0 * R0 + y1 * R1 + y2 * R2 + y3 * R3;
+        v4f D = e0 * R0 + e1 * R1 + e2 * R2 + e3 * R3;
+        v4f a = X * V, b = DX * V, e = X * D;
+        o[3 * k] = (a[0] + a[1]) + (a[2] + a[3]);
+        o[3 * k + 1] = (b[0] + b[1]) + (b[2] + b[3]);
+        o[3 * k + 2] = (e[0] + e[1]) + (e[2] + e[3]);
+    }
+}
+
+#define sel8(m, a, b) sel8_(&(m), &(a), &(b))
+INL v8f sel8_(const v8i *pm, const v8f *pa, const v8f *pb)
+{
+    v8f a = *pa, b = *pb;
+    v8i m = *pm, ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    ai = (ai & m) | (bi & ~m);
+    memcpy(&a, &ai, sizeof a);
+    return a;
+}
+
+/* The refinement's inputs for a level, eight pixels of a row at a time in
+ * natural order (each pixel on its own: no order matters), then written to
+ * the two colours' split planes: even lanes to one, odd lanes to the other. */
+HOT static void job_var_derivs(void *ctx, int y0, int y1, int worker)
+{
+    struct var_job *j = ctx;
+    struct dis *d = j->d;
+    const struct level *L = j->L;
+    int w = L->w, h = L->h, S = j->rb.S;
+    const float *I0 = L->I0;
+    float z2 = d->p.zeta * d->p.zeta;
+    const v8f iota = { 0, 1, 2, 3, 4, 5, 6, 7 }, zero8 = { 0 };
+    for (int y = y0; y < y1; y++) {
+        const float *r = I0 + (size_t)y * w;
+        const float *ru = I0 + (size_t)mirror(y - 1, h) * w, *rd = I0 + (size_t)mirror(y + 1, h) * w;
+        const float *ru2 = I0 + (size_t)mirror(y - 2, h) * w, *rd2 = I0 + (size_t)mirror(y + 2, h) * w;
+        const float *Ur = d->U + (size_t)y * w, *Vr = d->V + (size_t)y * w;
+        for (int xa = 0; xa < w; xa += 8) {
+            int n = w - xa < 8 ? w - xa : 8;
+            v8f U0 = { 0 }, V0 = { 0 };
+            if (n == 8) { U0 = load8(Ur + xa); V0 = load8(Vr + xa); }
+            else for (int l = 0; l < n; l++) { U0[l] = Ur[xa + l]; V0[l] = Vr[xa + l]; }
+            /* the warped points; outside the frame (or a lane past the row's
+             * end) there is no data term */
+            v8f FX = ((float)xa + iota) + U0, FY = (float)y + V0;
+            v8i in = (FX >= 0.f) & (FY >= 0.f) & (FX <= (float)(w - 1)) & (FY <= (float)(h - 1)) &
+                     (iota < (float)n);
+            FX = sel8(in, FX, zero8);
+            FY = sel8(in, FY, zero8);
+            v8i BX = __builtin_convertvector(FX, v8i), BY = __builtin_convertvector(FY, v8i); /* floor: >= 0 */
+            v8f WX[4], DXW[4], WY[4], DYW[4];
+            v8f TX = FX - __builtin_convertvector(BX, v8f), TY = FY - __builtin_convertvector(BY, v8f);
+            bs_weights8(&TX, WX, DXW);
+            bs_weights8(&TY, WY, DYW);
+            float wy[4][8], dy[4][8], wx[4][8], dx[4][8];
+            memcpy(wy, WY, sizeof wy);
+            memcpy(dy, DYW, sizeof dy);
+            memcpy(wx, WX, sizeof wx);
+            memcpy(dx, DXW, sizeof dx);
+            /* I1 and its gradients gx, gy at the warped points (value and derivatives), lane by lane */
+            float o[9][8];
+            for (int l = 0; l < 8; l++) {
+                float ol[9] = { 0 };
+                if (in[l]) {
+                    float wyl[4] = { wy[0][l], wy[1][l], wy[2][l], wy[3][l] };
+                    float dyl[4] = { dy[0][l], dy[1][l], dy[2][l], dy[3][l] };
+                    v4f X = { wx[0][l], wx[1][l], wx[2][l], wx[3][l] }, DX = { dx[0][l], dx[1][l], dx[2][l], dx[3][l] };
+                    bs_eval3(d->bs, w, h, BX[l], BY[l], X, DX, wyl, dyl, ol);
+                }
+                for (int f = 0; f < 9; f++) o[f][l] = ol[f];
+            }
+            /* I0's gradients at the pixel by the same central differences, and their
+             * central differences (mirror boundary, as the spline's) */
+            v8f C, XP, XM, XP2, XM2, RD, RU, RD2, RU2, RDP, RDM, RUP, RUM;
+            if (xa >= 2 && xa + 10 <= w) {
+                const float *p = r + xa;
+                C = load8(p); XP = load8(p + 1); XM = load8(p - 1); XP2 = load8(p + 2); XM2 = load8(p - 2);
+                RD = load8(rd + xa); RU = load8(ru + xa); RD2 = load8(rd2 + xa); RU2 = load8(ru2 + xa);
+                RDP = load8(rd + xa + 1); RDM = load8(rd + xa - 1); RUP = load8(ru + xa + 1); RUM = load8(ru + xa - 1);
+            } else {
+                for (int l = 0; l < 8; l++) {
+                    int x = xa + l < w ? xa + l : w - 1;
+                    int xm = mirror(x - 1, w), xp = mirror(x + 1, w), xm2 = mirror(x - 2, w), xp2 = mirror(x + 2, w);
+                    C[l] = r[x]; XP[l] = r[xp]; XM[l] = r[xm]; XP2[l] = r[xp2]; XM2[l] = r[xm2];
+                    RD[l] = rd[x]; RU[l] = ru[x]; RD2[l] = rd2[x]; RU2[l] = ru2[x];
+                    RDP[l] = rd[xp]; RDM[l] = rd[xm]; RUP[l] = ru[xp]; RUM[l] = ru[xm];
+                }
+            }
+            v8f g0x = 0.5f * (XP - XM), g0y = 0.5f * (RD - RU);
+            v8f g0xx = 0.25f * (XP2 - 2.f * C + XM2);
+            v8f g0yy = 0.25f * (RD2 - 2.f * C + RU2);
+            v8f g0xy = 0.25f * (RDP - RDM - RUP + RUM);
+            v8f O[9];
+            memcpy(O, o, sizeof O);
+            /* averaging both images' derivatives makes the linearisation symmetric */
+            v8f Ix = 0.5f * (g0x + O[1]), Iy = 0.5f * (g0y + O[2]), Iz = O[0] - C;
+            v8f Ixx = 0.5f * (g0xx + O[4]), Ixy = 0.25f * (2.f * g0xy + O[5] + O[7]), Iyy = 0.5f * (g0yy + O[8]);
+            v8f Ixz = O[3] - g0x, Iyz = O[6] - g0y;
+            /* the normalisation of the data terms (see job_var_data) is fixed
+             * for the level: fold it into the derivatives once */
+            v8f NB = Ix * Ix + Iy * Iy + z2, NG = Ixx * Ixx + 2.f * Ixy * Ixy + Iyy * Iyy + z2;
+            v8f SB = rsqrt8(NB), SG = rsqrt8(NG);
+            v8f OUT[VD_PER_COLOR] = { Ix * SB, Iy * SB, Iz * SB, Ixx * SG, Ixy * SG, Iyy * SG, Ixz * SG, Iyz * SG, U0, V0 };
+            for (int f = VD_IX; f <= VD_IYZ; f++) OUT[f] = sel8(in, OUT[f], zero8);
+            /* even lanes (x even) to one colour, odd lanes to the other, at entries xa/2 .. */
+            size_t q = (size_t)(y + 1) * S + 1 + (xa >> 1);
+            int ke = y & 1;
+            float *dst[2][VD_PER_COLOR + 2];
+            for (int c = 0; c < 2; c++) {
+                int k = c ? 1 - ke : ke;
+                for (int f = 0; f < VD_PER_COLOR; f++) dst[c][f] = j->vd[k][f] + q;
+                dst[c][VD_PER_COLOR] = j->rb.p[k][RB_U] + q;
+                dst[c][VD_PER_COLOR + 1] = j->rb.p[k][RB_V] + q;
+            }
+            for (int f = 0; f < VD_PER_COLOR + 2; f++) {
+                v8f o8 = f < VD_PER_COLOR ? OUT[f] : f == VD_PER_COLOR ? U0 : V0;
+                v4f ev = { o8[0], o8[2], o8[4], o8[6] }, od = { o8[1], o8[3], o8[5], o8[7] };
+                if (n == 8) {
+                    memcpy(dst[0][f], &ev, sizeof ev);
+                    memcpy(dst[1][f], &od, sizeof od);
+                } else {
+                    for (int l = 0; l < n; l++) dst[l & 1][f][l >> 1] = o8[l];
+                }
+            }
+        }
+    }
 }
 
 /* smoothness weights for the current (u, v), on the split planes: forward
@@ -1070,13 +1222,13 @@ HOT static void job_var_data(void *ctx, int y0, int y1, int worker)
         }
 }
 
-HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
+/* one SOR half-sweep on row y, colour k */
+INL void sor_row(const struct var_job *j, int y, int k)
 {
-    struct var_job *j = ctx;
-    int w = j->L->w, k = j->color, S = j->rb.S;
+    int w = j->L->w, S = j->rb.S;
     float om1 = 1.f - j->d->p.omega;
     float *const *P = j->rb.p[k], *const *O = j->rb.p[1 - k];
-    for (int y = y0; y < y1; y++) {
+    {
         int s = (y + k) & 1, cnt = (w - s + 1) / 2;
         size_t row = (size_t)(y + 1) * S + 1;
         const float *restrict b1 = P[RB_B1] + row, *restrict b2 = P[RB_B2] + row, *restrict a12 = P[RB_A12] + row;
@@ -1109,6 +1261,41 @@ HOT static void job_var_sor(void *ctx, int y0, int y1, int worker)
             v[m] = om1 * v[m] + i22[m] * (b2[m] + sv - a12[m] * nu);
             u[m] = nu;
         }
+    }
+}
+
+/* A red-black sweep (colour 0, then colour 1 on every row) over bands of
+ * SOR_BAND rows, so that colour 1 of a row follows colour 0 of the row below
+ * while both are still in cache: within a band, colour 0 of row y, then
+ * colour 1 of row y - 1, whose neighbours (colour 0 of rows y - 2 .. y) are
+ * final by then; colour 0 of row y still reads colour 1 of rows y - 1 .. y + 1
+ * from the previous half-sweep, as it must. The first and the last row of a
+ * band need colour 0 of the neighbouring bands, which other threads may be
+ * working on: job_var_sor_edge does their colour 1 afterwards. Every update
+ * reads exactly what it reads in two separate half-sweeps, so the result is
+ * the same, bit for bit, whatever the thread count. */
+#define SOR_BAND 16
+HOT static void job_var_sor(void *ctx, int b0, int b1, int worker)
+{
+    struct var_job *j = ctx;
+    int h = j->L->h;
+    for (int b = b0; b < b1; b++) {
+        int ya = b * SOR_BAND, yb = ya + SOR_BAND < h ? ya + SOR_BAND : h;
+        for (int y = ya; y < yb; y++) {
+            sor_row(j, y, 0);
+            if (y - 1 > ya && y - 1 < yb - 1) sor_row(j, y - 1, 1);
+        }
+    }
+}
+
+HOT static void job_var_sor_edge(void *ctx, int b0, int b1, int worker)
+{
+    struct var_job *j = ctx;
+    int h = j->L->h;
+    for (int b = b0; b < b1; b++) {
+        int ya = b * SOR_BAND, yb = ya + SOR_BAND < h ? ya + SOR_BAND : h;
+        sor_row(j, ya, 1);
+        if (yb - 1 > ya) sor_row(j, yb - 1, 1);
     }
 }
 
@@ -1159,21 +1346,67 @@ HOT static void job_smooth(void *ctx, int y0, int y1, int worker)
         const float *I = im ? j->L->I1 : j->L->I0;
         for (int y = y0; y < y1; y++) {
             const float *c = I + (size_t)y * w;
-            for (int x = 0; x < w; x++) t[x] = j->k[0] * c[x];
+            const float *ra[SM_MAXR + 1], *rb[SM_MAXR + 1];
             for (int i = 1; i <= r; i++) {
-                const float *a = I + (size_t)mirror(y - i, h) * w, *b = I + (size_t)mirror(y + i, h) * w;
-                for (int x = 0; x < w; x++) t[x] += j->k[i] * (a[x] + b[x]);
+                ra[i] = I + (size_t)mirror(y - i, h) * w;
+                rb[i] = I + (size_t)mirror(y + i, h) * w;
+            }
+            /* eight pixels at a time, each summed in the scalar tail's order */
+            int x = 0;
+            for (; x + 8 <= w; x += 8) {
+                v8f a = j->k[0] * load8(c + x);
+                for (int i = 1; i <= r; i++) a += j->k[i] * (load8(ra[i] + x) + load8(rb[i] + x));
+                memcpy(t + x, &a, sizeof a);
+            }
+            for (; x < w; x++) {
+                float a = j->k[0] * c[x];
+                for (int i = 1; i <= r; i++) a += j->k[i] * (ra[i][x] + rb[i][x]);
+                t[x] = a;
             }
             for (int i = 1; i <= r; i++) {
                 t[-i] = t[mirror(-i, w)];
                 t[w - 1 + i] = t[mirror(w - 1 + i, w)];
             }
             float *o = j->dst[im] + (size_t)y * w;
-            for (int x = 0; x < w; x++) {
-                float s = j->k[0] * t[x];
-                for (int i = 1; i <= r; i++) s += j->k[i] * (t[x - i] + t[x + i]);
-                o[x] = s;
+            for (x = 0; x + 8 <= w; x += 8) {
+                v8f a = j->k[0] * load8(t + x);
+                for (int i = 1; i <= r; i++) a += j->k[i] * (load8(t + x - i) + load8(t + x + i));
+                memcpy(o + x, &a, sizeof a);
             }
+            for (; x < w; x++) {
+                float a = j->k[0] * t[x];
+                for (int i = 1; i <= r; i++) a += j->k[i] * (t[x - i] + t[x + i]);
+                o[x] = a;
+            }
+        }
+    }
+}
+
+/* What the sweeps read at a level but nothing there writes: the padding
+ * entries of u, v (read as neighbours, with weight 0: they must be finite)
+ * and the weights of the edges that leave the frame (0). Everything else is
+ * written (job_var_derivs, job_var_smooth, job_var_data) before it is read. */
+static void rb_clear_edges(const struct rb *rb, int w, int h)
+{
+    int S = rb->S;
+    for (int k = 0; k < 2; k++) {
+        for (int f = RB_U; f <= RB_V; f++) {
+            float *p = rb->p[k][f];
+            memset(p, 0, sizeof(float) * S);
+            memset(p + (size_t)(h + 1) * S, 0, sizeof(float) * S);
+            for (int y = 0; y < h; y++) {
+                int cnt = (w - ((y + k) & 1) + 1) / 2;
+                float *row = p + (size_t)(y + 1) * S;
+                row[0] = 0.f;
+                memset(row + 1 + cnt, 0, sizeof(float) * (S - 1 - cnt));
+            }
+        }
+        memset(rb->p[k][RB_WU] + S + 1, 0, sizeof(float) * (S - 1));
+        memset(rb->p[k][RB_WD] + (size_t)h * S + 1, 0, sizeof(float) * (S - 1));
+        for (int y = 0; y < h; y++) {
+            /* x = 0 has colour y & 1 (entry 0); x = w - 1 has colour (w - 1 + y) & 1 */
+            if ((y & 1) == k) rb->p[k][RB_WL][(size_t)(y + 1) * S + 1] = 0.f;
+            if (((w - 1 + y) & 1) == k) rb->p[k][RB_WR][(size_t)(y + 1) * S + 1 + ((w - 1) >> 1)] = 0.f;
         }
     }
 }
@@ -1188,8 +1421,7 @@ static void variational(struct dis *d, const struct level *L)
         for (int f = 0; f < RB_PER_COLOR; f++) j.rb.p[k][f] = d->rbuf + (size_t)(k * RB_PER_COLOR + f) * plane;
         for (int f = 0; f < VD_PER_COLOR; f++) j.vd[k][f] = d->vbuf + (size_t)(k * VD_PER_COLOR + f) * plane;
     }
-    /* the border entries are read as neighbours (with weight 0): they must be finite */
-    memset(d->rbuf, 0, sizeof(float) * plane * RB_PLANES);
+    rb_clear_edges(&j.rb, L->w, L->h);
     struct level Ls = *L;
     if (d->p.smooth > 0) {
         struct sm_job sj = { .L = L, .dst = { d->sm[0], d->sm[1] }, .row = d->smrow };
@@ -1210,11 +1442,11 @@ static void variational(struct dis *d, const struct level *L)
     for (int o = 0; o < d->p.var_outer; o++) {
         pool_for(d->pool, L->h, job_var_smooth, &j);
         pool_for(d->pool, L->h, job_var_data, &j);
-        for (int s = 0; s < d->p.var_inner; s++)
-            for (int c = 0; c < 2; c++) {
-                j.color = c;
-                pool_for(d->pool, L->h, job_var_sor, &j);
-            }
+        int nb = (L->h + SOR_BAND - 1) / SOR_BAND;
+        for (int s = 0; s < d->p.var_inner; s++) {
+            pool_for(d->pool, nb, job_var_sor, &j);
+            pool_for(d->pool, nb, job_var_sor_edge, &j);
+        }
     }
     pool_for(d->pool, L->h, job_var_gather, &j);
 }
@@ -1228,6 +1460,29 @@ struct up_job {
     int dw, dh;
     float scale; /* size ratio: destination pixel x sits at (x + 0.5) / scale - 0.5 in the source */
 };
+
+/* destination pixels xa..xb-1 of row y (source rows o0, o1 at weight ay), bilinear */
+INL void job_upsample_span(const struct up_job *j, int y, float ay, size_t o0, size_t o1, int xa, int xb)
+{
+    float inv = 1.f / j->scale, sc = j->scale;
+    int sw = j->sw;
+    float *du = j->du + (size_t)y * j->dw, *dv = j->dv + (size_t)y * j->dw;
+    for (int x = xa; x < xb; x++) {
+        float sx = (x + 0.5f) * inv - 0.5f;
+        if (sx < 0) sx = 0;
+        if (sx > sw - 1) sx = (float)(sw - 1);
+        int ix = (int)sx;
+        if (ix > sw - 2) ix = sw > 1 ? sw - 2 : 0;
+        float ax = sx - ix;
+        int ix1 = sw > 1 ? ix + 1 : ix;
+        float a = j->su[o0 + ix] + ax * (j->su[o0 + ix1] - j->su[o0 + ix]);
+        float b = j->su[o1 + ix] + ax * (j->su[o1 + ix1] - j->su[o1 + ix]);
+        du[x] = sc * (a + ay * (b - a));
+        a = j->sv[o0 + ix] + ax * (j->sv[o0 + ix1] - j->sv[o0 + ix]);
+        b = j->sv[o1 + ix] + ax * (j->sv[o1 + ix1] - j->sv[o1 + ix]);
+        dv[x] = sc * (a + ay * (b - a));
+    }
+}
 
 HOT static void job_upsample(void *ctx, int y0, int y1, int worker)
 {
@@ -1244,21 +1499,48 @@ HOT static void job_upsample(void *ctx, int y0, int y1, int worker)
         float ay = sy - iy;
         size_t o0 = (size_t)iy * sw, o1 = sh > 1 ? o0 + sw : o0;
         float *du = j->du + (size_t)y * j->dw, *dv = j->dv + (size_t)y * j->dw;
-        for (int x = 0; x < j->dw; x++) {
-            float sx = (x + 0.5f) * inv - 0.5f;
-            if (sx < 0) sx = 0;
-            if (sx > sw - 1) sx = (float)(sw - 1);
-            int ix = (int)sx;
-            if (ix > sw - 2) ix = sw > 1 ? sw - 2 : 0;
-            float ax = sx - ix;
-            int ix1 = sw > 1 ? ix + 1 : ix;
-            float a = j->su[o0 + ix] + ax * (j->su[o0 + ix1] - j->su[o0 + ix]);
-            float b = j->su[o1 + ix] + ax * (j->su[o1 + ix1] - j->su[o1 + ix]);
-            du[x] = sc * (a + ay * (b - a));
-            a = j->sv[o0 + ix] + ax * (j->sv[o0 + ix1] - j->sv[o0 + ix]);
-            b = j->sv[o1 + ix] + ax * (j->sv[o1 + ix1] - j->sv[o1 + ix]);
-            dv[x] = sc * (a + ay * (b - a));
+        int xa = 0, xb = j->dw;
+        if (sc == 2.f && sw > 1) {
+            /* Doubling: destination 2i + 1 and 2i + 2 sit a quarter and three
+             * quarters of the way from source i to i + 1 (weights exact in
+             * float), so the interior needs no clamping and no per-pixel
+             * coordinates; the same arithmetic as the general loop below,
+             * which still does the two ends. */
+            const float *a0 = j->su + o0, *b0 = j->su + o1, *a1 = j->sv + o0, *b1 = j->sv + o1;
+            int n = (j->dw - 1) / 2 < sw - 1 ? (j->dw - 1) / 2 : sw - 1;
+            int i = 0;
+            for (; i + 8 <= n; i += 8) {
+                const float *src[2][2] = { { a0, b0 }, { a1, b1 } };
+                float *dst[2] = { du, dv };
+                for (int f = 0; f < 2; f++) {
+                    v8f A = load8(src[f][0] + i), An = load8(src[f][0] + i + 1);
+                    v8f B = load8(src[f][1] + i), Bn = load8(src[f][1] + i + 1);
+                    v8f p = A + 0.25f * (An - A), q = B + 0.25f * (Bn - B);
+                    v8f r = A + 0.75f * (An - A), s = B + 0.75f * (Bn - B);
+                    v8f o1 = sc * (p + ay * (q - p)), o2 = sc * (r + ay * (s - r));
+                    float t[16];
+                    for (int k = 0; k < 8; k++) {
+                        t[2 * k] = o1[k];
+                        t[2 * k + 1] = o2[k];
+                    }
+                    memcpy(dst[f] + 2 * i + 1, t, sizeof t);
+                }
+            }
+            for (; i < n; i++) {
+                float p = a0[i] + 0.25f * (a0[i + 1] - a0[i]), q = b0[i] + 0.25f * (b0[i + 1] - b0[i]);
+                float r = a0[i] + 0.75f * (a0[i + 1] - a0[i]), s = b0[i] + 0.75f * (b0[i + 1] - b0[i]);
+                du[2 * i + 1] = sc * (p + ay * (q - p));
+                du[2 * i + 2] = sc * (r + ay * (s - r));
+                p = a1[i] + 0.25f * (a1[i + 1] - a1[i]); q = b1[i] + 0.25f * (b1[i + 1] - b1[i]);
+                r = a1[i] + 0.75f * (a1[i + 1] - a1[i]); s = b1[i] + 0.75f * (b1[i + 1] - b1[i]);
+                dv[2 * i + 1] = sc * (p + ay * (q - p));
+                dv[2 * i + 2] = sc * (r + ay * (s - r));
+            }
+            /* x = 0 and everything from 2n + 1 on take the general path */
+            job_upsample_span(j, y, ay, o0, o1, 0, 1);
+            xa = 2 * n + 1;
         }
+        job_upsample_span(j, y, ay, o0, o1, xa, xb);
     }
 }
 
@@ -1309,6 +1591,14 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
          * whole period of a 64-96 px periodic texture (analytic set: a plaid
          * translated 2-8 px at 1280x720 came out 58 px off) */
         pj.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
+        /* A +-1 px search adds nothing the descent does not reach by itself
+         * (it moves within about a pixel of its start) but false matches: it
+         * only happens at 1920x1080 and up, where the search level is 32x
+         * coarser and a 64-96 px period sits at 2-3 px, near the box
+         * pyramid's aliasing (analytic set, tune part, 1920x1080, medium:
+         * combo 13.7 -> 0.057 px mean EPE, lost 2/4 -> 0/4; trans-large 51.9
+         * -> 27.0, zoom 13.5 -> 8.0; the other motions unchanged) */
+        if (pj.search < 2) pj.search = 0;
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

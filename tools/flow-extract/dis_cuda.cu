@@ -697,20 +697,20 @@ __device__ __forceinline__ void bs_eval3(const float *c0, const float *c1, const
         xs[i] = inside ? bx - 1 + i : mirror(bx - 1 + i, w);
         off[i] = (size_t)(inside ? by - 1 + i : mirror(by - 1 + i, h)) * w;
     }
+    // the four rows of taps combined first (value and derivative weights of y),
+    // then against the x weights: the CPU's order (bs_eval3 in dis.c)
     for (int k = 0; k < 3; k++) {
         const float *c = k == 0 ? c0 : k == 1 ? c1 : c2;
-        float v = 0, vx = 0, vy = 0;
-        for (int j = 0; j < 4; j++) {
-            const float *r = c + off[j];
-            float h0 = wx[0] * r[xs[0]] + wx[1] * r[xs[1]] + wx[2] * r[xs[2]] + wx[3] * r[xs[3]];
-            float h1 = dx[0] * r[xs[0]] + dx[1] * r[xs[1]] + dx[2] * r[xs[2]] + dx[3] * r[xs[3]];
-            v += wy[j] * h0;
-            vx += wy[j] * h1;
-            vy += dy[j] * h0;
+        float V[4], D[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            float r0 = c[off[0] + xs[i]], r1 = c[off[1] + xs[i]], r2 = c[off[2] + xs[i]], r3 = c[off[3] + xs[i]];
+            V[i] = wy[0] * r0 + wy[1] * r1 + wy[2] * r2 + wy[3] * r3;
+            D[i] = dy[0] * r0 + dy[1] * r1 + dy[2] * r2 + dy[3] * r3;
         }
-        o[k][0] = v;
-        o[k][1] = vx;
-        o[k][2] = vy;
+        o[k][0] = (wx[0] * V[0] + wx[1] * V[1]) + (wx[2] * V[2] + wx[3] * V[3]);
+        o[k][1] = (dx[0] * V[0] + dx[1] * V[1]) + (dx[2] * V[2] + dx[3] * V[3]);
+        o[k][2] = (wx[0] * D[0] + wx[1] * D[1]) + (wx[2] * D[2] + wx[3] * D[3]);
     }
 }
 
@@ -949,6 +949,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         pa.stride = p->stride; pa.iters = p->iters; pa.mean_norm = p->mean_norm; pa.propagate = p->propagate;
         pa.cand = p->cand;
         pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
+        if (pa.search < 2) pa.search = 0; // a +-1 px search: none (why: dis.c)
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
         CKL("patches");
