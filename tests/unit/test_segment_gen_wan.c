@@ -15,39 +15,11 @@
 
 #include "err.h"
 #include "nn.h"
+#include "fixture.h"
 #include "test.h"
 #include "wan.h"
 #include "wan_sched.h"
 #include "weights.h"
-
-static const char *root_dir(void)
-{
-    const char *r = getenv("ISOPIPE_ROOT");
-    return r ? r : ".";
-}
-
-/* a tensor of an open file as f32 (malloc'd), NULL when absent */
-static float *tensor(struct weights *w, const char *name, uint64_t *n)
-{
-    const struct wt_tensor *t = weights_find(w, name);
-    if (!t) return NULL;
-    float *d = malloc(t->nelem * sizeof(float));
-    if (d && weights_to_f32(t, 0, t->nelem, d)) { free(d); return NULL; }
-    if (n) *n = t->nelem;
-    return d;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, uint64_t n)
-{
-    double md = 0, mb = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= md)) md = d;   /* NaN counts as the largest */
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 struct fix {
     struct weights *text, *noise, *exp;
@@ -62,11 +34,11 @@ static int fix_open(const char *cfg, struct fix *f)
 {
     char p[600];
     memset(f, 0, sizeof *f);
-    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/text.safetensors", root_dir(), cfg);
+    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/text.safetensors", fixture_root(), cfg);
     if (weights_open(p, &f->text)) return -1;
-    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/noise.safetensors", root_dir(), cfg);
+    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/noise.safetensors", fixture_root(), cfg);
     if (weights_open(p, &f->noise)) return -1;
-    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/expected.safetensors", root_dir(), cfg);
+    snprintf(p, sizeof p, "%s/tests/fixtures/wan/%s/expected.safetensors", fixture_root(), cfg);
     if (weights_open(p, &f->exp)) return -1;
     const struct wt_tensor *tp = weights_find(f->text, "prompt.0"), *tn = weights_find(f->text, "negative");
     const struct wt_tensor *tx = weights_find(f->noise, "noise");
@@ -74,9 +46,9 @@ static int fix_open(const char *cfg, struct fix *f)
     f->pos_rows = (int)tp->shape[0];
     f->neg_rows = (int)tn->shape[0];
     f->F = (int)tx->shape[1]; f->H = (int)tx->shape[2]; f->W = (int)tx->shape[3];
-    f->pos = tensor(f->text, "prompt.0", NULL);
-    f->neg = tensor(f->text, "negative", NULL);
-    f->x0 = tensor(f->noise, "noise", &f->n);
+    f->pos = fixture_tensor(f->text, "prompt.0", NULL);
+    f->neg = fixture_tensor(f->text, "negative", NULL);
+    f->x0 = fixture_tensor(f->noise, "noise", &f->n);
     const char *tc = weights_meta(f->exp, "t_cond"), *tn2 = weights_meta(f->exp, "t_neg");
     if (!f->pos || !f->neg || !f->x0 || !tc || !tn2) return -1;
     f->t_cond = atof(tc);
@@ -142,7 +114,7 @@ static void check_model(const char *cfg, const char *path, int heads, const char
 {
     char full[600], label[700];
     struct fix f;
-    snprintf(full, sizeof full, "%s/tests/fixtures/wan/%s/%s", root_dir(), cfg, path);
+    snprintf(full, sizeof full, "%s/tests/fixtures/wan/%s/%s", fixture_root(), cfg, path);
     snprintf(label, sizeof label, "config %s, %s", cfg, path);
     TEST(label);
     if (fix_open(cfg, &f)) {
@@ -182,10 +154,10 @@ static void check_model(const char *cfg, const char *path, int heads, const char
     for (int k = 0; k < 4; k++) {
         if (!out[0][k]) continue;
         uint64_t n = 0;
-        float *ref = tensor(f.exp, names[k], &n);
+        float *ref = fixture_tensor(f.exp, names[k], &n);
         CHECKF(ref && n == f.n, "expected tensor '%s' in the fixture", names[k]);
         if (ref && n == f.n) {
-            double e = rel_err(out[0][k], ref, n);
+            double e = fixture_rel_err(out[0][k], ref, n);
             printf("  %-18s rel err %.3g (tol %.0e)\n", names[k], e, tol[k]);
             CHECKF(e <= tol[k], "%s: %s rel err %.3g > %.0e", label, names[k], e, tol[k]);
         }
@@ -205,7 +177,7 @@ static void check_schedules(void)
     TEST("sigma schedules and timesteps as diffusers");
     struct weights *w = NULL;
     char p[600];
-    snprintf(p, sizeof p, "%s/tests/fixtures/wan/a/expected.safetensors", root_dir());
+    snprintf(p, sizeof p, "%s/tests/fixtures/wan/a/expected.safetensors", fixture_root());
     if (weights_open(p, &w)) { CHECKF(0, "%s", iso_errmsg()); return; }
     struct { const char *sig, *ts; enum wan_sampler k; int steps; } s[] = {
         { "euler_sigmas", "euler_timesteps", WAN_SAMPLER_EULER, 3 },

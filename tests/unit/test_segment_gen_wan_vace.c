@@ -18,38 +18,11 @@
 
 #include "err.h"
 #include "nn.h"
+#include "fixture.h"
 #include "test.h"
 #include "wan.h"
 #include "wan_sched.h"
 #include "weights.h"
-
-static const char *root_dir(void)
-{
-    const char *r = getenv("ISOPIPE_ROOT");
-    return r ? r : ".";
-}
-
-static float *tensor(struct weights *w, const char *name, uint64_t *n)
-{
-    const struct wt_tensor *t = weights_find(w, name);
-    if (!t) return NULL;
-    float *d = malloc(t->nelem * sizeof(float));
-    if (d && weights_to_f32(t, 0, t->nelem, d)) { free(d); return NULL; }
-    if (n) *n = t->nelem;
-    return d;
-}
-
-/* max |a - b| / max |b| */
-static double rel_err(const float *a, const float *b, uint64_t n)
-{
-    double md = 0, mb = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= md)) md = d;   /* NaN counts as the largest */
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
 
 struct fix {
     struct weights *text, *noise, *vctx, *exp;
@@ -68,7 +41,7 @@ static int fix_open(const char *cfg, struct fix *f)
         { "text", &f->text }, { "noise", &f->noise }, { "vace_context", &f->vctx }, { "expected", &f->exp },
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        snprintf(p, sizeof p, "%s/tests/fixtures/wan_vace/%s/%s.safetensors", root_dir(), cfg, files[i].file);
+        snprintf(p, sizeof p, "%s/tests/fixtures/wan_vace/%s/%s.safetensors", fixture_root(), cfg, files[i].file);
         if (weights_open(p, files[i].w)) return -1;
     }
     const struct wt_tensor *tp = weights_find(f->text, "prompt.0"), *tn = weights_find(f->text, "negative");
@@ -77,10 +50,10 @@ static int fix_open(const char *cfg, struct fix *f)
     f->pos_rows = (int)tp->shape[0];
     f->neg_rows = (int)tn->shape[0];
     f->F = (int)tx->shape[1]; f->H = (int)tx->shape[2]; f->W = (int)tx->shape[3];
-    f->pos = tensor(f->text, "prompt.0", NULL);
-    f->neg = tensor(f->text, "negative", NULL);
-    f->x0 = tensor(f->noise, "noise", &f->n);
-    f->ctx = tensor(f->vctx, "vace_context", &f->nv);
+    f->pos = fixture_tensor(f->text, "prompt.0", NULL);
+    f->neg = fixture_tensor(f->text, "negative", NULL);
+    f->x0 = fixture_tensor(f->noise, "noise", &f->n);
+    f->ctx = fixture_tensor(f->vctx, "vace_context", &f->nv);
     const char *tc = weights_meta(f->exp, "t_cond"), *sc = weights_meta(f->exp, "scale");
     if (!f->pos || !f->neg || !f->x0 || !f->ctx || !tc || !sc) return -1;
     f->t_cond = atof(tc);
@@ -144,7 +117,7 @@ static void check_model(const char *cfg, const char *path, int heads, const char
 {
     char full[600], label[700];
     struct fix f;
-    snprintf(full, sizeof full, "%s/tests/fixtures/wan_vace/%s/%s", root_dir(), cfg, path);
+    snprintf(full, sizeof full, "%s/tests/fixtures/wan_vace/%s/%s", fixture_root(), cfg, path);
     snprintf(label, sizeof label, "VACE config %s, %s", cfg, path);
     TEST(label);
     if (fix_open(cfg, &f)) {
@@ -199,14 +172,14 @@ static void check_model(const char *cfg, const char *path, int heads, const char
             continue;
         }
         uint64_t n = 0;
-        float *ref = tensor(f.exp, names[k], &n);
+        float *ref = fixture_tensor(f.exp, names[k], &n);
         CHECKF(ref && n == f.n, "expected tensor '%s' in the fixture", names[k]);
         if (ref && n == f.n) {
-            double e = rel_err(out[0][k], ref, n);
+            double e = fixture_rel_err(out[0][k], ref, n);
             printf("  %-20s rel err %.3g (tol %.0e)\n", names[k], e, tol[k]);
             CHECKF(e <= tol[k], "%s: %s rel err %.3g > %.0e", label, names[k], e, tol[k]);
             if (k == 0 && v_none) {
-                double moved = rel_err(v_none, ref, n);
+                double moved = fixture_rel_err(v_none, ref, n);
                 printf("  without the context   rel err %.3g (must be far)\n", moved);
                 CHECKF(moved > 1e-2, "%s: the velocity without the VACE context is within %.3g of the reference", label,
                        moved);
@@ -231,7 +204,7 @@ static void check_t2v_is_not_vace(void)
 {
     TEST("a T2V checkpoint has no VACE blocks");
     char p[600];
-    snprintf(p, sizeof p, "%s/tests/fixtures/wan/a/diffusers", root_dir());
+    snprintf(p, sizeof p, "%s/tests/fixtures/wan/a/diffusers", fixture_root());
     struct wan *m = NULL;
     CHECKF(wan_open(p, 0, &m) == 0, "%s", iso_errmsg());
     if (m) CHECK(m->cfg.vace_n == 0 && m->cfg.vace_layers == NULL && m->w.vace == NULL);

@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "nn.h"
+#include "fixture.h"
 #include "test.h"
 #include "umt5.h"
 #include "weights.h"
@@ -60,14 +61,9 @@ static double rel_err(const struct expect *e, const char *name, const float *got
     if (!t || t->nelem != n) return INFINITY;
     float *ref = malloc(n * sizeof *ref);
     weights_to_f32(t, 0, n, ref);
-    double me = 0, mv = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (!(d <= me)) me = d;
-        if (fabs(ref[i]) > mv) mv = fabs(ref[i]);
-    }
+    double r = fixture_rel_err(got, ref, n);
     free(ref);
-    return mv > 0 ? me / mv : me;
+    return r;
 }
 
 static void check_layout(const char *dir, const char *file, const char *config, const char *out_prefix,
