@@ -1,5 +1,5 @@
 /* fixture.h — what the unit tests that compare against committed reference
- * fixtures (tests/fixtures, written by tests/ref/*.py) share: the checkout's
+ * fixtures (tests/fixtures, written by the scripts in tests/ref) share: the checkout's
  * root, a fixture tensor as float32, and the relative error they state their
  * tolerances in. */
 #ifndef ISOPIPE_TEST_FIXTURE_H
