@@ -390,6 +390,69 @@ static void test_exact(void)
     }
 }
 
+/* The x8 layout (eight rows interleaved): packing is a permutation that
+ * dequantises to the same rows, and the packed kernels equal the scalar dot
+ * products bit for bit on exactly representable sums, for 1 to 9 tokens (the
+ * 4-token steps and every remainder) and a sub-range of groups. */
+static void test_x8(void)
+{
+    TEST("x8 layout: packed rows dequantise to the originals; packed kernels equal the scalar dots exactly");
+    static const enum ggml_type q32[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0 };
+    if (!quant_x8_usable(GGML_TYPE_Q4_1)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
+    CHECK(!quant_x8_usable(GGML_TYPE_Q5_1) && !quant_x8_usable(GGML_TYPE_Q4_K));
+    for (size_t ti = 0; ti < sizeof q32 / sizeof *q32; ti++) {
+        enum ggml_type t = q32[ti];
+        int nb = 7, n = nb * QK, rows = 24, ntok = 9;
+        size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb;
+        uint8_t *w = malloc(rbytes * (size_t)rows), *w8 = malloc(rbytes * (size_t)rows);
+        struct quant_q8a *x = malloc(sizeof *x * (size_t)nb * (size_t)ntok);
+        float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok), *a = malloc(sizeof(float) * (size_t)n),
+              *b = malloc(sizeof(float) * (size_t)n);
+        rand_blocks(t, w, nb * rows);
+        for (int k = 0; k < nb * rows; k++) {   /* d (and m) = +-2^-4 or +-2^-5 */
+            uint8_t *p = w + bb * (size_t)k;
+            uint16_t d = (uint16_t)((rnd() & 1 ? 0x2C00 : 0x2800) | (rnd() & 1 ? 0x8000 : 0));
+            p[0] = (uint8_t)d; p[1] = (uint8_t)(d >> 8);
+            if (t == GGML_TYPE_Q4_1) { uint16_t m = (uint16_t)(d ^ 0x0400); p[2] = (uint8_t)m; p[3] = (uint8_t)(m >> 8); }
+        }
+        for (int k = 0; k < nb * ntok; k++) {
+            int sum = 0;
+            for (int j = 0; j < QK; j++) { x[k].qs[j] = (int8_t)((int)(rnd() % 255) - 127); sum += x[k].qs[j]; }
+            x[k].d = rnd() & 1 ? 0.125f : 0.0625f;
+            x[k].s = x[k].d * (float)sum;
+        }
+        memset(w8, 0xA5, rbytes * (size_t)rows);
+        quant_x8_pack(t, w, n, 0, 1, w8);          /* in two calls: the group range is honoured */
+        quant_x8_pack(t, w, n, 1, rows / 8, w8);
+        int same_rows = 1, same = 1, perm = 1;
+        for (int r = 0; r < rows; r++) {
+            quant_dequant_row(t, w + rbytes * (size_t)r, a, n);
+            quant_x8_dequant_row(t, w8, n, r, b);
+            same_rows &= memcmp(a, b, sizeof(float) * (size_t)n) == 0;
+        }
+        /* a permutation: the same multiset of bytes in every group */
+        for (int g = 0; g < rows / 8; g++) {
+            int ca[256] = { 0 }, cb[256] = { 0 };
+            for (size_t i = 0; i < 8 * rbytes; i++) { ca[w[g * 8 * rbytes + i]]++; cb[w8[g * 8 * rbytes + i]]++; }
+            if (t != GGML_TYPE_Q5_0) perm &= memcmp(ca, cb, sizeof ca) == 0;   /* Q5_0 reorders bits within its words */
+        }
+        for (int nt = 1; nt <= ntok; nt++) {
+            for (size_t i = 0; i < (size_t)rows * (size_t)ntok; i++) y[i] = -1e30f;
+            quant_x8_rows(t, w8, n, 1, rows / 8, x, sizeof *x * (size_t)nb, nt, y, (size_t)rows);
+            for (int k = 0; k < ntok; k++)
+                for (int r = 0; r < rows; r++) {
+                    float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, x + (size_t)k * nb, n);
+                    int in = k < nt && r >= 8;
+                    same &= in ? y[(size_t)k * rows + r] == ref : y[(size_t)k * rows + r] == -1e30f;
+                }
+        }
+        CHECKF(same_rows, "%s: a packed row dequantises differently", ggml_type_name(t));
+        CHECKF(perm, "%s: packing is not a permutation of the bytes", ggml_type_name(t));
+        CHECKF(same, "%s: a packed kernel differs from the scalar dot (or wrote outside its rows/tokens)", ggml_type_name(t));
+        free(w); free(w8); free(x); free(y); free(a); free(b);
+    }
+}
+
 int main(void)
 {
     quant_init();
@@ -398,5 +461,6 @@ int main(void)
     test_act();
     test_dot();
     test_exact();
+    test_x8();
     return test_report();
 }

@@ -17,7 +17,11 @@
  * unpermuted and uses NEOX rope, pairs (i, i + n_rot/2) (llama_model_rope_type).
  * Numerics follow ggml's CPU backend where it is cheap to do so: activations
  * are quantised to 8 bits per block for the quantised matmuls, the KV cache
- * and the attention query are half precision. */
+ * and the attention query are half precision.
+ * On the CPU, matrices of Q4_0/Q4_1/Q5_0/Q8_0 are repacked at load into the
+ * x8 layout (quant.h: eight rows interleaved, the same bytes permuted) and the
+ * mapping's pages of the originals are dropped, so the weights stay resident
+ * once (ISOPIPE_NO_X8=1 keeps the file's layout). */
 #include "llm.h"
 #include "err.h"
 #include "quant.h"
@@ -27,9 +31,9 @@
 #ifdef ISOPIPE_CUDA
 #include "llm_cuda.h"
 #include "stream.h"
+#endif
 #include <sys/mman.h>
 #include <unistd.h>
-#endif
 
 #include <math.h>
 #include <pthread.h>
@@ -87,6 +91,8 @@ struct llm {
     float *scores;                         /* (threads, n_ctx) */
     uint16_t *qh;                          /* (threads, head_dim) the query in half precision */
     struct pool *pool;
+    uint8_t **x8;                          /* per GGUF tensor: its x8-packed copy (CPU path) or NULL */
+    float **vcopy;                         /* per GGUF tensor: a copy of a norm or bias vector (CPU path) or NULL */
 #ifdef ISOPIPE_CUDA
     /* beefy: every weight the GPU uses in one arena; lightweight: the resident
      * ones (output head, norms) there and the layers streamed through ss */
@@ -101,9 +107,19 @@ struct llm {
 #endif
 };
 
+/* a norm or bias vector as the CPU path reads it: the load-time copy (x8
+ * models, so that nothing touches the mapping after load) or the mapping */
+static const float *vec(const struct llm *m, const struct gguf_tensor *t)
+{
+    if (!t) return NULL;
+    const float *c = m->vcopy ? m->vcopy[t - m->g->tensors] : NULL;
+    return c ? c : (const float *)t->data;
+}
+
 /* one matrix-vector job: y[t * y_stride + r] = W[r] . x[t] for t < nt, r < rows */
 struct mm_job {
     const struct gguf_tensor *w;
+    const uint8_t *x8;             /* w in the x8 layout, or NULL */
     const uint8_t *xa; size_t xa_stride;
     float *y; int y_stride;
     const float *bias;
@@ -115,9 +131,10 @@ static void mm_worker(void *ctx, int ith, int nth)
     struct mm_batch *b = ctx;
     int64_t total = 0;
     for (int i = 0; i < b->nj; i++) total += (int64_t)b->j[i].w->ne[1];
-    /* contiguous row ranges across the concatenated matrices, in steps of 4
-     * rows so threads do not share cache lines of y */
-    int64_t per = (total / nth + 3) & ~(int64_t)3;
+    /* contiguous row ranges across the concatenated matrices, in steps of 8
+     * rows: threads do not share cache lines of y, and an x8 matrix (8k rows)
+     * splits at its row groups */
+    int64_t per = (total / nth + 7) & ~(int64_t)7;
     int64_t lo = per * ith, hi = ith == nth - 1 ? total : lo + per;
     if (hi > total) hi = total;
     int64_t base = 0;
@@ -126,6 +143,14 @@ static void mm_worker(void *ctx, int ith, int nth)
         int64_t rows = (int64_t)j->w->ne[1], cols = (int64_t)j->w->ne[0];
         int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < rows ? hi - base : rows;
         size_t rb = quant_row_bytes(j->w->type, cols);
+        if (j->x8 && !b->f32_act && r1 > r0) {
+            quant_x8_rows(j->w->type, j->x8, cols, r0 / 8, r1 / 8, j->xa, j->xa_stride, b->nt, j->y, (size_t)j->y_stride);
+            if (j->bias)
+                for (int t = 0; t < b->nt; t++)
+                    for (int64_t r = r0; r < r1; r++) j->y[(size_t)t * j->y_stride + r] += j->bias[r];
+            base += rows;
+            continue;
+        }
         if (!b->f32_act && r1 > r0) {
             /* the thread's whole row range in one kernel call per token; a
              * thread's share of a layer matrix stays in L2 across the tokens */
@@ -173,9 +198,10 @@ static void matmul(struct llm *m, int nt, const float *x, int64_t n, int nj,
     struct mm_batch b = { .nj = nj, .nt = nt, .f32_act = m->f32_act };
     for (int i = 0; i < nj; i++) {
         b.j[i].w = w[i];
+        b.j[i].x8 = m->x8 ? m->x8[w[i] - m->g->tensors] : NULL;
         b.j[i].y = y[i];
         b.j[i].y_stride = y_stride[i];
-        b.j[i].bias = bias && bias[i] ? bias[i]->data : NULL;
+        b.j[i].bias = bias ? vec(m, bias[i]) : NULL;
         /* matrices whose weights share an activation format share one quantisation */
         int reuse = -1;
         for (int k = 0; k < i; k++)
@@ -261,12 +287,14 @@ static int forward_chunk(struct llm *m, const int32_t *tok, int nt, int pos, flo
     for (int t = 0; t < nt; t++) {
         if (tok[t] < 0 || tok[t] >= m->n_vocab)
             return iso_fail(ISO_EDATA, "token id %d is outside the vocabulary (%d)", tok[t], m->n_vocab);
-        quant_dequant_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tok[t] * rb, m->x + (size_t)t * E, E);
+        const uint8_t *e8 = m->x8 ? m->x8[m->tok_embd - m->g->tensors] : NULL;
+        if (e8) quant_x8_dequant_row(m->tok_embd->type, e8, E, tok[t], m->x + (size_t)t * E);
+        else quant_dequant_row(m->tok_embd->type, (const uint8_t *)m->tok_embd->data + (size_t)tok[t] * rb, m->x + (size_t)t * E, E);
     }
     for (int l = 0; l < m->n_layer; l++) {
         const struct llm_layer *L = &m->layers[l];
         for (int t = 0; t < nt; t++)
-            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, L->attn_norm->data, E, m->rms_eps);
+            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, vec(m, L->attn_norm), E, m->rms_eps);
         {
             const struct gguf_tensor *w[3] = { L->wq, L->wk, L->wv }, *b[3] = { L->bq, L->bk, L->bv };
             float *y[3] = { m->q, m->k, m->v };
@@ -290,7 +318,7 @@ static int forward_chunk(struct llm *m, const int32_t *tok, int nt, int pos, flo
         }
         for (size_t i = 0; i < (size_t)nt * E; i++) m->x[i] += m->xb[i];
         for (int t = 0; t < nt; t++)
-            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, L->ffn_norm->data, E, m->rms_eps);
+            rms_norm(m->xb + (size_t)t * E, m->x + (size_t)t * E, vec(m, L->ffn_norm), E, m->rms_eps);
         {
             const struct gguf_tensor *w[2] = { L->w_gate, L->w_up };
             float *y[2] = { m->hg, m->hu };
@@ -309,7 +337,7 @@ static int forward_chunk(struct llm *m, const int32_t *tok, int nt, int pos, flo
     if (!logits || first_out >= nt) return 0;
     int no = nt - first_out;
     for (int t = 0; t < no; t++)
-        rms_norm(m->xb + (size_t)t * E, m->x + (size_t)(first_out + t) * E, m->out_norm->data, E, m->rms_eps);
+        rms_norm(m->xb + (size_t)t * E, m->x + (size_t)(first_out + t) * E, vec(m, m->out_norm), E, m->rms_eps);
     const struct gguf_tensor *w[1] = { m->output };
     float *y[1] = { logits };
     int ys[1] = { m->n_vocab };
@@ -551,6 +579,101 @@ static int alloc_state(struct llm *m, const struct llm_params *p)
     return 0;
 }
 
+/* drop the mapping's pages wholly inside [a, e) (MAP_SHARED, clean: the
+ * kernel re-reads them from the file if anything touches them again) */
+static void drop_pages(uintptr_t a, uintptr_t e)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+    a = (a + ps - 1) & ~(ps - 1);
+    e &= ~(ps - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
+/* one tensor's packing, spread over the pool: thread i packs and drops its
+ * own contiguous range of row groups, about a MiB at a time */
+struct pack_job { const struct gguf_tensor *t; void *dst; };
+static void pack_worker(void *ctx, int ith, int nth)
+{
+    const struct pack_job *j = ctx;
+    const struct gguf_tensor *t = j->t;
+    int64_t cols = (int64_t)t->ne[0], groups = (int64_t)t->ne[1] / 8;
+    size_t gbytes = 8 * quant_row_bytes(t->type, cols);
+    int64_t lo = groups * ith / nth, hi = groups * (ith + 1) / nth;
+    int64_t step = (int64_t)((1u << 20) / gbytes) + 1;
+    uintptr_t src = (uintptr_t)t->data, ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t done = src + (size_t)lo * gbytes;
+    for (int64_t g0 = lo; g0 < hi; g0 += step) {
+        int64_t g1 = g0 + step < hi ? g0 + step : hi;
+        quant_x8_pack(t->type, t->data, cols, g0, g1, j->dst);
+        drop_pages(done, src + (size_t)g1 * gbytes);
+        done = (src + (size_t)g1 * gbytes) & ~(ps - 1);
+        if (done < src) done = src;
+    }
+}
+
+/* CPU path: every matrix the x8 kernels read (quant.h), repacked with the
+ * source pages dropped behind it, so peak memory stays near the file's size
+ * plus a chunk per thread. The token embedding is packed only when it is
+ * also the output matrix (tied): on its own only the rows of the prompt's
+ * tokens are ever read, and packing would make all of it resident. */
+static int x8_pack_all(struct llm *m)
+{
+    const char *e = getenv("ISOPIPE_NO_X8");
+    if ((e && *e && strcmp(e, "0") != 0) || m->f32_act) return 0;
+    size_t nt = (size_t)m->g->n_tensors;
+    m->x8 = calloc(nt, sizeof *m->x8);
+    m->vcopy = calloc(nt, sizeof *m->vcopy);
+    if (!m->x8 || !m->vcopy) return iso_fail(ISO_ETEMPFAIL, "out of memory");
+    /* the small vectors first: reading one later would fault the mapping back
+     * in around it (fault-around, large folios: up to megabytes of the
+     * dropped matrices beside it) */
+    for (int l = -1; l < m->n_layer; l++) {
+        const struct gguf_tensor *v[5] = { m->out_norm, NULL, NULL, NULL, NULL };
+        if (l >= 0) {
+            const struct llm_layer *L = &m->layers[l];
+            v[0] = L->attn_norm; v[1] = L->ffn_norm; v[2] = L->bq; v[3] = L->bk; v[4] = L->bv;
+        }
+        for (int i = 0; i < 5; i++) {
+            if (!v[i] || m->vcopy[v[i] - m->g->tensors]) continue;
+            float *c = malloc(v[i]->nbytes);
+            if (!c) return iso_fail(ISO_ETEMPFAIL, "out of memory");
+            memcpy(c, v[i]->data, v[i]->nbytes);
+            m->vcopy[v[i] - m->g->tensors] = c;
+        }
+    }
+    const struct gguf_tensor *rf = gguf_find_tensor(m->g, "rope_freqs.weight");
+    if (rf && m->rope_freqs) {
+        float *c = malloc(rf->nbytes);
+        if (!c) return iso_fail(ISO_ETEMPFAIL, "out of memory");
+        memcpy(c, rf->data, rf->nbytes);
+        m->vcopy[rf - m->g->tensors] = c;
+        m->rope_freqs = c;
+    }
+    for (int l = -1; l < m->n_layer; l++) {
+        const struct gguf_tensor *list[7];
+        int n = 0;
+        if (l < 0) { list[n++] = m->output; }
+        else {
+            const struct llm_layer *L = &m->layers[l];
+            const struct gguf_tensor *w[7] = { L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down };
+            for (int i = 0; i < 7; i++) list[n++] = w[i];
+        }
+        for (int i = 0; i < n; i++) {
+            const struct gguf_tensor *t = list[i];
+            size_t idx = (size_t)(t - m->g->tensors);
+            if (m->x8[idx] || !quant_x8_usable(t->type) || t->n_dims != 2 || t->ne[1] % 8 || t->ne[0] % QK) continue;
+            size_t bytes = 8 * quant_row_bytes(t->type, (int64_t)t->ne[0]) * (size_t)(t->ne[1] / 8);
+            void *dst = NULL;
+            if (bytes != t->nbytes || posix_memalign(&dst, 64, bytes))
+                return iso_fail(ISO_ETEMPFAIL, "out of memory repacking '%.*s' (%zu MiB)", (int)t->name.len, t->name.s, bytes >> 20);
+            struct pack_job pj = { t, dst };
+            pool_run(m->pool, pack_worker, &pj);
+            m->x8[idx] = dst;
+        }
+    }
+    return 0;
+}
+
 int llm_open(const char *path, const struct llm_params *p, struct llm **out)
 {
     struct llm_params def;
@@ -580,6 +703,10 @@ int llm_open(const char *path, const struct llm_params *p, struct llm **out)
     m->f32_act = p->f32_act;
     if ((rc = gguf_open(path, &m->g)) < 0) goto done;
     if ((rc = load(m, p)) < 0 || (rc = alloc_state(m, p)) < 0) { iso_wrap(rc, "'%s'", path); goto done; }
+    if ((pretend || !(p->mode == MEM_MODE_BEEFY || p->mode == MEM_MODE_LIGHTWEIGHT)) && (rc = x8_pack_all(m)) < 0) {
+        iso_wrap(rc, "'%s'", path);
+        goto done;
+    }
 #ifdef ISOPIPE_CUDA
     if (!pretend && (p->mode == MEM_MODE_BEEFY || p->mode == MEM_MODE_LIGHTWEIGHT) && (rc = cuda_load(m, p->mode)) < 0) {
         iso_wrap(rc, "'%s'", path);
@@ -602,6 +729,12 @@ void llm_close(struct llm **mp)
     cuda_unload(m);
 #endif
     free(m->layers);
+    if (m->x8 && m->g)
+        for (size_t i = 0; i < (size_t)m->g->n_tensors; i++) free(m->x8[i]);
+
+    if (m->vcopy && m->g)
+        for (size_t i = 0; i < (size_t)m->g->n_tensors; i++) free(m->vcopy[i]);
+    free(m->x8); free(m->vcopy);
     free(m->kc); free(m->vc);
     free(m->x); free(m->xb); free(m->q); free(m->k); free(m->v); free(m->ao); free(m->hg); free(m->hu);
     for (int i = 0; i < 3; i++) free(m->act[i]);

@@ -349,3 +349,107 @@ float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t 
     }
     return (float)sum;
 }
+
+/* ---- the x8 layout (quant.h) ---- */
+int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
+                       size_t xa_stride, int nt, float *y, size_t y_stride);
+
+/* bytes before the quant vectors in a packed block of 8 rows, and the number of vectors */
+static int x8_head(enum ggml_type t) { return t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16; }
+static int x8_nvec(enum ggml_type t) { return t == GGML_TYPE_Q8_0 ? 8 : 4; }
+static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q8_0 ? 2 : t == GGML_TYPE_Q4_1 ? 4 : 6; }
+
+int quant_x8_usable(enum ggml_type t)
+{
+    quant_init();
+    return use_avx2 > 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q8_0);
+}
+
+/* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte v holds, in
+ * bits 0-3, those of elements 4v..4v+3 (the low nibbles of vector v) and in
+ * bits 4-7 those of elements 16+4v..16+4v+3 (its high nibbles) */
+static uint32_t x8_qh_pack(uint32_t qh)
+{
+    uint32_t o = 0;
+    for (int v = 0; v < 4; v++)
+        for (int k = 0; k < 4; k++) {
+            o |= ((qh >> (4 * v + k)) & 1u) << (8 * v + k);
+            o |= ((qh >> (16 + 4 * v + k)) & 1u) << (8 * v + 4 + k);
+        }
+    return o;
+}
+static uint32_t x8_qh_unpack(uint32_t o)
+{
+    uint32_t qh = 0;
+    for (int v = 0; v < 4; v++)
+        for (int k = 0; k < 4; k++) {
+            qh |= ((o >> (8 * v + k)) & 1u) << (4 * v + k);
+            qh |= ((o >> (8 * v + 4 + k)) & 1u) << (16 + 4 * v + k);
+        }
+    return qh;
+}
+
+void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
+{
+    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
+    int64_t nb = n / QK;
+    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *o = (uint8_t *)dst + (size_t)g * 8 * rb + (size_t)b * 8 * bb;
+            for (int r = 0; r < 8; r++) {
+                const uint8_t *p = (const uint8_t *)src + (size_t)(8 * g + r) * rb + (size_t)b * bb;
+                memcpy(o + 2 * r, p, 2);                                     /* d */
+                if (t == GGML_TYPE_Q4_1) memcpy(o + 16 + 2 * r, p + 2, 2);   /* m */
+                if (t == GGML_TYPE_Q5_0) {
+                    uint32_t q = x8_qh_pack(u32le(p + 2));
+                    for (int i = 0; i < 4; i++) o[16 + 4 * r + i] = (uint8_t)(q >> (8 * i));
+                }
+                for (int v = 0; v < nvec; v++) memcpy(o + head + 32 * v + 4 * r, p + qo + 4 * v, 4);
+            }
+        }
+}
+
+/* row r of a packed matrix back in its original layout (rb bytes) */
+static void x8_unpack_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, uint8_t *row)
+{
+    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
+    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t), l = (int)(r % 8);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const uint8_t *o = (const uint8_t *)w8 + (size_t)(r / 8) * 8 * rb + (size_t)b * 8 * bb;
+        uint8_t *blk = row + (size_t)b * bb;
+        memcpy(blk, o + 2 * l, 2);
+        if (t == GGML_TYPE_Q4_1) memcpy(blk + 2, o + 16 + 2 * l, 2);
+        if (t == GGML_TYPE_Q5_0) {
+            uint32_t q = x8_qh_unpack(u32le(o + 16 + 4 * l));
+            for (int i = 0; i < 4; i++) blk[2 + i] = (uint8_t)(q >> (8 * i));
+        }
+        for (int v = 0; v < nvec; v++) memcpy(blk + qo + 4 * v, o + head + 32 * v + 4 * l, 4);
+    }
+}
+
+void quant_x8_dequant_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, float *dst)
+{
+    uint8_t blk[40];
+    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
+    /* one block at a time through the unpacking of a one-block "row" of the group */
+    for (int64_t b = 0; b < n / QK; b++) {
+        const uint8_t *o = (const uint8_t *)w8 + (size_t)(r / 8) * 8 * rb + (size_t)b * 8 * bb;
+        x8_unpack_row(t, o - (size_t)(r / 8) * 8 * bb, QK, r, blk);
+        quant_dequant_row(t, blk, dst + b * QK, QK);
+    }
+}
+
+void quant_x8_rows(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa, size_t xa_stride,
+                   int nt, float *y, size_t y_stride)
+{
+    if (quant_x8_usable(t) && quant_x8_rows_avx2(t, w8, n, g0, g1, xa, xa_stride, nt, y, y_stride)) return;
+    /* no kernel for this CPU (the engine never packs then): row by row in the original layout */
+    uint8_t *row = malloc(quant_row_bytes(t, n));
+    for (int64_t r = 8 * g0; row && r < 8 * g1; r++) {
+        x8_unpack_row(t, w8, n, r, row);
+        for (int k = 0; k < nt; k++)
+            y[(size_t)k * y_stride + r] = quant_dot_scalar(t, row, (const uint8_t *)xa + (size_t)k * xa_stride, n);
+    }
+    free(row);
+}

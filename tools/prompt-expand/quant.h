@@ -67,6 +67,28 @@ void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, 
  * (the weights dequantised block by block): the engine's reference mode */
 float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);
 
+/* ---- the "x8" layout: eight rows interleaved, for the generation matvec ----
+ * A matrix of Q4_0, Q4_1, Q5_0 or Q8_0 with a row count divisible by 8 can be
+ * repacked (quant_x8_pack) so that the kernel reads 8 rows at once: per group
+ * of 8 rows and per 32-element block, the 8 scales (f16), the 8 minimums
+ * (Q4_1) or the 8 fifth-bit words (Q5_0), then the quants as 32-byte vectors
+ * whose 4-byte lane r holds 4 consecutive bytes of row r. A vector times the
+ * same 4 activation bytes broadcast gives 8 row sums at once (no horizontal
+ * sums, one f16 conversion per 8 scales). The bytes are a permutation of the
+ * original blocks' (same size). quant_x8_usable() says whether this CPU has
+ * kernels for type t (AVX2); a packed matrix is read only through the
+ * quant_x8_* functions. */
+int quant_x8_usable(enum ggml_type t);
+/* pack row groups [g0, g1) (rows 8*g0 .. 8*g1-1) of a matrix of n columns; dst
+ * is the packed matrix's base (group g at dst + 8 * g * row_bytes) */
+void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst);
+/* row r of a packed matrix of n columns, as floats */
+void quant_x8_dequant_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, float *dst);
+/* y[k * y_stride + r] = row r . activations k (xa + k * xa_stride, from quant_act(t)) for
+ * rows 8*g0 .. 8*g1-1 and tokens k < nt: as quant_rows, on a packed matrix */
+void quant_x8_rows(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa, size_t xa_stride,
+                   int nt, float *y, size_t y_stride);
+
 /* the scalar kernels (tests compare the SIMD ones against them) */
 float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t n);
 #endif

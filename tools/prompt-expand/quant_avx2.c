@@ -8,6 +8,7 @@
  * Signed weights (Q4_0, Q5_0, Q8_0) use the sign trick: |w| * (x * sign(w)). */
 #include "quant.h"
 #include "gguf_quant.h"
+#include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -356,6 +357,112 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
     for (; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
 }
 
+/* ---- the x8 layout (quant.h): 8 rows across the lanes of a vector ----
+ * Per block of 8 rows: the quants as unsigned bytes (Q4: the nibble, Q5_0:
+ * nibble | fifth bit << 4) times 4 activation bytes broadcast to every lane;
+ * maddubs gives per lane (= row) int16 pair sums. Q4: 8 of them stay within
+ * 8 * 2 * 15 * 127 = 30480 and are added as int16 before one madd; Q5_0
+ * (31 * 127 per product) is widened every 4; Q8_0 (signed) takes the sign
+ * trick and widens each. The offset of the signed 4/5-bit types (-8, -16) goes
+ * into the per-block term with the activation sum s = d * sum(qs), like
+ * Q4_1's minimum: sum (q - 8) x = sum q x - 8 sum x. */
+AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
+                                                                   const uint8_t *xa, size_t xs, float *y, size_t ys)
+{
+    const size_t gb = t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : 272;
+    const int head = t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi16(1);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t b = 0; b < nb; b++, p += gb) {
+        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)), m = d;
+        if (t == GGML_TYPE_Q4_1) m = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
+        if (t == GGML_TYPE_Q4_0) m = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        if (t == GGML_TYPE_Q5_0) m = _mm256_mul_ps(d, _mm256_set1_ps(-16.0f));
+        __m256i w[8];
+        if (t == GGML_TYPE_Q8_0) {
+            for (int v = 0; v < 8; v++) w[v] = _mm256_loadu_si256((const __m256i *)(p + head + 32 * v));
+        } else {
+            __m256i qh = _mm256_setzero_si256();
+            if (t == GGML_TYPE_Q5_0) qh = _mm256_loadu_si256((const __m256i *)(p + 16));
+            for (int v = 0; v < 4; v++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(p + head + 32 * v));
+                w[2 * v] = _mm256_and_si256(q, m4);
+                w[2 * v + 1] = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                if (t == GGML_TYPE_Q5_0) {
+                    /* byte v of each lane's fifth-bit word to the lane's 4 bytes, then bit k of byte k
+                     * (low nibbles: bits 0-3, high nibbles: bits 4-7) */
+                    const __m256i rep = _mm256_add_epi8(_mm256_set1_epi8((char)v),
+                                                        _mm256_setr_epi8(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12,
+                                                                         0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12));
+                    __m256i hb = _mm256_shuffle_epi8(qh, rep);
+                    const __m256i blo = _mm256_set1_epi32(0x08040201), bhi = _mm256_set1_epi32((int)0x80402010u);
+                    const __m256i b16 = _mm256_set1_epi8(0x10);
+                    w[2 * v] = _mm256_or_si256(w[2 * v], _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, blo), blo), b16));
+                    w[2 * v + 1] = _mm256_or_si256(w[2 * v + 1],
+                                                   _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bhi), bhi), b16));
+                }
+            }
+        }
+        for (int k = 0; k < nt; k++) {
+            const struct quant_q8a *x = (const struct quant_q8a *)(const void *)(xa + (size_t)k * xs) + b;
+            int32_t xq[8];
+            memcpy(xq, x->qs, sizeof xq);
+            __m256i s;
+            if (t == GGML_TYPE_Q8_0) {
+                s = _mm256_setzero_si256();
+                for (int v = 0; v < 8; v++) s = _mm256_add_epi32(s, dot_i8(w[v], _mm256_set1_epi32(xq[v])));
+            } else {
+                /* vector v: low nibbles = elements 4v..4v+3, high nibbles = 16+4v..16+4v+3 */
+                __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+                for (int v = 0; v < 4; v++) {
+                    __m256i pl = _mm256_maddubs_epi16(w[2 * v], _mm256_set1_epi32(xq[v]));
+                    __m256i ph = _mm256_maddubs_epi16(w[2 * v + 1], _mm256_set1_epi32(xq[4 + v]));
+                    if (t == GGML_TYPE_Q5_0 && v >= 2) s1 = _mm256_add_epi16(s1, _mm256_add_epi16(pl, ph));
+                    else s0 = _mm256_add_epi16(s0, _mm256_add_epi16(pl, ph));
+                }
+                s = _mm256_madd_epi16(s0, one);
+                if (t == GGML_TYPE_Q5_0) s = _mm256_add_epi32(s, _mm256_madd_epi16(s1, one));
+            }
+            acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(s), acc[k]);
+            if (t != GGML_TYPE_Q8_0) acc[k] = _mm256_fmadd_ps(m, _mm256_set1_ps(x->s), acc[k]);
+        }
+    }
+    for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
+}
+
+AVX2 static inline __attribute__((always_inline)) void x8_range(enum ggml_type t, const uint8_t *w8, int64_t nb, int64_t g0,
+                                                                   int64_t g1, const uint8_t *xa, size_t xs, int nt,
+                                                                   float *y, size_t ys)
+{
+    size_t gbytes = (size_t)nb * (t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : 272);
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *p = w8 + (size_t)g * gbytes;
+        int k = 0;
+        /* a group's weights are decoded once per block for up to 4 tokens */
+        for (; k + 4 <= nt; k += 4) x8_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
+        switch (nt - k) {
+        case 3: x8_group(t, 3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 2: x8_group(t, 2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 1: x8_group(t, 1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        default: break;
+        }
+    }
+}
+
+AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
+                            size_t xa_stride, int nt, float *y, size_t y_stride)
+{
+    switch (t) {
+#define X8(T) x8_range(T, w8, n / QK, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
+    case GGML_TYPE_Q4_0: X8(GGML_TYPE_Q4_0)
+    case GGML_TYPE_Q4_1: X8(GGML_TYPE_Q4_1)
+    case GGML_TYPE_Q5_0: X8(GGML_TYPE_Q5_0)
+    case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
+#undef X8
+    default: return 0;
+    }
+}
+
 #else /* not x86: no SIMD kernels; quant_init() never selects them */
 int quant_avx2_has(enum ggml_type t) { (void)t; return 0; }
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n) { return quant_dot_scalar(t, w, xa, n); }
@@ -367,4 +474,7 @@ int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r
 { (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)n; (void)y; return 0; }
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n) { (void)a; (void)v; (void)y; (void)n; }
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n) { (void)x; (void)h; (void)n; }
+int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
+                       size_t xa_stride, int nt, float *y, size_t y_stride)
+{ (void)t; (void)w8; (void)n; (void)g0; (void)g1; (void)xa; (void)xa_stride; (void)nt; (void)y; (void)y_stride; return 0; }
 #endif

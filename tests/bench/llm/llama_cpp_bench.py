@@ -5,11 +5,31 @@ llm_bench.c. Prints: pp_tps=<best of REPS> tg_tps=<best of REPS>
 
   python3 llama_cpp_bench.py MODEL THREADS N_PROMPT N_GEN REPS
 """
+import os
 import sys
 import time
 
 import numpy as np
-from llama_cpp import Llama
+import llama_cpp
+import llama_cpp.llama
+
+# llama.cpp's AMX buffer type (picked on CPUs with AMX, as the Intel Xeon our
+# 2026-12 rows ran on) dies with SIGSEGV in ggml_backend_amx_mul_mat on every
+# multi-token batch there (llama-cpp-python 0.3.36). Switch the extra buffer
+# types off (llama.cpp's own --no-extra-bufts) unless LLAMA_EXTRA_BUFTS=1:
+# llama.cpp then runs its AVX-512/AVX2 kernels, as ours do.
+if os.environ.get("LLAMA_EXTRA_BUFTS") != "1":
+    _default_params = llama_cpp.llama_model_default_params
+
+    def _no_extra_bufts():
+        p = _default_params()
+        p.use_extra_bufts = False
+        return p
+
+    llama_cpp.llama_model_default_params = _no_extra_bufts
+    llama_cpp.llama.llama_cpp.llama_model_default_params = _no_extra_bufts
+
+from llama_cpp import Llama  # noqa: E402
 
 
 def main():
