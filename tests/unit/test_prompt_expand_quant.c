@@ -399,7 +399,7 @@ static void test_x8(void)
     TEST("x8 layout: packed rows dequantise to the originals; packed kernels equal the scalar dots exactly");
     static const enum ggml_type q32[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0 };
     if (!quant_x8_usable(GGML_TYPE_Q4_1)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
-    CHECK(!quant_x8_usable(GGML_TYPE_Q5_1) && !quant_x8_usable(GGML_TYPE_Q4_K));
+    CHECK(!quant_x8_usable(GGML_TYPE_Q5_1) && !quant_x8_usable(GGML_TYPE_Q6_K) && quant_x8_usable(GGML_TYPE_Q4_K));
     for (size_t ti = 0; ti < sizeof q32 / sizeof *q32; ti++) {
         enum ggml_type t = q32[ti];
         int nb = 7, n = nb * QK, rows = 24, ntok = 9;
@@ -453,6 +453,59 @@ static void test_x8(void)
     }
 }
 
+/* The same for Q4_K against Q8_K activations: packing unpacks to the same
+ * super-blocks (scales re-encoded), and the packed kernel equals the scalar
+ * dot exactly when d = dmin are powers of two and the scales small enough
+ * that every integer sum and float difference is exact. */
+static void test_x8_q4k(void)
+{
+    TEST("x8 layout, Q4_K: packed rows dequantise to the originals; the packed kernel equals the scalar dot exactly");
+    if (!quant_x8_usable(GGML_TYPE_Q4_K)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
+    enum ggml_type t = GGML_TYPE_Q4_K;
+    int nb = 3, n = nb * QK_K, rows = 16, ntok = 6;
+    size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb, pbytes = quant_x8_bytes(t, n, rows);
+    CHECK(pbytes == (size_t)(rows / 8) * (size_t)nb * 1184);
+    uint8_t *w = malloc(rbytes * (size_t)rows), *w8 = malloc(pbytes);
+    struct quant_q8k *x = malloc(sizeof *x * (size_t)nb * (size_t)ntok);
+    float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok), *a = malloc(sizeof(float) * (size_t)n),
+          *b = malloc(sizeof(float) * (size_t)n);
+    rand_blocks(t, w, nb * rows);
+    for (int k = 0; k < nb * rows; k++) {
+        uint8_t *p = w + bb * (size_t)k;
+        uint16_t d = (uint16_t)((rnd() & 1 ? 0x2C00 : 0x2800) | (rnd() & 1 ? 0x8000 : 0));
+        p[0] = p[2] = (uint8_t)d; p[1] = p[3] = (uint8_t)(d >> 8);
+        for (int j = 0; j < 12; j++) p[4 + j] &= j < 8 ? 0x0F : 0x00;   /* 6-bit scales and mins below 16 */
+    }
+    for (int k = 0; k < nb * ntok; k++) {
+        for (int j = 0; j < QK_K; j++) x[k].qs[j] = (int8_t)((int)(rnd() % 255) - 127);
+        for (int j = 0; j < QK_K / 16; j++) {
+            int s16 = 0;
+            for (int i = 0; i < 16; i++) s16 += x[k].qs[16 * j + i];
+            x[k].bsums[j] = (int16_t)s16;
+        }
+        x[k].d = rnd() & 1 ? 0.125f : 0.0625f;
+    }
+    quant_x8_pack(t, w, n, 0, rows / 8, w8);
+    int same_rows = 1, same = 1;
+    for (int r = 0; r < rows; r++) {
+        quant_dequant_row(t, w + rbytes * (size_t)r, a, n);
+        quant_x8_dequant_row(t, w8, n, r, b);
+        same_rows &= memcmp(a, b, sizeof(float) * (size_t)n) == 0;
+    }
+    for (int nt = 1; nt <= ntok; nt++) {
+        for (size_t i = 0; i < (size_t)rows * (size_t)ntok; i++) y[i] = -1e30f;
+        quant_x8_rows(t, w8, n, 0, rows / 8, x, sizeof *x * (size_t)nb, nt, y, (size_t)rows);
+        for (int k = 0; k < ntok; k++)
+            for (int r = 0; r < rows; r++) {
+                float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, x + (size_t)k * nb, n);
+                same &= k < nt ? y[(size_t)k * rows + r] == ref : y[(size_t)k * rows + r] == -1e30f;
+            }
+    }
+    CHECK(same_rows);
+    CHECK(same);
+    free(w); free(w8); free(x); free(y); free(a); free(b);
+}
+
 int main(void)
 {
     quant_init();
@@ -462,5 +515,6 @@ int main(void)
     test_dot();
     test_exact();
     test_x8();
+    test_x8_q4k();
     return test_report();
 }

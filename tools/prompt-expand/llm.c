@@ -18,8 +18,8 @@
  * Numerics follow ggml's CPU backend where it is cheap to do so: activations
  * are quantised to 8 bits per block for the quantised matmuls, the KV cache
  * and the attention query are half precision.
- * On the CPU, matrices of Q4_0/Q4_1/Q5_0/Q8_0 are repacked at load into the
- * x8 layout (quant.h: eight rows interleaved, the same bytes permuted) and the
+ * On the CPU, matrices of Q4_0/Q4_1/Q5_0/Q8_0/Q4_K are repacked at load into
+ * the x8 layout (quant.h: eight rows interleaved) and the
  * mapping's pages of the originals are dropped, so the weights stay resident
  * once (ISOPIPE_NO_X8=1 keeps the file's layout). */
 #include "llm.h"
@@ -662,9 +662,9 @@ static int x8_pack_all(struct llm *m)
             const struct gguf_tensor *t = list[i];
             size_t idx = (size_t)(t - m->g->tensors);
             if (m->x8[idx] || !quant_x8_usable(t->type) || t->n_dims != 2 || t->ne[1] % 8 || t->ne[0] % QK) continue;
-            size_t bytes = 8 * quant_row_bytes(t->type, (int64_t)t->ne[0]) * (size_t)(t->ne[1] / 8);
+            size_t bytes = quant_x8_bytes(t->type, (int64_t)t->ne[0], (int64_t)t->ne[1]);
             void *dst = NULL;
-            if (bytes != t->nbytes || posix_memalign(&dst, 64, bytes))
+            if (quant_row_bytes(t->type, (int64_t)t->ne[0]) * t->ne[1] != t->nbytes || posix_memalign(&dst, 64, bytes))
                 return iso_fail(ISO_ETEMPFAIL, "out of memory repacking '%.*s' (%zu MiB)", (int)t->name.len, t->name.s, bytes >> 20);
             struct pack_job pj = { t, dst };
             pool_run(m->pool, pack_worker, &pj);

@@ -354,15 +354,29 @@ float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t 
 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
                        size_t xa_stride, int nt, float *y, size_t y_stride);
 
-/* bytes before the quant vectors in a packed block of 8 rows, and the number of vectors */
+/* 32-element types, per block of 8 rows: bytes before the quant vectors, the
+ * number of vectors, where the quants start in an original block */
 static int x8_head(enum ggml_type t) { return t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16; }
 static int x8_nvec(enum ggml_type t) { return t == GGML_TYPE_Q8_0 ? 8 : 4; }
 static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q8_0 ? 2 : t == GGML_TYPE_Q4_1 ? 4 : 6; }
+/* Q4_K, per super-block of 8 rows: d[8], dmin[8] (f16), the 8 sub-block scales
+ * of each row unpacked to bytes sc[sub-block][row], the mins mn[sub-block][row],
+ * then 4 chunks x 8 vectors of 32 bytes (lane r = row r's qs[32c + 4v ..]) */
+#define X8_Q4K_BYTES 1184
+
+/* bytes of one group of 8 rows of n columns */
+static size_t x8_group_bytes(enum ggml_type t, int64_t n)
+{
+    return t == GGML_TYPE_Q4_K ? (size_t)(n / QK_K) * X8_Q4K_BYTES : 8 * quant_row_bytes(t, n);
+}
+
+size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows) { return x8_group_bytes(t, n) * (size_t)(rows / 8); }
 
 int quant_x8_usable(enum ggml_type t)
 {
     quant_init();
-    return use_avx2 > 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q8_0);
+    return use_avx2 > 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q8_0 ||
+                            t == GGML_TYPE_Q4_K);
 }
 
 /* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte v holds, in
@@ -389,54 +403,94 @@ static uint32_t x8_qh_unpack(uint32_t o)
     return qh;
 }
 
-void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
+/* Q4_K's 12 bytes of 6-bit scales and mins from 8 of each (the inverse of gguf_k_scale_min) */
+static void q4k_scales_pack(const uint8_t *sc, const uint8_t *mn, uint8_t *o)
 {
-    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
-    int64_t nb = n / QK;
-    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
-    for (int64_t g = g0; g < g1; g++)
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *o = (uint8_t *)dst + (size_t)g * 8 * rb + (size_t)b * 8 * bb;
-            for (int r = 0; r < 8; r++) {
-                const uint8_t *p = (const uint8_t *)src + (size_t)(8 * g + r) * rb + (size_t)b * bb;
-                memcpy(o + 2 * r, p, 2);                                     /* d */
-                if (t == GGML_TYPE_Q4_1) memcpy(o + 16 + 2 * r, p + 2, 2);   /* m */
-                if (t == GGML_TYPE_Q5_0) {
-                    uint32_t q = x8_qh_pack(u32le(p + 2));
-                    for (int i = 0; i < 4; i++) o[16 + 4 * r + i] = (uint8_t)(q >> (8 * i));
-                }
-                for (int v = 0; v < nvec; v++) memcpy(o + head + 32 * v + 4 * r, p + qo + 4 * v, 4);
-            }
-        }
+    for (int j = 0; j < 4; j++) {
+        o[j] = (uint8_t)((sc[j] & 63) | (sc[j + 4] >> 4) << 6);
+        o[j + 4] = (uint8_t)((mn[j] & 63) | (mn[j + 4] >> 4) << 6);
+        o[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
 }
 
-/* row r of a packed matrix back in its original layout (rb bytes) */
+/* one original block (32-element types) or super-block (Q4_K) of row r (of its group) into o, packed */
+static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
+{
+    if (t == GGML_TYPE_Q4_K) {
+        memcpy(o + 2 * r, p, 2);
+        memcpy(o + 16 + 2 * r, p + 2, 2);
+        for (int j = 0; j < 8; j++) {
+            int s, m;
+            gguf_k_scale_min(j, p + 4, &s, &m);
+            o[32 + 8 * j + r] = (uint8_t)s;
+            o[96 + 8 * j + r] = (uint8_t)m;
+        }
+        for (int v = 0; v < 32; v++) memcpy(o + 160 + 32 * v + 4 * r, p + 16 + 4 * v, 4);
+        return;
+    }
+    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
+    memcpy(o + 2 * r, p, 2);                                     /* d */
+    if (t == GGML_TYPE_Q4_1) memcpy(o + 16 + 2 * r, p + 2, 2);   /* m */
+    if (t == GGML_TYPE_Q5_0) {
+        uint32_t q = x8_qh_pack(u32le(p + 2));
+        for (int i = 0; i < 4; i++) o[16 + 4 * r + i] = (uint8_t)(q >> (8 * i));
+    }
+    for (int v = 0; v < nvec; v++) memcpy(o + head + 32 * v + 4 * r, p + qo + 4 * v, 4);
+}
+
+/* the inverse: row r's original block from a packed one */
+static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
+{
+    if (t == GGML_TYPE_Q4_K) {
+        uint8_t sc[8], mn[8];
+        memcpy(p, o + 2 * r, 2);
+        memcpy(p + 2, o + 16 + 2 * r, 2);
+        for (int j = 0; j < 8; j++) { sc[j] = o[32 + 8 * j + r]; mn[j] = o[96 + 8 * j + r]; }
+        q4k_scales_pack(sc, mn, p + 4);
+        for (int v = 0; v < 32; v++) memcpy(p + 16 + 4 * v, o + 160 + 32 * v + 4 * r, 4);
+        return;
+    }
+    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
+    memcpy(p, o + 2 * r, 2);
+    if (t == GGML_TYPE_Q4_1) memcpy(p + 2, o + 16 + 2 * r, 2);
+    if (t == GGML_TYPE_Q5_0) {
+        uint32_t q = x8_qh_unpack(u32le(o + 16 + 4 * r));
+        for (int i = 0; i < 4; i++) p[2 + i] = (uint8_t)(q >> (8 * i));
+    }
+    for (int v = 0; v < nvec; v++) memcpy(p + qo + 4 * v, o + head + 32 * v + 4 * r, 4);
+}
+
+/* bytes of a packed block of 8 rows, and elements per block */
+static size_t x8_block_bytes(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? X8_Q4K_BYTES : 8 * ggml_type_block_bytes(t); }
+static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? QK_K : QK; }
+
+void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
+{
+    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n), gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    int64_t nb = n / x8_block_elems(t);
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t b = 0; b < nb; b++)
+            for (int r = 0; r < 8; r++)
+                x8_put(t, (const uint8_t *)src + (size_t)(8 * g + r) * rb + (size_t)b * bb, r,
+                       (uint8_t *)dst + (size_t)g * gb + (size_t)b * xb);
+}
+
+/* row r of a packed matrix back in its original layout */
 static void x8_unpack_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, uint8_t *row)
 {
-    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
-    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t), l = (int)(r % 8);
-    for (int64_t b = 0; b < n / QK; b++) {
-        const uint8_t *o = (const uint8_t *)w8 + (size_t)(r / 8) * 8 * rb + (size_t)b * 8 * bb;
-        uint8_t *blk = row + (size_t)b * bb;
-        memcpy(blk, o + 2 * l, 2);
-        if (t == GGML_TYPE_Q4_1) memcpy(blk + 2, o + 16 + 2 * l, 2);
-        if (t == GGML_TYPE_Q5_0) {
-            uint32_t q = x8_qh_unpack(u32le(o + 16 + 4 * l));
-            for (int i = 0; i < 4; i++) blk[2 + i] = (uint8_t)(q >> (8 * i));
-        }
-        for (int v = 0; v < nvec; v++) memcpy(blk + qo + 4 * v, o + head + 32 * v + 4 * l, 4);
-    }
+    size_t bb = ggml_type_block_bytes(t), gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    for (int64_t b = 0; b < n / x8_block_elems(t); b++)
+        x8_get(t, (const uint8_t *)w8 + (size_t)(r / 8) * gb + (size_t)b * xb, (int)(r % 8), row + (size_t)b * bb);
 }
 
 void quant_x8_dequant_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, float *dst)
 {
-    uint8_t blk[40];
-    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n);
-    /* one block at a time through the unpacking of a one-block "row" of the group */
-    for (int64_t b = 0; b < n / QK; b++) {
-        const uint8_t *o = (const uint8_t *)w8 + (size_t)(r / 8) * 8 * rb + (size_t)b * 8 * bb;
-        x8_unpack_row(t, o - (size_t)(r / 8) * 8 * bb, QK, r, blk);
-        quant_dequant_row(t, blk, dst + b * QK, QK);
+    uint8_t blk[256];
+    size_t gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    int64_t be = x8_block_elems(t);
+    for (int64_t b = 0; b < n / be; b++) {
+        x8_get(t, (const uint8_t *)w8 + (size_t)(r / 8) * gb + (size_t)b * xb, (int)(r % 8), blk);
+        quant_dequant_row(t, blk, dst + b * be, be);
     }
 }
 

@@ -68,17 +68,20 @@ void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, 
 float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);
 
 /* ---- the "x8" layout: eight rows interleaved, for the generation matvec ----
- * A matrix of Q4_0, Q4_1, Q5_0 or Q8_0 with a row count divisible by 8 can be
- * repacked (quant_x8_pack) so that the kernel reads 8 rows at once: per group
- * of 8 rows and per 32-element block, the 8 scales (f16), the 8 minimums
- * (Q4_1) or the 8 fifth-bit words (Q5_0), then the quants as 32-byte vectors
- * whose 4-byte lane r holds 4 consecutive bytes of row r. A vector times the
- * same 4 activation bytes broadcast gives 8 row sums at once (no horizontal
- * sums, one f16 conversion per 8 scales). The bytes are a permutation of the
- * original blocks' (same size). quant_x8_usable() says whether this CPU has
- * kernels for type t (AVX2); a packed matrix is read only through the
- * quant_x8_* functions. */
+ * A matrix of Q4_0, Q4_1, Q5_0, Q8_0 or Q4_K with a row count divisible by 8
+ * can be repacked (quant_x8_pack) so that the kernel reads 8 rows at once:
+ * per group of 8 rows and per block, the 8 scales (f16), the 8 minimums
+ * (Q4_1), the 8 fifth-bit words (Q5_0) or, for Q4_K, d, dmin and the 6-bit
+ * sub-block scales and mins unpacked to bytes, then the quants as 32-byte
+ * vectors whose 4-byte lane r holds 4 consecutive bytes of row r. A vector
+ * times the same 4 activation bytes broadcast gives 8 row sums at once (no
+ * horizontal sums, one f16 conversion per 8 scales). The 32-element types
+ * keep their size (a permutation of the bytes), Q4_K grows by 32 bytes per
+ * 8 super-blocks (2.8%). quant_x8_usable() says whether this CPU has kernels
+ * for type t (AVX2); a packed matrix is read only through quant_x8_*. */
 int quant_x8_usable(enum ggml_type t);
+/* bytes of the packed form of a matrix of rows x n (rows a multiple of 8) */
+size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows);
 /* pack row groups [g0, g1) (rows 8*g0 .. 8*g1-1) of a matrix of n columns; dst
  * is the packed matrix's base (group g at dst + 8 * g * row_bytes) */
 void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst);

@@ -449,6 +449,72 @@ AVX2 static inline __attribute__((always_inline)) void x8_range(enum ggml_type t
     }
 }
 
+/* Q4_K in the x8 layout: per super-block of 8 rows, chunk c (64 elements) is
+ * 8 vectors whose low nibbles are sub-block 2c, high nibbles 2c + 1; 8
+ * maddubs of one sub-block stay within int16 (8 * 2 * 15 * 127) and one madd
+ * with the rows' scales (as int16 pairs) widens them already scaled. The
+ * mins' term pairs two sub-blocks per madd against the activation sums. */
+AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const uint8_t *p, int64_t nb, const uint8_t *xa,
+                                                                    size_t xs, float *y, size_t ys)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t b = 0; b < nb; b++, p += 1184) {
+        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
+        __m256i sc[8], mp[4];
+        for (int j = 0; j < 8; j++) {
+            __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 32 + 8 * j)));
+            sc[j] = _mm256_or_si256(s, _mm256_slli_epi32(s, 16));
+        }
+        for (int j = 0; j < 4; j++) {
+            __m256i m0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 96 + 16 * j)));
+            __m256i m1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 96 + 16 * j + 8)));
+            mp[j] = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
+        }
+        const uint8_t *qs = p + 160;
+        for (int k = 0; k < nt; k++) {
+            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+            __m256i ai = _mm256_setzero_si256(), am = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
+                for (int v = 0; v < 8; v++) {
+                    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 256 * c + 32 * v));
+                    int32_t xl, xh;
+                    memcpy(&xl, x->qs + 64 * c + 4 * v, 4);
+                    memcpy(&xh, x->qs + 64 * c + 32 + 4 * v, 4);
+                    sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), _mm256_set1_epi32(xl)));
+                    sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                                                   _mm256_set1_epi32(xh)));
+                }
+                ai = _mm256_add_epi32(ai, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]), _mm256_madd_epi16(sh, sc[2 * c + 1])));
+                /* sub-blocks 2c and 2c + 1: their activation sums as one int16 pair */
+                int s0 = x->bsums[4 * c] + x->bsums[4 * c + 1], s1 = x->bsums[4 * c + 2] + x->bsums[4 * c + 3];
+                am = _mm256_add_epi32(am, _mm256_madd_epi16(mp[c], _mm256_set1_epi32((int)((uint32_t)(uint16_t)s0 | (uint32_t)s1 << 16))));
+            }
+            __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(ai)), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(am)));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x->d), t, acc[k]);
+        }
+    }
+    for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
+}
+
+AVX2 static void x8k_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1, const uint8_t *xa, size_t xs, int nt,
+                           float *y, size_t ys)
+{
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *p = w8 + (size_t)g * (size_t)nb * 1184;
+        int k = 0;
+        for (; k + 4 <= nt; k += 4) x8k_group(4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
+        switch (nt - k) {
+        case 3: x8k_group(3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 2: x8k_group(2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 1: x8k_group(1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        default: break;
+        }
+    }
+}
+
 AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
                             size_t xa_stride, int nt, float *y, size_t y_stride)
 {
@@ -459,6 +525,7 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
     case GGML_TYPE_Q5_0: X8(GGML_TYPE_Q5_0)
     case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
 #undef X8
+    case GGML_TYPE_Q4_K: x8k_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
     default: return 0;
     }
 }

@@ -13,12 +13,13 @@ import numpy as np
 import llama_cpp
 import llama_cpp.llama
 
-# llama.cpp's AMX buffer type (picked on CPUs with AMX, as the Intel Xeon our
-# 2026-12 rows ran on) dies with SIGSEGV in ggml_backend_amx_mul_mat on every
-# multi-token batch there (llama-cpp-python 0.3.36). Switch the extra buffer
-# types off (llama.cpp's own --no-extra-bufts) unless LLAMA_EXTRA_BUFTS=1:
-# llama.cpp then runs its AVX-512/AVX2 kernels, as ours do.
-if os.environ.get("LLAMA_EXTRA_BUFTS") != "1":
+# llama.cpp's extra buffer types (the repacked layouts of its CPU backend, and
+# AMX where the build has it) are on, as in llama.cpp's own default. A build
+# with AMX dies with SIGSEGV in ggml_backend_amx_mul_mat on every multi-token
+# batch on the Intel Xeon of our 2026-12 rows (llama-cpp-python 0.3.36), so
+# the reference there is built without AMX (docs/prompt-expand.md gives the
+# CMAKE_ARGS); LLAMA_NO_EXTRA_BUFTS=1 switches them all off instead.
+if os.environ.get("LLAMA_NO_EXTRA_BUFTS") == "1":
     _default_params = llama_cpp.llama_model_default_params
 
     def _no_extra_bufts():
@@ -37,6 +38,7 @@ def main():
     llm = Llama(model_path=model, n_ctx=np_ + ng + 8, n_batch=512, n_threads=threads, n_threads_batch=threads,
                 verbose=False)
     nv = llm.n_vocab()
+    ctx = llm._ctx.ctx
     prompt = [(i * 7919 + 13) % nv for i in range(np_)]
     best_pp = best_tg = 0.0
     for _ in range(reps):
@@ -45,7 +47,8 @@ def main():
         llm.eval(prompt)
         t1 = time.perf_counter()
         for _ in range(ng):
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            # greedy on the last position's logits (llm.scores holds them only with logits_all)
+            tok = int(np.argmax(np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(nv,))))
             llm.eval([tok])
         t2 = time.perf_counter()
         best_pp = max(best_pp, np_ / (t1 - t0))

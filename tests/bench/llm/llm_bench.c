@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "gguf.h"
 #include "llm.h"
 #include "mem.h"
 
@@ -55,10 +56,23 @@ int main(int argc, char **argv)
     mem_sample(&s);
     struct stat st;
     stat(argv[1], &st);
+    /* bytes a generation step streams: every matrix, the token embedding
+     * only when it doubles as the output (tied) */
+    uint64_t stream = 0;
+    struct gguf *g = NULL;
+    if (gguf_open(argv[1], &g) == 0) {
+        int tied = gguf_find_tensor(g, "output.weight") == NULL;
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const struct gguf_tensor *t = &g->tensors[i];
+            if (t->n_dims == 2 && (tied || strncmp(t->name.s, "token_embd.weight", t->name.len) != 0)) stream += t->nbytes;
+        }
+        gguf_close(&g);
+    }
     struct mem_plan plan;
     uint64_t kv = llm_plan(argv[1], &p, &plan) == 0 ? plan.blocks.kv_cache : 0;
-    printf("pp_tps=%.1f tg_tps=%.1f hwm=%llu kv=%llu file=%llu simd=%s\n", best_pp, best_tg, (unsigned long long)s.hwm,
-           (unsigned long long)kv, (unsigned long long)st.st_size, getenv("ISOPIPE_NO_SIMD") ? "off" : "auto");
+    printf("pp_tps=%.1f tg_tps=%.1f hwm=%llu kv=%llu file=%llu stream=%llu simd=%s\n", best_pp, best_tg, (unsigned long long)s.hwm,
+           (unsigned long long)kv, (unsigned long long)st.st_size, (unsigned long long)stream,
+           getenv("ISOPIPE_NO_SIMD") ? "off" : "auto");
     llm_close(&m);
     free(tok);
     free(lg);
