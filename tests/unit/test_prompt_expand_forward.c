@@ -7,6 +7,9 @@
  *     sequences of tests/fixtures/llm/smollm2_forward.json, whose top-5 logits
  *     per position llama.cpp computed (tests/ref/llm_forward_ref.py). Skips when
  *     the model file is absent (make models fetches it).
+ * The same for Qwen2.5-Coder 0.5B (tests/fixtures/llm/qwen2.5-0.5b_forward.json)
+ * when models/qwen2.5-0.5b.gguf or $ISOPIPE_QWEN_GGUF is that file; its fixture
+ * records llama.cpp's agreement with itself, which is then the top-1 criterion.
  * On the thresholds of (2): with 8-bit activation blocks this model amplifies
  * last-bit differences (a float summed in another order flips the rounding of
  * an activation, and 30 layers compound it). llama.cpp disagrees with ITSELF
@@ -316,15 +319,22 @@ static void test_tiny(int qwen2)
     free(m);
 }
 
-/* ---------- the real model against llama.cpp ---------- */
-static void test_llama_cpp(void)
+/* ---------- the real models against llama.cpp ---------- */
+/* name: the model file under models/ (env: a variable that may name it
+ * elsewhere); fixture: under tests/fixtures/llm/. With a fixture written by
+ * llm_forward_ref.py --self the top-1 criterion is llama.cpp's agreement
+ * with itself across its batch sizes; without, the SmolLM2 figures above. */
+static void test_llama_cpp(const char *name, const char *env, const char *fixture, const char *fetch)
 {
-    TEST("SmolLM2-135M Q4_1 teacher-forced vs llama.cpp (fixture)");
+    printf("# %s teacher-forced vs llama.cpp (fixture %s)\n", name, fixture);
     const char *root = getenv("ISOPIPE_ROOT");
     char model[1024], fix[1024];
-    snprintf(model, sizeof model, "%s/models/SmolLM2-135M-Instruct.Q4_1.gguf", root ? root : ".");
-    snprintf(fix, sizeof fix, "%s/tests/fixtures/llm/smollm2_forward.json", root ? root : ".");
-    if (!fs_exists(model)) { TEST_SKIP("%s is absent (run make models)", model); return; }
+    const char *ev = env ? getenv(env) : NULL;
+    if (ev && *ev) snprintf(model, sizeof model, "%s", ev);
+    else snprintf(model, sizeof model, "%s/models/%s", root ? root : ".", name);
+    snprintf(fix, sizeof fix, "%s/tests/fixtures/llm/%s", root ? root : ".", fixture);
+    if (!fs_exists(model)) { TEST_SKIP("%s is absent (%s)", model, fetch); return; }
+    if (!fs_exists(fix)) { TEST_SKIP("no fixture %s for this model (tests/ref/llm_forward_ref.py --self writes one)", fix); return; }
     json_error_t je;
     json_t *doc = json_load_file(fix, 0, &je);
     CHECKF(doc != NULL, "cannot read '%s': %s", fix, je.text);
@@ -392,8 +402,14 @@ static void test_llama_cpp(void)
     double rate_conf = confident ? (double)agree_conf / confident : 0;
     printf("# positions where llama.cpp's top-1 leads by >= 1 logit: %zu, top-1 agreement there %.2f%%\n",
            confident, 100 * rate_conf);
+    double need = 0.93;
+    json_t *self = json_object_get(doc, "self_agreement");
+    if (self) {
+        need = json_number_value(json_object_get(self, "top1"));
+        printf("# criterion: top-1 agreement >= llama.cpp's with itself (n_batch 1 vs 1024): %.2f%%\n", 100 * need);
+    }
     CHECKF(positions >= 2000, "only %zu positions", positions);
-    CHECKF(rate >= 0.93, "top-1 agreement %.4f", rate);
+    CHECKF(rate >= need, "top-1 agreement %.4f < %.4f", rate, need);
     CHECKF(confident >= positions / 3 && rate_conf >= 0.99, "top-1 agreement %.4f at %zu clear positions", rate_conf, confident);
     CHECKF(agree5 == positions, "%zu positions where our top-1 is outside llama.cpp's top-5", positions - agree5);
     CHECKF(maxd < 3.0 && sumd / (nd ? nd : 1) < 0.25, "logit differences max %g mean %g", maxd, sumd / (nd ? nd : 1));
@@ -419,8 +435,10 @@ static void test_llama_cpp(void)
             same &= memcmp(one, lg + (size_t)t * nv, sizeof(float) * (size_t)nv) == 0;
         }
         CHECK(same);
-        CHECK_STR(llm_quant(lm), "Q4_1");
-        CHECK(llm_n_params(lm) > 130000000 && llm_n_params(lm) < 140000000);
+        if (strncmp(name, "SmolLM2", 7) == 0) {
+            CHECK_STR(llm_quant(lm), "Q4_1");
+            CHECK(llm_n_params(lm) > 130000000 && llm_n_params(lm) < 140000000);
+        }
     }
     llm_close(&lm);
     free(one);
@@ -439,6 +457,12 @@ int main(void)
     CHECK(llm_open("/nonexistent/model.gguf", &p, &lm) == ISO_EUNAVAIL && strstr(iso_errmsg(), "CUDA"));
     test_tiny(0);
     test_tiny(1);
-    test_llama_cpp();
+    test_llama_cpp("SmolLM2-135M-Instruct.Q4_1.gguf", NULL, "smollm2_forward.json", "run make models");
+    test_llama_cpp("qwen2.5-0.5b.gguf", "ISOPIPE_QWEN_GGUF", "qwen2.5-0.5b_forward.json",
+                   "make models LLM=qwen2.5-0.5b fetches it; or set ISOPIPE_QWEN_GGUF");
+    /* no 1.5B fixture is committed yet: llama.cpp's n_batch=1 pass over these texts takes
+     * about 40 minutes on 2 cores; the test runs when one is added */
+    test_llama_cpp("qwen2.5-1.5b.gguf", "ISOPIPE_QWEN15_GGUF", "qwen2.5-1.5b_forward.json",
+                   "make models LLM=qwen2.5-1.5b fetches it; or set ISOPIPE_QWEN15_GGUF");
     return test_report();
 }
