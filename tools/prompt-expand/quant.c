@@ -363,14 +363,11 @@ static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML
  * of each row unpacked to bytes sc[sub-block][row], the mins mn[sub-block][row],
  * then 4 chunks x 8 vectors of 32 bytes (lane r = row r's qs[32c + 4v ..]) */
 #define X8_Q4K_BYTES 1184
-/* Q6_K, per super-block of 8 rows: d[8] (f16), the 16 scales sc[sub-block][row],
- * then 32 vectors of ql and 16 of qh (lane r = row r's bytes 4u .. 4u + 3): 8 x 210 bytes */
-#define X8_Q6K_BYTES 1680
 
 /* bytes of one group of 8 rows of n columns */
 static size_t x8_group_bytes(enum ggml_type t, int64_t n)
 {
-    return t == GGML_TYPE_Q4_K ? (size_t)(n / QK_K) * X8_Q4K_BYTES : 8 * quant_row_bytes(t, n);   /* Q6_K: 8 x 210 too */
+    return t == GGML_TYPE_Q4_K ? (size_t)(n / QK_K) * X8_Q4K_BYTES : 8 * quant_row_bytes(t, n);
 }
 
 size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows) { return x8_group_bytes(t, n) * (size_t)(rows / 8); }
@@ -379,7 +376,7 @@ int quant_x8_usable(enum ggml_type t)
 {
     quant_init();
     return use_avx2 > 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q8_0 ||
-                            t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K);
+                            t == GGML_TYPE_Q4_K);
 }
 
 /* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte v holds, in
@@ -419,12 +416,6 @@ static void q4k_scales_pack(const uint8_t *sc, const uint8_t *mn, uint8_t *o)
 /* one original block (32-element types) or super-block (Q4_K) of row r (of its group) into o, packed */
 static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
 {
-    if (t == GGML_TYPE_Q6_K) {
-        memcpy(o + 2 * r, p + 208, 2);
-        for (int j = 0; j < 16; j++) o[16 + 8 * j + r] = p[192 + j];
-        for (int u = 0; u < 48; u++) memcpy(o + 144 + 32 * u + 4 * r, p + 4 * u, 4);   /* ql then qh */
-        return;
-    }
     if (t == GGML_TYPE_Q4_K) {
         memcpy(o + 2 * r, p, 2);
         memcpy(o + 16 + 2 * r, p + 2, 2);
@@ -450,12 +441,6 @@ static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
 /* the inverse: row r's original block from a packed one */
 static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
 {
-    if (t == GGML_TYPE_Q6_K) {
-        memcpy(p + 208, o + 2 * r, 2);
-        for (int j = 0; j < 16; j++) p[192 + j] = o[16 + 8 * j + r];
-        for (int u = 0; u < 48; u++) memcpy(p + 4 * u, o + 144 + 32 * u + 4 * r, 4);
-        return;
-    }
     if (t == GGML_TYPE_Q4_K) {
         uint8_t sc[8], mn[8];
         memcpy(p, o + 2 * r, 2);
@@ -477,7 +462,7 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
 
 /* bytes of a packed block of 8 rows, and elements per block */
 static size_t x8_block_bytes(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? X8_Q4K_BYTES : 8 * ggml_type_block_bytes(t); }
-static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K ? QK_K : QK; }
+static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? QK_K : QK; }
 
 void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
 {

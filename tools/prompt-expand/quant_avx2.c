@@ -515,82 +515,6 @@ AVX2 static void x8k_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1
     }
 }
 
-/* Q6_K in the x8 layout: per half h and 4-byte step v, one ql vector A
- * (bytes 64h + 4v), one B (64h + 32 + 4v) and one qh vector H (32h + 4v)
- * give the four 6-bit quants of elements 128h + 4v + {0, 32, 64, 96} as
- * unsigned bytes (0..63); two maddubs stay within int16 (2 * 2 * 63 * 127)
- * and are widened by a madd with the 16-element sub-block's scale pair. The
- * -32 offset is the mins' term: 32 * sum over sub-blocks of scale * bsum. */
-AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const uint8_t *p, int64_t nb, const uint8_t *xa,
-                                                                     size_t xs, float *y, size_t ys)
-{
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), lo16 = _mm256_set1_epi32(0xFFFF);
-    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t b = 0; b < nb; b++, p += 1680) {
-        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
-        const uint8_t *ql = p + 144, *qh = p + 144 + 32 * 32;
-        for (int k = 0; k < nt; k++) {
-            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-            __m256i ai = _mm256_setzero_si256(), am = _mm256_setzero_si256();
-            for (int j = 0; j < 8; j++) {   /* the offset term, two sub-blocks per madd */
-                __m256i s0 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16 + 16 * j)));
-                __m256i s1 = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16 + 16 * j + 8)));
-                int32_t bs;
-                memcpy(&bs, x->bsums + 2 * j, 4);
-                am = _mm256_add_epi32(am, _mm256_madd_epi16(_mm256_or_si256(_mm256_and_si256(s0, lo16), _mm256_slli_epi32(s1, 16)),
-                                                            _mm256_set1_epi32(bs)));
-            }
-            for (int h = 0; h < 2; h++)
-                for (int vq = 0; vq < 2; vq++) {
-                    __m256i s16[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
-                    __m256i s32[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
-                    for (int v = 4 * vq; v < 4 * vq + 4; v++) {
-                        __m256i A = _mm256_loadu_si256((const __m256i *)(ql + 32 * (16 * h + v)));
-                        __m256i B = _mm256_loadu_si256((const __m256i *)(ql + 32 * (16 * h + 8 + v)));
-                        __m256i H = _mm256_loadu_si256((const __m256i *)(qh + 32 * (8 * h + v)));
-                        __m256i q[4];
-                        q[0] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_and_si256(_mm256_slli_epi16(H, 4), m30));
-                        q[1] = _mm256_or_si256(_mm256_and_si256(B, m4), _mm256_and_si256(_mm256_slli_epi16(H, 2), m30));
-                        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4), _mm256_and_si256(H, m30));
-                        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4), _mm256_and_si256(_mm256_srli_epi16(H, 2), m30));
-                        for (int Q = 0; Q < 4; Q++) {
-                            int32_t xv;
-                            memcpy(&xv, x->qs + 128 * h + 32 * Q + 4 * v, 4);
-                            s16[Q] = _mm256_add_epi16(s16[Q], _mm256_maddubs_epi16(q[Q], _mm256_set1_epi32(xv)));
-                        }
-                        if (v & 1)   /* two maddubs per int16 sum, then widen with the sub-block's scale */
-                            for (int Q = 0; Q < 4; Q++) {
-                                __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 16 + 8 * (8 * h + 2 * Q + vq))));
-                                sc = _mm256_or_si256(_mm256_and_si256(sc, lo16), _mm256_slli_epi32(sc, 16));
-                                s32[Q] = _mm256_add_epi32(s32[Q], _mm256_madd_epi16(s16[Q], sc));
-                                s16[Q] = _mm256_setzero_si256();
-                            }
-                    }
-                    ai = _mm256_add_epi32(ai, _mm256_add_epi32(_mm256_add_epi32(s32[0], s32[1]), _mm256_add_epi32(s32[2], s32[3])));
-                }
-            __m256i isum = _mm256_sub_epi32(ai, _mm256_slli_epi32(am, 5));
-            acc[k] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(x->d)), _mm256_cvtepi32_ps(isum), acc[k]);
-        }
-    }
-    for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
-}
-
-AVX2 static void x8q6_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1, const uint8_t *xa, size_t xs, int nt,
-                            float *y, size_t ys)
-{
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * (size_t)nb * 1680;
-        int k = 0;
-        for (; k + 4 <= nt; k += 4) x8q6_group(4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
-        switch (nt - k) {
-        case 3: x8q6_group(3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 2: x8q6_group(2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 1: x8q6_group(1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        default: break;
-        }
-    }
-}
-
 AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
                             size_t xa_stride, int nt, float *y, size_t y_stride)
 {
@@ -602,7 +526,6 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
     case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
 #undef X8
     case GGML_TYPE_Q4_K: x8k_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
-    case GGML_TYPE_Q6_K: x8q6_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
     default: return 0;
     }
 }
