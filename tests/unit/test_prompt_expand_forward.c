@@ -460,8 +460,7 @@ int main(void)
     test_llama_cpp("SmolLM2-135M-Instruct.Q4_1.gguf", NULL, "smollm2_forward.json", "run make models");
     test_llama_cpp("qwen2.5-0.5b.gguf", "ISOPIPE_QWEN_GGUF", "qwen2.5-0.5b_forward.json",
                    "make models LLM=qwen2.5-0.5b fetches it; or set ISOPIPE_QWEN_GGUF");
-    /* no 1.5B fixture is committed yet: llama.cpp's n_batch=1 pass over these texts takes
-     * about 40 minutes on 2 cores; the test runs when one is added */
+    /* no 1.5B fixture is committed yet (docs/prompt-expand.md); the test runs when one is added */
     test_llama_cpp("qwen2.5-1.5b.gguf", "ISOPIPE_QWEN15_GGUF", "qwen2.5-1.5b_forward.json",
                    "make models LLM=qwen2.5-1.5b fetches it; or set ISOPIPE_QWEN15_GGUF");
     return test_report();

@@ -1,10 +1,15 @@
-/* kernel_bench.c — the matrix-vector kernels of prompt-expand (one token,
- * the generation path) for the 32-element formats: AVX2 against AVX-512 VNNI
- * on the same random matrix, timed in thread CPU time so that other load on
- * the machine does not count (not a test: prints one line per type).
- *   build/bench/kernel_bench [ROWS] [COLS] [REPEATS] */
+/* kernel_bench.c — the matrix-vector kernels of prompt-expand on one random
+ * matrix per type: the per-row AVX2 kernels (the file's layout), the x8
+ * layout's (eight rows interleaved, for the types the engine packs), and the
+ * AVX-512 VNNI ones (32-element types, where the CPU has them). Timed in
+ * thread CPU time so that other load on the machine does not count; best of
+ * 3; GB/s of weights (the file's bytes). Not a test.
+ *   sh tests/bench/llm/kernel_bench.sh [ROWS] [COLS] [REPEATS]
+ * ROWS x COLS small enough for L2 measures the arithmetic, large ones the
+ * memory path. "x4" = four tokens per call (prompt processing), per token. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "quant.h"
@@ -21,40 +26,53 @@ static double cpu_now(void)
 
 int main(int argc, char **argv)
 {
-    int rows = argc > 1 ? atoi(argv[1]) : 2048, cols = argc > 2 ? atoi(argv[2]) : 2048, reps = argc > 3 ? atoi(argv[3]) : 20;
+    int rows = argc > 1 ? atoi(argv[1]) : 1536, cols = argc > 2 ? atoi(argv[2]) : 1536, reps = argc > 3 ? atoi(argv[3]) : 50;
+    rows &= ~7;
+    cols &= ~255;
+    if (rows < 8 || cols < 256 || reps < 1) { fprintf(stderr, "usage: kernel_bench [ROWS>=8] [COLS>=256] [REPEATS]\n"); return 64; }
     quant_init();
-    if (quant_simd() < 2) { printf("# this CPU has no AVX-512 VNNI (or ISOPIPE_NO_AVX512 is set): nothing to compare\n"); return 0; }
-    static const enum ggml_type ts[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 };
-    printf("# %d x %d matrix, %d repeats, thread CPU time, best of 3\n", rows, cols, reps);
-    printf("%-6s %12s %12s %8s\n", "type", "avx2 GB/s", "avx512 GB/s", "ratio");
+    if (quant_simd() < 1) { printf("# this CPU has no AVX2 (or ISOPIPE_NO_SIMD is set): nothing to compare\n"); return 0; }
+    static const enum ggml_type ts[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0,
+                                         GGML_TYPE_Q4_K, GGML_TYPE_Q6_K };
+    printf("# %d x %d matrix, %d repeats, thread CPU time, best of 3, GB/s of weights per token\n", rows, cols, reps);
+    printf("%-6s %10s %10s %10s %12s\n", "type", "avx2 rows", "x8", "x8 x4", "avx512 rows");
     for (size_t i = 0; i < sizeof ts / sizeof *ts; i++) {
         enum ggml_type t = ts[i];
-        size_t rb = quant_row_bytes(t, cols);
-        unsigned char *w = malloc(rb * (size_t)rows);
-        float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows);
-        void *xa = malloc(quant_act_bytes(t, cols));
+        size_t rb = quant_row_bytes(t, cols), ab = quant_act_bytes(t, cols);
+        unsigned char *w = malloc(rb * (size_t)rows), *w8 = NULL;
+        float *x = malloc(sizeof(float) * (size_t)cols), *y = malloc(sizeof(float) * (size_t)rows * 4);
+        unsigned char *xa = malloc(ab * 4);
         srand(1);
         for (size_t k = 0; k < rb * (size_t)rows; k++) w[k] = (unsigned char)rand();
-        for (size_t b = 0; b < (size_t)rows * (rb / ggml_type_block_bytes(t)); b++) { /* sane half scales */
-            unsigned char *p = w + b * ggml_type_block_bytes(t);
-            p[0] = 0x00; p[1] = 0x2C;
-            if (t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_1) { p[2] = 0x00; p[3] = 0x28; }
-        }
         for (int k = 0; k < cols; k++) x[k] = (float)rand() / RAND_MAX - 0.5f;
-        quant_act(t, x, xa, cols);
-        double best[2] = { 1e30, 1e30 };
+        for (int k = 0; k < 4; k++) quant_act(t, x, xa + (size_t)k * ab, cols);
+        int x8 = quant_x8_usable(t), v512 = quant_simd() == 2 && t != GGML_TYPE_Q4_K && t != GGML_TYPE_Q6_K;
+        if (x8) {
+            w8 = malloc(quant_x8_bytes(t, cols, rows));
+            quant_x8_pack(t, w, cols, 0, rows / 8, w8);
+        }
+        double best[4] = { 1e30, 1e30, 1e30, 1e30 };
         for (int round = 0; round < 3; round++)
-            for (int v = 0; v < 2; v++) {
+            for (int v = 0; v < 4; v++) {
+                if ((v == 1 || v == 2) && !x8) continue;
+                if (v == 3 && !v512) continue;
                 double t0 = cpu_now();
-                for (int r = 0; r < reps; r++)
-                    if (v) quant_rows_avx512(t, w, rb, 0, rows, xa, cols, y);
-                    else quant_rows_avx2(t, w, rb, 0, rows, xa, cols, y);
-                double dt = cpu_now() - t0;
+                for (int r = 0; r < reps; r++) {
+                    if (v == 0) quant_rows_avx2(t, w, rb, 0, rows, xa, cols, y);
+                    else if (v == 1) quant_x8_rows(t, w8, cols, 0, rows / 8, xa, ab, 1, y, (size_t)rows);
+                    else if (v == 2) quant_x8_rows(t, w8, cols, 0, rows / 8, xa, ab, 4, y, (size_t)rows);
+                    else quant_rows_avx512(t, w, rb, 0, rows, xa, cols, y);
+                }
+                double dt = (cpu_now() - t0) / (v == 2 ? 4 : 1);
                 if (dt < best[v]) best[v] = dt;
             }
         double gb = (double)rb * rows * reps / 1e9;
-        printf("%-6s %12.2f %12.2f %7.2fx\n", ggml_type_name(t), gb / best[0], gb / best[1], best[0] / best[1]);
-        free(w); free(x); free(y); free(xa);
+        char c[4][16];
+        for (int v = 0; v < 4; v++)
+            if (best[v] < 1e29) snprintf(c[v], sizeof c[v], "%.2f", gb / best[v]);
+            else snprintf(c[v], sizeof c[v], "-");
+        printf("%-6s %10s %10s %10s %12s\n", ggml_type_name(t), c[0], c[1], c[2], c[3]);
+        free(w); free(w8); free(x); free(y); free(xa);
     }
     return 0;
 }
