@@ -611,6 +611,41 @@ static void pack_worker(void *ctx, int ith, int nth)
     }
 }
 
+/* the matrices of layer l (l = -1: the output matrix) the x8 layout takes
+ * (quant.h); 0 where a tensor stays as the file has it */
+static int x8_list(const struct llm *m, int l, const struct gguf_tensor **list)
+{
+    int n = 0;
+    if (l < 0) list[n++] = m->output;
+    else {
+        const struct llm_layer *L = &m->layers[l];
+        const struct gguf_tensor *w[7] = { L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down };
+        for (int i = 0; i < 7; i++) list[n++] = w[i];
+    }
+    for (int i = 0; i < n; i++) {
+        const struct gguf_tensor *t = list[i];
+        if (!quant_x8_usable(t->type) || t->n_dims != 2 || t->ne[1] % 8 || t->ne[0] % QK ||
+            quant_row_bytes(t->type, (int64_t)t->ne[0]) * t->ne[1] != t->nbytes)
+            list[i] = NULL;
+    }
+    return n;
+}
+
+/* bytes the packed copies add to the file's (Q4_K grows; the plan counts it) */
+static uint64_t x8_growth(const struct llm *m)
+{
+    const char *e = getenv("ISOPIPE_NO_X8");
+    if ((e && *e && strcmp(e, "0") != 0) || m->f32_act) return 0;
+    uint64_t g = 0;
+    for (int l = -1; l < m->n_layer; l++) {
+        const struct gguf_tensor *list[7];
+        int n = x8_list(m, l, list);
+        for (int i = 0; i < n; i++)
+            if (list[i]) g += quant_x8_bytes(list[i]->type, (int64_t)list[i]->ne[0], (int64_t)list[i]->ne[1]) - list[i]->nbytes;
+    }
+    return g;
+}
+
 /* CPU path: every matrix the x8 kernels read (quant.h), repacked with the
  * source pages dropped behind it, so peak memory stays near the file's size
  * plus a chunk per thread. The token embedding is packed only when it is
@@ -651,20 +686,14 @@ static int x8_pack_all(struct llm *m)
     }
     for (int l = -1; l < m->n_layer; l++) {
         const struct gguf_tensor *list[7];
-        int n = 0;
-        if (l < 0) { list[n++] = m->output; }
-        else {
-            const struct llm_layer *L = &m->layers[l];
-            const struct gguf_tensor *w[7] = { L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down };
-            for (int i = 0; i < 7; i++) list[n++] = w[i];
-        }
+        int n = x8_list(m, l, list);
         for (int i = 0; i < n; i++) {
             const struct gguf_tensor *t = list[i];
+            if (!t || m->x8[t - m->g->tensors]) continue;
             size_t idx = (size_t)(t - m->g->tensors);
-            if (m->x8[idx] || !quant_x8_usable(t->type) || t->n_dims != 2 || t->ne[1] % 8 || t->ne[0] % QK) continue;
             size_t bytes = quant_x8_bytes(t->type, (int64_t)t->ne[0], (int64_t)t->ne[1]);
             void *dst = NULL;
-            if (quant_row_bytes(t->type, (int64_t)t->ne[0]) * t->ne[1] != t->nbytes || posix_memalign(&dst, 64, bytes))
+            if (posix_memalign(&dst, 64, bytes))
                 return iso_fail(ISO_ETEMPFAIL, "out of memory repacking '%.*s' (%zu MiB)", (int)t->name.len, t->name.s, bytes >> 20);
             struct pack_job pj = { t, dst };
             pool_run(m->pool, pack_worker, &pj);
@@ -933,8 +962,9 @@ int llm_plan(const char *path, const struct llm_params *p, struct mem_plan *out)
     b.resident_bytes = total - blocks;
     b.kv_cache = 2 * (uint64_t)m->n_layer * (uint64_t)m->n_ctx * (uint64_t)m->kv_dim * 2;
     b.activations = scratch_bytes(m, engine_threads(p)) + (uint64_t)m->n_vocab * 4;
-    /* the GGUF metadata tables, the tokenizer's copies of vocabulary and merges, jansson, code */
-    b.host_base = UINT64_C(48) << 20;
+    /* the GGUF metadata tables, the tokenizer's copies of vocabulary and merges, jansson, code;
+     * and what the CPU path's x8 copies add to the file's bytes (Q4_K: 2.8%) */
+    b.host_base = (UINT64_C(48) << 20) + x8_growth(m);
     b.cpu_ok = 1;
     b.gpu_ok = gpu_is_fake(); /* a pretend device plans GPU modes in any build (llm_open runs them on the CPU) */
 #ifdef ISOPIPE_CUDA
