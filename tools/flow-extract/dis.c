@@ -40,7 +40,6 @@
  * level) away from it (4 and 8 alike; never: the border band of the
  * 1920x1080 plaids 3-15 px worse) */
 #define GLOBAL_WIN 1.5f
-#define GLOBAL_WIN_UNSURE 1.f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
@@ -427,8 +426,7 @@ struct patch_job {
     int nstripes;
     int pass;          /* 0: top-left to bottom-right; 1: reverse */
     int search;        /* exhaustive search radius at this level (0: none) */
-    int gm;            /* the dominant-motion candidate is tried (p.global, d->gm.valid) */
-    int gm_sure;       /* ... and is trusted where it cannot be checked (its match leaves the frame) */
+    int gm;            /* the dominant-motion candidate is tried (p.global, a trusted model: d->gm.sure) */
     float ga[6];       /* its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ... */
 };
 
@@ -704,17 +702,14 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                     float mx = fminf(x0 + mu + P8, (float)L->w) - fmaxf(x0 + mu, 0.f);
                     float my = fminf(y0 + mv + P8, (float)L->h) - fmaxf(y0 + mv, 0.f);
                     if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                        if (j->gm_sure && du * du + dv * dv > far2) { u = mu; v = mv; }
-                    } else if (du * du + dv * dv >= 1.f &&
-                               (j->gm_sure || (fminf(x0 + u + P8, (float)L->w) - fmaxf(x0 + u, 0.f)) *
-                                                      (fminf(y0 + v + P8, (float)L->h) - fmaxf(y0 + v, 0.f)) >=
-                                                  GLOBAL_INSIDE * P8 * P8)) {
+                        if (du * du + dv * dv > far2) { u = mu; v = mv; }
+                    } else if (du * du + dv * dv >= 1.f) {
                         float au = mu, av = mv;
                         float sm = patch_descend(&c, L, its, mn, &au, &av);
                         if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
-                            sm <= (j->gm_sure ? GLOBAL_WIN : GLOBAL_WIN_UNSURE) * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                            sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                     }
-                    if (j->gm_sure && (gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                    if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
                 }
                 {
                     /* A patch whose match lies mostly outside the frame compared
@@ -1670,7 +1665,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
          * combo 13.7 -> 0.057 px mean EPE, lost 2/4 -> 0/4; trans-large 51.9
          * -> 27.0, zoom 13.5 -> 8.0; the other motions unchanged) */
         if (pj.search < 2) pj.search = 0;
-        if (d->gm.valid) {
+        if (d->gm.valid && d->gm.sure) {
             /* level-l pixel x sits at (x + 0.5) 2^(l-g) - 0.5 of the estimate's level g; flow scales by 2^(g-l) */
             double s = ldexp(1.0, l - d->gm_level), o = 0.5 * s - 0.5;
             const double *a = d->gm.a;
@@ -1681,7 +1676,6 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
                 pj.ga[3 * k + 2] = (float)b[2];
             }
             pj.gm = 1;
-            pj.gm_sure = d->gm.sure;
         }
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
