@@ -30,15 +30,16 @@
  * pairs, seeds 1-2 elsewhere) and flowgen seeds 13-24: its descended match
  * replaces the patch's own result unless that ends with an SSD below
  * 1/GLOBAL_WIN of it (1.0: wrong-period matches of a plaid kept their tie in
- * the border band; 1.5 and 2 alike), 1/GLOBAL_WIN_UNSURE for a model
- * gmotion does not trust (1.5 made small frames under 20 px translations
- * worse: 160x120 EPE 1.47 -> 2.16), plus GLOBAL_TIE grey levels squared per
+ * the border band; 1.5 and 2 alike), plus GLOBAL_TIE grey levels squared per
  * pixel (exact float textures: both SSDs near 0, the ratio is noise); it is
  * only compared where its whole match lies in the frame (GLOBAL_INSIDE; at
  * 0.5 a partly clamped match lost against a wrong period inside the frame);
- * beyond, a trusted model replaces results more than GLOBAL_FAR px (of the
- * level) away from it (4 and 8 alike; never: the border band of the
- * 1920x1080 plaids 3-15 px worse) */
+ * beyond, it replaces results more than GLOBAL_FAR px (of the level) away
+ * from it (4 and 8 alike; never: the border band of the 1920x1080 plaids
+ * 3-15 px worse). Only a model gmotion trusts is used: an untrusted one
+ * (compared at 1.0x, and only where the patch's own match was inside the
+ * frame) cost the Middlebury pair 2.383 -> 2.516 px, and trusting every
+ * model made small frames worse (160x120, 20 px translation: 1.47 -> 4.48) */
 #define GLOBAL_WIN 1.5f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
@@ -678,24 +679,22 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                 /* a patch that wandered off by more than its size lost its match: keep its start */
                 if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; sd = INFINITY; }
                 if (j->gm) {
-                    /* The dominant motion of the pair (gmotion.c) at the patch
-                     * centre, in both passes. Where its match lies inside the
-                     * frame it is descended too and replaces the patch's own
-                     * result unless that ends clearly better (GLOBAL_WIN, or
-                     * GLOBAL_WIN_UNSURE for a model that is not trusted, which
-                     * is only compared where the patch's own match lies inside
-                     * the frame too; GLOBAL_TIE: differences of SSD below one
-                     * grey level squared per pixel are ties): on a periodic
+                    /* The dominant motion of the pair (gmotion.c, a trusted
+                     * model) at the patch centre, in both passes. Where its
+                     * match lies inside the frame it is descended too and
+                     * replaces the patch's own result unless that ends clearly
+                     * better (GLOBAL_WIN; GLOBAL_TIE: differences of SSD below
+                     * one grey level squared per pixel are ties): on a periodic
                      * texture a match a period off is as good, and the coarse
                      * levels, where such a texture aliases, may have led there
                      * (at a level where the texture's finest harmonic is near 2
                      * px, bilinear warping even makes a near-whole-pixel wrong
                      * period match better than the true fractional shift; the
                      * finer levels, checked again, recover). Where its match
-                     * leaves the frame nothing can be checked: a trusted model
-                     * (gm_sure) replaces a result more than GLOBAL_FAR px away
-                     * from it, and becomes the start the border rule below falls
-                     * back to (extrapolation from the interior). */
+                     * leaves the frame nothing can be checked: it replaces a
+                     * result more than GLOBAL_FAR px away from it, and becomes
+                     * the start the border rule below falls back to
+                     * (extrapolation from the interior). */
                     float xc = x0 + 0.5f * (P8 - 1), yc = y0 + 0.5f * (P8 - 1);
                     float mu = j->ga[0] + j->ga[1] * xc + j->ga[2] * yc, mv = j->ga[3] + j->ga[4] * xc + j->ga[5] * yc;
                     float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;

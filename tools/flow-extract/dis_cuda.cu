@@ -33,7 +33,6 @@ extern "C" {
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
 #define GLOBAL_WIN 1.5f
-#define GLOBAL_WIN_UNSURE 1.f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
@@ -412,7 +411,7 @@ struct patch_arg {
     const float *U, *V;  // dense flow of this level (the coarser one, upsampled)
     float *pu, *pv;
     int nx, ny, nstripes, pass, search, stride, iters, mean_norm, propagate, cand;
-    int gm, gm_sure;     // the dominant-motion candidate (dis.c, job_patches)
+    int gm;              // the dominant-motion candidate, from a trusted model (dis.c, job_patches)
     float ga[6];         // its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ...
 };
 
@@ -522,17 +521,14 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                 float mx = fminf(x0 + mu + P8, (float)L.w) - fmaxf(x0 + mu, 0.f);
                 float my = fminf(y0 + mv + P8, (float)L.h) - fmaxf(y0 + mv, 0.f);
                 if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                    if (a.gm_sure && du * du + dv * dv > far2) { u = mu; v = mv; }
-                } else if (du * du + dv * dv >= 1.f &&
-                           (a.gm_sure || (fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f)) *
-                                                 (fminf(y0 + v + P8, (float)L.h) - fmaxf(y0 + v, 0.f)) >=
-                                             GLOBAL_INSIDE * P8 * P8)) {
+                    if (du * du + dv * dv > far2) { u = mu; v = mv; }
+                } else if (du * du + dv * dv >= 1.f) {
                     float au = mu, av = mv;
                     float sm = patch_descend(&c, L, its, mn, &au, &av);
                     if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
-                        sm <= (a.gm_sure ? GLOBAL_WIN : GLOBAL_WIN_UNSURE) * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                        sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                 }
-                if (a.gm_sure && (gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
             }
             {
                 float ax = fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f);
@@ -997,8 +993,8 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         pa.cand = p->cand;
         pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         if (pa.search < 2) pa.search = 0; // a +-1 px search: none (why: dis.c)
-        pa.gm = pa.gm_sure = 0;
-        if (gm.valid) {
+        pa.gm = 0;
+        if (gm.valid && gm.sure) {
             // as dis_compute: level-l pixel x sits at (x + 0.5) 2^(l-g) - 0.5 of level g
             double sc = ldexp(1.0, l - d->gm_level), o = 0.5 * sc - 0.5;
             for (int k = 0; k < 2; k++) {
@@ -1008,7 +1004,6 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
                 pa.ga[3 * k + 2] = (float)c[2];
             }
             pa.gm = 1;
-            pa.gm_sure = gm.sure;
         }
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
