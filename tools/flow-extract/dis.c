@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "gmotion.h"
 
 #define MAX_LEVELS 12
 /* a match found by the whole-pixel search must end with an SSD below this
@@ -24,6 +25,25 @@
 #define ALIAS_SELF 2.f
 /* the farthest the whole-pixel search looks, in pixels of the frame */
 #define SEARCH_REACH 32
+/* The dominant-motion candidate (p.global, gmotion.h; see job_patches),
+ * chosen on the analytic set's tune part (seeds 1-8 of the 1920x1080 plaid
+ * pairs, seeds 1-2 elsewhere) and flowgen seeds 13-24: its descended match
+ * replaces the patch's own result unless that ends with an SSD below
+ * 1/GLOBAL_WIN of it (1.0: wrong-period matches of a plaid kept their tie in
+ * the border band; 1.5 and 2 alike), plus GLOBAL_TIE grey levels squared per
+ * pixel (exact float textures: both SSDs near 0, the ratio is noise); it is
+ * only compared where its whole match lies in the frame (GLOBAL_INSIDE; at
+ * 0.5 a partly clamped match lost against a wrong period inside the frame);
+ * beyond, it replaces results more than GLOBAL_FAR px (of the level) away
+ * from it (4 and 8 alike; never: the border band of the 1920x1080 plaids
+ * 3-15 px worse). Only a model gmotion trusts is used: an untrusted one
+ * (compared at 1.0x, and only where the patch's own match was inside the
+ * frame) cost the Middlebury pair 2.383 -> 2.516 px, and trusting every
+ * model made small frames worse (160x120, 20 px translation: 1.47 -> 4.48) */
+#define GLOBAL_WIN 1.5f
+#define GLOBAL_TIE 1.f
+#define GLOBAL_INSIDE 0.99f
+#define GLOBAL_FAR 4.f
 /* the share of a patch whose match must lie inside the frame for its descent to count */
 #define BORDER_KEEP 0.5f
 #define SMALL_LEVEL 20000 /* pixels */
@@ -58,6 +78,8 @@ struct dis {
     struct pool *pool_all; /* the caller's pool */
     int w, h, nlev, coarsest, finest;
     int search_level;      /* the level of the whole-pixel search (p.search) */
+    int gm_level;          /* the level the dominant motion is estimated on (p.global) */
+    struct gmotion gm;     /* the dominant motion of the current pair */
     struct level lev[MAX_LEVELS];
     /* dense flow at the current level and the coarser one (sized for the finest computed level) */
     float *U, *V, *Uc, *Vc;
@@ -108,6 +130,7 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
      * +-4 px search there cut mean EPE 12% (clean) and 12% (noisy) against
      * the DIS rule with +-3 px; +-2 px lost, 5-6 px were no better */
     p->search = 4;
+    p->global = 1;
     /* chosen on flowgen seeds 13-36 (12 px: EPE -11%, 16: -13%, 20: -12%
      * against none), confirmed on seeds 37-60 (-17% clean, -15% noisy) */
     p->cand = 16;
@@ -242,6 +265,8 @@ int dis_new(struct dis **out, int w, int h, const struct dis_params *p, struct p
             if (!L->gx || !L->gy) goto oom;
         }
     }
+    d->gm_level = 0;
+    while (d->gm_level < c && (d->lev[d->gm_level].w > GM_SIDE || d->lev[d->gm_level].h > GM_SIDE)) d->gm_level++;
     {
         struct level *F = &d->lev[f];
         /* refinement below the finest patch level works on the full-size grid */
@@ -402,6 +427,8 @@ struct patch_job {
     int nstripes;
     int pass;          /* 0: top-left to bottom-right; 1: reverse */
     int search;        /* exhaustive search radius at this level (0: none) */
+    int gm;            /* the dominant-motion candidate is tried (p.global, a trusted model: d->gm.sure) */
+    float ga[6];       /* its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ... */
 };
 
 static inline int grid_pos(int i, int n, int size, int P, int stride)
@@ -648,9 +675,41 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                         if (ssd < best) { best = ssd; u = cu; v = cv; patch_keep(&c, u, v, ssd); }
                     }
                 }
-                patch_descend(&c, L, its, mn, &u, &v);
+                float sd = patch_descend(&c, L, its, mn, &u, &v);
                 /* a patch that wandered off by more than its size lost its match: keep its start */
-                if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+                if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; sd = INFINITY; }
+                if (j->gm) {
+                    /* The dominant motion of the pair (gmotion.c, a trusted
+                     * model) at the patch centre, in both passes. Where its
+                     * match lies inside the frame it is descended too and
+                     * replaces the patch's own result unless that ends clearly
+                     * better (GLOBAL_WIN; GLOBAL_TIE: differences of SSD below
+                     * one grey level squared per pixel are ties): on a periodic
+                     * texture a match a period off is as good, and the coarse
+                     * levels, where such a texture aliases, may have led there
+                     * (at a level where the texture's finest harmonic is near 2
+                     * px, bilinear warping even makes a near-whole-pixel wrong
+                     * period match better than the true fractional shift; the
+                     * finer levels, checked again, recover). Where its match
+                     * leaves the frame nothing can be checked: it replaces a
+                     * result more than GLOBAL_FAR px away from it, and becomes
+                     * the start the border rule below falls back to
+                     * (extrapolation from the interior). */
+                    float xc = x0 + 0.5f * (P8 - 1), yc = y0 + 0.5f * (P8 - 1);
+                    float mu = j->ga[0] + j->ga[1] * xc + j->ga[2] * yc, mv = j->ga[3] + j->ga[4] * xc + j->ga[5] * yc;
+                    float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;
+                    float mx = fminf(x0 + mu + P8, (float)L->w) - fmaxf(x0 + mu, 0.f);
+                    float my = fminf(y0 + mv + P8, (float)L->h) - fmaxf(y0 + mv, 0.f);
+                    if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
+                        if (du * du + dv * dv > far2) { u = mu; v = mv; }
+                    } else if (du * du + dv * dv >= 1.f) {
+                        float au = mu, av = mv;
+                        float sm = patch_descend(&c, L, its, mn, &au, &av);
+                        if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
+                            sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                    }
+                    if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                }
                 {
                     /* A patch whose match lies mostly outside the frame compared
                      * clamped border pixels, not I1: what descent found there is
@@ -1557,6 +1616,12 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
         struct lvl_job j = { d, l };
         pool_for(d->pool, d->lev[l].h, job_gradient, &j);
     }
+    d->gm.valid = 0;
+    if (p->global) {
+        struct level *G = &d->lev[d->gm_level];
+        if (gmotion_estimate(G->I0, G->I1, G->w, G->h, &d->gm) != 0)
+            return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
+    }
     int pw = 0, ph = 0;
     for (int l = d->coarsest; l >= d->finest; l--) {
         struct level *L = &d->lev[l];
@@ -1599,6 +1664,18 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
          * combo 13.7 -> 0.057 px mean EPE, lost 2/4 -> 0/4; trans-large 51.9
          * -> 27.0, zoom 13.5 -> 8.0; the other motions unchanged) */
         if (pj.search < 2) pj.search = 0;
+        if (d->gm.valid && d->gm.sure) {
+            /* level-l pixel x sits at (x + 0.5) 2^(l-g) - 0.5 of the estimate's level g; flow scales by 2^(g-l) */
+            double s = ldexp(1.0, l - d->gm_level), o = 0.5 * s - 0.5;
+            const double *a = d->gm.a;
+            for (int k = 0; k < 2; k++) {
+                const double *b = a + 3 * k;
+                pj.ga[3 * k] = (float)((b[0] + b[1] * o + b[2] * o) / s);
+                pj.ga[3 * k + 1] = (float)b[1];
+                pj.ga[3 * k + 2] = (float)b[2];
+            }
+            pj.gm = 1;
+        }
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
             pj.pass = 1;

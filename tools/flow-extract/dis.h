@@ -34,6 +34,7 @@ struct dis_params {
     int mean_norm;    /* patch SSD on zero-mean patches (robust to brightness change) */
     int propagate;    /* spatial propagation between neighbouring patches */
     int cand;         /* below the coarsest level: also try the coarser flow +-cand px diagonally from each patch (0: off) */
+    int global;       /* every patch level: also try the dominant motion of the pair (gmotion.h) as a start (0: off) */
     int search;       /* coarsest level: also descend from the best whole-pixel offset within +-search (0: off) */
 };
 

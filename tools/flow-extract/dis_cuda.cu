@@ -20,6 +20,7 @@
 extern "C" {
 #include "err.h"
 #include "gpu.h"
+#include "gmotion.h"
 }
 #include "dis_cuda.h"
 
@@ -31,6 +32,10 @@ extern "C" {
 #define ALIAS_SELF 2.f
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
+#define GLOBAL_WIN 1.5f
+#define GLOBAL_TIE 1.f
+#define GLOBAL_INSIDE 0.99f
+#define GLOBAL_FAR 4.f
 
 #define CK(call)                                                                                          \
     do {                                                                                                  \
@@ -52,6 +57,7 @@ struct dis_cuda {
     struct dis_params p;
     int w, h, nlev, coarsest, finest, nstripes_thr;
     int search_level;        // the level of the whole-pixel search (p.search)
+    int gm_level;            // the level the dominant motion is estimated on (p.global; host side, gmotion.c)
     struct dlevel lev[MAX_LEVELS];
     float *U, *V, *Uc, *Vc;  // dense flow, current and coarser level
     float *pu, *pv, *pmd;    // per patch flow and densification mean difference
@@ -103,6 +109,8 @@ static int geometry(struct dis_cuda *d, int w, int h, const struct dis_params *p
     if (cs > c) cs = c;
     d->search_level = cs;
     d->coarsest = c;
+    d->gm_level = 0;
+    while (d->gm_level < c && ((w >> d->gm_level) > GM_SIDE || (h >> d->gm_level) > GM_SIDE)) d->gm_level++;
     d->finest = p->finest < c ? p->finest : c;
     d->nlev = c + 1;
     for (int l = 0; l <= c; l++) {
@@ -403,6 +411,8 @@ struct patch_arg {
     const float *U, *V;  // dense flow of this level (the coarser one, upsampled)
     float *pu, *pv;
     int nx, ny, nstripes, pass, search, stride, iters, mean_norm, propagate, cand;
+    int gm;              // the dominant-motion candidate, from a trusted model (dis.c, job_patches)
+    float ga[6];         // its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ...
 };
 
 // one block per stripe, one 8-lane group per patch row of it; step t of the
@@ -501,8 +511,25 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     if (ssd < best) { best = ssd; u = cu; v = cv; }
                 }
             }
-            patch_descend(&c, L, its, mn, &u, &v);
-            if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; }
+            float sd = patch_descend(&c, L, its, mn, &u, &v);
+            if ((u - iu) * (u - iu) + (v - iv) * (v - iv) > (float)(P8 * P8)) { u = iu; v = iv; sd = INFINITY; }
+            if (a.gm) {
+                // the dominant motion (dis.c, job_patches: why); the same in the 8 lanes of the patch
+                float xc = x0 + 0.5f * (P8 - 1), yc = y0 + 0.5f * (P8 - 1);
+                float mu = a.ga[0] + a.ga[1] * xc + a.ga[2] * yc, mv = a.ga[3] + a.ga[4] * xc + a.ga[5] * yc;
+                float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;
+                float mx = fminf(x0 + mu + P8, (float)L.w) - fmaxf(x0 + mu, 0.f);
+                float my = fminf(y0 + mv + P8, (float)L.h) - fmaxf(y0 + mv, 0.f);
+                if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
+                    if (du * du + dv * dv > far2) { u = mu; v = mv; }
+                } else if (du * du + dv * dv >= 1.f) {
+                    float au = mu, av = mv;
+                    float sm = patch_descend(&c, L, its, mn, &au, &av);
+                    if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
+                        sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                }
+                if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+            }
             {
                 float ax = fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f);
                 float ay = fminf(y0 + v + P8, (float)L.h) - fmaxf(y0 + v, 0.f);
@@ -923,6 +950,22 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         k_gradient<<<grid2(L->w, L->h, b), b>>>(L->I0, L->gx, L->gy, L->w, L->h);
         CKL("gradient");
     }
+    // the dominant motion, on the host from the small level gm_level (gmotion.c)
+    struct gmotion gm;
+    memset(&gm, 0, sizeof gm);
+    if (p->global) {
+        const struct dlevel *G = &d->lev[d->gm_level];
+        size_t ng = (size_t)G->w * G->h;
+        float *h0 = (float *)malloc(2 * ng * sizeof(float));
+        if (!h0) return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
+        if ((rc = gpu_memcpy_d2h(h0, G->I0, ng * sizeof(float))) || (rc = gpu_memcpy_d2h(h0 + ng, G->I1, ng * sizeof(float)))) {
+            free(h0);
+            return rc;
+        }
+        rc = gmotion_estimate(h0, h0 + ng, G->w, G->h, &gm);
+        free(h0);
+        if (rc) return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
+    }
     int pw = 0, ph = 0;
     for (int l = d->coarsest; l >= d->finest; l--) {
         struct dlevel *L = &d->lev[l];
@@ -950,6 +993,18 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
         pa.cand = p->cand;
         pa.search = l == d->search_level ? (p->search < (SEARCH_REACH >> l) ? p->search : SEARCH_REACH >> l) : 0;
         if (pa.search < 2) pa.search = 0; // a +-1 px search: none (why: dis.c)
+        pa.gm = 0;
+        if (gm.valid && gm.sure) {
+            // as dis_compute: level-l pixel x sits at (x + 0.5) 2^(l-g) - 0.5 of level g
+            double sc = ldexp(1.0, l - d->gm_level), o = 0.5 * sc - 0.5;
+            for (int k = 0; k < 2; k++) {
+                const double *c = gm.a + 3 * k;
+                pa.ga[3 * k] = (float)((c[0] + c[1] * o + c[2] * o) / sc);
+                pa.ga[3 * k + 1] = (float)c[1];
+                pa.ga[3 * k + 2] = (float)c[2];
+            }
+            pa.gm = 1;
+        }
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);
         CKL("patches");

@@ -25,9 +25,13 @@ than about 30 px whatever the resolution):
   combo       rotation + zoom + shear + translation, each within the above
 Resolutions 160x120, 320x240, 640x480, 1280x720, 1920x1080.
 
-Split: "tune" = seeds 1-2, "heldout" = seeds 101-102 (the seed fixes the
-texture, the motion's parameters and the sign). Only the tune part may be
-looked at for choices; the held-out part is run for the report.
+Split: "tune" = seeds 1-2, "heldout" = seeds 101-102, "fresh" = seeds 103-104
+(the seed fixes the texture, the motion's parameters and the sign). Only the
+tune part may be looked at for choices; the held-out parts are run for the
+report. 101-102 were looked at by the first three passes of issue 13;
+103-104 were added in the fourth and first run for its final report.
+--seeds a,b,... replaces the seeds of the chosen set (e.g. --set tune --seeds
+3,4,5 for more tuning pairs; never 101-104).
 
 Metrics, per method and motion kind: mean EPE over all pixels; EPE by
 distance to the nearest border (0-8, 8-16, 16-32, >= 32 px); mean signed
@@ -35,8 +39,8 @@ error (estimate - truth) in x and y over pixels >= 8 px from the border;
 the largest error; "lost": pairs whose mean EPE is above 5 px (a period of
 the plaid taken for the motion, or the motion missed at the coarsest level).
 
-usage: analytic.py [--bin DIR] [--set tune|heldout|both] [--res 640x480,...]
-                   [--kinds trans,rotate,...] [--methods isopipe-medium,cv-dis-medium,...]
+usage: analytic.py [--bin DIR] [--set tune|heldout|fresh|both|all] [--seeds 1,2,...] [--res 640x480,...]
+                   [--kinds trans,rotate,...] [--tex plaid,rand] [--methods isopipe-medium,cv-dis-medium,...]
                    [--threads N] [--keep DIR] [--per-pair]
 """
 import json, os, shutil, subprocess, sys, tempfile, time
@@ -46,7 +50,7 @@ import cv2
 RES = [(160, 120), (320, 240), (640, 480), (1280, 720), (1920, 1080)]
 KINDS = ["trans-sub", "trans", "trans-large", "rotate", "zoom", "shear", "combo"]
 TEXTURES = ["plaid", "rand"]
-SETS = {"tune": [1, 2], "heldout": [101, 102]}
+SETS = {"tune": [1, 2], "heldout": [101, 102], "fresh": [103, 104]}
 BANDS = [(0, 8), (8, 16), (16, 32), (32, 1 << 30)]
 LOST = 5.0  # a pair with mean EPE above this (px) counts as lost
 METHODS = ["isopipe-fast", "isopipe-medium", "isopipe-accurate", "cv-dis-fast", "cv-dis-medium"]
@@ -147,9 +151,15 @@ def main():
     a = sys.argv[1:]
     opt = lambda k, d: a[a.index(k) + 1] if k in a else d
     binary = os.path.join(opt("--bin", "bin"), "flow-extract")
-    sets = ["tune", "heldout"] if opt("--set", "heldout") == "both" else [opt("--set", "heldout")]
+    sname = opt("--set", "heldout")
+    sets = {"both": ["tune", "heldout"], "all": ["tune", "heldout", "fresh"]}.get(sname, [sname])
+    if "--seeds" in a:
+        if len(sets) != 1:
+            sys.exit("analytic.py: --seeds needs one --set")
+        SETS[sets[0]] = [int(x) for x in opt("--seeds", "").split(",")]
     res = [tuple(map(int, r.split("x"))) for r in opt("--res", ",".join("%dx%d" % r for r in RES)).split(",")]
     kinds = opt("--kinds", ",".join(KINDS)).split(",")
+    texs = opt("--tex", ",".join(TEXTURES)).split(",")
     methods = opt("--methods", ",".join(METHODS)).split(",")
     threads = int(opt("--threads", "2"))
     per_pair = "--per-pair" in a
@@ -158,13 +168,13 @@ def main():
     work = keep or tempfile.mkdtemp(prefix="isopipe-analytic-")
     os.makedirs(work, exist_ok=True)
     try:
-        run(work, binary, sets, res, kinds, methods, threads, per_pair)
+        run(work, binary, sets, res, kinds, texs, methods, threads, per_pair)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work, binary, sets, res, kinds, methods, threads, per_pair):
+def run(work, binary, sets, res, kinds, texs, methods, threads, per_pair):
     cvm = {"cv-dis-fast": cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST),
            "cv-dis-medium": cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)}
     # acc[(set, kind, method)] -> list of per-pair stats
@@ -175,7 +185,7 @@ def run(work, binary, sets, res, kinds, methods, threads, per_pair):
             bd = border_dist(w, h)
             inner = bd >= 8
             for kind in kinds:
-                for tex in TEXTURES:
+                for tex in texs:
                     for seed in SETS[sname]:
                         I0, I1, gt = make_pair(w, h, tex, kind, seed)
                         tag = "%s-%dx%d-%s-%s-%d" % (sname, w, h, kind, tex, seed)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # flow-extract against OpenCV 4.6 DIS on pairs with exact analytic ground
 # truth (tests/bench/flow/analytic.py; results in docs/bench/flow.md).
-#   [PYTHON=python-with-cv2] sh tests/bench/flow/analytic.sh [--set tune|heldout|both] [--res 640x480,...] [--kinds ...] [--threads N]
+#   [PYTHON=python-with-cv2] sh tests/bench/flow/analytic.sh [--set tune|heldout|fresh|both|all] [--seeds 1,2,...] [--res 640x480,...] [--kinds ...] [--threads N]
 # Builds bin/flow-extract first (CPU build); the held-out part is the default.
 set -eu
 cd "$(dirname "$0")/../../.."
