@@ -130,7 +130,7 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
      * +-4 px search there cut mean EPE 12% (clean) and 12% (noisy) against
      * the DIS rule with +-3 px; +-2 px lost, 5-6 px were no better */
     p->search = 4;
-    p->global = 1;
+    p->global = 0;   /* off: --global-motion (docs/bench/flow.md, "Shipped off, and why") */
     /* chosen on flowgen seeds 13-36 (12 px: EPE -11%, 16: -13%, 20: -12%
      * against none), confirmed on seeds 37-60 (-17% clean, -15% noisy) */
     p->cand = 16;

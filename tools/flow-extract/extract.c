@@ -158,14 +158,15 @@ static int render_vis(struct run *r, double vmax)
 
 static json_t *params_json(const struct dis_params *p, int coarsest)
 {
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i}", "algorithm",
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:b, s:b, s:i, s:i, s:b}", "algorithm",
                      "DIS (Kroeger et al. 2016) + variational refinement", "patch", p->patch, "stride", p->stride,
                      "iterations", p->iters, "finest_level", p->finest, "coarsest_level", coarsest,
                      "var_fixed_point_iterations", p->var_outer, "var_sor_iterations", p->var_inner,
                      "var_iterations_below_finest", p->var_below, "alpha", (double)p->alpha, "delta",
                      (double)p->delta, "gamma", (double)p->gamma, "zeta", (double)p->zeta, "sor_omega",
                      (double)p->omega, "var_presmooth_sigma", (double)p->smooth, "mean_normalisation", p->mean_norm, "spatial_propagation", p->propagate,
-                     "coarsest_search_radius", p->search, "coarser_flow_candidates_offset", p->cand);
+                     "coarsest_search_radius", p->search, "coarser_flow_candidates_offset", p->cand,
+                     "global_motion", p->global);
 }
 
 static void run_free(struct run *r)
@@ -220,6 +221,7 @@ int fx_run(const struct fx_opts *o)
         r->scaled = r->cw != r->w || r->ch != r->h;
     }
     dis_params_preset(&r->dp, o->preset);
+    r->dp.global = o->global;
     /* No weights: the plan is the host memory of the buffers, as a CPU-only
      * struct mem_plan so --plan, admission and the report read like every
      * other tool's. Bytes: at the finest computed level (1/4^finest of the
