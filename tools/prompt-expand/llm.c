@@ -143,23 +143,20 @@ static void mm_worker(void *ctx, int ith, int nth)
         int64_t rows = (int64_t)j->w->ne[1], cols = (int64_t)j->w->ne[0];
         int64_t r0 = lo > base ? lo - base : 0, r1 = hi - base < rows ? hi - base : rows;
         size_t rb = quant_row_bytes(j->w->type, cols);
-        if (j->x8 && !b->f32_act && r1 > r0) {
-            quant_x8_rows(j->w->type, j->x8, cols, r0 / 8, r1 / 8, j->xa, j->xa_stride, b->nt, j->y, (size_t)j->y_stride);
-            if (j->bias)
-                for (int t = 0; t < b->nt; t++)
-                    for (int64_t r = r0; r < r1; r++) j->y[(size_t)t * j->y_stride + r] += j->bias[r];
-            base += rows;
-            continue;
-        }
         if (!b->f32_act && r1 > r0) {
-            /* the thread's whole row range in one kernel call per token; a
-             * thread's share of a layer matrix stays in L2 across the tokens */
             int t = 0;
-            for (; t + 4 <= b->nt; t += 4)
-                quant_rows4(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, j->xa_stride, cols,
-                            j->y + (size_t)t * j->y_stride, (size_t)j->y_stride);
-            for (; t < b->nt; t++)
-                quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, cols, j->y + (size_t)t * j->y_stride);
+            if (j->x8)   /* eight rows at a time, a group's weights decoded once per 4 tokens */
+                quant_x8_rows(j->w->type, j->x8, cols, r0 / 8, r1 / 8, j->xa, j->xa_stride, b->nt, j->y, (size_t)j->y_stride);
+            else {
+                /* the thread's whole row range in one kernel call per token; a
+                 * thread's share of a layer matrix stays in L2 across the tokens */
+                for (; t + 4 <= b->nt; t += 4)
+                    quant_rows4(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, j->xa_stride, cols,
+                                j->y + (size_t)t * j->y_stride, (size_t)j->y_stride);
+                for (; t < b->nt; t++)
+                    quant_rows(j->w->type, j->w->data, rb, r0, r1, j->xa + (size_t)t * j->xa_stride, cols,
+                               j->y + (size_t)t * j->y_stride);
+            }
             if (j->bias)
                 for (t = 0; t < b->nt; t++)
                     for (int64_t r = r0; r < r1; r++) j->y[(size_t)t * j->y_stride + r] += j->bias[r];
@@ -631,11 +628,17 @@ static int x8_list(const struct llm *m, int l, const struct gguf_tensor **list)
     return n;
 }
 
+/* the CPU path packs unless ISOPIPE_NO_X8 is set or activations are float (reference mode) */
+static int x8_enabled(const struct llm *m)
+{
+    const char *e = getenv("ISOPIPE_NO_X8");
+    return !(e && *e && strcmp(e, "0") != 0) && !m->f32_act;
+}
+
 /* bytes the packed copies add to the file's (Q4_K grows; the plan counts it) */
 static uint64_t x8_growth(const struct llm *m)
 {
-    const char *e = getenv("ISOPIPE_NO_X8");
-    if ((e && *e && strcmp(e, "0") != 0) || m->f32_act) return 0;
+    if (!x8_enabled(m)) return 0;
     uint64_t g = 0;
     for (int l = -1; l < m->n_layer; l++) {
         const struct gguf_tensor *list[7];
@@ -651,10 +654,17 @@ static uint64_t x8_growth(const struct llm *m)
  * plus a chunk per thread. The token embedding is packed only when it is
  * also the output matrix (tied): on its own only the rows of the prompt's
  * tokens are ever read, and packing would make all of it resident. */
+/* a load-time copy of a small float tensor, read through vec() from then on */
+static const float *keep_vec(struct llm *m, const struct gguf_tensor *t)
+{
+    float **slot = &m->vcopy[t - m->g->tensors];
+    if (!*slot && (*slot = malloc(t->nbytes))) memcpy(*slot, t->data, t->nbytes);
+    return *slot;
+}
+
 static int x8_pack_all(struct llm *m)
 {
-    const char *e = getenv("ISOPIPE_NO_X8");
-    if ((e && *e && strcmp(e, "0") != 0) || m->f32_act) return 0;
+    if (!x8_enabled(m)) return 0;
     size_t nt = (size_t)m->g->n_tensors;
     m->x8 = calloc(nt, sizeof *m->x8);
     m->vcopy = calloc(nt, sizeof *m->vcopy);
@@ -668,22 +678,11 @@ static int x8_pack_all(struct llm *m)
             const struct llm_layer *L = &m->layers[l];
             v[0] = L->attn_norm; v[1] = L->ffn_norm; v[2] = L->bq; v[3] = L->bk; v[4] = L->bv;
         }
-        for (int i = 0; i < 5; i++) {
-            if (!v[i] || m->vcopy[v[i] - m->g->tensors]) continue;
-            float *c = malloc(v[i]->nbytes);
-            if (!c) return iso_fail(ISO_ETEMPFAIL, "out of memory");
-            memcpy(c, v[i]->data, v[i]->nbytes);
-            m->vcopy[v[i] - m->g->tensors] = c;
-        }
+        for (int i = 0; i < 5; i++)
+            if (v[i] && !keep_vec(m, v[i])) return iso_fail(ISO_ETEMPFAIL, "out of memory");
     }
     const struct gguf_tensor *rf = gguf_find_tensor(m->g, "rope_freqs.weight");
-    if (rf && m->rope_freqs) {
-        float *c = malloc(rf->nbytes);
-        if (!c) return iso_fail(ISO_ETEMPFAIL, "out of memory");
-        memcpy(c, rf->data, rf->nbytes);
-        m->vcopy[rf - m->g->tensors] = c;
-        m->rope_freqs = c;
-    }
+    if (rf && m->rope_freqs && !(m->rope_freqs = keep_vec(m, rf))) return iso_fail(ISO_ETEMPFAIL, "out of memory");
     for (int l = -1; l < m->n_layer; l++) {
         const struct gguf_tensor *list[7];
         int n = x8_list(m, l, list);
