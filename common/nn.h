@@ -83,6 +83,11 @@ void nn_release(struct nn *nn, float **p);
  * convolution wider than NN_CUDA_SLICE) grows it (a new arena, kept until
  * nn_free). The CUDA context itself (about 520 MiB, docs/memory.md) and cuBLAS's own code and
  * handle state are not included: they are not ours to size. */
+/* 0 until tests/gpu/nn_check.sh and each model's CUDA-vs-CPU check have
+ * passed on a card: while 0, tools on the nn core plan their GPU modes with
+ * gpu_explicit_only (common/plan.h), so `auto` keeps them on the CPU and
+ * only an explicit --memory-mode beefy|lightweight runs the CUDA path. */
+#define NN_CUDA_MODELS_VERIFIED 0
 #define NN_CUDA_WORKSPACE (UINT64_C(32) << 20)
 #define NN_CUDA_SLICE (UINT64_C(64) << 20)
 #define NN_CUDA_CHUNK (UINT64_C(256) << 20)

@@ -104,7 +104,7 @@ int plan_decide(const struct mem_plan *p, enum mem_mode requested, const struct 
     *out = MEM_MODE_AUTO;
     switch (requested) {
     case MEM_MODE_AUTO:
-        if (!e->gpu) {
+        if (!e->gpu || p->blocks.gpu_explicit_only) {
             if (!p->mode[MEM_MODE_CPU].possible)
                 return iso_fail(ISO_EUNAVAIL, "no GPU, and '%s' has no CPU path", p->model);
             *out = MEM_MODE_CPU;
@@ -155,8 +155,8 @@ json_t *plan_to_json(const struct mem_plan *p)
     json_t *modes = json_object();
     for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++)
         json_object_set_new(modes, mem_mode_name((enum mem_mode)m), mode_json(&p->mode[m]));
-    return json_pack("{s:s, s:I, s:o, s:o}", "model", p->model, "weights_total", (json_int_t)p->weights_total,
-                     "blocks", blocks, "modes", modes);
+    return json_pack("{s:s, s:I, s:o, s:o, s:b}", "model", p->model, "weights_total", (json_int_t)p->weights_total,
+                     "blocks", blocks, "modes", modes, "gpu_auto", b->gpu_ok && !b->gpu_explicit_only);
 }
 
 /* block index from a tensor name: the number after a "blocks." or

@@ -46,6 +46,9 @@ struct plan_blocks {
     uint64_t align_slack;    /* arena padding for aligned sub-allocation (256 per tensor) */
     int gpu_ok;              /* the tool has a GPU path (beefy and lightweight) */
     int cpu_ok;              /* the tool has a CPU path */
+    int gpu_explicit_only;   /* auto never picks a GPU mode (only an explicit
+                                --memory-mode does): a GPU path not yet verified
+                                on a card (NN_CUDA_MODELS_VERIFIED in nn.h) */
 };
 
 struct mem_plan {
@@ -97,7 +100,7 @@ uint64_t plan_room(const struct plan_env *e);
  *                  a mode the tool does not have) — the tool exits 75 for
  *                  explicit modes too, see rt_admit.
  * auto: beefy if its vram_peak <= room, else lightweight if its vram_peak <=
- * room, else ETEMPFAIL; without a device: cpu. Explicit modes are never
+ * room, else ETEMPFAIL; without a device, or with gpu_explicit_only: cpu. Explicit modes are never
  * changed: they run or fail. Host RAM: a GPU mode whose pinned_host exceeds
  * host_budget is ETEMPFAIL as well (page-locked memory cannot be reclaimed;
  * mmapped weights can, so host_rss is reported, not enforced). */
