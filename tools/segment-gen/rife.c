@@ -280,19 +280,6 @@ static int rife_load(const struct weights *wf, struct rife_config *cfg, struct r
     return 0;
 }
 
-/* bytes of the tensors the forward reads (the part of the mapping that becomes resident) */
-static uint64_t rife_weight_bytes(const struct weights *wf)
-{
-    uint64_t n = 0;
-    for (size_t i = 0; i < weights_count(wf); i++) {
-        const struct wt_tensor *t = weights_at(wf, i);
-        const char *nm = t->name;
-        if (!strncmp(nm, "module.", 7)) nm += 7;
-        if (!strncmp(nm, "block", 5) || !strncmp(nm, "encode.", 7)) n += t->nbytes;
-    }
-    return n;
-}
-
 /* Every weight the forward reads, for nn_wres: all resident (block -1), none
  * streamed. Element counts from the config, in the order the forward uses them. */
 static int rife_register(struct nn_wres *r, const struct rife_config *cfg, struct rife_weights *w)
@@ -596,24 +583,13 @@ static int rife_plan(const struct segmodel_params *p, struct mem_plan *out)
     if (rc) return rc;
     if ((rc = rife_load(wf, &cfg, &w))) goto done;
     if ((rc = rife_dims(&d, &cfg, p->width, p->height, p->scale > 0 ? p->scale : 1.0))) goto done;
-    /* the GPU modes' weight bytes from the registration nn_wres will load */
+    /* the weights from the registration nn_wres will load: all resident, no
+     * blocks (cpu mode maps them: the tensors the forward reads become
+     * resident; on the device each is one 256-aligned piece of one arena) */
     if (!(r = nn_wres_new(NN_WRES_RESIDENT, 0))) { rc = ISO_EINTERNAL; goto done; }
     if ((rc = rife_register(r, &cfg, &w))) goto done;
-    uint64_t dev_weights = 0;
-    nn_wres_sizes(r, &dev_weights, NULL, NULL, NULL, NULL);
     struct plan_blocks b = { 0 };
-    /* the weights are mapped, not copied: the tensors the forward reads become
-     * resident; on the device each is one 256-aligned piece of one arena */
-    b.n_blocks = 0;
-    b.resident_bytes = rife_weight_bytes(wf);
-    b.align_slack = dev_weights > b.resident_bytes ? dev_weights - b.resident_bytes : 0;
-    b.largest_tensor = 0;
-    for (size_t i = 0; i < weights_count(wf); i++) {
-        const struct wt_tensor *t = weights_at(wf, i);
-        const char *nm = !strncmp(t->name, "module.", 7) ? t->name + 7 : t->name;
-        if ((!strncmp(nm, "block", 5) || !strncmp(nm, "encode.", 7)) && t->nbytes > b.largest_tensor)
-            b.largest_tensor = t->nbytes;
-    }
+    nn_wres_plan_blocks(r, &b);
     /* cpu: the activations, the nn core's convolution scratch, and the weights
      * converted to f32 when they are not */
     uint64_t cpu_act = (uint64_t)d.total * sizeof(float) + (uint64_t)d.n_scratch * sizeof(float) +
