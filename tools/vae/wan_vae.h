@@ -76,4 +76,35 @@ int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_va
  * count. */
 uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
+/* The part of wan_vae_decode_act_bytes on nn's backend (device memory on
+ * NN_CUDA): every tile's caches and one tile's working set; the tiles'
+ * decoded output, the blend and the assembled frames are host memory. The
+ * encoder's activations are all on the backend (wan_vae_encode_act_bytes). */
+uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
+
+/* ---- where the weights live (common/nn_wres.h) ----
+ * The stride-1 convolutions (every causal 3x3x3 and (3,1,1) convolution, the
+ * upsamplers' 3x3) run as one GEMM per kernel tap, whose operand is the
+ * weight re-laid out as float32 [taps, O, C]. In cpu mode that copy is made
+ * per call from the mapping (nothing more is held); for a GPU backend
+ * wan_vae_relay makes it once on the host and the re-laid copy is what is
+ * registered (and uploaded) in place of the stored weight, so no op reads a
+ * stored weight on the host. Numbers are identical either way.
+ *
+ * wan_vae_relay: make the re-laid copies of `half` (reads the weights).
+ * wan_vae_register: register every weight `half`'s forward reads into r, all
+ *   resident (block -1: the VAE is small); relaid 1 registers the re-laid
+ *   copies (wan_vae_relay first), 0 the stored weights.
+ * wan_vae_plan_blocks: the weight fields of a plan for that registration
+ *   (nn_wres_plan_blocks: what nn_wres_load takes on a device) and the host
+ *   bytes of the re-laid copies, from the shapes alone (before anything is
+ *   read).
+ * wan_vae_drop_relaid_host: free the host copies once a RESIDENT load on an
+ *   NN_CUDA context uploaded them (never on NN_CPU: they are read in place). */
+struct nn_wres;
+int wan_vae_relay(struct wan_vae *v, int half);
+int wan_vae_register(struct wan_vae *v, int half, struct nn_wres *r, int relaid);
+struct plan_blocks;
+int wan_vae_plan_blocks(struct wan_vae *v, int half, int relaid, struct plan_blocks *b, uint64_t *relaid_host);
+void wan_vae_drop_relaid_host(struct wan_vae *v);
 #endif
