@@ -59,6 +59,7 @@ static const float WAN21_STD[16] = {
     3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f };
 
 #define MAX_BLOCKS 64
+#define MAX_TILES WAN_VAE_MAX_TILES
 
 /* a convolution: weight [O, C, kt, kh, kw] (3-D) or [O, C, kh, kw] (2-D) */
 struct wv_conv {
@@ -1147,6 +1148,13 @@ static int tile_starts(int n, int tile, int ov, int *st, int max)
     return k;
 }
 
+int wan_vae_tile_count(int h, int w, const struct wan_vae_tiling *tl)
+{
+    int st[MAX_TILES + 1], tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    if (tile > 0 && (ov < 0 || ov >= tile)) return MAX_TILES + 1;
+    return tile_starts(h, tile, ov, st, MAX_TILES) * tile_starts(w, tile, ov, st, MAX_TILES);
+}
+
 /* one decoded tile: [3, t, th, tw] */
 struct dtile { float *d; int t, h, w; };
 
@@ -1185,7 +1193,6 @@ static void blend_h(const struct dtile *a, struct dtile *b, int extent)
         }
 }
 
-#define MAX_TILES 64
 
 /* Frame-major tiled streaming: each latent frame goes through every tile
  * (each tile with its own causal caches, as each tile of diffusers'

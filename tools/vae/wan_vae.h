@@ -62,6 +62,10 @@ typedef int (*wan_vae_emit_fn)(void *ctx, int index, const float *rgb, int H, in
 struct wan_vae_tiling { int tile, overlap; };
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx);
+/* tiles of h x w latents under tl (ny * nx); more than WAN_VAE_MAX_TILES
+ * is refused by the decode */
+#define WAN_VAE_MAX_TILES 64
+int wan_vae_tile_count(int h, int w, const struct wan_vae_tiling *tl);
 
 /* Encode F frames (F = 1 + temporal*k) of H x W: get(ctx, index, dst)
  * fills dst [3, H, W] with frame index in [-1, 1]. out receives the
