@@ -5,7 +5,16 @@
  * Tolerances: decoded frames PSNR >= 40 dB on every frame after both sides
  * are rounded to 8 bits as the tool writes them (round(clamp((x+1)/2)*255)),
  * and max |ours - ref| <= 1e-3 on the float frames; encoded latents (the
- * normalised posterior mean) max |ours - ref| <= 1e-3 * max |ref|. */
+ * normalised posterior mean) max |ours - ref| <= 1e-3 * max |ref|.
+ *
+ * The CUDA backend (skipped with the reason where nn_new(NN_CUDA) fails: no
+ * GPU, no cuBLAS, a CPU build): each fixture model with every weight resident
+ * on the device (nn_wres RESIDENT, the re-laid float32 conv weights), its
+ * decodes and encodes against the CPU backend's: max |cuda - cpu| <=
+ * 1e-4 * max |cpu| (float32 weights and activations, cuBLAS SGEMM in
+ * CUBLAS_DEFAULT_MATH against OpenBLAS: only the summation order differs),
+ * and against diffusers with the tolerances above. On a GPU machine:
+ * sh tests/gpu/vae_check.sh. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +24,7 @@
 #include "err.h"
 #include "image.h"
 #include "nn.h"
+#include "nn_wres.h"
 #include "safetensors.h"
 #include "test.h"
 #include "wan_vae.h"
@@ -158,6 +168,117 @@ static const struct fixture FIXTURES[] = {
       { { 5, 16, 16 }, { 0 } } },
 };
 
+/* ---- the CUDA backend against the CPU backend ---- */
+
+static double rel_diff(const float *a, const float *ref, size_t n)
+{
+    double m = 0, e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (!(d <= e)) e = d; /* NaN counts as infinite */
+        if (fabs(ref[i]) > m) m = fabs(ref[i]);
+    }
+    return e / (m > 1e-30 ? m : 1e-30);
+}
+
+/* decode (T latent frames) or encode (F frames) of fixture dir on both
+ * contexts; vc, vg: the model opened for each */
+static void cuda_vs_cpu(struct wan_vae *vc, struct nn *cpu, struct wan_vae *vg, struct nn *gpu, const char *dir,
+                        int T, const int *enc)
+{
+    char path[512];
+    struct safetensors *st = NULL;
+    uint64_t ls[4], fs[4];
+    if (T) {
+        snprintf(path, sizeof path, "%s/dec_%d.safetensors", dir, T);
+        if (st_open(path, &st)) { CHECKF(0, "%s: %s", path, iso_errmsg()); return; }
+        const float *lat = tensor(st, "latents", 4, ls), *ref = tensor(st, "frames", 4, fs);
+        CHECK(lat && ref);
+        if (lat && ref) {
+            size_t n = 3 * fs[1] * fs[2] * fs[3];
+            struct collect a = { calloc(n, sizeof(float)), (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
+            struct collect b = { calloc(n, sizeof(float)), (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
+            int rc1 = wan_vae_decode(vc, cpu, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &a);
+            int rc2 = wan_vae_decode(vg, gpu, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &b);
+            CHECKF(rc1 == 0 && rc2 == 0 && a.n == a.F && b.n == b.F, "%s: decode rc %d / %d (%s)", path, rc1, rc2,
+                   iso_errmsg());
+            double e = rel_diff(b.frames, a.frames, n), er = rel_diff(b.frames, ref, n);
+            printf("  %s: cuda vs cpu rel %.3g, cuda vs diffusers rel %.3g\n", path, e, er);
+            CHECKF(e <= 1e-4, "%s: cuda vs cpu %.3g", path, e);
+            CHECKF(er <= 1e-3, "%s: cuda vs diffusers %.3g", path, er);
+            free(a.frames);
+            free(b.frames);
+        }
+        st_close(&st);
+        return;
+    }
+    char fdir[512];
+    snprintf(path, sizeof path, "%s/enc_%d.safetensors", dir, enc[0]);
+    snprintf(fdir, sizeof fdir, "%s/enc_%d", dir, enc[0]);
+    if (st_open(path, &st)) { CHECKF(0, "%s: %s", path, iso_errmsg()); return; }
+    const float *ref = tensor(st, "latents", 4, ls);
+    CHECK(ref != NULL);
+    if (ref) {
+        size_t n = ls[0] * ls[1] * ls[2] * ls[3];
+        float *a = calloc(n, sizeof(float)), *b = calloc(n, sizeof(float));
+        struct pngs p = { fdir, 0 };
+        int rc1 = wan_vae_encode(vc, cpu, enc[0], enc[1], enc[2], png_get, &p, a);
+        int rc2 = wan_vae_encode(vg, gpu, enc[0], enc[1], enc[2], png_get, &p, b);
+        CHECKF(rc1 == 0 && rc2 == 0, "%s: encode rc %d / %d (%s)", path, rc1, rc2, iso_errmsg());
+        double e = rel_diff(b, a, n), er = rel_diff(b, ref, n);
+        printf("  %s: cuda vs cpu rel %.3g, cuda vs diffusers rel %.3g\n", path, e, er);
+        CHECKF(e <= 1e-4, "%s: cuda vs cpu %.3g", path, e);
+        CHECKF(er <= 1e-3, "%s: cuda vs diffusers %.3g", path, er);
+        free(a);
+        free(b);
+    }
+    st_close(&st);
+}
+
+static void test_cuda(struct nn *cpu)
+{
+    struct nn *gpu = NULL;
+    int rc = nn_new(&gpu, NN_CUDA, 2);
+    if (rc) {
+        CHECKF(rc == ISO_EUNAVAIL, "nn_new(NN_CUDA): rc %d (%s)", rc, iso_errmsg());
+        TEST_SKIP("Wan VAE on the CUDA backend against the CPU backend: %s", iso_errmsg());
+        return;
+    }
+    printf("# %s\n", nn_backend_info(gpu));
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) {
+        const struct fixture *fx = &FIXTURES[i];
+        char dir[256], model[300], name[300];
+        snprintf(dir, sizeof dir, FIX "/%s", fx->name);
+        snprintf(model, sizeof model, "%s/%s", dir, fx->model);
+        snprintf(name, sizeof name, "%s on CUDA (weights resident)", fx->name);
+        TEST(name);
+        struct weights *w = NULL;
+        struct wan_vae *vc = NULL, *vg = NULL;
+        struct nn_wres *r = NULL;
+        const int halves = WAN_VAE_ENCODER | WAN_VAE_DECODER;
+        rc = weights_open(model, &w);
+        if (!rc) rc = wan_vae_open(&vc, w, halves);
+        if (!rc) rc = wan_vae_open(&vg, w, halves);
+        if (!rc) rc = wan_vae_relay(vg, WAN_VAE_DECODER);
+        if (!rc) rc = wan_vae_relay(vg, WAN_VAE_ENCODER);
+        if (!rc && !(r = nn_wres_new(NN_WRES_RESIDENT, 0))) rc = ISO_EINTERNAL;
+        if (!rc) rc = wan_vae_register(vg, WAN_VAE_DECODER, r, 1);
+        if (!rc) rc = wan_vae_register(vg, WAN_VAE_ENCODER, r, 1);
+        if (!rc) rc = nn_wres_load(r, gpu);
+        CHECKF(rc == 0, "%s: %s", model, iso_errmsg());
+        if (!rc) {
+            wan_vae_drop_relaid_host(vg);
+            for (int k = 0; k < 3 && fx->dec_T[k]; k++) cuda_vs_cpu(vc, cpu, vg, gpu, dir, fx->dec_T[k], NULL);
+            for (int k = 0; k < 3 && fx->enc[k][0]; k++) cuda_vs_cpu(vc, cpu, vg, gpu, dir, 0, fx->enc[k]);
+        }
+        nn_wres_free(&r);
+        wan_vae_free(&vg);
+        wan_vae_free(&vc);
+        weights_close(&w);
+    }
+    nn_free(&gpu);
+}
+
 int main(void)
 {
     struct nn *nn = NULL;
@@ -190,6 +311,7 @@ int main(void)
         wan_vae_free(&v);
         weights_close(&w);
     }
+    test_cuda(nn);
     nn_free(&nn);
     return test_report();
 }
