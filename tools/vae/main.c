@@ -67,7 +67,7 @@ static const struct cli_spec decode_spec = {
     .min_args = 1,
     .max_args = 1,
     .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,
 };
 
 static const struct cli_spec encode_spec = {
@@ -97,7 +97,7 @@ static const struct cli_spec encode_spec = {
     .min_args = 0,
     .max_args = -1,
     .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
