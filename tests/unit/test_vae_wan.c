@@ -13,7 +13,8 @@
  * decodes and encodes against the CPU backend's: max |cuda - cpu| <=
  * 1e-4 * max |cpu| (float32 weights and activations, cuBLAS SGEMM in
  * CUBLAS_DEFAULT_MATH against OpenBLAS: only the summation order differs),
- * and against diffusers with the tolerances above. On a GPU machine:
+ * and against diffusers with the tolerances above; the product attention
+ * (D 384, two slices) against the fused CPU one within 1e-4. On a GPU machine:
  * sh tests/gpu/vae_check.sh. */
 #include <math.h>
 #include <stdint.h>
@@ -168,6 +169,63 @@ static const struct fixture FIXTURES[] = {
       { { 5, 16, 16 }, { 0 } } },
 };
 
+/* ---- the middle block's attention as products (the CUDA path for heads
+ * over 256 channels: Wan2.1's 384) against the fused nn_attention on the
+ * CPU: max |products - fused| <= 1e-5 * max |fused| (float32, only the
+ * summation order and the exp differ) ---- */
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static double rel_diff(const float *a, const float *ref, size_t n);
+
+/* q, k, v [L, D] random; *fused = nn_attention on cpu (host memory) */
+static void attn_inputs(int L, int D, float **q, float **k, float **v, float **fused, struct nn *cpu)
+{
+    size_t n = (size_t)L * D;
+    *q = malloc(n * sizeof(float)); *k = malloc(n * sizeof(float)); *v = malloc(n * sizeof(float));
+    *fused = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { (*q)[i] = 2 * frand(); (*k)[i] = 2 * frand(); (*v)[i] = frand(); }
+    nn_attention(cpu, *fused, *q, *k, *v, L, L, 1, D, 1.0f / sqrtf((float)D), NULL, L);
+}
+
+static void test_attention_products_cpu(struct nn *cpu)
+{
+    TEST("attention as products (D 384) on the CPU");
+    int L = 300, D = 384;
+    float *q, *k, *v, *fused, *o = malloc((size_t)L * D * sizeof(float)), *sc = malloc((size_t)L * L * sizeof(float));
+    attn_inputs(L, D, &q, &k, &v, &fused, cpu);
+    wan_vae_attention_products(cpu, o, q, k, v, L, D, 1.0f / sqrtf((float)D), sc);
+    /* and both against softmax(q k^T / sqrt(D)) v in double */
+    float *ref = malloc((size_t)L * D * sizeof(float));
+    double *p = malloc((size_t)L * sizeof(double));
+    for (int i = 0; i < L; i++) {
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j < L; j++) {
+            double d = 0;
+            for (int c = 0; c < D; c++) d += (double)q[(size_t)i * D + c] * k[(size_t)j * D + c];
+            p[j] = d / sqrt((double)D);
+            if (p[j] > mx) mx = p[j];
+        }
+        for (int j = 0; j < L; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int c = 0; c < D; c++) {
+            double acc = 0;
+            for (int j = 0; j < L; j++) acc += p[j] * v[(size_t)j * D + c];
+            ref[(size_t)i * D + c] = (float)(acc / sum);
+        }
+    }
+    double e = rel_diff(o, fused, (size_t)L * D), ep = rel_diff(o, ref, (size_t)L * D), ef = rel_diff(fused, ref, (size_t)L * D);
+    printf("  L %d, D %d: products vs fused rel %.3g; vs double: products %.3g, fused %.3g\n", L, D, e, ep, ef);
+    CHECKF(e <= 1e-5 && ep <= 1e-5 && ef <= 1e-5, "products vs fused %.3g, vs double %.3g / %.3g", e, ep, ef);
+    free(ref);
+    free(p);
+    CHECK(wan_vae_attn_scratch_bytes(384, L) == (uint64_t)L * L * 4 && wan_vae_attn_scratch_bytes(256, L) == 0);
+    free(q); free(k); free(v); free(fused); free(o); free(sc);
+}
+
 /* ---- the CUDA backend against the CPU backend ---- */
 
 static double rel_diff(const float *a, const float *ref, size_t n)
@@ -245,6 +303,26 @@ static void test_cuda(struct nn *cpu)
         return;
     }
     printf("# %s\n", nn_backend_info(gpu));
+    {
+        TEST("attention as products (D 384, two slices of scores) on CUDA against the fused CPU attention");
+        int L = 4500, D = 384;
+        size_t n = (size_t)L * D;
+        float *q, *k, *v, *fused, *o = malloc(n * sizeof(float));
+        attn_inputs(L, D, &q, &k, &v, &fused, cpu);
+        float *dq = nn_alloc(gpu, n), *dk = nn_alloc(gpu, n), *dv = nn_alloc(gpu, n), *dout = nn_alloc(gpu, n);
+        float *dsc = nn_alloc(gpu, wan_vae_attn_scratch_bytes(D, L) / sizeof(float));
+        CHECK(dq && dk && dv && dout && dsc);
+        if (dq && dk && dv && dout && dsc && !nn_upload(gpu, dq, q, n) && !nn_upload(gpu, dk, k, n) &&
+            !nn_upload(gpu, dv, v, n)) {
+            wan_vae_attention_products(gpu, dout, dq, dk, dv, L, D, 1.0f / sqrtf((float)D), dsc);
+            CHECKF(nn_download(gpu, o, dout, n) == 0, "download: %s", iso_errmsg());
+            double e = rel_diff(o, fused, n);
+            printf("  L %d, D %d: cuda products vs cpu fused rel %.3g\n", L, D, e);
+            CHECKF(e <= 1e-4, "cuda products vs cpu fused %.3g", e);
+        }
+        nn_release(gpu, &dq); nn_release(gpu, &dk); nn_release(gpu, &dv); nn_release(gpu, &dout); nn_release(gpu, &dsc);
+        free(q); free(k); free(v); free(fused); free(o);
+    }
     for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) {
         const struct fixture *fx = &FIXTURES[i];
         char dir[256], model[300], name[300];
@@ -311,6 +389,7 @@ int main(void)
         wan_vae_free(&v);
         weights_close(&w);
     }
+    test_attention_products_cpu(nn);
     test_cuda(nn);
     nn_free(&nn);
     return test_report();
