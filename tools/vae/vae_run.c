@@ -157,7 +157,8 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
     if ((rc = wan_vae_register(v, half, *wr, wm != NN_WRES_MAPPED)) || (rc = nn_wres_load(*wr, *nn))) return rc;
     if (be == NN_CUDA) {
         wan_vae_drop_relaid_host(v); /* uploaded: the device copies are what the forward reads */
-        if ((rc = nn_reserve(*nn, act_dev))) return rc;
+        uint64_t fixed = nn_cuda_fixed_bytes(); /* made at nn_new */
+        if ((rc = nn_reserve(*nn, act_dev > fixed ? act_dev - fixed : 0))) return rc;
     }
     rt_load_end(rt);
     return 0;
