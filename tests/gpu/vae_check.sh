@@ -5,7 +5,11 @@
 #     names) with every weight resident on the device, each decode (1, 3, 5,
 #     9 frames) and encode (1, 5, 9 frames) against the CPU backend (max
 #     |cuda - cpu| <= 1e-4 * max |cpu|) and against diffusers (the fixtures'
-#     tolerances); plus the CPU checks of the same program.
+#     tolerances); the product attention (one 384-channel head, past the
+#     fused kernel's 256) against the CPU; a full-size random Wan2.1 VAE
+#     (127 M bf16 parameters written to /tmp, the real channel counts)
+#     decoding and encoding 5 frames of 120x208 on CUDA against the CPU
+#     (1e-3), with both times; plus the CPU checks of the same program.
 #  2. when bin/vae (a CUDA build) and build/tests/helpers/vae_check run on this
 #     machine: the tool itself in --memory-mode beefy and lightweight (decode,
 #     encode, encode --vace) against the diffusers references (PSNR >= 40 dB on
@@ -13,8 +17,9 @@
 #     report saying its mode and "weights": "resident" / "streamed". Skipped with
 #     the reason when the binaries cannot start here (they link libpng, jansson
 #     and FFmpeg dynamically).
-# A few seconds on any card; the whole script is bounded by `timeout 240`
-# for part 1 and 60 s per tool run.
+# Under a minute on an H100-class card with 16 CPU cores (the CPU side of the
+# full-size comparison dominates); bounded by `timeout 240` for part 1 and
+# 60 s per tool run.
 #
 #   sh tests/gpu/vae_check.sh --build   on the build machine (no GPU needed):
 #       writes build/gpu/vae_check (CUDA runtime, OpenBLAS, jansson, libpng and
