@@ -1522,3 +1522,8 @@ void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, c
             memcpy(yr, xr, S * sizeof(float));
     }
 }
+
+#ifdef ISOPIPE_CUDA
+/* for nn_img.c's dispatch to nn_img_cuda.cu */
+struct nnc *nn_cuda_of(struct nn *nn) { return nn->cuda; }
+#endif

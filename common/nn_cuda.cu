@@ -1140,3 +1140,9 @@ extern "C" void nnc_add_channels(struct nnc *c, float *y, const float *x, int C,
     k_add_channels<<<nb < 16384 ? nb : 16384, 256, 0, c->stream>>>(y, x, S, total, dw_of(b));
     LAUNCHED(c, "add_channels");
 }
+
+// ---- for the image ops of nn_img_cuda.cu ----
+
+extern "C" void *nnc_stream(struct nnc *c) { return c->stream; }
+
+extern "C" void nnc_launched(struct nnc *c, const char *what) { LAUNCHED(c, what); }

@@ -59,6 +59,12 @@ void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, int C, int H,
 /* 4-D strided copy and per-channel bias (nn_copy_box, nn_add_channels) */
 void nnc_copy_box(struct nnc *c, float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4]);
 void nnc_add_channels(struct nnc *c, float *y, const float *x, int C, size_t S, const struct nn_w *b);
+/* for the image ops of nn_img_cuda.cu: the stream ops are queued on, and
+ * "check the launch just made" (records the first failure, as the ops here do) */
+void *nnc_stream(struct nnc *c);
+void nnc_launched(struct nnc *c, const char *what);
+/* nn.c: the device half of an NN_CUDA context (NULL on NN_CPU) */
+struct nnc *nn_cuda_of(struct nn *nn);
 #ifdef __cplusplus
 }
 #endif
