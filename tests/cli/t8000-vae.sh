@@ -101,9 +101,13 @@ for m in beefy lightweight; do
     check "encode $m: latents byte-identical to cpu mode" cmp -s gpu_e_cpu.safetensors gpu_e_$m.safetensors
     check "encode --vace $m: vace_context byte-identical to cpu mode" cmp -s gpu_v_cpu.safetensors gpu_v_$m.safetensors
 done
-check "vae.json: beefy mode, weights resident" grep -q '"weights": "resident"' gpu_d_beefy/vae.json
-check "vae.json: lightweight mode, weights through nn_wres streamed (0 blocks: all resident)" grep -q '"weights": "streamed"' gpu_d_lightweight/vae.json
-check "vae.json: cpu mode, weights mapped" grep -q '"weights": "mapped"' gpu_d_cpu/vae.json
+nn_is() { # vae.json, mode, weights: memory.mode and memory.nn.weights
+    python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["memory"]
+assert m["mode"] == sys.argv[2] and m["nn"]["weights"] == sys.argv[3] and m["nn"]["backend"] == "cpu"' "$@"
+}
+check "vae.json: beefy mode, weights resident (pretend device: nn on the cpu)" nn_is gpu_d_beefy/vae.json beefy resident
+check "vae.json: lightweight mode, weights resident too" nn_is gpu_d_lightweight/vae.json lightweight resident
+check "vae.json: cpu mode, weights mapped" nn_is gpu_d_cpu/vae.json cpu mapped
 check "encode --vace report: beefy mode" grep -q '"mode": "beefy"' gpu_v_beefy.json
 ISOPIPE_FAKE_GPU=8192:8192 expect_exit "--plan on a pretend device" 0 "$VAE" decode --plan -m "$A" "$FX/a_diffusers/dec_3.safetensors"
 check "--plan: beefy and lightweight possible" python3 -c '

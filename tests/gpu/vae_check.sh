@@ -14,7 +14,7 @@
 #     machine: the tool itself in --memory-mode beefy and lightweight (decode,
 #     encode, encode --vace) against the diffusers references (PSNR >= 40 dB on
 #     every frame, latents / vace_context within 1e-3), each run's vae.json or
-#     report saying its mode and "weights": "resident" / "streamed". Skipped with
+#     report saying its mode, memory.nn "weights": "resident" and a cuda backend. Skipped with
 #     the reason when the binaries cannot start here (they link libpng, jansson
 #     and FFmpeg dynamically).
 # Under a minute on an H100-class card with 16 CPU cores (the CPU side of the
@@ -116,7 +116,7 @@ else
     for m in beefy lightweight; do
         t "decode $m" timeout 60 "$VAE" decode -q --memory-mode $m -m "$B" "$FX/b_original/dec_3.safetensors" -o "$W/d_$m"
         t "decode $m: PSNR >= 40 dB against diffusers" "$CHK" frames "$W/d_$m" "$FX/b_original/dec_3.safetensors" 40
-        t "decode $m: vae.json says $m, nn on cuda" sh -c "grep -q '\"mode\": \"$m\"' '$W/d_$m/vae.json' && grep -q '\"backend\": \"cuda: cuBLAS' '$W/d_$m/vae.json'"
+        t "decode $m: vae.json says $m, nn on cuda" sh -c "grep -q '\"mode\": \"$m\"' '$W/d_$m/vae.json' && grep -q '\"backend\": \"cuda: cuBLAS' '$W/d_$m/vae.json' && grep -q '\"weights\": \"resident\"' '$W/d_$m/vae.json'"
         t "decode --tile 4 $m: against diffusers' tiled decode" sh -c "timeout 60 '$VAE' decode -q --memory-mode $m --tile 4 --tile-overlap 1 -m '$A' '$FX/tiled.safetensors' -o '$W/t_$m' && '$CHK' frames '$W/t_$m' '$FX/tiled.safetensors' 40"
         t "encode $m" timeout 60 "$VAE" encode -q --memory-mode $m -m "$C" "$FX/c_original_f16/enc_5" -o "$W/e_$m.safetensors"
         t "encode $m: latents within 1e-3" "$CHK" latents "$W/e_$m.safetensors" "$FX/c_original_f16/enc_5.safetensors" 1e-3

@@ -121,6 +121,13 @@ static int make_plan(const struct wan_vae *v, int half, const char *model_path, 
     return rc;
 }
 
+/* where the weights live: the VAE is small, so both GPU modes hold every
+ * weight on the device (lightweight saves VRAM by tiling, not by streaming) */
+static enum nn_wres_mode wres_mode_of(enum mem_mode m)
+{
+    return m == MEM_MODE_BEEFY || m == MEM_MODE_LIGHTWEIGHT ? NN_WRES_RESIDENT : NN_WRES_MAPPED;
+}
+
 /* The backend of the admitted mode and the weights there: cpu -> NN_CPU,
  * weights mapped; beefy / lightweight -> NN_CUDA with every weight resident
  * (the stride-1 convolutions' re-laid copies instead of the stored ones);
@@ -138,7 +145,7 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
         rc = nn_new(nn, NN_CUDA, cli_threads(c));
         if (rc == ISO_EUNAVAIL) {
             snprintf(fallback, nfb, "%s", iso_errmsg());
-            log_info("vae: %s; going on in cpu mode", fallback);
+            log_warn("vae: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(*mode), fallback);
             iso_errclear();
             *mode = MEM_MODE_CPU;
         } else if (rc) {
@@ -150,8 +157,7 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
         log_verbose("pretend device: %s mode computes on the CPU", mem_mode_name(*mode));
     }
     if (!*nn && (rc = nn_new(nn, NN_CPU, cli_threads(c)))) return rc;
-    enum nn_wres_mode wm = *mode == MEM_MODE_BEEFY ? NN_WRES_RESIDENT
-                         : *mode == MEM_MODE_LIGHTWEIGHT ? NN_WRES_STREAMED : NN_WRES_MAPPED;
+    enum nn_wres_mode wm = wres_mode_of(*mode);
     if (wm != NN_WRES_MAPPED && (rc = wan_vae_relay(v, half))) return rc;
     if (!(*wr = nn_wres_new(wm, 0))) return ISO_EINTERNAL;
     if ((rc = wan_vae_register(v, half, *wr, wm != NN_WRES_MAPPED)) || (rc = nn_wres_load(*wr, *nn))) return rc;
@@ -164,26 +170,17 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
     return 0;
 }
 
-/* the memory object plus where the weights lived and which backend ran */
-static json_t *memory_json(struct rt *rt, struct nn *nn, struct nn_wres *wr, int mode_wres, const char *fallback)
+/* the memory object plus "nn": which backend ran, where the weights lived,
+ * why a GPU mode ran on the CPU (as segment-gen's rife reports it) */
+static json_t *memory_json(struct rt *rt, struct nn *nn, enum mem_mode mode, const char *fallback)
 {
     json_t *m = rt_memory_json(rt);
     if (!m) return NULL;
-    json_object_set_new(m, "weights", json_string(nn_wres_mode_name((enum nn_wres_mode)mode_wres)));
-    json_object_set_new(m, "backend", json_string(nn ? nn_backend_info(nn) : "none"));
-    if (fallback && fallback[0]) json_object_set_new(m, "gpu_unavailable", json_string(fallback));
-    if (mode_wres == NN_WRES_STREAMED) {
-        uint64_t copies, hits, bytes;
-        nn_wres_stats(wr, &copies, &hits, &bytes);
-        json_object_set_new(m, "streamed", json_pack("{s:I, s:I, s:I}", "copies", (json_int_t)copies, "hits",
-                                                     (json_int_t)hits, "bytes", (json_int_t)bytes));
-    }
+    json_t *o = json_pack("{s:s, s:s}", "backend", nn ? nn_backend_info(nn) : "none", "weights",
+                          nn_wres_mode_name(wres_mode_of(mode)));
+    if (fallback && fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
+    json_object_set_new(m, "nn", o);
     return m;
-}
-
-static int wres_mode_of(enum mem_mode m)
-{
-    return m == MEM_MODE_BEEFY ? NN_WRES_RESIDENT : m == MEM_MODE_LIGHTWEIGHT ? NN_WRES_STREAMED : NN_WRES_MAPPED;
 }
 
 static json_t *config_json(const struct wan_vae_config *c)
@@ -499,7 +496,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "tiling", json_deep_copy(tiling));
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:i}", "decode_s", t_dec, "frames_per_s",
                                                   t_dec > 0 ? F / t_dec : 0.0, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", memory_json(rt, nn, wr, wres_mode_of(mode), fallback));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     free(json_final);
     if ((rc = jsonio_write_atomic(json_path, root))) goto done;
     if ((rc = sig_check())) goto done;
@@ -700,7 +697,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "latents", json_pack("[i,i,i,i]", cfg->z_dim, T, h, wl));
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:i}", "encode_s", t_enc, "frames_per_s",
                                                   t_enc > 0 ? F / t_enc : 0.0, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", memory_json(rt, nn, wr, wres_mode_of(mode), fallback));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
 done:
@@ -938,7 +935,7 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "frames", json_integer(F));
     json_object_set_new(root, "vace_context", json_pack("[i,i,i,i]", C, T, h, wl));
     json_object_set_new(root, "timing", json_pack("{s:f, s:i}", "encode_s", t_enc, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", memory_json(rt, nn, wr, wres_mode_of(mode), fallback));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
 done:
