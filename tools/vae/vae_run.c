@@ -314,6 +314,11 @@ static int choose_gpu_tiling(const struct vae_args *a, const struct cli_common *
 {
     if (a->tile > 0) return explicit_tiling(a, h > w ? h : w, tl, why, n);
     uint64_t room = 0, f, t;
+    /* a run that may go lightweight creates the CUDA context now (admission
+     * would, just after), so that the room is net of it (~520 MiB, not in
+     * the plan: docs/memory.md); --plan alone does not */
+    int may_run = c->memory_mode == MEM_MODE_LIGHTWEIGHT || (c->memory_mode == MEM_MODE_AUTO && NN_CUDA_MODELS_VERIFIED);
+    if (gpu_present() && !gpu_is_fake() && !c->plan_only && may_run && gpu_activate()) iso_errclear();
     if (gpu_present() && gpu_mem_get(&f, &t) == 0) {
         uint64_t res = c->vram_reserve_mib > 0 ? (uint64_t)c->vram_reserve_mib << 20 : 0;
         room = f > res ? f - res : 0;
