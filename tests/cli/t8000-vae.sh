@@ -129,9 +129,10 @@ ISOPIPE_FAKE_GPU=8192:$room expect_exit "lightweight under $room MiB of device r
 tile=$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["tiling"]; print(t["tile"], t["overlap"])' gpu_lw/vae.json)
 echo "# lightweight chose tile/overlap: $tile"
 check "lightweight tiled to fit the device room (tile $tile)" test "${tile%% *}" -gt 0
+check "lightweight tiles go tile-major (one tile's caches at a time)" grep -q '"order": "tile-major"' gpu_lw/vae.json
 set -- $tile
 expect_exit "cpu decode with the same --tile $1 --tile-overlap $2" 0 "$VAE" decode -q --memory-mode cpu --tile "$1" --tile-overlap "$2" -m "$A" l40.safetensors -o gpu_lw_cpu
-check "lightweight tiled frames byte-identical to cpu mode with that tile" same_pngs gpu_lw_cpu gpu_lw
+check "lightweight tile-major frames byte-identical to cpu mode's frame-major ones with that tile" same_pngs gpu_lw_cpu gpu_lw
 ISOPIPE_FAKE_GPU=8192:$room expect_exit "beefy does not fit $room MiB" 75 "$VAE" decode -q --memory-mode beefy -m "$A" l40.safetensors -o gpu_bf
 check "message gives need and room" stderr_has "beefy mode needs"
 check "nothing written" test ! -e gpu_bf

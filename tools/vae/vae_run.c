@@ -275,7 +275,7 @@ static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, 
     }
     int smallest = 0;
     for (int t = big - 1; t >= 4; t--) {
-        struct wan_vae_tiling c = { t, (t + 3) / 4 };
+        struct wan_vae_tiling c = { t, (t + 3) / 4, dev }; /* the device's tiles go tile-major */
         if (wan_vae_tile_count(h, w, &c) > WAN_VAE_MAX_TILES) break;
         smallest = t;
         uint64_t nt = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, &c) : wan_vae_decode_act_bytes(cfg, h, w, &c)) + other;
@@ -293,6 +293,7 @@ static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, 
     }
     tl->tile = smallest;
     tl->overlap = (smallest + 3) / 4;
+    tl->tile_major = dev;
     snprintf(why, n, "even tiles of %d latent pixels (at most %d tiles) exceed the %s of %.0f MiB", smallest,
              WAN_VAE_MAX_TILES, what, budget / 1048576.0);
 }
@@ -329,8 +330,8 @@ static int choose_gpu_tiling(const struct vae_args *a, const struct cli_common *
 
 static json_t *tiling_json(const struct wan_vae_tiling *tl, int spatial, const char *why)
 {
-    return json_pack("{s:i, s:i, s:i, s:s}", "tile", tl->tile, "tile_pixels", tl->tile * spatial, "overlap",
-                     tl->overlap, "why", why);
+    return json_pack("{s:i, s:i, s:i, s:s, s:s}", "tile", tl->tile, "tile_pixels", tl->tile * spatial, "overlap",
+                     tl->overlap, "order", tl->tile_major ? "tile-major" : "frame-major", "why", why);
 }
 
 struct frame_sink {
@@ -377,7 +378,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     enum mem_mode mode = MEM_MODE_CPU;
     char *model_path = NULL, *lat_path = NULL, *segdir = NULL, *tmp = NULL, *out = NULL, *json_path = NULL;
     json_t *root = NULL, *tiling = NULL, *gtiling = NULL;
-    struct wan_vae_tiling tl = { 0, 0 }, gtl[2] = { { 0, 0 }, { 0, 0 } };
+    struct wan_vae_tiling tl = { 0, 0, 0 }, gtl[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
     char why[200] = "", gwhy[2][200] = { "", "" }, fallback[300] = "";
     int rc, loading = 0, cleanup = 0;
     double t0 = mem_now(), t_dec = 0;
@@ -433,9 +434,10 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if (a->tile > 0) rc = explicit_tiling(a, h > wl ? h : wl, &gtl[0], gwhy[0], sizeof gwhy[0]);
     else snprintf(gwhy[0], sizeof gwhy[0], "none: beefy decodes whole frames");
     if (rc || (rc = choose_gpu_tiling(a, c, cfg, h, wl, fixed, &gtl[1], gwhy[1], sizeof gwhy[1]))) goto done;
+    gtl[1].tile_major = gtl[1].tile > 0; /* lightweight: one tile's caches on the device at a time */
     for (int m = 0; m < 2; m++) {
         g.act_dev[m] = wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]) + nn_cuda_fixed_bytes();
-        g.act_host[m] = wan_vae_decode_act_bytes(cfg, h, wl, &gtl[m]) - wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]);
+        g.act_host[m] = wan_vae_decode_host_bytes(cfg, h, wl, &gtl[m], F);
     }
     if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &g, &plan))) goto done;
     tiling = tiling_json(&tl, cfg->spatial, why);

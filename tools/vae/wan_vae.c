@@ -1225,14 +1225,79 @@ static void blend_h(const struct dtile *a, struct dtile *b, int extent)
 }
 
 
-/* Frame-major tiled streaming: each latent frame goes through every tile
- * (each tile with its own causal caches, as each tile of diffusers'
- * tiled_decode has its own feat_cache), then the chunk's tiles are blended
- * in diffusers' order (above, then left, in place) and each contributes its
- * first stride*spatial rows and columns. Without tiling: one tile, no blend.
- * The latents, the tiles' decoded output (downloaded per chunk), the blend
- * and the assembled frames are host memory; the decode itself runs on nn's
- * backend. */
+/* blend (diffusers' order: above, then left, mutating in place) */
+static void blend_all(struct dtile *dt, int ny, int nx, int extent)
+{
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            struct dtile *d = &dt[ty * nx + tx];
+            if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, extent);
+            if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, extent);
+        }
+}
+
+/* frame f of the blended tiles into rgb [3, H, W]: each tile contributes its
+ * first sy rows and sx columns; clamped to [-1, 1] */
+static void assemble(const struct dtile *dt, int ny, int nx, int f, int sy, int sx, float *rgb, int H, int W)
+{
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            const struct dtile *d = &dt[ty * nx + tx];
+            int Y0 = ty * sy, X0 = tx * sx;
+            int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
+            if (Y0 + kh > H) kh = H - Y0;
+            if (X0 + kw > W) kw = W - X0;
+            for (int ch = 0; ch < 3; ch++)
+                for (int yy = 0; yy < kh; yy++)
+                    memcpy(rgb + ((size_t)ch * H + Y0 + yy) * W + X0, d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w,
+                           (size_t)kw * sizeof(float));
+        }
+    for (size_t i = 0; i < 3 * (size_t)H * W; i++) rgb[i] = rgb[i] < -1.0f ? -1.0f : rgb[i] > 1.0f ? 1.0f : rgb[i];
+}
+
+/* latent frame t of tile (y0, x0, th, tw) through the decoder; its output
+ * frames go to frames [fo, fo + n) of the host tile d ([3, d->t, h, w]),
+ * *n set. lt: host scratch of z * th * tw. */
+static int decode_chunk(struct wan_vae *v, struct run *r, const float *latents, int T, int h, int w, int t, int y0,
+                        int x0, int th, int tw, float *lt, struct dtile *d, int fo, int *n)
+{
+    const struct wan_vae_config *c = &v->cfg;
+    struct nn *nn = r->nn;
+    int z = c->z_dim, rc;
+    for (int ch = 0; ch < z; ch++)
+        for (int yy = 0; yy < th; yy++) {
+            const float *src = latents + (((size_t)ch * T + t) * h + y0 + yy) * w + x0;
+            float *dst = lt + ((size_t)ch * th + yy) * tw;
+            for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
+        }
+    struct act x = { nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw }, y = { 0 };
+    if (!x.d) return ISO_ETEMPFAIL;
+    if ((rc = nn_upload(nn, x.d, lt, (size_t)z * th * tw)) || (rc = causal_conv(r, &v->dec.quant, &x, &y))) goto done;
+    nn_release(nn, &x.d);
+    x = y;
+    y.d = NULL;
+    if ((rc = body(r, &v->dec, 1, &x))) goto done;
+    if (x.C != 3 || fo + x.t > d->t || x.H != d->h || x.W != d->w) {
+        rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape");
+        goto done;
+    }
+    size_t hw = act_hw(&x);
+    for (int ch = 0; ch < 3 && !rc; ch++)
+        rc = nn_download(nn, d->d + ((size_t)ch * d->t + fo) * hw, x.d + (size_t)ch * x.t * hw, (size_t)x.t * hw);
+    *n = x.t;
+done:
+    nn_release(nn, &x.d);
+    nn_release(nn, &y.d);
+    return rc;
+}
+
+/* Tiled streaming, frame-major or tile-major (wan_vae.h), each tile with its
+ * own causal caches as each tile of diffusers' tiled_decode has its own
+ * feat_cache; the tiles are blended in diffusers' order and each
+ * contributes its first stride*spatial rows and columns. Without tiling: one
+ * tile, no blend. The latents, the tiles' decoded output (downloaded per
+ * chunk), the blend and the assembled frames are host memory; the decode
+ * itself runs on nn's backend. */
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx)
 {
@@ -1247,69 +1312,61 @@ int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T
     int n_tiles = ny * nx, sp = c->spatial, H = h * sp, W = w * sp, z = c->z_dim;
     int th0 = ny > 1 ? tile : h, tw0 = nx > 1 ? tile : w;
     int sy = ny > 1 ? (tile - ov) * sp : H, sx = nx > 1 ? (tile - ov) * sp : W; /* output kept per tile */
-    int rc = 0, index = 0, maxf = c->temporal;
-    size_t HW = (size_t)H * W, tile_out = 3 * (size_t)maxf * th0 * sp * tw0 * sp;
+    int major = tiling && tiling->tile_major && n_tiles > 1;
+    int F = 1 + c->temporal * (T - 1), per = major ? F : c->temporal; /* frames each host tile holds */
+    int rc = 0, index = 0;
+    size_t HW = (size_t)H * W;
     struct run *runs = calloc((size_t)n_tiles, sizeof *runs);
     struct dtile *dt = calloc((size_t)n_tiles, sizeof *dt);
-    float *rgb = malloc(3 * (size_t)maxf * HW * sizeof(float));
+    float *rgb = malloc(3 * HW * sizeof(float));
     float *lt = malloc((size_t)z * th0 * tw0 * sizeof(float));
-    struct act x = { 0 }, y = { 0 };
     if (!runs || !dt || !rgb || !lt) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); goto done; }
-    for (int i = 0; i < n_tiles; i++) {
-        runs[i].nn = nn;
-        if (!(dt[i].d = malloc(tile_out * sizeof(float)))) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); goto done; }
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            int i = ty * nx + tx;
+            int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
+            runs[i].nn = nn;
+            dt[i] = (struct dtile){ malloc(3 * (size_t)per * th * sp * tw * sp * sizeof(float)), per, th * sp, tw * sp };
+            if (!dt[i].d) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory for the decoded tiles"); goto done; }
+        }
+    if (major) {
+        /* one tile through every frame, its caches freed before the next */
+        for (int i = 0; i < n_tiles && !rc; i++) {
+            int ty = i / nx, tx = i % nx, fo = 0, n = 0;
+            for (int t = 0; t < T && !rc; t++, fo += n)
+                rc = decode_chunk(v, &runs[i], latents, T, h, w, t, ys[ty], xs[tx], dt[i].h / sp, dt[i].w / sp, lt,
+                                  &dt[i], fo, &n);
+            if (!rc && fo != F) rc = iso_fail(ISO_EINTERNAL, "vae: tile decoded %d frames, not %d", fo, F);
+            if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+            run_free(&runs[i]);
+        }
+        if (!rc) blend_all(dt, ny, nx, ov * sp);
+        for (int f = 0; f < F && !rc; f++) {
+            assemble(dt, ny, nx, f, sy, sx, rgb, H, W);
+            rc = emit(ctx, index++, rgb, H, W);
+        }
+        goto done;
     }
     for (int t = 0; t < T && !rc; t++) {
         int nf = 0;
-        for (int ty = 0; ty < ny && !rc; ty++)
-            for (int tx = 0; tx < nx && !rc; tx++) {
-                struct run *r = &runs[ty * nx + tx];
-                int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
-                for (int ch = 0; ch < z; ch++)
-                    for (int yy = 0; yy < th; yy++) {
-                        const float *src = latents + (((size_t)ch * T + t) * h + ys[ty] + yy) * w + xs[tx];
-                        float *dst = lt + ((size_t)ch * th + yy) * tw;
-                        for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
-                    }
-                x = (struct act){ nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw };
-                if (!x.d) { rc = ISO_ETEMPFAIL; break; }
-                if ((rc = nn_upload(nn, x.d, lt, (size_t)z * th * tw))) break;
-                if ((rc = causal_conv(r, &v->dec.quant, &x, &y))) break;
-                nn_release(nn, &x.d);
-                x = y;
-                y.d = NULL;
-                if ((rc = body(r, &v->dec, 1, &x))) break;
-                if (x.t > maxf || x.C != 3 || (size_t)x.H * x.W > (size_t)th0 * sp * tw0 * sp) {
-                    rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape");
-                    break;
-                }
-                nf = x.t;
-                struct dtile *d = &dt[ty * nx + tx];
-                d->t = x.t; d->h = x.H; d->w = x.W;
-                if ((rc = nn_download(nn, d->d, x.d, act_n(&x)))) break;
-                nn_release(nn, &x.d);
-            }
+        for (int i = 0; i < n_tiles && !rc; i++) {
+            int ty = i / nx, tx = i % nx;
+            dt[i].t = per;
+            rc = decode_chunk(v, &runs[i], latents, T, h, w, t, ys[ty], xs[tx], dt[i].h / sp, dt[i].w / sp, lt, &dt[i],
+                              0, &nf);
+            dt[i].t = nf; /* this chunk's frames, [3, nf, h, w] as downloaded with stride per */
+        }
         if (rc) break;
-        /* blend (diffusers' order: above, then left, mutating in place) and assemble */
-        for (int ty = 0; ty < ny; ty++)
-            for (int tx = 0; tx < nx; tx++) {
-                struct dtile *d = &dt[ty * nx + tx];
-                if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, ov * sp);
-                if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, ov * sp);
-                int Y0 = ty * sy, X0 = tx * sx;
-                int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
-                if (Y0 + kh > H) kh = H - Y0;
-                if (X0 + kw > W) kw = W - X0;
-                for (int ch = 0; ch < 3; ch++)
-                    for (int f = 0; f < nf; f++)
-                        for (int yy = 0; yy < kh; yy++)
-                            memcpy(rgb + (((size_t)f * 3 + ch) * H + Y0 + yy) * W + X0,
-                                   d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w, (size_t)kw * sizeof(float));
-            }
+        /* the chunk's frames were laid out with a frame stride of `per`: compact to nf */
+        for (int i = 0; i < n_tiles && nf < per; i++) {
+            size_t hw = (size_t)dt[i].h * dt[i].w;
+            for (int ch = 1; ch < 3; ch++)
+                memmove(dt[i].d + (size_t)ch * nf * hw, dt[i].d + (size_t)ch * per * hw, (size_t)nf * hw * sizeof(float));
+        }
+        blend_all(dt, ny, nx, ov * sp);
         for (int f = 0; f < nf && !rc; f++) {
-            float *fr = rgb + (size_t)f * 3 * HW;
-            for (size_t i = 0; i < 3 * HW; i++) fr[i] = fr[i] < -1.0f ? -1.0f : fr[i] > 1.0f ? 1.0f : fr[i];
-            rc = emit(ctx, index++, fr, H, W);
+            assemble(dt, ny, nx, f, sy, sx, rgb, H, W);
+            rc = emit(ctx, index++, rgb, H, W);
         }
     }
 done:
@@ -1320,8 +1377,6 @@ done:
     }
     free(runs);
     free(dt);
-    nn_release(nn, &x.d);
-    nn_release(nn, &y.d);
     free(rgb);
     free(lt);
     return rc;
@@ -1460,10 +1515,22 @@ uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, 
     int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
     uint64_t caches, peak;
     dec_act(c, th, tw, &caches, &peak);
-    /* the tiles' caches, one tile computing, its latents going up, the
-     * product attention's scores where the fused kernel lacks the head size */
-    return (uint64_t)ny * nx * caches + peak + (uint64_t)c->z_dim * th * tw * 4 +
-           wan_vae_attn_scratch_bytes(c->dec_ch[0], th * tw);
+    /* the tiles' caches (tile-major: one tile's), one tile computing, its
+     * latents going up, the product attention's scores where the fused
+     * kernel lacks the head size */
+    uint64_t live = tl && tl->tile_major ? 1 : (uint64_t)ny * nx;
+    return live * caches + peak + (uint64_t)c->z_dim * th * tw * 4 + wan_vae_attn_scratch_bytes(c->dec_ch[0], th * tw);
+}
+
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
+    int n = wan_vae_tile_count(h, w, tl), major = tl && tl->tile_major && n > 1;
+    (void)ov;
+    uint64_t px = (uint64_t)th * tw * c->spatial * c->spatial, frame = (uint64_t)h * w * c->spatial * c->spatial * 3 * 4;
+    /* every tile's output (of a chunk, or tile-major of all F frames), one frame assembled, the latent tile */
+    return (uint64_t)n * 3 * px * 4 * (uint64_t)(major ? F : c->temporal) + frame + (uint64_t)c->z_dim * th * tw * 4;
 }
 
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W)

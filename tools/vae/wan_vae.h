@@ -58,8 +58,15 @@ uint64_t wan_vae_weight_bytes(const struct wan_vae *v, int half);
 typedef int (*wan_vae_emit_fn)(void *ctx, int index, const float *rgb, int H, int W);
 /* Spatial tiling of the decode: tiles of `tile` x `tile` latent pixels
  * (0: none), neighbours overlapping by `overlap`, each with its own causal
- * caches, blended with linear ramps across each overlap. NULL: none. */
-struct wan_vae_tiling { int tile, overlap; };
+ * caches, blended with linear ramps across each overlap. NULL: none.
+ * Frame-major (tile_major 0): every latent frame goes through every tile and
+ * frames are emitted as they come, so memory does not grow with the frame
+ * count, but every tile's caches stay alive. Tile-major (1): one tile goes
+ * through all frames, its caches are freed, then the next; only one tile's
+ * caches live on nn's backend (the VRAM saving), while every tile's output
+ * of every frame is kept in host memory and the frames are emitted at the
+ * end. The same numbers either way. */
+struct wan_vae_tiling { int tile, overlap, tile_major; };
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx);
 /* tiles of h x w latents under tl (ny * nx); more than WAN_VAE_MAX_TILES
@@ -81,9 +88,11 @@ int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_va
 uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
 /* The part of wan_vae_decode_act_bytes on nn's backend (device memory on
- * NN_CUDA): every tile's caches and one tile's working set; the tiles'
- * decoded output, the blend and the assembled frames are host memory. The
+ * NN_CUDA): every tile's caches (tile-major: one tile's) and one tile's
+ * working set; the tiles' decoded output, the blend and the assembled frames
+ * are host memory (tile-major: wan_vae_decode_host_bytes for F frames). The
  * encoder's activations are all on the backend (wan_vae_encode_act_bytes). */
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F);
 uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 
 /* The middle block's attention as products, for a backend whose fused
