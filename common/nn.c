@@ -1490,6 +1490,39 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
         }
 }
 
+/* ---- strided copies and per-channel bias ---- */
+
+void nn_copy_box(struct nn *nn, float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4])
+{
+    if (n[0] <= 0 || n[1] <= 0 || n[2] <= 0 || n[3] <= 0) return;
+    CUDA_OP(nnc_copy_box(nn->cuda, dst, ds, src, ss, n));
+    int rows = ds[3] == 1 && ss[3] == 1;
+    for (int a = 0; a < n[0]; a++)
+        for (int b = 0; b < n[1]; b++)
+            for (int c = 0; c < n[2]; c++) {
+                float *d = dst + a * ds[0] + b * ds[1] + c * ds[2];
+                const float *s = src + a * ss[0] + b * ss[1] + c * ss[2];
+                if (rows) memcpy(d, s, (size_t)n[3] * sizeof(float));
+                else
+                    for (int i = 0; i < n[3]; i++) d[i * ds[3]] = s[i * ss[3]];
+            }
+}
+
+void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *b)
+{
+    if (C <= 0 || !S) return;
+    CUDA_OP(nnc_add_channels(nn->cuda, y, x, C, S, b));
+    for (int c = 0; c < C; c++) {
+        float bv = b && b->data ? nn_w_get(b, (size_t)c) : 0.0f;
+        float *yr = y + (size_t)c * S;
+        const float *xr = x + (size_t)c * S;
+        if (b && b->data)
+            for (size_t i = 0; i < S; i++) yr[i] = xr[i] + bv;
+        else if (y != x)
+            memcpy(yr, xr, S * sizeof(float));
+    }
+}
+
 #ifdef ISOPIPE_CUDA
 /* for nn_img.c's dispatch to nn_img_cuda.cu */
 struct nnc *nn_cuda_of(struct nn *nn) { return nn->cuda; }

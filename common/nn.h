@@ -221,4 +221,17 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
 void nn_conv3d(struct nn *nn, float *y, const float *x, int C, int T, int H, int W,
                const struct nn_w *w, const struct nn_w *b, int O, int kt, int kh, int kw,
                int st, int sh, int sw, int ph, int pw);
+
+/* ---- strided copies and per-channel bias (the Wan VAE's padding, causal
+ * caches, crops and frame gathers, so that no model code touches backend
+ * memory from the host) ---- */
+/* A 4-D box copy, n[0] outermost: for every i < n,
+ *   dst[i0*ds[0] + i1*ds[1] + i2*ds[2] + i3*ds[3]] = src[i0*ss[0] + ... + i3*ss[3]]
+ * (strides in elements). A source stride may be 0 (the element repeats: a
+ * nearest upsampling, a broadcast); every destination element is written
+ * once, and dst must not overlap src. Unit inner strides copy whole rows. */
+void nn_copy_box(struct nn *nn, float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4]);
+/* y[c, s] = x[c, s] + b[c] over [C, S] (a convolution's bias on
+ * channel-first output; b NULL or data NULL: y = x); y may equal x */
+void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *b);
 #endif

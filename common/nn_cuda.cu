@@ -1091,6 +1091,56 @@ extern "C" void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, in
     bias_rows(c, y, (size_t)Ho * Wo, O, b);
 }
 
+// ---- strided copies and per-channel bias: a thread per output element ----
+
+struct box { size_t ds[4], ss[4]; size_t n[4]; };
+
+__global__ void k_copy_box(float *dst, const float *src, struct box b, size_t total)
+{
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        size_t r = e, i3 = r % b.n[3];
+        r /= b.n[3];
+        size_t i2 = r % b.n[2];
+        r /= b.n[2];
+        size_t i1 = r % b.n[1], i0 = r / b.n[1];
+        dst[i0 * b.ds[0] + i1 * b.ds[1] + i2 * b.ds[2] + i3 * b.ds[3]] =
+            src[i0 * b.ss[0] + i1 * b.ss[1] + i2 * b.ss[2] + i3 * b.ss[3]];
+    }
+}
+
+extern "C" void nnc_copy_box(struct nnc *c, float *dst, const size_t ds[4], const float *src, const size_t ss[4],
+                             const int n[4])
+{
+    struct box b;
+    size_t total = 1;
+    for (int k = 0; k < 4; k++) {
+        if (n[k] <= 0) return;
+        b.ds[k] = ds[k];
+        b.ss[k] = ss[k];
+        b.n[k] = (size_t)n[k];
+        total *= (size_t)n[k];
+    }
+    unsigned nb = nblocks(total, 256);
+    k_copy_box<<<nb < 16384 ? nb : 16384, 256, 0, c->stream>>>(dst, src, b, total);
+    LAUNCHED(c, "copy_box");
+}
+
+__global__ void k_add_channels(float *y, const float *x, size_t S, size_t total, struct dw b)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x)
+        y[i] = b.p ? x[i] + wget(b, i / S) : x[i];
+}
+
+extern "C" void nnc_add_channels(struct nnc *c, float *y, const float *x, int C, size_t S, const struct nn_w *b)
+{
+    if (C <= 0 || !S) return;
+    if ((!b || !b->data) && y == x) return;
+    size_t total = (size_t)C * S;
+    unsigned nb = nblocks(total, 256);
+    k_add_channels<<<nb < 16384 ? nb : 16384, 256, 0, c->stream>>>(y, x, S, total, dw_of(b));
+    LAUNCHED(c, "add_channels");
+}
+
 // ---- for the image ops of nn_img_cuda.cu ----
 
 extern "C" void *nnc_stream(struct nnc *c) { return c->stream; }

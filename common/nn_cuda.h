@@ -56,6 +56,9 @@ void nnc_conv(struct nnc *c, float *y, const float *x, int C, int T, int H, int 
               int dw, int To, int Ho, int Wo);
 void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, int C, int H, int W, const struct nn_w *w,
                           const struct nn_w *b, int O, int kh, int kw, int sh, int sw, int ph, int pw);
+/* 4-D strided copy and per-channel bias (nn_copy_box, nn_add_channels) */
+void nnc_copy_box(struct nnc *c, float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4]);
+void nnc_add_channels(struct nnc *c, float *y, const float *x, int C, size_t S, const struct nn_w *b);
 /* for the image ops of nn_img_cuda.cu: the stream ops are queued on, and
  * "check the launch just made" (records the first failure, as the ops here do) */
 void *nnc_stream(struct nnc *c);

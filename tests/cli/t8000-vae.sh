@@ -2,7 +2,8 @@
 # vae: decode and encode through the tool against diffusers' AutoencoderKLWan
 # (tests/fixtures/wan_vae, written by tests/ref/wan_vae_ref.py): decoded PNGs
 # PSNR >= 40 dB on every frame against the reference rounded to 8 bits the
-# same way, encoded latents within 1e-3 * max |ref|; a segment directory
+# same way, encoded latents within 1e-3 * max |ref|; beefy and lightweight on
+# a pretend device byte-identical to cpu mode; a segment directory
 # decoded in place keeps segment.json; bad input exits with its documented
 # code, one error line, and nothing written or replaced.
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
@@ -75,6 +76,66 @@ check "in-place frames PSNR >= 40 dB" "$CHK" frames seg "$FX/a_diffusers/dec_3.s
 expect_exit "--plan" 0 "$VAE" decode --plan -m "$A" "$FX/a_diffusers/dec_3.safetensors"
 check "--plan prints the decode sizes" grep -q '"frames": 9' "$T/.out"
 check "--plan says auto picks cpu" grep -q '"auto_pick": "cpu"' "$T/.out"
+want=False; [ "${ISOPIPE_CUDA_BUILD:-0}" = 1 ] && want=True
+check "--plan without a device: beefy possible only in a CUDA build ($want)" python3 -c '
+import json, sys; j = json.load(open(sys.argv[1])); assert j["modes"]["beefy"]["possible"] is '$want "$T/.out"
+
+# ---- GPU modes on a pretend device (ISOPIPE_FAKE_GPU): the GPU modes' code
+# (re-laid conv weights registered with nn_wres, resident in the device
+# arena, the lightweight tiling) computes on the CPU, so every output must be
+# byte-identical to cpu mode's; a lightweight decode that tiles must equal
+# the cpu decode with the same --tile (tiling itself changes the frames, by
+# 17.8 dB PSNR on these models: docs/vae.md)
+same_pngs() { # dir_a dir_b: the same frame files, byte for byte
+    [ "$(ls "$1" | grep -c png)" -gt 0 ] && [ "$(ls "$1" | grep png)" = "$(ls "$2" | grep png)" ] || return 1
+    for vae_png in "$1"/*.png; do cmp -s "$vae_png" "$2/$(basename "$vae_png")" || return 1; done
+}
+for m in cpu beefy lightweight; do
+    ISOPIPE_FAKE_GPU=8192:8192 expect_exit "decode --memory-mode $m (pretend device)" 0 "$VAE" decode -q --memory-mode $m -m "$B" "$FX/b_original/dec_3.safetensors" -o gpu_d_$m
+    ISOPIPE_FAKE_GPU=8192:8192 expect_exit "encode --memory-mode $m (pretend device)" 0 "$VAE" encode -q --memory-mode $m -m "$C" "$FX/c_original_f16/enc_5" -o gpu_e_$m.safetensors
+    ISOPIPE_FAKE_GPU=8192:8192 expect_exit "encode --vace --memory-mode $m (pretend device)" 0 "$VAE" encode -q --vace --memory-mode $m -m "$A" --keep "$V/prev" --keep-frames 2 --end "$V/end.png" --frames 9 -o gpu_v_$m.safetensors
+    cp "$T/.out" gpu_v_$m.json
+done
+for m in beefy lightweight; do
+    check "decode $m: frames byte-identical to cpu mode" same_pngs gpu_d_cpu gpu_d_$m
+    check "encode $m: latents byte-identical to cpu mode" cmp -s gpu_e_cpu.safetensors gpu_e_$m.safetensors
+    check "encode --vace $m: vace_context byte-identical to cpu mode" cmp -s gpu_v_cpu.safetensors gpu_v_$m.safetensors
+done
+nn_is() { # vae.json, mode, weights: memory.mode and memory.nn.weights
+    python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))["memory"]
+assert m["mode"] == sys.argv[2] and m["nn"]["weights"] == sys.argv[3] and m["nn"]["backend"] == "cpu"' "$@"
+}
+check "vae.json: beefy mode, weights resident (pretend device: nn on the cpu)" nn_is gpu_d_beefy/vae.json beefy resident
+check "vae.json: lightweight mode, weights resident too" nn_is gpu_d_lightweight/vae.json lightweight resident
+check "vae.json: cpu mode, weights mapped" nn_is gpu_d_cpu/vae.json cpu mapped
+check "encode --vace report: beefy mode" grep -q '"mode": "beefy"' gpu_v_beefy.json
+ISOPIPE_FAKE_GPU=8192:8192 expect_exit "--plan on a pretend device" 0 "$VAE" decode --plan -m "$A" "$FX/a_diffusers/dec_3.safetensors"
+check "--plan: beefy and lightweight possible" python3 -c '
+import json, sys; j = json.load(open(sys.argv[1]))
+assert j["modes"]["beefy"]["possible"] and j["modes"]["lightweight"]["possible"]
+assert j["modes"]["beefy"]["vram_peak"] > 0 and j["decode"]["gpu_tiling"]["beefy"]["tile"] == 0' "$T/.out"
+check "--plan: gpu_auto false, auto still picks cpu" python3 -c '
+import json, sys; j = json.load(open(sys.argv[1])); assert j["gpu_auto"] is False and j["auto_pick"] == "cpu"' "$T/.out"
+ISOPIPE_FAKE_GPU=8192:8192 expect_exit "auto on a pretend device runs cpu mode" 0 "$VAE" decode -q -m "$A" "$FX/a_diffusers/dec_1.safetensors" -o gpu_auto
+check "auto: mode cpu" grep -q '"mode": "cpu"' gpu_auto/vae.json
+# lightweight under a small device room: a device 2 MiB short of what beefy
+# needs for 2 latent frames of 40x40 on model a (its --plan; most of it is
+# nn's fixed cuBLAS/scratch buffers) makes lightweight tile, beefy not fit
+"$CHK" mklatents l40.safetensors latents 16 2 40 40
+ISOPIPE_FAKE_GPU=8192:8192 expect_exit "--plan of 40x40 latents" 0 "$VAE" decode --plan -m "$A" l40.safetensors
+room=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["modes"]["beefy"]["vram_peak"] // 1048576 - 2)' "$T/.out")
+echo "# device room for the lightweight test: $room MiB"
+ISOPIPE_FAKE_GPU=8192:$room expect_exit "lightweight under $room MiB of device room" 0 "$VAE" decode -q --memory-mode lightweight -m "$A" l40.safetensors -o gpu_lw
+tile=$(python3 -c 'import json, sys; t = json.load(open(sys.argv[1]))["tiling"]; print(t["tile"], t["overlap"])' gpu_lw/vae.json)
+echo "# lightweight chose tile/overlap: $tile"
+check "lightweight tiled to fit the device room (tile $tile)" test "${tile%% *}" -gt 0
+check "lightweight tiles go tile-major (one tile's caches at a time)" grep -q '"order": "tile-major"' gpu_lw/vae.json
+set -- $tile
+expect_exit "cpu decode with the same --tile $1 --tile-overlap $2" 0 "$VAE" decode -q --memory-mode cpu --tile "$1" --tile-overlap "$2" -m "$A" l40.safetensors -o gpu_lw_cpu
+check "lightweight tile-major frames byte-identical to cpu mode's frame-major ones with that tile" same_pngs gpu_lw_cpu gpu_lw
+ISOPIPE_FAKE_GPU=8192:$room expect_exit "beefy does not fit $room MiB" 75 "$VAE" decode -q --memory-mode beefy -m "$A" l40.safetensors -o gpu_bf
+check "message gives need and room" stderr_has "beefy mode needs"
+check "nothing written" test ! -e gpu_bf
 
 # ---- bad input: exit code, one line, nothing written
 "$CHK" mklatents c8.safetensors latents 8 2 2 3

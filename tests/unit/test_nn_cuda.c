@@ -498,10 +498,90 @@ static void test_cpu_plumbing(void)
     free(blk);
 }
 
+/* nn_copy_box, nn_add_channels (added for the Wan VAE): the CPU op against
+ * a plain loop (everywhere), then CUDA against CPU (exact for the copy,
+ * TOL_EW for the bias) */
+static void box_ref(float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4])
+{
+    for (int a = 0; a < n[0]; a++)
+        for (int b = 0; b < n[1]; b++)
+            for (int c = 0; c < n[2]; c++)
+                for (int d = 0; d < n[3]; d++)
+                    dst[a * ds[0] + b * ds[1] + c * ds[2] + d * ds[3]] = src[a * ss[0] + b * ss[1] + c * ss[2] + d * ss[3]];
+}
+
+/* the shapes: a padded interior (rows), a transpose (inner stride), a 2x
+ * nearest repeat (source stride 0) */
+static const struct { int n[4]; size_t ds[4], ss[4]; } BOXES[] = {
+    { { 5, 3, 7, 9 }, { 3 * 9 * 11, 9 * 11, 11, 1 }, { 3 * 7 * 9, 7 * 9, 9, 1 } },
+    { { 1, 1, 37, 23 }, { 0, 0, 1, 37 }, { 0, 0, 23, 1 } },
+    { { 4, 6, 2, 5 }, { 12 * 10, 2 * 10, 10, 2 }, { 30, 5, 0, 1 } },
+};
+
+static void test_box_cpu(void)
+{
+    TEST("copy_box and add_channels on NN_CPU");
+    for (size_t k = 0; k < sizeof BOXES / sizeof *BOXES; k++) {
+        size_t nd = 4 * 12 * 10 * 11 + 64, ns = 5 * 3 * 7 * 9 + 64;
+        float *src = rnd(ns, 1), *a = calloc(nd, sizeof(float)), *b = calloc(nd, sizeof(float));
+        box_ref(a, BOXES[k].ds, src, BOXES[k].ss, BOXES[k].n);
+        nn_copy_box(C, b, BOXES[k].ds, src, BOXES[k].ss, BOXES[k].n);
+        CHECKF(memcmp(a, b, nd * sizeof(float)) == 0, "copy_box case %zu differs from the loop", k);
+        free(src); free(a); free(b);
+    }
+    int Cn = 7;
+    size_t S = 1001;
+    float *x = rnd((size_t)Cn * S, 2), *y = malloc((size_t)Cn * S * sizeof(float));
+    uint16_t bb[7];
+    for (int c = 0; c < Cn; c++) bb[c] = wt_f32_to_bf16(frand());
+    struct nn_w bias = nn_w_at(bb, 0, WT_BF16, 1.0f);
+    nn_add_channels(C, y, x, Cn, S, &bias);
+    int ok = 1;
+    for (int c = 0; c < Cn; c++)
+        for (size_t i = 0; i < S; i++) ok &= y[c * S + i] == x[c * S + i] + nn_w_get(&bias, (size_t)c);
+    CHECKF(ok, "add_channels: not x + b[c]");
+    nn_add_channels(C, y, x, Cn, S, NULL);
+    CHECK(memcmp(x, y, (size_t)Cn * S * sizeof(float)) == 0);
+    free(x); free(y);
+}
+
+static void test_box(void)
+{
+    TEST("copy_box and add_channels");
+    for (size_t k = 0; k < sizeof BOXES / sizeof *BOXES; k++) {
+        size_t nd = 4 * 12 * 10 * 11 + 64, ns = 5 * 3 * 7 * 9 + 64;
+        float *src = rnd(ns, 1), *a = calloc(nd, sizeof(float));
+        float *dsrc = up(src, ns), *dd = nn_alloc(G, nd);
+        nn_copy_box(C, a, BOXES[k].ds, src, BOXES[k].ss, BOXES[k].n);
+        nn_copy_box(G, dd, BOXES[k].ds, dsrc, BOXES[k].ss, BOXES[k].n);
+        char what[48];
+        snprintf(what, sizeof what, "copy_box case %zu (exact)", k);
+        cmp(what, dd, a, nd, 0.0);
+        free(src); free(a);
+        nn_release(G, &dsrc); nn_release(G, &dd);
+    }
+    int Cn = 37;
+    size_t S = 4099, n = (size_t)Cn * S;
+    float *x = rnd(n, 2), *y = malloc(n * sizeof(float)), *dx = up(x, n), *dy = nn_alloc(G, n);
+    static const enum wt_dtype dts[] = { WT_F32, WT_BF16, WT_F16 };
+    for (int k = 0; k < 3; k++) {
+        struct hw bias = weight((size_t)Cn, dts[k], 1, 1);
+        nn_add_channels(C, y, x, Cn, S, &bias.w);
+        nn_add_channels(G, dy, dx, Cn, S, &bias.d);
+        char what[48];
+        snprintf(what, sizeof what, "add_channels %s", wt_dtype_name(dts[k]));
+        cmp(what, dy, y, n, TOL_EW);
+        free(bias.data);
+    }
+    free(x); free(y);
+    nn_release(G, &dx); nn_release(G, &dy);
+}
+
 int main(void)
 {
     if (nn_new(&C, NN_CPU, 2)) { printf("FAIL - cpu nn: %s\n", iso_errmsg()); return 1; }
     test_cpu_plumbing();
+    test_box_cpu();
     int rc = nn_new(&G, NN_CUDA, 2);
     if (rc) {
         CHECKF(rc == ISO_EUNAVAIL && iso_errmsg()[0], "nn_new(NN_CUDA) without a usable GPU: rc %d, '%s'", rc,
@@ -519,6 +599,7 @@ int main(void)
         test_conv();
         test_conv_tiles();
         test_staged();
+        test_box();
         CHECKF(nn_sync(G) == 0, "sync: %s", iso_errmsg());
         run_sliced();
         nn_free(&G);

@@ -5,17 +5,34 @@
  * Tolerances: decoded frames PSNR >= 40 dB on every frame after both sides
  * are rounded to 8 bits as the tool writes them (round(clamp((x+1)/2)*255)),
  * and max |ours - ref| <= 1e-3 on the float frames; encoded latents (the
- * normalised posterior mean) max |ours - ref| <= 1e-3 * max |ref|. */
+ * normalised posterior mean) max |ours - ref| <= 1e-3 * max |ref|.
+ *
+ * The CUDA backend (skipped with the reason where nn_new(NN_CUDA) fails: no
+ * GPU, no cuBLAS, a CPU build): each fixture model with every weight resident
+ * on the device (nn_wres RESIDENT, the re-laid float32 conv weights), its
+ * decodes and encodes against the CPU backend's: max |cuda - cpu| <=
+ * 1e-4 * max |cpu| (float32 weights and activations, cuBLAS SGEMM in
+ * CUBLAS_DEFAULT_MATH against OpenBLAS: only the summation order differs),
+ * and against diffusers with the tolerances above; the product attention
+ * (D 384, two slices) against the fused CPU one within 1e-4; a full-size
+ * random Wan2.1 VAE (127 M bf16 parameters, written to /tmp) decoding and
+ * encoding 5 frames of 120x208 on both, within 1e-3 (a deep random
+ * network), with both times printed. On a GPU machine:
+ * sh tests/gpu/vae_check.sh. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "image.h"
 #include "nn.h"
+#include "nn_wres.h"
 #include "safetensors.h"
+#include "st_write.h"
 #include "test.h"
 #include "wan_vae.h"
 #include "weights.h"
@@ -158,6 +175,415 @@ static const struct fixture FIXTURES[] = {
       { { 5, 16, 16 }, { 0 } } },
 };
 
+/* ---- the middle block's attention as products (the CUDA path for heads
+ * over 256 channels: Wan2.1's 384) against the fused nn_attention on the
+ * CPU: max |products - fused| <= 1e-5 * max |fused| (float32, only the
+ * summation order and the exp differ) ---- */
+static uint64_t rng = 88172645463325252ull;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static double rel_diff(const float *a, const float *ref, size_t n);
+
+/* q, k, v [L, D] random; *fused = nn_attention on cpu (host memory) */
+static void attn_inputs(int L, int D, float **q, float **k, float **v, float **fused, struct nn *cpu)
+{
+    size_t n = (size_t)L * D;
+    *q = malloc(n * sizeof(float)); *k = malloc(n * sizeof(float)); *v = malloc(n * sizeof(float));
+    *fused = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { (*q)[i] = 2 * frand(); (*k)[i] = 2 * frand(); (*v)[i] = frand(); }
+    nn_attention(cpu, *fused, *q, *k, *v, L, L, 1, D, 1.0f / sqrtf((float)D), NULL, L);
+}
+
+static void test_attention_products_cpu(struct nn *cpu)
+{
+    TEST("attention as products (D 384) on the CPU");
+    int L = 300, D = 384;
+    float *q, *k, *v, *fused, *o = malloc((size_t)L * D * sizeof(float)), *sc = malloc((size_t)L * L * sizeof(float));
+    attn_inputs(L, D, &q, &k, &v, &fused, cpu);
+    wan_vae_attention_products(cpu, o, q, k, v, L, D, 1.0f / sqrtf((float)D), sc);
+    /* and both against softmax(q k^T / sqrt(D)) v in double */
+    float *ref = malloc((size_t)L * D * sizeof(float));
+    double *p = malloc((size_t)L * sizeof(double));
+    for (int i = 0; i < L; i++) {
+        double mx = -1e300, sum = 0;
+        for (int j = 0; j < L; j++) {
+            double d = 0;
+            for (int c = 0; c < D; c++) d += (double)q[(size_t)i * D + c] * k[(size_t)j * D + c];
+            p[j] = d / sqrt((double)D);
+            if (p[j] > mx) mx = p[j];
+        }
+        for (int j = 0; j < L; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int c = 0; c < D; c++) {
+            double acc = 0;
+            for (int j = 0; j < L; j++) acc += p[j] * v[(size_t)j * D + c];
+            ref[(size_t)i * D + c] = (float)(acc / sum);
+        }
+    }
+    double e = rel_diff(o, fused, (size_t)L * D), ep = rel_diff(o, ref, (size_t)L * D), ef = rel_diff(fused, ref, (size_t)L * D);
+    printf("  L %d, D %d: products vs fused rel %.3g; vs double: products %.3g, fused %.3g\n", L, D, e, ep, ef);
+    CHECKF(e <= 1e-5 && ep <= 1e-5 && ef <= 1e-5, "products vs fused %.3g, vs double %.3g / %.3g", e, ep, ef);
+    free(ref);
+    free(p);
+    CHECK(wan_vae_attn_scratch_bytes(384, L) == (uint64_t)L * L * 4 && wan_vae_attn_scratch_bytes(256, L) == 0);
+    free(q); free(k); free(v); free(fused); free(o); free(sc);
+}
+
+/* ---- the CUDA backend against the CPU backend ---- */
+
+static double rel_diff(const float *a, const float *ref, size_t n)
+{
+    double m = 0, e = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (!(d <= e)) e = d; /* NaN counts as infinite */
+        if (fabs(ref[i]) > m) m = fabs(ref[i]);
+    }
+    return e / (m > 1e-30 ? m : 1e-30);
+}
+
+/* decode (T latent frames) or encode (F frames) of fixture dir on both
+ * contexts; vc, vg: the model opened for each */
+static void cuda_vs_cpu(struct wan_vae *vc, struct nn *cpu, struct wan_vae *vg, struct nn *gpu, const char *dir,
+                        int T, const int *enc)
+{
+    char path[512];
+    struct safetensors *st = NULL;
+    uint64_t ls[4], fs[4];
+    if (T) {
+        snprintf(path, sizeof path, "%s/dec_%d.safetensors", dir, T);
+        if (st_open(path, &st)) { CHECKF(0, "%s: %s", path, iso_errmsg()); return; }
+        const float *lat = tensor(st, "latents", 4, ls), *ref = tensor(st, "frames", 4, fs);
+        CHECK(lat && ref);
+        if (lat && ref) {
+            size_t n = 3 * fs[1] * fs[2] * fs[3];
+            struct collect a = { calloc(n, sizeof(float)), (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
+            struct collect b = { calloc(n, sizeof(float)), (int)fs[1], (int)fs[2], (int)fs[3], 0, 0 };
+            int rc1 = wan_vae_decode(vc, cpu, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &a);
+            int rc2 = wan_vae_decode(vg, gpu, lat, (int)ls[1], (int)ls[2], (int)ls[3], NULL, collect_emit, &b);
+            CHECKF(rc1 == 0 && rc2 == 0 && a.n == a.F && b.n == b.F, "%s: decode rc %d / %d (%s)", path, rc1, rc2,
+                   iso_errmsg());
+            double e = rel_diff(b.frames, a.frames, n), er = rel_diff(b.frames, ref, n);
+            printf("  %s: cuda vs cpu rel %.3g, cuda vs diffusers rel %.3g\n", path, e, er);
+            CHECKF(e <= 1e-4, "%s: cuda vs cpu %.3g", path, e);
+            CHECKF(er <= 1e-3, "%s: cuda vs diffusers %.3g", path, er);
+            free(a.frames);
+            free(b.frames);
+        }
+        st_close(&st);
+        return;
+    }
+    char fdir[512];
+    snprintf(path, sizeof path, "%s/enc_%d.safetensors", dir, enc[0]);
+    snprintf(fdir, sizeof fdir, "%s/enc_%d", dir, enc[0]);
+    if (st_open(path, &st)) { CHECKF(0, "%s: %s", path, iso_errmsg()); return; }
+    const float *ref = tensor(st, "latents", 4, ls);
+    CHECK(ref != NULL);
+    if (ref) {
+        size_t n = ls[0] * ls[1] * ls[2] * ls[3];
+        float *a = calloc(n, sizeof(float)), *b = calloc(n, sizeof(float));
+        struct pngs p = { fdir, 0 };
+        int rc1 = wan_vae_encode(vc, cpu, enc[0], enc[1], enc[2], png_get, &p, a);
+        int rc2 = wan_vae_encode(vg, gpu, enc[0], enc[1], enc[2], png_get, &p, b);
+        CHECKF(rc1 == 0 && rc2 == 0, "%s: encode rc %d / %d (%s)", path, rc1, rc2, iso_errmsg());
+        double e = rel_diff(b, a, n), er = rel_diff(b, ref, n);
+        printf("  %s: cuda vs cpu rel %.3g, cuda vs diffusers rel %.3g\n", path, e, er);
+        CHECKF(e <= 1e-4, "%s: cuda vs cpu %.3g", path, e);
+        CHECKF(er <= 1e-3, "%s: cuda vs diffusers %.3g", path, er);
+        free(a);
+        free(b);
+    }
+    st_close(&st);
+}
+
+/* ---- a full-size random Wan2.1 VAE (base_dim 96, dim_mult 1,2,4,4, two
+ * residual blocks, temporal downsampling in the last two levels, z 16: the
+ * real model's shapes, 127 M parameters in bf16, original names), written
+ * to a temporary file, for the CUDA case: the real channel counts (the
+ * middle block's attention over 384 channels, 384-channel convolutions) that
+ * the tiny fixtures do not reach. Weights uniform with variance 1/fan_in,
+ * gammas 1 +- 0.1, biases +- 0.01. ---- */
+struct gen { struct st_out *t; size_t n, cap; int bad; };
+
+static void gen_add(struct gen *g, const char *name, int n_dims, const uint64_t *shape, float amp, float base)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 256;
+        struct st_out *t = realloc(g->t, cap * sizeof *t);
+        if (!t) { g->bad = 1; return; }
+        g->t = t;
+        g->cap = cap;
+    }
+    uint64_t n = 1;
+    for (int i = 0; i < n_dims; i++) n *= shape[i];
+    uint16_t *d = malloc(n * sizeof *d);
+    char *nm = strdup(name);
+    if (!d || !nm) { free(d); free(nm); g->bad = 1; return; }
+    for (uint64_t i = 0; i < n; i++) d[i] = wt_f32_to_bf16(base + amp * frand());
+    struct st_out *o = &g->t[g->n++];
+    memset(o, 0, sizeof *o);
+    o->name = nm;
+    o->dtype = ST_BF16;
+    o->n_dims = n_dims;
+    memcpy(o->shape, shape, (size_t)n_dims * sizeof *shape);
+    o->data = d;
+}
+
+static void gen_conv(struct gen *g, const char *name, int O, int C, int kt, int kh, int kw, int dims)
+{
+    char nm[256];
+    uint64_t s5[5] = { (uint64_t)O, (uint64_t)C, (uint64_t)kt, (uint64_t)kh, (uint64_t)kw };
+    uint64_t s4[4] = { (uint64_t)O, (uint64_t)C, (uint64_t)kh, (uint64_t)kw }, sb[1] = { (uint64_t)O };
+    snprintf(nm, sizeof nm, "%s.weight", name);
+    gen_add(g, nm, dims, dims == 5 ? s5 : s4, sqrtf(3.0f / ((float)C * kt * kh * kw)), 0.0f);
+    snprintf(nm, sizeof nm, "%s.bias", name);
+    gen_add(g, nm, 1, sb, 0.01f, 0.0f);
+}
+
+static void gen_gamma(struct gen *g, const char *name, int C)
+{
+    uint64_t s[1] = { (uint64_t)C };
+    gen_add(g, name, 1, s, 0.1f, 1.0f);
+}
+
+static void gen_res(struct gen *g, const char *base, int in, int out)
+{
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.residual.0.gamma", base); gen_gamma(g, nm, in);
+    snprintf(nm, sizeof nm, "%s.residual.2", base); gen_conv(g, nm, out, in, 3, 3, 3, 5);
+    snprintf(nm, sizeof nm, "%s.residual.3.gamma", base); gen_gamma(g, nm, out);
+    snprintf(nm, sizeof nm, "%s.residual.6", base); gen_conv(g, nm, out, out, 3, 3, 3, 5);
+    if (in != out) { snprintf(nm, sizeof nm, "%s.shortcut", base); gen_conv(g, nm, out, in, 1, 1, 1, 5); }
+}
+
+static void gen_mid(struct gen *g, const char *half, int C)
+{
+    char nm[256];
+    snprintf(nm, sizeof nm, "%s.middle.0", half); gen_res(g, nm, C, C);
+    snprintf(nm, sizeof nm, "%s.middle.1.norm.gamma", half); gen_gamma(g, nm, C);
+    snprintf(nm, sizeof nm, "%s.middle.1.to_qkv", half); gen_conv(g, nm, 3 * C, C, 1, 1, 1, 4);
+    snprintf(nm, sizeof nm, "%s.middle.1.proj", half); gen_conv(g, nm, C, C, 1, 1, 1, 4);
+    snprintf(nm, sizeof nm, "%s.middle.2", half); gen_res(g, nm, C, C);
+}
+
+static int write_full_model(const char *path)
+{
+    static const int ch[4] = { 96, 192, 384, 384 }, tdown[3] = { 0, 1, 1 };
+    struct gen g = { 0 };
+    char nm[256];
+    int k = 0, prev = 96;
+    gen_conv(&g, "encoder.conv1", 96, 3, 3, 3, 3, 5);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 2; j++, k++) {
+            snprintf(nm, sizeof nm, "encoder.downsamples.%d", k);
+            gen_res(&g, nm, prev, ch[i]);
+            prev = ch[i];
+        }
+        if (i < 3) {
+            snprintf(nm, sizeof nm, "encoder.downsamples.%d.resample.1", k);
+            gen_conv(&g, nm, prev, prev, 1, 3, 3, 4);
+            if (tdown[i]) {
+                snprintf(nm, sizeof nm, "encoder.downsamples.%d.time_conv", k);
+                gen_conv(&g, nm, prev, prev, 3, 1, 1, 5);
+            }
+            k++;
+        }
+    }
+    gen_mid(&g, "encoder", 384);
+    gen_gamma(&g, "encoder.head.0.gamma", 384);
+    gen_conv(&g, "encoder.head.2", 32, 384, 3, 3, 3, 5);
+    gen_conv(&g, "conv1", 32, 32, 1, 1, 1, 5);
+    gen_conv(&g, "conv2", 16, 16, 1, 1, 1, 5);
+    gen_conv(&g, "decoder.conv1", 384, 16, 3, 3, 3, 5);
+    gen_mid(&g, "decoder", 384);
+    static const int dch[4] = { 384, 384, 192, 96 }, tup[3] = { 1, 1, 0 };
+    prev = 384;
+    for (int i = 0; i < 4; i++) {
+        int in = i == 0 ? prev : prev / 2;
+        for (int j = 0; j < 3; j++) {
+            snprintf(nm, sizeof nm, "decoder.upsamples.%d", i * 4 + j);
+            gen_res(&g, nm, in, dch[i]);
+            in = dch[i];
+        }
+        prev = dch[i];
+        if (i < 3) {
+            snprintf(nm, sizeof nm, "decoder.upsamples.%d.resample.1", i * 4 + 3);
+            gen_conv(&g, nm, prev / 2, prev, 1, 3, 3, 4);
+            if (tup[i]) {
+                snprintf(nm, sizeof nm, "decoder.upsamples.%d.time_conv", i * 4 + 3);
+                gen_conv(&g, nm, 2 * prev, prev, 3, 1, 1, 5);
+            }
+        }
+    }
+    gen_gamma(&g, "decoder.head.0.gamma", 96);
+    gen_conv(&g, "decoder.head.2", 3, 96, 3, 3, 3, 5);
+    int rc = g.bad ? ISO_ETEMPFAIL : st_write(path, g.t, g.n, NULL);
+    for (size_t i = 0; i < g.n; i++) { free((void *)g.t[i].name); free((void *)g.t[i].data); }
+    free(g.t);
+    return rc;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* deterministic frames in [-1, 1] for the full-size encode */
+static int synth_get(void *ctx, int index, float *dst, int H, int W)
+{
+    (void)ctx;
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++)
+                dst[((size_t)c * H + y) * W + x] = sinf(0.05f * x + 0.07f * y + 0.9f * c + 0.3f * index) * 0.9f;
+    return 0;
+}
+
+/* Full-size random model, 2 latent frames of 15x26 (5 frames of 120x208)
+ * decoded and 5 such frames encoded, CUDA (weights resident) against CPU:
+ * max |cuda - cpu| <= 1e-3 * max |cpu| (a deep random network; the fixtures
+ * hold 1e-4). Prints both times. */
+static void test_full_size(struct nn *gpu)
+{
+    TEST("full-size random Wan2.1 VAE (127 M parameters, bf16) on CUDA against the CPU");
+    char dir[] = "/tmp/isopipe-vae-full-XXXXXX", path[64];
+    if (!mkdtemp(dir)) { CHECKF(0, "mkdtemp"); return; }
+    snprintf(path, sizeof path, "%s/wan_vae.safetensors", dir);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct nn *cpu = NULL;
+    struct weights *w = NULL;
+    struct wan_vae *vc = NULL, *vg = NULL;
+    struct nn_wres *r = NULL;
+    const int halves = WAN_VAE_ENCODER | WAN_VAE_DECODER;
+    int rc = write_full_model(path);
+    if (!rc) rc = nn_new(&cpu, NN_CPU, ncpu > 1 ? (int)(ncpu > 32 ? 32 : ncpu) : 1);
+    if (!rc) rc = weights_open(path, &w);
+    if (!rc) rc = wan_vae_open(&vc, w, halves);
+    if (!rc) rc = wan_vae_open(&vg, w, halves);
+    if (!rc) rc = wan_vae_relay(vg, WAN_VAE_DECODER);
+    if (!rc) rc = wan_vae_relay(vg, WAN_VAE_ENCODER);
+    if (!rc && !(r = nn_wres_new(NN_WRES_RESIDENT, 0))) rc = ISO_EINTERNAL;
+    if (!rc) rc = wan_vae_register(vg, WAN_VAE_DECODER, r, 1);
+    if (!rc) rc = wan_vae_register(vg, WAN_VAE_ENCODER, r, 1);
+    if (!rc) rc = nn_wres_load(r, gpu);
+    CHECKF(rc == 0, "full-size model: %s", iso_errmsg());
+    if (!rc) {
+        const struct wan_vae_config *c = wan_vae_config(vc);
+        CHECK(c->enc_ch[3] == 384 && c->dec_ch[0] == 384 && c->num_res_blocks == 2 && c->z_dim == 16);
+        wan_vae_drop_relaid_host(vg);
+        int T = 2, h = 15, wl = 26, F = 5, H = 120, W = 208;
+        size_t nl = (size_t)16 * T * h * wl, nf = 3 * (size_t)F * H * W;
+        float *lat = malloc(nl * sizeof(float));
+        for (size_t i = 0; i < nl; i++) lat[i] = 1.7f * frand();
+        struct collect a = { calloc(nf, sizeof(float)), F, H, W, 0, 0 }, b = { calloc(nf, sizeof(float)), F, H, W, 0, 0 };
+        double t0 = now_s();
+        int rc1 = wan_vae_decode(vc, cpu, lat, T, h, wl, NULL, collect_emit, &a);
+        double t1 = now_s();
+        int rc2 = wan_vae_decode(vg, gpu, lat, T, h, wl, NULL, collect_emit, &b);
+        int rs = nn_sync(gpu);
+        double t2 = now_s();
+        CHECKF(rc1 == 0 && rc2 == 0 && rs == 0 && a.n == F && b.n == F, "full-size decode rc %d / %d / %d (%s)", rc1, rc2, rs,
+               iso_errmsg());
+        double e = rel_diff(b.frames, a.frames, nf), ss = 0;
+        size_t inside = 0;
+        for (size_t i = 0; i < nf; i++) { inside += fabsf(a.frames[i]) < 0.999f; ss += (double)a.frames[i] * a.frames[i]; }
+        printf("  decode %dx%dx%d latents: cuda vs cpu rel %.3g; cpu %.2f s (%d threads), cuda %.2f s; frames rms %.3f, "
+               "%.0f%% unclamped\n", T, h, wl, e, t1 - t0, nn_threads(cpu), t2 - t1, sqrt(ss / nf), 100.0 * inside / nf);
+        CHECKF(inside > nf / 2, "full-size decode: the random model's frames are mostly clamped (a useless comparison)");
+        CHECKF(e <= 1e-3, "full-size decode: cuda vs cpu %.3g", e);
+        size_t nz = (size_t)16 * T * h * wl;
+        float *za = calloc(nz, sizeof(float)), *zb = calloc(nz, sizeof(float));
+        t0 = now_s();
+        rc1 = wan_vae_encode(vc, cpu, F, H, W, synth_get, NULL, za);
+        t1 = now_s();
+        rc2 = wan_vae_encode(vg, gpu, F, H, W, synth_get, NULL, zb);
+        t2 = now_s();
+        CHECKF(rc1 == 0 && rc2 == 0, "full-size encode rc %d / %d (%s)", rc1, rc2, iso_errmsg());
+        e = rel_diff(zb, za, nz);
+        printf("  encode %d frames of %dx%d: cuda vs cpu rel %.3g; cpu %.2f s, cuda %.2f s\n", F, W, H, e, t1 - t0,
+               t2 - t1);
+        CHECKF(e <= 1e-3, "full-size encode: cuda vs cpu %.3g", e);
+        free(lat); free(a.frames); free(b.frames); free(za); free(zb);
+    }
+    nn_wres_free(&r);
+    wan_vae_free(&vg);
+    wan_vae_free(&vc);
+    weights_close(&w);
+    nn_free(&cpu);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void test_cuda(struct nn *cpu)
+{
+    struct nn *gpu = NULL;
+    int rc = nn_new(&gpu, NN_CUDA, 2);
+    if (rc) {
+        CHECKF(rc == ISO_EUNAVAIL, "nn_new(NN_CUDA): rc %d (%s)", rc, iso_errmsg());
+        TEST_SKIP("Wan VAE on the CUDA backend against the CPU backend: %s", iso_errmsg());
+        return;
+    }
+    printf("# %s\n", nn_backend_info(gpu));
+    {
+        TEST("attention as products (D 384, two slices of scores) on CUDA against the fused CPU attention");
+        int L = 4500, D = 384;
+        size_t n = (size_t)L * D;
+        float *q, *k, *v, *fused, *o = malloc(n * sizeof(float));
+        attn_inputs(L, D, &q, &k, &v, &fused, cpu);
+        float *dq = nn_alloc(gpu, n), *dk = nn_alloc(gpu, n), *dv = nn_alloc(gpu, n), *dout = nn_alloc(gpu, n);
+        float *dsc = nn_alloc(gpu, wan_vae_attn_scratch_bytes(D, L) / sizeof(float));
+        CHECK(dq && dk && dv && dout && dsc);
+        if (dq && dk && dv && dout && dsc && !nn_upload(gpu, dq, q, n) && !nn_upload(gpu, dk, k, n) &&
+            !nn_upload(gpu, dv, v, n)) {
+            wan_vae_attention_products(gpu, dout, dq, dk, dv, L, D, 1.0f / sqrtf((float)D), dsc);
+            CHECKF(nn_download(gpu, o, dout, n) == 0, "download: %s", iso_errmsg());
+            double e = rel_diff(o, fused, n);
+            printf("  L %d, D %d: cuda products vs cpu fused rel %.3g\n", L, D, e);
+            CHECKF(e <= 1e-4, "cuda products vs cpu fused %.3g", e);
+        }
+        nn_release(gpu, &dq); nn_release(gpu, &dk); nn_release(gpu, &dv); nn_release(gpu, &dout); nn_release(gpu, &dsc);
+        free(q); free(k); free(v); free(fused); free(o);
+    }
+    for (size_t i = 0; i < sizeof FIXTURES / sizeof *FIXTURES; i++) {
+        const struct fixture *fx = &FIXTURES[i];
+        char dir[256], model[300], name[300];
+        snprintf(dir, sizeof dir, FIX "/%s", fx->name);
+        snprintf(model, sizeof model, "%s/%s", dir, fx->model);
+        snprintf(name, sizeof name, "%s on CUDA (weights resident)", fx->name);
+        TEST(name);
+        struct weights *w = NULL;
+        struct wan_vae *vc = NULL, *vg = NULL;
+        struct nn_wres *r = NULL;
+        const int halves = WAN_VAE_ENCODER | WAN_VAE_DECODER;
+        rc = weights_open(model, &w);
+        if (!rc) rc = wan_vae_open(&vc, w, halves);
+        if (!rc) rc = wan_vae_open(&vg, w, halves);
+        if (!rc) rc = wan_vae_relay(vg, WAN_VAE_DECODER);
+        if (!rc) rc = wan_vae_relay(vg, WAN_VAE_ENCODER);
+        if (!rc && !(r = nn_wres_new(NN_WRES_RESIDENT, 0))) rc = ISO_EINTERNAL;
+        if (!rc) rc = wan_vae_register(vg, WAN_VAE_DECODER, r, 1);
+        if (!rc) rc = wan_vae_register(vg, WAN_VAE_ENCODER, r, 1);
+        if (!rc) rc = nn_wres_load(r, gpu);
+        CHECKF(rc == 0, "%s: %s", model, iso_errmsg());
+        if (!rc) {
+            wan_vae_drop_relaid_host(vg);
+            for (int k = 0; k < 3 && fx->dec_T[k]; k++) cuda_vs_cpu(vc, cpu, vg, gpu, dir, fx->dec_T[k], NULL);
+            for (int k = 0; k < 3 && fx->enc[k][0]; k++) cuda_vs_cpu(vc, cpu, vg, gpu, dir, 0, fx->enc[k]);
+        }
+        nn_wres_free(&r);
+        wan_vae_free(&vg);
+        wan_vae_free(&vc);
+        weights_close(&w);
+    }
+    test_full_size(gpu);
+    nn_free(&gpu);
+}
+
 int main(void)
 {
     struct nn *nn = NULL;
@@ -190,6 +616,8 @@ int main(void)
         wan_vae_free(&v);
         weights_close(&w);
     }
+    test_attention_products_cpu(nn);
+    test_cuda(nn);
     nn_free(&nn);
     return test_report();
 }

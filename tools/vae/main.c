@@ -37,9 +37,13 @@ static const struct cli_opt encode_opts[] = {
     "Memory: the decoder streams one latent frame at a time through the causal convolutions'\n" \
     "two-frame caches (as Wan does) and the encoder a first frame then chunks of four, so memory\n" \
     "does not grow with the number of frames; --plan prints the weights, the activation bound and\n" \
-    "the peak RSS before anything is read. Modes: cpu runs (and auto picks it); beefy and lightweight\n" \
-    "have no GPU path yet and are refused (exit 69). decode tiles space (--tile, or by itself when\n" \
-    "whole frames would exceed the host memory budget): each tile keeps its own caches and tiles\n" \
+    "the peak RSS before anything is read. Modes: cpu (auto picks it: the GPU path has not been\n" \
+    "verified on a card yet); beefy runs on CUDA with every weight on the device and whole frames;\n" \
+    "lightweight the same weights, decoding in tiles sized to the free VRAM (--vram-reserve kept),\n" \
+    "one tile through all frames at a time (every tile's frames wait in host RAM for the blend).\n" \
+    "Both only when asked for (--memory-mode); without cuBLAS they say so and run on the CPU.\n" \
+    "decode tiles space (--tile, or by itself when whole frames would exceed the host memory budget\n" \
+    "in cpu mode, the device room in lightweight): each tile keeps its own caches and tiles\n" \
     "overlap and blend linearly; the plan and vae.json say which tile and why.\n" \
     "Weights (-m, default " VAE_DEFAULT_MODEL " in the model search path, or a path): a diffusers\n" \
     "AutoencoderKLWan directory (config.json + safetensors), a safetensors file with the original\n" \
@@ -67,7 +71,7 @@ static const struct cli_spec decode_spec = {
     .min_args = 1,
     .max_args = 1,
     .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,
 };
 
 static const struct cli_spec encode_spec = {
@@ -97,7 +101,7 @@ static const struct cli_spec encode_spec = {
     .min_args = 0,
     .max_args = -1,
     .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,
 };
 
 static int on_opt(void *ctx, int id, const char *arg)
@@ -147,7 +151,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "--version")) {
         printf("vae (isopipe) %s\n", ISOPIPE_VERSION);
 #ifdef ISOPIPE_CUDA
-        printf("built with CUDA (this tool runs on the CPU only)\n");
+        printf("built with CUDA (beefy and lightweight: not yet verified on a card)\n");
 #else
         printf("built without CUDA (CPU only)\n");
 #endif

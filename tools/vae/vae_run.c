@@ -14,12 +14,14 @@
 
 #include "err.h"
 #include "fs.h"
+#include "gpu.h"
 #include "image.h"
 #include "jsonio.h"
 #include "log.h"
 #include "mem.h"
 #include "model.h"
 #include "nn.h"
+#include "nn_wres.h"
 #include "plan.h"
 #include "runtime.h"
 #include "safetensors.h"
@@ -53,11 +55,38 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* the plan: the bound half's weights resident; activations from the layer
- * shapes plus nn's scratch (one 64 MiB im2col slice and the largest weight
- * converted to f32); host_base the inputs/outputs held and the process */
+/* The GPU modes' numbers, from the weight registration (nn_wres: every
+ * weight resident, the stride-1 convolutions' weights re-laid out as float32)
+ * and the activations on the device (+ nn_cuda_fixed_bytes: cuBLAS workspace
+ * and scratch). mode 0 beefy, 1 lightweight: the same weights; they differ
+ * in the decode's tiling only. */
+struct gpu_side {
+    struct plan_blocks w;    /* weight fields (wan_vae_plan_blocks) */
+    uint64_t relaid_host;    /* host bytes of the re-laid copies made at load */
+    uint64_t act_dev[2];     /* device activations (fixed bytes included) */
+    uint64_t act_host[2];    /* activations that stay host memory (decode: tiles' output, frames) */
+};
+
+static int gpu_possible(void)
+{
+#ifdef ISOPIPE_CUDA
+    return 1;
+#else
+    return gpu_is_fake(); /* a pretend device runs the GPU modes' code on the CPU in any build */
+#endif
+}
+
+static uint64_t gpu_weight_bytes(const struct gpu_side *g)
+{
+    return g->w.resident_bytes + g->w.n_blocks * g->w.block_bytes + g->w.align_slack + g->w.upload_extra;
+}
+
+/* the plan: cpu mode as before (the bound half's weights mapped,
+ * activations from the layer shapes plus nn's scratch: one 64 MiB im2col
+ * slice and the largest weight converted to f32; host_base the inputs/outputs
+ * held and the process); beefy and lightweight from g */
 static int make_plan(const struct wan_vae *v, int half, const char *model_path, uint64_t act, uint64_t host_io,
-                     struct mem_plan *plan)
+                     const struct gpu_side *g, struct mem_plan *plan)
 {
     const struct wan_vae_config *cfg = wan_vae_config(v);
     int cmax = 3;
@@ -72,11 +101,86 @@ static int make_plan(const struct wan_vae *v, int half, const char *model_path, 
     b.activations = act + (UINT64_C(64) << 20) + wmax;
     b.host_base = host_io + (UINT64_C(16) << 20);
     b.cpu_ok = 1;
-    b.gpu_ok = 0;
+    b.gpu_ok = gpu_possible();
+    b.gpu_explicit_only = !NN_CUDA_MODELS_VERIFIED;
     char name[300];
     snprintf(name, sizeof name, "%s (Wan2.1 VAE %s)", base_name(model_path),
              half == WAN_VAE_DECODER ? "decoder" : "encoder");
-    return plan_from_blocks(plan, name, &b);
+    int rc = plan_from_blocks(plan, name, &b);
+    for (int m = 0; m < 2 && !rc; m++) {
+        struct plan_blocks gb = g->w;
+        struct mem_plan gp;
+        gb.activations = g->act_dev[m];
+        gb.host_base = b.host_base + g->relaid_host + g->act_host[m];
+        gb.cpu_ok = 1;
+        gb.gpu_ok = b.gpu_ok;
+        gb.gpu_explicit_only = b.gpu_explicit_only;
+        enum mem_mode mm = m ? MEM_MODE_LIGHTWEIGHT : MEM_MODE_BEEFY;
+        if (!(rc = plan_from_blocks(&gp, name, &gb))) plan->mode[mm] = gp.mode[mm];
+    }
+    return rc;
+}
+
+/* where the weights live: the VAE is small, so both GPU modes hold every
+ * weight on the device (lightweight saves VRAM by tiling, not by streaming) */
+static enum nn_wres_mode wres_mode_of(enum mem_mode m)
+{
+    return m == MEM_MODE_BEEFY || m == MEM_MODE_LIGHTWEIGHT ? NN_WRES_RESIDENT : NN_WRES_MAPPED;
+}
+
+/* The backend of the admitted mode and the weights there: cpu -> NN_CPU,
+ * weights mapped; beefy / lightweight -> NN_CUDA with every weight resident
+ * (the stride-1 convolutions' re-laid copies instead of the stored ones);
+ * on a pretend device (ISOPIPE_FAKE_GPU) the same registration and load on
+ * NN_CPU. NN_CUDA unavailable (no cuBLAS, ...): one line, then cpu mode
+ * (*mode becomes MEM_MODE_CPU, *fallback says why). */
+static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_vae *v, int half, enum mem_mode *mode,
+                        uint64_t act_dev, struct nn **nn, struct nn_wres **wr, char *fallback, size_t nfb)
+{
+    int rc;
+    enum nn_backend be = NN_CPU;
+    fallback[0] = 0;
+    rt_load_begin(rt);
+    if (*mode != MEM_MODE_CPU && !gpu_is_fake()) {
+        rc = nn_new(nn, NN_CUDA, cli_threads(c));
+        if (rc == ISO_EUNAVAIL) {
+            snprintf(fallback, nfb, "%s", iso_errmsg());
+            log_warn("vae: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(*mode), fallback);
+            iso_errclear();
+            *mode = MEM_MODE_CPU;
+        } else if (rc) {
+            return rc;
+        } else {
+            be = NN_CUDA;
+        }
+    } else if (*mode != MEM_MODE_CPU) {
+        log_verbose("pretend device: %s mode computes on the CPU", mem_mode_name(*mode));
+    }
+    if (!*nn && (rc = nn_new(nn, NN_CPU, cli_threads(c)))) return rc;
+    enum nn_wres_mode wm = wres_mode_of(*mode);
+    if (wm != NN_WRES_MAPPED && (rc = wan_vae_relay(v, half))) return rc;
+    if (!(*wr = nn_wres_new(wm, 0))) return ISO_EINTERNAL;
+    if ((rc = wan_vae_register(v, half, *wr, wm != NN_WRES_MAPPED)) || (rc = nn_wres_load(*wr, *nn))) return rc;
+    if (be == NN_CUDA) {
+        wan_vae_drop_relaid_host(v); /* uploaded: the device copies are what the forward reads */
+        uint64_t fixed = nn_cuda_fixed_bytes(); /* made at nn_new */
+        if ((rc = nn_reserve(*nn, act_dev > fixed ? act_dev - fixed : 0))) return rc;
+    }
+    rt_load_end(rt);
+    return 0;
+}
+
+/* the memory object plus "nn": which backend ran, where the weights lived,
+ * why a GPU mode ran on the CPU (as segment-gen's rife reports it) */
+static json_t *memory_json(struct rt *rt, struct nn *nn, enum mem_mode mode, const char *fallback)
+{
+    json_t *m = rt_memory_json(rt);
+    if (!m) return NULL;
+    json_t *o = json_pack("{s:s, s:s}", "backend", nn ? nn_backend_info(nn) : "none", "weights",
+                          nn_wres_mode_name(wres_mode_of(mode)));
+    if (fallback && fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
+    json_object_set_new(m, "nn", o);
+    return m;
 }
 
 static json_t *config_json(const struct wan_vae_config *c)
@@ -142,43 +246,92 @@ done:
 
 /* ------------------------------------------------------------------ decode */
 
-/* --tile N (latent pixels) as asked; else none when the untiled decode fits
- * the host budget, else the largest square tile (overlap a quarter of it)
- * whose bound fits. The budget is the host's (cpu mode is the only one). */
+/* --tile N as asked (every mode) */
+static int explicit_tiling(const struct vae_args *a, int big, struct wan_vae_tiling *tl, char *why, size_t n)
+{
+    tl->tile = a->tile >= big ? 0 : (int)a->tile;
+    tl->overlap = tl->tile ? (a->tile_overlap >= 0 ? (int)a->tile_overlap : (tl->tile + 3) / 4) : 0;
+    if (tl->tile && tl->overlap >= tl->tile)
+        return iso_fail(ISO_EUSAGE, "--tile-overlap %d must be smaller than --tile %d", tl->overlap, tl->tile);
+    snprintf(why, n, tl->tile ? "--tile %ld" : "--tile %ld covers the whole frame", a->tile);
+    return 0;
+}
+
+/* The tile for a budget: none when whole frames fit, else the largest
+ * square tile (overlap a quarter of it) whose bound fits, else 4. dev:
+ * the device's bound (wan_vae_decode_dev_bytes) against the device room,
+ * else the host's (wan_vae_decode_act_bytes) against the host budget;
+ * `other` is what the budget holds besides the activations. */
+static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, uint64_t other, uint64_t budget,
+                       const char *what, struct wan_vae_tiling *tl, char *why, size_t n)
+{
+    int big = h > w ? h : w;
+    uint64_t need = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, NULL) : wan_vae_decode_act_bytes(cfg, h, w, NULL)) + other;
+    tl->tile = tl->overlap = 0;
+    if (need <= budget) {
+        snprintf(why, n, "none: whole frames need %.0f MiB, the %s is %.0f MiB", need / 1048576.0, what,
+                 budget / 1048576.0);
+        return;
+    }
+    int smallest = 0;
+    for (int t = big - 1; t >= 4; t--) {
+        struct wan_vae_tiling c = { t, (t + 3) / 4, dev }; /* the device's tiles go tile-major */
+        if (wan_vae_tile_count(h, w, &c) > WAN_VAE_MAX_TILES) break;
+        smallest = t;
+        uint64_t nt = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, &c) : wan_vae_decode_act_bytes(cfg, h, w, &c)) + other;
+        if (nt <= budget) {
+            *tl = c;
+            snprintf(why, n, "whole frames need %.0f MiB, the %s is %.0f MiB: tiles of %d latent pixels need %.0f MiB",
+                     need / 1048576.0, what, budget / 1048576.0, t, nt / 1048576.0);
+            return;
+        }
+    }
+    if (!smallest) { /* a frame too small to tile at all */
+        snprintf(why, n, "none: whole frames need %.0f MiB, over the %s of %.0f MiB, and cannot be tiled",
+                 need / 1048576.0, what, budget / 1048576.0);
+        return;
+    }
+    tl->tile = smallest;
+    tl->overlap = (smallest + 3) / 4;
+    tl->tile_major = dev;
+    snprintf(why, n, "even tiles of %d latent pixels (at most %d tiles) exceed the %s of %.0f MiB", smallest,
+             WAN_VAE_MAX_TILES, what, budget / 1048576.0);
+}
+
+/* cpu mode: --tile as asked, else fitted to the host memory budget */
 static int choose_tiling(const struct vae_args *a, const struct wan_vae_config *cfg, int h, int w, uint64_t other,
                          struct wan_vae_tiling *tl, char *why, size_t n)
 {
-    int big = h > w ? h : w;
-    if (a->tile > 0) {
-        tl->tile = a->tile >= big ? 0 : (int)a->tile;
-        tl->overlap = tl->tile ? (a->tile_overlap >= 0 ? (int)a->tile_overlap : (tl->tile + 3) / 4) : 0;
-        if (tl->tile && tl->overlap >= tl->tile)
-            return iso_fail(ISO_EUSAGE, "--tile-overlap %d must be smaller than --tile %d", tl->overlap, tl->tile);
-        snprintf(why, n, tl->tile ? "--tile %ld" : "--tile %ld covers the whole frame", a->tile);
-        return 0;
-    }
-    uint64_t budget = mem_host_budget();
-    uint64_t need = wan_vae_decode_act_bytes(cfg, h, w, NULL) + other;
-    tl->tile = tl->overlap = 0;
-    if (need <= budget) {
-        snprintf(why, n, "none: whole frames need %.0f MiB, the host budget is %.0f MiB", need / 1048576.0,
-                 budget / 1048576.0);
-        return 0;
-    }
-    for (int t = big - 1; t >= 4; t--) {
-        struct wan_vae_tiling c = { t, (t + 3) / 4 };
-        uint64_t nt = wan_vae_decode_act_bytes(cfg, h, w, &c) + other;
-        if (nt <= budget) {
-            *tl = c;
-            snprintf(why, n, "whole frames need %.0f MiB, the host budget is %.0f MiB: tiles of %d latent pixels "
-                     "need %.0f MiB", need / 1048576.0, budget / 1048576.0, t, nt / 1048576.0);
-            return 0;
-        }
-    }
-    tl->tile = 4;
-    tl->overlap = 1;
-    snprintf(why, n, "even tiles of 4 latent pixels exceed the host budget of %.0f MiB", budget / 1048576.0);
+    if (a->tile > 0) return explicit_tiling(a, h > w ? h : w, tl, why, n);
+    fit_tiling(cfg, h, w, 0, other, mem_host_budget(), "host budget", tl, why, n);
     return 0;
+}
+
+/* lightweight: --tile as asked, else fitted to the device room now (free
+ * VRAM - --vram-reserve) with the resident weights and nn's fixed buffers;
+ * admission still checks the plan against the room it sees then */
+static int choose_gpu_tiling(const struct vae_args *a, const struct cli_common *c, const struct wan_vae_config *cfg,
+                             int h, int w, uint64_t other, struct wan_vae_tiling *tl, char *why, size_t n)
+{
+    if (a->tile > 0) return explicit_tiling(a, h > w ? h : w, tl, why, n);
+    uint64_t room = 0, f, t;
+    /* a run that may go lightweight creates the CUDA context now (admission
+     * would, just after), so that the room is net of it (~520 MiB, not in
+     * the plan: docs/memory.md); --plan alone does not */
+    int may_run = c->memory_mode == MEM_MODE_LIGHTWEIGHT || (c->memory_mode == MEM_MODE_AUTO && NN_CUDA_MODELS_VERIFIED);
+    if (gpu_present() && !gpu_is_fake() && !c->plan_only && may_run && gpu_activate()) iso_errclear();
+    if (gpu_present() && gpu_mem_get(&f, &t) == 0) {
+        uint64_t res = c->vram_reserve_mib > 0 ? (uint64_t)c->vram_reserve_mib << 20 : 0;
+        room = f > res ? f - res : 0;
+    }
+    fit_tiling(cfg, h, w, 1, other, room, gpu_present() ? "device room" : "device room (no device)", tl, why, n);
+    return 0;
+}
+
+static json_t *tiling_json(const struct wan_vae_tiling *tl, int spatial, const char *why)
+{
+    return json_pack("{s:i, s:i, s:i, s:s, s:s}", "tile", tl->tile, "tile_pixels", tl->tile * spatial, "overlap",
+                     tl->overlap, "order", tl->tile_major ? "tile-major" : "frame-major", "why", why);
 }
 
 struct frame_sink {
@@ -219,13 +372,14 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     struct wan_vae *v = NULL;
     struct safetensors *st = NULL;
     struct nn *nn = NULL;
+    struct nn_wres *wr = NULL;
     struct frame_sink sk = { 0 };
     struct mem_plan plan;
     enum mem_mode mode = MEM_MODE_CPU;
     char *model_path = NULL, *lat_path = NULL, *segdir = NULL, *tmp = NULL, *out = NULL, *json_path = NULL;
-    json_t *root = NULL, *tiling = NULL;
-    struct wan_vae_tiling tl = { 0, 0 };
-    char why[200] = "";
+    json_t *root = NULL, *tiling = NULL, *gtiling = NULL;
+    struct wan_vae_tiling tl = { 0, 0, 0 }, gtl[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+    char why[200] = "", gwhy[2][200] = { "", "" }, fallback[300] = "";
     int rc, loading = 0, cleanup = 0;
     double t0 = mem_now(), t_dec = 0;
 
@@ -273,23 +427,41 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = choose_tiling(a, cfg, h, wl, wan_vae_weight_bytes(v, WAN_VAE_DECODER) + io, &tl, why, sizeof why)))
         goto done;
     uint64_t act = wan_vae_decode_act_bytes(cfg, h, wl, &tl);
-    if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &plan))) goto done;
-    tiling = json_pack("{s:i, s:i, s:i, s:s}", "tile", tl.tile, "tile_pixels", tl.tile * cfg->spatial,
-                               "overlap", tl.overlap, "why", why);
+    /* beefy: whole frames (or --tile); lightweight: the tile the device room allows */
+    struct gpu_side g = { 0 };
+    if ((rc = wan_vae_plan_blocks(v, WAN_VAE_DECODER, 1, &g.w, &g.relaid_host))) goto done;
+    uint64_t fixed = gpu_weight_bytes(&g) + nn_cuda_fixed_bytes();
+    if (a->tile > 0) rc = explicit_tiling(a, h > wl ? h : wl, &gtl[0], gwhy[0], sizeof gwhy[0]);
+    else snprintf(gwhy[0], sizeof gwhy[0], "none: beefy decodes whole frames");
+    if (rc || (rc = choose_gpu_tiling(a, c, cfg, h, wl, fixed, &gtl[1], gwhy[1], sizeof gwhy[1]))) goto done;
+    gtl[1].tile_major = gtl[1].tile > 0; /* lightweight: one tile's caches on the device at a time */
+    for (int m = 0; m < 2; m++) {
+        g.act_dev[m] = wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]) + nn_cuda_fixed_bytes();
+        g.act_host[m] = wan_vae_decode_host_bytes(cfg, h, wl, &gtl[m], F);
+    }
+    if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &g, &plan))) goto done;
+    tiling = tiling_json(&tl, cfg->spatial, why);
+    gtiling = json_pack("{s:o, s:o}", "beefy", tiling_json(&gtl[0], cfg->spatial, gwhy[0]), "lightweight",
+                        tiling_json(&gtl[1], cfg->spatial, gwhy[1]));
     if (c->plan_only) {
-        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:O, s:o}}", "decode", "latent_frames", T, "frames",
-                                  F, "width", W, "height", H, "activations_bound", (json_int_t)act, "tiling",
-                                  tiling, "config", config_json(cfg));
+        json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:O, s:O, s:I, s:o}}", "decode", "latent_frames", T,
+                                  "frames", F, "width", W, "height", H, "activations_bound", (json_int_t)act, "tiling",
+                                  tiling, "gpu_tiling", gtiling, "relaid_host_bytes", (json_int_t)g.relaid_host,
+                                  "config", config_json(cfg));
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
     }
     if ((rc = check_out_dir(out))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
-    if (mode != MEM_MODE_CPU) { rc = iso_fail(ISO_EUNAVAIL, "vae has no GPU path yet"); goto done; }
-    rt_load_begin(rt);
     loading = 1;
-    if ((rc = nn_new(&nn, NN_CPU, cli_threads(c)))) goto done;
-    rt_load_end(rt);
+    int gm = mode == MEM_MODE_LIGHTWEIGHT;
+    if ((rc = open_backend(rt, c, v, WAN_VAE_DECODER, &mode, g.act_dev[gm], &nn, &wr, fallback, sizeof fallback)))
+        goto done;
+    if (mode != MEM_MODE_CPU) { /* the GPU mode's tiling (also on a pretend device) */
+        tl = gtl[gm];
+        json_decref(tiling);
+        tiling = json_incref(json_object_get(gtiling, gm ? "lightweight" : "beefy"));
+    }
 
     /* check_out_dir decided above that out may be replaced */
     if ((rc = fs_dir_begin_checked(out, &tmp))) goto done;
@@ -331,7 +503,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "tiling", json_deep_copy(tiling));
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:i}", "decode_s", t_dec, "frames_per_s",
                                                   t_dec > 0 ? F / t_dec : 0.0, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     free(json_final);
     if ((rc = jsonio_write_atomic(json_path, root))) goto done;
     if ((rc = sig_check())) goto done;
@@ -345,6 +517,8 @@ done:
     image_free(&sk.img);
     json_decref(root);
     json_decref(tiling);
+    json_decref(gtiling);
+    nn_wres_free(&wr);
     nn_free(&nn);
     wan_vae_free(&v);
     weights_close(&w);
@@ -453,6 +627,8 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     struct weights *w = NULL;
     struct wan_vae *v = NULL;
     struct nn *nn = NULL;
+    struct nn_wres *wr = NULL;
+    char fallback[300] = "";
     struct frame_src src = { 0 };
     struct mem_plan plan;
     enum mem_mode mode = MEM_MODE_CPU;
@@ -489,7 +665,11 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     int T = 1 + (F - 1) / cfg->temporal, h = H / cfg->spatial, wl = W / cfg->spatial;
     size_t nlat = (size_t)cfg->z_dim * T * h * wl;
     uint64_t act = wan_vae_encode_act_bytes(cfg, H, W);
-    if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nlat * 4 + (uint64_t)H * W * 4 * 4, &plan))) goto done;
+    struct gpu_side g = { 0 };
+    if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
+    /* the encoder does not tile: lightweight = beefy */
+    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + wan_vae_attn_scratch_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl);
+    if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nlat * 4 + (uint64_t)H * W * 4 * 4, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:o}}", "encode", "frames", F, "latent_frames", T,
                                   "width", W, "height", H, "activations_bound", (json_int_t)act, "config",
@@ -499,11 +679,9 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     }
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
-    if (mode != MEM_MODE_CPU) { rc = iso_fail(ISO_EUNAVAIL, "vae has no GPU path yet"); goto done; }
-    rt_load_begin(rt);
     loading = 1;
-    if ((rc = nn_new(&nn, NN_CPU, cli_threads(c)))) goto done;
-    rt_load_end(rt);
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_dev[0], &nn, &wr, fallback, sizeof fallback)))
+        goto done;
     if (!(lat = malloc(nlat * sizeof *lat))) { rc = iso_fail(ISO_ETEMPFAIL, "out of memory"); goto done; }
     double te = mem_now();
     if ((rc = wan_vae_encode(v, nn, F, H, W, src_get, &src, lat))) goto done;
@@ -526,13 +704,14 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "latents", json_pack("[i,i,i,i]", cfg->z_dim, T, h, wl));
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:i}", "encode_s", t_enc, "frames_per_s",
                                                   t_enc > 0 ? F / t_enc : 0.0, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
 done:
     if (loading && !cleanup) rt_cleanup_begin(rt);
     json_decref(root);
     free(lat);
+    nn_wres_free(&wr);
     nn_free(&nn);
     wan_vae_free(&v);
     weights_close(&w);
@@ -679,6 +858,8 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     struct weights *w = NULL;
     struct wan_vae *v = NULL;
     struct nn *nn = NULL;
+    struct nn_wres *wr = NULL;
+    char fallback[300] = "";
     struct vace_src src = { 0 };
     struct mem_plan plan;
     enum mem_mode mode = MEM_MODE_CPU;
@@ -706,7 +887,10 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     int C = 2 * z + sp * sp;
     size_t hw = (size_t)h * wl, nctx = (size_t)C * T * hw;
     uint64_t act = wan_vae_encode_act_bytes(cfg, H, W);
-    if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nctx * 4 + (uint64_t)H * W * 4 * 8, &plan))) goto done;
+    struct gpu_side g = { 0 };
+    if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
+    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + wan_vae_attn_scratch_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl);
+    if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nctx * 4 + (uint64_t)H * W * 4 * 8, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:I, s:o}}", "vace", "frames", F, "latent_frames", T,
                                   "channels", C, "width", W, "height", H, "activations_bound", (json_int_t)act,
@@ -716,11 +900,9 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     }
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
-    if (mode != MEM_MODE_CPU) { rc = iso_fail(ISO_EUNAVAIL, "vae has no GPU path yet"); goto done; }
-    rt_load_begin(rt);
     loading = 1;
-    if ((rc = nn_new(&nn, NN_CPU, cli_threads(c)))) goto done;
-    rt_load_end(rt);
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_dev[0], &nn, &wr, fallback, sizeof fallback)))
+        goto done;
     ctx = calloc(nctx, sizeof *ctx);
     src.vbuf = malloc(3 * (size_t)H * W * sizeof(float));
     src.mbuf = malloc(3 * (size_t)H * W * sizeof(float));
@@ -760,13 +942,14 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     json_object_set_new(root, "frames", json_integer(F));
     json_object_set_new(root, "vace_context", json_pack("[i,i,i,i]", C, T, h, wl));
     json_object_set_new(root, "timing", json_pack("{s:f, s:i}", "encode_s", t_enc, "threads", cli_threads(c)));
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_object_set_new(root, "memory", memory_json(rt, nn, mode, fallback));
     json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
     fputc('\n', stdout);
 done:
     if (loading && !cleanup) rt_cleanup_begin(rt);
     json_decref(root);
     free(ctx);
+    nn_wres_free(&wr);
     nn_free(&nn);
     wan_vae_free(&v);
     weights_close(&w);

@@ -45,6 +45,8 @@
 #include "err.h"
 #include "fs.h"
 #include "nn.h"
+#include "nn_wres.h"
+#include "plan.h"
 #include "weights.h"
 
 /* Wan2.1's published latent statistics (wan/modules/vae.py, WanVAE; also
@@ -57,11 +59,17 @@ static const float WAN21_STD[16] = {
     3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f };
 
 #define MAX_BLOCKS 64
+#define MAX_TILES WAN_VAE_MAX_TILES
 
 /* a convolution: weight [O, C, kt, kh, kw] (3-D) or [O, C, kh, kw] (2-D) */
 struct wv_conv {
     struct nn_w w, b;
     int O, C, kt, kh, kw;
+    /* stride-1 convolutions run as one GEMM per kernel tap (conv_shift):
+     * the weight re-laid out as float32 [taps, O, C], made once by
+     * wan_vae_relay (GPU modes; then registered with nn_wres instead of w),
+     * else per call from the mapping (data NULL) */
+    struct nn_w wk;
 };
 
 struct wv_res {
@@ -106,6 +114,8 @@ struct wv_half {
 struct wan_vae {
     struct wan_vae_config cfg;
     struct wv_half enc, dec;
+    float **relaid;          /* the host copies wan_vae_relay made (freed at wan_vae_free) */
+    int n_relaid;
 };
 
 /* ---------------------------------------------------------------- names */
@@ -602,7 +612,11 @@ fail:
 
 void wan_vae_free(struct wan_vae **v)
 {
-    if (v) { free(*v); *v = NULL; }
+    if (!v || !*v) return;
+    for (int i = 0; i < (*v)->n_relaid; i++) free((*v)->relaid[i]);
+    free((*v)->relaid);
+    free(*v);
+    *v = NULL;
 }
 
 const struct wan_vae_config *wan_vae_config(const struct wan_vae *v) { return &v->cfg; }
@@ -612,7 +626,170 @@ uint64_t wan_vae_weight_bytes(const struct wan_vae *v, int half)
     return (half == WAN_VAE_ENCODER ? v->enc : v->dec).bytes;
 }
 
+/* ---------------------------------------------------------------- weights */
+
+/* Every weight a half's forward reads, in a fixed order: fn(ctx, field, n,
+ * cv) with cv the convolution when the field is the weight of a stride-1
+ * (conv_shift) convolution, else NULL. */
+typedef int (*wv_visit_fn)(void *ctx, struct nn_w *w, size_t n, struct wv_conv *cv);
+
+static int visit_conv(struct wv_conv *cv, int shift, wv_visit_fn fn, void *ctx)
+{
+    size_t n = (size_t)cv->O * cv->C * cv->kt * cv->kh * cv->kw;
+    int rc = fn(ctx, &cv->w, n, shift ? cv : NULL);
+    return rc ? rc : fn(ctx, &cv->b, (size_t)cv->O, NULL);
+}
+
+static int visit_res(struct wv_res *r, wv_visit_fn fn, void *ctx)
+{
+    int rc;
+    if ((rc = fn(ctx, &r->norm1, (size_t)r->in, NULL)) || (rc = visit_conv(&r->conv1, 1, fn, ctx)) ||
+        (rc = fn(ctx, &r->norm2, (size_t)r->out, NULL)) || (rc = visit_conv(&r->conv2, 1, fn, ctx)))
+        return rc;
+    return r->has_shortcut ? visit_conv(&r->shortcut, 0, fn, ctx) : 0;
+}
+
+static int visit_half(struct wv_half *h, wv_visit_fn fn, void *ctx)
+{
+    int rc;
+    if ((rc = visit_conv(&h->conv_in, 1, fn, ctx))) return rc;
+    for (int k = 0; k < h->n_blocks; k++) {
+        if (!h->kind[k]) {
+            if ((rc = visit_res(&h->res[k], fn, ctx))) return rc;
+            continue;
+        }
+        struct wv_resample *rs = &h->rs[k];
+        int up = rs->mode == RS_UP2D || rs->mode == RS_UP3D;
+        if ((rc = visit_conv(&rs->conv, up, fn, ctx))) return rc;
+        if ((rs->mode == RS_UP3D || rs->mode == RS_DOWN3D) && (rc = visit_conv(&rs->time_conv, up, fn, ctx)))
+            return rc;
+    }
+    if ((rc = visit_res(&h->mid0, fn, ctx)) || (rc = fn(ctx, &h->attn.norm, (size_t)h->attn.C, NULL)) ||
+        (rc = visit_conv(&h->attn.qkv, 0, fn, ctx)) || (rc = visit_conv(&h->attn.proj, 0, fn, ctx)) ||
+        (rc = visit_res(&h->mid1, fn, ctx)) || (rc = fn(ctx, &h->head_norm, (size_t)h->head.C, NULL)) ||
+        (rc = visit_conv(&h->head, 1, fn, ctx)))
+        return rc;
+    return visit_conv(&h->quant, 0, fn, ctx);
+}
+
+static struct wv_half *half_of(struct wan_vae *v, int half) { return half == WAN_VAE_ENCODER ? &v->enc : &v->dec; }
+
+/* [O, C, taps] as stored -> float32 [taps, O, C]: tap k's GEMM operand */
+static int relay_into(const struct wv_conv *cv, float *wk)
+{
+    int C = cv->C, O = cv->O, taps = cv->kt * cv->kh * cv->kw;
+    size_t nw = (size_t)O * C * taps;
+    float *w32 = aligned_alloc(64, (nw * sizeof(float) + 63) & ~(size_t)63);
+    if (!w32) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    nn_w_to_f32(&cv->w, 0, nw, w32);
+    for (int o = 0; o < O; o++)
+        for (int c = 0; c < C; c++)
+            for (int k = 0; k < taps; k++) wk[((size_t)k * O + o) * C + c] = w32[((size_t)o * C + c) * taps + k];
+    free(w32);
+    return 0;
+}
+
+static float *relaid_alloc(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63); }
+
+static int relay_visit(void *ctx, struct nn_w *w, size_t n, struct wv_conv *cv)
+{
+    struct wan_vae *v = ctx;
+    (void)w;
+    if (!cv || cv->wk.data) return 0;
+    float **list = realloc(v->relaid, (size_t)(v->n_relaid + 1) * sizeof *list);
+    if (!list) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    v->relaid = list;
+    float *wk = relaid_alloc(n);
+    if (!wk) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory for the re-laid weights");
+    v->relaid[v->n_relaid++] = wk;
+    int rc = relay_into(cv, wk);
+    if (rc) return rc;
+    cv->wk = nn_w_at(wk, 0, WT_F32, 1.0f);
+    return 0;
+}
+
+int wan_vae_relay(struct wan_vae *v, int half)
+{
+    struct wv_half *h = half_of(v, half);
+    if (!h->present) return iso_fail(ISO_EINTERNAL, "vae: relay of a half not loaded");
+    return visit_half(h, relay_visit, v);
+}
+
+struct reg_ctx { struct nn_wres *r; int relaid; struct nn_w *views; int n; };
+
+static int reg_visit(void *ctx, struct nn_w *w, size_t n, struct wv_conv *cv)
+{
+    struct reg_ctx *g = ctx;
+    struct nn_w *field = cv && g->relaid ? &cv->wk : w;
+    if (g->views) { /* sizing only: a view of the dtype the field will have */
+        struct nn_w *view = &g->views[g->n];
+        *view = cv && g->relaid ? nn_w_at(w->data, 0, WT_F32, 1.0f) : *w;
+        field = view;
+    } else if (cv && g->relaid && !cv->wk.data) {
+        return iso_fail(ISO_EINTERNAL, "vae: registering re-laid weights before wan_vae_relay");
+    }
+    g->n++;
+    return nn_wres_add(g->r, -1, field, n);
+}
+
+int wan_vae_register(struct wan_vae *v, int half, struct nn_wres *r, int relaid)
+{
+    struct wv_half *h = half_of(v, half);
+    if (!h->present) return iso_fail(ISO_EINTERNAL, "vae: registering a half not loaded");
+    struct reg_ctx g = { r, relaid, NULL, 0 };
+    return visit_half(h, reg_visit, &g);
+}
+
+static int count_visit(void *ctx, struct nn_w *w, size_t n, struct wv_conv *cv)
+{
+    (void)w; (void)n; (void)cv;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int relaid_bytes_visit(void *ctx, struct nn_w *w, size_t n, struct wv_conv *cv)
+{
+    (void)w;
+    if (cv) *(uint64_t *)ctx += (uint64_t)n * sizeof(float);
+    return 0;
+}
+
+int wan_vae_plan_blocks(struct wan_vae *v, int half, int relaid, struct plan_blocks *b, uint64_t *relaid_host)
+{
+    struct wv_half *h = half_of(v, half);
+    int count = 0, rc;
+    uint64_t rb = 0;
+    visit_half(h, count_visit, &count);
+    visit_half(h, relaid_bytes_visit, &rb);
+    struct nn_w *views = calloc((size_t)count + 1, sizeof *views);
+    struct nn_wres *r = nn_wres_new(NN_WRES_RESIDENT, 0);
+    if (!views || !r) {
+        free(views);
+        nn_wres_free(&r);
+        return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    }
+    struct reg_ctx g = { r, relaid, views, 0 };
+    rc = visit_half(h, reg_visit, &g);
+    if (!rc) nn_wres_plan_blocks(r, b);
+    if (relaid_host) *relaid_host = relaid ? rb : 0;
+    nn_wres_free(&r);
+    free(views);
+    return rc;
+}
+
+void wan_vae_drop_relaid_host(struct wan_vae *v)
+{
+    for (int i = 0; i < v->n_relaid; i++) free(v->relaid[i]);
+    free(v->relaid);
+    v->relaid = NULL;
+    v->n_relaid = 0;
+}
+
 /* ---------------------------------------------------------------- forward */
+
+/* Every tensor below lives in the backend's memory (nn_alloc): host code
+ * never reads or writes it; copies go through nn_copy / nn_copy_box,
+ * inputs and outputs through nn_upload / nn_download. */
 
 /* the per-run causal caches, visited in a fixed order every chunk (Wan's feat_idx) */
 struct slot { float *buf; size_t n; int used; };
@@ -652,14 +829,23 @@ struct act { float *d; int C, t, H, W; };
 static size_t act_hw(const struct act *a) { return (size_t)a->H * a->W; }
 static size_t act_n(const struct act *a) { return (size_t)a->C * a->t * act_hw(a); }
 
-/* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
+/* frames [f0, f0+nf) of src [C, t, hw] into frames [g0, g0+nf) of dst [C, T, hw] */
+static void copy_frames(struct nn *nn, float *dst, int T, int g0, const float *src, int t, int f0, int nf, int C,
+                        size_t hw)
+{
+    const size_t ds[4] = { (size_t)T * hw, hw, 0, 1 }, ss[4] = { (size_t)t * hw, hw, 0, 1 };
+    const int n[4] = { C, nf, 1, (int)hw };
+    nn_copy_box(nn, dst + (size_t)g0 * hw, ds, src + (size_t)f0 * hw, ss, n);
+}
+
 /* A stride-1 convolution as one GEMM per kernel tap ("shifted GEMMs"):
  * xp [C, Tin, Hp, Wp] is the input already padded (time: the causal frames
  * in front; space: ph, pw zeros on each side). On the padded grid, tap
  * (dt, dy, dx) of output position p reads xp at p + dt*S + dy*Wp + dx, a
  * constant offset, so y_pad[O, p] += W_tap[O, C] * xp[C, p + offset] is a
  * plain GEMM on a strided view of xp: no im2col copy. The columns past each
- * row's W valid outputs are computed and dropped when cropping. */
+ * row's W valid outputs are computed and dropped when cropping. The bias is
+ * added after the taps' sum, as always. */
 static int conv_shift(struct run *r, const struct wv_conv *cv, const float *xp, int Tin, int H, int W, int ph,
                       int pw, float *y, int To)
 {
@@ -667,14 +853,19 @@ static int conv_shift(struct run *r, const struct wv_conv *cv, const float *xp, 
     int Hp = H + 2 * ph, Wp = W + 2 * pw;
     size_t S = (size_t)Hp * Wp, hw = (size_t)H * W, ncols = (size_t)(H - 1) * Wp + (size_t)W;
     size_t nw = (size_t)O * C * taps;
-    float *w32 = NEW(nw), *wk = NEW(nw), *yp = NEW((size_t)O * S);
-    if (!w32 || !wk || !yp) { FREE(w32); FREE(wk); FREE(yp); return ISO_ETEMPFAIL; }
-    /* [O, C, taps] -> [taps, O, C] */
-    nn_w_to_f32(&cv->w, 0, nw, w32);
-    for (int o = 0; o < O; o++)
-        for (int c = 0; c < C; c++)
-            for (int k = 0; k < taps; k++) wk[((size_t)k * O + o) * C + c] = w32[((size_t)o * C + c) * taps + k];
-    FREE(w32);
+    const float *wk = cv->wk.data;
+    float *own = NULL;
+    if (!wk) { /* cpu mode: re-laid per call from the mapping (host memory is the backend's) */
+        if (nn_backend_of(r->nn) != NN_CPU) return iso_fail(ISO_EINTERNAL, "vae: conv weights not re-laid for the GPU");
+        if (!(own = relaid_alloc(nw))) { r->oom = 1; return ISO_ETEMPFAIL; }
+        int rc = relay_into(cv, own);
+        if (rc) { free(own); return rc; }
+        wk = own;
+    }
+    float *yp = NEW((size_t)O * S);
+    if (!yp) { free(own); return ISO_ETEMPFAIL; }
+    const size_t ds[4] = { 0, (size_t)To * hw, (size_t)W, 1 }, ss[4] = { 0, S, (size_t)Wp, 1 };
+    const int crop[4] = { 1, O, H, W };
     for (int to = 0; to < To; to++) {
         int k = 0;
         for (int dt = 0; dt < cv->kt; dt++)
@@ -684,28 +875,23 @@ static int conv_shift(struct run *r, const struct wv_conv *cv, const float *xp, 
                     nn_gemm(r->nn, 0, 0, O, (int)ncols, C, 1.0f, wk + (size_t)k * O * C, C, xp + off,
                             (int)((size_t)Tin * S), k ? 1.0f : 0.0f, yp, (int)S);
                 }
-        for (int o = 0; o < O; o++) {
-            float bv = cv->b.data ? nn_w_get(&cv->b, (size_t)o) : 0.0f;
-            float *dst = y + ((size_t)o * To + to) * hw;
-            const float *src = yp + (size_t)o * S;
-            for (int yy = 0; yy < H; yy++)
-                for (int xx = 0; xx < W; xx++) dst[(size_t)yy * W + xx] = src[(size_t)yy * Wp + xx] + bv;
-        }
+        nn_copy_box(r->nn, y + (size_t)to * hw, ds, yp, ss, crop);
     }
-    FREE(wk);
+    nn_add_channels(r->nn, y, y, O, (size_t)To * hw, &cv->b);
+    free(own);
     FREE(yp);
     return 0;
 }
 
 /* copy [C, t, H, W] frames into the interior of a padded [C, T, H+2ph, W+2pw] at frame t0 */
-static void pad_in(float *dst, int T, int t0, const float *src, int C, int t, int H, int W, int ph, int pw)
+static void pad_in(struct nn *nn, float *dst, int T, int t0, const float *src, int C, int t, int H, int W, int ph,
+                   int pw)
 {
     int Hp = H + 2 * ph, Wp = W + 2 * pw;
-    for (int c = 0; c < C; c++)
-        for (int f = 0; f < t; f++)
-            for (int yy = 0; yy < H; yy++)
-                memcpy(dst + (((size_t)c * T + t0 + f) * Hp + yy + ph) * Wp + pw,
-                       src + (((size_t)c * t + f) * H + yy) * W, (size_t)W * sizeof(float));
+    const size_t ds[4] = { (size_t)T * Hp * Wp, (size_t)Hp * Wp, (size_t)Wp, 1 };
+    const size_t ss[4] = { (size_t)t * H * W, (size_t)H * W, (size_t)W, 1 };
+    const int n[4] = { C, t, H, W };
+    nn_copy_box(nn, dst + (size_t)t0 * Hp * Wp + (size_t)ph * Wp + pw, ds, src, ss, n);
 }
 
 /* causal conv: kt 3 with the two-frame cache of slot s in front, or kt 1 */
@@ -731,20 +917,19 @@ static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struc
     int tt = x->t + pre;
     float *buf = NEW((size_t)x->C * tt * (x->H + 2 * ph) * (x->W + 2 * pw)); /* zeroed: the spatial padding */
     if (!buf) return ISO_ETEMPFAIL;
-    if (pre) pad_in(buf, tt, 0, s->buf, x->C, 2, x->H, x->W, ph, pw);
-    pad_in(buf, tt, pre, x->d, x->C, x->t, x->H, x->W, ph, pw);
+    if (pre) pad_in(r->nn, buf, tt, 0, s->buf, x->C, 2, x->H, x->W, ph, pw);
+    pad_in(r->nn, buf, tt, pre, x->d, x->C, x->t, x->H, x->W, ph, pw);
     int rc = conv_shift(r, cv, buf, tt, x->H, x->W, ph, pw, y->d, x->t);
     FREE(buf);
     if (rc) return rc;
     if (pre) { /* the cache: the last two input frames (cache included when t < 2) */
         float *nc = NEW(cn);
         if (!nc) return ISO_ETEMPFAIL;
-        for (int c = 0; c < x->C; c++)
-            for (int f = 0; f < 2; f++) {
-                int g = x->t - 2 + f; /* index into x; < 0 reaches back into the old cache */
-                const float *src = g >= 0 ? x->d + ((size_t)c * x->t + g) * hw : s->buf + ((size_t)c * 2 + 2 + g) * hw;
-                memcpy(nc + ((size_t)c * 2 + f) * hw, src, hw * sizeof(float));
-            }
+        for (int f = 0; f < 2; f++) {
+            int g = x->t - 2 + f; /* index into x; < 0 reaches back into the old cache */
+            if (g >= 0) copy_frames(r->nn, nc, 2, f, x->d, x->t, g, 1, x->C, hw);
+            else copy_frames(r->nn, nc, 2, f, s->buf, 2, 2 + g, 1, x->C, hw);
+        }
         FREE(s->buf);
         s->buf = nc;
     }
@@ -790,37 +975,64 @@ done:
     return rc;
 }
 
-/* x <- x + proj(attention(to_qkv(norm(x)))), per frame, one head */
+/* rows of scores per slice of the product attention: at most 64 MiB */
+static int attn_rows(int L)
+{
+    size_t rows = (UINT64_C(64) << 20) / sizeof(float) / (size_t)(L > 0 ? L : 1);
+    if (rows < 1) rows = 1;
+    return rows > (size_t)L ? L : (int)rows;
+}
+
+uint64_t wan_vae_attn_scratch_bytes(int C, int L)
+{
+    return C > NN_CUDA_ATTN_MAX_D ? (uint64_t)attn_rows(L) * (uint64_t)L * sizeof(float) : 0;
+}
+
+void wan_vae_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int L, int D,
+                                float scale, float *scores)
+{
+    int rows = attn_rows(L);
+    for (int i0 = 0; i0 < L; i0 += rows) {
+        int n = L - i0 < rows ? L - i0 : rows;
+        nn_gemm(nn, 0, 1, n, L, D, scale, q + (size_t)i0 * D, D, k, D, 0.0f, scores, L);
+        nn_softmax(nn, scores, n, L);
+        nn_gemm(nn, 0, 0, n, D, L, 1.0f, scores, L, v, D, 0.0f, o + (size_t)i0 * D, D);
+    }
+}
+
+/* x <- x + proj(attention(to_qkv(norm(x)))), per frame, one head. The
+ * fused nn_attention everywhere it takes the head size; the CUDA kernel
+ * stops at 256 and Wan2.1's middle block has 384 channels in one head, so
+ * there the attention is products (QK^T, softmax, PV) in row slices. */
 static int attention(struct run *r, const struct wv_attn *at, struct act *x)
 {
     int C = at->C, rc = 0;
-    size_t hw = act_hw(x);
-    float *f = NEW((size_t)C * hw), *qkv = NEW(3 * (size_t)C * hw), *q = NEW((size_t)C * hw),
-          *k = NEW((size_t)C * hw), *v = NEW((size_t)C * hw), *o = NEW((size_t)C * hw);
-    if (!f || !qkv || !q || !k || !v || !o) { rc = ISO_ETEMPFAIL; goto done; }
+    size_t hw = act_hw(x), chw = (size_t)C * hw;
+    int products = C > NN_CUDA_ATTN_MAX_D && nn_backend_of(r->nn) != NN_CPU;
+    float *g = NEW(chw), *f = NEW(chw), *qkv = NEW(3 * chw), *t3 = NEW(3 * chw), *o = NEW(chw);
+    float *sc = products ? NEW((size_t)attn_rows((int)hw) * hw) : NULL;
+    if (!g || !f || !qkv || !t3 || !o || (products && !sc)) { rc = ISO_ETEMPFAIL; goto done; }
+    float *q = t3, *k = t3 + chw, *v = t3 + 2 * chw;
+    /* channel-first [3C, hw] to token-major q, k, v [hw, C], and back */
+    const size_t tds[4] = { 0, chw, 1, (size_t)C }, tss[4] = { 0, chw, hw, 1 };
+    const int tn[4] = { 1, 3, C, (int)hw };
+    const size_t bds[4] = { 0, 0, hw, 1 }, bss[4] = { 0, 0, 1, (size_t)C };
+    const int bn[4] = { 1, 1, C, (int)hw };
     for (int t = 0; t < x->t; t++) {
-        for (int c = 0; c < C; c++)
-            memcpy(f + (size_t)c * hw, x->d + ((size_t)c * x->t + t) * hw, hw * sizeof(float));
+        copy_frames(r->nn, g, 1, 0, x->d, x->t, t, 1, C, hw);
+        nn_copy(r->nn, f, g, chw);
         nn_rmsnorm_channels(r->nn, f, f, C, hw, &at->norm, NULL, 1e-12f);
         nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->qkv.w, &at->qkv.b, 3 * C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        /* channel-first [3C, hw] to token-major q, k, v [hw, C] */
-        for (int c = 0; c < C; c++)
-            for (size_t i = 0; i < hw; i++) {
-                q[i * C + c] = qkv[(size_t)c * hw + i];
-                k[i * C + c] = qkv[(size_t)(C + c) * hw + i];
-                v[i * C + c] = qkv[(size_t)(2 * C + c) * hw + i];
-            }
-        nn_attention(r->nn, o, q, k, v, (int)hw, (int)hw, 1, C, 1.0f / sqrtf((float)C), NULL, (int)hw);
-        for (int c = 0; c < C; c++)
-            for (size_t i = 0; i < hw; i++) f[(size_t)c * hw + i] = o[i * C + c];
+        nn_copy_box(r->nn, t3, tds, qkv, tss, tn);
+        if (products) wan_vae_attention_products(r->nn, o, q, k, v, (int)hw, C, 1.0f / sqrtf((float)C), sc);
+        else nn_attention(r->nn, o, q, k, v, (int)hw, (int)hw, 1, C, 1.0f / sqrtf((float)C), NULL, (int)hw);
+        nn_copy_box(r->nn, f, bds, o, bss, bn);
         nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->proj.w, &at->proj.b, C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
-        for (int c = 0; c < C; c++) {
-            float *xd = x->d + ((size_t)c * x->t + t) * hw;
-            nn_add(r->nn, xd, xd, qkv + (size_t)c * hw, hw);
-        }
+        nn_add(r->nn, g, g, qkv, chw);
+        copy_frames(r->nn, x->d, x->t, t, g, 1, 0, 1, C, hw);
     }
 done:
-    FREE(f); FREE(qkv); FREE(q); FREE(k); FREE(v); FREE(o);
+    FREE(g); FREE(f); FREE(qkv); FREE(t3); FREE(o); FREE(sc);
     return rc;
 }
 
@@ -843,11 +1055,10 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
             size_t hw = act_hw(x);
             y = (struct act){ NEW(act_n(x) * 2), x->C, 2 * x->t, x->H, x->W };
             if (!y.d) { FREE(tc.d); return ISO_ETEMPFAIL; }
-            for (int hf = 0; hf < 2; hf++)
-                for (int c = 0; c < x->C; c++)
-                    for (int i = 0; i < x->t; i++)
-                        memcpy(y.d + ((size_t)c * y.t + 2 * i + hf) * hw,
-                               tc.d + ((size_t)(hf * x->C + c) * x->t + i) * hw, hw * sizeof(float));
+            const size_t ds[4] = { hw, (size_t)y.t * hw, 2 * hw, 1 };
+            const size_t ss[4] = { (size_t)x->C * x->t * hw, (size_t)x->t * hw, hw, 1 };
+            const int n[4] = { 2, x->C, x->t, (int)hw };
+            nn_copy_box(r->nn, y.d, ds, tc.d, ss, n);
             FREE(tc.d);
             FREE(x->d);
             *x = y;
@@ -861,33 +1072,28 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
     int Ho = up ? 2 * H : H / 2, Wo = up ? 2 * W : W / 2;
     size_t hw = act_hw(x), hwi = (size_t)Hi * Wi, hwo = (size_t)Ho * Wo;
     y = (struct act){ NEW((size_t)rs->O * x->t * hwo), rs->O, x->t, Ho, Wo };
-    /* up: the upsampled frame with the conv's one-pixel zero border */
+    /* up: the upsampled frame with the conv's one-pixel zero border; down:
+     * ZeroPad2d((0, 1, 0, 1)), one zero column right and one zero row below.
+     * Only the interior is ever written: the borders stay the zeros of nn_alloc. */
     size_t hwf = up ? (size_t)(Hi + 2) * (Wi + 2) : hwi;
     fin = NEW((size_t)x->C * hwf);
     fout = NEW((size_t)rs->O * hwo);
     if (!y.d || !fin || !fout) { rc = ISO_ETEMPFAIL; goto done; }
     for (int t = 0; t < x->t; t++) {
-        for (int c = 0; c < x->C; c++) {
-            const float *src = x->d + ((size_t)c * x->t + t) * hw;
-            float *dst = fin + (size_t)c * hwf;
-            if (up) { /* nearest-exact 2x: output (y, x) reads input (y/2, x/2) */
-                for (int yy = 0; yy < Hi; yy++)
-                    for (int xx = 0; xx < Wi; xx++)
-                        dst[(size_t)(yy + 1) * (Wi + 2) + xx + 1] = src[(size_t)(yy / 2) * W + xx / 2];
-            } else { /* ZeroPad2d((0, 1, 0, 1)): one zero column right, one zero row below */
-                for (int yy = 0; yy < H; yy++) {
-                    memcpy(dst + (size_t)yy * Wi, src + (size_t)yy * W, (size_t)W * sizeof(float));
-                    dst[(size_t)yy * Wi + W] = 0;
-                }
-                memset(dst + (size_t)H * Wi, 0, (size_t)Wi * sizeof(float));
-            }
-        }
-        if (up) {
+        const float *src = x->d + (size_t)t * hw;
+        if (up) { /* nearest-exact 2x: output (2y+a, 2x+b) reads input (y, x) */
+            size_t row = (size_t)Wi + 2;
+            const size_t ds[4] = { hwf, 2 * row, row, 2 }, ss[4] = { (size_t)x->t * hw, (size_t)W, 0, 1 };
+            const int n[4] = { x->C, H, 2, W };
+            for (int b = 0; b < 2; b++) nn_copy_box(r->nn, fin + row + 1 + b, ds, src, ss, n);
             if ((rc = conv_shift(r, &rs->conv, fin, 1, Hi, Wi, 1, 1, fout, 1))) goto done;
-        } else
+        } else {
+            const size_t ds[4] = { 0, hwf, (size_t)Wi, 1 }, ss[4] = { 0, (size_t)x->t * hw, (size_t)W, 1 };
+            const int n[4] = { 1, x->C, H, W };
+            nn_copy_box(r->nn, fin, ds, src, ss, n);
             nn_conv2d(r->nn, fout, fin, x->C, Hi, Wi, &rs->conv.w, &rs->conv.b, rs->O, 3, 3, 2, 2, 0, 0, 1, 1, 1);
-        for (int c = 0; c < rs->O; c++)
-            memcpy(y.d + ((size_t)c * y.t + t) * hwo, fout + (size_t)c * hwo, hwo * sizeof(float));
+        }
+        copy_frames(r->nn, y.d, y.t, t, fout, 1, 0, 1, rs->O, hwo);
     }
     FREE(x->d);
     *x = y;
@@ -912,17 +1118,13 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
             float *buf = NEW((size_t)x->C * tt * hwo);
             y = (struct act){ NEW((size_t)x->C * to * hwo), x->C, to, Ho, Wo };
             if (!buf || !y.d) { FREE(buf); rc = ISO_ETEMPFAIL; goto done; }
-            for (int c = 0; c < x->C; c++) {
-                memcpy(buf + (size_t)c * tt * hwo, s->buf + (size_t)c * hwo, hwo * sizeof(float));
-                memcpy(buf + ((size_t)c * tt + 1) * hwo, x->d + (size_t)c * x->t * hwo,
-                       (size_t)x->t * hwo * sizeof(float));
-            }
+            copy_frames(r->nn, buf, tt, 0, s->buf, 1, 0, 1, x->C, hwo);
+            copy_frames(r->nn, buf, tt, 1, x->d, x->t, 0, x->t, x->C, hwo);
             nn_conv3d(r->nn, y.d, buf, x->C, tt, Ho, Wo, &rs->time_conv.w, &rs->time_conv.b, x->C, 3, 1, 1, 2, 1,
                       1, 0, 0);
             FREE(buf);
         }
-        for (int c = 0; c < x->C; c++)
-            memcpy(s->buf + (size_t)c * hwo, x->d + ((size_t)c * x->t + x->t - 1) * hwo, hwo * sizeof(float));
+        copy_frames(r->nn, s->buf, 1, 0, x->d, x->t, x->t - 1, 1, x->C, hwo);
         if (!first) {
             FREE(x->d);
             *x = y;
@@ -977,6 +1179,13 @@ static int tile_starts(int n, int tile, int ov, int *st, int max)
     return k;
 }
 
+int wan_vae_tile_count(int h, int w, const struct wan_vae_tiling *tl)
+{
+    int st[MAX_TILES + 1], tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    if (tile > 0 && (ov < 0 || ov >= tile)) return MAX_TILES + 1;
+    return tile_starts(h, tile, ov, st, MAX_TILES) * tile_starts(w, tile, ov, st, MAX_TILES);
+}
+
 /* one decoded tile: [3, t, th, tw] */
 struct dtile { float *d; int t, h, w; };
 
@@ -1015,13 +1224,80 @@ static void blend_h(const struct dtile *a, struct dtile *b, int extent)
         }
 }
 
-#define MAX_TILES 64
 
-/* Frame-major tiled streaming: each latent frame goes through every tile
- * (each tile with its own causal caches, as each tile of diffusers'
- * tiled_decode has its own feat_cache), then the chunk's tiles are blended
- * in diffusers' order (above, then left, in place) and each contributes its
- * first stride*spatial rows and columns. Without tiling: one tile, no blend. */
+/* blend (diffusers' order: above, then left, mutating in place) */
+static void blend_all(struct dtile *dt, int ny, int nx, int extent)
+{
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            struct dtile *d = &dt[ty * nx + tx];
+            if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, extent);
+            if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, extent);
+        }
+}
+
+/* frame f of the blended tiles into rgb [3, H, W]: each tile contributes its
+ * first sy rows and sx columns; clamped to [-1, 1] */
+static void assemble(const struct dtile *dt, int ny, int nx, int f, int sy, int sx, float *rgb, int H, int W)
+{
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            const struct dtile *d = &dt[ty * nx + tx];
+            int Y0 = ty * sy, X0 = tx * sx;
+            int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
+            if (Y0 + kh > H) kh = H - Y0;
+            if (X0 + kw > W) kw = W - X0;
+            for (int ch = 0; ch < 3; ch++)
+                for (int yy = 0; yy < kh; yy++)
+                    memcpy(rgb + ((size_t)ch * H + Y0 + yy) * W + X0, d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w,
+                           (size_t)kw * sizeof(float));
+        }
+    for (size_t i = 0; i < 3 * (size_t)H * W; i++) rgb[i] = rgb[i] < -1.0f ? -1.0f : rgb[i] > 1.0f ? 1.0f : rgb[i];
+}
+
+/* latent frame t of tile (y0, x0, th, tw) through the decoder; its output
+ * frames go to frames [fo, fo + n) of the host tile d ([3, d->t, h, w]),
+ * *n set. lt: host scratch of z * th * tw. */
+static int decode_chunk(struct wan_vae *v, struct run *r, const float *latents, int T, int h, int w, int t, int y0,
+                        int x0, int th, int tw, float *lt, struct dtile *d, int fo, int *n)
+{
+    const struct wan_vae_config *c = &v->cfg;
+    struct nn *nn = r->nn;
+    int z = c->z_dim, rc;
+    for (int ch = 0; ch < z; ch++)
+        for (int yy = 0; yy < th; yy++) {
+            const float *src = latents + (((size_t)ch * T + t) * h + y0 + yy) * w + x0;
+            float *dst = lt + ((size_t)ch * th + yy) * tw;
+            for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
+        }
+    struct act x = { nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw }, y = { 0 };
+    if (!x.d) return ISO_ETEMPFAIL;
+    if ((rc = nn_upload(nn, x.d, lt, (size_t)z * th * tw)) || (rc = causal_conv(r, &v->dec.quant, &x, &y))) goto done;
+    nn_release(nn, &x.d);
+    x = y;
+    y.d = NULL;
+    if ((rc = body(r, &v->dec, 1, &x))) goto done;
+    if (x.C != 3 || fo + x.t > d->t || x.H != d->h || x.W != d->w) {
+        rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape");
+        goto done;
+    }
+    size_t hw = act_hw(&x);
+    for (int ch = 0; ch < 3 && !rc; ch++)
+        rc = nn_download(nn, d->d + ((size_t)ch * d->t + fo) * hw, x.d + (size_t)ch * x.t * hw, (size_t)x.t * hw);
+    *n = x.t;
+done:
+    nn_release(nn, &x.d);
+    nn_release(nn, &y.d);
+    return rc;
+}
+
+/* Tiled streaming, frame-major or tile-major (wan_vae.h), each tile with its
+ * own causal caches as each tile of diffusers' tiled_decode has its own
+ * feat_cache; the tiles are blended in diffusers' order and each
+ * contributes its first stride*spatial rows and columns. Without tiling: one
+ * tile, no blend. The latents, the tiles' decoded output (downloaded per
+ * chunk), the blend and the assembled frames are host memory; the decode
+ * itself runs on nn's backend. */
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx)
 {
@@ -1036,78 +1312,78 @@ int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T
     int n_tiles = ny * nx, sp = c->spatial, H = h * sp, W = w * sp, z = c->z_dim;
     int th0 = ny > 1 ? tile : h, tw0 = nx > 1 ? tile : w;
     int sy = ny > 1 ? (tile - ov) * sp : H, sx = nx > 1 ? (tile - ov) * sp : W; /* output kept per tile */
-    int rc = 0, index = 0, maxf = c->temporal;
+    int major = tiling && tiling->tile_major && n_tiles > 1;
+    int F = 1 + c->temporal * (T - 1), per = major ? F : c->temporal; /* frames each host tile holds */
+    int rc = 0, index = 0;
     size_t HW = (size_t)H * W;
     struct run *runs = calloc((size_t)n_tiles, sizeof *runs);
     struct dtile *dt = calloc((size_t)n_tiles, sizeof *dt);
-    float *rgb = NULL;
-    struct act x = { 0 }, y = { 0 };
-    if (!runs || !dt) { free(runs); free(dt); return iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); }
-    for (int i = 0; i < n_tiles; i++) runs[i].nn = nn;
-    if (!(rgb = nn_alloc(nn, 3 * (size_t)maxf * HW))) { rc = ISO_ETEMPFAIL; goto done; }
+    float *rgb = malloc(3 * HW * sizeof(float));
+    float *lt = malloc((size_t)z * th0 * tw0 * sizeof(float));
+    if (!runs || !dt || !rgb || !lt) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); goto done; }
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++) {
+            int i = ty * nx + tx;
+            int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
+            runs[i].nn = nn;
+            dt[i] = (struct dtile){ malloc(3 * (size_t)per * th * sp * tw * sp * sizeof(float)), per, th * sp, tw * sp };
+            if (!dt[i].d) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory for the decoded tiles"); goto done; }
+        }
+    if (major) {
+        /* one tile through every frame, its caches freed before the next */
+        for (int i = 0; i < n_tiles && !rc; i++) {
+            int ty = i / nx, tx = i % nx, fo = 0, n = 0;
+            for (int t = 0; t < T && !rc; t++, fo += n)
+                rc = decode_chunk(v, &runs[i], latents, T, h, w, t, ys[ty], xs[tx], dt[i].h / sp, dt[i].w / sp, lt,
+                                  &dt[i], fo, &n);
+            if (!rc && fo != F) rc = iso_fail(ISO_EINTERNAL, "vae: tile decoded %d frames, not %d", fo, F);
+            if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+            run_free(&runs[i]);
+        }
+        if (!rc) blend_all(dt, ny, nx, ov * sp);
+        for (int f = 0; f < F && !rc; f++) {
+            assemble(dt, ny, nx, f, sy, sx, rgb, H, W);
+            rc = emit(ctx, index++, rgb, H, W);
+        }
+        goto done;
+    }
     for (int t = 0; t < T && !rc; t++) {
         int nf = 0;
-        for (int ty = 0; ty < ny && !rc; ty++)
-            for (int tx = 0; tx < nx && !rc; tx++) {
-                struct run *r = &runs[ty * nx + tx];
-                int th = h - ys[ty] < th0 ? h - ys[ty] : th0, tw = w - xs[tx] < tw0 ? w - xs[tx] : tw0;
-                x = (struct act){ nn_alloc(nn, (size_t)z * th * tw), z, 1, th, tw };
-                if (!x.d) { rc = ISO_ETEMPFAIL; break; }
-                for (int ch = 0; ch < z; ch++)
-                    for (int yy = 0; yy < th; yy++) {
-                        const float *src = latents + (((size_t)ch * T + t) * h + ys[ty] + yy) * w + xs[tx];
-                        float *dst = x.d + ((size_t)ch * th + yy) * tw;
-                        for (int xx = 0; xx < tw; xx++) dst[xx] = src[xx] * c->latents_std[ch] + c->latents_mean[ch];
-                    }
-                if ((rc = causal_conv(r, &v->dec.quant, &x, &y))) break;
-                nn_release(nn, &x.d);
-                x = y;
-                y.d = NULL;
-                if ((rc = body(r, &v->dec, 1, &x))) break;
-                if (x.t > maxf || x.C != 3) { rc = iso_fail(ISO_EINTERNAL, "vae: decoder output shape"); break; }
-                nf = x.t;
-                struct dtile *d = &dt[ty * nx + tx];
-                nn_release(nn, &d->d);
-                *d = (struct dtile){ x.d, x.t, x.H, x.W };
-                x.d = NULL;
-            }
+        for (int i = 0; i < n_tiles && !rc; i++) {
+            int ty = i / nx, tx = i % nx;
+            dt[i].t = per;
+            rc = decode_chunk(v, &runs[i], latents, T, h, w, t, ys[ty], xs[tx], dt[i].h / sp, dt[i].w / sp, lt, &dt[i],
+                              0, &nf);
+            dt[i].t = nf; /* this chunk's frames, [3, nf, h, w] as downloaded with stride per */
+        }
         if (rc) break;
-        /* blend (diffusers' order: above, then left, mutating in place) and assemble */
-        for (int ty = 0; ty < ny; ty++)
-            for (int tx = 0; tx < nx; tx++) {
-                struct dtile *d = &dt[ty * nx + tx];
-                if (ty > 0) blend_v(&dt[(ty - 1) * nx + tx], d, ov * sp);
-                if (tx > 0) blend_h(&dt[ty * nx + tx - 1], d, ov * sp);
-                int Y0 = ty * sy, X0 = tx * sx;
-                int kh = d->h < sy ? d->h : sy, kw = d->w < sx ? d->w : sx;
-                if (Y0 + kh > H) kh = H - Y0;
-                if (X0 + kw > W) kw = W - X0;
-                for (int ch = 0; ch < 3; ch++)
-                    for (int f = 0; f < nf; f++)
-                        for (int yy = 0; yy < kh; yy++)
-                            memcpy(rgb + (((size_t)f * 3 + ch) * H + Y0 + yy) * W + X0,
-                                   d->d + (((size_t)ch * d->t + f) * d->h + yy) * d->w, (size_t)kw * sizeof(float));
-            }
+        /* the chunk's frames were laid out with a frame stride of `per`: compact to nf */
+        for (int i = 0; i < n_tiles && nf < per; i++) {
+            size_t hw = (size_t)dt[i].h * dt[i].w;
+            for (int ch = 1; ch < 3; ch++)
+                memmove(dt[i].d + (size_t)ch * nf * hw, dt[i].d + (size_t)ch * per * hw, (size_t)nf * hw * sizeof(float));
+        }
+        blend_all(dt, ny, nx, ov * sp);
         for (int f = 0; f < nf && !rc; f++) {
-            float *fr = rgb + (size_t)f * 3 * HW;
-            for (size_t i = 0; i < 3 * HW; i++) fr[i] = fr[i] < -1.0f ? -1.0f : fr[i] > 1.0f ? 1.0f : fr[i];
-            rc = emit(ctx, index++, fr, H, W);
+            assemble(dt, ny, nx, f, sy, sx, rgb, H, W);
+            rc = emit(ctx, index++, rgb, H, W);
         }
     }
 done:
-    for (int i = 0; i < n_tiles; i++) {
+    for (int i = 0; runs && dt && i < n_tiles; i++) {
         if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
         run_free(&runs[i]);
-        nn_release(nn, &dt[i].d);
+        free(dt[i].d);
     }
     free(runs);
     free(dt);
-    nn_release(nn, &x.d);
-    nn_release(nn, &y.d);
-    nn_release(nn, &rgb);
+    free(rgb);
+    free(lt);
     return rc;
 }
 
+/* The frames and the latents are host memory: each frame goes up into the
+ * chunk's input, the posterior mean comes down per chunk. */
 int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_vae_get_fn get, void *ctx,
                    float *out)
 {
@@ -1120,31 +1396,33 @@ int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_va
     int h = H / c->spatial, w = W / c->spatial;
     size_t HW = (size_t)H * W, hw = (size_t)h * w;
     struct act x = { 0 }, y = { 0 };
-    float *frame = nn_alloc(nn, 3 * HW);
-    if (!frame) return ISO_ETEMPFAIL;
+    float *frame = malloc(3 * HW * sizeof(float)), *mu = NULL;
+    if (!frame) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
     for (int f0 = 0; f0 < F && !rc;) {
         int n = f0 == 0 ? 1 : c->temporal;
         x = (struct act){ nn_alloc(nn, 3 * (size_t)n * HW), 3, n, H, W };
         if (!x.d) { rc = ISO_ETEMPFAIL; break; }
         for (int i = 0; i < n && !rc; i++) {
             rc = get(ctx, f0 + i, frame, H, W);
-            for (int ch = 0; ch < 3 && !rc; ch++)
-                memcpy(x.d + ((size_t)ch * n + i) * HW, frame + (size_t)ch * HW, HW * sizeof(float));
+            for (int ch = 0; ch < 3 && !rc; ch++) rc = nn_upload(nn, x.d + ((size_t)ch * n + i) * HW, frame + (size_t)ch * HW, HW);
         }
         if (rc) break;
         f0 += n;
         if ((rc = body(&r, &v->enc, 0, &x))) break;
         if ((rc = causal_conv(&r, &v->enc.quant, &x, &y))) break;
+        if (lt + y.t > Tl || y.H != h || y.W != w) { rc = iso_fail(ISO_EINTERNAL, "vae: encoder output shape"); break; }
         /* mean = the first z channels; normalised (mu - mean) / std */
-        for (int i = 0; i < y.t; i++, lt++) {
-            if (lt >= Tl || y.H != h || y.W != w) { rc = iso_fail(ISO_EINTERNAL, "vae: encoder output shape"); break; }
+        size_t nmu = (size_t)z * y.t * hw;
+        free(mu);
+        if (!(mu = malloc(nmu * sizeof(float)))) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory"); break; }
+        if ((rc = nn_download(nn, mu, y.d, nmu))) break;
+        for (int i = 0; i < y.t; i++, lt++)
             for (int ch = 0; ch < z; ch++) {
-                const float *src = y.d + ((size_t)ch * y.t + i) * hw;
+                const float *src = mu + ((size_t)ch * y.t + i) * hw;
                 float *dst = out + ((size_t)ch * Tl + lt) * hw;
                 float m = c->latents_mean[ch], is = 1.0f / c->latents_std[ch];
                 for (size_t k = 0; k < hw; k++) dst[k] = (src[k] - m) * is;
             }
-        }
         nn_release(nn, &x.d);
         nn_release(nn, &y.d);
     }
@@ -1152,7 +1430,8 @@ int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_va
     if (rc == ISO_ETEMPFAIL && r.oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
     nn_release(nn, &x.d);
     nn_release(nn, &y.d);
-    nn_release(nn, &frame);
+    free(frame);
+    free(mu);
     run_free(&r);
     return rc;
 }
@@ -1225,6 +1504,33 @@ uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, 
      * tile's output of a chunk is kept for the blend, and the assembled frames */
     uint64_t tile_out = (uint64_t)th * tw * c->spatial * c->spatial * 3 * (uint64_t)c->temporal * 4;
     return (uint64_t)ny * nx * (caches + tile_out) + peak + HW * 4 * 3 * (uint64_t)c->temporal;
+}
+
+uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
+    int st[MAX_TILES + 1];
+    int ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
+    int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+    uint64_t caches, peak;
+    dec_act(c, th, tw, &caches, &peak);
+    /* the tiles' caches (tile-major: one tile's), one tile computing, its
+     * latents going up, the product attention's scores where the fused
+     * kernel lacks the head size */
+    uint64_t live = tl && tl->tile_major ? 1 : (uint64_t)ny * nx;
+    return live * caches + peak + (uint64_t)c->z_dim * th * tw * 4 + wan_vae_attn_scratch_bytes(c->dec_ch[0], th * tw);
+}
+
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
+    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
+    int n = wan_vae_tile_count(h, w, tl), major = tl && tl->tile_major && n > 1;
+    (void)ov;
+    uint64_t px = (uint64_t)th * tw * c->spatial * c->spatial, frame = (uint64_t)h * w * c->spatial * c->spatial * 3 * 4;
+    /* every tile's output (of a chunk, or tile-major of all F frames), one frame assembled, the latent tile */
+    return (uint64_t)n * 3 * px * 4 * (uint64_t)(major ? F : c->temporal) + frame + (uint64_t)c->z_dim * th * tw * 4;
 }
 
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W)

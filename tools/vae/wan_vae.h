@@ -58,10 +58,21 @@ uint64_t wan_vae_weight_bytes(const struct wan_vae *v, int half);
 typedef int (*wan_vae_emit_fn)(void *ctx, int index, const float *rgb, int H, int W);
 /* Spatial tiling of the decode: tiles of `tile` x `tile` latent pixels
  * (0: none), neighbours overlapping by `overlap`, each with its own causal
- * caches, blended with linear ramps across each overlap. NULL: none. */
-struct wan_vae_tiling { int tile, overlap; };
+ * caches, blended with linear ramps across each overlap. NULL: none.
+ * Frame-major (tile_major 0): every latent frame goes through every tile and
+ * frames are emitted as they come, so memory does not grow with the frame
+ * count, but every tile's caches stay alive. Tile-major (1): one tile goes
+ * through all frames, its caches are freed, then the next; only one tile's
+ * caches live on nn's backend (the VRAM saving), while every tile's output
+ * of every frame is kept in host memory and the frames are emitted at the
+ * end. The same numbers either way. */
+struct wan_vae_tiling { int tile, overlap, tile_major; };
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx);
+/* tiles of h x w latents under tl (ny * nx); more than WAN_VAE_MAX_TILES
+ * is refused by the decode */
+#define WAN_VAE_MAX_TILES 64
+int wan_vae_tile_count(int h, int w, const struct wan_vae_tiling *tl);
 
 /* Encode F frames (F = 1 + temporal*k) of H x W: get(ctx, index, dst)
  * fills dst [3, H, W] with frame index in [-1, 1]. out receives the
@@ -76,4 +87,48 @@ int wan_vae_encode(struct wan_vae *v, struct nn *nn, int F, int H, int W, wan_va
  * count. */
 uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
+/* The part of wan_vae_decode_act_bytes on nn's backend (device memory on
+ * NN_CUDA): every tile's caches (tile-major: one tile's) and one tile's
+ * working set; the tiles' decoded output, the blend and the assembled frames
+ * are host memory (tile-major: wan_vae_decode_host_bytes for F frames). The
+ * encoder's activations are all on the backend (wan_vae_encode_act_bytes). */
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F);
+uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
+
+/* The middle block's attention as products, for a backend whose fused
+ * attention lacks the head size (CUDA: D <= NN_CUDA_ATTN_MAX_D; Wan2.1 has
+ * one head of 384): q, k, v, o [L, D] token-major, scores a scratch of
+ * wan_vae_attn_scratch_bytes; out = softmax(scale q k^T) v in row slices
+ * (the scores of one slice at most 64 MiB). The scratch bytes are 0 when C
+ * fits the fused kernel. */
+#define NN_CUDA_ATTN_MAX_D 256
+void wan_vae_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int L, int D,
+                                float scale, float *scores);
+uint64_t wan_vae_attn_scratch_bytes(int C, int L);
+
+/* ---- where the weights live (common/nn_wres.h) ----
+ * The stride-1 convolutions (every causal 3x3x3 and (3,1,1) convolution, the
+ * upsamplers' 3x3) run as one GEMM per kernel tap, whose operand is the
+ * weight re-laid out as float32 [taps, O, C]. In cpu mode that copy is made
+ * per call from the mapping (nothing more is held); for a GPU backend
+ * wan_vae_relay makes it once on the host and the re-laid copy is what is
+ * registered (and uploaded) in place of the stored weight, so no op reads a
+ * stored weight on the host. Numbers are identical either way.
+ *
+ * wan_vae_relay: make the re-laid copies of `half` (reads the weights).
+ * wan_vae_register: register every weight `half`'s forward reads into r, all
+ *   resident (block -1: the VAE is small); relaid 1 registers the re-laid
+ *   copies (wan_vae_relay first), 0 the stored weights.
+ * wan_vae_plan_blocks: the weight fields of a plan for that registration
+ *   (nn_wres_plan_blocks: what nn_wres_load takes on a device) and the host
+ *   bytes of the re-laid copies, from the shapes alone (before anything is
+ *   read).
+ * wan_vae_drop_relaid_host: free the host copies once a RESIDENT load on an
+ *   NN_CUDA context uploaded them (never on NN_CPU: they are read in place). */
+struct nn_wres;
+int wan_vae_relay(struct wan_vae *v, int half);
+int wan_vae_register(struct wan_vae *v, int half, struct nn_wres *r, int relaid);
+struct plan_blocks;
+int wan_vae_plan_blocks(struct wan_vae *v, int half, int relaid, struct plan_blocks *b, uint64_t *relaid_host);
+void wan_vae_drop_relaid_host(struct wan_vae *v);
 #endif
