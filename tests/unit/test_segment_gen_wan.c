@@ -83,12 +83,12 @@ static float *sample(const struct wan *m, struct nn *nn, struct wan_state *st, c
     size_t T = (size_t)WAN_TEXT_LEN * m->cfg.dim;
     float *cc = nn_alloc(nn, T), *cu = nn_alloc(nn, T), *x = nn_alloc(nn, f->n), *vc = nn_alloc(nn, f->n),
           *vu = nn_alloc(nn, f->n);
-    if (!cc || !cu || !x || !vc || !vu || wan_sched_init(&sc, nn, kind, steps, shift, f->n)) return NULL;
+    if (!cc || !cu || !x || !vc || !vu || wan_sched_init(&sc, kind, steps, shift, f->n)) return NULL;
     memcpy(x, f->x0, f->n * sizeof(float));
     wan_embed_text(m, nn, st, f->pos, f->pos_rows, cc);
     wan_embed_text(m, nn, st, f->neg, f->neg_rows, cu);
     int rc = wan_sample(m, nn, st, &sc, cc, cu, guidance, x, vc, vu, NULL);
-    wan_sched_free(&sc, nn);
+    wan_sched_free(&sc);
     nn_release(nn, &cc);
     nn_release(nn, &cu);
     nn_release(nn, &vc);
@@ -187,7 +187,7 @@ static void check_schedules(void)
     CHECK(nn_new(&nn, NN_CPU, 1) == 0);
     for (int i = 0; i < 2; i++) {
         struct wan_sched sc;
-        CHECK(wan_sched_init(&sc, nn, s[i].k, s[i].steps, 3.0, 16) == 0);
+        CHECK(wan_sched_init(&sc, s[i].k, s[i].steps, 3.0, 16) == 0);
         const char *js = weights_meta(w, s[i].sig), *jt = weights_meta(w, s[i].ts);
         CHECK(js && jt);
         if (!js || !jt) continue;
@@ -208,7 +208,7 @@ static void check_schedules(void)
                    (double)sc.timesteps[k]);
             q = e + 1;
         }
-        wan_sched_free(&sc, nn);
+        wan_sched_free(&sc);
     }
     nn_free(&nn);
     weights_close(&w);

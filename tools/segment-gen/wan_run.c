@@ -174,31 +174,23 @@ static int fill_plan(struct wan *m, int F, int H, int W, int threads, struct mem
     int rc = plan_from_blocks(plan, name, &b);
     if (rc) return rc;
 
-    /* beefy and lightweight: the weights as common/nn_wres.h places them (resident: every weight
+    /* beefy and lightweight: the weights as common/nn_wres.h places them (beefy: every weight
      * uploaded, fp8 widened to bf16, 256-byte aligned; lightweight: the resident ones + the stream's
-     * two buffers of the largest packed block, every block packed in pinned host memory), the
-     * activations as the CUDA backend allocates them plus its fixed part */
+     * two buffers of the largest packed block, the blocks packed in pinned host memory), the
+     * activations as the CUDA backend allocates them plus its fixed part; the host keeps the
+     * latents, the sampler and the staging buffer */
     struct nn_wres *r = NULL;
-    uint64_t resident = 0, block_max = 0, blocks_total = 0, upload_total = 0, largest = 0, stage = 0;
+    uint64_t stage = 0;
     if ((rc = wan_wres_new(m, NN_WRES_MAPPED, &r))) return rc;
-    nn_wres_sizes(r, &resident, &block_max, &blocks_total, &upload_total, &largest);
-    nn_wres_free(&r);
     struct plan_blocks g = b;
-    g.block_bytes = block_max;
-    g.resident_bytes = resident;
-    g.largest_tensor = largest;
-    g.align_slack = 0;   /* in nn_wres's sizes */
+    nn_wres_plan_blocks(r, &g);
+    nn_wres_free(&r);
     g.activations = device_activations(c, F, H, W, &stage) + nn_cuda_fixed_bytes();
     g.host_base = b.host_base + host + stage;
     struct mem_plan gp;
     if ((rc = plan_from_blocks(&gp, name, &g))) return rc;
-    struct plan_mode *be = &gp.mode[MEM_MODE_BEEFY], *lw = &gp.mode[MEM_MODE_LIGHTWEIGHT];
-    be->weights = upload_total;
-    be->vram_peak = be->weights + be->activations + be->kv_cache;
-    lw->pinned_host = blocks_total;
-    lw->host_rss = g.host_base + largest + blocks_total;
-    plan->mode[MEM_MODE_BEEFY] = *be;
-    plan->mode[MEM_MODE_LIGHTWEIGHT] = *lw;
+    plan->mode[MEM_MODE_BEEFY] = gp.mode[MEM_MODE_BEEFY];
+    plan->mode[MEM_MODE_LIGHTWEIGHT] = gp.mode[MEM_MODE_LIGHTWEIGHT];
     return 0;
 }
 
