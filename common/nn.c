@@ -1489,3 +1489,8 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
             for (size_t i = 0; i < (size_t)Ho * Wo; i++) row[i] += bv;
         }
 }
+
+#ifdef ISOPIPE_CUDA
+/* for nn_img.c's dispatch to nn_img_cuda.cu */
+struct nnc *nn_cuda_of(struct nn *nn) { return nn->cuda; }
+#endif
