@@ -19,8 +19,16 @@
 #       else build/gpu/wan_check, else builds it first (needs nvcc and the
 #       -dev packages)
 #
+# Then, when bin/segment-gen is a CUDA build that starts there (make CUDA=1,
+# or tests/gpu/bundle.sh with its libraries on LD_LIBRARY_PATH), the tool
+# itself: the T2V fixture a and the VACE fixture a in --memory-mode cpu, beefy
+# and lightweight, the GPU modes' latents within 1e-3 relative of cpu mode's,
+# and each run's plan beside its measured peak VRAM ("# " lines: the plan
+# leaves out the CUDA context, so no bound is asserted).
+#
 # cuBLAS: as tests/gpu/nn_check.sh (PyTorch's copy in site-packages is put on
-# LD_LIBRARY_PATH). Prints ok/FAIL/skip lines and "N passed, N failed, N skipped".
+# LD_LIBRARY_PATH). Prints ok/FAIL/skip lines and "N passed, N failed, N skipped"
+# (the unit program's line, then the tool's).
 cd "$(dirname "$0")/../.." || exit 1
 unset ISOPIPE_FAKE_GPU
 OUT=build/gpu/wan_check
@@ -74,4 +82,66 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 ISOPIPE_ROOT=$(pwd) timeout 240 "$BIN"
 rc=$?
 [ $rc -eq 124 ] && { echo "FAIL - wan_check ran past 240 s"; echo "0 passed, 1 failed, 0 skipped"; }
-exit $rc
+
+# ---- the tool on the card
+p=0 f=0 s=0
+SG=bin/segment-gen
+if [ ! -x "$SG" ] || ! nm "$SG" 2>/dev/null | grep -q ' cudaSetDevice'; then
+    echo "skip - segment-gen on the card ($SG is missing or not a CUDA build)"; s=1
+elif ! "$SG" --version >/dev/null 2>&1; then
+    echo "skip - segment-gen on the card ($SG does not start here: its libraries? see tests/gpu/bundle.sh)"; s=1
+else
+    T=$(mktemp -d /tmp/isopipe-wan-gpu-XXXXXX)
+    export ISOPIPE_LEDGER_DIR="$T/ledger"
+    mkdir -p "$ISOPIPE_LEDGER_DIR"
+    A=tests/fixtures/wan/a V=tests/fixtures/wan_vace/a
+    for m in cpu beefy lightweight; do
+        timeout 120 "$SG" -q -m "$A/diffusers" --text "$A/text.safetensors" --noise "$A/noise.safetensors" --frames 5 \
+            --width 80 --height 48 --guidance 5 --shift 3 --steps 4 --memory-mode $m -o "$T/t2v_$m" 2>"$T/t2v_$m.err"
+        timeout 120 "$SG" -q -m "$V/diffusers" --vace-context "$V/vace_context.safetensors" --text "$V/text.safetensors" \
+            --noise "$V/noise.safetensors" --guidance 5 --shift 3 --steps 4 --memory-mode $m -o "$T/vace_$m" 2>"$T/vace_$m.err"
+    done
+    out=$(python3 - "$T" <<'PY'
+import array, json, struct, sys
+T = sys.argv[1]
+def latents(d):
+    with open(f"{T}/{d}/latents.safetensors", "rb") as fh:
+        n = struct.unpack("<Q", fh.read(8))[0]
+        h = json.loads(fh.read(n))
+        a, b = h["latents"]["data_offsets"]
+        fh.seek(8 + n + a)
+        x = array.array("f")
+        x.frombytes(fh.read(b - a))
+        return x
+for kind in ("t2v", "vace"):
+    try:
+        ref = latents(f"{kind}_cpu")
+    except Exception as e:
+        print(f"FAIL - {kind}: cpu mode gave no latents ({e})")
+        continue
+    mref = max(abs(v) for v in ref)
+    for m in ("beefy", "lightweight"):
+        try:
+            x = latents(f"{kind}_{m}")
+            mem = json.load(open(f"{T}/{kind}_{m}/segment.json"))["memory"]
+        except Exception as e:
+            print(f"FAIL - {kind} {m}: no output ({e})")
+            continue
+        err = max(abs(a - b) for a, b in zip(x, ref)) / mref
+        on = mem.get("backend", "?")
+        ok = err <= 1e-3 and on.startswith("cuda") and "fallback" not in mem
+        print(f"{'ok' if ok else 'FAIL'} - segment-gen {kind} --memory-mode {m} on {on}: latents rel err {err:.3g} "
+              f"of cpu mode's (tol 1e-3){'; fell back: ' + mem['fallback'] if 'fallback' in mem else ''}")
+        pm = mem["plan"]["modes"][m]
+        print(f"# {kind} {m}: weights {mem.get('weights')}, plan vram_peak {pm['vram_peak'] / 2**20:.1f} MiB "
+              f"(weights {pm['weights'] / 2**20:.2f}, activations {pm['activations'] / 2**20:.1f}), measured peak_vram "
+              f"{mem.get('peak_vram', 0) / 2**20:.1f} MiB ({mem.get('vram_source')}), stream {mem.get('stream')}")
+PY
+)
+    echo "$out"
+    p=$(echo "$out" | grep -c '^ok ') f=$(echo "$out" | grep -c '^FAIL ')
+    [ "$f" -eq 0 ] || for e in "$T"/*.err; do [ -s "$e" ] && sed "s|^|# $(basename "$e" .err): |" "$e" | tail -n 3; done
+    rm -rf "$T"
+fi
+echo "$p passed, $f failed, $s skipped"
+[ $rc -eq 0 ] && [ "$f" -eq 0 ]
