@@ -141,12 +141,12 @@ if [ -n "$PY" ] && [ -f m_light/segment.json ] && [ -f m_beefy/segment.json ] &&
         "$PY" -c '
 import json, sys
 c, b, l, a = (json.load(open(p))["memory"] for p in sys.argv[1:5])
-assert c["mode"] == "cpu" and c["weights"] == "mapped" and c["backend"] == "cpu", c
-assert a["mode"] == "cpu" and a["weights"] == "mapped", a
-assert b["mode"] == "beefy" and b["weights"] == "resident" and "stream" not in b, b
-assert l["mode"] == "lightweight" and l["weights"] == "streamed", l
+assert c["mode"] == "cpu" and c["nn"]["weights"] == "mapped" and c["nn"]["backend"] == "cpu", c
+assert a["mode"] == "cpu" and a["nn"]["weights"] == "mapped", a
+assert b["mode"] == "beefy" and b["nn"]["weights"] == "resident" and "streamed" not in b["nn"], b
+assert l["mode"] == "lightweight" and l["nn"]["weights"] == "streamed" and "fallback" not in l["nn"], l
 enters = 4 * 2 * 2   # steps x (cond, uncond) x 2 blocks
-s = l["stream"]
+s = l["nn"]["streamed"]
 assert s["hits"] == enters - 1 and s["copies"] == 2 and s["bytes"] > 0, s
 ' m_cpu/segment.json m_beefy/segment.json m_light/segment.json m_auto/segment.json
 fi

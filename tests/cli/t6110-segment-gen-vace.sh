@@ -103,14 +103,14 @@ if [ -n "$PY" ] && [ -f ma_lightweight/segment.json ] && [ -f mb_lightweight/seg
     check "the stream follows the forward's order (VACE blocks interleaved): every enter but the first was prefetched" \
         "$PY" -c '
 import json, sys
-a, b = (json.load(open(p))["memory"] for p in sys.argv[1:3])
+a, b = (json.load(open(p))["memory"]["nn"] for p in sys.argv[1:3])
 assert a["weights"] == "streamed" and b["weights"] == "streamed", (a, b)
 # a: 4 blocks + 2 VACE blocks (layers 0, 2): 6 streamed blocks > the 2-buffer window;
 # 4 steps x (cond, uncond) = 8 forwards x 6 enters
-sa = a["stream"]
+sa = a["streamed"]
 assert sa["hits"] == 8 * 6 - 1 and sa["copies"] == 8 * 6 + 1, sa
 # b: 3 blocks + 2 VACE blocks (layers 0, 1): 3 euler steps x 2 forwards x 5 enters
-sb = b["stream"]
+sb = b["streamed"]
 assert sb["hits"] == 3 * 2 * 5 - 1 and sb["copies"] == 3 * 2 * 5 + 1, sb
 ' ma_lightweight/segment.json mb_lightweight/segment.json
 fi

@@ -124,18 +124,19 @@ for kind in ("t2v", "vace"):
         try:
             x = latents(f"{kind}_{m}")
             mem = json.load(open(f"{T}/{kind}_{m}/segment.json"))["memory"]
+            nn = mem.get("nn", {})
         except Exception as e:
             print(f"FAIL - {kind} {m}: no output ({e})")
             continue
         err = max(abs(a - b) for a, b in zip(x, ref)) / mref
-        on = mem.get("backend", "?")
-        ok = err <= 1e-3 and on.startswith("cuda") and "fallback" not in mem
+        on = nn.get("backend", "?")
+        ok = err <= 1e-3 and on.startswith("cuda") and "fallback" not in nn
         print(f"{'ok' if ok else 'FAIL'} - segment-gen {kind} --memory-mode {m} on {on}: latents rel err {err:.3g} "
-              f"of cpu mode's (tol 1e-3){'; fell back: ' + mem['fallback'] if 'fallback' in mem else ''}")
+              f"of cpu mode's (tol 1e-3){'; fell back: ' + nn['fallback'] if 'fallback' in nn else ''}")
         pm = mem["plan"]["modes"][m]
-        print(f"# {kind} {m}: weights {mem.get('weights')}, plan vram_peak {pm['vram_peak'] / 2**20:.1f} MiB "
+        print(f"# {kind} {m}: weights {nn.get('weights')}, plan vram_peak {pm['vram_peak'] / 2**20:.1f} MiB "
               f"(weights {pm['weights'] / 2**20:.2f}, activations {pm['activations'] / 2**20:.1f}), measured peak_vram "
-              f"{mem.get('peak_vram', 0) / 2**20:.1f} MiB ({mem.get('vram_source')}), stream {mem.get('stream')}")
+              f"{mem.get('peak_vram', 0) / 2**20:.1f} MiB ({mem.get('vram_source')}), streamed {nn.get('streamed')}")
 PY
 )
     echo "$out"

@@ -464,17 +464,17 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:o, s:i, s:s}", "load_s", rt_load_seconds(rt),
                                                   "generate_s", t_gen, "per_step_s", t_gen / steps, "steps_s", per,
                                                   "threads", threads, "blas", nn_blas_info()));
-    {   /* the mode's record + where the weights lived and what computed */
+    {   /* the mode's record + memory.nn: what computed, where the weights lived (as rife's) */
         json_t *mem = rt_memory_json(rt);
-        json_object_set_new(mem, "weights", json_string(nn_wres_mode_name(wmode)));
-        json_object_set_new(mem, "backend", json_string(nn_backend_info(nn)));
-        if (fallback[0]) json_object_set_new(mem, "fallback", json_string(fallback));
+        json_t *o = json_pack("{s:s, s:s}", "backend", nn_backend_info(nn), "weights", nn_wres_mode_name(wmode));
+        if (fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
         if (wmode == NN_WRES_STREAMED) {
             uint64_t copies = 0, hits = 0, bytes = 0;
             nn_wres_stats(m->wres, &copies, &hits, &bytes);
-            json_object_set_new(mem, "stream", json_pack("{s:I, s:I, s:I}", "copies", (json_int_t)copies, "hits",
-                                                         (json_int_t)hits, "bytes", (json_int_t)bytes));
+            json_object_set_new(o, "streamed", json_pack("{s:I, s:I, s:I}", "copies", (json_int_t)copies, "hits",
+                                                       (json_int_t)hits, "bytes", (json_int_t)bytes));
         }
+        json_object_set_new(mem, "nn", o);
         json_object_set_new(root, "memory", mem);
     }
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
