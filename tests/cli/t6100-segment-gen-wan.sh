@@ -3,7 +3,11 @@
 # (tests/fixtures/wan, from tests/ref/wan_ref.py: 3 Euler / 4 UniPC steps with
 # CFG 5, shift 3, within 1e-3 relative: max |ours - ref| <= 1e-3 max |ref|) for
 # every layout, segment.json, determinism across runs and thread counts, the
-# plan, and bad input (exit code, the tensor or value named, nothing written).
+# plan, the GPU memory modes on a pretend device (ISOPIPE_FAKE_GPU: beefy and
+# lightweight put the weights through nn_wres — one arena, packed blocks
+# streamed in the forward's order — and compute on the CPU: latents
+# bit-identical to cpu mode), and bad input (exit code, the tensor or value
+# named, nothing written).
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 SG=$BIN/segment-gen
 ST=$TESTBIN/helpers/st_tool
@@ -74,17 +78,77 @@ check "--index 1 takes prompt.1 (other latents)" sh -c 'test -f d5/latents.safet
 if $SG -m "$A/wan" --text "$A/text.safetensors" --frames 81 --width 832 --height 480 --plan >plan.json 2>/dev/null; then
     ok "--plan at 832x480, 81 frames"
     if [ -n "$PY" ]; then
-        check "--plan: cpu possible, beefy/lightweight not (no GPU path yet), 32760 tokens" "$PY" -c '
+        check "--plan: cpu possible and auto's pick, 32760 tokens" "$PY" -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 m = j["modes"]
-assert m["cpu"]["possible"] and not m["beefy"]["possible"] and not m["lightweight"]["possible"], m
+assert m["cpu"]["possible"] and j["auto_pick"] == "cpu", (m, j["auto_pick"])
 assert j["tokens"] == 21 * 30 * 52, j["tokens"]
 assert m["cpu"]["activations"] > 21 * 30 * 52 * 24 * 4 * 6, m["cpu"]
 ' plan.json
     fi
 else
     fail "--plan at 832x480, 81 frames"
+fi
+# with a device (pretend, 8 GiB free): beefy and lightweight possible, auto still cpu (the CUDA path is
+# not verified on a card: gpu_auto false), the GPU numbers from nn_wres's sizes and the backend
+if ISOPIPE_FAKE_GPU=8192:8192 $SG -m "$A/wan" --text "$A/text.safetensors" --frames 81 --width 832 --height 480 --plan \
+    >plan_gpu.json 2>/dev/null; then
+    if [ -n "$PY" ]; then
+        check "--plan with a device: beefy/lightweight possible, gpu_auto false, auto picks cpu" "$PY" -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+m = j["modes"]
+assert m["beefy"]["possible"] and m["lightweight"]["possible"] and m["cpu"]["possible"], m
+assert j["gpu_auto"] is False and j["auto_pick"] == "cpu", (j["gpu_auto"], j["auto_pick"])
+b, l = m["beefy"], m["lightweight"]
+# every weight of the f32 file (+ 256-byte alignment each) resident in beefy; lightweight holds less
+assert b["weights"] > j["weights_total"] and l["weights"] < b["weights"], (b, l, j["weights_total"])
+# device activations: the state (>= 6 [L, dim] buffers) + the CUDA backend fixed 160 MiB; no L x L scores
+L = 21 * 30 * 52
+assert b["activations"] >= L * 24 * 4 * 6 + (160 << 20) and b["activations"] < L * 24 * 4 * 40 + (161 << 20), b
+assert b["vram_peak"] == b["weights"] + b["activations"] and l["pinned_host"] > 0, (b, l)
+' plan_gpu.json
+    fi
+else
+    fail "--plan with a pretend device"
+fi
+
+# ---- the GPU modes on a pretend device: the same latents as cpu mode, bit for bit
+RUN_A="-m $A/diffusers $ARGS_A --steps 4"
+# shellcheck disable=SC2086
+{
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q $RUN_A -o m_cpu
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q $RUN_A --memory-mode beefy -o m_beefy
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q $RUN_A --memory-mode lightweight -o m_light
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q $RUN_A --memory-mode auto -o m_auto
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$B/wan_bf16.safetensors" --heads 4 $ARGS_B --steps 3 --sampler euler -o mb_cpu
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$B/wan_bf16.safetensors" --heads 4 $ARGS_B --steps 3 --sampler euler \
+    --memory-mode lightweight -o mb_light
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_fp8.safetensors" --heads 2 $ARGS_A --steps 2 -o mf_cpu
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_fp8.safetensors" --heads 2 $ARGS_A --steps 2 --memory-mode beefy -o mf_beefy
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_fp8.safetensors" --heads 2 $ARGS_A --steps 2 --memory-mode lightweight \
+    -o mf_light
+}
+check "pretend device, beefy: latents bit-identical to cpu mode" cmp -s m_cpu/latents.safetensors m_beefy/latents.safetensors
+check "pretend device, lightweight: latents bit-identical to cpu mode" cmp -s m_cpu/latents.safetensors m_light/latents.safetensors
+check "pretend device, auto: cpu mode (the same latents)" cmp -s m_cpu/latents.safetensors m_auto/latents.safetensors
+check "pretend device, bf16 file, lightweight: bit-identical to cpu mode" cmp -s mb_cpu/latents.safetensors mb_light/latents.safetensors
+check "pretend device, scaled fp8 file, beefy: bit-identical to cpu mode" cmp -s mf_cpu/latents.safetensors mf_beefy/latents.safetensors
+check "pretend device, scaled fp8 file, lightweight: bit-identical to cpu mode" cmp -s mf_cpu/latents.safetensors mf_light/latents.safetensors
+if [ -n "$PY" ] && [ -f m_light/segment.json ] && [ -f m_beefy/segment.json ] && [ -f m_auto/segment.json ]; then
+    check "segment.json memory: mode, where the weights lived, the stream's counts (2 blocks: both stay in the window)" \
+        "$PY" -c '
+import json, sys
+c, b, l, a = (json.load(open(p))["memory"] for p in sys.argv[1:5])
+assert c["mode"] == "cpu" and c["nn"]["weights"] == "mapped" and c["nn"]["backend"] == "cpu", c
+assert a["mode"] == "cpu" and a["nn"]["weights"] == "mapped", a
+assert b["mode"] == "beefy" and b["nn"]["weights"] == "resident" and "streamed" not in b["nn"], b
+assert l["mode"] == "lightweight" and l["nn"]["weights"] == "streamed" and "fallback" not in l["nn"], l
+enters = 4 * 2 * 2   # steps x (cond, uncond) x 2 blocks
+s = l["nn"]["streamed"]
+assert s["hits"] == enters - 1 and s["copies"] == 2 and s["bytes"] > 0, s
+' m_cpu/segment.json m_beefy/segment.json m_light/segment.json m_auto/segment.json
 fi
 check "--plan wrote nothing" test ! -e plan_out
 
@@ -125,8 +189,9 @@ check "  ... gives the nearest valid size (96x48)" stderr_has "96x48"
 expect_exit "no --text" 64 $SG -m "$A/wan" --frames 5 --width 80 --height 48 -o bad
 expect_exit "keyframes given to a text-to-video model" 64 $SG -m "$A/wan" $BASE --start x.png -o bad
 expect_exit "an unknown sampler" 64 $SG -m "$A/wan" $BASE --sampler ddim -o bad
-expect_exit "beefy asked for (no GPU path yet: never possible, 69)" 69 $SG -m "$A/wan" $BASE --memory-mode beefy -o bad
-check "  ... says it cannot run in beefy mode" stderr_has "cannot run in beefy mode"
+expect_exit "beefy asked for without a GPU (69)" 69 env -u ISOPIPE_FAKE_GPU $SG -m "$A/wan" $BASE --memory-mode beefy -o bad
+# a CUDA build: "beefy mode needs a GPU"; a CPU-only build: "... cannot run in beefy mode"
+check "  ... says beefy mode cannot run here" stderr_has "beefy mode"
 expect_exit "a model that does not exist" 69 $SG -m no-such-wan-model $BASE -o bad
 expect_exit "a file that is not a Wan DiT" 65 $SG -m "$A/noise.safetensors" $BASE -o bad
 }

@@ -80,6 +80,41 @@ else
     fail "--plan of a VACE model without --vace-context"
 fi
 
+# ---- the GPU memory modes on a pretend device (ISOPIPE_FAKE_GPU): the weights go through nn_wres (one
+# arena; packed blocks streamed, VACE block k numbered just before main block vace_layers[k]) and the
+# latents are those of cpu mode, bit for bit
+# shellcheck disable=SC2086
+{
+for mm in cpu beefy lightweight; do
+    ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/diffusers" $ARGS_A --steps 4 --memory-mode $mm -o ma_$mm
+    ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$B/wan" $ARGS_B --steps 3 --sampler euler --memory-mode $mm -o mb_$mm
+done
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_bf16.safetensors" --heads 2 $ARGS_A --steps 2 -o mc_cpu
+ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_bf16.safetensors" --heads 2 $ARGS_A --steps 2 --memory-mode lightweight -o mc_light
+}
+close "pretend device, cpu mode: still diffusers' latents" ma_cpu unipc "$A"
+for mm in beefy lightweight; do
+    check "pretend device, a, $mm: latents bit-identical to cpu mode" cmp -s ma_cpu/latents.safetensors ma_$mm/latents.safetensors
+    check "pretend device, b (vace_layers [0, 1], scale 0.6), $mm: bit-identical to cpu mode" \
+        cmp -s mb_cpu/latents.safetensors mb_$mm/latents.safetensors
+done
+check "pretend device, ComfyUI bf16 file, lightweight: bit-identical to cpu mode" cmp -s mc_cpu/latents.safetensors mc_light/latents.safetensors
+if [ -n "$PY" ] && [ -f ma_lightweight/segment.json ] && [ -f mb_lightweight/segment.json ]; then
+    check "the stream follows the forward's order (VACE blocks interleaved): every enter but the first was prefetched" \
+        "$PY" -c '
+import json, sys
+a, b = (json.load(open(p))["memory"]["nn"] for p in sys.argv[1:3])
+assert a["weights"] == "streamed" and b["weights"] == "streamed", (a, b)
+# a: 4 blocks + 2 VACE blocks (layers 0, 2): 6 streamed blocks > the 2-buffer window;
+# 4 steps x (cond, uncond) = 8 forwards x 6 enters
+sa = a["streamed"]
+assert sa["hits"] == 8 * 6 - 1 and sa["copies"] == 8 * 6 + 1, sa
+# b: 3 blocks + 2 VACE blocks (layers 0, 1): 3 euler steps x 2 forwards x 5 enters
+sb = b["streamed"]
+assert sb["hits"] == 3 * 2 * 5 - 1 and sb["copies"] == 3 * 2 * 5 + 1, sb
+' ma_lightweight/segment.json mb_lightweight/segment.json
+fi
+
 # ---- bad input: exit code, what is wrong said, nothing written
 W1="$A/comfy_bf16.safetensors"
 "$ST" edit "$W1" noafter.safetensors drop model.diffusion_model.vace_blocks.1.after_proj.weight

@@ -88,12 +88,12 @@ static float *sample(const struct wan *m, struct nn *nn, struct wan_state *st, c
     size_t T = (size_t)WAN_TEXT_LEN * m->cfg.dim;
     float *cc = nn_alloc(nn, T), *cu = nn_alloc(nn, T), *x = nn_alloc(nn, f->n), *vc = nn_alloc(nn, f->n),
           *vu = nn_alloc(nn, f->n);
-    if (!cc || !cu || !x || !vc || !vu || wan_sched_init(&sc, nn, kind, steps, 3.0, f->n)) return NULL;
+    if (!cc || !cu || !x || !vc || !vu || wan_sched_init(&sc, kind, steps, 3.0, f->n)) return NULL;
     memcpy(x, f->x0, f->n * sizeof(float));
     wan_embed_text(m, nn, st, f->pos, f->pos_rows, cc);
     wan_embed_text(m, nn, st, f->neg, f->neg_rows, cu);
     int rc = wan_sample(m, nn, st, &sc, cc, cu, 5.0f, x, vc, vu, NULL);
-    wan_sched_free(&sc, nn);
+    wan_sched_free(&sc);
     nn_release(nn, &cc);
     nn_release(nn, &cu);
     nn_release(nn, &vc);

@@ -10,7 +10,16 @@
  *            x += gate2 * FFN_gelu_tanh(LN(x) * (1 + scale2) + shift2);
  *            (shift1, scale1, gate1, shift2, scale2, gate2) = modulation + e6
  *   head:    Linear(LN(x) * (1 + scale) + shift), (shift, scale) = head modulation + e;
- *            unpatchify. */
+ *            unpatchify.
+ *
+ * Backends: every buffer of struct wan_state is nn_alloc'ed (device memory
+ * on NN_CUDA). What the host builds — the patches of the latents and of
+ * VACE's context, the zero-padded text rows, the RoPE tables, the timestep
+ * sinusoid — is written into a host staging buffer and nn_upload'ed; the
+ * head's output is nn_download'ed and scattered on the host. On NN_CPU the
+ * nn buffers are host memory: the host writes them in place (no staging
+ * buffer, nn_upload / nn_download of a buffer onto itself do nothing), which
+ * is the CPU path as it was, bit for bit. */
 #include "wan.h"
 
 #include <math.h>
@@ -21,6 +30,10 @@
 #include "err.h"
 #include "fs.h"
 #include "jsonio.h"
+#include "log.h"
+#include "mem.h"
+#include "sig.h"
+#include "wan_sched.h"
 
 /* ---- layouts: one name per role and layout ---- */
 
@@ -145,6 +158,18 @@ static int is_float(enum wt_dtype t)
     return t == WT_F32 || t == WT_F16 || t == WT_BF16 || t == WT_F8_E4M3 || t == WT_F8_E5M2;
 }
 
+/* remember a loaded field for the weight residency (wan_wres_new) */
+static int add_field(struct wan *m, struct nn_w *w, size_t n, int main, int vace)
+{
+    if ((m->n_fields & (m->n_fields - 1)) == 0) {   /* 0, 1, 2, 4, ...: grow to twice */
+        struct wan_wfield *f = realloc(m->fields, (size_t)(m->n_fields ? 2 * m->n_fields : 1) * sizeof *f);
+        if (!f) return iso_fail(ISO_EINTERNAL, "out of memory");
+        m->fields = f;
+    }
+    m->fields[m->n_fields++] = (struct wan_wfield){ w, n, main, vace };
+    return 0;
+}
+
 /* one weight by role: shape checked, fp8 "scaled" weights get the scale
  * stored beside them as <name minus "weight">scale_weight (ComfyUI) */
 static int load_role(struct wan *m, int role, int layer, int vace, struct nn_w *out)
@@ -181,7 +206,8 @@ static int load_role(struct wan *m, int role, int layer, int vace, struct nn_w *
     if (role_per_block(role)) m->block_bytes += t->nbytes;
     else m->resident_bytes += t->nbytes;
     if (t->nbytes > m->largest_tensor) m->largest_tensor = t->nbytes;
-    return 0;
+    int blk = role_per_block(role);
+    return add_field(m, out, (size_t)t->nelem, blk && !vace ? layer : -1, blk && vace ? layer : -1);
 }
 
 static const struct wt_tensor *find_role(const struct wan *m, int role, int layer, int vace)
@@ -466,6 +492,15 @@ int wan_open(const char *path, int heads_override, struct wan **out)
                 goto fail;
         }
     }
+    /* the order the forward uses the blocks in (for streaming): VACE block k
+     * just before main block vace_layers[k] (wan_forward) */
+    m->order_main = calloc((size_t)c->layers, sizeof *m->order_main);
+    m->order_vace = calloc((size_t)c->vace_n + 1, sizeof *m->order_vace);
+    if (!m->order_main || !m->order_vace) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto fail; }
+    for (int l = 0, k = 0, j = 0; l < c->layers; l++) {
+        if (k < c->vace_n && c->vace_layers[k] == l) m->order_vace[k++] = j++;
+        m->order_main[l] = j++;
+    }
     /* the dtypes, for reports: the one of the block weights and of the rest */
     {
         enum wt_dtype bd = w->blocks[0].q.w.dtype, rd = w->patch_w.dtype;
@@ -485,12 +520,48 @@ void wan_close(struct wan **pm)
 {
     struct wan *m = pm ? *pm : NULL;
     if (!m) return;
+    wan_unload(m);
     weights_close(&m->file);
     free(m->w.blocks);
     free(m->w.vace);
     free(m->cfg.vace_layers);
+    free(m->fields);
+    free(m->order_main);
+    free(m->order_vace);
     free(m);
     *pm = NULL;
+}
+
+int wan_wres_new(struct wan *m, enum nn_wres_mode mode, struct nn_wres **out)
+{
+    const struct wan_config *c = &m->cfg;
+    struct nn_wres *r = nn_wres_new(mode, c->layers + c->vace_n);
+    *out = NULL;
+    if (!r) return ISO_EINTERNAL;
+    for (int i = 0; i < m->n_fields; i++) {
+        const struct wan_wfield *f = &m->fields[i];
+        int block = f->vace >= 0 ? m->order_vace[f->vace] : f->main >= 0 ? m->order_main[f->main] : -1;
+        int rc = nn_wres_add(r, block, f->w, f->n);
+        if (rc) {
+            nn_wres_free(&r);
+            return rc;
+        }
+    }
+    *out = r;
+    return 0;
+}
+
+int wan_load(struct wan *m, struct nn *nn, enum nn_wres_mode mode)
+{
+    if (m->wres) return iso_fail(ISO_EUSAGE, "wan_load: the weights are loaded already");
+    int rc = wan_wres_new(m, mode, &m->wres);
+    if (!rc && (rc = nn_wres_load(m->wres, nn))) nn_wres_free(&m->wres);
+    return rc;
+}
+
+void wan_unload(struct wan *m)
+{
+    if (m) nn_wres_free(&m->wres);
 }
 
 const char *wan_layout_name(const struct wan *m)
@@ -511,7 +582,7 @@ struct wan_state {
     int F, H, W, gf, gh, gw, L, kp, kp_out, kp_v;
     float *x;          /* [L, dim] residual stream */
     float *vc, *vh;    /* VACE: [L, dim] control stream, hint (NULL without VACE) */
-    const float *vace_ctx;   /* VACE context [vace_in, F, H, W] (wan_state_set_vace) */
+    const float *vace_ctx;   /* VACE context [vace_in, F, H, W], host memory (wan_state_set_vace) */
     float vace_scale;
     float *h;          /* [L, dim] normed / modulated input */
     float *q, *k, *v, *o;  /* [L, dim] */
@@ -525,29 +596,67 @@ struct wan_state {
     float *hm;            /* head modulation + e [2*dim] */
     float *text_in;    /* [512, text_dim] zero-padded text; text_hid [512, dim] */
     float *text_hid;
+    float *stage;      /* host staging of what is uploaded / downloaded (stage_floats), malloc'd; NULL on
+                          NN_CPU, where the buffers above are host memory and are written in place */
 };
+
+/* the buffers of a state, in floats, in wan_state's order (n[] of WAN_NBUF) */
+#define WAN_NBUF 22
+static void state_sizes(const struct wan_config *c, int64_t L, size_t *n)
+{
+    size_t kp = (size_t)c->in_ch * c->pt * c->ph * c->pw, kpo = (size_t)c->out_ch * c->pt * c->ph * c->pw;
+    size_t kpv = (size_t)c->vace_in * c->pt * c->ph * c->pw, kpm = kp > kpo ? kp : kpo;
+    if (kpv > kpm) kpm = kpv;
+    size_t Ld = (size_t)L * c->dim, T = WAN_TEXT_LEN, Lv = c->vace_n > 0 ? Ld : 0;
+    size_t a[WAN_NBUF] = {
+        Ld, Lv, Lv, Ld, Ld, Ld, Ld, Ld,                           /* x, vc, vh, h, q, k, v, o */
+        T * c->dim, T * c->dim, (size_t)L * c->ffn,                /* ck, cv, f */
+        (size_t)L * kpm,                                           /* patches */
+        (size_t)L * (c->head_dim / 2), (size_t)L * (c->head_dim / 2),   /* rope_cos, rope_sin */
+        (size_t)c->freq_dim, (size_t)c->dim, (size_t)c->dim,       /* tfreq, temb, temb2 */
+        6 * (size_t)c->dim, 6 * (size_t)c->dim, 2 * (size_t)c->dim,   /* tproj, e6, hm */
+        T * c->text_dim, T * c->dim,                               /* text_in, text_hid */
+    };
+    memcpy(n, a, sizeof a);
+}
+
+/* floats of the host staging buffer off the CPU: the largest upload or download
+ * (patches in and out, the padded text rows, the sinusoid) */
+static size_t stage_floats(const size_t *n)
+{
+    size_t m = n[11];                       /* patches */
+    if (n[20] > m) m = n[20];               /* text_in */
+    if (n[14] > m) m = n[14];               /* tfreq */
+    return m;
+}
 
 uint64_t wan_activation_bytes(const struct wan_config *c, int F, int H, int W, int weights_f32)
 {
-    uint64_t L = (uint64_t)wan_tokens(c, F, H, W), d = (uint64_t)c->dim;
-    uint64_t kp = (uint64_t)c->in_ch * c->pt * c->ph * c->pw;
-    uint64_t kpo = (uint64_t)c->out_ch * c->pt * c->ph * c->pw;
-    uint64_t kpv = (uint64_t)c->vace_in * c->pt * c->ph * c->pw;
-    uint64_t kpm = kp > kpo ? kp : kpo;
-    if (kpv > kpm) kpm = kpv;
-    uint64_t n = 6 * L * d + 2 * (uint64_t)WAN_TEXT_LEN * d + L * (uint64_t)c->ffn + L * kpm +
-                 L * (uint64_t)c->head_dim + c->freq_dim + 16 * d + (uint64_t)WAN_TEXT_LEN * (c->text_dim + d);
-    if (c->vace_n > 0) n += 2 * L * d;   /* control stream, hint */
+    uint64_t L = (uint64_t)wan_tokens(c, F, H, W), n = 0;
+    size_t sz[WAN_NBUF];
+    state_sizes(c, (int64_t)L, sz);
+    for (int i = 0; i < WAN_NBUF; i++) n += sz[i];
     /* nn core scratch: one attention score tile ([tile >= 16, Lk], at most 64 MiB unless 16 rows need more),
      * and for non-f32 weights one converted tile of output rows (at most 64 MiB) */
     uint64_t slice = UINT64_C(64) << 20, att = L * L * 4, att16 = 16 * L * 4;
     if (att > slice) att = att16 > slice ? att16 : slice;
     uint64_t conv = 0;
     if (!weights_f32) {
-        uint64_t big = (uint64_t)c->ffn * d * 4;
+        uint64_t big = (uint64_t)c->ffn * c->dim * 4;
         conv = big < slice ? big : slice;
     }
     return n * 4 + att + conv;
+}
+
+uint64_t wan_device_activation_bytes(const struct wan_config *c, int F, int H, int W, uint64_t *host)
+{
+    size_t sz[WAN_NBUF];
+    state_sizes(c, wan_tokens(c, F, H, W), sz);
+    uint64_t b = 0;
+    for (int i = 0; i < WAN_NBUF; i++)
+        if (sz[i]) b += ((uint64_t)sz[i] * 4 + 255) / 256 * 256;   /* the backend's 256-byte blocks */
+    if (host) *host = (uint64_t)stage_floats(sz) * 4;
+    return b;
 }
 
 void wan_state_free(struct nn *nn, struct wan_state **ps)
@@ -558,16 +667,24 @@ void wan_state_free(struct nn *nn, struct wan_state **ps)
                        &s->rope_cos, &s->rope_sin, &s->tfreq, &s->temb, &s->temb2, &s->tproj, &s->e6, &s->hm,
                        &s->text_in, &s->text_hid };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) nn_release(nn, bufs[i]);
+    free(s->stage);
     free(s);
     *ps = NULL;
 }
+
+/* where the host writes what goes into the backend buffer dev (or reads
+ * what came from it): dev itself on the CPU, else the staging buffer */
+static float *host_side(const struct wan_state *s, float *dev) { return s->stage ? s->stage : dev; }
+
+/* the first error of a sequence */
+static int first(int rc, int r) { return rc ? rc : r; }
 
 /* RoPE angles (diffusers WanRotaryPosEmbed; Wan's rope_params): head_dim D
  * splits into t = D - 4*(D/6), h = w = 2*(D/6) channels; pair j of a part of
  * d channels turns by pos * theta^(-2j/d), theta 10000, pos the token's
  * frame, row or column. Computed in double as diffusers does (float64),
- * stored as float. */
-static void rope_tables(const struct wan_config *c, struct wan_state *s)
+ * stored as float into host memory cos_t, sin_t [L, D/2]. */
+static void rope_tables(const struct wan_config *c, const struct wan_state *s, float *cos_t, float *sin_t)
 {
     int D = c->head_dim, hd = 2 * (D / 6), td = D - 2 * hd, half = D / 2;
     int parts[3] = { td, hd, hd };
@@ -580,8 +697,8 @@ static void rope_tables(const struct wan_config *c, struct wan_state *s)
                     for (int j = 0; j < parts[p] / 2; j++) {
                         double fr = 1.0 / pow(10000.0, (double)(2 * j) / parts[p]);
                         double a = pos[p] * fr;
-                        s->rope_cos[l * half + j0 + j] = (float)cos(a);
-                        s->rope_sin[l * half + j0 + j] = (float)sin(a);
+                        cos_t[l * half + j0 + j] = (float)cos(a);
+                        sin_t[l * half + j0 + j] = (float)sin(a);
                     }
                     j0 += parts[p] / 2;
                 }
@@ -604,41 +721,54 @@ int wan_state_new(const struct wan *m, struct nn *nn, int F, int H, int W, struc
     s->kp_out = c->out_ch * c->pt * c->ph * c->pw;
     s->kp_v = c->vace_in * c->pt * c->ph * c->pw;
     s->vace_scale = 1.0f;
-    int kpm = s->kp > s->kp_out ? s->kp : s->kp_out;
-    if (s->kp_v > kpm) kpm = s->kp_v;
-    size_t Ld = (size_t)L * c->dim, T = WAN_TEXT_LEN, Lv = c->vace_n > 0 ? Ld : 0;
-    struct { float **p; size_t n; } a[] = {
-        { &s->x, Ld }, { &s->vc, Lv }, { &s->vh, Lv }, { &s->h, Ld }, { &s->q, Ld }, { &s->k, Ld }, { &s->v, Ld }, { &s->o, Ld },
-        { &s->ck, T * c->dim }, { &s->cv, T * c->dim }, { &s->f, (size_t)L * c->ffn },
-        { &s->patches, (size_t)L * kpm },
-        { &s->rope_cos, (size_t)L * (c->head_dim / 2) }, { &s->rope_sin, (size_t)L * (c->head_dim / 2) },
-        { &s->tfreq, (size_t)c->freq_dim }, { &s->temb, (size_t)c->dim }, { &s->temb2, (size_t)c->dim },
-        { &s->tproj, 6 * (size_t)c->dim }, { &s->e6, 6 * (size_t)c->dim }, { &s->hm, 2 * (size_t)c->dim },
-        { &s->text_in, T * c->text_dim }, { &s->text_hid, T * c->dim },
-    };
-    for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
-        if (a[i].n && !(*a[i].p = nn_alloc(nn, a[i].n))) {
+    size_t n[WAN_NBUF];
+    state_sizes(c, L, n);
+    float **bufs[WAN_NBUF] = { &s->x, &s->vc, &s->vh, &s->h, &s->q, &s->k, &s->v, &s->o, &s->ck, &s->cv, &s->f,
+                               &s->patches, &s->rope_cos, &s->rope_sin, &s->tfreq, &s->temb, &s->temb2, &s->tproj,
+                               &s->e6, &s->hm, &s->text_in, &s->text_hid };
+    for (int i = 0; i < WAN_NBUF; i++)
+        if (n[i] && !(*bufs[i] = nn_alloc(nn, n[i]))) {
             wan_state_free(nn, &s);
             return ISO_ETEMPFAIL;
         }
-    rope_tables(c, s);
+    /* the RoPE tables: written in place on the CPU, else built on the host and uploaded once */
+    float *tab = NULL;
+    int rc = 0;
+    if (nn_backend_of(nn) != NN_CPU) {
+        if (!(s->stage = malloc(stage_floats(n) * sizeof(float))) || !(tab = malloc(2 * n[12] * sizeof(float)))) {
+            wan_state_free(nn, &s);
+            return iso_fail(ISO_EINTERNAL, "out of memory (host staging of the Wan state)");
+        }
+        rope_tables(c, s, tab, tab + n[12]);
+        rc = first(nn_upload(nn, s->rope_cos, tab, n[12]), nn_upload(nn, s->rope_sin, tab + n[12], n[13]));
+        free(tab);
+    } else {
+        rope_tables(c, s, s->rope_cos, s->rope_sin);
+    }
+    if (rc) {
+        wan_state_free(nn, &s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
 
 /* ---- forward ---- */
 
-void wan_embed_text(const struct wan *m, struct nn *nn, struct wan_state *s, const float *emb, int rows, float *ctx)
+int wan_embed_text(const struct wan *m, struct nn *nn, struct wan_state *s, const float *emb, int rows, float *ctx)
 {
     const struct wan_config *c = &m->cfg;
-    size_t n = (size_t)rows * c->text_dim;
+    size_t n = (size_t)rows * c->text_dim, all = (size_t)WAN_TEXT_LEN * c->text_dim;
     /* zero padding to 512 rows, as Wan and diffusers' WanPipeline do: the
      * padded rows go through the MLP too (their output is not zero) */
-    memset(s->text_in, 0, (size_t)WAN_TEXT_LEN * c->text_dim * sizeof(float));
-    memcpy(s->text_in, emb, n * sizeof(float));
+    float *in = host_side(s, s->text_in);
+    memset(in, 0, all * sizeof(float));
+    memcpy(in, emb, n * sizeof(float));
+    int rc = nn_upload(nn, s->text_in, in, all);
     nn_linear(nn, s->text_hid, s->text_in, WAN_TEXT_LEN, c->text_dim, c->dim, &m->w.text1.w, &m->w.text1.b);
     nn_act(nn, s->text_hid, s->text_hid, (size_t)WAN_TEXT_LEN * c->dim, NN_ACT_GELU_TANH);
     nn_linear(nn, ctx, s->text_hid, WAN_TEXT_LEN, c->dim, c->dim, &m->w.text2.w, &m->w.text2.b);
+    return first(rc, nn_sync(nn));
 }
 
 /* diffusers' Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0), in
@@ -655,6 +785,9 @@ static void time_sinusoid(int freq_dim, float t, float *out)
         out[half + i] = sinf(a);
     }
 }
+
+/* before the ops of streamed block i (forward order): its weights into place */
+static int enter(const struct wan *m, int block) { return m->wres ? nn_wres_enter(m->wres, block) : 0; }
 
 /* one block on the residual stream x [L, dim] (the main stream or VACE's control stream) */
 static void block_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const struct wan_block *b,
@@ -710,16 +843,17 @@ void wan_state_set_vace(struct wan_state *s, const float *vace_ctx, float scale)
     s->vace_scale = scale;
 }
 
-/* patchify x [C, F, H, W] into s->patches: row l = token (f, y, x), column
- * (c, kt, ky, kx) as the Conv3d weight is laid out */
-static void patchify(const struct wan_config *c, struct wan_state *s, const float *x, int C)
+/* patchify host x [C, F, H, W] into s->patches: row l = token (f, y, x),
+ * column (c, kt, ky, kx) as the Conv3d weight is laid out */
+static int patchify(const struct wan_config *c, struct nn *nn, struct wan_state *s, const float *x, int C)
 {
     int pt = c->pt, ph = c->ph, pw = c->pw, kp = C * pt * ph * pw;
     size_t HW = (size_t)s->H * s->W, FHW = (size_t)s->F * HW;
+    float *out = host_side(s, s->patches);
     for (int f = 0; f < s->gf; f++)
         for (int y = 0; y < s->gh; y++)
             for (int xx = 0; xx < s->gw; xx++) {
-                float *row = s->patches + (((size_t)f * s->gh + y) * s->gw + xx) * kp;
+                float *row = out + (((size_t)f * s->gh + y) * s->gw + xx) * kp;
                 for (int ch = 0, i = 0; ch < C; ch++)
                     for (int kt = 0; kt < pt; kt++)
                         for (int ky = 0; ky < ph; ky++)
@@ -727,18 +861,19 @@ static void patchify(const struct wan_config *c, struct wan_state *s, const floa
                                 row[i++] = x[ch * FHW + (size_t)(f * pt + kt) * HW + (size_t)(y * ph + ky) * s->W +
                                              (size_t)(xx * pw + kx)];
             }
+    return nn_upload(nn, s->patches, out, (size_t)s->L * kp);
 }
 
 /* VACE block k on the control stream s->vc, leaving its hint
  * proj_out(c_k) * scale in s->vh; block 0 starts the stream from
  * proj_in(patch-embedded context) + x, x the patch-embedded latents */
-static void vace_block(const struct wan *m, struct nn *nn, struct wan_state *s, int k, const float *ctx)
+static int vace_block(const struct wan *m, struct nn *nn, struct wan_state *s, int k, const float *ctx)
 {
     const struct wan_config *c = &m->cfg;
     const struct wan_vace_block *vb = &m->w.vace[k];
-    int L = s->L, d = c->dim;
+    int L = s->L, d = c->dim, rc = enter(m, m->order_vace[k]);
     if (k == 0) {
-        patchify(c, s, s->vace_ctx, c->vace_in);
+        rc = first(rc, patchify(c, nn, s, s->vace_ctx, c->vace_in));
         nn_linear(nn, s->vh, s->patches, L, s->kp_v, d, &m->w.vpatch_w, &m->w.vpatch_b);
         nn_linear(nn, s->vc, s->vh, L, d, d, &vb->proj_in.w, &vb->proj_in.b);
         nn_add(nn, s->vc, s->vc, s->x, (size_t)L * d);
@@ -746,20 +881,23 @@ static void vace_block(const struct wan *m, struct nn *nn, struct wan_state *s, 
     block_forward(m, nn, s, &vb->b, ctx, s->vc);
     nn_linear(nn, s->vh, s->vc, L, d, d, &vb->proj_out.w, &vb->proj_out.b);
     if (s->vace_scale != 1.0f) nn_scale(nn, s->vh, s->vh, (size_t)L * d, s->vace_scale);
+    return rc;
 }
 
-void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t, const float *ctx,
-                 float *v)
+int wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const float *x, float t, const float *ctx,
+                float *v)
 {
     const struct wan_config *c = &m->cfg;
     int d = c->dim, pt = c->pt, ph = c->ph, pw = c->pw;
     size_t HW = (size_t)s->H * s->W, FHW = (size_t)s->F * HW;
 
-    patchify(c, s, x, c->in_ch);
+    int rc = patchify(c, nn, s, x, c->in_ch);
     nn_linear(nn, s->x, s->patches, s->L, s->kp, d, &m->w.patch_w, &m->w.patch_b);
 
     /* time: e = MLP(sinusoid), e6 = Linear(SiLU(e)) */
-    time_sinusoid(c->freq_dim, t, s->tfreq);
+    float *tf = host_side(s, s->tfreq);
+    time_sinusoid(c->freq_dim, t, tf);
+    rc = first(rc, nn_upload(nn, s->tfreq, tf, (size_t)c->freq_dim));
     nn_linear(nn, s->temb2, s->tfreq, 1, c->freq_dim, d, &m->w.time1.w, &m->w.time1.b);
     nn_act(nn, s->temb2, s->temb2, (size_t)d, NN_ACT_SILU);
     nn_linear(nn, s->temb, s->temb2, 1, d, d, &m->w.time2.w, &m->w.time2.b);
@@ -769,10 +907,12 @@ void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const 
     /* VACE (Wan's vace_model.py, diffusers' WanVACETransformer3DModel): the VACE blocks form a chain of
      * their own from the patch-embedded x; hint k is added after main block vace_layers[k]. Each VACE
      * block runs just before its hint is needed rather than all of them first: the same operations on
-     * the same values, with one control stream and one hint in memory instead of vace_n hints. */
+     * the same values, with one control stream and one hint in memory instead of vace_n hints (and
+     * the blocks streamed in this order: order_main, order_vace). */
     int use_vace = c->vace_n > 0 && s->vace_ctx, k = 0;
     for (int l = 0; l < c->layers; l++) {
-        if (use_vace && k < c->vace_n && c->vace_layers[k] == l) vace_block(m, nn, s, k, ctx);
+        if (use_vace && k < c->vace_n && c->vace_layers[k] == l) rc = first(rc, vace_block(m, nn, s, k, ctx));
+        rc = first(rc, enter(m, m->order_main[l]));
         block_forward(m, nn, s, &m->w.blocks[l], ctx, s->x);
         if (use_vace && k < c->vace_n && c->vace_layers[k] == l) {
             nn_add(nn, s->x, s->x, s->vh, (size_t)s->L * d);
@@ -781,18 +921,20 @@ void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const 
     }
 
     /* head: (shift, scale) = head modulation + e (before SiLU) */
-    memcpy(s->hm, s->temb, (size_t)d * sizeof(float));
-    memcpy(s->hm + d, s->temb, (size_t)d * sizeof(float));
+    nn_copy(nn, s->hm, s->temb, (size_t)d);
+    nn_copy(nn, s->hm + d, s->temb, (size_t)d);
     nn_add_bias(nn, s->hm, s->hm, 1, 2 * d, &m->w.head_mod);
     nn_layernorm(nn, s->h, s->x, s->L, d, NULL, NULL, c->eps);
     nn_modulate(nn, s->h, s->h, s->L, d, s->hm, s->hm + d);
     nn_linear(nn, s->patches, s->h, s->L, d, s->kp_out, &m->w.head.w, &m->w.head.b);
 
-    /* unpatchify: column (kt, ky, kx, c) of token (f, y, x) */
+    /* unpatchify on the host: column (kt, ky, kx, c) of token (f, y, x) */
+    float *hp = host_side(s, s->patches);
+    rc = first(rc, nn_download(nn, hp, s->patches, (size_t)s->L * s->kp_out));
     for (int f = 0; f < s->gf; f++)
         for (int y = 0; y < s->gh; y++)
             for (int xx = 0; xx < s->gw; xx++) {
-                const float *row = s->patches + (((size_t)f * s->gh + y) * s->gw + xx) * s->kp_out;
+                const float *row = hp + (((size_t)f * s->gh + y) * s->gw + xx) * s->kp_out;
                 for (int kt = 0, i = 0; kt < pt; kt++)
                     for (int ky = 0; ky < ph; ky++)
                         for (int kx = 0; kx < pw; kx++)
@@ -800,4 +942,31 @@ void wan_forward(const struct wan *m, struct nn *nn, struct wan_state *s, const 
                                 v[ch * FHW + (size_t)(f * pt + kt) * HW + (size_t)(y * ph + ky) * s->W +
                                   (size_t)(xx * pw + kx)] = row[i++];
             }
+    return rc;
+}
+
+int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
+               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s)
+{
+    size_t n = sc->n;
+    int rc;
+    for (int i = sc->step; i < sc->steps; i++) {
+        double ts = mem_now();
+        float t = sc->timesteps[i];
+        if ((rc = wan_forward(m, nn, st, x, t, ctx_c, vc)) || (rc = sig_check())) return rc;
+        if (ctx_u) {
+            if ((rc = wan_forward(m, nn, st, x, t, ctx_u, vu))) return rc;
+            /* v = uncond + G (cond - uncond), on the host */
+            wan_host_scale(vu, vu, n, -1.0f);
+            wan_host_add(vc, vc, vu, n);
+            wan_host_scale(vc, vc, n, guidance);
+            wan_host_scale(vu, vu, n, -1.0f);
+            wan_host_add(vc, vc, vu, n);
+        }
+        wan_sched_step(sc, vc, x);
+        if (step_s) step_s[i] = mem_now() - ts;
+        log_progress("steps", i + 1, sc->steps);
+        if ((rc = sig_check())) return rc;
+    }
+    return 0;
 }

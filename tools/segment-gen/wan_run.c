@@ -7,8 +7,12 @@
  * Order of work: resolve the model, check the command line (sizes with the
  * nearest valid values), open the model (its header and shapes: nothing is
  * read but two scalars of scaled fp8 files), plan, admit; read the
- * embeddings and the noise, build the state between "before load" and
- * "after load"; sample; write. */
+ * embeddings and the noise, make the nn context for the mode (cpu: NN_CPU;
+ * beefy / lightweight: NN_CUDA, on a pretend device NN_CPU), put the weights
+ * where the mode wants them (wan_load: mapped / resident / streamed) and
+ * build the state between "before load" and "after load"; sample; write.
+ * Latents, noise, velocities, the VACE context and the sampler's state are
+ * host memory; the text contexts live on the nn backend. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 
 #include "err.h"
 #include "fs.h"
+#include "gpu.h"
 #include "jsonio.h"
 #include "log.h"
 #include "mem.h"
@@ -126,24 +131,38 @@ static int vace_tensor(const struct weights *w, const char *path, const struct w
     return 0;
 }
 
-static int fill_plan(const struct wan *m, int F, int H, int W, int threads, struct mem_plan *plan)
+/* device bytes of a GPU mode's activations: the state's buffers, the two text
+ * contexts (as the backend allocates them) and the backend's fixed part */
+static uint64_t device_activations(const struct wan_config *c, int F, int H, int W, uint64_t *host_stage)
+{
+    uint64_t ctx = ((uint64_t)WAN_TEXT_LEN * c->dim * 4 + 255) / 256 * 256;
+    return wan_device_activation_bytes(c, F, H, W, host_stage) + 2 * ctx;
+}
+
+static int fill_plan(struct wan *m, int F, int H, int W, int threads, struct mem_plan *plan)
 {
     const struct wan_config *c = &m->cfg;
     uint64_t n = (uint64_t)c->in_ch * F * H * W;
     uint64_t nb = (uint64_t)c->layers + (uint64_t)c->vace_n;   /* VACE blocks stream like the others */
+    /* host memory on every backend: latents, two velocities, the sampler's five buffers, noise
+     * (read into the latents: counted once more for the reader) and the VACE context */
+    uint64_t host = n * 4 * 9 + (uint64_t)c->vace_in * F * H * W * 4;
     struct plan_blocks b = { 0 };
     b.n_blocks = nb;
     b.block_bytes = (m->block_bytes + nb - 1) / nb;
     b.resident_bytes = m->resident_bytes;
     b.largest_tensor = m->largest_tensor;
     int f32 = m->w.blocks[0].q.w.dtype == WT_F32 && m->w.patch_w.dtype == WT_F32;
-    /* the forward's state + latents, two velocities, the sampler's four buffers, noise and
-     * the two text contexts (cond, uncond) */
-    b.activations = wan_activation_bytes(c, F, H, W, f32) + n * 4 * 9 + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4 +
-                    (uint64_t)c->vace_in * F * H * W * 4;   /* the VACE context */
+    /* cpu: the forward's state and the two text contexts (cond, uncond) beside the host buffers */
+    b.activations = wan_activation_bytes(c, F, H, W, f32) + host + 2 * (uint64_t)WAN_TEXT_LEN * c->dim * 4;
     b.kv_cache = 0;
     b.host_base = (UINT64_C(48) << 20) + (uint64_t)threads * (UINT64_C(8) << 20); /* code, OpenBLAS buffers */
-    b.gpu_ok = 0;   /* no GPU path yet */
+#ifdef ISOPIPE_CUDA
+    b.gpu_ok = 1;
+#else
+    b.gpu_ok = gpu_is_fake();   /* a pretend device runs the GPU modes' weight handling on the CPU */
+#endif
+    b.gpu_explicit_only = !NN_CUDA_MODELS_VERIFIED;
     b.cpu_ok = 1;
     char name[256];
     if (c->vace_n)
@@ -152,7 +171,27 @@ static int fill_plan(const struct wan *m, int F, int H, int W, int threads, stru
     else
         snprintf(name, sizeof name, "Wan2.1 T2V DiT %d blocks x %d (%s, %s)", c->layers, c->dim, wan_layout_name(m),
                  m->dtype);
-    return plan_from_blocks(plan, name, &b);
+    int rc = plan_from_blocks(plan, name, &b);
+    if (rc) return rc;
+
+    /* beefy and lightweight: the weights as common/nn_wres.h places them (beefy: every weight
+     * uploaded, fp8 widened to bf16, 256-byte aligned; lightweight: the resident ones + the stream's
+     * two buffers of the largest packed block, the blocks packed in pinned host memory), the
+     * activations as the CUDA backend allocates them plus its fixed part; the host keeps the
+     * latents, the sampler and the staging buffer */
+    struct nn_wres *r = NULL;
+    uint64_t stage = 0;
+    if ((rc = wan_wres_new(m, NN_WRES_MAPPED, &r))) return rc;
+    struct plan_blocks g = b;
+    nn_wres_plan_blocks(r, &g);
+    nn_wres_free(&r);
+    g.activations = device_activations(c, F, H, W, &stage) + nn_cuda_fixed_bytes();
+    g.host_base = b.host_base + host + stage;
+    struct mem_plan gp;
+    if ((rc = plan_from_blocks(&gp, name, &g))) return rc;
+    plan->mode[MEM_MODE_BEEFY] = gp.mode[MEM_MODE_BEEFY];
+    plan->mode[MEM_MODE_LIGHTWEIGHT] = gp.mode[MEM_MODE_LIGHTWEIGHT];
+    return 0;
 }
 
 /* segment.json's / the plan's "vace": the context file (NULL in a plan), the scale, where the hints act */
@@ -177,33 +216,6 @@ static int write_latents(const char *path, const float *x, const int64_t *shape,
     return st_write(path, &o, 1, meta);
 }
 
-int wan_sample(const struct wan *m, struct nn *nn, struct wan_state *st, struct wan_sched *sc, const float *ctx_c,
-               const float *ctx_u, float guidance, float *x, float *vc, float *vu, double *step_s)
-{
-    size_t n = sc->n;
-    int rc;
-    for (int i = sc->step; i < sc->steps; i++) {
-        double ts = mem_now();
-        float t = sc->timesteps[i];
-        wan_forward(m, nn, st, x, t, ctx_c, vc);
-        if ((rc = sig_check())) return rc;
-        if (ctx_u) {
-            wan_forward(m, nn, st, x, t, ctx_u, vu);
-            /* v = uncond + G (cond - uncond) */
-            nn_scale(nn, vu, vu, n, -1.0f);
-            nn_add(nn, vc, vc, vu, n);
-            nn_scale(nn, vc, vc, n, guidance);
-            nn_scale(nn, vu, vu, n, -1.0f);
-            nn_add(nn, vc, vc, vu, n);
-        }
-        wan_sched_step(sc, nn, vc, x);
-        if (step_s) step_s[i] = mem_now() - ts;
-        log_progress("steps", i + 1, sc->steps);
-        if ((rc = sig_check())) return rc;
-    }
-    return 0;
-}
-
 int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
 {
     static const char *const exts[] = { ".safetensors", NULL };
@@ -222,6 +234,8 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     enum wan_sampler sampler = WAN_SAMPLER_UNIPC;
     int rc, loading = 0, cleanup_logged = 0, pos_rows = 0, neg_rows = 0, have_sched = 0;
     double t0 = mem_now(), t_gen = 0;
+    enum nn_wres_mode wmode = NN_WRES_MAPPED;
+    char fallback[512] = "";   /* why a GPU mode went on in cpu mode */
 
     if ((rc = rt_begin(c, &rt))) goto done;
     long frames = a->frames_set ? a->frames : WAN_DEF_FRAMES;
@@ -295,8 +309,8 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     if (c->plan_only) {
         json_t *extra = json_pack("{s:I, s:[i,i,i,i], s:s, s:s}", "tokens", (json_int_t)wan_tokens(mc, F, H, W),
                                   "latents", (int)shape[0], F, H, W, "weights_dtype", m->dtype, "note",
-                                  "segment-gen's Wan DiT has a CPU path only: beefy and lightweight are not possible "
-                                  "yet, auto picks cpu");
+                                  "beefy and lightweight run the nn core's CUDA backend, which no card has verified "
+                                  "for this model yet: auto picks cpu, --memory-mode beefy|lightweight asks for them");
         if (mc->vace_n) json_object_set_new(extra, "vace", vace_json(m, NULL, NULL, vace_scale));
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
@@ -321,9 +335,28 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
         }
     }
     weights_close(&tw);
-    if ((rc = nn_new(&nn, NN_CPU, threads))) goto done;
-    if (vt) {   /* the VACE context, checked finite */
-        if (!(vctx = nn_alloc(nn, nv))) { rc = ISO_ETEMPFAIL; goto done; }
+    /* the backend: cpu mode NN_CPU; a GPU mode NN_CUDA, or NN_CPU on a pretend device (ISOPIPE_FAKE_GPU:
+     * the weights still go through nn_wres in the mode's way, so CI runs the packing and the stream's
+     * order), or NN_CPU when the CUDA backend cannot start here (no cuBLAS, ...): said in one line */
+    if (mode == MEM_MODE_BEEFY || mode == MEM_MODE_LIGHTWEIGHT) {
+        wmode = mode == MEM_MODE_BEEFY ? NN_WRES_RESIDENT : NN_WRES_STREAMED;
+        if (gpu_is_fake()) {
+            log_verbose("pretend device: %s mode computes on the CPU", mem_mode_name(mode));
+        } else if ((rc = nn_new(&nn, NN_CUDA, threads)) == ISO_EUNAVAIL) {
+            snprintf(fallback, sizeof fallback, "%s", iso_errmsg());
+            log_warn("%s: %s mode goes on in cpu mode", fallback, mem_mode_name(mode));
+            iso_errclear();
+            wmode = NN_WRES_MAPPED;
+        } else if (rc) {
+            goto done;
+        } else if ((rc = nn_reserve(nn, device_activations(mc, F, H, W, NULL)))) {
+            goto done;
+        }
+    }
+    if (!nn && (rc = nn_new(&nn, NN_CPU, threads))) goto done;
+    if ((rc = wan_load(m, nn, wmode))) goto done;
+    if (vt) {   /* the VACE context (host memory), checked finite */
+        if (!(vctx = malloc(nv * sizeof(float)))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
         if ((rc = weights_to_f32(vt, 0, nv, vctx))) goto done;
         for (size_t i = 0; i < nv; i++)
             if (!isfinite(vctx[i])) {
@@ -334,10 +367,15 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     }
     if ((rc = wan_state_new(m, nn, F, H, W, &st))) goto done;
     wan_state_set_vace(st, vctx, (float)vace_scale);
-    if (!(ctx_c = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) || !(x = nn_alloc(nn, n)) ||
-        !(vc = nn_alloc(nn, n)) || (cfg && (!(ctx_u = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) ||
-                                            !(vu = nn_alloc(nn, n))))) {
+    /* the text contexts on the backend; latents and velocities on the host */
+    if (!(ctx_c = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)) ||
+        (cfg && !(ctx_u = nn_alloc(nn, (size_t)WAN_TEXT_LEN * mc->dim)))) {
         rc = ISO_ETEMPFAIL;
+        goto done;
+    }
+    if (!(x = malloc(n * sizeof(float))) || !(vc = malloc(n * sizeof(float))) ||
+        (cfg && !(vu = malloc(n * sizeof(float))))) {
+        rc = iso_fail(ISO_EINTERNAL, "out of memory (latents)");
         goto done;
     }
     if (a->noise) {
@@ -345,15 +383,15 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     } else {
         wan_noise(c->seed, x, n);
     }
-    if ((rc = wan_sched_init(&sc, nn, sampler, steps, shift, n))) goto done;
+    if ((rc = wan_sched_init(&sc, sampler, steps, shift, n))) goto done;
     have_sched = 1;
     if (!(step_s = calloc((size_t)steps, sizeof *step_s))) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
     rt_load_end(rt);
 
     /* sampling: the text contexts once, then per step one (two with CFG) forward passes */
     double tg = mem_now();
-    wan_embed_text(m, nn, st, pos, pos_rows, ctx_c);
-    if (cfg) wan_embed_text(m, nn, st, neg, neg_rows, ctx_u);
+    if ((rc = wan_embed_text(m, nn, st, pos, pos_rows, ctx_c))) goto done;
+    if (cfg && (rc = wan_embed_text(m, nn, st, neg, neg_rows, ctx_u))) goto done;
     if ((rc = wan_sample(m, nn, st, &sc, ctx_c, cfg ? ctx_u : NULL, (float)guidance, x, vc, vu, step_s))) goto done;
     t_gen = mem_now() - tg;
     for (size_t i = 0; i < n; i++)
@@ -426,7 +464,19 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(root, "timing", json_pack("{s:f, s:f, s:f, s:o, s:i, s:s}", "load_s", rt_load_seconds(rt),
                                                   "generate_s", t_gen, "per_step_s", t_gen / steps, "steps_s", per,
                                                   "threads", threads, "blas", nn_blas_info()));
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    {   /* the mode's record + memory.nn: what computed, where the weights lived (as rife's) */
+        json_t *mem = rt_memory_json(rt);
+        json_t *o = json_pack("{s:s, s:s}", "backend", nn_backend_info(nn), "weights", nn_wres_mode_name(wmode));
+        if (fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
+        if (wmode == NN_WRES_STREAMED) {
+            uint64_t copies = 0, hits = 0, bytes = 0;
+            nn_wres_stats(m->wres, &copies, &hits, &bytes);
+            json_object_set_new(o, "streamed", json_pack("{s:I, s:I, s:I}", "copies", (json_int_t)copies, "hits",
+                                                       (json_int_t)hits, "bytes", (json_int_t)bytes));
+        }
+        json_object_set_new(mem, "nn", o);
+        json_object_set_new(root, "memory", mem);
+    }
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
     if ((rc = sig_check())) goto done;
     if ((rc = fs_dir_publish(tmp, out))) goto done;
@@ -435,17 +485,18 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
     log_verbose("wrote latents [%d, %d, %d, %d] to '%s' in %.2fs", (int)shape[0], F, H, W, out, mem_now() - t0);
 done:
     if (loading && !cleanup_logged) rt_cleanup_begin(rt);
-    if (have_sched) wan_sched_free(&sc, nn);
+    if (have_sched) wan_sched_free(&sc);
     wan_state_free(nn, &st);
     if (nn) {
         nn_release(nn, &ctx_c);
         nn_release(nn, &ctx_u);
-        nn_release(nn, &x);
-        nn_release(nn, &vc);
-        nn_release(nn, &vu);
-        nn_release(nn, &vctx);
     }
+    if (m) wan_unload(m);   /* the weights' device memory before the context */
     nn_free(&nn);
+    free(x);
+    free(vc);
+    free(vu);
+    free(vctx);
     weights_close(&tw);
     weights_close(&vw);
     wan_close(&m);

@@ -5,6 +5,7 @@
 #include "wan_sched.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -56,7 +57,7 @@ static void unipc_sigmas(struct wan_sched *s)
     s->sigmas[n] = 0.0f;
 }
 
-int wan_sched_init(struct wan_sched *s, struct nn *nn, enum wan_sampler kind, int steps, double shift, size_t n)
+int wan_sched_init(struct wan_sched *s, enum wan_sampler kind, int steps, double shift, size_t n)
 {
     memset(s, 0, sizeof *s);
     if (steps < 1 || steps > WAN_SCHED_MAX_STEPS)
@@ -68,31 +69,43 @@ int wan_sched_init(struct wan_sched *s, struct nn *nn, enum wan_sampler kind, in
     s->n = n;
     if (kind == WAN_SAMPLER_EULER) euler_sigmas(s);
     else unipc_sigmas(s);
-    if (!(s->tmp = nn_alloc(nn, n))) return ISO_ETEMPFAIL;
-    if (kind == WAN_SAMPLER_UNIPC) {
-        if (!(s->m_prev = nn_alloc(nn, n)) || !(s->m_cur = nn_alloc(nn, n)) || !(s->last = nn_alloc(nn, n)) ||
-            !(s->tmp2 = nn_alloc(nn, n))) {
-            wan_sched_free(s, nn);
-            return ISO_ETEMPFAIL;
+    int unipc = kind == WAN_SAMPLER_UNIPC;
+    float **bufs[] = { &s->tmp, &s->m_prev, &s->m_cur, &s->last, &s->tmp2 };
+    for (int i = 0; i < (unipc ? 5 : 1); i++)
+        if (!(*bufs[i] = malloc(n * sizeof(float)))) {
+            wan_sched_free(s);
+            return iso_fail(ISO_EINTERNAL, "out of memory (the sampler's %zu MiB)", n * sizeof(float) >> 20);
         }
-    }
     return 0;
 }
 
-void wan_sched_free(struct wan_sched *s, struct nn *nn)
+void wan_sched_free(struct wan_sched *s)
 {
-    nn_release(nn, &s->m_prev);
-    nn_release(nn, &s->m_cur);
-    nn_release(nn, &s->last);
-    nn_release(nn, &s->tmp);
-    nn_release(nn, &s->tmp2);
+    float **bufs[] = { &s->tmp, &s->m_prev, &s->m_cur, &s->last, &s->tmp2 };
+    for (int i = 0; i < 5; i++) {
+        free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
 }
 
-/* y += a * x (through the nn core; tmp is scratch) */
-static void axpy(struct nn *nn, float *y, float a, const float *x, float *tmp, size_t n)
+/* y = x * a and y = a + b, element by element in float32 on host memory:
+ * what the nn core's nn_scale and nn_add compute on the CPU, bit for bit
+ * (one rounded operation per element either way) */
+void wan_host_scale(float *y, const float *x, size_t n, float a)
 {
-    nn_scale(nn, tmp, x, n, a);
-    nn_add(nn, y, y, tmp, n);
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * a;
+}
+
+void wan_host_add(float *y, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+/* y += a * x (tmp is scratch) */
+static void axpy(float *y, float a, const float *x, float *tmp, size_t n)
+{
+    wan_host_scale(tmp, x, n, a);
+    wan_host_add(y, y, tmp, n);
 }
 
 /* flow sigmas: alpha = 1 - sigma, lambda = log(alpha) - log(sigma) */
@@ -127,14 +140,14 @@ static void unipc_coef(float sig_t, float sig_s0, float sig_s1, int order, int c
     }
 }
 
-static void unipc_step(struct wan_sched *s, struct nn *nn, const float *v, float *x)
+static void unipc_step(struct wan_sched *s, const float *v, float *x)
 {
     size_t n = s->n;
     int i = s->step;
     float *m_new = s->tmp2;
     /* convert_model_output: x0 = sample - sigma v */
-    nn_scale(nn, m_new, v, n, -s->sigmas[i]);
-    nn_add(nn, m_new, m_new, x, n);
+    wan_host_scale(m_new, v, n, -s->sigmas[i]);
+    wan_host_add(m_new, m_new, x, n);
 
     if (i > 0) {
         /* corrector (UniC): x = ratio last - alpha h_phi_1 m0 - alpha B_h (rho0 D1 + rho1 (m_new - m0)),
@@ -144,14 +157,14 @@ static void unipc_step(struct wan_sched *s, struct nn *nn, const float *v, float
         unipc_coef(s->sigmas[i], s->sigmas[i - 1], order == 2 ? s->sigmas[i - 2] : 0, order, 1, &k);
         const float *m0 = s->m_cur;
         double g = -k.alpha_t * k.B_h;
-        nn_scale(nn, x, s->last, n, (float)k.ratio);
-        axpy(nn, x, (float)(-k.alpha_t * k.h_phi_1), m0, s->tmp, n);
+        wan_host_scale(x, s->last, n, (float)k.ratio);
+        axpy(x, (float)(-k.alpha_t * k.h_phi_1), m0, s->tmp, n);
         if (order == 2) {
-            axpy(nn, x, (float)(g * k.rho0 / k.rk), s->m_prev, s->tmp, n);
-            axpy(nn, x, (float)(-g * k.rho0 / k.rk), m0, s->tmp, n);
+            axpy(x, (float)(g * k.rho0 / k.rk), s->m_prev, s->tmp, n);
+            axpy(x, (float)(-g * k.rho0 / k.rk), m0, s->tmp, n);
         }
-        axpy(nn, x, (float)(g * k.rho1), m_new, s->tmp, n);
-        axpy(nn, x, (float)(-g * k.rho1), m0, s->tmp, n);
+        axpy(x, (float)(g * k.rho1), m_new, s->tmp, n);
+        axpy(x, (float)(-g * k.rho1), m0, s->tmp, n);
     }
     /* history: model_outputs shift by one */
     float *t = s->m_prev;
@@ -166,23 +179,23 @@ static void unipc_step(struct wan_sched *s, struct nn *nn, const float *v, float
     struct unipc_coef k;
     unipc_coef(s->sigmas[i + 1], s->sigmas[i], s->this_order == 2 ? s->sigmas[i - 1] : 0, s->this_order, 0, &k);
     const float *m0 = s->m_cur;
-    nn_scale(nn, x, s->last, n, (float)k.ratio);
-    axpy(nn, x, (float)(-k.alpha_t * k.h_phi_1), m0, s->tmp, n);
+    wan_host_scale(x, s->last, n, (float)k.ratio);
+    axpy(x, (float)(-k.alpha_t * k.h_phi_1), m0, s->tmp, n);
     if (s->this_order == 2) {
         double g = -k.alpha_t * k.B_h * k.rho0 / k.rk;
-        axpy(nn, x, (float)g, s->m_prev, s->tmp, n);
-        axpy(nn, x, (float)-g, m0, s->tmp, n);
+        axpy(x, (float)g, s->m_prev, s->tmp, n);
+        axpy(x, (float)-g, m0, s->tmp, n);
     }
     if (s->lower_order_nums < 2) s->lower_order_nums++;
 }
 
-void wan_sched_step(struct wan_sched *s, struct nn *nn, const float *v, float *x)
+void wan_sched_step(struct wan_sched *s, const float *v, float *x)
 {
     if (s->kind == WAN_SAMPLER_EULER) {
         float dt = s->sigmas[s->step + 1] - s->sigmas[s->step];
-        axpy(nn, x, dt, v, s->tmp, s->n);
+        axpy(x, dt, v, s->tmp, s->n);
     } else {
-        unipc_step(s, nn, v, x);
+        unipc_step(s, v, x);
     }
     s->step++;
 }

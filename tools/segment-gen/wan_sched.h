@@ -14,14 +14,14 @@
  *          predictor-corrector (Zhao et al. 2023, "UniPC", Alg. 2 with B(h) =
  *          e^h - 1) on the data prediction x0 = x - sigma v.
  *
- * Latent arithmetic goes through the nn core (nn_scale, nn_add), like every
- * activation. The context owns its history buffers (nn_alloc). */
+ * The latents and the sampler's state are host memory (malloc) on every
+ * backend: the DiT (wan_forward) takes host latents and gives a host
+ * velocity, and the sampler's arithmetic is plain element-wise float32 here,
+ * bit for bit what the nn core's CPU nn_scale / nn_add compute. */
 #ifndef ISOPIPE_WAN_SCHED_H
 #define ISOPIPE_WAN_SCHED_H
 #include <stddef.h>
 #include <stdint.h>
-
-#include "nn.h"
 
 enum wan_sampler { WAN_SAMPLER_UNIPC = 0, WAN_SAMPLER_EULER };
 const char *wan_sampler_name(enum wan_sampler s);
@@ -39,15 +39,19 @@ struct wan_sched {
     size_t n;
     float *m_prev, *m_cur;   /* the last two data predictions (model_outputs) */
     float *last;             /* last_sample: the sample before the last predictor step */
-    float *tmp, *tmp2;
+    float *tmp, *tmp2;       /* host memory, n floats each (UniPC: all five; Euler: tmp) */
     int lower_order_nums, this_order, step;
 };
 
 /* steps 1..WAN_SCHED_MAX_STEPS, shift > 0; n = elements of the latent */
-int wan_sched_init(struct wan_sched *s, struct nn *nn, enum wan_sampler kind, int steps, double shift, size_t n);
-void wan_sched_free(struct wan_sched *s, struct nn *nn);
-/* one step: x (in/out, n floats) from the model's velocity v at step s->step */
-void wan_sched_step(struct wan_sched *s, struct nn *nn, const float *v, float *x);
+int wan_sched_init(struct wan_sched *s, enum wan_sampler kind, int steps, double shift, size_t n);
+void wan_sched_free(struct wan_sched *s);
+/* one step: x (in/out, n floats, host memory) from the model's velocity v at step s->step */
+void wan_sched_step(struct wan_sched *s, const float *v, float *x);
+/* y = x * a, y = a + b over n floats of host memory, bit-identical to
+ * nn_scale / nn_add on an NN_CPU context (y may equal an input) */
+void wan_host_scale(float *y, const float *x, size_t n, float a);
+void wan_host_add(float *y, const float *a, const float *b, size_t n);
 
 /* Gaussian noise, counter-based and so identical whatever the thread count:
  * element i = Box-Muller of two uniforms from SplitMix64's finaliser applied
