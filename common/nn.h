@@ -220,4 +220,12 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
 void nn_conv3d(struct nn *nn, float *y, const float *x, int C, int T, int H, int W,
                const struct nn_w *w, const struct nn_w *b, int O, int kt, int kh, int kw,
                int st, int sh, int sw, int ph, int pw);
+
+/* ---- relative position bias (umT5) ----
+ * y [H, Lq, Lk] with y[h, i, j] = t[h, j - i + Lq - 1], from t [H, Lq + Lk - 1]
+ * (one layer's bias per head and relative distance, which the model gathers
+ * from its bucket table): the [H, Lq, Lk] bias nn_attention takes, built on
+ * the backend from a table about 2/L of its size. A copy: exact on every
+ * backend. */
+void nn_relpos_bias(struct nn *nn, float *y, const float *t, int H, int Lq, int Lk);
 #endif

@@ -56,6 +56,8 @@ void nnc_conv(struct nnc *c, float *y, const float *x, int C, int T, int H, int 
               int dw, int To, int Ho, int Wo);
 void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, int C, int H, int W, const struct nn_w *w,
                           const struct nn_w *b, int O, int kh, int kw, int sh, int sw, int ph, int pw);
+/* y[h, i, j] = t[h, j - i + Lq - 1] (nn_relpos_bias) */
+void nnc_relpos_bias(struct nnc *c, float *y, const float *t, int H, int Lq, int Lk);
 #ifdef __cplusplus
 }
 #endif
