@@ -105,7 +105,8 @@ void nn_copy(struct nn *nn, float *dst, const float *src, size_t n);
 int nn_sync(struct nn *nn);
 /* ops after this run on `stream` (a cudaStream_t: gpu_stream_handle(), e.g.
  * of stream_compute() for streamed blocks); NULL: the default stream. Waits
- * for what was queued on the previous stream first. */
+ * (on the host) for what was queued on the previous stream first; the same
+ * stream again is a no-op. */
 void nn_set_stream(struct nn *nn, void *stream);
 /* where the backend is, in words, for reports ("cpu", "cuda: cuBLAS 130001
  * on NVIDIA H200") */

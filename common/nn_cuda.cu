@@ -248,6 +248,7 @@ extern "C" const char *nnc_info(const struct nnc *c) { return c->info; }
 
 extern "C" void nnc_set_stream(struct nnc *c, void *stream)
 {
+    if ((cudaStream_t)stream == c->stream) return;   // nothing to order, no host wait
     // what was queued on the old stream is done before the new one starts
     // (streams from gpu_stream_create do not wait for the default stream)
     cudaError_t e = cudaStreamSynchronize(c->stream);

@@ -104,7 +104,7 @@ int plan_decide(const struct mem_plan *p, enum mem_mode requested, const struct 
     *out = MEM_MODE_AUTO;
     switch (requested) {
     case MEM_MODE_AUTO:
-        if (!e->gpu || p->blocks.gpu_explicit_only) {
+        if (!e->gpu || (p->blocks.gpu_explicit_only && p->mode[MEM_MODE_CPU].possible)) {
             if (!p->mode[MEM_MODE_CPU].possible)
                 return iso_fail(ISO_EUNAVAIL, "no GPU, and '%s' has no CPU path", p->model);
             *out = MEM_MODE_CPU;

@@ -100,7 +100,8 @@ uint64_t plan_room(const struct plan_env *e);
  *                  a mode the tool does not have) — the tool exits 75 for
  *                  explicit modes too, see rt_admit.
  * auto: beefy if its vram_peak <= room, else lightweight if its vram_peak <=
- * room, else ETEMPFAIL; without a device, or with gpu_explicit_only: cpu. Explicit modes are never
+ * room, else ETEMPFAIL; without a device, or with gpu_explicit_only (and a
+ * cpu path): cpu. Explicit modes are never
  * changed: they run or fail. Host RAM: a GPU mode whose pinned_host exceeds
  * host_budget is ETEMPFAIL as well (page-locked memory cannot be reclaimed;
  * mmapped weights can, so host_rss is reported, not enforced). */

@@ -126,6 +126,26 @@ static void test_thresholds(void)
     CHECK(plan_decide(&p, MEM_MODE_AUTO, &none, &m) == ISO_EUNAVAIL);
     CHECK(plan_decide(&p, MEM_MODE_CPU, &none, &m) == ISO_EUNAVAIL);
 
+    TEST("gpu_explicit_only: auto stays on the cpu, explicit GPU modes still run");
+    llm_blocks(&b);
+    b.gpu_explicit_only = 1;
+    plan_from_blocks(&p, "unverified", &b);
+    CHECK(pick(&p, MEM_MODE_AUTO, beefy * 4, 0, 0, &rc) == MEM_MODE_CPU && rc == 0);
+    CHECK(pick(&p, MEM_MODE_BEEFY, beefy, 0, 0, &rc) == MEM_MODE_BEEFY && rc == 0);
+    CHECK(pick(&p, MEM_MODE_LIGHTWEIGHT, light, 0, 0, &rc) == MEM_MODE_LIGHTWEIGHT && rc == 0);
+    CHECK(pick(&p, MEM_MODE_BEEFY, beefy - 1, 0, 0, &rc) == MEM_MODE_AUTO && rc == ISO_ETEMPFAIL);
+    json_t *gj = plan_to_json(&p);
+    CHECK(json_is_false(json_object_get(gj, "gpu_auto")));
+    json_decref(gj);
+    b.cpu_ok = 0;   /* no cpu path: the flag cannot send auto there */
+    plan_from_blocks(&p, "unverified-gpu-only", &b);
+    CHECK(pick(&p, MEM_MODE_AUTO, beefy, 0, 0, &rc) == MEM_MODE_BEEFY && rc == 0);
+    llm_blocks(&b);
+    plan_from_blocks(&p, "llm", &b);
+    gj = plan_to_json(&p);
+    CHECK(json_is_true(json_object_get(gj, "gpu_auto")));
+    json_decref(gj);
+
     TEST("pinned host memory bounds lightweight");
     llm_blocks(&b);
     plan_from_blocks(&p, "llm", &b);
