@@ -372,10 +372,11 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     pb.block_bytes = w_block;           /* packed as stored, 256-byte aligned tensors */
     pb.resident_bytes = w_res;
     pb.largest_tensor = w_largest;
-    /* beefy uploads fp8 as bf16: what that adds over the packed blocks */
+    /* beefy's arena (every tensor 256-aligned, fp8 uploaded as bf16) over
+     * the packed blocks: beefy's slack, which lightweight has not */
     uint64_t packed = w_res + pb.n_blocks * w_block;
-    uint64_t fp8_growth = w_upload > packed ? w_upload - packed : 0;
-    pb.align_slack = fp8_growth;
+    uint64_t beefy_extra = w_upload > packed ? w_upload - packed : 0;
+    pb.align_slack = beefy_extra;
     /* one group's activations + nn's fixed buffers (two 64 MiB conversion
      * slices on the CPU; cuBLAS workspace and two slices on CUDA) */
     uint64_t fixed = nn_cuda_fixed_bytes() > (UINT64_C(128) << 20) ? nn_cuda_fixed_bytes() : (UINT64_C(128) << 20);
@@ -399,10 +400,10 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     const char *base = strrchr(model_path, '/');
     snprintf(pname, sizeof pname, "umT5 %s (%s)", base && base[1] ? base + 1 : model_path, umt5_layout(m));
     if ((rc = plan_from_blocks(&plan, pname, &pb))) goto done;
-    {   /* lightweight streams the blocks as stored: fp8 stays fp8 */
+    {   /* lightweight: the resident weights and two packed blocks (as stored: fp8 stays fp8) */
         struct plan_mode *lw = &plan.mode[MEM_MODE_LIGHTWEIGHT];
-        lw->weights -= fp8_growth;
-        lw->vram_peak -= fp8_growth;
+        lw->weights -= beefy_extra;
+        lw->vram_peak -= beefy_extra;
     }
     if (c->plan_only) {
         json_t *extra = json_object();

@@ -335,7 +335,7 @@ uint64_t umt5_scratch_bytes(const struct umt5_config *c, int Lmax, int tokens, i
                  (uint64_t)c->n_heads * R * R +
                  (uint64_t)tokens * (uint64_t)c->d_model + (uint64_t)c->n_heads * 2 * (uint64_t)tokens +
                  2 * 64 * (uint64_t)B;
-    return f * sizeof(float) + 10 * 256;   /* + each buffer's 256-byte alignment on NN_CUDA */
+    return f * sizeof(float) + 11 * 256;   /* + each of the 11 buffers' 256-byte alignment on NN_CUDA */
 }
 
 static void ws_release(struct nn *nn, struct ws *s)
