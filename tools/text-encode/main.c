@@ -87,9 +87,9 @@ static const struct cli_spec spec = {
         "CPU has AMX; ~1e-2 relative); bf16x2 is in between. The report's encode.precision says which ran.\n"
         "\n"
         "Exit codes: 64 usage, 65 bad data (a corrupt or foreign tokenizer, a tokenizer whose ids reach past\n"
-        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model\n"
-        "(weights of a type it cannot use), 73 cannot create the output, 75 a GPU mode without room or device,\n"
-        "130 interrupted. On error nothing is written.",
+        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model,\n"
+        "weights of a type it cannot use, or --memory-mode beefy/lightweight without a GPU, 73 cannot create\n"
+        "the output, 75 a GPU mode without room for it now, 130 interrupted. On error nothing is written.",
     .opts = opts,
     .examples = "  text-encode -m models/umt5-xxl -p \"a paper boat on a rainy street\" -o out/text.safetensors\n"
                 "  text-encode -m umt5_xxl_fp8_e4m3fn_scaled.safetensors --tokenizer spiece.model --scenes out/scenes.json -o out/text.safetensors\n"
@@ -363,6 +363,7 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     uint64_t w_res, w_block, w_blocks, w_upload, w_largest;
     nn_wres_sizes(wres_plan, &w_res, &w_block, &w_blocks, &w_upload, &w_largest);
     nn_wres_free(&wres_plan);
+    umt5_wres_register(m, NULL);
     struct plan_blocks pb;
     struct mem_plan plan;
     memset(&pb, 0, sizeof pb);

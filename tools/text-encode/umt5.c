@@ -397,6 +397,8 @@ void umt5_release(struct umt5 *m, struct nn *nn)
 
 int umt5_wres_register(struct umt5 *m, struct nn_wres *r)
 {
+    m->wres = NULL;
+    if (!r) return 0;
     const struct umt5_config *c = &m->c;
     size_t d = (size_t)c->d_model, inner = (size_t)c->n_heads * (size_t)c->d_kv, F = (size_t)c->d_ff;
     int rc = nn_wres_add(r, -1, &m->fnorm, d);

@@ -52,7 +52,8 @@ uint64_t umt5_scratch_bytes(const struct umt5_config *c, int Lmax, int tokens, i
  * the mapping and its rows are gathered on the host (umT5-XXL's 256,384 x
  * 4096 is 2 GB of bf16 the device never needs); nor are the bias tables,
  * float32 host copies made at umt5_open. umt5_encode_batch then calls
- * nn_wres_enter(r, i) before layer i. 0 or nn_wres_add's error. */
+ * nn_wres_enter(r, i) before layer i (r NULL: forget a registration, no
+ * enters). 0 or nn_wres_add's error. */
 struct nn_wres;
 int umt5_wres_register(struct umt5 *m, struct nn_wres *r);
 /* Allocate the activations for batches of at most B sequences, `tokens` in
