@@ -9,8 +9,11 @@
 #     lightweight against cpu (states within 1e-4 relative, needs python3 with
 #     numpy), the report's mode, where the weights lived, and peak VRAM
 #     against the plan (printed: the plan leaves out the CUDA context).
+#  3. optional, UMT5_CHECK_BIG=LAYERS: an umT5-XXL-sized random model of that
+#     many layers in each mode (tokens/s, peak VRAM vs the plan; see below).
 # Seconds on an H100-class card (the models are tiny); bounded by
-# `timeout 240` for the first part and 60 s per tool run.
+# `timeout 240` for the first part and 60 s per tool run (the optional
+# part: 300 s to make the model, 300 s per run).
 #
 #   sh tests/gpu/umt5_check.sh --build   on the build machine (no GPU needed):
 #       writes build/gpu/umt5_check and build/gpu/text-encode, which need only
@@ -143,6 +146,64 @@ PY
     p=$((p + $(echo "$res" | grep -c '^ok '))); f=$((f + $(echo "$res" | grep -c '^FAIL ')))
 else
     echo "skip - text-encode GPU modes against cpu (python3 with numpy not found)"; s=$((s + 1))
+fi
+
+# optional (UMT5_CHECK_BIG=LAYERS, e.g. 24): a random bf16 umT5-XXL-sized
+# encoder of that many layers (tests/bench/t5/bench.py make: python3 with
+# torch and safetensors; 0.47 GB a layer + 2 GB embedding on disk under
+# $TMPDIR), one 121-token prompt in each mode: tokens/s, peak VRAM against
+# the plan, states against cpu within 1e-3 relative (random weights over
+# many layers; the measured value is printed)
+if [ -n "${UMT5_CHECK_BIG:-}" ]; then
+    if python3 -c 'import torch, safetensors' 2>/dev/null; then
+        big="$T/big"
+        if timeout 300 python3 tests/bench/t5/bench.py make "$big" "$UMT5_CHECK_BIG" >"$T/big.log" 2>&1; then
+            prompt="A slow dolly shot through a misty pine forest at dawn: golden light falls between the trunks, a red fox \
+trots across the mossy ground and stops to look at the camera."
+            for mm in cpu beefy lightweight; do
+                if timeout 300 "$D/text-encode" -q -m "$big" --tokenizer "$TOK" -p "$prompt" --no-negative \
+                    --threads "$(nproc)" --memory-mode $mm -o "$T/big-$mm.safetensors" 2>"$T/big-$mm.err"; then
+                    echo "ok - umT5-XXL-sized ($UMT5_CHECK_BIG layers) --memory-mode $mm"; p=$((p + 1))
+                else
+                    echo "FAIL - umT5-XXL-sized --memory-mode $mm: $(tail -n 2 "$T/big-$mm.err" | tr '\n' ' ')"; f=$((f + 1))
+                fi
+            done
+            res=$(python3 - "$T" <<'PY'
+import json, struct, sys
+import numpy as np
+t = sys.argv[1]
+def load(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4").reshape(v["shape"])
+            for k, v in h.items() if k != "__metadata__"}
+try:
+    cpu = load(t + "/big-cpu.safetensors")
+except Exception as e:
+    print("FAIL - reading the cpu output: %s" % e); sys.exit()
+for mm in ("cpu", "beefy", "lightweight"):
+    try:
+        got, rep = load("%s/big-%s.safetensors" % (t, mm)), json.load(open("%s/big-%s.json" % (t, mm)))
+    except Exception as e:
+        print("FAIL - big %s output: %s" % (mm, e)); continue
+    m = rep["memory"]
+    print("# big %s: %.1f tokens/s (%s), peak VRAM %.0f MiB, plan %.0f MiB (CUDA context not included), peak RSS %.0f MiB" %
+          (mm, rep["encode"]["tokens_per_second"], rep["encode"]["backend"], m["peak_vram"] / 2**20,
+           m["plan"]["modes"][mm]["vram_peak"] / 2**20, m["peak_rss"] / 2**20))
+    if mm != "cpu":
+        err = max(float(np.abs(got[k] - cpu[k]).max() / np.abs(cpu[k]).max()) for k in cpu)
+        print("%s - big %s: states within %.3g of cpu mode (tol 1e-3)" % ("ok" if err <= 1e-3 else "FAIL", mm, err))
+PY
+)
+            echo "$res"
+            p=$((p + $(echo "$res" | grep -c '^ok '))); f=$((f + $(echo "$res" | grep -c '^FAIL ')))
+        else
+            echo "FAIL - making the umT5-XXL-sized model: $(tail -n 2 "$T/big.log" | tr '\n' ' ')"; f=$((f + 1))
+        fi
+    else
+        echo "skip - umT5-XXL-sized run (python3 with torch and safetensors not found)"; s=$((s + 1))
+    fi
 fi
 rm -rf "$T"
 echo "$p passed, $f failed, $s skipped"
