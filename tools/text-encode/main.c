@@ -510,6 +510,7 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     static const char *const prec_names[] = { "f32", "bf16x2", "bf16" };
     json_object_set_new(ej, "precision", json_string(prec_names[nn_precision(nn)]));
     json_object_set_new(ej, "backend", json_string(nn_backend_info(nn)));
+    json_object_set_new(ej, "gemm", json_string(nn_gemm_info(nn)));
     json_object_set_new(ej, "groups", json_integer(n_groups));
     json_object_set_new(root, "encode", ej);
 
