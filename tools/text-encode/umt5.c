@@ -371,7 +371,7 @@ static int ws_alloc(const struct umt5_config *c, struct nn *nn, struct ws *s, in
     s->bias = nn_alloc(nn, (size_t)c->n_heads * L * L);
     if (!s->x || !s->tab || !s->h || !s->o || !s->q || !s->k || !s->v || !s->att || !s->g || !s->u || !s->bias) {
         ws_release(nn, s);
-        return iso_fail(ISO_ETEMPFAIL, "out of memory for the encoder's activations (%d tokens): %s", Lmax, iso_errmsg());
+        return iso_wrap(ISO_ETEMPFAIL, "activations of the encoder (%d tokens)", Lmax);
     }
     s->Lmax = Lmax;
     s->x_n = x_n;
