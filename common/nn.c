@@ -1490,6 +1490,11 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
         }
 }
 
+#ifdef ISOPIPE_CUDA
+/* for nn_img.c's dispatch to nn_img_cuda.cu */
+struct nnc *nn_cuda_of(struct nn *nn) { return nn->cuda; }
+#endif
+
 /* ---- relative position bias ---- */
 
 struct relpos_job { float *y; const float *t; int Lq, Lk; };

@@ -1091,6 +1091,12 @@ extern "C" void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, in
     bias_rows(c, y, (size_t)Ho * Wo, O, b);
 }
 
+// ---- for the image ops of nn_img_cuda.cu ----
+
+extern "C" void *nnc_stream(struct nnc *c) { return c->stream; }
+
+extern "C" void nnc_launched(struct nnc *c, const char *what) { LAUNCHED(c, what); }
+
 // ---- relative position bias: a thread per element, rows contiguous in t ----
 
 __global__ void k_relpos(float *y, const float *t, int H, int Lq, int Lk)

@@ -56,6 +56,12 @@ void nnc_conv(struct nnc *c, float *y, const float *x, int C, int T, int H, int 
               int dw, int To, int Ho, int Wo);
 void nnc_conv_transpose2d(struct nnc *c, float *y, const float *x, int C, int H, int W, const struct nn_w *w,
                           const struct nn_w *b, int O, int kh, int kw, int sh, int sw, int ph, int pw);
+/* for the image ops of nn_img_cuda.cu: the stream ops are queued on, and
+ * "check the launch just made" (records the first failure, as the ops here do) */
+void *nnc_stream(struct nnc *c);
+void nnc_launched(struct nnc *c, const char *what);
+/* nn.c: the device half of an NN_CUDA context (NULL on NN_CPU) */
+struct nnc *nn_cuda_of(struct nn *nn);
 /* y[h, i, j] = t[h, j - i + Lq - 1] (nn_relpos_bias) */
 void nnc_relpos_bias(struct nnc *c, float *y, const float *t, int H, int Lq, int Lk);
 #ifdef __cplusplus

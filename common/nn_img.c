@@ -2,7 +2,10 @@
  * ranges for pool_for (rows of a plane, or chunks of a flat array), and the
  * per-element arithmetic follows PyTorch's CPU kernels
  * (aten/src/ATen/native/UpSample.h area_pixel_compute_source_index,
- * GridSampler.h grid_sampler_compute_source_index / clip_coordinates). */
+ * GridSampler.h grid_sampler_compute_source_index / clip_coordinates).
+ * The CUDA kernels (nn_img_cuda.cu) compute each element with the functions of
+ * nn_img_kern.h, which repeat these formulas in this order: a change here is
+ * a change there (tests/unit/test_nn_img_cuda.c compares the two bit for bit). */
 #include "nn_img.h"
 
 #include <math.h>
@@ -12,15 +15,22 @@
 
 #include "pool.h"
 
-/* These ops exist on the CPU backend only: on an NN_CUDA context their
- * pointers are device memory, so stop with a message rather than crash. */
-#define CPU_ONLY(nn)                                                                                   \
-    do {                                                                                               \
-        if (nn_backend_of(nn) != NN_CPU) {                                                             \
-            fprintf(stderr, "nn_img: %s has no CUDA implementation yet (docs/nn.md)\n", __func__);     \
-            abort();                                                                                   \
-        }                                                                                              \
+/* An NN_CUDA context runs the op on the device (nn_img_cuda.cu, whose
+ * per-element arithmetic, nn_img_kern.h, is this file's) and returns. */
+#ifdef ISOPIPE_CUDA
+#include "nn_cuda.h"
+#include "nn_img_cuda.h"
+#define CUDA_OP(call)                            \
+    do {                                         \
+        struct nnc *cuda_ = nn_cuda_of(nn);      \
+        if (cuda_) {                             \
+            call;                                \
+            return;                              \
+        }                                        \
     } while (0)
+#else
+#define CUDA_OP(call) ((void)0)
+#endif
 
 /* flat element-wise ops go to the pool in chunks of this many elements */
 #define CHUNK 16384
@@ -105,8 +115,9 @@ static void resize_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_resize_bilinear(struct nn *nn, float *y, int Ho, int Wo, const float *x, int C, int H, int W)
 {
-    CPU_ONLY(nn);
-    struct resize_job j = { y, x, C, H, W, Ho, Wo, (float)H / (float)Ho, (float)W / (float)Wo };
+    float sh = (float)H / (float)Ho, sw = (float)W / (float)Wo;
+    CUDA_OP(nnic_resize_bilinear(cuda_, y, Ho, Wo, x, C, H, W, sh, sw));
+    struct resize_job j = { y, x, C, H, W, Ho, Wo, sh, sw };
     pool_for(nn_pool(nn), C * Ho, resize_rows, &j);
 }
 
@@ -147,7 +158,7 @@ static void warp_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_warp_bilinear(struct nn *nn, float *y, const float *x, int C, int H, int W, const float *u, const float *v)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_warp_bilinear(cuda_, y, x, C, H, W, u, v));
     struct warp_job j = { y, x, u, v, C, H, W };
     pool_for(nn_pool(nn), H, warp_rows, &j);
 }
@@ -178,7 +189,7 @@ static void shuffle_rows(void *ctx, int r0, int r1, int worker)
 
 void nn_pixel_shuffle(struct nn *nn, float *y, const float *x, int C, int H, int W, int r)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_pixel_shuffle(cuda_, y, x, C, H, W, r));
     struct shuffle_job j = { y, x, C, H, W, r };
     pool_for(nn_pool(nn), C * H * r, shuffle_rows, &j);
 }
@@ -207,7 +218,7 @@ static void leaky_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_leaky_relu(struct nn *nn, float *y, const float *x, size_t n, float slope)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_leaky_relu(cuda_, y, x, n, slope));
     struct ew_job j = { .y = y, .x = x, .n = n, .a = slope };
     pool_for(nn_pool(nn), nchunks(n), leaky_chunks, &j);
 }
@@ -222,7 +233,7 @@ static void fill_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_fill(struct nn *nn, float *y, size_t n, float v)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_fill(cuda_, y, n, v));
     struct ew_job j = { .y = y, .n = n, .a = v };
     pool_for(nn_pool(nn), nchunks(n), fill_chunks, &j);
 }
@@ -237,7 +248,7 @@ static void sigmoid_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_sigmoid(struct nn *nn, float *y, const float *x, size_t n)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_sigmoid(cuda_, y, x, n));
     struct ew_job j = { .y = y, .x = x, .n = n };
     pool_for(nn_pool(nn), nchunks(n), sigmoid_chunks, &j);
 }
@@ -257,7 +268,7 @@ static void prelu_planes(void *ctx, int c0, int c1, int worker)
 
 void nn_prelu(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *slope)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_prelu(cuda_, y, x, C, S, slope));
     struct ew_job j = { .y = y, .x = x, .S = S, .C = C, .g = slope };
     pool_for(nn_pool(nn), C, prelu_planes, &j);
 }
@@ -281,7 +292,7 @@ static void scale_add_planes(void *ctx, int c0, int c1, int worker)
 void nn_scale_channels_add(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *gamma,
                            const float *res)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_scale_channels_add(cuda_, y, x, C, S, gamma, res));
     struct ew_job j = { .y = y, .x = x, .b = res, .S = S, .C = C, .g = gamma };
     pool_for(nn_pool(nn), C, scale_add_planes, &j);
 }
@@ -302,7 +313,7 @@ static void lerp_chunks(void *ctx, int c0, int c1, int worker)
 
 void nn_lerp_plane(struct nn *nn, float *y, const float *a, const float *b, const float *w, int planes, size_t n)
 {
-    CPU_ONLY(nn);
+    CUDA_OP(nnic_lerp_plane(cuda_, y, a, b, w, planes, n));
     struct ew_job j = { .y = y, .x = a, .b = b, .w = w, .n = n, .planes = planes };
     pool_for(nn_pool(nn), nchunks(n), lerp_chunks, &j);
 }

@@ -6,7 +6,11 @@
  * image); every function runs on the context's thread pool and writes each
  * output element from exactly one thread, so results do not depend on the
  * thread count. The caller owns every buffer; outputs must not alias inputs
- * unless the comment says so. */
+ * unless the comment says so. On an NN_CUDA context every pointer (weights'
+ * data too) is device memory and the ops run as CUDA kernels
+ * (nn_img_cuda.cu) with the same float arithmetic, designed to give
+ * bit-identical results except the sigmoid (the device's expf, within 2 ulp);
+ * not yet run on a card (tests/gpu/rife_check.sh is the check). */
 #ifndef ISOPIPE_NN_IMG_H
 #define ISOPIPE_NN_IMG_H
 #include <stddef.h>

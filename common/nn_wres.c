@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "gpu.h"
+#include "plan.h"
 #include "stream.h"
 
 #define ALIGN 256u
@@ -120,6 +121,19 @@ void nn_wres_sizes(const struct nn_wres *r, uint64_t *resident, uint64_t *block_
     if (blocks_total) *blocks_total = btot;
     if (upload_total) *upload_total = all;
     if (largest) *largest = big;
+}
+
+void nn_wres_plan_blocks(const struct nn_wres *r, struct plan_blocks *b)
+{
+    uint64_t res, bmax, btot, all, big;
+    nn_wres_sizes(r, &res, &bmax, &btot, &all, &big);
+    b->n_blocks = (uint64_t)r->n_blocks;
+    b->block_bytes = bmax;
+    b->resident_bytes = res;
+    b->largest_tensor = big;
+    b->align_slack = 0;
+    uint64_t beefy = res + (uint64_t)r->n_blocks * bmax;
+    b->upload_extra = all > beefy ? all - beefy : 0;
 }
 
 /* upload (or, on a cpu context, account for) the items of `which`

@@ -61,6 +61,15 @@ int nn_wres_add(struct nn_wres *r, int block, struct nn_w *w, size_t n);
 void nn_wres_sizes(const struct nn_wres *r, uint64_t *resident, uint64_t *block_max, uint64_t *blocks_total,
                    uint64_t *upload_total, uint64_t *largest);
 
+/* Fill the weight fields of a plan (common/plan.h) so that its rules give
+ * what nn_wres_load takes in each mode: n_blocks, block_bytes (the largest
+ * packed block), resident_bytes (uploaded size), largest_tensor,
+ * align_slack 0 (alignment is inside the sizes) and upload_extra (what
+ * beefy's uploads take beyond resident + n * block, e.g. fp8 widened). The
+ * caller sets activations, kv_cache, host_base and the mode flags. */
+struct plan_blocks;
+void nn_wres_plan_blocks(const struct nn_wres *r, struct plan_blocks *b);
+
 /* Make the weights usable on nn's backend for the mode: RESIDENT uploads
  * everything into one arena of upload_total bytes; STREAMED uploads the
  * resident weights, packs the blocks into page-locked host memory (one

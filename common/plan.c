@@ -38,7 +38,7 @@ int plan_from_blocks(struct mem_plan *p, const char *model, const struct plan_bl
 
     struct plan_mode *m = &p->mode[MEM_MODE_BEEFY];
     m->possible = b->gpu_ok;
-    m->weights = add(p->weights_total, b->align_slack, &ovf);
+    m->weights = add(add(p->weights_total, b->align_slack, &ovf), b->upload_extra, &ovf);
     m->activations = b->activations;
     m->kv_cache = b->kv_cache;
     m->staging = 0;
@@ -147,11 +147,12 @@ static json_t *mode_json(const struct plan_mode *m)
 json_t *plan_to_json(const struct mem_plan *p)
 {
     const struct plan_blocks *b = &p->blocks;
-    json_t *blocks = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "n_blocks", (json_int_t)b->n_blocks,
+    json_t *blocks = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "n_blocks", (json_int_t)b->n_blocks,
                                "block_bytes", (json_int_t)b->block_bytes, "resident_bytes",
                                (json_int_t)b->resident_bytes, "largest_tensor", (json_int_t)b->largest_tensor,
                                "activations", (json_int_t)b->activations, "kv_cache", (json_int_t)b->kv_cache,
-                               "host_base", (json_int_t)b->host_base, "align_slack", (json_int_t)b->align_slack);
+                               "host_base", (json_int_t)b->host_base, "align_slack", (json_int_t)b->align_slack,
+                               "upload_extra", (json_int_t)b->upload_extra);
     json_t *modes = json_object();
     for (int m = MEM_MODE_BEEFY; m <= MEM_MODE_CPU; m++)
         json_object_set_new(modes, mem_mode_name((enum mem_mode)m), mode_json(&p->mode[m]));

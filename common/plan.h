@@ -44,6 +44,9 @@ struct plan_blocks {
     uint64_t kv_cache;       /* KV cache at the run's context length (0 for none) */
     uint64_t host_base;      /* RSS the tool needs besides weights (code, buffers, outputs) */
     uint64_t align_slack;    /* arena padding for aligned sub-allocation (256 per tensor) */
+    uint64_t upload_extra;   /* beefy only: device bytes beyond resident + n * block
+                                (weights widened on upload: fp8 becomes bf16 in
+                                nn_w_upload, while blocks stream as stored) */
     int gpu_ok;              /* the tool has a GPU path (beefy and lightweight) */
     int cpu_ok;              /* the tool has a CPU path */
     int gpu_explicit_only;   /* auto never picks a GPU mode (only an explicit
@@ -61,7 +64,7 @@ struct mem_plan {
 /* Fill *p from a block description. Overflow in any sum: ISO_EDATA (the
  * numbers come from a model file). model may be NULL. Rules (docs/memory.md):
  *   (weights below include align_slack in both GPU modes)
- *   beefy:       weights = total, staging 0, pinned = two upload chunks
+ *   beefy:       weights = total + upload_extra, staging 0, pinned = two upload chunks
  *                (min(largest tensor, PLAN_UPLOAD_CHUNK) each), RSS = host_base + largest
  *                tensor + chunks (mmapped weights are dropped after upload)
  *   lightweight: weights = resident + 2 blocks (n < 2: all blocks), pinned =

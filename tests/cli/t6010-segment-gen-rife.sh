@@ -63,6 +63,44 @@ head -c 12000000 "$MODEL" >m_trunc/rife.pkl
 ISOPIPE_MODELS=$T/m_trunc bad "a truncated checkpoint" 65 "rife.pkl" -m rife --start "$A" --end "$B" --frames 3
 bad "keyframes of different sizes" 65 "differ in size" -m rife --start "$A" --end "$FX/vtest520_a.png" --frames 3
 
+# ---- memory modes on a pretend device (ISOPIPE_FAKE_GPU): beefy and
+# lightweight run the forward on the CPU through nn_wres's RESIDENT path (the
+# GPU modes' weight handling); their frames must equal cpu mode's byte for
+# byte. --plan: both GPU modes possible, gpu_auto false (the CUDA path is not
+# yet verified on a card), so auto picks cpu.
+for args in "synth_a.png synth_b.png 1 4" "vtest200_a.png vtest200_b.png 0.5 3" "vtest520_a.png vtest520_b.png 2 3"; do
+    set -- $args
+    for m in cpu beefy lightweight; do
+        ISOPIPE_FAKE_GPU=8192:8192 expect_exit "rife $1 --scale $3 --memory-mode $m on a pretend device" 0 \
+            $SG -q -m rife --threads 2 --memory-mode $m --start "$FX/$1" --end "$FX/$2" --frames "$4" --scale "$3" -o "mode_$m"
+    done
+    same=1
+    for f in mode_cpu/frame_*.png; do
+        b=$(basename "$f")
+        cmp -s "$f" "mode_beefy/$b" && cmp -s "$f" "mode_lightweight/$b" || same=0
+    done
+    check "rife $1 --scale $3: beefy and lightweight frames byte for byte cpu's" test "$same" -eq 1
+    check "rife $1: segment.json says the mode and where the weights lived" sh -c '
+        grep -q "\"mode\": \"cpu\"" mode_cpu/segment.json && grep -q "\"weights\": \"mapped\"" mode_cpu/segment.json &&
+        grep -q "\"mode\": \"beefy\"" mode_beefy/segment.json && grep -q "\"weights\": \"resident\"" mode_beefy/segment.json &&
+        grep -q "\"mode\": \"lightweight\"" mode_lightweight/segment.json &&
+        grep -q "\"weights\": \"resident\"" mode_lightweight/segment.json'
+    rm -rf mode_cpu mode_beefy mode_lightweight
+done
+ISOPIPE_FAKE_GPU=8192:8192 expect_exit "rife --plan on a pretend device" 0 $SG -m rife --plan --start "$A" --end "$B" --frames 3
+cp "$T/.out" plan.json
+check "--plan: beefy and lightweight possible" sh -c '
+    tr -d " \n" <plan.json | grep -q "\"beefy\":{[^}]*\"possible\":true" &&
+    tr -d " \n" <plan.json | grep -q "\"lightweight\":{[^}]*\"possible\":true"'
+check "--plan: gpu_auto false, auto picks cpu" sh -c '
+    grep -q "\"gpu_auto\": false" plan.json && grep -q "\"auto_pick\": \"cpu\"" plan.json'
+check "--plan: the GPU modes count the device activations (more than cpu mode's, CUDA scratch included)" sh -c '
+    tr -d " \n" <plan.json | sed "s/.*\"beefy\":{\"activations\":\([0-9]*\).*\"cpu\":{\"activations\":\([0-9]*\).*/\1 \2/" |
+    awk "{ exit !(\$1 > \$2 + 100000000) }"'
+ISOPIPE_FAKE_GPU=8192:8192 expect_exit "rife, auto on a pretend device" 0 \
+    $SG -q -m rife --threads 2 --start "$A" --end "$B" --frames 3 -o mode_auto
+check "auto on a pretend device ran in cpu mode" grep -q '"mode": "cpu"' mode_auto/segment.json
+
 if [ -z "$PY" ]; then
     skip "RIFE frames against PyTorch (python3 with numpy and cv2 not found)"
     test_done; exit

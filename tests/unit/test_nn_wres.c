@@ -14,6 +14,7 @@
 #include "gpu.h"
 #include "nn.h"
 #include "nn_wres.h"
+#include "plan.h"
 #include "test.h"
 
 #define D 24
@@ -149,6 +150,17 @@ static void test_sizes(void)
     uint64_t per_block = (D * D * 4 + 256) + (D * D * 2 + 256) + (D * D * 2 + 256);
     CHECK(all == res + NB * per_block + 2 * (D * 4 + 256));
     CHECK(big == D * D * 4);
+
+    TEST("a plan from the registration holds what each mode takes");
+    struct plan_blocks pb = { 0 };
+    nn_wres_plan_blocks(r, &pb);
+    pb.gpu_ok = pb.cpu_ok = 1;
+    struct mem_plan p;
+    CHECK(plan_from_blocks(&p, "wres", &pb) == 0);
+    CHECK(p.mode[MEM_MODE_BEEFY].weights >= all);                  /* fp8 widened: upload_extra */
+    CHECK(pb.upload_extra > 0);
+    CHECK(p.mode[MEM_MODE_LIGHTWEIGHT].weights >= res + 2 * bmax);  /* resident + the window */
+    CHECK(p.mode[MEM_MODE_LIGHTWEIGHT].pinned_host >= btot);
     nn_wres_free(&r);
 }
 

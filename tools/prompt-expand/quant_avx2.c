@@ -143,7 +143,12 @@ AVX2 static float dot_q45k(enum ggml_type t, const uint8_t *p, const struct quan
     return sum;
 }
 
-/* Q6_K: element e uses scale e / 16; q in [0, 63] with the -32 folded into the bsums */
+/* Q6_K: element e uses scale e / 16; q in [0, 63] with the -32 folded into
+ * the bsums (sum_g sc[g] * bsums[g], one madd of the 16 scales against the
+ * 16 sums, in the vector before the block's one horizontal sum). The float
+ * accumulation stays per block in row order: accumulating in eight float
+ * lanes instead was 20% faster in cache but moved Qwen2.5-0.5B's
+ * teacher-forced agreement from 97.56% to 97.27% (six near-ties). */
 AVX2 static float dot_q6k(const uint8_t *p, const struct quant_q8k *x, int64_t nb)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
@@ -167,9 +172,10 @@ AVX2 static float dot_q6k(const uint8_t *p, const struct quant_q8k *x, int64_t n
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), scv));
             }
         }
-        int off = 0;
-        for (int g = 0; g < 16; g++) off += sc[g] * x->bsums[g];
-        sum += x->d * h2f(p + 208) * (float)(hsum_epi32(acc) - 32 * off);
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i off = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums));
+        acc = _mm256_sub_epi32(acc, _mm256_slli_epi32(off, 5));
+        sum += x->d * h2f(p + 208) * (float)hsum_epi32(acc);
     }
     return sum;
 }

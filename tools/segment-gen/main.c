@@ -57,7 +57,10 @@ static const struct cli_spec spec = {
         "motion (no flow files) and takes each frame's time t = i/(N-1) as an input. Weights: models/rife.pkl\n"
         "(`make models`; a PyTorch checkpoint read without running its pickle). Frames are padded to a\n"
         "multiple of 128 and the flow is refined at 1/16 .. 1 of the frame size; --scale 0.5 works at half\n"
-        "resolution (use it for 4K), 2 at twice. CPU only for now.\n"
+        "resolution (use it for 4K), 2 at twice. Memory: cpu mode reads the weights in place; beefy and\n"
+        "lightweight (a CUDA build) run the whole forward on the GPU with all weights resident there (24 MB:\n"
+        "nothing is streamed, so the two modes are the same). Not yet verified on a card: auto picks cpu, only\n"
+        "an explicit --memory-mode beefy|lightweight takes the GPU; without cuBLAS it says so and runs on the CPU.\n"
         "Exit 65 for keyframes of different sizes, a flow of another size, N < 2 or an index not in\n"
         "--scenes, or a model file without a tensor the model needs, or with a wrong shape (the message\n"
         "names the tensor); exit 66 for an input file that does not exist (so a driver can tell a stage\n"
@@ -100,7 +103,7 @@ static const struct cli_spec spec = {
     .min_args = 0,
     .max_args = 0,
     .common = CLI_C_ALL,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,   /* rife (explicit --memory-mode beefy|lightweight) */
 };
 
 static int on_opt(void *ctx, int id, const char *arg)

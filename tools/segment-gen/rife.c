@@ -19,7 +19,17 @@
  * Layout (llama2.c style): struct rife_config (from the tensor shapes),
  * struct rife_weights (views into the mapping, by role, shapes in
  * comments), struct rife_state (activations at one frame size), one
- * forward per frame. */
+ * forward per frame.
+ *
+ * Backends: the forward touches activations only through nn ops, nn_copy,
+ * nn_upload (the keyframes) and nn_download (each output frame), so the same
+ * code runs on NN_CPU and NN_CUDA. cpu mode: NN_CPU, weights read in place
+ * from the mapping (NN_WRES_MAPPED). beefy and lightweight: NN_CUDA with
+ * every weight resident on the device (NN_WRES_RESIDENT in both: the model
+ * is 24 MB, there is nothing worth streaming, so it registers 0 blocks); on
+ * a pretend device (ISOPIPE_FAKE_GPU) the same modes compute on NN_CPU
+ * through nn_wres's RESIDENT path. A CUDA build without a usable device or
+ * cuBLAS says so in one line and goes on in cpu mode. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,8 +37,11 @@
 #include <string.h>
 
 #include "err.h"
+#include "gpu.h"
+#include "log.h"
 #include "nn.h"
 #include "nn_img.h"
+#include "nn_wres.h"
 #include "segmodel.h"
 #include "weights.h"
 
@@ -85,6 +98,7 @@ struct rife_dims {
     /* floats of each buffer */
     size_t n_xs, n_a, n_b, n_tmp, n_ps;
     size_t total;           /* all activation floats */
+    int n_bufs;             /* how many nn_alloc'ed buffers hold them */
     size_t n_scratch;       /* the nn core's largest convolution scratch (floats) */
 };
 
@@ -108,7 +122,11 @@ struct rife_ctx {
     struct rife_config cfg;
     struct rife_weights w;
     struct nn *nn;
+    struct nn_wres *wres;   /* where the weights live (nn_wres.h) */
+    enum nn_wres_mode wmode;
+    char fallback[256];     /* why a GPU mode runs on the CPU ("" when it does not) */
     struct rife_state st;
+    float *host;            /* [4, P] host memory: a keyframe on its way in, a frame on its way out */
     int have_state;
 };
 
@@ -174,6 +192,7 @@ static int rife_dims(struct rife_dims *d, const struct rife_config *cfg, int H, 
     }
     /* img 2x3, alpha 2, f 2x4, xin 28 (the flow is its last 4), fd 4, out 4; scratch a, b, r (= b), tmp, ps, xs */
     d->total = P * (6 + 2 + 8 + RIFE_IN + 4 + 4) + d->n_a + 2 * d->n_b + d->n_tmp + d->n_ps + d->n_xs;
+    d->n_bufs = 15;
     return 0;
 }
 
@@ -261,17 +280,47 @@ static int rife_load(const struct weights *wf, struct rife_config *cfg, struct r
     return 0;
 }
 
-/* bytes of the tensors the forward reads (the part of the mapping that becomes resident) */
-static uint64_t rife_weight_bytes(const struct weights *wf)
+/* Every weight the forward reads, for nn_wres: all resident (block -1), none
+ * streamed. Element counts from the config, in the order the forward uses them. */
+static int rife_register(struct nn_wres *r, const struct rife_config *cfg, struct rife_weights *w)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; i < weights_count(wf); i++) {
-        const struct wt_tensor *t = weights_at(wf, i);
-        const char *nm = t->name;
-        if (!strncmp(nm, "module.", 7)) nm += 7;
-        if (!strncmp(nm, "block", 5) || !strncmp(nm, "encode.", 7)) n += t->nbytes;
+    int hc = cfg->head_c, rc = 0;
+    size_t k9 = 9;
+#define REG(field, n)                                                     \
+    do {                                                                  \
+        if (!rc) rc = nn_wres_add(r, -1, &(field), (size_t)(n));          \
+    } while (0)
+    REG(w->enc[0].w, (size_t)hc * 3 * k9);
+    REG(w->enc[0].b, hc);
+    for (int i = 1; i < 3; i++) {
+        REG(w->enc[i].w, (size_t)hc * hc * k9);
+        REG(w->enc[i].b, hc);
     }
-    return n;
+    REG(w->enc[3].w, (size_t)hc * RIFE_HEAD * 16);
+    REG(w->enc[3].b, RIFE_HEAD);
+    for (int i = 0; i < RIFE_BLOCKS; i++) {
+        struct rife_block *b = &w->blk[i];
+        size_t c = (size_t)cfg->c[i], nin = i ? RIFE_IN : RIFE_IN0;
+        REG(b->conv0a.w, c / 2 * nin * k9);
+        REG(b->conv0a.b, c / 2);
+        REG(b->conv0b.w, c * (c / 2) * k9);
+        REG(b->conv0b.b, c);
+        for (int k = 0; k < RIFE_RES; k++) {
+            REG(b->res[k].w, c * c * k9);
+            REG(b->res[k].b, c);
+            REG(b->beta[k], c);
+        }
+        REG(b->last.w, c * (4 * RIFE_OUT) * 16);
+        REG(b->last.b, 4 * RIFE_OUT);
+    }
+#undef REG
+    return rc;
+}
+
+/* device bytes of the activations (each nn_alloc'ed buffer is 256-aligned) */
+static uint64_t rife_device_act_bytes(const struct rife_dims *d)
+{
+    return (uint64_t)d->total * sizeof(float) + (uint64_t)d->n_bufs * 256;
 }
 
 /* ---- state ---- */
@@ -283,6 +332,8 @@ static void state_free(struct rife_ctx *c)
                        &s->fd,   &s->xs,   &s->a,      &s->b,      &s->r,  &s->tmp, &s->ps, &s->out };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (*bufs[i]) nn_release(c->nn, bufs[i]);
+    free(c->host);
+    c->host = NULL;
     memset(s, 0, sizeof *s);
     c->have_state = 0;
 }
@@ -295,6 +346,9 @@ static int state_alloc(struct rife_ctx *c, int H, int W)
     int rc = rife_dims(&s->d, &c->cfg, H, W, c->p.scale > 0 ? c->p.scale : 1.0);
     if (rc) return rc;
     size_t P = s->d.P;
+    /* one chunk of device memory for all of it (nothing on NN_CPU) */
+    if ((rc = nn_reserve(c->nn, rife_device_act_bytes(&s->d)))) return rc;
+    if (!(c->host = malloc(4 * P * sizeof(float)))) return iso_fail(ISO_EINTERNAL, "out of memory");
     struct { float **p; size_t n; } want[] = {
         { &s->img0, 3 * P }, { &s->img1, 3 * P }, { &s->alpha0, P }, { &s->alpha1, P },
         { &s->f0, RIFE_HEAD * P }, { &s->f1, RIFE_HEAD * P }, { &s->xin, RIFE_IN * P },
@@ -393,10 +447,10 @@ static void rife_forward(struct rife_ctx *c, float t, int alpha)
             /* img0, img1, f0, f1, t: the keyframes themselves (no flow yet) */
             nin = RIFE_IN0;
             if (sc == 1) {
-                memcpy(xin, s->img0, 3 * P * sizeof(float));
-                memcpy(xin + 3 * P, s->img1, 3 * P * sizeof(float));
-                memcpy(xin + 6 * P, s->f0, RIFE_HEAD * P * sizeof(float));
-                memcpy(xin + 10 * P, s->f1, RIFE_HEAD * P * sizeof(float));
+                nn_copy(nn, xin, s->img0, 3 * P);
+                nn_copy(nn, xin + 3 * P, s->img1, 3 * P);
+                nn_copy(nn, xin + 6 * P, s->f0, RIFE_HEAD * P);
+                nn_copy(nn, xin + 10 * P, s->f1, RIFE_HEAD * P);
                 x = xin;
             } else {
                 nn_resize_bilinear(nn, s->xs, Hs, Ws, s->img0, 3, Hp, Wp);
@@ -449,7 +503,7 @@ static void rife_forward(struct rife_ctx *c, float t, int alpha)
 /* 8-bit frame -> B, G, R planes in [0, 1] (gray repeated), zero padding as the
  * reference pads; alpha to its own plane, padded by repeating the edge (it is
  * not a network input, and a warp reaching into zero padding would make an
- * opaque frame partly transparent) */
+ * opaque frame partly transparent). Host memory: bgr [3, P], alpha [P]. */
 static void frame_in(const struct image *im, const struct rife_dims *d, float *bgr, float *alpha)
 {
     size_t P = d->P;
@@ -504,6 +558,16 @@ static void frame_out(const float *out, const struct rife_dims *d, struct image 
     }
 }
 
+/* a keyframe into the backend's img [3, P] (and alpha [P] when given) */
+static int frame_up(struct rife_ctx *c, const struct image *im, float *img, float *alpha)
+{
+    size_t P = c->st.d.P;
+    frame_in(im, &c->st.d, c->host, alpha ? c->host + 3 * P : NULL);
+    int rc = nn_upload(c->nn, img, c->host, 3 * P);
+    if (!rc && alpha) rc = nn_upload(c->nn, alpha, c->host + 3 * P, P);
+    return rc;
+}
+
 /* ---- the segmodel interface ---- */
 
 static const char *const rife_exts[] = { ".pkl", ".pth", ".pt", ".safetensors", NULL };
@@ -511,6 +575,7 @@ static const char *const rife_exts[] = { ".pkl", ".pth", ".pt", ".safetensors", 
 static int rife_plan(const struct segmodel_params *p, struct mem_plan *out)
 {
     struct weights *wf = NULL;
+    struct nn_wres *r = NULL;
     struct rife_config cfg;
     struct rife_weights w;
     struct rife_dims d;
@@ -518,23 +583,43 @@ static int rife_plan(const struct segmodel_params *p, struct mem_plan *out)
     if (rc) return rc;
     if ((rc = rife_load(wf, &cfg, &w))) goto done;
     if ((rc = rife_dims(&d, &cfg, p->width, p->height, p->scale > 0 ? p->scale : 1.0))) goto done;
+    /* the weights from the registration nn_wres will load: all resident, no
+     * blocks (cpu mode maps them: the tensors the forward reads become
+     * resident; on the device each is one 256-aligned piece of one arena) */
+    if (!(r = nn_wres_new(NN_WRES_RESIDENT, 0))) { rc = ISO_EINTERNAL; goto done; }
+    if ((rc = rife_register(r, &cfg, &w))) goto done;
     struct plan_blocks b = { 0 };
-    /* the weights are mapped, not copied: the tensors the forward reads become resident */
-    b.n_blocks = 0;
-    b.resident_bytes = rife_weight_bytes(wf);
-    b.largest_tensor = 0;
-    b.activations = (uint64_t)d.total * sizeof(float);
-    /* the nn core's convolution scratch, and the weights converted to f32 when they are not */
-    b.activations += (uint64_t)d.n_scratch * sizeof(float) + (uint64_t)192 * 192 * 9 * sizeof(float);
-    /* keyframes and one output frame (8-bit), the PNG encoder, code and libraries (OpenBLAS) */
+    nn_wres_plan_blocks(r, &b);
+    /* cpu: the activations, the nn core's convolution scratch, and the weights
+     * converted to f32 when they are not */
+    uint64_t cpu_act = (uint64_t)d.total * sizeof(float) + (uint64_t)d.n_scratch * sizeof(float) +
+                       (uint64_t)192 * 192 * 9 * sizeof(float);
+    /* beefy / lightweight: the same activations on the device, and the CUDA
+     * backend's fixed part (cuBLAS workspace, two scratch buffers) */
+    uint64_t gpu_act = rife_device_act_bytes(&d) + nn_cuda_fixed_bytes();
+    /* keyframes and one output frame (8-bit), the float frame on its way in or
+     * out, the PNG encoder, code and libraries (OpenBLAS) */
     uint64_t px = (uint64_t)p->width * (uint64_t)p->height * (uint64_t)(p->channels > 0 ? p->channels : 4);
-    b.host_base = 3 * px + (UINT64_C(24) << 20);
+    b.host_base = 3 * px + (uint64_t)4 * d.P * sizeof(float) + (UINT64_C(24) << 20);
     b.cpu_ok = 1;
-    b.gpu_ok = 0;   /* no GPU path yet: beefy and lightweight are planned as impossible */
+    /* a CUDA build has the GPU path; a pretend device plans it in any build
+     * (its GPU modes compute on the CPU, through nn_wres) */
+    b.gpu_ok = gpu_is_fake();
+#ifdef ISOPIPE_CUDA
+    b.gpu_ok = 1;
+#endif
+    b.gpu_explicit_only = !NN_CUDA_MODELS_VERIFIED;   /* auto stays cpu until a card verified the path */
     char name[300];
     snprintf(name, sizeof name, "RIFE IFNet (%s)", weights_path(wf));
-    rc = plan_from_blocks(out, name, &b);
+    struct mem_plan g;
+    b.activations = gpu_act;
+    if ((rc = plan_from_blocks(&g, name, &b))) goto done;
+    b.activations = cpu_act;
+    if ((rc = plan_from_blocks(out, name, &b))) goto done;
+    out->mode[MEM_MODE_BEEFY] = g.mode[MEM_MODE_BEEFY];
+    out->mode[MEM_MODE_LIGHTWEIGHT] = g.mode[MEM_MODE_LIGHTWEIGHT];
 done:
+    nn_wres_free(&r);
     weights_close(&wf);
     return rc;
 }
@@ -544,10 +629,34 @@ static void rife_close(void **ctxp)
     if (!ctxp || !*ctxp) return;
     struct rife_ctx *c = *ctxp;
     if (c->nn) state_free(c);
+    nn_wres_free(&c->wres);
     nn_free(&c->nn);
     weights_close(&c->wf);
     free(c);
     *ctxp = NULL;
+}
+
+/* the backend for the mode: NN_CUDA for beefy and lightweight on a real
+ * device, else NN_CPU; *wmode where the weights live */
+static int rife_backend(struct rife_ctx *c, const struct segmodel_params *p, enum nn_wres_mode *wmode)
+{
+    int threads = p->threads > 0 ? p->threads : 1;
+    int gpu_mode = p->memory_mode == MEM_MODE_BEEFY || p->memory_mode == MEM_MODE_LIGHTWEIGHT;
+    *wmode = gpu_mode ? NN_WRES_RESIDENT : NN_WRES_MAPPED;
+    if (gpu_mode && gpu_is_fake()) {
+        log_verbose("rife: pretend device: %s mode computes on the CPU, weights through nn_wres (%s)",
+                    mem_mode_name(p->memory_mode), nn_wres_mode_name(*wmode));
+    } else if (gpu_mode) {
+        int rc = nn_new(&c->nn, NN_CUDA, threads);
+        if (rc == 0) return 0;
+        if (rc != ISO_EUNAVAIL) return rc;
+        snprintf(c->fallback, sizeof c->fallback, "%s", iso_errmsg());
+        log_warn("rife: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(p->memory_mode),
+                 c->fallback);
+        iso_errclear();
+        *wmode = NN_WRES_MAPPED;
+    }
+    return nn_new(&c->nn, NN_CPU, threads);
 }
 
 static int rife_open(const struct segmodel_params *p, void **ctxp)
@@ -558,13 +667,30 @@ static int rife_open(const struct segmodel_params *p, void **ctxp)
     c->p = *p;
     if ((rc = weights_open(p->model_path, &c->wf))) goto fail;
     if ((rc = rife_load(c->wf, &c->cfg, &c->w))) goto fail;
-    if ((rc = nn_new(&c->nn, NN_CPU, p->threads > 0 ? p->threads : 1))) goto fail;
+    if ((rc = rife_backend(c, p, &c->wmode))) goto fail;
+    if (!(c->wres = nn_wres_new(c->wmode, 0))) { rc = ISO_EINTERNAL; goto fail; }
+    if ((rc = rife_register(c->wres, &c->cfg, &c->w)) || (rc = nn_wres_load(c->wres, c->nn))) goto fail;
     if ((rc = state_alloc(c, p->height, p->width))) goto fail;
     *ctxp = c;
     return 0;
 fail:
     rife_close((void **)&c);
     return rc;
+}
+
+/* segment.json's memory object: where the forward ran and the weights lived */
+static void rife_report(void *ctxp, json_t *memory)
+{
+    struct rife_ctx *c = ctxp;
+    json_t *o = json_pack("{s:s, s:s}", "backend", nn_backend_info(c->nn), "weights", nn_wres_mode_name(c->wmode));
+    if (c->fallback[0]) json_object_set_new(o, "fallback", json_string(c->fallback));
+    if (c->wmode == NN_WRES_STREAMED) {
+        uint64_t copies, hits, bytes;
+        nn_wres_stats(c->wres, &copies, &hits, &bytes);
+        json_object_set_new(o, "streamed", json_pack("{s:I, s:I, s:I}", "copies", (json_int_t)copies, "hits",
+                                                     (json_int_t)hits, "bytes", (json_int_t)bytes));
+    }
+    json_object_set_new(memory, "nn", o);
 }
 
 static int rife_generate(void *ctxp, const struct segmodel_request *req, segmodel_sink sink, void *sink_ctx)
@@ -580,8 +706,9 @@ static int rife_generate(void *ctxp, const struct segmodel_request *req, segmode
     struct rife_state *s = &c->st;
     int alpha = A->c == 4;
     if (n > 2) {
-        frame_in(A, &s->d, s->img0, alpha ? s->alpha0 : NULL);
-        frame_in(B, &s->d, s->img1, alpha ? s->alpha1 : NULL);
+        if ((rc = frame_up(c, A, s->img0, alpha ? s->alpha0 : NULL)) ||
+            (rc = frame_up(c, B, s->img1, alpha ? s->alpha1 : NULL)))
+            return rc;
         head_forward(c, s->img0, s->f0);
         head_forward(c, s->img1, s->f1);
         if ((rc = image_alloc(&out, A->w, A->h, A->c))) return rc;
@@ -592,7 +719,9 @@ static int rife_generate(void *ctxp, const struct segmodel_request *req, segmode
         else if (i == n - 1) frame = B;
         else {
             rife_forward(c, (float)((double)i / (double)(n - 1)), alpha);
-            frame_out(s->out, &s->d, &out);
+            /* the download waits for the forward and reports any device error */
+            if ((rc = nn_download(c->nn, c->host, s->out, (alpha ? 4 : 3) * s->d.P))) break;
+            frame_out(c->host, &s->d, &out);
             frame = &out;
         }
         if ((rc = sink(sink_ctx, i, frame))) break;
@@ -610,4 +739,5 @@ const struct segmodel_ops segmodel_rife = {
     .open = rife_open,
     .generate = rife_generate,
     .close = rife_close,
+    .report = rife_report,
 };

@@ -132,7 +132,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     struct sink sk = { 0 };
     char *prompt = NULL, *model_path = NULL, *tmp = NULL, *json_final = NULL, *json_tmp = NULL, *out = NULL;
     void *ctx = NULL;
-    json_t *root = NULL;
+    json_t *root = NULL, *model_mem = NULL;
     struct rt *rt = NULL;
     enum mem_mode mode = MEM_MODE_CPU;
     int rc = 0, loading = 0, cleanup_logged = 0;
@@ -220,6 +220,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     double tg = mem_now();
     if ((rc = ops->generate(ctx, &req, sink_frame, &sk))) goto done;
     t_gen = mem_now() - tg;
+    if (ops->report && (model_mem = json_object())) ops->report(ctx, model_mem);
 
     rt_cleanup_begin(rt);
     cleanup_logged = 1;
@@ -265,7 +266,9 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     json_object_set_new(root, "timing",
                         json_pack("{s:f, s:f, s:f, s:i}", "load_s", t_load, "generate_s", t_gen, "frames_per_s",
                                   t_gen > 0 ? (double)a->frames / t_gen : 0.0, "threads", p.threads));
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_t *mem = rt_memory_json(rt);
+    if (mem && model_mem) json_object_update(mem, model_mem);
+    json_object_set_new(root, "memory", mem);
     if ((rc = jsonio_write_atomic(json_tmp, root))) goto done;
     if ((rc = sig_check())) goto done;
     if ((rc = fs_dir_publish(tmp, out))) goto done;
@@ -277,6 +280,7 @@ done:
     if (ctx) ops->close(&ctx);
     fs_dir_abort(&tmp);
     json_decref(root);
+    json_decref(model_mem);
     image_free(&ka);
     image_free(&kb);
     flow_free(&f);

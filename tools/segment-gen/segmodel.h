@@ -9,6 +9,7 @@
  * (generate), and gives everything back (close). */
 #ifndef ISOPIPE_SEGMODEL_H
 #define ISOPIPE_SEGMODEL_H
+#include <jansson.h>
 #include <stdint.h>
 
 #include "cli.h"
@@ -63,6 +64,9 @@ struct segmodel_ops {
     int (*open)(const struct segmodel_params *p, void **ctx);
     int (*generate)(void *ctx, const struct segmodel_request *req, segmodel_sink sink, void *sink_ctx);
     void (*close)(void **ctx);
+    /* optional: add the model's own fields to segment.json's "memory" object
+     * (where it computed, where its weights lived); called before close */
+    void (*report)(void *ctx, json_t *memory);
 };
 
 /* the registry (registry.c): NULL when no model has that name */
