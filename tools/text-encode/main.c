@@ -360,24 +360,16 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
         if (!rc) rc = ISO_EINTERNAL;
         goto done;
     }
-    uint64_t w_res, w_block, w_blocks, w_upload, w_largest;
-    nn_wres_sizes(wres_plan, &w_res, &w_block, &w_blocks, &w_upload, &w_largest);
-    nn_wres_free(&wres_plan);
-    umt5_wres_register(m, NULL);
     struct plan_blocks pb;
     struct mem_plan plan;
     memset(&pb, 0, sizeof pb);
+    /* blocks = packed layers (as stored), resident = the final norm as
+     * uploaded, upload_extra = what beefy's uploads add (fp8 as bf16) */
+    nn_wres_plan_blocks(wres_plan, &pb);
+    nn_wres_free(&wres_plan);
+    umt5_wres_register(m, NULL);
     struct stat tst;
     uint64_t tok_bytes = stat(tok_path, &tst) == 0 ? (uint64_t)tst.st_size : 0;
-    pb.n_blocks = (uint64_t)cfg->n_layers;
-    pb.block_bytes = w_block;           /* packed as stored, 256-byte aligned tensors */
-    pb.resident_bytes = w_res;
-    pb.largest_tensor = w_largest;
-    /* beefy's arena (every tensor 256-aligned, fp8 uploaded as bf16) over
-     * the packed blocks: beefy's slack, which lightweight has not */
-    uint64_t packed = w_res + pb.n_blocks * w_block;
-    uint64_t beefy_extra = w_upload > packed ? w_upload - packed : 0;
-    pb.align_slack = beefy_extra;
     /* one group's activations + nn's fixed buffers (two 64 MiB conversion
      * slices on the CPU; cuBLAS workspace and two slices on CUDA) */
     uint64_t fixed = nn_cuda_fixed_bytes() > (UINT64_C(128) << 20) ? nn_cuda_fixed_bytes() : (UINT64_C(128) << 20);
@@ -401,11 +393,6 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     const char *base = strrchr(model_path, '/');
     snprintf(pname, sizeof pname, "umT5 %s (%s)", base && base[1] ? base + 1 : model_path, umt5_layout(m));
     if ((rc = plan_from_blocks(&plan, pname, &pb))) goto done;
-    {   /* lightweight: the resident weights and two packed blocks (as stored: fp8 stays fp8) */
-        struct plan_mode *lw = &plan.mode[MEM_MODE_LIGHTWEIGHT];
-        lw->weights -= beefy_extra;
-        lw->vram_peak -= beefy_extra;
-    }
     if (c->plan_only) {
         json_t *extra = json_object();
         json_object_set_new(extra, "prompts", json_integer(n_prompts));
