@@ -18,10 +18,11 @@
 #   sh tests/gpu/umt5_check.sh --build   on the build machine (no GPU needed):
 #       writes build/gpu/umt5_check and build/gpu/text-encode, which need only
 #       libc, libm, libstdc++ and libgcc at run time (CUDA runtime, OpenBLAS
-#       and jansson linked statically; cuBLAS is loaded with dlopen)
+#       and jansson linked statically; cuBLAS is loaded with dlopen), and
+#       both in build/gpu/umt5_check.tar.gz (carry that one: 16 MB)
 #   sh tests/gpu/umt5_check.sh           on the GPU machine: runs them (from
-#       UMT5_CHECK_DIR, else build/gpu; builds them first if absent and nvcc
-#       is there)
+#       UMT5_CHECK_DIR, else build/gpu; unpacked from umt5_check.tar.gz
+#       there if only that came; built first if absent and nvcc is there)
 # cuBLAS: found as tests/gpu/nn_check.sh finds it (PyTorch's wheels).
 # Prints ok/FAIL/skip lines and "N passed, N failed, N skipped".
 cd "$(dirname "$0")/../.." || exit 1
@@ -52,7 +53,10 @@ build() {
         build/tools/text-encode/main.o build/tools/text-encode/spm.o build/tools/text-encode/umt5.o \
         build/libisopipe.a "$BLAS" "$JA" $CUDALIBS >>build/gpu-umt5.log 2>&1 ||
         { echo "FAIL - linking $OUTD/text-encode (see build/gpu-umt5.log)"; return 1; }
-    echo "ok - built $OUTD/umt5_check and $OUTD/text-encode"
+    # both in one archive (about 16 MB against 60 MB) for carrying to the GPU machine
+    tar -czf "$OUTD/umt5_check.tar.gz" -C "$OUTD" umt5_check text-encode ||
+        { echo "FAIL - packing $OUTD/umt5_check.tar.gz"; return 1; }
+    echo "ok - built $OUTD/umt5_check and $OUTD/text-encode (both in $OUTD/umt5_check.tar.gz)"
 }
 if [ "${1:-}" = "--build" ]; then
     build || exit 1
@@ -62,6 +66,9 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
     echo "skip - umT5 CUDA backend against the CPU backend (no GPU)"; echo "0 passed, 0 failed, 1 skipped"; exit 0
 fi
 D=${UMT5_CHECK_DIR:-$OUTD}
+if { [ ! -x "$D/umt5_check" ] || [ ! -x "$D/text-encode" ]; } && [ -f "$D/umt5_check.tar.gz" ]; then
+    tar -xzf "$D/umt5_check.tar.gz" -C "$D" || echo "# could not unpack $D/umt5_check.tar.gz"
+fi
 if [ ! -x "$D/umt5_check" ] || [ ! -x "$D/text-encode" ]; then
     if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
         echo "skip - umT5 on CUDA (no $D/umt5_check and no nvcc to build it: run --build elsewhere)"
