@@ -1527,3 +1527,25 @@ void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, c
 /* for nn_img.c's dispatch to nn_img_cuda.cu */
 struct nnc *nn_cuda_of(struct nn *nn) { return nn->cuda; }
 #endif
+
+/* ---- relative position bias ---- */
+
+struct relpos_job { float *y; const float *t; int Lq, Lk; };
+static void relpos_range(void *ctx, size_t r0, size_t r1)
+{
+    struct relpos_job *j = ctx;
+    size_t w = (size_t)j->Lq + (size_t)j->Lk - 1;
+    for (size_t r = r0; r < r1; r++) {
+        /* row (h, i) is t[h, Lq - 1 - i .. Lq - 1 - i + Lk - 1]: contiguous */
+        size_t h = r / (size_t)j->Lq, i = r % (size_t)j->Lq;
+        memcpy(j->y + r * (size_t)j->Lk, j->t + h * w + ((size_t)j->Lq - 1 - i), (size_t)j->Lk * sizeof(float));
+    }
+}
+
+void nn_relpos_bias(struct nn *nn, float *y, const float *t, int H, int Lq, int Lk)
+{
+    if (H <= 0 || Lq <= 0 || Lk <= 0) return;
+    CUDA_OP(nnc_relpos_bias(nn->cuda, y, t, H, Lq, Lk));
+    struct relpos_job j = { y, t, Lq, Lk };
+    par_range(nn, (size_t)H * (size_t)Lq, (size_t)(NN_GRAIN / Lk) + 1, relpos_range, &j);
+}

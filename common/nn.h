@@ -234,4 +234,11 @@ void nn_copy_box(struct nn *nn, float *dst, const size_t ds[4], const float *src
 /* y[c, s] = x[c, s] + b[c] over [C, S] (a convolution's bias on
  * channel-first output; b NULL or data NULL: y = x); y may equal x */
 void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *b);
+/* ---- relative position bias (umT5) ----
+ * y [H, Lq, Lk] with y[h, i, j] = t[h, j - i + Lq - 1], from t [H, Lq + Lk - 1]
+ * (one layer's bias per head and relative distance, which the model gathers
+ * from its bucket table): the [H, Lq, Lk] bias nn_attention takes, built on
+ * the backend from a table about 2/L of its size. A copy: exact on every
+ * backend. */
+void nn_relpos_bias(struct nn *nn, float *y, const float *t, int H, int Lq, int Lk);
 #endif

@@ -1146,3 +1146,21 @@ extern "C" void nnc_add_channels(struct nnc *c, float *y, const float *x, int C,
 extern "C" void *nnc_stream(struct nnc *c) { return c->stream; }
 
 extern "C" void nnc_launched(struct nnc *c, const char *what) { LAUNCHED(c, what); }
+
+// ---- relative position bias: a thread per element, rows contiguous in t ----
+
+__global__ void k_relpos(float *y, const float *t, int H, int Lq, int Lk)
+{
+    size_t n = (size_t)H * Lq * Lk, w = (size_t)Lq + Lk - 1;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        size_t j = e % (size_t)Lk, r = e / (size_t)Lk, i = r % (size_t)Lq, h = r / (size_t)Lq;
+        y[e] = t[h * w + ((size_t)Lq - 1 - i) + j];
+    }
+}
+
+extern "C" void nnc_relpos_bias(struct nnc *c, float *y, const float *t, int H, int Lq, int Lk)
+{
+    unsigned nb = nblocks((size_t)H * Lq * Lk, 256);
+    k_relpos<<<nb < 16384 ? nb : 16384, 256, 0, c->stream>>>(y, t, H, Lq, Lk);
+    LAUNCHED(c, "relpos_bias");
+}

@@ -65,6 +65,8 @@ void *nnc_stream(struct nnc *c);
 void nnc_launched(struct nnc *c, const char *what);
 /* nn.c: the device half of an NN_CUDA context (NULL on NN_CPU) */
 struct nnc *nn_cuda_of(struct nn *nn);
+/* y[h, i, j] = t[h, j - i + Lq - 1] (nn_relpos_bias) */
+void nnc_relpos_bias(struct nnc *c, float *y, const float *t, int H, int Lq, int Lk);
 #ifdef __cplusplus
 }
 #endif

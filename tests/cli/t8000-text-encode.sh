@@ -5,8 +5,10 @@
 # negative within 1e-4 relative of transformers' (tests/ref/umt5_ref.py, which
 # cleaned and tokenised them as Wan does with the `tokenizers` library), ids
 # in the report equal to those; the tokenizer found beside the model;
-# --negative "", --no-negative, --scenes, truncation at 512 tokens, --plan; bad
-# input: exit code, one error line, nothing written.
+# --negative "", --no-negative, --scenes, truncation at 512 tokens, --plan;
+# the memory modes on a pretend device (ISOPIPE_FAKE_GPU): beefy and
+# lightweight bit-identical to cpu, auto still cpu; bad input: exit code, one
+# error line, nothing written.
 . "$ISOPIPE_ROOT/tests/cli/lib.sh"
 TE=$BIN/text-encode
 FIX=$ROOT/tests/fixtures/umt5/tool
@@ -126,11 +128,51 @@ expect_exit "a prompt of 1400 words" 0 "$TE" -q -m ./m -p "$long" --no-negative 
 pycheck json "truncated to 512 tokens ending in </s>" sh -c "$PYJ -c \"
 import json; p = json.load(open('e.json'))['prompts'][0]; assert p['tokens'] == 512 and p['truncated'] and p['ids'][-1] == 1\""
 
-# --plan: no output, cpu the only mode
+# --plan: no output; auto picks cpu (the CUDA path is not verified on a card: gpu_auto false)
 expect_exit "--plan" 0 "$TE" -m ./m -p x --plan -o f.safetensors
-pycheck json "--plan: beefy and lightweight not possible, auto picks cpu, nothing written" sh -c "$PYJ -c \"
+pycheck json "--plan: auto picks cpu, GPU modes never auto, nothing written" sh -c "$PYJ -c \"
 import json, sys; j = json.load(open('$T/.out')); m = j['modes']
-assert not m['beefy']['possible'] and not m['lightweight']['possible'] and m['cpu']['possible'] and j['auto_pick'] == 'cpu'\" && [ ! -e f.safetensors ]"
+assert m['cpu']['possible'] and j['auto_pick'] == 'cpu' and not j['gpu_auto']\" && [ ! -e f.safetensors ]"
+
+# ---- memory modes on a pretend device (ISOPIPE_FAKE_GPU): beefy and lightweight
+# keep the weights as the mode does (one arena / packed layers streamed in
+# order) but compute on the CPU: the states are bit-identical to cpu mode's
+expect_exit "--plan on a pretend 8 GiB device" 0 env ISOPIPE_FAKE_GPU=8192:8192 "$TE" -m ./m -p x --plan -o f.safetensors
+pycheck json "--plan: beefy and lightweight possible, gpu_auto false, auto still cpu, the embedding host-only" sh -c "$PYJ -c \"
+import json, sys; j = json.load(open('$T/.out')); m = j['modes']
+assert m['beefy']['possible'] and m['lightweight']['possible'] and m['cpu']['possible'], m
+assert not j['gpu_auto'] and j['auto_pick'] == 'cpu', (j['gpu_auto'], j['auto_pick'])
+b = j['blocks']; assert m['lightweight']['weights'] == b['resident_bytes'] + 2 * b['block_bytes'], (m['lightweight'], b)
+assert m['beefy']['vram_peak'] > m['lightweight']['vram_peak'] > 0 and m['cpu']['vram_peak'] == 0
+assert j['host_only_bytes'] > 0 and m['beefy']['host_rss'] >= j['host_only_bytes']\" && [ ! -e f.safetensors ]"
+expect_exit "--plan with --vram-reserve leaving no room" 0 env ISOPIPE_FAKE_GPU=8192:8192 "$TE" -m ./m -p x --plan --vram-reserve 8190 -o f.safetensors
+pycheck json "--vram-reserve: auto picks cpu" sh -c "$PYJ -c \"
+import json; j = json.load(open('$T/.out')); assert j['auto_pick'] == 'cpu', j['auto_pick']\""
+# three prompts of different lengths (one cut at 512 tokens) and the negative, in one group
+long=$(i=0; while [ $i -lt 300 ]; do printf 'fox crow '; i=$((i + 1)); done)
+expect_exit "cpu mode, 4 prompts" 0 "$TE" -q -m ./m -p "$P0" -p "$P1" -p "$long" --memory-mode cpu -o mc.safetensors
+for mm in beefy lightweight; do
+    expect_exit "$mm on a pretend device" 0 env ISOPIPE_FAKE_GPU=8192:8192 "$TE" -q -m ./m -p "$P0" -p "$P1" -p "$long" --memory-mode $mm -o m$mm.safetensors
+    check "$mm: output bit-identical to cpu mode" cmp -s mc.safetensors m$mm.safetensors
+done
+pycheck json "the reports say the mode and where the weights lived (streamed: every layer through the stream)" sh -c "$PYJ -c \"
+import json
+c, b, l = (json.load(open(f))['memory'] for f in ('mc.json', 'mbeefy.json', 'mlightweight.json'))
+assert (c['mode'], c['weights']) == ('cpu', 'mapped') and 'stream' not in c, c
+assert (b['mode'], b['weights']) == ('beefy', 'resident'), b
+assert (l['mode'], l['weights']) == ('lightweight', 'streamed'), l
+assert l['stream']['copies'] >= json.load(open('mc.json'))['model']['config']['num_layers'] and l['stream']['bytes'] > 0, l['stream']
+assert json.load(open('mlightweight.json'))['encode']['backend'] == 'cpu'\""
+# nine prompts of 512 tokens and the negative: more than the 4096 tokens encoded
+# together, so two groups (each its own pass over the layers); the same states
+set --
+for k in 1 2 3 4 5 6 7 8 9; do set -- "$@" -p "$k $long"; done
+expect_exit "cpu mode, 10 prompts in two groups" 0 "$TE" -q -m ./m "$@" --memory-mode cpu -o gc.safetensors
+expect_exit "lightweight on a pretend device, two groups" 0 env ISOPIPE_FAKE_GPU=8192:8192 "$TE" -q -m ./m "$@" --memory-mode lightweight -o glw.safetensors
+check "two groups: lightweight bit-identical to cpu" cmp -s gc.safetensors glw.safetensors
+pycheck json "two groups, ten prompts of 512 tokens in the report" sh -c "$PYJ -c \"
+import json; j = json.load(open('glw.json')); assert j['encode']['groups'] == 2 and j['encode']['tokens'] > 4096, j['encode']
+assert [p['tokens'] for p in j['prompts']] == [512] * 9, [p['tokens'] for p in j['prompts']]\""
 
 # ---- bad input: the documented code, one line, nothing written
 rm -f out.safetensors out.json
@@ -157,7 +199,14 @@ else
 fi
 expect_exit "a prompt that is not UTF-8" 65 "$TE" -q -m ./m -p "$(printf 'caf\351')" -o out.safetensors
 check "not UTF-8: nothing written" nothing
-expect_exit "--memory-mode beefy (no GPU path yet)" 69 "$TE" -q -m ./m -p x --memory-mode beefy -o out.safetensors
-check "beefy: one line, nothing written" sh -c "grep -q 'cannot run in beefy mode' '$T/.err' && [ ! -e out.safetensors ]"
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    skip "--memory-mode beefy without a GPU (this machine has one: tests/gpu/umt5_check.sh runs the CUDA path)"
+else
+    expect_exit "--memory-mode beefy without a GPU" 69 env -u ISOPIPE_FAKE_GPU "$TE" -q -m ./m -p x --memory-mode beefy -o out.safetensors
+    # a CUDA build: "needs a GPU"; a CPU-only build plans no GPU mode: "cannot run in beefy mode"
+    check "beefy without a GPU: one line saying so, nothing written" sh -c "grep -qE 'needs a GPU|cannot run in beefy mode' '$T/.err' && [ \$(grep -c . '$T/.err') -eq 1 ] && [ ! -e out.safetensors ]"
+fi
+expect_exit "beefy on a pretend device without room" 75 env ISOPIPE_FAKE_GPU=8192:100 "$TE" -q -m ./m -p x --memory-mode beefy -o out.safetensors
+check "no room: one line, nothing written" sh -c "grep -q 'VRAM' '$T/.err' && [ \$(grep -c . '$T/.err') -eq 1 ] && [ ! -e out.safetensors ] && [ ! -e out.json ]"
 expect_exit "output directory missing" 73 "$TE" -q -m ./m -p x -o no/such/dir/out.safetensors
 test_done

@@ -10,6 +10,7 @@
  *                   bf16/fp8 weights in NN_PREC_F32 (3 bf16 terms),
  *                   attention, convolutions
  *   TOL_BF16  1e-2  linear with activations rounded to bf16 (NN_PREC_BF16)
+ *   0               nn_relpos_bias (a copy)
  * Without a GPU, without cuBLAS, or in a CPU build the CUDA comparisons are
  * ONE skip with the reason (never a pass). What is checked everywhere: that
  * nn_new(NN_CUDA) then fails with ISO_EUNAVAIL and a reason, and the
@@ -575,6 +576,36 @@ static void test_box(void)
     }
     free(x); free(y);
     nn_release(G, &dx); nn_release(G, &dy);
+/* nn_relpos_bias: on NN_CPU against its definition (always), then CUDA
+ * against CPU (a copy: exact, tolerance 0) at Lq != Lk and one head */
+static void relpos_case(int H, int Lq, int Lk)
+{
+    size_t nt = (size_t)H * (Lq + Lk - 1), ny = (size_t)H * Lq * Lk;
+    float *t = rnd(nt, 1), *y = malloc(ny * sizeof(float));
+    nn_relpos_bias(C, y, t, H, Lq, Lk);
+    int bad = 0;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < Lq; i++)
+            for (int j = 0; j < Lk; j++)
+                bad += y[((size_t)h * Lq + i) * Lk + j] != t[(size_t)h * (Lq + Lk - 1) + (size_t)(j - i + Lq - 1)];
+    CHECKF(bad == 0, "relpos_bias %dx%dx%d on the CPU: %d elements differ from t[h, j - i + Lq - 1]", H, Lq, Lk, bad);
+    if (G) {
+        float *dt = up(t, nt), *dy = nn_alloc(G, ny);
+        nn_relpos_bias(G, dy, dt, H, Lq, Lk);
+        char what[64];
+        snprintf(what, sizeof what, "relpos_bias %dx%dx%d (exact)", H, Lq, Lk);
+        cmp(what, dy, y, ny, 0.0);
+        nn_release(G, &dt); nn_release(G, &dy);
+    }
+    free(t); free(y);
+}
+static void test_relpos(void)
+{
+    TEST("relpos_bias");
+    relpos_case(3, 17, 17);
+    relpos_case(5, 9, 23);
+    relpos_case(1, 31, 4);
+    relpos_case(64, 130, 130);
 }
 
 int main(void)
@@ -582,6 +613,7 @@ int main(void)
     if (nn_new(&C, NN_CPU, 2)) { printf("FAIL - cpu nn: %s\n", iso_errmsg()); return 1; }
     test_cpu_plumbing();
     test_box_cpu();
+    test_relpos();   /* the CPU half; again below with the CUDA half */
     int rc = nn_new(&G, NN_CUDA, 2);
     if (rc) {
         CHECKF(rc == ISO_EUNAVAIL && iso_errmsg()[0], "nn_new(NN_CUDA) without a usable GPU: rc %d, '%s'", rc,
@@ -600,6 +632,7 @@ int main(void)
         test_conv_tiles();
         test_staged();
         test_box();
+        test_relpos();
         CHECKF(nn_sync(G) == 0, "sync: %s", iso_errmsg());
         run_sliced();
         nn_free(&G);

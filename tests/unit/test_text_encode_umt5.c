@@ -8,14 +8,20 @@
  * scaled fp8 file against transformers run on the same dequantised weights).
  * Also: the bucket of every relative position -400..400 equals transformers'
  * exactly, and a prompt encoded alone gives exactly the states it gets in a
- * padded batch. */
+ * padded batch. And on a pretend device (ISOPIPE_FAKE_GPU, set here): the
+ * weights where beefy (one arena) and lightweight (packed layers streamed in
+ * order, twice round: every layer through the stream) keep them give states bit-identical to the mapped
+ * weights, f32, bf16 and scaled fp8 files, with a 300-token sequence in the
+ * batch. The CUDA path against this one: test_text_encode_cuda.c. */
 #include <math.h>
 
 #include "err.h"
+#include "gpu.h"
 #include "nn.h"
 #include "fixture.h"
 #include "test.h"
 #include "umt5.h"
+#include "umt5_modes.h"
 #include "weights.h"
 
 #define TOL 1e-4
@@ -133,6 +139,53 @@ static void check_buckets(const char *dir, int n_buckets, int max_distance)
     free_expect(&e);
 }
 
+/* the weights as beefy and lightweight keep them (on NN_CPU: a pretend
+ * device) against the mapped weights: bit for bit */
+static void check_modes(const char *dir, const char *file, const char *config, struct nn *nn)
+{
+    char p[1024], cj[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    if (config) snprintf(cj, sizeof cj, "%s/%s", dir, config);
+    struct weights *w = NULL;
+    struct umt5 *m = NULL;
+    if (weights_open(p, &w) || umt5_open(w, config ? cj : NULL, &m)) { CHECKF(0, "%s: %s", p, iso_errmsg()); weights_close(&w); return; }
+    int d = umt5_config(m)->d_model, layers = umt5_config(m)->n_layers;
+    struct mbatch b;
+    int rc = mbatch_load(dir, 300, umt5_config(m)->vocab_rows, &b);
+    umt5_free(&m);
+    weights_close(&w);
+    CHECKF(rc == 0, "%s: %s", dir, iso_errmsg());
+    if (rc) return;
+    float *ref[MB_MAX], *got[MB_MAX], *got2[MB_MAX];
+    for (int i = 0; i < b.n; i++) {
+        ref[i] = malloc((size_t)b.len[i] * d * sizeof(float));
+        got[i] = malloc((size_t)b.len[i] * d * sizeof(float));
+        got2[i] = malloc((size_t)b.len[i] * d * sizeof(float));
+    }
+    rc = mbatch_encode(p, config ? cj : NULL, nn, -1, NN_PREC_F32, 0, &b, ref, NULL, NULL);
+    CHECKF(rc == 0, "%s mapped: %s", p, iso_errmsg());
+    static const int modes[3] = { NN_WRES_MAPPED, NN_WRES_RESIDENT, NN_WRES_STREAMED };
+    for (int k = 0; k < 3 && !rc; k++) {
+        uint64_t copies = 0;
+        int e = mbatch_encode(p, config ? cj : NULL, nn, modes[k], NN_PREC_F32, k != 1, &b, got, got2, &copies);
+        CHECKF(e == 0, "%s %s: %s", p, nn_wres_mode_name(modes[k]), iso_errmsg());
+        if (e) continue;
+        int same = 1;
+        for (int i = 0; i < b.n; i++) {
+            size_t n = (size_t)b.len[i] * d * sizeof(float);
+            if (memcmp(ref[i], got[i], n) || memcmp(ref[i], got2[i], n)) same = 0;
+        }
+        CHECKF(same, "%s: weights %s give other states than mapped ones", p, nn_wres_mode_name(modes[k]));
+        if (modes[k] == NN_WRES_STREAMED)
+            CHECKF(copies >= (uint64_t)layers, "%s streamed: %llu layer copies for 2 batches of %d layers", p,
+                   (unsigned long long)copies, layers);
+        printf("ok - %s: weights %s, %d sequences (one of 300 tokens), twice: bit-identical to mapped\n", p,
+               nn_wres_mode_name(modes[k]), b.n);
+    }
+    for (int i = 0; i < b.n; i++) { free(ref[i]); free(got[i]); free(got2[i]); }
+    mbatch_free(&b);
+}
+
 int main(void)
 {
     const char *root = getenv("ISOPIPE_ROOT");
@@ -155,6 +208,21 @@ int main(void)
         check_layout(a, "t5.gguf", NULL, "out", "gguf", nn);
         check_layout(b, "hf", "hf/config.json", "out", "huggingface", nn);
         check_layout(b, "hf_bf16", "hf_bf16/config.json", "out", "huggingface", nn);
+        nn_free(&nn);
+    }
+    /* a pretend device, as CI runs beefy and lightweight */
+    setenv("ISOPIPE_FAKE_GPU", "8192:8192", 1);
+    struct nn *nn = NULL;
+    if (gpu_init(0) || !gpu_is_fake()) {
+        TEST_SKIP("memory modes on a pretend device: %s", iso_errmsg());
+    } else if (nn_new(&nn, NN_CPU, 2)) {
+        CHECKF(0, "nn_new: %s", iso_errmsg());
+    } else {
+        printf("# weights as the memory modes keep them (pretend device)\n");
+        check_modes(a, "hf", "hf/config.json", nn);
+        check_modes(a, "hf_bf16", "hf_bf16/config.json", nn);
+        check_modes(a, "comfy_fp8.safetensors", NULL, nn);
+        check_modes(b, "hf", "hf/config.json", nn);
         nn_free(&nn);
     }
     return test_report();

@@ -12,11 +12,13 @@
 #include "cli.h"
 #include "err.h"
 #include "fs.h"
+#include "gpu.h"
 #include "jsonio.h"
 #include "log.h"
 #include "mem.h"
 #include "model.h"
 #include "nn.h"
+#include "nn_wres.h"
 #include "runtime.h"
 #include "safetensors.h"
 #include "sig.h"
@@ -30,6 +32,9 @@
 #define TE_TEXT_LEN 512          /* Wan2.1 shared_config: text_len */
 #define TE_MAX_PROMPTS 4096
 #define TE_MAX_PROMPT_BYTES (1 << 20)
+/* tokens encoded together, layer by layer (a streamed layer is copied once
+ * per group): bounds the residual streams held at once (64 MiB at d_model 4096) */
+#define TE_GROUP_TOKENS 4096
 
 /* Wan2.1 wan/configs/shared_config.py, sample_neg_prompt (data, copied as it is) */
 static const char wan_negative[] =
@@ -71,16 +76,20 @@ static const struct cli_spec spec = {
         "The tokenizer is looked for beside the model, in a sibling tokenizer/ and in google/umt5-xxl/, then in\n"
         "a GGUF model's metadata.\n"
         "\n"
-        "Memory: weights stay as stored (bf16 stays bf16, converted a tile at a time). Only the cpu mode\n"
-        "exists so far: --plan shows beefy and lightweight as not possible, auto picks cpu.\n"
+        "Memory: weights stay as stored (bf16 stays bf16, converted a tile at a time). cpu mode reads them\n"
+        "from the mapped file. beefy (every layer on the GPU) and lightweight (layers streamed through two\n"
+        "GPU buffers) run the nn core's CUDA backend, which has not yet been verified on a card: auto\n"
+        "picks cpu (also with a GPU present, and when --vram-reserve leaves no room), and only an explicit\n"
+        "--memory-mode beefy|lightweight takes the CUDA path (without CUDA or cuBLAS it says so in one\n"
+        "line and encodes on the CPU). The embedding (2 GB in umT5-XXL) stays on the host in every mode.\n"
         "Precision: --precision f32 (the default) multiplies in float32 exactly (within 1e-4 of transformers\n"
         "in float32); bf16 rounds activations to bf16 like transformers in bf16 (about 2x faster where the\n"
         "CPU has AMX; ~1e-2 relative); bf16x2 is in between. The report's encode.precision says which ran.\n"
         "\n"
         "Exit codes: 64 usage, 65 bad data (a corrupt or foreign tokenizer, a tokenizer whose ids reach past\n"
-        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model\n"
-        "(or --memory-mode beefy/lightweight, which text-encode has not yet), 73 cannot create the output,\n"
-        "130 interrupted. On error nothing is written.",
+        "the embedding, an empty --scenes, missing or misshapen tensors), 66 a missing input, 69 no model,\n"
+        "weights of a type it cannot use, or --memory-mode beefy/lightweight without a GPU, 73 cannot create\n"
+        "the output, 75 a GPU mode without room for it now, 130 interrupted. On error nothing is written.",
     .opts = opts,
     .examples = "  text-encode -m models/umt5-xxl -p \"a paper boat on a rainy street\" -o out/text.safetensors\n"
                 "  text-encode -m umt5_xxl_fp8_e4m3fn_scaled.safetensors --tokenizer spiece.model --scenes out/scenes.json -o out/text.safetensors\n"
@@ -89,7 +98,7 @@ static const struct cli_spec spec = {
     .min_args = 0,
     .max_args = 0,
     .common = CLI_C_MODEL | CLI_C_OUTPUT | CLI_C_MEMORY | CLI_C_THREADS,
-    .has_gpu_path = 0,
+    .has_gpu_path = 1,
 };
 
 struct args {
@@ -249,6 +258,8 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     struct umt5 *m = NULL;
     struct spm *tok = NULL;
     struct nn *nn = NULL;
+    struct nn_wres *wres = NULL, *wres_plan = NULL;
+    int *gstart = NULL;
     struct st_out *tensors = NULL;
     char (*names)[32] = NULL;
     json_t *root = NULL;
@@ -328,25 +339,56 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
         out_bytes += (uint64_t)it->n_ids * (uint64_t)cfg->d_model * sizeof(float);
     }
 
-    /* the plan from the headers: layers stream as blocks; only the cpu mode exists */
+    /* groups of consecutive prompts encoded together (layer by layer) */
+    int n_groups = 0, group_B = 1, group_tokens = 1;
+    gstart = malloc((size_t)(n + 1) * sizeof *gstart);
+    if (!gstart) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    for (int i = 0; i < n;) {
+        int j = i, tokens = 0;
+        while (j < n && (j == i || tokens + (int)items[j].n_ids <= TE_GROUP_TOKENS)) tokens += (int)items[j++].n_ids;
+        gstart[n_groups++] = i;
+        if (j - i > group_B) group_B = j - i;
+        if (tokens > group_tokens) group_tokens = tokens;
+        i = j;
+    }
+    gstart[n_groups] = n;
+
+    /* Where the weights live: registered with nn_wres (the final norm
+     * resident, each layer a block); its sizes plan the GPU modes. The
+     * embedding and the bias tables stay on the host in every mode. */
+    if (!(wres_plan = nn_wres_new(NN_WRES_MAPPED, cfg->n_layers)) || (rc = umt5_wres_register(m, wres_plan))) {
+        if (!rc) rc = ISO_EINTERNAL;
+        goto done;
+    }
     struct plan_blocks pb;
     struct mem_plan plan;
     memset(&pb, 0, sizeof pb);
-    uint64_t layer, resident, largest;
-    umt5_sizes(m, &layer, &resident, &largest);
+    /* blocks = packed layers (as stored), resident = the final norm as
+     * uploaded, upload_extra = what beefy's uploads add (fp8 as bf16) */
+    nn_wres_plan_blocks(wres_plan, &pb);
+    nn_wres_free(&wres_plan);
+    umt5_wres_register(m, NULL);
     struct stat tst;
     uint64_t tok_bytes = stat(tok_path, &tst) == 0 ? (uint64_t)tst.st_size : 0;
-    pb.n_blocks = (uint64_t)cfg->n_layers;
-    pb.block_bytes = layer;
-    pb.resident_bytes = resident;
-    pb.largest_tensor = largest;
-    /* one sequence's activations + nn's two weight-conversion slices (64 MiB each) */
-    pb.activations = umt5_scratch_bytes(cfg, Lmax) + (UINT64_C(128) << 20);
-    /* code and buffers, the outputs, the tokenizer while it is parsed (a JSON tree is ~8x its text) */
-    pb.host_base = (UINT64_C(64) << 20) + 2 * out_bytes + 8 * tok_bytes;
-    pb.align_slack = (uint64_t)(cfg->n_layers * 11 + 2) * 256;
-    pb.gpu_ok = 0;
+    /* one group's activations + nn's fixed buffers (two 64 MiB conversion
+     * slices on the CPU; cuBLAS workspace and two slices on CUDA) */
+    uint64_t fixed = nn_cuda_fixed_bytes() > (UINT64_C(128) << 20) ? nn_cuda_fixed_bytes() : (UINT64_C(128) << 20);
+    pb.activations = umt5_scratch_bytes(cfg, Lmax, group_tokens, group_B) + fixed;
+    /* code and buffers, the outputs, the tokenizer while it is parsed (a JSON
+     * tree is ~8x its text), the embedding and the bias tables (host in
+     * every mode), the host copies of one group's embedding rows and tables */
+    pb.host_base = (UINT64_C(64) << 20) + 2 * out_bytes + 8 * tok_bytes + umt5_host_bytes(m) +
+                   ((uint64_t)Lmax * (uint64_t)cfg->d_model + 2 * (uint64_t)cfg->n_heads * (uint64_t)group_tokens +
+                    2 * (uint64_t)group_tokens + 64 * (uint64_t)group_B) * sizeof(float);
     pb.cpu_ok = 1;
+    /* GPU modes: in a CUDA build, or on a pretend device (ISOPIPE_FAKE_GPU),
+     * where they compute with NN_CPU but keep the weights as the mode does */
+#ifdef ISOPIPE_CUDA
+    pb.gpu_ok = 1;
+#else
+    pb.gpu_ok = gpu_is_fake();
+#endif
+    pb.gpu_explicit_only = !NN_CUDA_MODELS_VERIFIED;
     char pname[256];
     const char *base = strrchr(model_path, '/');
     snprintf(pname, sizeof pname, "umT5 %s (%s)", base && base[1] ? base + 1 : model_path, umt5_layout(m));
@@ -355,28 +397,50 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
         json_t *extra = json_object();
         json_object_set_new(extra, "prompts", json_integer(n_prompts));
         json_object_set_new(extra, "max_tokens", json_integer(Lmax));
+        json_object_set_new(extra, "host_only_bytes", json_integer((json_int_t)umt5_host_bytes(m)));
         rc = rt_print_plan(rt, &plan, extra);
         goto done;
     }
     enum mem_mode mode;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
+    int gpu_mode = mode == MEM_MODE_BEEFY || mode == MEM_MODE_LIGHTWEIGHT;
+    enum nn_backend backend = gpu_mode && !gpu_is_fake() ? NN_CUDA : NN_CPU;
     rt_load_begin(rt);
-    rc = nn_new(&nn, NN_CPU, cli_threads(c));   /* weights stay mapped; they are read as the layers run */
+    rc = nn_new(&nn, backend, cli_threads(c));
+    if (rc == ISO_EUNAVAIL && backend == NN_CUDA) {
+        log_warn("%s mode: %s; encoding on the CPU with the weights mapped", mem_mode_name(mode), iso_errmsg());
+        iso_errclear();
+        gpu_mode = 0;
+        rc = nn_new(&nn, NN_CPU, cli_threads(c));
+    }
+    enum nn_wres_mode wmode = !gpu_mode ? NN_WRES_MAPPED : mode == MEM_MODE_BEEFY ? NN_WRES_RESIDENT : NN_WRES_STREAMED;
+    if (!rc && !(wres = nn_wres_new(wmode, cfg->n_layers))) rc = ISO_EINTERNAL;
+    if (!rc) rc = umt5_wres_register(m, wres);
+    if (!rc) rc = nn_wres_load(wres, nn);
+    if (!rc && nn_backend_of(nn) == NN_CUDA) rc = nn_reserve(nn, pb.activations - nn_cuda_fixed_bytes());
+    if (!rc) rc = umt5_reserve(m, nn, Lmax, group_tokens, group_B);
     rt_load_end(rt);
     if (rc) goto done;
     if (a->precision >= 0) nn_set_precision(nn, (enum nn_precision)a->precision);
 
     double t0 = mem_now();
     uint64_t total_tokens = 0;
-    for (int i = 0; i < n; i++) {
-        struct item *it = &items[i];
+    for (int g = 0; g < n_groups; g++) {
         if (sig_interrupted()) { rc = sig_check(); goto done; }
-        it->out = malloc(it->n_ids * (size_t)cfg->d_model * sizeof(float));
-        if (!it->out) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
-        const int32_t *ids = it->ids;
-        int len = (int)it->n_ids;
-        if ((rc = umt5_encode_batch(m, nn, &ids, &len, 1, &it->out))) goto done;
-        total_tokens += it->n_ids;
+        int i0 = gstart[g], B = gstart[g + 1] - i0;
+        const int32_t *ids[TE_GROUP_TOKENS];
+        int lens[TE_GROUP_TOKENS];
+        float *outs[TE_GROUP_TOKENS];
+        for (int b = 0; b < B; b++) {
+            struct item *it = &items[i0 + b];
+            it->out = malloc(it->n_ids * (size_t)cfg->d_model * sizeof(float));
+            if (!it->out) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+            ids[b] = it->ids;
+            lens[b] = (int)it->n_ids;
+            outs[b] = it->out;
+            total_tokens += it->n_ids;
+        }
+        if ((rc = umt5_encode_batch(m, nn, ids, lens, B, outs))) goto done;
     }
     double secs = mem_now() - t0;
 
@@ -432,12 +496,29 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     json_object_set_new(ej, "blas", json_string(nn_blas_info()));
     static const char *const prec_names[] = { "f32", "bf16x2", "bf16" };
     json_object_set_new(ej, "precision", json_string(prec_names[nn_precision(nn)]));
+    json_object_set_new(ej, "backend", json_string(nn_backend_info(nn)));
+    json_object_set_new(ej, "gemm", json_string(nn_gemm_info(nn)));
+    json_object_set_new(ej, "groups", json_integer(n_groups));
     json_object_set_new(root, "encode", ej);
 
     static const char *const meta[] = { "tool", "text-encode", "model", "umT5 encoder states, float32 [tokens, d_model]", NULL };
     if ((rc = st_write(out, tensors, (size_t)n, meta))) goto done;
     wrote = 1;
-    json_object_set_new(root, "memory", rt_memory_json(rt));
+    json_t *memj = rt_memory_json(rt);
+    {   /* where the weights lived; streamed: what was copied */
+        json_object_set_new(memj, "weights", json_string(nn_wres_mode_name(wmode)));
+        json_object_set_new(memj, "weights_on_host", json_integer((json_int_t)umt5_host_bytes(m)));
+        if (wmode == NN_WRES_STREAMED) {
+            uint64_t copies, hits, bytes;
+            nn_wres_stats(wres, &copies, &hits, &bytes);
+            json_t *sj = json_object();
+            json_object_set_new(sj, "copies", json_integer((json_int_t)copies));
+            json_object_set_new(sj, "prefetched", json_integer((json_int_t)hits));
+            json_object_set_new(sj, "bytes", json_integer((json_int_t)bytes));
+            json_object_set_new(memj, "stream", sj);
+        }
+    }
+    json_object_set_new(root, "memory", memj);
     if ((rc = jsonio_write_atomic(rep, root))) goto done;
     wrote = 0;
     log_info("%d prompt%s%s encoded to '%s' (%" PRIu64 " tokens, %.2f s, %s)", n_prompts, n_prompts == 1 ? "" : "s",
@@ -454,6 +535,10 @@ done:
     free(items);
     free(tensors);
     free(names);
+    free(gstart);
+    if (m) umt5_release(m, nn);
+    nn_wres_free(&wres);
+    nn_wres_free(&wres_plan);
     nn_free(&nn);
     spm_free(&tok);
     umt5_free(&m);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "nn_wres.h"
 
 /* roles of a layer's tensors, and of the rest */
 enum { R_NORM1, R_Q, R_K, R_V, R_O, R_RELB, R_NORM2, R_WI0, R_WI1, R_WO, R_NLAYER };
@@ -54,6 +55,23 @@ struct layer_w {
     struct nn_w wo;          /* (d_model, d_ff) */
 };
 
+/* Backend activations of a batch (device memory on NN_CUDA): each
+ * sequence's residual stream at its own 256-byte aligned offset of x (the
+ * alignment nn_alloc gives), the per-layer tables of relative-position bias
+ * likewise in tab, the rest sized for the longest sequence and reused by
+ * each in turn. */
+struct ws {
+    float *x;                /* sum over b of (L_b, d_model) residual streams */
+    float *tab;              /* sum over b of (H, 2 L_b - 1): one layer's bias per head and distance */
+    float *h;                /* (L, d_model) normed */
+    float *q, *k, *v, *att;  /* (L, H*d_kv) */
+    float *g, *u;            /* (L, d_ff) */
+    float *o;                /* (L, d_model) */
+    float *bias;             /* (H, L, L) relative position bias of one layer */
+    int Lmax;
+    size_t x_n, tab_n;       /* floats */
+};
+
 struct umt5 {
     struct umt5_config c;
     const struct layout *lay;
@@ -62,7 +80,10 @@ struct umt5 {
     struct nn_w emb;         /* (vocab_rows, d_model) */
     struct nn_w fnorm;       /* (d_model) */
     struct layer_w *l;
-    uint64_t layer_bytes, resident_bytes, largest;
+    uint64_t layer_bytes, resident_bytes, largest, emb_bytes;
+    struct nn_wres *wres;    /* where the weights live (umt5_wres_register), or NULL */
+    struct ws ws;            /* activations reserved by umt5_reserve on ws_nn */
+    struct nn *ws_nn;
 };
 
 const struct umt5_config *umt5_config(const struct umt5 *m) { return &m->c; }
@@ -219,6 +240,7 @@ int umt5_open(const struct weights *w, const char *config_json, struct umt5 **ou
     c->d_model = (int)sh[1];
     if ((rc = view(w, m, t, &m->emb))) goto fail;
     m->resident_bytes = t->nbytes;
+    m->emb_bytes = t->nbytes;
     m->largest = t->nbytes;
     if (!config_json) {
         /* layers: count them; heads and buckets from the relative bias; d_kv and d_ff from q and wi_0 */
@@ -300,85 +322,191 @@ void umt5_free(struct umt5 **mp)
     *mp = NULL;
 }
 
-/* run state: activations of one sequence of L tokens */
-struct state {
-    float *x;                /* (L, d_model) residual stream */
-    float *h;                /* (L, d_model) normed */
-    float *q, *k, *v, *att;  /* (L, H*d_kv) */
-    float *g, *u;            /* (L, d_ff) */
-    float *o;                /* (L, d_model) */
-    float *bias;             /* (H, L, L) relative position bias of one layer */
-};
+static size_t up64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-uint64_t umt5_scratch_bytes(const struct umt5_config *c, int Lmax)
+/* floats of x and tab for one sequence of L tokens */
+static size_t x_floats(const struct umt5_config *c, int L) { return up64((size_t)L * (size_t)c->d_model); }
+static size_t tab_floats(const struct umt5_config *c, int L) { return up64((size_t)c->n_heads * (size_t)(2 * L - 1)); }
+
+uint64_t umt5_scratch_bytes(const struct umt5_config *c, int Lmax, int tokens, int B)
 {
     uint64_t R = (uint64_t)Lmax, inner = (uint64_t)c->n_heads * (uint64_t)c->d_kv;
-    uint64_t f = R * (3 * (uint64_t)c->d_model + 4 * inner + 2 * (uint64_t)c->d_ff) +
-                 (uint64_t)c->n_heads * (uint64_t)Lmax * (uint64_t)Lmax;
-    return f * sizeof(float);
+    uint64_t f = R * (2 * (uint64_t)c->d_model + 4 * inner + 2 * (uint64_t)c->d_ff) +
+                 (uint64_t)c->n_heads * R * R +
+                 (uint64_t)tokens * (uint64_t)c->d_model + (uint64_t)c->n_heads * 2 * (uint64_t)tokens +
+                 2 * 64 * (uint64_t)B;
+    return f * sizeof(float) + 11 * 256;   /* + each of the 11 buffers' 256-byte alignment on NN_CUDA */
 }
 
-/* One sequence of L tokens: every op sees exactly its L rows. */
-static int encode_one(struct umt5 *m, struct nn *nn, const int32_t *ids, int L, float *out)
+static void ws_release(struct nn *nn, struct ws *s)
+{
+    nn_release(nn, &s->x);
+    nn_release(nn, &s->tab);
+    nn_release(nn, &s->h);
+    nn_release(nn, &s->o);
+    nn_release(nn, &s->q);
+    nn_release(nn, &s->k);
+    nn_release(nn, &s->v);
+    nn_release(nn, &s->att);
+    nn_release(nn, &s->g);
+    nn_release(nn, &s->u);
+    nn_release(nn, &s->bias);
+    memset(s, 0, sizeof *s);
+}
+
+static int ws_alloc(const struct umt5_config *c, struct nn *nn, struct ws *s, int Lmax, size_t x_n, size_t tab_n)
+{
+    size_t L = (size_t)Lmax, d = (size_t)c->d_model, inner = (size_t)c->n_heads * (size_t)c->d_kv, F = (size_t)c->d_ff;
+    memset(s, 0, sizeof *s);
+    s->x = nn_alloc(nn, x_n);
+    s->tab = nn_alloc(nn, tab_n);
+    s->h = nn_alloc(nn, L * d);
+    s->o = nn_alloc(nn, L * d);
+    s->q = nn_alloc(nn, L * inner);
+    s->k = nn_alloc(nn, L * inner);
+    s->v = nn_alloc(nn, L * inner);
+    s->att = nn_alloc(nn, L * inner);
+    s->g = nn_alloc(nn, L * F);
+    s->u = nn_alloc(nn, L * F);
+    s->bias = nn_alloc(nn, (size_t)c->n_heads * L * L);
+    if (!s->x || !s->tab || !s->h || !s->o || !s->q || !s->k || !s->v || !s->att || !s->g || !s->u || !s->bias) {
+        ws_release(nn, s);
+        return iso_wrap(ISO_ETEMPFAIL, "activations of the encoder (%d tokens)", Lmax);
+    }
+    s->Lmax = Lmax;
+    s->x_n = x_n;
+    s->tab_n = tab_n;
+    return 0;
+}
+
+int umt5_reserve(struct umt5 *m, struct nn *nn, int Lmax, int tokens, int B)
+{
+    umt5_release(m, nn);
+    size_t x_n = (size_t)tokens * (size_t)m->c.d_model + 64 * (size_t)B;
+    size_t tab_n = (size_t)m->c.n_heads * 2 * (size_t)tokens + 64 * (size_t)B;
+    int rc = ws_alloc(&m->c, nn, &m->ws, Lmax, x_n, tab_n);
+    if (!rc) m->ws_nn = nn;
+    return rc;
+}
+
+void umt5_release(struct umt5 *m, struct nn *nn)
+{
+    if (m->ws_nn == nn && nn) ws_release(nn, &m->ws);
+    m->ws_nn = NULL;
+}
+
+int umt5_wres_register(struct umt5 *m, struct nn_wres *r)
+{
+    m->wres = NULL;
+    if (!r) return 0;
+    const struct umt5_config *c = &m->c;
+    size_t d = (size_t)c->d_model, inner = (size_t)c->n_heads * (size_t)c->d_kv, F = (size_t)c->d_ff;
+    int rc = nn_wres_add(r, -1, &m->fnorm, d);
+    for (int i = 0; i < c->n_layers && !rc; i++) {
+        struct layer_w *L = &m->l[i];
+        struct { struct nn_w *w; size_t n; } f[] = {
+            { &L->norm1, d }, { &L->q, inner * d }, { &L->k, inner * d }, { &L->v, inner * d }, { &L->o, d * inner },
+            { &L->norm2, d }, { &L->wi0, F * d }, { &L->wi1, F * d }, { &L->wo, d * F },
+        };
+        for (size_t k = 0; k < sizeof f / sizeof f[0] && !rc; k++) rc = nn_wres_add(r, i, f[k].w, f[k].n);
+    }
+    if (!rc) m->wres = r;
+    return rc;
+}
+
+uint64_t umt5_host_bytes(const struct umt5 *m)
+{
+    return m->emb_bytes + (uint64_t)m->c.n_layers * (uint64_t)m->c.n_buckets * (uint64_t)m->c.n_heads * sizeof(float);
+}
+
+/* The B sequences layer by layer (so that a streamed layer is brought to the
+ * device once per batch), each sequence's ops on exactly its own L rows, in
+ * the same calls as if it were alone. Host-side work: the embedding rows
+ * gathered from the mapping and uploaded, and per layer the bias per head
+ * and relative distance gathered from the layer's float32 bucket table
+ * (H x (2L - 1) values a sequence) and uploaded; nn_relpos_bias expands it
+ * to [H, L, L] on the backend. */
+static int encode(struct umt5 *m, struct nn *nn, const int32_t *const *ids, const int *lens, int B, float **out)
 {
     const struct umt5_config *c = &m->c;
     int d = c->d_model, H = c->n_heads, D = c->d_kv, inner = H * D, F = c->d_ff;
-    struct state s = { 0 };
-    int rc = 0;
-    s.x = nn_alloc(nn, (size_t)L * d);
-    s.h = nn_alloc(nn, (size_t)L * d);
-    s.o = nn_alloc(nn, (size_t)L * d);
-    s.q = nn_alloc(nn, (size_t)L * inner);
-    s.k = nn_alloc(nn, (size_t)L * inner);
-    s.v = nn_alloc(nn, (size_t)L * inner);
-    s.att = nn_alloc(nn, (size_t)L * inner);
-    s.g = nn_alloc(nn, (size_t)L * F);
-    s.u = nn_alloc(nn, (size_t)L * F);
-    s.bias = nn_alloc(nn, (size_t)H * L * L);
-    int *bucket = malloc((size_t)(2 * L - 1) * sizeof *bucket);
-    if (!s.x || !s.h || !s.o || !s.q || !s.k || !s.v || !s.att || !s.g || !s.u || !s.bias || !bucket) {
-        rc = iso_fail(ISO_EINTERNAL, "out of memory for the encoder's activations (%d tokens)", L);
-        goto done;
+    int Lmax = 1, rc = 0;
+    size_t x_n = 0, tab_n = 0, nbk = 0;
+    for (int b = 0; b < B; b++) {
+        if (lens[b] > Lmax) Lmax = lens[b];
+        x_n += x_floats(c, lens[b]);
+        tab_n += tab_floats(c, lens[b]);
+        nbk += (size_t)(2 * lens[b] - 1);
     }
-    for (int i = 0; i < L; i++) nn_w_to_f32(&m->emb, (size_t)ids[i] * (size_t)d, (size_t)d, s.x + (size_t)i * d);
-    for (int r = 0; r < 2 * L - 1; r++) bucket[r] = umt5_bucket(r - (L - 1), c->n_buckets, c->max_distance);
+    struct ws tmp = { 0 }, *s = &m->ws;
+    if (m->ws_nn != nn || m->ws.Lmax < Lmax || m->ws.x_n < x_n || m->ws.tab_n < tab_n) {
+        /* no reservation that holds this batch: one for the call */
+        if ((rc = ws_alloc(c, nn, &tmp, Lmax, x_n, tab_n))) return rc;
+        s = &tmp;
+    }
+    float *hx = malloc((size_t)Lmax * (size_t)d * sizeof *hx), *htab = malloc(tab_n * sizeof *htab);
+    int *bucket = malloc(nbk * sizeof *bucket);
+    if (!hx || !htab || !bucket) { rc = iso_fail(ISO_EINTERNAL, "out of memory"); goto done; }
+    /* the embedding rows, gathered on the host from the mapping */
+    size_t xo = 0, bo = 0;
+    for (int b = 0; b < B; b++) {
+        int L = lens[b];
+        for (int i = 0; i < L; i++) nn_w_to_f32(&m->emb, (size_t)ids[b][i] * (size_t)d, (size_t)d, hx + (size_t)i * d);
+        if ((rc = nn_upload(nn, s->x + xo, hx, (size_t)L * d))) goto done;
+        xo += x_floats(c, L);
+        for (int r = 0; r < 2 * L - 1; r++) bucket[bo + (size_t)r] = umt5_bucket(r - (L - 1), c->n_buckets, c->max_distance);
+        bo += (size_t)(2 * L - 1);
+    }
     for (int l = 0; l < c->n_layers; l++) {
+        if (m->wres && (rc = nn_wres_enter(m->wres, l))) goto done;
         const struct layer_w *W = &m->l[l];
-        /* bias[h][i][j] = relb[bucket(j - i)][h]: a gather from the layer's table */
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < L; i++) {
-                float *row = s.bias + ((size_t)h * L + i) * L;
-                for (int j = 0; j < L; j++) row[j] = W->relb[(size_t)bucket[j - i + L - 1] * H + h];
-            }
-        nn_rmsnorm(nn, s.h, s.x, L, d, &W->norm1, c->eps);
-        nn_linear(nn, s.q, s.h, L, d, inner, &W->q, NULL);
-        nn_linear(nn, s.k, s.h, L, d, inner, &W->k, NULL);
-        nn_linear(nn, s.v, s.h, L, d, inner, &W->v, NULL);
-        /* T5: no 1/sqrt(d_kv) scaling */
-        nn_attention(nn, s.att, s.q, s.k, s.v, L, L, H, D, 1.0f, s.bias, L);
-        nn_linear(nn, s.o, s.att, L, inner, d, &W->o, NULL);
-        nn_add(nn, s.x, s.x, s.o, (size_t)L * d);
-        nn_rmsnorm(nn, s.h, s.x, L, d, &W->norm2, c->eps);
-        nn_linear(nn, s.g, s.h, L, d, F, &W->wi0, NULL);
-        nn_act(nn, s.g, s.g, (size_t)L * F, NN_ACT_GELU_TANH);
-        nn_linear(nn, s.u, s.h, L, d, F, &W->wi1, NULL);
-        nn_mul(nn, s.g, s.g, s.u, (size_t)L * F);
-        nn_linear(nn, s.o, s.g, L, F, d, &W->wo, NULL);
-        nn_add(nn, s.x, s.x, s.o, (size_t)L * d);
+        /* htab[b][h][r] = relb[bucket(r - (L_b - 1))][h] */
+        size_t to = 0;
+        bo = 0;
+        for (int b = 0; b < B; b++) {
+            int n = 2 * lens[b] - 1;
+            for (int h = 0; h < H; h++)
+                for (int r = 0; r < n; r++) htab[to + (size_t)h * n + r] = W->relb[(size_t)bucket[bo + (size_t)r] * H + h];
+            to += tab_floats(c, lens[b]);
+            bo += (size_t)n;
+        }
+        if ((rc = nn_upload(nn, s->tab, htab, to))) goto done;
+        xo = 0;
+        to = 0;
+        for (int b = 0; b < B; b++) {
+            int L = lens[b];
+            float *x = s->x + xo;
+            nn_relpos_bias(nn, s->bias, s->tab + to, H, L, L);
+            nn_rmsnorm(nn, s->h, x, L, d, &W->norm1, c->eps);
+            nn_linear(nn, s->q, s->h, L, d, inner, &W->q, NULL);
+            nn_linear(nn, s->k, s->h, L, d, inner, &W->k, NULL);
+            nn_linear(nn, s->v, s->h, L, d, inner, &W->v, NULL);
+            /* T5: no 1/sqrt(d_kv) scaling */
+            nn_attention(nn, s->att, s->q, s->k, s->v, L, L, H, D, 1.0f, s->bias, L);
+            nn_linear(nn, s->o, s->att, L, inner, d, &W->o, NULL);
+            nn_add(nn, x, x, s->o, (size_t)L * d);
+            nn_rmsnorm(nn, s->h, x, L, d, &W->norm2, c->eps);
+            nn_linear(nn, s->g, s->h, L, d, F, &W->wi0, NULL);
+            nn_act(nn, s->g, s->g, (size_t)L * F, NN_ACT_GELU_TANH);
+            nn_linear(nn, s->u, s->h, L, d, F, &W->wi1, NULL);
+            nn_mul(nn, s->g, s->g, s->u, (size_t)L * F);
+            nn_linear(nn, s->o, s->g, L, F, d, &W->wo, NULL);
+            nn_add(nn, x, x, s->o, (size_t)L * d);
+            xo += x_floats(c, L);
+            to += tab_floats(c, L);
+        }
     }
-    nn_rmsnorm(nn, out, s.x, L, d, &m->fnorm, c->eps);
+    xo = 0;
+    for (int b = 0; b < B && !rc; b++) {
+        nn_rmsnorm(nn, s->h, s->x + xo, lens[b], d, &m->fnorm, c->eps);
+        rc = nn_download(nn, out[b], s->h, (size_t)lens[b] * d);
+        xo += x_floats(c, lens[b]);
+    }
 done:
+    free(hx);
+    free(htab);
     free(bucket);
-    nn_release(nn, &s.x);
-    nn_release(nn, &s.h);
-    nn_release(nn, &s.o);
-    nn_release(nn, &s.q);
-    nn_release(nn, &s.k);
-    nn_release(nn, &s.v);
-    nn_release(nn, &s.att);
-    nn_release(nn, &s.g);
-    nn_release(nn, &s.u);
-    nn_release(nn, &s.bias);
+    if (s == &tmp) ws_release(nn, &tmp);
     return rc;
 }
 
@@ -390,10 +518,7 @@ done:
 int umt5_encode_batch(struct umt5 *m, struct nn *nn, const int32_t *const *ids, const int *lens, int B, float **out)
 {
     if (B < 1) return iso_fail(ISO_EINTERNAL, "umt5: nothing to encode");
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < B; b++)
         if (lens[b] < 1) return iso_fail(ISO_EINTERNAL, "umt5: an empty sequence");
-        int rc = encode_one(m, nn, ids[b], lens[b], out[b]);
-        if (rc) return rc;
-    }
-    return 0;
+    return encode(m, nn, ids, lens, B, out);
 }
