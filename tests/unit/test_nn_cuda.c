@@ -576,6 +576,8 @@ static void test_box(void)
     }
     free(x); free(y);
     nn_release(G, &dx); nn_release(G, &dy);
+}
+
 /* nn_relpos_bias: on NN_CPU against its definition (always), then CUDA
  * against CPU (a copy: exact, tolerance 0) at Lq != Lk and one head */
 static void relpos_case(int H, int Lq, int Lk)
@@ -599,6 +601,7 @@ static void relpos_case(int H, int Lq, int Lk)
     }
     free(t); free(y);
 }
+
 static void test_relpos(void)
 {
     TEST("relpos_bias");
