@@ -40,11 +40,18 @@ done
 for b in build/gpu/*; do
     [ -f "$b" ] && [ -x "$b" ] && strip -o "$STAGE/build/gpu/$(basename "$b")" "$b"
 done
-# shared libraries the tools load, but not the ones every Linux has
-for t in $TOOLS; do ldd "bin/$t"; done | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+# the test helpers the check scripts call beside the tools (a CUDA build)
+HELPERS="vae_check st_tool"
+set --
+for h in $HELPERS; do set -- "$@" "build/tests/helpers/$h"; done
+make -j"$J" CUDA=1 "$@" >>build/gpu-bundle.log 2>&1 || { echo "bundle: building $* failed (build/gpu-bundle.log)" >&2; exit 1; }
+mkdir -p "$STAGE/build/tests/helpers"
+for h in $HELPERS; do strip -o "$STAGE/build/tests/helpers/$h" "build/tests/helpers/$h" || exit 1; done
+# shared libraries the tools and helpers load, but not the ones every Linux has
+{ for t in $TOOLS; do ldd "bin/$t"; done; for h in $HELPERS; do ldd "build/tests/helpers/$h"; done; } | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
     grep -v -E '/(libc|libm|libpthread|libdl|librt|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' >"$STAGE/libs.txt"
 while read -r l; do cp -L "$l" "$STAGE/.gpu/lib/" || exit 1; done <"$STAGE/libs.txt"
 rm -f "$STAGE/libs.txt"
 { git rev-parse --short HEAD; git status --short | grep -v '^??' | head -20; } >"$STAGE/.gpu/REVISION" 2>/dev/null
-tar -cJf "$OUT.tmp" -C "$STAGE" . && mv "$OUT.tmp" "$OUT" || exit 1
+tar -cJf "$OUT.tmp" -C "$STAGE" bin build .gpu && mv "$OUT.tmp" "$OUT" || exit 1
 echo "bundle: $OUT ($(du -k "$OUT" | cut -f1) KiB): $(ls "$STAGE/bin" | tr '\n' ' ')| checks: $(ls "$STAGE/build/gpu" | tr '\n' ' ')| libs: $(ls "$STAGE/.gpu/lib" | tr '\n' ' ')"
