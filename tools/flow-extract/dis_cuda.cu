@@ -962,7 +962,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
             free(h0);
             return rc;
         }
-        rc = gmotion_estimate(h0, h0 + ng, G->w, G->h, &gm);
+        rc = gmotion_estimate(h0, h0 + ng, G->w, G->h, NULL, &gm);
         free(h0);
         if (rc) return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
     }
