@@ -32,10 +32,13 @@ extern "C" {
 #define ALIAS_SELF 2.f
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
-#define GLOBAL_WIN 1.5f
+#define GLOBAL_WIN 1.f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
+#define GLOBAL_GATE 4.f
+#define PERIOD_SELF 2.f
+#define PERIOD_HALF 2.f
 
 #define CK(call)                                                                                          \
     do {                                                                                                  \
@@ -367,6 +370,17 @@ __device__ float patch_ssd(const pctx *c, const dlev_arg &L, float u, float v, i
     return lsum(c, acc);
 }
 
+// is (du, dv) a period of the texture (dis.c, periodic())? ref: INFINITY for the half-offset test only
+__device__ int periodic(const pctx *c, const dlev_arg &L, float du, float dv, float ref, int mean_norm)
+{
+    dlev_arg L0 = L;
+    L0.I1 = L.I0;
+    float self = patch_ssd(c, L0, du, dv, mean_norm);
+    if (!(self <= PERIOD_SELF * ref + GLOBAL_TIE * P8 * P8)) return 0;
+    float half = patch_ssd(c, L0, 0.5f * du, 0.5f * dv, mean_norm);
+    return half > PERIOD_HALF * self + GLOBAL_TIE * P8 * P8;
+}
+
 __device__ float patch_descend(const pctx *c, const dlev_arg &L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
@@ -498,7 +512,7 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     v = take ? bv : av;
                 }
             }
-            float iu = u, iv = v;
+            float iu = u, iv = v, gmu = 0, gmv = 0;
             if (a.propagate) {
                 float best = patch_ssd(&c, L, u, v, mn);
                 int nb[2][2] = { { r, col + (a.pass ? 1 : -1) }, { r + (a.pass ? 1 : -1), col } };
@@ -520,20 +534,31 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                 float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;
                 float mx = fminf(x0 + mu + P8, (float)L.w) - fmaxf(x0 + mu, 0.f);
                 float my = fminf(y0 + mv + P8, (float)L.h) - fmaxf(y0 + mv, 0.f);
+                // SSDs are lane sums, the same in the 8 lanes: they branch alike
                 if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                    if (du * du + dv * dv > far2) { u = mu; v = mv; }
-                } else if (du * du + dv * dv >= 1.f) {
+                    if (du * du + dv * dv > far2 && (!(sd < INFINITY) || periodic(&c, L, u - mu, v - mv, sd, mn))) {
+                        u = mu;
+                        v = mv;
+                    }
+                } else if (du * du + dv * dv >= 1.f &&
+                           !(sd < INFINITY && patch_ssd(&c, L, mu, mv, mn) > GLOBAL_GATE * sd + GLOBAL_TIE * P8 * P8)) {
                     float au = mu, av = mv;
                     float sm = patch_descend(&c, L, its, mn, &au, &av);
                     if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
                         sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                 }
-                if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                gmu = mu;
+                gmv = mv;
             }
             {
                 float ax = fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f);
                 float ay = fminf(y0 + v + P8, (float)L.h) - fmaxf(y0 + v, 0.f);
-                if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+                if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) {
+                    if (a.gm && (gu - gmu) * (gu - gmu) + (gv - gmv) * (gv - gmv) > GLOBAL_FAR * GLOBAL_FAR &&
+                        periodic(&c, L, gu - gmu, gv - gmv, INFINITY, mn)) { gu = gmu; gv = gmv; }
+                    u = gu;
+                    v = gv;
+                }
             }
             if (c.lane == 0) {
                 a.pu[id] = u;
