@@ -27,37 +27,41 @@
 #define SEARCH_REACH 32
 /* The dominant-motion candidate (p.global, gmotion.h; see job_patches),
  * chosen on the analytic set's tune part (seeds 1-8 of the 1920x1080 plaid
- * pairs, seeds 1-2 elsewhere) and flowgen seeds 13-24 (fifth pass: also
- * 25-40). Its descended match replaces the patch's own result unless that
- * ends with a lower SSD (GLOBAL_WIN; the fourth pass's 1.5, the model also
- * taken where it was up to 1.5x worse, pulled fast layers to the background:
- * flowgen seeds 1-12 0.778 -> 0.837 px, 1.0: 0.803), plus GLOBAL_TIE grey
- * levels squared per pixel (exact float textures: both SSDs near 0, the
- * ratio is noise). The descent is skipped where the model's start is more
- * than GLOBAL_GATE times worse than the patch's result (a layer of its own:
- * the start on the background's content; flowgen EPE unchanged to 0.002 px,
- * one descent fewer on most patches of a moving layer). It is only
+ * pairs, seeds 1-2 elsewhere), flowgen seeds 13-24 and 25-40, and the unit
+ * test's exact 80 px plaid at 1920x1080. Its descended match replaces the
+ * patch's own result unless that ends with an SSD below 1/GLOBAL_WIN of it
+ * (GLOBAL_WIN_COARSE at the level the model was estimated on and coarser,
+ * where a periodic texture aliases: 1.0 there left the unit test's plaid
+ * 0.15 px off, border band 2.1 px; below, the fourth pass's 1.5 pulled fast
+ * layers to the background), plus GLOBAL_TIE grey levels squared per pixel
+ * (exact float textures: both SSDs near 0, the ratio is noise). Its descent
+ * is skipped where the model's start is more than GLOBAL_GATE times worse
+ * than the patch's result and the two are not a period apart (periodic()):
+ * a layer of its own, one descent fewer on most of its patches. It is only
  * compared where its whole match lies in the frame (GLOBAL_INSIDE; at 0.5 a
  * partly clamped match lost against a wrong period inside the frame);
  * beyond, it replaces results more than GLOBAL_FAR px (of the level) away
- * from it only where the two differ by a period of the texture (see
- * periodic(); replacing every such result, as the fourth pass did, took a
- * fast layer near the border to the background: flowgen seed 18 0.45 ->
- * 0.87 px). Only a model gmotion trusts is used: an untrusted one (compared
- * at 1.0x, and only where the patch's own match was inside the frame) cost
- * the Middlebury pair 2.383 -> 2.516 px, and trusting every model made
- * small frames worse (160x120, 20 px translation: 1.47 -> 4.48) */
+ * from it only where the two differ by a period of the texture (replacing
+ * every such result, as the fourth pass did, took a fast layer near the
+ * border to the background: flowgen seed 18 0.45 -> 0.87 px). Only a model
+ * gmotion trusts is used: an untrusted one (compared at 1.0x, and only where
+ * the patch's own match was inside the frame) cost the Middlebury pair 2.383
+ * -> 2.516 px, and trusting every model made small frames worse (160x120,
+ * 20 px translation: 1.47 -> 4.48) */
 #define GLOBAL_WIN 1.f
+#define GLOBAL_WIN_COARSE 1.5f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
 #define GLOBAL_GATE 4.f
-/* periodic(): the template matches I0 shifted by the offset within
- * PERIOD_SELF times the reference SSD, and matches it shifted by half the
- * offset more than PERIOD_HALF times worse (a smooth texture is similar at
- * both, a periodic one only at a whole period; without the second test
- * flowgen seeds 13-24 lost a layer near the border at the coarse levels) */
-#define PERIOD_SELF 2.f
+/* periodic(): the template matches I0 shifted by half the offset between
+ * two matches more than PERIOD_HALF times worse than shifted by the whole
+ * offset (a smooth texture is more alike at the smaller shift, a periodic one
+ * only at a whole period). Comparing the whole-offset match with the patch's
+ * own SSD as well (as ALIAS_SELF does) failed on exact textures: the model's
+ * flow is a fraction of a pixel off, and on a sharp periodic texture that
+ * alone costs more than a perfect match (unit test, 80 px plaid at
+ * 1920x1080: border band 0.73 -> 21.5 px). */
 #define PERIOD_HALF 2.f
 /* the share of a patch whose match must lie inside the frame for its descent to count */
 #define BORDER_KEEP 0.5f
@@ -445,6 +449,7 @@ struct patch_job {
     int search;        /* exhaustive search radius at this level (0: none) */
     int gm;            /* the dominant-motion candidate is tried (p.global, a trusted model: d->gm.sure) */
     float ga[6];       /* its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ... */
+    float gm_win;      /* GLOBAL_WIN_COARSE at the estimate's level and coarser, GLOBAL_WIN below */
 };
 
 static inline int grid_pos(int i, int n, int size, int P, int stride)
@@ -584,15 +589,13 @@ INL float patch_descend(struct patch_ctx *c, const struct level *L, int iters, i
 }
 
 /* Is the offset (du, dv) between two matches of the patch a period of the
- * texture (PERIOD_SELF, PERIOD_HALF)? Then nothing in I1 can tell the two
- * apart, and a fast layer is not what separates them. ref: the SSD the
- * self-match is compared with (INFINITY: only the half-offset test). */
-INL int periodic(struct patch_ctx *c, const struct level *L, float du, float dv, float ref, int mn)
+ * texture (PERIOD_HALF)? Then nothing in I1 can tell the two apart, and a
+ * fast layer is not what separates them. */
+INL int periodic(struct patch_ctx *c, const struct level *L, float du, float dv, int mn)
 {
     struct level L0 = *L;
     L0.I1 = L->I0;
     float self = patch_ssd(c, &L0, du, dv, mn);
-    if (!(self <= PERIOD_SELF * ref + GLOBAL_TIE * P8 * P8)) return 0;
     float half = patch_ssd(c, &L0, 0.5f * du, 0.5f * dv, mn);
     return half > PERIOD_HALF * self + GLOBAL_TIE * P8 * P8;
 }
@@ -733,16 +736,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                     float mx = fminf(x0 + mu + P8, (float)L->w) - fmaxf(x0 + mu, 0.f);
                     float my = fminf(y0 + mv + P8, (float)L->h) - fmaxf(y0 + mv, 0.f);
                     if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                        if (du * du + dv * dv > far2 && (!(sd < INFINITY) || periodic(&c, L, u - mu, v - mv, sd, mn))) {
+                        if (du * du + dv * dv > far2 && (!(sd < INFINITY) || periodic(&c, L, u - mu, v - mv, mn))) {
                             u = mu;
                             v = mv;
                         }
                     } else if (du * du + dv * dv >= 1.f &&
-                               !(sd < INFINITY && patch_ssd(&c, L, mu, mv, mn) > GLOBAL_GATE * sd + GLOBAL_TIE * P8 * P8)) {
+                               !(sd < INFINITY && patch_ssd(&c, L, mu, mv, mn) > GLOBAL_GATE * sd + GLOBAL_TIE * P8 * P8 &&
+                                 !periodic(&c, L, u - mu, v - mv, mn))) {
                         float au = mu, av = mv;
                         float sm = patch_descend(&c, L, its, mn, &au, &av);
                         if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
-                            sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                            sm <= j->gm_win * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                     }
                     gmu = mu;
                     gmv = mv;
@@ -760,7 +764,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                     float ay = fminf(y0 + v + P8, (float)L->h) - fmaxf(y0 + v, 0.f);
                     if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) {
                         if (j->gm && (gu - gmu) * (gu - gmu) + (gv - gmv) * (gv - gmv) > GLOBAL_FAR * GLOBAL_FAR &&
-                            periodic(&c, L, gu - gmu, gv - gmv, INFINITY, mn)) { gu = gmu; gv = gmv; }
+                            periodic(&c, L, gu - gmu, gv - gmv, mn)) { gu = gmu; gv = gmv; }
                         u = gu;
                         v = gv;
                     }
@@ -1719,6 +1723,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
                 pj.ga[3 * k + 2] = (float)b[2];
             }
             pj.gm = 1;
+            pj.gm_win = l >= d->gm_level ? GLOBAL_WIN_COARSE : GLOBAL_WIN;
         }
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {
