@@ -287,16 +287,6 @@ int main(void)
         CHECK(run_layer("square 24 px, motion 16,8", sq, pool) < 0.15);
     }
 
-    TEST("a layer at the border keeps its motion where the background's match leaves the frame (issue 13, fifth pass)");
-    {
-        /* a 64 px square on the left border moving 10,6 px over a background
-         * moving -20,2 px: the dominant motion (the background's) has its
-         * match outside the frame there; the fourth pass's rule took it over
-         * the square's own match (EPE measured below) */
-        double sq[7] = { 64, 0, 64, 10, 6, -20.0, 2.0 };
-        CHECK(run_layer("square 64 px on the border", sq, pool) < 0.5);
-    }
-
     TEST("no sub-pixel bias on pure translations (issue 13; thresholds ~2x what was measured after the fix)");
     {
         /* wavelengths 10-160 px: at the half resolution where medium ends, up to
