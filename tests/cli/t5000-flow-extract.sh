@@ -45,9 +45,13 @@ check "every 2: one flow 0->2, no PNG" test "$(ls every | tr '\n' ' ')" = "flow.
 check "every 2: frames recorded" test "$(jget every/flow.json '(d["pairs"][0]["from_frame"], d["pairs"][0]["to_frame"])')" = "(0, 2)"
 expect_exit "--preset fast --vis-max 4" 0 "$FX" -q --preset fast --vis-max 4 -o fast --pair gen/frame_00000.png gen/frame_00001.png
 check "vis max recorded" test "$(jget fast/flow.json 'd["vis"]["max"]==4.0 and d["vis"]["max_source"]=="--vis-max"')" = True
-check "dominant-motion candidate off by default (recorded)" test "$(jget fast/flow.json 'd["parameters"]["global_motion"]')" = False
-expect_exit "--global-motion" 0 "$FX" -q --global-motion -o gm --pair gen/frame_00000.png gen/frame_00001.png
+check "dominant-motion candidate on by default (recorded)" test "$(jget fast/flow.json 'd["parameters"]["global_motion"]')" = True
+expect_exit "--no-global-motion" 0 "$FX" -q --no-global-motion -o nogm --pair gen/frame_00000.png gen/frame_00001.png
+check "--no-global-motion recorded in flow.json" test "$(jget nogm/flow.json 'd["parameters"]["global_motion"]')" = False
+expect_exit "--global-motion (still accepted)" 0 "$FX" -q --global-motion -o gm --pair gen/frame_00000.png gen/frame_00001.png
 check "--global-motion recorded in flow.json" test "$(jget gm/flow.json 'd["parameters"]["global_motion"]')" = True
+expect_exit "default medium" 0 "$FX" -q -o defm --pair gen/frame_00000.png gen/frame_00001.png
+check "--global-motion is the default: the same flow" cmp -s gm/flow_00000.flo defm/flow_00000.flo
 
 # --- --max-size: computed smaller, written at input size in input pixels
 expect_exit "--max-size 80" 0 "$FX" -q --max-size 80 -o small --pair gen/frame_00000.png gen/frame_00001.png

@@ -27,23 +27,42 @@
 #define SEARCH_REACH 32
 /* The dominant-motion candidate (p.global, gmotion.h; see job_patches),
  * chosen on the analytic set's tune part (seeds 1-8 of the 1920x1080 plaid
- * pairs, seeds 1-2 elsewhere) and flowgen seeds 13-24: its descended match
- * replaces the patch's own result unless that ends with an SSD below
- * 1/GLOBAL_WIN of it (1.0: wrong-period matches of a plaid kept their tie in
- * the border band; 1.5 and 2 alike), plus GLOBAL_TIE grey levels squared per
- * pixel (exact float textures: both SSDs near 0, the ratio is noise); it is
- * only compared where its whole match lies in the frame (GLOBAL_INSIDE; at
- * 0.5 a partly clamped match lost against a wrong period inside the frame);
+ * pairs, seeds 1-2 elsewhere), flowgen seeds 13-24 and 25-40, and the unit
+ * test's exact 80 px plaid at 1920x1080. Its descended match replaces the
+ * patch's own result unless that ends with an SSD below 1/GLOBAL_WIN of it
+ * (GLOBAL_WIN_COARSE at the level the model was estimated on and coarser,
+ * where a periodic texture aliases: 1.0 there left the unit test's plaid
+ * 0.15 px off, border band 2.1 px; below, the fourth pass's 1.5 pulled fast
+ * layers to the background), plus GLOBAL_TIE grey levels squared per pixel
+ * (exact float textures: both SSDs near 0, the ratio is noise). Its descent
+ * is skipped where the model's start is more than GLOBAL_GATE times worse
+ * than the patch's result and the two are not a period apart (periodic()):
+ * a layer of its own, one descent fewer on most of its patches. It is only
+ * compared where its whole match lies in the frame (GLOBAL_INSIDE; at 0.5 a
+ * partly clamped match lost against a wrong period inside the frame);
  * beyond, it replaces results more than GLOBAL_FAR px (of the level) away
- * from it (4 and 8 alike; never: the border band of the 1920x1080 plaids
- * 3-15 px worse). Only a model gmotion trusts is used: an untrusted one
- * (compared at 1.0x, and only where the patch's own match was inside the
- * frame) cost the Middlebury pair 2.383 -> 2.516 px, and trusting every
- * model made small frames worse (160x120, 20 px translation: 1.47 -> 4.48) */
-#define GLOBAL_WIN 1.5f
+ * from it only where the two differ by a period of the texture (replacing
+ * every such result, as the fourth pass did, took a fast layer near the
+ * border to the background: flowgen seed 18 0.45 -> 0.87 px). Only a model
+ * gmotion trusts is used: an untrusted one (compared at 1.0x, and only where
+ * the patch's own match was inside the frame) cost the Middlebury pair 2.383
+ * -> 2.516 px, and trusting every model made small frames worse (160x120,
+ * 20 px translation: 1.47 -> 4.48) */
+#define GLOBAL_WIN 1.f
+#define GLOBAL_WIN_COARSE 1.5f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
+#define GLOBAL_GATE 4.f
+/* periodic(): the template matches I0 shifted by half the offset between
+ * two matches more than PERIOD_HALF times worse than shifted by the whole
+ * offset (a smooth texture is more alike at the smaller shift, a periodic one
+ * only at a whole period). Comparing the whole-offset match with the patch's
+ * own SSD as well (as ALIAS_SELF does) failed on exact textures: the model's
+ * flow is a fraction of a pixel off, and on a sharp periodic texture that
+ * alone costs more than a perfect match (unit test, 80 px plaid at
+ * 1920x1080: border band 0.73 -> 21.5 px). */
+#define PERIOD_HALF 2.f
 /* the share of a patch whose match must lie inside the frame for its descent to count */
 #define BORDER_KEEP 0.5f
 #define SMALL_LEVEL 20000 /* pixels */
@@ -130,7 +149,8 @@ void dis_params_preset(struct dis_params *p, enum dis_preset preset)
      * +-4 px search there cut mean EPE 12% (clean) and 12% (noisy) against
      * the DIS rule with +-3 px; +-2 px lost, 5-6 px were no better */
     p->search = 4;
-    p->global = 0;   /* off: --global-motion (docs/bench/flow.md, "Shipped off, and why") */
+    /* on since the fifth pass of issue 13 (docs/bench/flow.md); --no-global-motion turns it off */
+    p->global = 1;
     /* chosen on flowgen seeds 13-36 (12 px: EPE -11%, 16: -13%, 20: -12%
      * against none), confirmed on seeds 37-60 (-17% clean, -15% noisy) */
     p->cand = 16;
@@ -429,6 +449,7 @@ struct patch_job {
     int search;        /* exhaustive search radius at this level (0: none) */
     int gm;            /* the dominant-motion candidate is tried (p.global, a trusted model: d->gm.sure) */
     float ga[6];       /* its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ... */
+    float gm_win;      /* GLOBAL_WIN_COARSE at the estimate's level and coarser, GLOBAL_WIN below */
 };
 
 static inline int grid_pos(int i, int n, int size, int P, int stride)
@@ -567,6 +588,18 @@ INL float patch_descend(struct patch_ctx *c, const struct level *L, int iters, i
     return best;
 }
 
+/* Is the offset (du, dv) between two matches of the patch a period of the
+ * texture (PERIOD_HALF)? Then nothing in I1 can tell the two apart, and a
+ * fast layer is not what separates them. */
+INL int periodic(struct patch_ctx *c, const struct level *L, float du, float dv, int mn)
+{
+    struct level L0 = *L;
+    L0.I1 = L->I0;
+    float self = patch_ssd(c, &L0, du, dv, mn);
+    float half = patch_ssd(c, &L0, 0.5f * du, 0.5f * dv, mn);
+    return half > PERIOD_HALF * self + GLOBAL_TIE * P8 * P8;
+}
+
 HOT static void job_patches(void *ctx, int s0, int s1, int worker)
 {
     struct patch_job *j = ctx;
@@ -661,7 +694,7 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                         v = take ? bv : av;
                     }
                 }
-                float iu = u, iv = v;
+                float iu = u, iv = v, gmu = 0, gmv = 0;
                 if (d->p.propagate) {
                     /* spatial propagation (the DIS reference code): take a
                      * neighbour's flow from this pass when it fits better */
@@ -682,33 +715,41 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                     /* The dominant motion of the pair (gmotion.c, a trusted
                      * model) at the patch centre, in both passes. Where its
                      * match lies inside the frame it is descended too and
-                     * replaces the patch's own result unless that ends clearly
-                     * better (GLOBAL_WIN; GLOBAL_TIE: differences of SSD below
-                     * one grey level squared per pixel are ties): on a periodic
+                     * replaces the patch's own result unless that ends better
+                     * (GLOBAL_WIN; GLOBAL_TIE: differences of SSD below one
+                     * grey level squared per pixel are ties): on a periodic
                      * texture a match a period off is as good, and the coarse
                      * levels, where such a texture aliases, may have led there
                      * (at a level where the texture's finest harmonic is near 2
                      * px, bilinear warping even makes a near-whole-pixel wrong
                      * period match better than the true fractional shift; the
-                     * finer levels, checked again, recover). Where its match
-                     * leaves the frame nothing can be checked: it replaces a
-                     * result more than GLOBAL_FAR px away from it, and becomes
-                     * the start the border rule below falls back to
-                     * (extrapolation from the interior). */
+                     * finer levels, checked again, recover). A start far worse
+                     * than the patch's result is not descended (GLOBAL_GATE: a
+                     * layer of its own). Where the model's match leaves the
+                     * frame nothing can be checked: it replaces a result more
+                     * than GLOBAL_FAR px away from it when the two are a period
+                     * of the texture apart (not a fast layer: periodic()), and
+                     * the border rule below falls back to it on the same test. */
                     float xc = x0 + 0.5f * (P8 - 1), yc = y0 + 0.5f * (P8 - 1);
                     float mu = j->ga[0] + j->ga[1] * xc + j->ga[2] * yc, mv = j->ga[3] + j->ga[4] * xc + j->ga[5] * yc;
                     float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;
                     float mx = fminf(x0 + mu + P8, (float)L->w) - fmaxf(x0 + mu, 0.f);
                     float my = fminf(y0 + mv + P8, (float)L->h) - fmaxf(y0 + mv, 0.f);
                     if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                        if (du * du + dv * dv > far2) { u = mu; v = mv; }
-                    } else if (du * du + dv * dv >= 1.f) {
+                        if (du * du + dv * dv > far2 && (!(sd < INFINITY) || periodic(&c, L, u - mu, v - mv, mn))) {
+                            u = mu;
+                            v = mv;
+                        }
+                    } else if (du * du + dv * dv >= 1.f &&
+                               !(sd < INFINITY && patch_ssd(&c, L, mu, mv, mn) > GLOBAL_GATE * sd + GLOBAL_TIE * P8 * P8 &&
+                                 !periodic(&c, L, u - mu, v - mv, mn))) {
                         float au = mu, av = mv;
                         float sm = patch_descend(&c, L, its, mn, &au, &av);
                         if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
-                            sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                            sm <= j->gm_win * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                     }
-                    if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                    gmu = mu;
+                    gmv = mv;
                 }
                 {
                     /* A patch whose match lies mostly outside the frame compared
@@ -716,10 +757,17 @@ HOT static void job_patches(void *ctx, int s0, int s1, int worker)
                      * noise (the collapse of a band along the border under large
                      * motion), so it keeps the flow it started from (analytic
                      * set, tune part, translations of 15-30 px at 320x240 and
-                     * 640x480: EPE in the 0-16 px border band -10 to -70%). */
+                     * 640x480: EPE in the 0-16 px border band -10 to -70%), or
+                     * the dominant motion where that start is a period of the
+                     * texture away from it. */
                     float ax = fminf(x0 + u + P8, (float)L->w) - fmaxf(x0 + u, 0.f);
                     float ay = fminf(y0 + v + P8, (float)L->h) - fmaxf(y0 + v, 0.f);
-                    if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+                    if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) {
+                        if (j->gm && (gu - gmu) * (gu - gmu) + (gv - gmv) * (gv - gmv) > GLOBAL_FAR * GLOBAL_FAR &&
+                            periodic(&c, L, gu - gmu, gv - gmv, mn)) { gu = gmu; gv = gmv; }
+                        u = gu;
+                        v = gv;
+                    }
                 }
                 d->pu[id] = u;
                 d->pv[id] = v;
@@ -1619,7 +1667,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
     d->gm.valid = 0;
     if (p->global) {
         struct level *G = &d->lev[d->gm_level];
-        if (gmotion_estimate(G->I0, G->I1, G->w, G->h, &d->gm) != 0)
+        if (gmotion_estimate(G->I0, G->I1, G->w, G->h, d->pool_all, &d->gm) != 0)
             return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
     }
     int pw = 0, ph = 0;
@@ -1675,6 +1723,7 @@ int dis_compute(struct dis *d, const float *I0, const float *I1, float *u, float
                 pj.ga[3 * k + 2] = (float)b[2];
             }
             pj.gm = 1;
+            pj.gm_win = l >= d->gm_level ? GLOBAL_WIN_COARSE : GLOBAL_WIN;
         }
         pool_for(d->pool, pj.nstripes, job_patches, &pj);
         if (p->propagate) {

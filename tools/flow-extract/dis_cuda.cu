@@ -32,10 +32,13 @@ extern "C" {
 #define ALIAS_SELF 2.f
 #define BORDER_KEEP 0.5f
 #define SEARCH_REACH 32
-#define GLOBAL_WIN 1.5f
+#define GLOBAL_WIN 1.f
+#define GLOBAL_WIN_COARSE 1.5f
 #define GLOBAL_TIE 1.f
 #define GLOBAL_INSIDE 0.99f
 #define GLOBAL_FAR 4.f
+#define GLOBAL_GATE 4.f
+#define PERIOD_HALF 2.f
 
 #define CK(call)                                                                                          \
     do {                                                                                                  \
@@ -367,6 +370,16 @@ __device__ float patch_ssd(const pctx *c, const dlev_arg &L, float u, float v, i
     return lsum(c, acc);
 }
 
+// is (du, dv) a period of the texture (dis.c, periodic())?
+__device__ int periodic(const pctx *c, const dlev_arg &L, float du, float dv, int mean_norm)
+{
+    dlev_arg L0 = L;
+    L0.I1 = L.I0;
+    float self = patch_ssd(c, L0, du, dv, mean_norm);
+    float half = patch_ssd(c, L0, 0.5f * du, 0.5f * dv, mean_norm);
+    return half > PERIOD_HALF * self + GLOBAL_TIE * P8 * P8;
+}
+
 __device__ float patch_descend(const pctx *c, const dlev_arg &L, int iters, int mean_norm, float *pu, float *pv)
 {
     float u = *pu, v = *pv, pu0 = u, pv0 = v, best = INFINITY;
@@ -413,6 +426,7 @@ struct patch_arg {
     int nx, ny, nstripes, pass, search, stride, iters, mean_norm, propagate, cand;
     int gm;              // the dominant-motion candidate, from a trusted model (dis.c, job_patches)
     float ga[6];         // its flow at this level: u = ga[0] + ga[1] x + ga[2] y, v = ga[3] + ...
+    float gm_win;        // GLOBAL_WIN_COARSE at the estimate's level and coarser, GLOBAL_WIN below
 };
 
 // one block per stripe, one 8-lane group per patch row of it; step t of the
@@ -498,7 +512,7 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                     v = take ? bv : av;
                 }
             }
-            float iu = u, iv = v;
+            float iu = u, iv = v, gmu = 0, gmv = 0;
             if (a.propagate) {
                 float best = patch_ssd(&c, L, u, v, mn);
                 int nb[2][2] = { { r, col + (a.pass ? 1 : -1) }, { r + (a.pass ? 1 : -1), col } };
@@ -520,20 +534,32 @@ __global__ void __launch_bounds__(PATCH_THREADS) k_patches(patch_arg a)
                 float du = mu - u, dv = mv - v, far2 = GLOBAL_FAR * GLOBAL_FAR;
                 float mx = fminf(x0 + mu + P8, (float)L.w) - fmaxf(x0 + mu, 0.f);
                 float my = fminf(y0 + mv + P8, (float)L.h) - fmaxf(y0 + mv, 0.f);
+                // SSDs are lane sums, the same in the 8 lanes: they branch alike
                 if (!(mx > 0 && my > 0 && mx * my >= GLOBAL_INSIDE * P8 * P8)) {
-                    if (du * du + dv * dv > far2) { u = mu; v = mv; }
-                } else if (du * du + dv * dv >= 1.f) {
+                    if (du * du + dv * dv > far2 && (!(sd < INFINITY) || periodic(&c, L, u - mu, v - mv, mn))) {
+                        u = mu;
+                        v = mv;
+                    }
+                } else if (du * du + dv * dv >= 1.f &&
+                           !(sd < INFINITY && patch_ssd(&c, L, mu, mv, mn) > GLOBAL_GATE * sd + GLOBAL_TIE * P8 * P8 &&
+                             !periodic(&c, L, u - mu, v - mv, mn))) {
                     float au = mu, av = mv;
                     float sm = patch_descend(&c, L, its, mn, &au, &av);
                     if ((au - mu) * (au - mu) + (av - mv) * (av - mv) <= (float)(P8 * P8) &&
-                        sm <= GLOBAL_WIN * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
+                        sm <= a.gm_win * sd + GLOBAL_TIE * P8 * P8) { u = au; v = av; }
                 }
-                if ((gu - mu) * (gu - mu) + (gv - mv) * (gv - mv) > far2) { gu = mu; gv = mv; }
+                gmu = mu;
+                gmv = mv;
             }
             {
                 float ax = fminf(x0 + u + P8, (float)L.w) - fmaxf(x0 + u, 0.f);
                 float ay = fminf(y0 + v + P8, (float)L.h) - fmaxf(y0 + v, 0.f);
-                if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) { u = gu; v = gv; }
+                if (!(ax > 0 && ay > 0 && ax * ay >= BORDER_KEEP * P8 * P8)) {
+                    if (a.gm && (gu - gmu) * (gu - gmu) + (gv - gmv) * (gv - gmv) > GLOBAL_FAR * GLOBAL_FAR &&
+                        periodic(&c, L, gu - gmu, gv - gmv, mn)) { gu = gmu; gv = gmv; }
+                    u = gu;
+                    v = gv;
+                }
             }
             if (c.lane == 0) {
                 a.pu[id] = u;
@@ -962,7 +988,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
             free(h0);
             return rc;
         }
-        rc = gmotion_estimate(h0, h0 + ng, G->w, G->h, &gm);
+        rc = gmotion_estimate(h0, h0 + ng, G->w, G->h, NULL, &gm);
         free(h0);
         if (rc) return iso_fail(ISO_EINTERNAL, "out of memory for the dominant motion");
     }
@@ -1004,6 +1030,7 @@ extern "C" int dis_cuda_compute(struct dis_cuda *d, const float *I0, const float
                 pa.ga[3 * k + 2] = (float)c[2];
             }
             pa.gm = 1;
+            pa.gm_win = l >= d->gm_level ? GLOBAL_WIN_COARSE : GLOBAL_WIN;
         }
         pa.pass = 0;
         k_patches<<<pa.nstripes, threads>>>(pa);

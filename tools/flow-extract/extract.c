@@ -31,6 +31,7 @@ void fx_default_opts(struct fx_opts *o)
     o->preset = DIS_PRESET_MEDIUM;
     o->every = 1;
     o->vis = 1;
+    o->global = 1;
 }
 
 struct run {

@@ -15,7 +15,7 @@ struct fx_opts {
     int every;              /* use frames 0, N, 2N, ... */
     int max_size;           /* downscale so the long side is at most this (0 = never) */
     int backward;           /* also i+1 -> i */
-    int global;             /* --global-motion: the dominant-motion candidate (dis_params.global) */
+    int global;             /* the dominant-motion candidate (dis_params.global): 1 by default, 0 with --no-global-motion */
     int vis;                /* colour PNGs */
     double vis_max;         /* normalisation in px (<= 0: the run's largest magnitude) */
     int threads;

@@ -28,7 +28,9 @@ struct gmotion {
     double a[6];
 };
 
-/* estimate the dominant motion from I0 to I1 (w x h, grey levels); 0, or -1
- * when out of memory (then g->valid = 0) */
-int gmotion_estimate(const float *I0, const float *I1, int w, int h, struct gmotion *g);
+struct pool;
+/* estimate the dominant motion from I0 to I1 (w x h, grey levels), its
+ * correlations spread over the pool (NULL: inline; the result does not
+ * depend on the thread count); 0, or -1 when out of memory (then g->valid = 0) */
+int gmotion_estimate(const float *I0, const float *I1, int w, int h, struct pool *pool, struct gmotion *g);
 #endif

@@ -7,7 +7,7 @@
 #include "err.h"
 #include "extract.h"
 
-enum { OPT_PAIR = 1000, OPT_BACKWARD, OPT_NO_VIS, OPT_VIS_MAX, OPT_EVERY, OPT_MAX_SIZE, OPT_PRESET, OPT_GLOBAL };
+enum { OPT_PAIR = 1000, OPT_BACKWARD, OPT_NO_VIS, OPT_VIS_MAX, OPT_EVERY, OPT_MAX_SIZE, OPT_PRESET, OPT_GLOBAL, OPT_NO_GLOBAL };
 
 static const struct cli_opt opts[] = {
     { "pair", 0, NULL, "INPUT is two PNG files A.png B.png: one flow A -> B", OPT_PAIR },
@@ -17,7 +17,8 @@ static const struct cli_opt opts[] = {
     { "every", 0, "N", "use every Nth frame (0, N, 2N, ...; default 1)", OPT_EVERY },
     { "max-size", 0, "PIXELS", "compute at most PIXELS on the long side (flows are scaled back to input pixels)", OPT_MAX_SIZE },
     { "preset", 0, "NAME", "fast | medium | accurate (default medium)", OPT_PRESET },
-    { "global-motion", 0, NULL, "also try the pair's dominant (camera) motion at every patch: large pans and periodic textures lock right; ~20% slower, may pull a fast foreground layer to the background (default off)", OPT_GLOBAL },
+    { "no-global-motion", 0, NULL, "do not try the pair's dominant (camera) motion at each patch (on by default: large pans and periodic textures lock right, at a few % of the time)", OPT_NO_GLOBAL },
+    { "global-motion", 0, NULL, "try the pair's dominant motion at each patch (the default; kept for older scripts)", OPT_GLOBAL },
     { 0 },
 };
 
@@ -72,6 +73,7 @@ static int on_opt(void *ctx, int id, const char *arg)
     case OPT_MAX_SIZE: if (!(rc = cli_int("max-size", arg, 16, 1 << 15, &v))) o->max_size = (int)v; break;
     case OPT_PRESET: rc = dis_preset_parse(arg, &o->preset); break;
     case OPT_GLOBAL: o->global = 1; break;
+    case OPT_NO_GLOBAL: o->global = 0; break;
     default: rc = iso_fail(ISO_EINTERNAL, "unknown option id %d", id);
     }
     return rc;
