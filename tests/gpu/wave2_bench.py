@@ -129,7 +129,7 @@ def wan_make(d, frames):
     randomize(m, 7, dev, "wan")
     sync(dev)
     made = time.perf_counter() - t0
-    m.save_pretrained(d + "/model", safe_serialization=True)
+    m.to("cpu").save_pretrained(d + "/model", safe_serialization=True)
     g = torch.Generator().manual_seed(8)
     text = {"prompt.0": torch.randn(rows[0], cfg["text_dim"], generator=g),
             "negative": torch.randn(rows[1], cfg["text_dim"], generator=g)}
@@ -214,7 +214,7 @@ def vae_make(d, T):
     v = v.to(dt).eval()
     randomize(v, 11, dev, "vae")
     sync(dev)
-    v.save_pretrained(d + "/model", safe_serialization=True)
+    v.to("cpu").save_pretrained(d + "/model", safe_serialization=True)
     g = torch.Generator().manual_seed(12)
     lat = torch.randn(16, T, h, w, generator=g)
     save_file({"latents": lat}, d + "/latents.safetensors")
@@ -370,9 +370,10 @@ def table(res):
             notes.append("%s lightweight / beefy: time %s, peak VRAM %s" % (
                 comp, ratio(rows[-1][2], rows[-2][2]), ratio(rows[-1][4], rows[-2][4])))
         if ref:
-            notes.append("%s reference: %s" % (comp, ", ".join("%s=%s" % (k, ref[k]) for k in (
-                "device", "dtype", "attention", "tokens", "frames", "layers", "first_s", "peak_reserved", "torch",
-                "diffusers", "transformers", "gpu") if ref.get(k) is not None)))
+            notes.append("%s reference: process wall %s s (python start, imports, load, warm-up); %s" % (
+                comp, fmt(refsmi.get("wall"), "%.1f"), ", ".join("%s=%s" % (k, ref[k]) for k in (
+                    "device", "dtype", "attention", "tokens", "frames", "layers", "load_s", "first_s",
+                    "peak_reserved", "torch", "diffusers", "transformers", "gpu") if ref.get(k) is not None)))
     unit = {"wan": "s/step", "vae": "s decode", "umt5": "s forward"}
     print()
     print("| component | mode | ours | reference | ours/ref | ours peak VRAM | plan | ref peak VRAM (allocated) "

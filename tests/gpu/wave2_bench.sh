@@ -24,8 +24,9 @@
 # the cheap ones first). The whole run keeps to WAVE2_BENCH_BUDGET seconds
 # (480): every command is bounded by its own `timeout` and by what is left
 # of the budget after the later phases' reserve; a failed or cut phase
-# leaves "-" in its cells and the others go on. Results and logs are also
-# copied to $OUT when the device tool gives one.
+# leaves "-" in its cells and the others go on; the exit status is 1 when
+# any command failed or was cut. Results and logs are also copied to $OUT
+# when the device tool gives one.
 # WAN_FRAMES=81 VAE_T=21 are the issues' sizes (WAN 81 frames: ~5.4x the
 # attention time of 33; see the estimate printed before the run).
 # Without a card: WAVE2_BENCH_TINY=1 ISOPIPE_FAKE_GPU=8192:8192
@@ -48,6 +49,7 @@ export ISOPIPE_NN_PREC=$PREC
 # (here a local from_pretrained waited past its bound on the hub without this)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
 if [ "$TINY" = 1 ]; then W_=48 H_=32 FRAMES=${WAN_FRAMES:-5} VT=${VAE_T:-2}; else W_=832 H_=480; fi
+PY_LD=${LD_LIBRARY_PATH:-}   # the Python side keeps the machine's own libraries (not the bundle's .gpu/lib)
 . tests/gpu/env.sh || echo "# FAIL - cannot unpack .gpu/bundle.tar.xz: the tools of this checkout are used"
 PY=${PYTHON:-python3}
 if ls .whl/*.whl >/dev/null 2>&1 && [ -z "${PYTHON:-}" ]; then
@@ -58,7 +60,7 @@ if ls .whl/*.whl >/dev/null 2>&1 && [ -z "${PYTHON:-}" ]; then
         echo "# pip could not install .whl/*.whl: the diffusers phases will fail"
     fi
 fi
-$PY -c 'import torch, diffusers, transformers; print("# torch %s (cuda %s), diffusers %s, transformers %s" % (torch.__version__, torch.version.cuda, diffusers.__version__, transformers.__version__))' 2>&1 | tail -1
+LD_LIBRARY_PATH="$PY_LD" $PY -c 'import torch, diffusers, transformers; print("# torch %s (cuda %s), diffusers %s, transformers %s" % (torch.__version__, torch.version.cuda, diffusers.__version__, transformers.__version__))' 2>&1 | tail -1
 for t in segment-gen vae text-encode; do
     echo "# bin/$t: $(bin/$t --version 2>&1 | head -1)"
 done
@@ -131,9 +133,9 @@ phase_wan() {
     # our attention: float32 on CUDA cores, per step 2 forwards x 30 layers x 12 heads x L^2 x 2 x 128 FMAs;
     # the rate is a guess (no card has run it) to size the run, not a figure
     echo "$L" | awk -v s="$STEPS" '{f = 2 * 30 * 12 * $1 * $1 * 256 * 2; printf "# wan: %d tokens; attention %.1f TFLOP per step (CFG pair); at a guessed 5 TFLOPS (fp32 CUDA cores) ~%.0f s/step, %d steps per mode\n", $1, f / 1e12, f / 5e12, s}'
-    timed wan 90 wan.make "$PY" tests/gpu/wave2_bench.py wan-make "$d" "$FRAMES" && grep '^#' "$R/wan.make.log"
+    timed wan 90 wan.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py wan-make "$d" "$FRAMES" && grep '^#' "$R/wan.make.log"
     [ -f "$d/noise.safetensors" ] || { echo "# wan: no model was made: skipped"; return; }
-    timed wan 120 wan.ref "$PY" tests/gpu/wave2_bench.py wan-ref "$d" "$STEPS" 8 5 && grep '^#' "$R/wan.ref.log"
+    timed wan 120 wan.ref env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py wan-ref "$d" "$STEPS" 8 5 && grep '^#' "$R/wan.ref.log"
     [ -f "$d/ref.json" ] && cp "$d/ref.json" "$R/wan.ref.json" && cp "$d/ref_latents.safetensors" "$R/wan.ref_latents.safetensors"
     for mm in beefy lightweight; do
         bin/segment-gen -m "$d/model" --text "$d/text.safetensors" --noise "$d/noise.safetensors" --frames "$FRAMES" \
@@ -154,9 +156,9 @@ phase_wan() {
 phase_vae() {
     d=$W/vae
     mkdir -p "$d"
-    timed vae 60 vae.make "$PY" tests/gpu/wave2_bench.py vae-make "$d" "$VT" && grep '^#' "$R/vae.make.log"
+    timed vae 60 vae.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py vae-make "$d" "$VT" && grep '^#' "$R/vae.make.log"
     [ -f "$d/latents.safetensors" ] || { echo "# vae: no model was made: skipped"; return; }
-    timed vae 60 vae.ref "$PY" tests/gpu/wave2_bench.py vae-ref "$d" && grep '^#' "$R/vae.ref.log"
+    timed vae 60 vae.ref env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py vae-ref "$d" && grep '^#' "$R/vae.ref.log"
     [ -f "$d/ref.json" ] && cp "$d/ref.json" "$R/vae.ref.json"
     for mm in beefy lightweight; do
         bin/vae decode -m "$d/model" "$d/latents.safetensors" --memory-mode $mm --plan -o "$d/plan-$mm" \
@@ -177,7 +179,7 @@ phase_umt5() {
     if [ "$TINY" = 1 ]; then
         cp -r tests/fixtures/umt5/tool/hf "$d/model"
     else
-        timed umt5 90 umt5.make "$PY" tests/bench/t5/bench.py make "$d/model" "$LAYERS" ||
+        timed umt5 90 umt5.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/bench/t5/bench.py make "$d/model" "$LAYERS" ||
             { echo "# umt5: no model was made: skipped"; return; }
     fi
     # the prompt of tests/gpu/umt5_check.sh's UMT5_CHECK_BIG part (121 tokens with this tokenizer)
@@ -194,7 +196,7 @@ trots across the mossy ground and stops to look at the camera."
     rep=$R/umt5.beefy.json
     [ -f "$rep" ] || rep=$R/umt5.lightweight.json
     if [ -f "$rep" ]; then
-        timed umt5 90 umt5.ref "$PY" tests/gpu/wave2_bench.py umt5 "$d/model" "$rep" && grep '^#' "$R/umt5.ref.log"
+        timed umt5 90 umt5.ref env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py umt5 "$d/model" "$rep" && grep '^#' "$R/umt5.ref.log"
         [ -f "$d/ref.json" ] && cp "$d/ref.json" "$R/umt5.ref.json"
     else
         echo "# umt5: no report of ours to take the token ids from: transformers skipped"
@@ -214,7 +216,7 @@ for ph in $ONLY; do
 done
 [ "$TINY" = 1 ] && LAYERS="2 (the tiny fixture's)"
 echo "## table ($(( $(date +%s) - T_START )) s into the run; ISOPIPE_NN_PREC=$PREC; wan $FRAMES frames ${W_}x$H_, $STEPS steps; vae T=$VT; umt5 $LAYERS layers)"
-WAVE2_BENCH_ONLY=$ONLY "$PY" tests/gpu/wave2_bench.py table "$R" 2>&1 || echo "# the table could not be made"
+WAVE2_BENCH_ONLY=$ONLY LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py table "$R" 2>&1 || echo "# the table could not be made"
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
     # results for the record; the large tensors stay behind
     mkdir -p "$OUT/wave2_bench"
@@ -222,4 +224,6 @@ if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
         case $f in *.safetensors | *.smi) ;; *) cp "$f" "$OUT/wave2_bench/" ;; esac
     done
 fi
-echo "# total $(( $(date +%s) - T_START )) s"
+failed=$(grep -L '"rc": 0,' "$R"/*.run 2>/dev/null | sed 's|.*/||; s|\.run$||' | tr '\n' ' ')
+echo "# total $(( $(date +%s) - T_START )) s${failed:+; failed or cut: $failed}"
+[ -z "$failed" ]
