@@ -179,7 +179,7 @@ phase_umt5() {
     if [ "$TINY" = 1 ]; then
         cp -r tests/fixtures/umt5/tool/hf "$d/model"
     else
-        timed umt5 90 umt5.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/bench/t5/bench.py make "$d/model" "$LAYERS" ||
+        timed umt5 120 umt5.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/bench/t5/bench.py make "$d/model" "$LAYERS" ||
             { echo "# umt5: no model was made: skipped"; return; }
     fi
     # the prompt of tests/gpu/umt5_check.sh's UMT5_CHECK_BIG part (121 tokens with this tokenizer)
