@@ -15,23 +15,11 @@
 # On the card, e.g.:      run(command="sh tests/gpu/wave2.sh", carry=[".gpu", "models/rife.pkl"], timeout_s=540)
 # WAVE2_ONLY="wan vae" runs a subset. The bundle is unpacked over the
 # checkout (bin/, build/gpu/, build/tests/helpers/, .gpu/lib); its
-# libraries and PyTorch's cuBLAS/cuDNN folders go on LD_LIBRARY_PATH.
+# libraries and PyTorch's cuBLAS/cuDNN folders go on LD_LIBRARY_PATH
+# (tests/gpu/env.sh, shared with tests/gpu/wave2_bench.sh).
 cd "$(dirname "$0")/../.." || exit 1
 unset ISOPIPE_FAKE_GPU MAKEFLAGS MFLAGS MAKELEVEL
-if [ -f .gpu/bundle.tar.xz ]; then
-    tar -xJf .gpu/bundle.tar.xz || { echo "FAIL - cannot unpack .gpu/bundle.tar.xz"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
-    echo "# bundle of $(head -1 .gpu/REVISION 2>/dev/null), checkout $(git rev-parse --short HEAD 2>/dev/null)"
-    # the unpacked binaries are newer than the sources: make must not rebuild them
-    find bin build -type f -exec touch {} + 2>/dev/null
-fi
-LIBS=$PWD/.gpu/lib
-for sp in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))' 2>/dev/null); do
-    for d in "$sp"/nvidia/cublas/lib "$sp"/nvidia/cudnn/lib "$sp"/nvidia/cu1*/lib; do
-        [ -d "$d" ] && case ":$LIBS:" in *":$d:"*) ;; *) LIBS="$LIBS:$d" ;; esac
-    done
-done
-export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# /'
+. tests/gpu/env.sh || { echo "FAIL - cannot unpack .gpu/bundle.tar.xz"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 P=0 F=0 S=0
 ONLY=${WAVE2_ONLY:-"nn rife wan umt5 vae"}
 for c in $ONLY; do

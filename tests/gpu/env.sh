@@ -1,0 +1,23 @@
+# tests/gpu/env.sh — sourced (`. tests/gpu/env.sh`) from the repository root
+# by the device scripts (tests/gpu/wave2.sh, tests/gpu/wave2_bench.sh):
+# unpacks .gpu/bundle.tar.xz (tests/gpu/bundle.sh) over the checkout when it
+# came with the run (bin/, build/gpu/, build/tests/helpers/, .gpu/lib), marks
+# the unpacked binaries newer than the sources (make must not rebuild them),
+# puts .gpu/lib and PyTorch's cuBLAS/cuDNN/CUDA folders (site-packages
+# nvidia/*/lib) on LD_LIBRARY_PATH and prints the card. Returns 1 (the
+# caller says FAIL) only when the bundle is there and cannot be unpacked.
+if [ -f .gpu/bundle.tar.xz ]; then
+    tar -xJf .gpu/bundle.tar.xz || return 1
+    echo "# bundle of $(head -1 .gpu/REVISION 2>/dev/null), checkout $(git rev-parse --short HEAD 2>/dev/null)"
+    find bin build -type f -exec touch {} + 2>/dev/null
+fi
+LIBS=$PWD/.gpu/lib
+for sp in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))' 2>/dev/null); do
+    for d in "$sp"/nvidia/cublas/lib "$sp"/nvidia/cudnn/lib "$sp"/nvidia/cu1*/lib; do
+        [ -d "$d" ] && case ":$LIBS:" in *":$d:"*) ;; *) LIBS="$LIBS:$d" ;; esac
+    done
+done
+export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+unset LIBS sp d
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# /'
+return 0
