@@ -11,13 +11,7 @@ if [ -f .gpu/bundle.tar.xz ]; then
     echo "# bundle of $(head -1 .gpu/REVISION 2>/dev/null), checkout $(git rev-parse --short HEAD 2>/dev/null)"
     find bin build -type f -exec touch {} + 2>/dev/null
 fi
-LIBS=$PWD/.gpu/lib
-for sp in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))' 2>/dev/null); do
-    for d in "$sp"/nvidia/cublas/lib "$sp"/nvidia/cudnn/lib "$sp"/nvidia/cu1*/lib; do
-        [ -d "$d" ] && case ":$LIBS:" in *":$d:"*) ;; *) LIBS="$LIBS:$d" ;; esac
-    done
-done
-export LD_LIBRARY_PATH="$LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-unset LIBS sp d
+. tests/gpu/cublas.sh
+export LD_LIBRARY_PATH="$PWD/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# /'
 return 0

@@ -75,16 +75,7 @@ if [ ! -x "$OUT" ]; then
     fi
     build || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
 fi
-LIBS=""
-for sp in $(python3 -c 'import site, sys; print(" ".join(site.getsitepackages() + [site.getusersitepackages()] + sys.path))' 2>/dev/null); do
-    for d in "$sp"/nvidia/cublas/lib "$sp"/nvidia/cu1*/lib; do
-        if [ -d "$d" ] && ls "$d"/libcublas.so.* >/dev/null 2>&1; then
-            case ":$LIBS:" in *":$d:"*) ;; *) LIBS="${LIBS:+$LIBS:}$d" ;; esac
-        fi
-    done
-done
-[ -n "$LIBS" ] && echo "# cuBLAS from $LIBS"
-export LD_LIBRARY_PATH="${LIBS:+$LIBS:}${LD_LIBRARY_PATH:-}"
+. tests/gpu/cublas.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | sed 's/^/# /'
 
 # ---- 1. the model on both backends
