@@ -6,7 +6,9 @@
 # puts .gpu/lib and PyTorch's cuBLAS/cuDNN/CUDA folders (site-packages
 # nvidia/*/lib) on LD_LIBRARY_PATH and prints the card. Returns 1 (the
 # caller says FAIL) only when the bundle is there and cannot be unpacked.
-if [ -f .gpu/bundle.tar.xz ]; then
+# Only where a card answers (or with GPU_BUNDLE_UNPACK=1): on a development
+# machine the bundle would replace its freshly built binaries with older ones.
+if [ -f .gpu/bundle.tar.xz ] && { [ "${GPU_BUNDLE_UNPACK:-}" = 1 ] || nvidia-smi -L >/dev/null 2>&1; }; then
     tar -xJf .gpu/bundle.tar.xz || return 1
     echo "# bundle of $(head -1 .gpu/REVISION 2>/dev/null), checkout $(git rev-parse --short HEAD 2>/dev/null)"
     find bin build -type f -exec touch {} + 2>/dev/null
