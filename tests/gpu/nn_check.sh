@@ -25,17 +25,9 @@ build() {
     J=${JOBS:-$(nproc)}
     make -j"$J" CUDA=1 build/libisopipe.a >build/gpu-nn.log 2>&1 || { echo "FAIL - CUDA build of libisopipe.a (see build/gpu-nn.log)"; return 1; }
     mkdir -p build/gpu
-    BLAS=-lopenblas
-    for f in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a; do
-        [ -f "$f" ] && { BLAS=$f; break; }
-    done
-    JA=-ljansson
-    [ -f /usr/lib/x86_64-linux-gnu/libjansson.a ] && JA=/usr/lib/x86_64-linux-gnu/libjansson.a
-    NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-    CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
-    ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -pthread -DISOPIPE_CUDA=1 -Icommon -Itests/unit -o "$OUT" \
-        tests/unit/test_nn_cuda.c build/libisopipe.a "$BLAS" "$JA" -L"$CUDA_HOME/lib64" \
-        -L"$CUDA_HOME/targets/x86_64-linux/lib" -lcudart_static -lrt -lstdc++ -lm -ldl -lpthread \
+    . tests/gpu/static.sh
+    # shellcheck disable=SC2086
+    ${CC:-cc} $GPU_CFLAGS -o "$OUT" tests/unit/test_nn_cuda.c $GPU_LIBS \
         >>build/gpu-nn.log 2>&1 || { echo "FAIL - linking $OUT (see build/gpu-nn.log)"; return 1; }
     echo "ok - built $OUT"
 }

@@ -27,32 +27,18 @@ cd "$(dirname "$0")/../.." || exit 1
 unset ISOPIPE_FAKE_GPU
 IMG=build/gpu/nn_img_check
 RIFE=build/gpu/rife_check
-static_or() { # library file candidates..., fallback flag (last)
-    for a in "$@"; do
-        case "$a" in -*) echo "$a"; return ;; esac
-        [ -f "$a" ] && { echo "$a"; return; }
-    done
-}
 build() {
     J=${JOBS:-$(nproc)}
     make -j"$J" CUDA=1 build/libisopipe.a build/tools/segment-gen/rife.o >build/gpu-rife.log 2>&1 ||
         { echo "FAIL - CUDA build of libisopipe.a and rife.o (see build/gpu-rife.log)"; return 1; }
     mkdir -p build/gpu
-    L=/usr/lib/x86_64-linux-gnu
-    BLAS=$(static_or $L/openblas-pthread/libopenblas.a $L/libopenblas.a -lopenblas)
-    JA=$(static_or $L/libjansson.a -ljansson)
-    PNG=$(static_or $L/libpng16.a -lpng16)
-    Z=$(static_or $L/libz.a -lz)
-    NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-    CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
-    FLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -pthread -DISOPIPE_CUDA=1 -Icommon -Itests/unit -Itools/segment-gen"
-    LIBS="build/libisopipe.a $BLAS $JA $PNG $Z -L$CUDA_HOME/lib64 -L$CUDA_HOME/targets/x86_64-linux/lib -lcudart_static -lrt -lstdc++ -lm -ldl -lpthread"
+    . tests/gpu/static.sh
     # shellcheck disable=SC2086
-    ${CC:-cc} $FLAGS -o "$IMG" tests/unit/test_nn_img_cuda.c $LIBS >>build/gpu-rife.log 2>&1 ||
+    ${CC:-cc} $GPU_CFLAGS -Itools/segment-gen -o "$IMG" tests/unit/test_nn_img_cuda.c $GPU_LIBS >>build/gpu-rife.log 2>&1 ||
         { echo "FAIL - linking $IMG (see build/gpu-rife.log)"; return 1; }
     # shellcheck disable=SC2086
-    ${CC:-cc} $FLAGS -o "$RIFE" tests/unit/test_segment_gen_rife.c build/tools/segment-gen/rife.o $LIBS \
-        >>build/gpu-rife.log 2>&1 || { echo "FAIL - linking $RIFE (see build/gpu-rife.log)"; return 1; }
+    ${CC:-cc} $GPU_CFLAGS -Itools/segment-gen -o "$RIFE" tests/unit/test_segment_gen_rife.c build/tools/segment-gen/rife.o \
+        $GPU_LIBS >>build/gpu-rife.log 2>&1 || { echo "FAIL - linking $RIFE (see build/gpu-rife.log)"; return 1; }
     echo "ok - built $IMG and $RIFE"
 }
 if [ "${1:-}" = "--build" ]; then

@@ -34,24 +34,15 @@ build() {
         build/tools/text-encode/clean.o build/tools/text-encode/main.o >build/gpu-umt5.log 2>&1 ||
         { echo "FAIL - CUDA build (see build/gpu-umt5.log)"; return 1; }
     mkdir -p "$OUTD"
-    BLAS=-lopenblas
-    for f in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a; do
-        [ -f "$f" ] && { BLAS=$f; break; }
-    done
-    JA=-ljansson
-    [ -f /usr/lib/x86_64-linux-gnu/libjansson.a ] && JA=/usr/lib/x86_64-linux-gnu/libjansson.a
-    NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-    CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
-    CUDALIBS="-L$CUDA_HOME/lib64 -L$CUDA_HOME/targets/x86_64-linux/lib -lcudart_static -lrt -lstdc++ -lm -ldl -lpthread"
+    . tests/gpu/static.sh
     # shellcheck disable=SC2086
-    ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -pthread -DISOPIPE_CUDA=1 -Icommon -Itests/unit -Itools/text-encode \
-        -o "$OUTD/umt5_check" tests/unit/test_text_encode_cuda.c build/tools/text-encode/umt5.o build/libisopipe.a \
-        "$BLAS" "$JA" $CUDALIBS >>build/gpu-umt5.log 2>&1 ||
+    ${CC:-cc} $GPU_CFLAGS -Itools/text-encode -o "$OUTD/umt5_check" tests/unit/test_text_encode_cuda.c \
+        build/tools/text-encode/umt5.o $GPU_LIBS >>build/gpu-umt5.log 2>&1 ||
         { echo "FAIL - linking $OUTD/umt5_check (see build/gpu-umt5.log)"; return 1; }
     # shellcheck disable=SC2086
     ${CC:-cc} -pthread -Wl,--as-needed -o "$OUTD/text-encode" build/tools/text-encode/clean.o \
         build/tools/text-encode/main.o build/tools/text-encode/spm.o build/tools/text-encode/umt5.o \
-        build/libisopipe.a "$BLAS" "$JA" $CUDALIBS >>build/gpu-umt5.log 2>&1 ||
+        $GPU_LIBS >>build/gpu-umt5.log 2>&1 ||
         { echo "FAIL - linking $OUTD/text-encode (see build/gpu-umt5.log)"; return 1; }
     # both in one archive (about 16 MB against 60 MB) for carrying to the GPU machine
     tar -czf "$OUTD/umt5_check.tar.gz" -C "$OUTD" umt5_check text-encode ||

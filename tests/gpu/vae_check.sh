@@ -41,19 +41,9 @@ build() {
     make -j"$J" CUDA=1 build/libisopipe.a build/tools/vae/wan_vae.o >build/gpu-vae.log 2>&1 ||
         { echo "FAIL - CUDA build of libisopipe.a (see build/gpu-vae.log)"; return 1; }
     mkdir -p build/gpu
-    BLAS=-lopenblas
-    for f in /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a; do
-        [ -f "$f" ] && { BLAS=$f; break; }
-    done
-    JA=-ljansson PNG=-lpng16 Z=-lz
-    [ -f /usr/lib/x86_64-linux-gnu/libjansson.a ] && JA=/usr/lib/x86_64-linux-gnu/libjansson.a
-    [ -f /usr/lib/x86_64-linux-gnu/libpng16.a ] && PNG=/usr/lib/x86_64-linux-gnu/libpng16.a
-    [ -f /usr/lib/x86_64-linux-gnu/libz.a ] && Z=/usr/lib/x86_64-linux-gnu/libz.a
-    NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-    CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$NVCC")")}
-    ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -g -pthread -DISOPIPE_CUDA=1 -Icommon -Itests/unit -Itools/vae -o "$OUT" \
-        tests/unit/test_vae_wan.c build/tools/vae/wan_vae.o build/libisopipe.a "$BLAS" "$JA" "$PNG" "$Z" \
-        -L"$CUDA_HOME/lib64" -L"$CUDA_HOME/targets/x86_64-linux/lib" -lcudart_static -lrt -lstdc++ -lm -ldl -lpthread \
+    . tests/gpu/static.sh
+    # shellcheck disable=SC2086
+    ${CC:-cc} $GPU_CFLAGS -Itools/vae -o "$OUT" tests/unit/test_vae_wan.c build/tools/vae/wan_vae.o $GPU_LIBS \
         >>build/gpu-vae.log 2>&1 || { echo "FAIL - linking $OUT (see build/gpu-vae.log)"; return 1; }
     echo "ok - built $OUT"
     make -j"$J" CUDA=1 bin/vae build/tests/helpers/vae_check >>build/gpu-vae.log 2>&1 &&
