@@ -1491,13 +1491,21 @@ static void dec_act(const struct wan_vae_config *c, int h, int w, uint64_t *cach
     *peak_out = peak + wmax + (uint64_t)c->dec_ch[L - 1] * (uint64_t)(h * c->spatial + 2) * (w * c->spatial + 2) * 4;
 }
 
+/* the tile size (th x tw latent pixels) and the tile counts of a tiling
+ * of h x w (tl NULL or tile 0: one whole tile) */
+static void tile_grid(int h, int w, const struct wan_vae_tiling *tl, int *th, int *tw, int *ny, int *nx)
+{
+    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0, st[MAX_TILES + 1];
+    *th = tile > 0 && tile < h ? tile : h;
+    *tw = tile > 0 && tile < w ? tile : w;
+    *ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
+    *nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+}
+
 uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
 {
-    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
-    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
-    int st[MAX_TILES + 1];
-    int ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
-    int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+    int th, tw, ny, nx;
+    tile_grid(h, w, tl, &th, &tw, &ny, &nx);
     uint64_t caches, peak, HW = (uint64_t)h * w * c->spatial * c->spatial;
     dec_act(c, th, tw, &caches, &peak);
     /* every tile keeps its own caches; one tile computes at a time; every
@@ -1508,11 +1516,8 @@ uint64_t wan_vae_decode_act_bytes(const struct wan_vae_config *c, int h, int w, 
 
 uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
 {
-    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
-    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
-    int st[MAX_TILES + 1];
-    int ny = tile > 0 && ov < tile ? tile_starts(h, tile, ov, st, MAX_TILES) : 1;
-    int nx = tile > 0 && ov < tile ? tile_starts(w, tile, ov, st, MAX_TILES) : 1;
+    int th, tw, ny, nx;
+    tile_grid(h, w, tl, &th, &tw, &ny, &nx);
     uint64_t caches, peak;
     dec_act(c, th, tw, &caches, &peak);
     /* the tiles' caches (tile-major: one tile's), one tile computing, its
