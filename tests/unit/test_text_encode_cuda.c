@@ -31,26 +31,10 @@
 
 static void check_model(struct nn *cpu, struct nn *gpu, const char *dir, const char *file, const char *config)
 {
-    char p[1024], cj[1024];
-    snprintf(p, sizeof p, "%s/%s", dir, file);
-    if (config) snprintf(cj, sizeof cj, "%s/%s", dir, config);
-    struct weights *w = NULL;
-    struct umt5 *m = NULL;
-    if (weights_open(p, &w) || umt5_open(w, config ? cj : NULL, &m)) { CHECKF(0, "%s: %s", p, iso_errmsg()); weights_close(&w); return; }
-    int d = umt5_config(m)->d_model;
-    struct mbatch b;
-    int rc = mbatch_load(dir, 300, umt5_config(m)->vocab_rows, &b);
-    umt5_free(&m);
-    weights_close(&w);
-    CHECKF(rc == 0, "%s: %s", dir, iso_errmsg());
-    if (rc) return;
-    float *ref[MB_MAX], *got[MB_MAX], *got2[MB_MAX];
-    for (int i = 0; i < b.n; i++) {
-        ref[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-        got[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-        got2[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-    }
-    rc = mbatch_encode(p, config ? cj : NULL, cpu, -1, NN_PREC_F32, 0, &b, ref, NULL, NULL);
+    struct mcase c;
+    if (mcase_open(&c, dir, file, config)) return;
+    const char *p = c.path;
+    int rc = mbatch_encode(p, c.config, cpu, -1, NN_PREC_F32, 0, &c.b, c.ref, NULL, NULL);
     CHECKF(rc == 0, "%s on the CPU: %s", p, iso_errmsg());
     struct { int mode; enum nn_precision prec; double tol; const char *name; } runs[] = {
         { NN_WRES_RESIDENT, NN_PREC_F32, TOL_F32, "beefy (resident), f32" },
@@ -59,25 +43,24 @@ static void check_model(struct nn *cpu, struct nn *gpu, const char *dir, const c
     };
     for (size_t k = 0; k < sizeof runs / sizeof runs[0] && !rc; k++) {
         int twice = runs[k].mode == NN_WRES_STREAMED;
-        int e = mbatch_encode(p, config ? cj : NULL, gpu, runs[k].mode, runs[k].prec, twice, &b, got, twice ? got2 : NULL, NULL);
+        int e = mbatch_encode(p, c.config, gpu, runs[k].mode, runs[k].prec, twice, &c.b, c.got, twice ? c.got2 : NULL, NULL);
         CHECKF(e == 0, "%s %s on CUDA: %s", p, runs[k].name, iso_errmsg());
         if (e) continue;
         double worst = 0;
-        for (int i = 0; i < b.n; i++) {
-            size_t n = (size_t)b.len[i] * d;
-            double r = fixture_rel_err(got[i], ref[i], n);
+        for (int i = 0; i < c.b.n; i++) {
+            size_t n = (size_t)c.b.len[i] * c.d;
+            double r = fixture_rel_err(c.got[i], c.ref[i], n);
             if (twice) {
-                double r2 = fixture_rel_err(got2[i], ref[i], n);
+                double r2 = fixture_rel_err(c.got2[i], c.ref[i], n);
                 if (!(r2 <= r)) r = r2;
             }
             if (!(r <= worst)) worst = r;
         }
         CHECKF(worst <= runs[k].tol, "%s %s: CUDA vs CPU relative error %.3g > %g", p, runs[k].name, worst, runs[k].tol);
         printf("# %s %s: %d sequences (one of 300 tokens), CUDA vs CPU worst relative error %.3g (tol %g)\n", p,
-               runs[k].name, b.n, worst, runs[k].tol);
+               runs[k].name, c.b.n, worst, runs[k].tol);
     }
-    for (int i = 0; i < b.n; i++) { free(ref[i]); free(got[i]); free(got2[i]); }
-    mbatch_free(&b);
+    mcase_free(&c);
 }
 
 int main(void)

@@ -143,47 +143,30 @@ static void check_buckets(const char *dir, int n_buckets, int max_distance)
  * device) against the mapped weights: bit for bit */
 static void check_modes(const char *dir, const char *file, const char *config, struct nn *nn)
 {
-    char p[1024], cj[1024];
-    snprintf(p, sizeof p, "%s/%s", dir, file);
-    if (config) snprintf(cj, sizeof cj, "%s/%s", dir, config);
-    struct weights *w = NULL;
-    struct umt5 *m = NULL;
-    if (weights_open(p, &w) || umt5_open(w, config ? cj : NULL, &m)) { CHECKF(0, "%s: %s", p, iso_errmsg()); weights_close(&w); return; }
-    int d = umt5_config(m)->d_model, layers = umt5_config(m)->n_layers;
-    struct mbatch b;
-    int rc = mbatch_load(dir, 300, umt5_config(m)->vocab_rows, &b);
-    umt5_free(&m);
-    weights_close(&w);
-    CHECKF(rc == 0, "%s: %s", dir, iso_errmsg());
-    if (rc) return;
-    float *ref[MB_MAX], *got[MB_MAX], *got2[MB_MAX];
-    for (int i = 0; i < b.n; i++) {
-        ref[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-        got[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-        got2[i] = malloc((size_t)b.len[i] * d * sizeof(float));
-    }
-    rc = mbatch_encode(p, config ? cj : NULL, nn, -1, NN_PREC_F32, 0, &b, ref, NULL, NULL);
+    struct mcase c;
+    if (mcase_open(&c, dir, file, config)) return;
+    const char *p = c.path;
+    int rc = mbatch_encode(p, c.config, nn, -1, NN_PREC_F32, 0, &c.b, c.ref, NULL, NULL);
     CHECKF(rc == 0, "%s mapped: %s", p, iso_errmsg());
     static const int modes[3] = { NN_WRES_MAPPED, NN_WRES_RESIDENT, NN_WRES_STREAMED };
     for (int k = 0; k < 3 && !rc; k++) {
         uint64_t copies = 0;
-        int e = mbatch_encode(p, config ? cj : NULL, nn, modes[k], NN_PREC_F32, k != 1, &b, got, got2, &copies);
+        int e = mbatch_encode(p, c.config, nn, modes[k], NN_PREC_F32, k != 1, &c.b, c.got, c.got2, &copies);
         CHECKF(e == 0, "%s %s: %s", p, nn_wres_mode_name(modes[k]), iso_errmsg());
         if (e) continue;
         int same = 1;
-        for (int i = 0; i < b.n; i++) {
-            size_t n = (size_t)b.len[i] * d * sizeof(float);
-            if (memcmp(ref[i], got[i], n) || memcmp(ref[i], got2[i], n)) same = 0;
+        for (int i = 0; i < c.b.n; i++) {
+            size_t n = (size_t)c.b.len[i] * c.d * sizeof(float);
+            if (memcmp(c.ref[i], c.got[i], n) || memcmp(c.ref[i], c.got2[i], n)) same = 0;
         }
         CHECKF(same, "%s: weights %s give other states than mapped ones", p, nn_wres_mode_name(modes[k]));
         if (modes[k] == NN_WRES_STREAMED)
-            CHECKF(copies >= (uint64_t)layers, "%s streamed: %llu layer copies for 2 batches of %d layers", p,
-                   (unsigned long long)copies, layers);
+            CHECKF(copies >= (uint64_t)c.layers, "%s streamed: %llu layer copies for 2 batches of %d layers", p,
+                   (unsigned long long)copies, c.layers);
         printf("ok - %s: weights %s, %d sequences (one of 300 tokens), twice: bit-identical to mapped\n", p,
-               nn_wres_mode_name(modes[k]), b.n);
+               nn_wres_mode_name(modes[k]), c.b.n);
     }
-    for (int i = 0; i < b.n; i++) { free(ref[i]); free(got[i]); free(got2[i]); }
-    mbatch_free(&b);
+    mcase_free(&c);
 }
 
 int main(void)

@@ -1,7 +1,8 @@
 /* umt5_modes.h — shared by the umT5 unit tests (test_text_encode_umt5.c,
  * test_text_encode_cuda.c): a batch of a fixture's prompts plus one long
  * random sequence, and one encoding of it with the weights where a memory
- * mode keeps them (common/nn_wres.h) on a given nn context. */
+ * mode keeps them (common/nn_wres.h) on a given nn context; the setup of one
+ * fixture model and its buffers (struct mcase). Include after test.h. */
 #ifndef ISOPIPE_TEST_UMT5_MODES_H
 #define ISOPIPE_TEST_UMT5_MODES_H
 #include <stdint.h>
@@ -105,5 +106,54 @@ static int mbatch_encode(const char *path, const char *config, struct nn *nn, in
     umt5_free(&m);
     weights_close(&w);
     return rc;
+}
+
+/* One fixture model and its batch, as both tests set them up: the paths,
+ * d_model and layers, the batch (the fixture's prompts + 300 random ids)
+ * and three output buffers per sequence (ref, got, got2). */
+struct mcase {
+    char path[1024], cj[1024];
+    const char *config;           /* cj, or NULL without a config file */
+    int d, layers;
+    struct mbatch b;
+    float *ref[MB_MAX], *got[MB_MAX], *got2[MB_MAX];
+};
+
+/* 0, or -1 after a failed CHECK naming the file */
+static int mcase_open(struct mcase *c, const char *dir, const char *file, const char *config)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s/%s", dir, file);
+    if (config) {
+        snprintf(c->cj, sizeof c->cj, "%s/%s", dir, config);
+        c->config = c->cj;
+    }
+    struct weights *w = NULL;
+    struct umt5 *m = NULL;
+    if (weights_open(c->path, &w) || umt5_open(w, c->config, &m)) {
+        CHECKF(0, "%s: %s", c->path, iso_errmsg());
+        weights_close(&w);
+        return -1;
+    }
+    c->d = umt5_config(m)->d_model;
+    c->layers = umt5_config(m)->n_layers;
+    int rc = mbatch_load(dir, 300, umt5_config(m)->vocab_rows, &c->b);
+    umt5_free(&m);
+    weights_close(&w);
+    CHECKF(rc == 0, "%s: %s", dir, iso_errmsg());
+    if (rc) return -1;
+    for (int i = 0; i < c->b.n; i++) {
+        size_t bytes = (size_t)c->b.len[i] * c->d * sizeof(float);
+        c->ref[i] = malloc(bytes);
+        c->got[i] = malloc(bytes);
+        c->got2[i] = malloc(bytes);
+    }
+    return 0;
+}
+
+static void mcase_free(struct mcase *c)
+{
+    for (int i = 0; i < c->b.n; i++) { free(c->ref[i]); free(c->got[i]); free(c->got2[i]); }
+    mbatch_free(&c->b);
 }
 #endif
