@@ -1258,9 +1258,46 @@ static void att_sm_range(void *ctx, size_t r0, size_t r1)
     }
 }
 
+/* rows of scores per slice of the product attention: at most 64 MiB */
+static int products_rows(int Lq, int Lk)
+{
+    size_t rows = (UINT64_C(64) << 20) / sizeof(float) / (size_t)(Lk > 0 ? Lk : 1);
+    if (rows < 1) rows = 1;
+    return rows > (size_t)Lq ? Lq : (int)rows;
+}
+
+uint64_t nn_attention_products_bytes(int D, int Lq, int Lk)
+{
+    return D > NN_CUDA_ATTN_MAX_D ? (uint64_t)products_rows(Lq, Lk) * (uint64_t)Lk * sizeof(float) : 0;
+}
+
+void nn_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int Lq, int Lk,
+                           int D, float scale, float *scores)
+{
+    int rows = products_rows(Lq, Lk);
+    for (int i0 = 0; i0 < Lq; i0 += rows) {
+        int n = Lq - i0 < rows ? Lq - i0 : rows;
+        nn_gemm(nn, 0, 1, n, Lk, D, scale, q + (size_t)i0 * D, D, k, D, 0.0f, scores, Lk);
+        nn_softmax(nn, scores, n, Lk);
+        nn_gemm(nn, 0, 0, n, D, Lk, 1.0f, scores, Lk, v, D, 0.0f, o + (size_t)i0 * D, D);
+    }
+}
+
 void nn_attention(struct nn *nn, float *out, const float *q, const float *k, const float *v,
                   int Lq, int Lk, int H, int D, float scale, const float *bias, int k_valid)
 {
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda && D > NN_CUDA_ATTN_MAX_D && H == 1 && !bias && (k_valid < 0 || k_valid >= Lk)) {
+        /* past the fused kernel's head size: products on a scratch; without
+         * one the fused kernel below refuses the head size and nn_sync says so */
+        float *sc = nn_alloc(nn, nn_attention_products_bytes(D, Lq, Lk) / sizeof(float));
+        if (sc) {
+            nn_attention_products(nn, out, q, k, v, Lq, Lk, D, scale, sc);
+            nn_release(nn, &sc);
+            return;
+        }
+    }
+#endif
     CUDA_OP(nnc_attention(nn->cuda, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid));
     if (k_valid > Lk || k_valid < 0) k_valid = Lk;
     int ld = H * D;

@@ -193,9 +193,23 @@ void nn_softmax(struct nn *nn, float *x, int rows, int d);
  * out [Lq, H*D]: out_h = softmax(scale * q_h k_h^T + bias_h) v_h.
  * bias: NULL or [H, Lq, Lk] (T5's relative position bias); k_valid: the
  * first k_valid keys take part (the rest are padding), k_valid <= Lk.
- * Memory: per thread one [tile, Lk] score block, never [Lq, Lk] per head. */
+ * Memory: per thread one [tile, Lk] score block, never [Lq, Lk] per head.
+ * NN_CUDA: the fused kernel takes D <= NN_CUDA_ATTN_MAX_D; a larger head
+ * (Wan2.1's VAE: one head of 384) with one head, no bias and every key
+ * valid (k_valid < 0 or >= Lk) runs as nn_attention_products on a scratch of
+ * nn_attention_products_bytes(D, Lq, Lk) taken from the context (plans add
+ * it); any other case past the limit is an error at the next nn_sync. */
 void nn_attention(struct nn *nn, float *out, const float *q, const float *k, const float *v,
                   int Lq, int Lk, int H, int D, float scale, const float *bias, int k_valid);
+#define NN_CUDA_ATTN_MAX_D 256
+/* One head as products: o [Lq, D] = softmax(scale q k^T) v, with q [Lq, D],
+ * k and v [Lk, D], in row slices whose scores (scratch: at least
+ * nn_attention_products_bytes bytes, or for any D the slice's rows x Lk) are
+ * at most 64 MiB; nn_gemm and nn_softmax on any backend. */
+void nn_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int Lq, int Lk,
+                           int D, float scale, float *scores);
+/* device scratch nn_attention takes for D past the fused kernel's limit (0 otherwise) */
+uint64_t nn_attention_products_bytes(int D, int Lq, int Lk);
 
 /* ---- rotary embeddings ----
  * x [L, H*D]; cos, sin [L, D/2]. Interleaved (Wan, GPT-J): pairs

@@ -290,6 +290,8 @@ static void test_attention(void)
         { 40, 70, 1, 256, 1, 33, 0.0625f },       /* D 256 */
         { 33, 40, 2, 128, 0, 0, 0.1f },           /* no valid key: zeros */
         { 1, 1, 1, 64, 0, -1, 0.125f },
+        { 70, 70, 1, 384, 0, -1, 0.0510310f },   /* one head past the fused kernel (Wan VAE): products */
+        { 50, 90, 1, 384, 0, 90, 0.0510310f },   /* the same with Lq != Lk */
     };
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int Lq = cs[c].Lq, Lk = cs[c].Lk, H = cs[c].H, D = cs[c].D;

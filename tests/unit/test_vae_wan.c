@@ -204,7 +204,7 @@ static void test_attention_products_cpu(struct nn *cpu)
     int L = 300, D = 384;
     float *q, *k, *v, *fused, *o = malloc((size_t)L * D * sizeof(float)), *sc = malloc((size_t)L * L * sizeof(float));
     attn_inputs(L, D, &q, &k, &v, &fused, cpu);
-    wan_vae_attention_products(cpu, o, q, k, v, L, D, 1.0f / sqrtf((float)D), sc);
+    nn_attention_products(cpu, o, q, k, v, L, L, D, 1.0f / sqrtf((float)D), sc);
     /* and both against softmax(q k^T / sqrt(D)) v in double */
     float *ref = malloc((size_t)L * D * sizeof(float));
     double *p = malloc((size_t)L * sizeof(double));
@@ -228,7 +228,7 @@ static void test_attention_products_cpu(struct nn *cpu)
     CHECKF(e <= 1e-5 && ep <= 1e-5 && ef <= 1e-5, "products vs fused %.3g, vs double %.3g / %.3g", e, ep, ef);
     free(ref);
     free(p);
-    CHECK(wan_vae_attn_scratch_bytes(384, L) == (uint64_t)L * L * 4 && wan_vae_attn_scratch_bytes(256, L) == 0);
+    CHECK(nn_attention_products_bytes(384, L, L) == (uint64_t)L * L * 4 && nn_attention_products_bytes(256, L, L) == 0);
     free(q); free(k); free(v); free(fused); free(o); free(sc);
 }
 
@@ -536,11 +536,11 @@ static void test_cuda(struct nn *cpu)
         float *q, *k, *v, *fused, *o = malloc(n * sizeof(float));
         attn_inputs(L, D, &q, &k, &v, &fused, cpu);
         float *dq = nn_alloc(gpu, n), *dk = nn_alloc(gpu, n), *dv = nn_alloc(gpu, n), *dout = nn_alloc(gpu, n);
-        float *dsc = nn_alloc(gpu, wan_vae_attn_scratch_bytes(D, L) / sizeof(float));
+        float *dsc = nn_alloc(gpu, nn_attention_products_bytes(D, L, L) / sizeof(float));
         CHECK(dq && dk && dv && dout && dsc);
         if (dq && dk && dv && dout && dsc && !nn_upload(gpu, dq, q, n) && !nn_upload(gpu, dk, k, n) &&
             !nn_upload(gpu, dv, v, n)) {
-            wan_vae_attention_products(gpu, dout, dq, dk, dv, L, D, 1.0f / sqrtf((float)D), dsc);
+            nn_attention_products(gpu, dout, dq, dk, dv, L, L, D, 1.0f / sqrtf((float)D), dsc);
             CHECKF(nn_download(gpu, o, dout, n) == 0, "download: %s", iso_errmsg());
             double e = rel_diff(o, fused, n);
             printf("  L %d, D %d: cuda products vs cpu fused rel %.3g\n", L, D, e);

@@ -668,7 +668,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     struct gpu_side g = { 0 };
     if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
     /* the encoder does not tile: lightweight = beefy */
-    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + wan_vae_attn_scratch_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl);
+    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
     if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nlat * 4 + (uint64_t)H * W * 4 * 4, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:o}}", "encode", "frames", F, "latent_frames", T,
@@ -889,7 +889,7 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     uint64_t act = wan_vae_encode_act_bytes(cfg, H, W);
     struct gpu_side g = { 0 };
     if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
-    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + wan_vae_attn_scratch_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl);
+    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
     if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nctx * 4 + (uint64_t)H * W * 4 * 8, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:I, s:o}}", "vace", "frames", F, "latent_frames", T,

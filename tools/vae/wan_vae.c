@@ -975,43 +975,16 @@ done:
     return rc;
 }
 
-/* rows of scores per slice of the product attention: at most 64 MiB */
-static int attn_rows(int L)
-{
-    size_t rows = (UINT64_C(64) << 20) / sizeof(float) / (size_t)(L > 0 ? L : 1);
-    if (rows < 1) rows = 1;
-    return rows > (size_t)L ? L : (int)rows;
-}
-
-uint64_t wan_vae_attn_scratch_bytes(int C, int L)
-{
-    return C > NN_CUDA_ATTN_MAX_D ? (uint64_t)attn_rows(L) * (uint64_t)L * sizeof(float) : 0;
-}
-
-void wan_vae_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int L, int D,
-                                float scale, float *scores)
-{
-    int rows = attn_rows(L);
-    for (int i0 = 0; i0 < L; i0 += rows) {
-        int n = L - i0 < rows ? L - i0 : rows;
-        nn_gemm(nn, 0, 1, n, L, D, scale, q + (size_t)i0 * D, D, k, D, 0.0f, scores, L);
-        nn_softmax(nn, scores, n, L);
-        nn_gemm(nn, 0, 0, n, D, L, 1.0f, scores, L, v, D, 0.0f, o + (size_t)i0 * D, D);
-    }
-}
-
-/* x <- x + proj(attention(to_qkv(norm(x)))), per frame, one head. The
- * fused nn_attention everywhere it takes the head size; the CUDA kernel
- * stops at 256 and Wan2.1's middle block has 384 channels in one head, so
- * there the attention is products (QK^T, softmax, PV) in row slices. */
+/* x <- x + proj(attention(to_qkv(norm(x)))), per frame, one head
+ * (Wan2.1's middle block: 384 channels, past the CUDA kernel's head size:
+ * nn_attention runs it as products there, on a scratch the plans count with
+ * nn_attention_products_bytes). */
 static int attention(struct run *r, const struct wv_attn *at, struct act *x)
 {
     int C = at->C, rc = 0;
     size_t hw = act_hw(x), chw = (size_t)C * hw;
-    int products = C > NN_CUDA_ATTN_MAX_D && nn_backend_of(r->nn) != NN_CPU;
     float *g = NEW(chw), *f = NEW(chw), *qkv = NEW(3 * chw), *t3 = NEW(3 * chw), *o = NEW(chw);
-    float *sc = products ? NEW((size_t)attn_rows((int)hw) * hw) : NULL;
-    if (!g || !f || !qkv || !t3 || !o || (products && !sc)) { rc = ISO_ETEMPFAIL; goto done; }
+    if (!g || !f || !qkv || !t3 || !o) { rc = ISO_ETEMPFAIL; goto done; }
     float *q = t3, *k = t3 + chw, *v = t3 + 2 * chw;
     /* channel-first [3C, hw] to token-major q, k, v [hw, C], and back */
     const size_t tds[4] = { 0, chw, 1, (size_t)C }, tss[4] = { 0, chw, hw, 1 };
@@ -1024,15 +997,14 @@ static int attention(struct run *r, const struct wv_attn *at, struct act *x)
         nn_rmsnorm_channels(r->nn, f, f, C, hw, &at->norm, NULL, 1e-12f);
         nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->qkv.w, &at->qkv.b, 3 * C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
         nn_copy_box(r->nn, t3, tds, qkv, tss, tn);
-        if (products) wan_vae_attention_products(r->nn, o, q, k, v, (int)hw, C, 1.0f / sqrtf((float)C), sc);
-        else nn_attention(r->nn, o, q, k, v, (int)hw, (int)hw, 1, C, 1.0f / sqrtf((float)C), NULL, (int)hw);
+        nn_attention(r->nn, o, q, k, v, (int)hw, (int)hw, 1, C, 1.0f / sqrtf((float)C), NULL, (int)hw);
         nn_copy_box(r->nn, f, bds, o, bss, bn);
         nn_conv2d(r->nn, qkv, f, C, x->H, x->W, &at->proj.w, &at->proj.b, C, 1, 1, 1, 1, 0, 0, 1, 1, 1);
         nn_add(r->nn, g, g, qkv, chw);
         copy_frames(r->nn, x->d, x->t, t, g, 1, 0, 1, C, hw);
     }
 done:
-    FREE(g); FREE(f); FREE(qkv); FREE(t3); FREE(o); FREE(sc);
+    FREE(g); FREE(f); FREE(qkv); FREE(t3); FREE(o);
     return rc;
 }
 
@@ -1524,7 +1496,7 @@ uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, 
      * latents going up, the product attention's scores where the fused
      * kernel lacks the head size */
     uint64_t live = tl && tl->tile_major ? 1 : (uint64_t)ny * nx;
-    return live * caches + peak + (uint64_t)c->z_dim * th * tw * 4 + wan_vae_attn_scratch_bytes(c->dec_ch[0], th * tw);
+    return live * caches + peak + (uint64_t)c->z_dim * th * tw * 4 + nn_attention_products_bytes(c->dec_ch[0], th * tw, th * tw);
 }
 
 uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F)

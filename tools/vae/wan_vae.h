@@ -95,16 +95,6 @@ uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
 uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F);
 uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 
-/* The middle block's attention as products, for a backend whose fused
- * attention lacks the head size (CUDA: D <= NN_CUDA_ATTN_MAX_D; Wan2.1 has
- * one head of 384): q, k, v, o [L, D] token-major, scores a scratch of
- * wan_vae_attn_scratch_bytes; out = softmax(scale q k^T) v in row slices
- * (the scores of one slice at most 64 MiB). The scratch bytes are 0 when C
- * fits the fused kernel. */
-#define NN_CUDA_ATTN_MAX_D 256
-void wan_vae_attention_products(struct nn *nn, float *o, const float *q, const float *k, const float *v, int L, int D,
-                                float scale, float *scores);
-uint64_t wan_vae_attn_scratch_bytes(int C, int L);
 
 /* ---- where the weights live (common/nn_wres.h) ----
  * The stride-1 convolutions (every causal 3x3x3 and (3,1,1) convolution, the
