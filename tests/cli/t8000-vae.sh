@@ -180,5 +180,21 @@ else
     b=$(sed -n 's/.*"peak_rss": \([0-9]*\).*/\1/p' r32/vae.json | head -n 1)
     echo "# peak RSS: 4 latent frames $a B, 32 latent frames $b B"
     check "peak RSS of 32 latent frames within 8 MiB of 4 ($a, $b)" test $((b - a)) -lt 8388608
+    # lightweight's tile-major order on a pretend device, 4-latent tiles
+    # overlapping by 1 (rows and columns start at 0,3,...,15: five of 4
+    # latent pixels and one of 1, 21 * 21 latent pixels in all): each tile's
+    # frames are spilled to disk, so the long decode holds no more; keeping
+    # them in memory would add 112 frames * 441 * 64 pixels * 12 B = 37 MiB
+    for n in 4 32; do
+        ISOPIPE_FAKE_GPU=8192:8192 expect_exit "lightweight, --tile 4, $n latent frames" 0 "$VAE" decode -q --threads 1 --memory-mode lightweight --tile 4 -m "$A" l$n.safetensors -o lw$n
+    done
+    check "tile-major order" grep -q '"order": "tile-major"' lw32/vae.json
+    a=$(sed -n 's/.*"peak_rss": \([0-9]*\).*/\1/p' lw4/vae.json | head -n 1)
+    b=$(sed -n 's/.*"peak_rss": \([0-9]*\).*/\1/p' lw32/vae.json | head -n 1)
+    echo "# lightweight tile-major peak RSS: 4 latent frames $a B, 32 latent frames $b B"
+    check "tile-major peak RSS of 32 latent frames within 8 MiB of 4 ($a, $b)" test $((b - a)) -lt 8388608
+    check "vae.json gives the spill: 125 frames of the tiles' 441 * 64 RGB float pixels" python3 -c '
+import json, sys; t = json.load(open(sys.argv[1]))["tiling"]; assert t["spill_bytes"] == 125 * 441 * 64 * 3 * 4, t' lw32/vae.json
+    check "no spill file left in the output" test "$(ls -A lw32 | grep -vc '^frame_')" -eq 1
 fi
 test_done

@@ -584,6 +584,70 @@ static void test_cuda(struct nn *cpu)
     nn_free(&gpu);
 }
 
+/* ---- tile-major decode (lightweight's order: one tile through every frame,
+ * its frames spilled to disk) against frame-major (cpu mode's): the same
+ * floats, byte for byte, on odd sizes and with one tile column; the spill
+ * file leaves nothing behind; the disk it needs is the tiles' pixels
+ * (counted here from the tile layout by hand); a spill directory that
+ * cannot be written is refused before a frame is emitted ---- */
+static void tile_major_case(struct wan_vae *v, struct nn *nn, int T, int h, int w, int tile, int ov,
+                            uint64_t tile_px, const char *spill)
+{
+    int F = 1 + 4 * (T - 1), H = 8 * h, W = 8 * w;
+    size_t n = (size_t)16 * T * h * w, fn = 3 * (size_t)F * H * W;
+    float *lat = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) lat[i] = 2.0f * frand() - 1.0f;
+    struct collect a = { calloc(fn, sizeof(float)), F, H, W, 0, 0 }, b = { calloc(fn, sizeof(float)), F, H, W, 0, 0 };
+    struct wan_vae_tiling fm = { tile, ov, 0, NULL }, tm = { tile, ov, 1, spill };
+    int rc1 = wan_vae_decode(v, nn, lat, T, h, w, &fm, collect_emit, &a);
+    int rc2 = wan_vae_decode(v, nn, lat, T, h, w, &tm, collect_emit, &b);
+    CHECKF(rc1 == 0 && rc2 == 0 && a.n == F && b.n == F, "%dx%d tile %d: rc %d %d (%s), frames %d %d", w, h, tile,
+           rc1, rc2, iso_errmsg(), a.n, b.n);
+    CHECKF(memcmp(a.frames, b.frames, fn * sizeof(float)) == 0, "%dx%d tile %d/%d: tile-major differs", w, h, tile, ov);
+    const struct wan_vae_config *c = wan_vae_config(v);
+    uint64_t sb = wan_vae_decode_spill_bytes(c, h, w, &tm, F), want = tile_px * 64 * 3 * 4 * (uint64_t)F;
+    CHECKF(sb == want, "%dx%d tile %d: spill %llu bytes, want %llu", w, h, tile, (unsigned long long)sb,
+           (unsigned long long)want);
+    CHECK(wan_vae_decode_spill_bytes(c, h, w, &fm, F) == 0);
+    printf("  %dx%d latents, %d frames, tile %d overlap %d: tile-major == frame-major, spill %llu bytes\n", w, h, F,
+           tile, ov, (unsigned long long)sb);
+    free(lat);
+    free(a.frames);
+    free(b.frames);
+}
+
+static void test_tile_major(struct nn *nn)
+{
+    TEST("tile-major decode, spilled to disk");
+    struct weights *w = NULL;
+    struct wan_vae *v = NULL;
+    if (weights_open(FIX "/a_diffusers/model", &w) || wan_vae_open(&v, w, WAN_VAE_DECODER)) {
+        CHECKF(0, "fixture a: %s", iso_errmsg());
+        weights_close(&w);
+        return;
+    }
+    char dir[] = "/tmp/test_vae_spill.XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    /* 13x10, tile 4 overlap 1: rows start 0,3,6,9 (4,4,4,1), columns 0,3,6,9,12 (4,4,4,4,1): 13 * 17 pixels */
+    tile_major_case(v, nn, 3, 10, 13, 4, 1, 13 * 17, dir);
+    /* 4x11, tile 5 overlap 2: one column; rows 0,3,6,9 (5,5,5,2) */
+    tile_major_case(v, nn, 2, 11, 4, 5, 2, 4 * 17, dir);
+    CHECKF(rmdir(dir) == 0, "spill directory %s not empty after the decodes", dir);
+    /* host memory of a tile-major decode does not depend on the frame count (no F in it) and is below frame-major's */
+    const struct wan_vae_config *c = wan_vae_config(v);
+    struct wan_vae_tiling fm = { 8, 2, 0, NULL }, tm = { 8, 2, 1, NULL };
+    CHECK(wan_vae_decode_host_bytes(c, 60, 104, &tm) < wan_vae_decode_host_bytes(c, 60, 104, &fm));
+    /* an unwritable spill directory: refused before any frame */
+    float lat[16 * 2 * 6 * 6] = { 0 };
+    struct collect k = { calloc(3 * 5 * 48 * 48, sizeof(float)), 5, 48, 48, 0, 0 };
+    struct wan_vae_tiling bad = { 4, 1, 1, "/nonexistent/spill" };
+    int rc = wan_vae_decode(v, nn, lat, 2, 6, 6, &bad, collect_emit, &k);
+    CHECKF(rc == ISO_ECANTCREAT && k.n == 0, "unwritable spill dir: rc %d, %d frames (%s)", rc, k.n, iso_errmsg());
+    free(k.frames);
+    wan_vae_free(&v);
+    weights_close(&w);
+}
+
 int main(void)
 {
     struct nn *nn = NULL;
@@ -617,6 +681,7 @@ int main(void)
         weights_close(&w);
     }
     test_attention_products_cpu(nn);
+    test_tile_major(nn);
     test_cuda(nn);
     nn_free(&nn);
     return test_report();

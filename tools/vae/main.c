@@ -40,7 +40,8 @@ static const struct cli_opt encode_opts[] = {
     "the peak RSS before anything is read. Modes: cpu (auto picks it: the GPU path has not been\n" \
     "verified on a card yet); beefy runs on CUDA with every weight on the device and whole frames;\n" \
     "lightweight the same weights, decoding in tiles sized to the free VRAM (--vram-reserve kept),\n" \
-    "one tile through all frames at a time (every tile's frames wait in host RAM for the blend).\n" \
+    "one tile through all frames at a time (each tile's frames wait on disk, beside the output,\n" \
+    "for the blend: the plan's spill_bytes).\n" \
     "Both only when asked for (--memory-mode); without cuBLAS they say so and run on the CPU.\n" \
     "decode tiles space (--tile, or by itself when whole frames would exceed the host memory budget\n" \
     "in cpu mode, the device room in lightweight): each tile keeps its own caches and tiles\n" \

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "err.h"
 #include "fs.h"
@@ -246,6 +247,20 @@ done:
 
 /* ------------------------------------------------------------------ decode */
 
+/* a tile-major decode needs `spill` bytes of disk in dir for its tiles'
+ * frames (the frames themselves go there too, as PNGs, not counted) */
+static int check_spill_room(const char *dir, uint64_t spill)
+{
+    struct statvfs sv;
+    if (!spill || statvfs(dir, &sv)) return 0; /* unknown: the writes will say */
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    if (avail < spill)
+        return iso_fail(ISO_ECANTCREAT, "a tile-major decode spills %.0f MiB of decoded tiles to '%s', which has "
+                        "%.0f MiB free; free some space, or decode with --memory-mode cpu or beefy",
+                        spill / 1048576.0, dir, avail / 1048576.0);
+    return 0;
+}
+
 /* --tile N as asked (every mode) */
 static int explicit_tiling(const struct vae_args *a, int big, struct wan_vae_tiling *tl, char *why, size_t n)
 {
@@ -275,7 +290,7 @@ static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, 
     }
     int smallest = 0;
     for (int t = big - 1; t >= 4; t--) {
-        struct wan_vae_tiling c = { t, (t + 3) / 4, dev }; /* the device's tiles go tile-major */
+        struct wan_vae_tiling c = { t, (t + 3) / 4, dev, NULL }; /* the device's tiles go tile-major */
         if (wan_vae_tile_count(h, w, &c) > WAN_VAE_MAX_TILES) break;
         smallest = t;
         uint64_t nt = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, &c) : wan_vae_decode_act_bytes(cfg, h, w, &c)) + other;
@@ -328,10 +343,14 @@ static int choose_gpu_tiling(const struct vae_args *a, const struct cli_common *
     return 0;
 }
 
-static json_t *tiling_json(const struct wan_vae_tiling *tl, int spatial, const char *why)
+/* spill_bytes: the disk a tile-major decode of F frames writes its tiles'
+ * frames to (in the output's staging directory) */
+static json_t *tiling_json(const struct wan_vae_tiling *tl, const struct wan_vae_config *cfg, int h, int w, int F,
+                           const char *why)
 {
-    return json_pack("{s:i, s:i, s:i, s:s, s:s}", "tile", tl->tile, "tile_pixels", tl->tile * spatial, "overlap",
-                     tl->overlap, "order", tl->tile_major ? "tile-major" : "frame-major", "why", why);
+    return json_pack("{s:i, s:i, s:i, s:s, s:I, s:s}", "tile", tl->tile, "tile_pixels", tl->tile * cfg->spatial,
+                     "overlap", tl->overlap, "order", tl->tile_major ? "tile-major" : "frame-major", "spill_bytes",
+                     (json_int_t)wan_vae_decode_spill_bytes(cfg, h, w, tl, F), "why", why);
 }
 
 struct frame_sink {
@@ -378,7 +397,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     enum mem_mode mode = MEM_MODE_CPU;
     char *model_path = NULL, *lat_path = NULL, *segdir = NULL, *tmp = NULL, *out = NULL, *json_path = NULL;
     json_t *root = NULL, *tiling = NULL, *gtiling = NULL;
-    struct wan_vae_tiling tl = { 0, 0, 0 }, gtl[2] = { { 0, 0, 0 }, { 0, 0, 0 } };
+    struct wan_vae_tiling tl = { 0 }, gtl[2] = { { 0 }, { 0 } };
     char why[200] = "", gwhy[2][200] = { "", "" }, fallback[300] = "";
     int rc, loading = 0, cleanup = 0;
     double t0 = mem_now(), t_dec = 0;
@@ -437,12 +456,12 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     gtl[1].tile_major = gtl[1].tile > 0; /* lightweight: one tile's caches on the device at a time */
     for (int m = 0; m < 2; m++) {
         g.act_dev[m] = wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]) + nn_cuda_fixed_bytes();
-        g.act_host[m] = wan_vae_decode_host_bytes(cfg, h, wl, &gtl[m], F);
+        g.act_host[m] = wan_vae_decode_host_bytes(cfg, h, wl, &gtl[m]);
     }
     if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &g, &plan))) goto done;
-    tiling = tiling_json(&tl, cfg->spatial, why);
-    gtiling = json_pack("{s:o, s:o}", "beefy", tiling_json(&gtl[0], cfg->spatial, gwhy[0]), "lightweight",
-                        tiling_json(&gtl[1], cfg->spatial, gwhy[1]));
+    tiling = tiling_json(&tl, cfg, h, wl, F, why);
+    gtiling = json_pack("{s:o, s:o}", "beefy", tiling_json(&gtl[0], cfg, h, wl, F, gwhy[0]), "lightweight",
+                        tiling_json(&gtl[1], cfg, h, wl, F, gwhy[1]));
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:O, s:O, s:I, s:o}}", "decode", "latent_frames", T,
                                   "frames", F, "width", W, "height", H, "activations_bound", (json_int_t)act, "tiling",
@@ -478,6 +497,8 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     sk.dir = tmp;
     sk.level = a->png_level;
     sk.total = F;
+    tl.spill_dir = tmp; /* a tile-major decode spills its tiles' frames beside the frames */
+    if ((rc = check_spill_room(tmp, wan_vae_decode_spill_bytes(cfg, h, wl, &tl, F)))) goto done;
     double td = mem_now();
     if ((rc = wan_vae_decode(v, nn, lt->data, T, h, wl, &tl, sink_emit, &sk))) goto done;
     t_dec = mem_now() - td;

@@ -41,12 +41,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "fs.h"
 #include "nn.h"
 #include "nn_wres.h"
 #include "plan.h"
+#include "sig.h"
 #include "weights.h"
 
 /* Wan2.1's published latent statistics (wan/modules/vae.py, WanVAE; also
@@ -1263,6 +1266,97 @@ done:
     return rc;
 }
 
+/* Tile-major decodes spill every tile's decoded frames to an unlinked file
+ * in spill_dir (TMPDIR, else /tmp, when NULL), so host memory holds one
+ * tile's chunk and one frame of every tile, whatever the frame count; the
+ * file goes with the process however it ends. */
+static int spill_open(const char *dir, int *fd)
+{
+    const char *d = dir ? dir : getenv("TMPDIR");
+    if (!d || !*d) d = "/tmp";
+    char *path = fs_join(d, ".vae-spill-XXXXXX");
+    if (!path) return iso_fail(ISO_EINTERNAL, "out of memory");
+    *fd = mkstemp(path);
+    int e = errno;
+    if (*fd >= 0) unlink(path);
+    free(path);
+    if (*fd < 0) return iso_fail(ISO_ECANTCREAT, "vae: cannot create the tile spill file in '%s': %s", d, strerror(e));
+    return 0;
+}
+
+static int spill_io(int fd, int out, float *p, size_t n, uint64_t off)
+{
+    char *b = (char *)p;
+    size_t left = n * sizeof(float);
+    while (left) {
+        ssize_t k = out ? pwrite(fd, b, left, (off_t)off) : pread(fd, b, left, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0)
+            return iso_fail(ISO_EIO, "vae: cannot %s the tile spill file: %s", out ? "write" : "read",
+                            k < 0 ? strerror(errno) : "short read");
+        b += k;
+        left -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* One tile through every latent frame with its own caches, freed before the
+ * next tile (one tile's caches on nn's backend); each chunk's frames go to
+ * the spill file as [3, th, tw] per frame. Then, frame by frame, every
+ * tile's frame is read back into dt (one frame each), blended, assembled
+ * and emitted. */
+/* a decode's tiles: starts, counts, the largest tile (latent pixels), the
+ * output rows/columns each tile keeps, the blend extent (output pixels) */
+struct tgrid { const int *ys, *xs; int ny, nx, th0, tw0, sy, sx, extent; };
+
+static int decode_tile_major(struct wan_vae *v, struct run *runs, struct dtile *dt, const float *latents, int T,
+                             int h, int w, const struct tgrid *g, int F, const char *spill_dir, float *lt, float *rgb,
+                             wan_vae_emit_fn emit, void *ctx)
+{
+    const struct wan_vae_config *c = &v->cfg;
+    int sp = c->spatial, ny = g->ny, nx = g->nx, n_tiles = ny * nx, H = h * sp, W = w * sp, fd = -1, rc;
+    uint64_t base[MAX_TILES + 1];
+    base[0] = 0;
+    for (int i = 0; i < n_tiles; i++) base[i + 1] = base[i] + (uint64_t)F * 3 * dt[i].h * dt[i].w * sizeof(float);
+    struct dtile ck = { malloc(3 * (size_t)c->temporal * g->th0 * sp * g->tw0 * sp * sizeof(float)), c->temporal, 0, 0 };
+    if (!ck.d) return iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+    if ((rc = spill_open(spill_dir, &fd))) goto done;
+    for (int i = 0; i < n_tiles && !rc; i++) {
+        int ty = i / nx, tx = i % nx, fo = 0, n = 0;
+        size_t hw = (size_t)dt[i].h * dt[i].w;
+        ck.h = dt[i].h;
+        ck.w = dt[i].w;
+        for (int t = 0; t < T && !rc; t++, fo += n) {
+            if ((rc = sig_check())) break;
+            rc = decode_chunk(v, &runs[i], latents, T, h, w, t, g->ys[ty], g->xs[tx], dt[i].h / sp, dt[i].w / sp, lt,
+                              &ck, 0, &n);
+            if (!rc && fo + n > F) rc = iso_fail(ISO_EINTERNAL, "vae: tile decoded more than %d frames", F);
+            for (int j = 0; j < n && !rc; j++)
+                for (int ch = 0; ch < 3 && !rc; ch++)
+                    rc = spill_io(fd, 1, ck.d + ((size_t)ch * ck.t + j) * hw, hw,
+                                  base[i] + (((uint64_t)(fo + j) * 3 + ch) * hw) * sizeof(float));
+        }
+        if (!rc && fo != F) rc = iso_fail(ISO_EINTERNAL, "vae: tile decoded %d frames, not %d", fo, F);
+        if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
+        run_free(&runs[i]);
+    }
+    for (int f = 0; f < F && !rc; f++) {
+        for (int i = 0; i < n_tiles && !rc; i++) {
+            size_t n3 = 3 * (size_t)dt[i].h * dt[i].w;
+            rc = spill_io(fd, 0, dt[i].d, n3, base[i] + (uint64_t)f * n3 * sizeof(float));
+        }
+        if (rc) break;
+        blend_all(dt, ny, nx, g->extent);
+        assemble(dt, ny, nx, 0, g->sy, g->sx, rgb, H, W);
+        rc = emit(ctx, f, rgb, H, W);
+    }
+done:
+    if (fd >= 0) close(fd);
+    free(ck.d);
+    return rc;
+}
+
 /* Tiled streaming, frame-major or tile-major (wan_vae.h), each tile with its
  * own causal caches as each tile of diffusers' tiled_decode has its own
  * feat_cache; the tiles are blended in diffusers' order and each
@@ -1285,7 +1379,7 @@ int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T
     int th0 = ny > 1 ? tile : h, tw0 = nx > 1 ? tile : w;
     int sy = ny > 1 ? (tile - ov) * sp : H, sx = nx > 1 ? (tile - ov) * sp : W; /* output kept per tile */
     int major = tiling && tiling->tile_major && n_tiles > 1;
-    int F = 1 + c->temporal * (T - 1), per = major ? F : c->temporal; /* frames each host tile holds */
+    int F = 1 + c->temporal * (T - 1), per = major ? 1 : c->temporal; /* frames each host tile holds */
     int rc = 0, index = 0;
     size_t HW = (size_t)H * W;
     struct run *runs = calloc((size_t)n_tiles, sizeof *runs);
@@ -1302,21 +1396,8 @@ int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T
             if (!dt[i].d) { rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory for the decoded tiles"); goto done; }
         }
     if (major) {
-        /* one tile through every frame, its caches freed before the next */
-        for (int i = 0; i < n_tiles && !rc; i++) {
-            int ty = i / nx, tx = i % nx, fo = 0, n = 0;
-            for (int t = 0; t < T && !rc; t++, fo += n)
-                rc = decode_chunk(v, &runs[i], latents, T, h, w, t, ys[ty], xs[tx], dt[i].h / sp, dt[i].w / sp, lt,
-                                  &dt[i], fo, &n);
-            if (!rc && fo != F) rc = iso_fail(ISO_EINTERNAL, "vae: tile decoded %d frames, not %d", fo, F);
-            if (rc == ISO_ETEMPFAIL && runs[i].oom) rc = iso_fail(ISO_ETEMPFAIL, "vae: out of memory");
-            run_free(&runs[i]);
-        }
-        if (!rc) blend_all(dt, ny, nx, ov * sp);
-        for (int f = 0; f < F && !rc; f++) {
-            assemble(dt, ny, nx, f, sy, sx, rgb, H, W);
-            rc = emit(ctx, index++, rgb, H, W);
-        }
+        struct tgrid g = { ys, xs, ny, nx, th0, tw0, sy, sx, ov * sp };
+        rc = decode_tile_major(v, runs, dt, latents, T, h, w, &g, F, tiling->spill_dir, lt, rgb, emit, ctx);
         goto done;
     }
     for (int t = 0; t < T && !rc; t++) {
@@ -1499,15 +1580,31 @@ uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, 
     return live * caches + peak + (uint64_t)c->z_dim * th * tw * 4 + nn_attention_products_bytes(c->dec_ch[0], th * tw, th * tw);
 }
 
-uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F)
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl)
 {
-    int tile = tl ? tl->tile : 0, ov = tl ? tl->overlap : 0;
-    int th = tile > 0 && tile < h ? tile : h, tw = tile > 0 && tile < w ? tile : w;
-    int n = wan_vae_tile_count(h, w, tl), major = tl && tl->tile_major && n > 1;
-    (void)ov;
+    int th, tw, ny, nx;
+    tile_grid(h, w, tl, &th, &tw, &ny, &nx);
+    int major = tl && tl->tile_major && ny * nx > 1;
     uint64_t px = (uint64_t)th * tw * c->spatial * c->spatial, frame = (uint64_t)h * w * c->spatial * c->spatial * 3 * 4;
-    /* every tile's output (of a chunk, or tile-major of all F frames), one frame assembled, the latent tile */
-    return (uint64_t)n * 3 * px * 4 * (uint64_t)(major ? F : c->temporal) + frame + (uint64_t)c->z_dim * th * tw * 4;
+    /* frame-major: every tile's output of a chunk; tile-major: one frame of
+     * every tile and one tile's chunk; one frame assembled, the latent tile */
+    uint64_t tiles = major ? (uint64_t)ny * nx * 3 * px * 4 + 3 * px * 4 * (uint64_t)c->temporal
+                           : (uint64_t)ny * nx * 3 * px * 4 * (uint64_t)c->temporal;
+    return tiles + frame + (uint64_t)c->z_dim * th * tw * 4;
+}
+
+uint64_t wan_vae_decode_spill_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F)
+{
+    int th, tw, ny, nx, ys[MAX_TILES + 1], xs[MAX_TILES + 1];
+    tile_grid(h, w, tl, &th, &tw, &ny, &nx);
+    if (!tl || !tl->tile_major || ny * nx < 2) return 0;
+    tile_starts(h, tl->tile, tl->overlap, ys, MAX_TILES);
+    tile_starts(w, tl->tile, tl->overlap, xs, MAX_TILES);
+    uint64_t px = 0; /* the tiles' output pixels: edge tiles are smaller */
+    for (int ty = 0; ty < ny; ty++)
+        for (int tx = 0; tx < nx; tx++)
+            px += (uint64_t)(h - ys[ty] < th ? h - ys[ty] : th) * (w - xs[tx] < tw ? w - xs[tx] : tw);
+    return px * c->spatial * c->spatial * 3 * 4 * (uint64_t)F;
 }
 
 uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W)

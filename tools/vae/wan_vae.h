@@ -63,10 +63,13 @@ typedef int (*wan_vae_emit_fn)(void *ctx, int index, const float *rgb, int H, in
  * frames are emitted as they come, so memory does not grow with the frame
  * count, but every tile's caches stay alive. Tile-major (1): one tile goes
  * through all frames, its caches are freed, then the next; only one tile's
- * caches live on nn's backend (the VRAM saving), while every tile's output
- * of every frame is kept in host memory and the frames are emitted at the
- * end. The same numbers either way. */
-struct wan_vae_tiling { int tile, overlap, tile_major; };
+ * caches live on nn's backend (the VRAM saving). Each tile's decoded frames
+ * go to an unlinked spill file in spill_dir (NULL: $TMPDIR, else /tmp;
+ * wan_vae_decode_spill_bytes of disk), and once every tile is done the
+ * frames are read back one at a time, blended and emitted: host memory
+ * holds one tile's chunk and one frame of every tile, whatever the frame
+ * count. The same numbers either way. */
+struct wan_vae_tiling { int tile, overlap, tile_major; const char *spill_dir; };
 int wan_vae_decode(struct wan_vae *v, struct nn *nn, const float *latents, int T, int h, int w,
                    const struct wan_vae_tiling *tiling, wan_vae_emit_fn emit, void *ctx);
 /* tiles of h x w latents under tl (ny * nx); more than WAN_VAE_MAX_TILES
@@ -90,9 +93,12 @@ uint64_t wan_vae_encode_act_bytes(const struct wan_vae_config *c, int H, int W);
 /* The part of wan_vae_decode_act_bytes on nn's backend (device memory on
  * NN_CUDA): every tile's caches (tile-major: one tile's) and one tile's
  * working set; the tiles' decoded output, the blend and the assembled frames
- * are host memory (tile-major: wan_vae_decode_host_bytes for F frames). The
- * encoder's activations are all on the backend (wan_vae_encode_act_bytes). */
-uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F);
+ * are host memory (wan_vae_decode_host_bytes, independent of the frame
+ * count). The encoder's activations are all on the backend
+ * (wan_vae_encode_act_bytes). wan_vae_decode_spill_bytes: the disk a
+ * tile-major decode of F frames spills to (0 otherwise). */
+uint64_t wan_vae_decode_host_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
+uint64_t wan_vae_decode_spill_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl, int F);
 uint64_t wan_vae_decode_dev_bytes(const struct wan_vae_config *c, int h, int w, const struct wan_vae_tiling *tl);
 
 
