@@ -1,4 +1,5 @@
 #include "jsonio.h"
+#include "nn_heap.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,4 +74,13 @@ void jsonio_set_path(json_t *obj, const char *key, const char *json_path, const 
     char *rel = fs_relative(json_path, target);
     json_object_set_new(obj, key, json_string(rel ? rel : target));
     free(rel);
+}
+
+void jsonio_set_act_stats(json_t *obj, const struct nn_act_stats *st)
+{
+    if (!st->reserved && !st->beyond) return;
+    json_object_set_new(obj, "activations",
+                        json_pack("{s:I, s:I, s:I, s:I}", "reserved", (json_int_t)st->reserved, "high_water",
+                                  (json_int_t)st->high, "peak", (json_int_t)st->peak, "beyond_reserve",
+                                  (json_int_t)st->beyond));
 }

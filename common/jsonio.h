@@ -19,4 +19,10 @@ int64_t jsonio_int(const json_t *obj, const char *key, int64_t def);
 double jsonio_num(const json_t *obj, const char *key, double def);
 /* obj[key] = relative path from json_path's directory to target (consumes nothing) */
 void jsonio_set_path(json_t *obj, const char *key, const char *json_path, const char *target);
+/* obj["activations"] = {"reserved", "high_water", "peak", "beyond_reserve"}
+ * (bytes, common/nn_heap.h) when the nn context reserved or grew anything:
+ * what a GPU mode's activations took, on the card or (pretend device) in
+ * the CPU's shadow of it */
+struct nn_act_stats;
+void jsonio_set_act_stats(json_t *obj, const struct nn_act_stats *st);
 #endif

@@ -17,6 +17,7 @@
 
 #include "err.h"
 #include "gpu.h"
+#include "nn_heap.h"
 #include "pool.h"
 #ifdef ISOPIPE_CUDA
 #include "nn_cuda.h"
@@ -57,6 +58,11 @@ struct nn {
 #ifdef ISOPIPE_CUDA
     struct nnc *cuda;        /* NN_CUDA: the device half (nn_cuda.cu) */
 #endif
+    /* NN_CPU after nn_reserve (a pretend device): the device's heaps run
+     * beside malloc as a shadow, each pointer mapped to its (region, offset) */
+    struct nn_heaps shadow;
+    struct shadow_ent { const void *p; int k; uint64_t off; } *smap;
+    size_t smap_cap, smap_n;
 };
 
 int nn_new(struct nn **out, enum nn_backend backend, int threads)
@@ -113,6 +119,8 @@ void nn_free(struct nn **pnn)
 #endif
     free(nn->scratch);
     free(nn->scratch2);
+    nn_heaps_fini(&nn->shadow);
+    free(nn->smap);
     free(nn);
     *pnn = NULL;
 }
@@ -153,7 +161,77 @@ const char *nn_blas_info(void)
     return buf;
 }
 
-float *nn_alloc(struct nn *nn, size_t nfloats)
+/* ---- the shadow heaps (NN_CPU after nn_reserve): an open-addressing map
+ * from pointer to (region, offset), linear probing, deletion by shifting
+ * back the entries after it ---- */
+static size_t smap_slot(const void *p, size_t cap)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p >> 6;
+    x *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(x >> 20) & (cap - 1);
+}
+
+static int smap_put(struct nn *nn, const void *p, int k, uint64_t off)
+{
+    if (2 * (nn->smap_n + 1) > nn->smap_cap) { /* keep it at most half full */
+        size_t cap = nn->smap_cap ? 2 * nn->smap_cap : 256;
+        struct shadow_ent *m = calloc(cap, sizeof *m);
+        if (!m) return iso_fail(ISO_EINTERNAL, "out of memory");
+        for (size_t i = 0; i < nn->smap_cap; i++)
+            if (nn->smap[i].p) {
+                size_t j = smap_slot(nn->smap[i].p, cap);
+                while (m[j].p) j = (j + 1) & (cap - 1);
+                m[j] = nn->smap[i];
+            }
+        free(nn->smap);
+        nn->smap = m;
+        nn->smap_cap = cap;
+    }
+    size_t j = smap_slot(p, nn->smap_cap);
+    while (nn->smap[j].p) j = (j + 1) & (nn->smap_cap - 1);
+    nn->smap[j] = (struct shadow_ent){ p, k, off };
+    nn->smap_n++;
+    return 0;
+}
+
+/* take p's entry out of the map into *e; 0 when p is not there */
+static int smap_take(struct nn *nn, const void *p, struct shadow_ent *e)
+{
+    if (!nn->smap_cap) return 0;
+    size_t m = nn->smap_cap - 1, j = smap_slot(p, nn->smap_cap);
+    while (nn->smap[j].p && nn->smap[j].p != p) j = (j + 1) & m;
+    if (!nn->smap[j].p) return 0;
+    *e = nn->smap[j];
+    /* shift back every entry of the run after j that may not stay behind the hole */
+    size_t hole = j;
+    for (size_t i = (j + 1) & m; nn->smap[i].p; i = (i + 1) & m) {
+        size_t home = smap_slot(nn->smap[i].p, nn->smap_cap);
+        /* the entry at i may fill the hole when its home is not in (hole, i] (cyclically) */
+        int between = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (!between) {
+            nn->smap[hole] = nn->smap[i];
+            hole = i;
+        }
+    }
+    nn->smap[hole].p = NULL;
+    nn->smap_n--;
+    return 1;
+}
+
+/* the device's allocation of `bytes`, in the shadow heaps (a region past
+ * the reservation when none holds it, as nn_cuda.cu makes one) */
+static int shadow_alloc(struct nn *nn, const void *p, size_t bytes, int top)
+{
+    int k = 0;
+    uint64_t off = 0;
+    int rc = nn_heaps_alloc(&nn->shadow, bytes, top, &k, &off);
+    if (rc == 1 && !(rc = nn_heaps_add(&nn->shadow, bytes > NN_CUDA_CHUNK ? bytes : NN_CUDA_CHUNK, 256, 0)))
+        rc = nn_heaps_alloc(&nn->shadow, bytes, top, &k, &off);
+    if (rc) return rc == 1 ? iso_fail(ISO_EINTERNAL, "nn: shadow heap refused %zu bytes", bytes) : rc;
+    return smap_put(nn, p, k, off);
+}
+
+static float *alloc_impl(struct nn *nn, size_t nfloats, int top)
 {
     size_t bytes;
     if (__builtin_mul_overflow(nfloats ? nfloats : 1, sizeof(float), &bytes)) {
@@ -161,8 +239,9 @@ float *nn_alloc(struct nn *nn, size_t nfloats)
         return NULL;
     }
 #ifdef ISOPIPE_CUDA
-    if (nn->cuda) return nnc_alloc(nn->cuda, bytes);
+    if (nn->cuda) return nnc_alloc(nn->cuda, bytes, top);
 #endif
+    size_t asked = bytes;
     bytes = (bytes + 63) & ~(size_t)63;
     float *p = aligned_alloc(64, bytes);
     if (!p) {
@@ -170,8 +249,15 @@ float *nn_alloc(struct nn *nn, size_t nfloats)
         return NULL;
     }
     memset(p, 0, bytes);
+    if (nn->shadow.n && shadow_alloc(nn, p, asked, top)) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
+
+float *nn_alloc(struct nn *nn, size_t nfloats) { return alloc_impl(nn, nfloats, 0); }
+float *nn_alloc_keep(struct nn *nn, size_t nfloats) { return alloc_impl(nn, nfloats, 1); }
 
 void nn_release(struct nn *nn, float **p)
 {
@@ -183,9 +269,24 @@ void nn_release(struct nn *nn, float **p)
         return;
     }
 #endif
-    (void)nn;
+    struct shadow_ent e;
+    if (*p && nn->shadow.n && smap_take(nn, *p, &e) && nn_heaps_free(&nn->shadow, e.k, e.off)) {
+        fprintf(stderr, "nn: %s\n", iso_errmsg());
+        abort(); /* the map and the heaps disagree: a bug here */
+    }
     free(*p);
     *p = NULL;
+}
+
+void nn_act_stats(const struct nn *nn, struct nn_act_stats *st)
+{
+#ifdef ISOPIPE_CUDA
+    if (nn->cuda) {
+        nnc_act_stats(nn->cuda, st);
+        return;
+    }
+#endif
+    nn_heaps_stats(&nn->shadow, st);
 }
 
 /* ---- backend plumbing (CPU: plain copies and no-ops) ---- */
@@ -195,11 +296,12 @@ uint64_t nn_cuda_fixed_bytes(void) { return NN_CUDA_WORKSPACE + 2 * NN_CUDA_SLIC
 int nn_reserve(struct nn *nn, uint64_t bytes)
 {
 #ifdef ISOPIPE_CUDA
-    if (nn->cuda) return nnc_reserve(nn->cuda, bytes);
+    if (nn->cuda) return nnc_reserve(nn->cuda, nn_act_reserve_bytes(bytes));
 #endif
-    (void)nn; (void)bytes;
-    return 0;
+    return bytes ? nn_heaps_add(&nn->shadow, nn_act_reserve_bytes(bytes), 256, 1) : 0;
 }
+
+uint64_t nn_act_reserve_bytes(uint64_t bound) { return bound ? (bound + bound / 16 + 255) & ~(uint64_t)255 : 0; }
 
 int nn_upload(struct nn *nn, float *dst, const float *host, size_t n)
 {

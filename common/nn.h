@@ -65,10 +65,14 @@ const char *nn_blas_info(void);
 
 /* activation memory (64-byte aligned, zeroed); NULL + iso_fail on failure.
  * NN_CUDA: device memory (256-byte aligned) from the context's chunks (see
- * nn_reserve); nn_release returns a block for reuse by a later nn_alloc of
- * at most its size (exact-size reuse is what a forward pass repeats), the
+ * nn_reserve), carved best-fit and merged again on nn_release
+ * (common/nn_heap.h), so what a forward pass frees is one range again; the
  * device memory itself goes back at nn_free. */
 float *nn_alloc(struct nn *nn, size_t nfloats);
+/* the same for a tensor that outlives many calls (a model's causal caches):
+ * on NN_CUDA carved from the top of the reservation, so it does not split
+ * the room the short-lived ones reuse; released with nn_release */
+float *nn_alloc_keep(struct nn *nn, size_t nfloats);
 void nn_release(struct nn *nn, float **p);
 
 /* ---- the CUDA backend (all no-ops or plain copies on NN_CPU) ----
@@ -92,8 +96,23 @@ void nn_release(struct nn *nn, float **p);
 #define NN_CUDA_SLICE (UINT64_C(64) << 20)
 #define NN_CUDA_CHUNK (UINT64_C(256) << 20)
 uint64_t nn_cuda_fixed_bytes(void);
-/* one activation chunk of `bytes` now (0, or ISO_ETEMPFAIL) */
+/* what nn_reserve(bound) takes: the bound and a fragmentation allowance of
+ * 1/16 (carving a bound's worth of tensors in the order a forward asks for
+ * them needed up to 0.6% more than the bound in the shadow runs of the test
+ * fixtures, docs/memory.md). Plans count this, not the bare bound. */
+uint64_t nn_act_reserve_bytes(uint64_t bound);
+/* one activation chunk for `bound` bytes of activations now (0, or
+ * ISO_ETEMPFAIL): nn_act_reserve_bytes(bound) of it. On NN_CPU (a
+ * GPU mode on a pretend device) it starts a shadow of the device: from then
+ * on every nn_alloc / nn_release also runs through the same heaps the CUDA
+ * backend would carve, without device memory, so nn_act_stats says whether
+ * the reservation (the plan's bound) held the real allocation sequence. */
 int nn_reserve(struct nn *nn, uint64_t bytes);
+/* what the activations took: the reservation, the highest end reached in
+ * it, the most allocated at once, and chunks made past it (on NN_CUDA, or
+ * the shadow on NN_CPU; all 0 without nn_reserve). nn_heap.h. */
+struct nn_act_stats;
+void nn_act_stats(const struct nn *nn, struct nn_act_stats *st);
 /* host <-> backend copies of n floats (synchronous: done on return; on
  * NN_CPU a memcpy, nothing when dst == src). 0 or a status: on NN_CUDA the
  * first error of any op since the last check is returned here too. */

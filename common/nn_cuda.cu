@@ -27,6 +27,7 @@ extern "C" {
 #include "err.h"
 #include "gpu.h"
 #include "nn_cuda.h"
+#include "nn_heap.h"
 #include "weights.h"
 }
 
@@ -108,8 +109,6 @@ static void blas_unload(struct blas *b)
 
 // ---- the context ----
 
-struct blk { char *p; size_t bytes; int free; };
-
 struct nnc {
     struct blas blas;
     cublasHandle_t h;
@@ -120,10 +119,10 @@ struct nnc {
     void *scr[2];
     size_t scr_n[2];
     struct gpu_arena *scr_grown[2];   // set when an op needed more than NN_CUDA_SLICE
-    struct gpu_arena **chunks;   // nn_alloc's device memory
+    struct gpu_arena **chunks;   // nn_alloc's device memory: one arena per region of heaps
+    char **base;                 // each chunk's device address
     int nchunks;
-    struct blk *blks;
-    int nblks, cap_blks;
+    struct nn_heaps heaps;       // the offsets handed out in each chunk (nn_heap.h)
     int err;                     // first failure since the last nnc_sync
     char errmsg[256];
     char info[320];
@@ -237,7 +236,8 @@ extern "C" void nnc_free(struct nnc **pc)
     blas_unload(&c->blas);
     for (int i = 0; i < c->nchunks; i++) gpu_arena_free(&c->chunks[i]);
     free(c->chunks);
-    free(c->blks);
+    free(c->base);
+    nn_heaps_fini(&c->heaps);
     for (int i = 0; i < 2; i++) gpu_arena_free(&c->scr_grown[i]);
     gpu_arena_free(&c->fixed);
     free(c);
@@ -285,66 +285,67 @@ extern "C" void nnc_copy_d2d(struct nnc *c, void *dst, const void *src, size_t b
     if (e != cudaSuccess) fail_once(c, ISO_EIO, "copy", cudaGetErrorString(e));
 }
 
-// ---- activation memory: chunks, blocks reused by size ----
+// ---- activation memory: chunks, each carved best-fit with merging (nn_heap.h) ----
 
-static int new_chunk(struct nnc *c, uint64_t bytes)
+static int new_chunk(struct nnc *c, uint64_t bytes, int reserved)
 {
+    bytes = (bytes + 255) & ~(uint64_t)255;
     struct gpu_arena **nc = (struct gpu_arena **)realloc(c->chunks, (size_t)(c->nchunks + 1) * sizeof *nc);
     if (!nc) return iso_fail(ISO_EINTERNAL, "out of memory");
     c->chunks = nc;
+    char **nb = (char **)realloc(c->base, (size_t)(c->nchunks + 1) * sizeof *nb);
+    if (!nb) return iso_fail(ISO_EINTERNAL, "out of memory");
+    c->base = nb;
+    void *p = NULL;
     int rc = gpu_arena_create("nn-activations", bytes, &c->chunks[c->nchunks]);
     if (rc) return rc;
-    c->nchunks++;
+    if ((rc = gpu_arena_alloc(c->chunks[c->nchunks], bytes, 256, &p)) ||
+        (rc = nn_heaps_add(&c->heaps, bytes, 256, reserved))) {
+        gpu_arena_free(&c->chunks[c->nchunks]);
+        return rc;
+    }
+    c->base[c->nchunks++] = (char *)p;
     return 0;
 }
 
-extern "C" int nnc_reserve(struct nnc *c, uint64_t bytes) { return bytes ? new_chunk(c, bytes) : 0; }
+extern "C" int nnc_reserve(struct nnc *c, uint64_t bytes) { return bytes ? new_chunk(c, bytes, 1) : 0; }
 
-extern "C" void *nnc_alloc(struct nnc *c, size_t bytes)
+extern "C" void *nnc_alloc(struct nnc *c, size_t bytes, int top)
 {
-    bytes = (bytes + 255) & ~(size_t)255;
-    // a released block of at least this size and at most twice it (best fit)
-    int best = -1;
-    for (int i = 0; i < c->nblks; i++)
-        if (c->blks[i].free && c->blks[i].bytes >= bytes && c->blks[i].bytes <= 2 * bytes &&
-            (best < 0 || c->blks[i].bytes < c->blks[best].bytes))
-            best = i;
-    void *p = NULL;
-    if (best >= 0) {
-        c->blks[best].free = 0;
-        p = c->blks[best].p;
-        bytes = c->blks[best].bytes;
-    } else {
-        int rc = c->nchunks ? gpu_arena_alloc(c->chunks[c->nchunks - 1], bytes, 256, &p) : -1;
-        if (rc) {
-            iso_errclear();
-            if (new_chunk(c, bytes > NN_CUDA_CHUNK ? bytes : NN_CUDA_CHUNK) ||
-                gpu_arena_alloc(c->chunks[c->nchunks - 1], bytes, 256, &p))
-                return NULL;   // iso_fail said why
-        }
-        if (c->nblks == c->cap_blks) {
-            int cap = c->cap_blks ? 2 * c->cap_blks : 64;
-            struct blk *nb = (struct blk *)realloc(c->blks, (size_t)cap * sizeof *nb);
-            if (!nb) { iso_fail(ISO_EINTERNAL, "out of memory"); return NULL; }
-            c->blks = nb;
-            c->cap_blks = cap;
-        }
-        c->blks[c->nblks].p = (char *)p;
-        c->blks[c->nblks].bytes = bytes;
-        c->blks[c->nblks].free = 0;
-        c->nblks++;
+    int k = 0;
+    uint64_t off = 0;
+    int rc = nn_heaps_alloc(&c->heaps, bytes, top, &k, &off);
+    if (rc == 1) {   // nothing reserved holds it: a chunk past the plan
+        if (new_chunk(c, bytes > NN_CUDA_CHUNK ? bytes : NN_CUDA_CHUNK, 0)) return NULL;   // iso_fail said why
+        rc = nn_heaps_alloc(&c->heaps, bytes, top, &k, &off);
     }
-    cudaError_t e = cudaMemsetAsync(p, 0, bytes, c->stream);
+    if (rc) {
+        if (rc == 1) iso_fail(ISO_ETEMPFAIL, "nn cuda: no room for %zu bytes of activations", bytes);
+        return NULL;
+    }
+    void *p = c->base[k] + off;
+    cudaError_t e = cudaMemsetAsync(p, 0, (bytes + 255) & ~(size_t)255, c->stream);
     if (e != cudaSuccess) { iso_fail(ISO_EIO, "nn cuda: cudaMemsetAsync: %s", cudaGetErrorString(e)); return NULL; }
     return p;
 }
 
+// A released range may be handed out again at once: work queued on the
+// stream that still reads it runs before any later op that writes it (one
+// stream at a time, nnc_set_stream waits on the old one).
 extern "C" void nnc_release(struct nnc *c, void *p)
 {
     if (!p) return;
-    for (int i = 0; i < c->nblks; i++)
-        if (c->blks[i].p == p) { c->blks[i].free = 1; return; }
+    for (int i = 0; i < c->nchunks; i++)
+        if ((char *)p >= c->base[i] && (char *)p < c->base[i] + c->heaps.h[i].size) {
+            if (nn_heaps_free(&c->heaps, i, (uint64_t)((char *)p - c->base[i]))) {
+                fprintf(stderr, "nn cuda: %s\n", iso_errmsg());
+                abort();   // a double release: a bug in the caller
+            }
+            return;
+        }
 }
+
+extern "C" void nnc_act_stats(const struct nnc *c, struct nn_act_stats *st) { nn_heaps_stats(&c->heaps, st); }
 
 // scratch buffer `which` of at least `bytes`; grows (rarely: see nn.h) by a
 // new arena, after the queued work that may still read the old one is done
@@ -422,7 +423,7 @@ extern "C" int nnc_w_upload(struct nnc *c, struct gpu_arena *arena, const struct
     if (arena) {
         int rc = gpu_arena_alloc(arena, bytes, 256, &dev);
         if (rc) return rc;
-    } else if (!(dev = nnc_alloc(c, bytes))) {
+    } else if (!(dev = nnc_alloc(c, bytes, 1))) {
         return ISO_ETEMPFAIL;
     }
     if (!fp8) {

@@ -22,9 +22,11 @@ struct nnc;
 int nnc_new(struct nnc **out);
 void nnc_free(struct nnc **c);
 const char *nnc_info(const struct nnc *c);
-void *nnc_alloc(struct nnc *c, size_t bytes);          /* zeroed; NULL + iso_fail */
+void *nnc_alloc(struct nnc *c, size_t bytes, int top); /* zeroed; NULL + iso_fail; top: nn_alloc_keep */
 void nnc_release(struct nnc *c, void *p);
 int nnc_reserve(struct nnc *c, uint64_t bytes);
+struct nn_act_stats;
+void nnc_act_stats(const struct nnc *c, struct nn_act_stats *st);
 int nnc_copy(struct nnc *c, void *dst, const void *src, size_t bytes, int to_device);
 int nnc_sync(struct nnc *c);
 void nnc_copy_d2d(struct nnc *c, void *dst, const void *src, size_t bytes);
