@@ -27,3 +27,28 @@ expect_exit() { # description, expected code, command...
 stderr_has() { grep -q -- "$1" "$T/.err"; }   # after expect_exit
 stderr_lines() { grep -cvE '^\[[^]]*\] \[(RAM|VRAM)\] ' "$T/.err"; }   # stderr lines other than memory checkpoints
 test_done() { echo "$_p passed, $_f failed, $_s skipped"; [ "$_f" -eq 0 ]; }
+# act_fits JSON...: every "activations" object (a GPU mode's nn context,
+# memory.nn or memory: common/nn_heap.h) in the reports shows the
+# reservation held the run's allocation sequence: nothing beyond it, the
+# high water within it. On a pretend device these come from the CPU's
+# shadow of the device's heaps. Fails when a report has none.
+act_fits() {
+    python3 - "$@" <<'PY'
+import json, sys
+found = 0
+def walk(o, f):
+    global found
+    if isinstance(o, dict):
+        a = o.get("activations")
+        if isinstance(a, dict) and "beyond_reserve" in a:
+            found += 1
+            print("# %s: reserved %d, high water %d (%.1f%%), peak %d, beyond %d" % (f, a["reserved"], a["high_water"], 100.0 * a["high_water"] / max(a["reserved"], 1), a["peak"], a["beyond_reserve"]))
+            assert a["beyond_reserve"] == 0 and a["high_water"] <= a["reserved"], (f, a)
+        for v in o.values(): walk(v, f)
+    elif isinstance(o, list):
+        for v in o: walk(v, f)
+for f in sys.argv[1:]:
+    walk(json.load(open(f)), f)
+assert found >= len(sys.argv) - 1, "%d activations objects in %d reports" % (found, len(sys.argv) - 1)
+PY
+}

@@ -85,6 +85,8 @@ for args in "synth_a.png synth_b.png 1 4" "vtest200_a.png vtest200_b.png 0.5 3" 
         grep -q "\"mode\": \"beefy\"" mode_beefy/segment.json && grep -q "\"weights\": \"resident\"" mode_beefy/segment.json &&
         grep -q "\"mode\": \"lightweight\"" mode_lightweight/segment.json &&
         grep -q "\"weights\": \"resident\"" mode_lightweight/segment.json'
+    check "rife $1 --scale $3: the activation reservation held both GPU modes (the CPU's shadow of the device)" \
+        act_fits mode_beefy/segment.json mode_lightweight/segment.json
     rm -rf mode_cpu mode_beefy mode_lightweight
 done
 ISOPIPE_FAKE_GPU=8192:8192 expect_exit "rife --plan on a pretend device" 0 $SG -m rife --plan --start "$A" --end "$B" --frames 3

@@ -136,6 +136,8 @@ check "pretend device, auto: cpu mode (the same latents)" cmp -s m_cpu/latents.s
 check "pretend device, bf16 file, lightweight: bit-identical to cpu mode" cmp -s mb_cpu/latents.safetensors mb_light/latents.safetensors
 check "pretend device, scaled fp8 file, beefy: bit-identical to cpu mode" cmp -s mf_cpu/latents.safetensors mf_beefy/latents.safetensors
 check "pretend device, scaled fp8 file, lightweight: bit-identical to cpu mode" cmp -s mf_cpu/latents.safetensors mf_light/latents.safetensors
+check "the activation reservation held every GPU-mode run (the CPU's shadow of the device's heaps)" \
+    act_fits m_beefy/segment.json m_light/segment.json mb_light/segment.json mf_beefy/segment.json mf_light/segment.json
 if [ -n "$PY" ] && [ -f m_light/segment.json ] && [ -f m_beefy/segment.json ] && [ -f m_auto/segment.json ]; then
     check "segment.json memory: mode, where the weights lived, the stream's counts (2 blocks: both stay in the window)" \
         "$PY" -c '

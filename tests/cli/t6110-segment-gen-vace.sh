@@ -93,6 +93,8 @@ ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_bf16.safetensors" --heads 2 $ARGS
 ISOPIPE_FAKE_GPU=8192:8192 $SG -q -m "$A/comfy_bf16.safetensors" --heads 2 $ARGS_A --steps 2 --memory-mode lightweight -o mc_light
 }
 close "pretend device, cpu mode: still diffusers' latents" ma_cpu unipc "$A"
+check "the activation reservation held every GPU-mode run (the CPU's shadow of the device's heaps)" \
+    act_fits ma_beefy/segment.json ma_lightweight/segment.json mb_beefy/segment.json mb_lightweight/segment.json mc_light/segment.json
 for mm in beefy lightweight; do
     check "pretend device, a, $mm: latents bit-identical to cpu mode" cmp -s ma_cpu/latents.safetensors ma_$mm/latents.safetensors
     check "pretend device, b (vace_layers [0, 1], scale 0.6), $mm: bit-identical to cpu mode" \

@@ -170,6 +170,7 @@ for k in 1 2 3 4 5 6 7 8 9; do set -- "$@" -p "$k $long"; done
 expect_exit "cpu mode, 10 prompts in two groups" 0 "$TE" -q -m ./m "$@" --memory-mode cpu -o gc.safetensors
 expect_exit "lightweight on a pretend device, two groups" 0 env ISOPIPE_FAKE_GPU=8192:8192 "$TE" -q -m ./m "$@" --memory-mode lightweight -o glw.safetensors
 check "two groups: lightweight bit-identical to cpu" cmp -s gc.safetensors glw.safetensors
+check "the activation reservation held every GPU-mode run (the CPU's shadow of the device's heaps)" act_fits mbeefy.json mlightweight.json glw.json
 pycheck json "two groups, ten prompts of 512 tokens in the report" sh -c "$PYJ -c \"
 import json; j = json.load(open('glw.json')); assert j['encode']['groups'] == 2 and j['encode']['tokens'] > 4096, j['encode']
 assert [p['tokens'] for p in j['prompts']] == [512] * 9, [p['tokens'] for p in j['prompts']]\""

@@ -93,6 +93,7 @@ same_pngs() { # dir_a dir_b: the same frame files, byte for byte
 for m in cpu beefy lightweight; do
     ISOPIPE_FAKE_GPU=8192:8192 expect_exit "decode --memory-mode $m (pretend device)" 0 "$VAE" decode -q --memory-mode $m -m "$B" "$FX/b_original/dec_3.safetensors" -o gpu_d_$m
     ISOPIPE_FAKE_GPU=8192:8192 expect_exit "encode --memory-mode $m (pretend device)" 0 "$VAE" encode -q --memory-mode $m -m "$C" "$FX/c_original_f16/enc_5" -o gpu_e_$m.safetensors
+    cp "$T/.out" gpu_e_$m.json
     ISOPIPE_FAKE_GPU=8192:8192 expect_exit "encode --vace --memory-mode $m (pretend device)" 0 "$VAE" encode -q --vace --memory-mode $m -m "$A" --keep "$V/prev" --keep-frames 2 --end "$V/end.png" --frames 9 -o gpu_v_$m.safetensors
     cp "$T/.out" gpu_v_$m.json
 done
@@ -133,6 +134,7 @@ check "lightweight tiles go tile-major (one tile's caches at a time)" grep -q '"
 set -- $tile
 expect_exit "cpu decode with the same --tile $1 --tile-overlap $2" 0 "$VAE" decode -q --memory-mode cpu --tile "$1" --tile-overlap "$2" -m "$A" l40.safetensors -o gpu_lw_cpu
 check "lightweight tile-major frames byte-identical to cpu mode's frame-major ones with that tile" same_pngs gpu_lw_cpu gpu_lw
+check "the activation reservation held every GPU-mode run (the CPU's shadow of the device's heaps)" act_fits gpu_d_beefy/vae.json gpu_d_lightweight/vae.json gpu_lw/vae.json gpu_e_beefy.json gpu_e_lightweight.json gpu_v_beefy.json gpu_v_lightweight.json
 ISOPIPE_FAKE_GPU=8192:$room expect_exit "beefy does not fit $room MiB" 75 "$VAE" decode -q --memory-mode beefy -m "$A" l40.safetensors -o gpu_bf
 check "message gives need and room" stderr_has "beefy mode needs"
 check "nothing written" test ! -e gpu_bf

@@ -38,8 +38,10 @@
 
 #include "err.h"
 #include "gpu.h"
+#include "jsonio.h"
 #include "log.h"
 #include "nn.h"
+#include "nn_heap.h"
 #include "nn_img.h"
 #include "nn_wres.h"
 #include "segmodel.h"
@@ -346,8 +348,9 @@ static int state_alloc(struct rife_ctx *c, int H, int W)
     int rc = rife_dims(&s->d, &c->cfg, H, W, c->p.scale > 0 ? c->p.scale : 1.0);
     if (rc) return rc;
     size_t P = s->d.P;
-    /* one chunk of device memory for all of it (nothing on NN_CPU) */
-    if ((rc = nn_reserve(c->nn, rife_device_act_bytes(&s->d)))) return rc;
+    /* one chunk of device memory for all of it (a GPU mode; on a pretend
+     * device the CPU's shadow of the device's heaps) */
+    if (c->wmode != NN_WRES_MAPPED && (rc = nn_reserve(c->nn, rife_device_act_bytes(&s->d)))) return rc;
     if (!(c->host = malloc(4 * P * sizeof(float)))) return iso_fail(ISO_EINTERNAL, "out of memory");
     struct { float **p; size_t n; } want[] = {
         { &s->img0, 3 * P }, { &s->img1, 3 * P }, { &s->alpha0, P }, { &s->alpha1, P },
@@ -596,7 +599,7 @@ static int rife_plan(const struct segmodel_params *p, struct mem_plan *out)
                        (uint64_t)192 * 192 * 9 * sizeof(float);
     /* beefy / lightweight: the same activations on the device, and the CUDA
      * backend's fixed part (cuBLAS workspace, two scratch buffers) */
-    uint64_t gpu_act = rife_device_act_bytes(&d) + nn_cuda_fixed_bytes();
+    uint64_t gpu_act = nn_act_reserve_bytes(rife_device_act_bytes(&d)) + nn_cuda_fixed_bytes();
     /* keyframes and one output frame (8-bit), the float frame on its way in or
      * out, the PNG encoder, code and libraries (OpenBLAS) */
     uint64_t px = (uint64_t)p->width * (uint64_t)p->height * (uint64_t)(p->channels > 0 ? p->channels : 4);
@@ -684,6 +687,9 @@ static void rife_report(void *ctxp, json_t *memory)
     struct rife_ctx *c = ctxp;
     json_t *o = json_pack("{s:s, s:s}", "backend", nn_backend_info(c->nn), "weights", nn_wres_mode_name(c->wmode));
     if (c->fallback[0]) json_object_set_new(o, "fallback", json_string(c->fallback));
+    struct nn_act_stats ast;
+    nn_act_stats(c->nn, &ast);
+    jsonio_set_act_stats(o, &ast);
     if (c->wmode == NN_WRES_STREAMED) {
         uint64_t copies, hits, bytes;
         nn_wres_stats(c->wres, &copies, &hits, &bytes);

@@ -27,6 +27,7 @@
 #include "mem.h"
 #include "model.h"
 #include "nn.h"
+#include "nn_heap.h"
 #include "runtime.h"
 #include "segment.h"
 #include "segmodel.h"
@@ -185,7 +186,7 @@ static int fill_plan(struct wan *m, int F, int H, int W, int threads, struct mem
     struct plan_blocks g = b;
     nn_wres_plan_blocks(r, &g);
     nn_wres_free(&r);
-    g.activations = device_activations(c, F, H, W, &stage) + nn_cuda_fixed_bytes();
+    g.activations = nn_act_reserve_bytes(device_activations(c, F, H, W, &stage)) + nn_cuda_fixed_bytes();
     g.host_base = b.host_base + host + stage;
     struct mem_plan gp;
     if ((rc = plan_from_blocks(&gp, name, &g))) return rc;
@@ -340,8 +341,10 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
      * order), or NN_CPU when the CUDA backend cannot start here (no cuBLAS, ...): said in one line */
     if (mode == MEM_MODE_BEEFY || mode == MEM_MODE_LIGHTWEIGHT) {
         wmode = mode == MEM_MODE_BEEFY ? NN_WRES_RESIDENT : NN_WRES_STREAMED;
-        if (gpu_is_fake()) {
+        if (gpu_is_fake()) { /* the CPU's shadow of the device's heaps (nn_reserve) */
             log_verbose("pretend device: %s mode computes on the CPU", mem_mode_name(mode));
+            if ((rc = nn_new(&nn, NN_CPU, threads)) || (rc = nn_reserve(nn, device_activations(mc, F, H, W, NULL))))
+                goto done;
         } else if ((rc = nn_new(&nn, NN_CUDA, threads)) == ISO_EUNAVAIL) {
             snprintf(fallback, sizeof fallback, "%s", iso_errmsg());
             log_warn("%s: %s mode goes on in cpu mode", fallback, mem_mode_name(mode));
@@ -468,6 +471,9 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
         json_t *mem = rt_memory_json(rt);
         json_t *o = json_pack("{s:s, s:s}", "backend", nn_backend_info(nn), "weights", nn_wres_mode_name(wmode));
         if (fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
+        struct nn_act_stats ast;
+        nn_act_stats(nn, &ast);
+        jsonio_set_act_stats(o, &ast);
         if (wmode == NN_WRES_STREAMED) {
             uint64_t copies = 0, hits = 0, bytes = 0;
             nn_wres_stats(m->wres, &copies, &hits, &bytes);

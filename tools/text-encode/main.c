@@ -18,6 +18,7 @@
 #include "mem.h"
 #include "model.h"
 #include "nn.h"
+#include "nn_heap.h"
 #include "nn_wres.h"
 #include "runtime.h"
 #include "safetensors.h"
@@ -373,7 +374,8 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     /* one group's activations + nn's fixed buffers (two 64 MiB conversion
      * slices on the CPU; cuBLAS workspace and two slices on CUDA) */
     uint64_t fixed = nn_cuda_fixed_bytes() > (UINT64_C(128) << 20) ? nn_cuda_fixed_bytes() : (UINT64_C(128) << 20);
-    pb.activations = umt5_scratch_bytes(cfg, Lmax, group_tokens, group_B) + fixed;
+    uint64_t act_bound = umt5_scratch_bytes(cfg, Lmax, group_tokens, group_B);
+    pb.activations = nn_act_reserve_bytes(act_bound) + fixed;
     /* code and buffers, the outputs, the tokenizer while it is parsed (a JSON
      * tree is ~8x its text), the embedding and the bias tables (host in
      * every mode), the host copies of one group's embedding rows and tables */
@@ -417,7 +419,8 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     if (!rc && !(wres = nn_wres_new(wmode, cfg->n_layers))) rc = ISO_EINTERNAL;
     if (!rc) rc = umt5_wres_register(m, wres);
     if (!rc) rc = nn_wres_load(wres, nn);
-    if (!rc && nn_backend_of(nn) == NN_CUDA) rc = nn_reserve(nn, pb.activations - nn_cuda_fixed_bytes());
+    /* a GPU mode (on a pretend device: the CPU's shadow of the device's heaps) */
+    if (!rc && gpu_mode) rc = nn_reserve(nn, act_bound);
     if (!rc) rc = umt5_reserve(m, nn, Lmax, group_tokens, group_B);
     rt_load_end(rt);
     if (rc) goto done;
@@ -508,6 +511,9 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     {   /* where the weights lived; streamed: what was copied */
         json_object_set_new(memj, "weights", json_string(nn_wres_mode_name(wmode)));
         json_object_set_new(memj, "weights_on_host", json_integer((json_int_t)umt5_host_bytes(m)));
+        struct nn_act_stats ast;
+        nn_act_stats(nn, &ast);
+        jsonio_set_act_stats(memj, &ast);
         if (wmode == NN_WRES_STREAMED) {
             uint64_t copies, hits, bytes;
             nn_wres_stats(wres, &copies, &hits, &bytes);

@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "model.h"
 #include "nn.h"
+#include "nn_heap.h"
 #include "nn_wres.h"
 #include "plan.h"
 #include "runtime.h"
@@ -64,7 +65,8 @@ static const char *base_name(const char *p)
 struct gpu_side {
     struct plan_blocks w;    /* weight fields (wan_vae_plan_blocks) */
     uint64_t relaid_host;    /* host bytes of the re-laid copies made at load */
-    uint64_t act_dev[2];     /* device activations (fixed bytes included) */
+    uint64_t act_bound[2];   /* device activations: the layer-shape bound */
+    uint64_t act_dev[2];     /* what nn takes for it on the device: nn_act_reserve_bytes + the fixed bytes */
     uint64_t act_host[2];    /* activations that stay host memory (decode: tiles' output, frames) */
 };
 
@@ -136,7 +138,7 @@ static enum nn_wres_mode wres_mode_of(enum mem_mode m)
  * NN_CPU. NN_CUDA unavailable (no cuBLAS, ...): one line, then cpu mode
  * (*mode becomes MEM_MODE_CPU, *fallback says why). */
 static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_vae *v, int half, enum mem_mode *mode,
-                        uint64_t act_dev, struct nn **nn, struct nn_wres **wr, char *fallback, size_t nfb)
+                        uint64_t act_bound, struct nn **nn, struct nn_wres **wr, char *fallback, size_t nfb)
 {
     int rc;
     enum nn_backend be = NN_CPU;
@@ -162,11 +164,9 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
     if (wm != NN_WRES_MAPPED && (rc = wan_vae_relay(v, half))) return rc;
     if (!(*wr = nn_wres_new(wm, 0))) return ISO_EINTERNAL;
     if ((rc = wan_vae_register(v, half, *wr, wm != NN_WRES_MAPPED)) || (rc = nn_wres_load(*wr, *nn))) return rc;
-    if (be == NN_CUDA) {
-        wan_vae_drop_relaid_host(v); /* uploaded: the device copies are what the forward reads */
-        uint64_t fixed = nn_cuda_fixed_bytes(); /* made at nn_new */
-        if ((rc = nn_reserve(*nn, act_dev > fixed ? act_dev - fixed : 0))) return rc;
-    }
+    if (be == NN_CUDA) wan_vae_drop_relaid_host(v); /* uploaded: the device copies are what the forward reads */
+    /* on a pretend device: the shadow of the device's heaps (nn_reserve) */
+    if (*mode != MEM_MODE_CPU && (rc = nn_reserve(*nn, act_bound))) return rc;
     rt_load_end(rt);
     return 0;
 }
@@ -180,6 +180,11 @@ static json_t *memory_json(struct rt *rt, struct nn *nn, enum mem_mode mode, con
     json_t *o = json_pack("{s:s, s:s}", "backend", nn ? nn_backend_info(nn) : "none", "weights",
                           nn_wres_mode_name(wres_mode_of(mode)));
     if (fallback && fallback[0]) json_object_set_new(o, "fallback", json_string(fallback));
+    if (nn) {
+        struct nn_act_stats st;
+        nn_act_stats(nn, &st);
+        jsonio_set_act_stats(o, &st);
+    }
     json_object_set_new(m, "nn", o);
     return m;
 }
@@ -281,7 +286,7 @@ static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, 
                        const char *what, struct wan_vae_tiling *tl, char *why, size_t n)
 {
     int big = h > w ? h : w;
-    uint64_t need = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, NULL) : wan_vae_decode_act_bytes(cfg, h, w, NULL)) + other;
+    uint64_t need = (dev ? nn_act_reserve_bytes(wan_vae_decode_dev_bytes(cfg, h, w, NULL)) : wan_vae_decode_act_bytes(cfg, h, w, NULL)) + other;
     tl->tile = tl->overlap = 0;
     if (need <= budget) {
         snprintf(why, n, "none: whole frames need %.0f MiB, the %s is %.0f MiB", need / 1048576.0, what,
@@ -293,7 +298,7 @@ static void fit_tiling(const struct wan_vae_config *cfg, int h, int w, int dev, 
         struct wan_vae_tiling c = { t, (t + 3) / 4, dev, NULL }; /* the device's tiles go tile-major */
         if (wan_vae_tile_count(h, w, &c) > WAN_VAE_MAX_TILES) break;
         smallest = t;
-        uint64_t nt = (dev ? wan_vae_decode_dev_bytes(cfg, h, w, &c) : wan_vae_decode_act_bytes(cfg, h, w, &c)) + other;
+        uint64_t nt = (dev ? nn_act_reserve_bytes(wan_vae_decode_dev_bytes(cfg, h, w, &c)) : wan_vae_decode_act_bytes(cfg, h, w, &c)) + other;
         if (nt <= budget) {
             *tl = c;
             snprintf(why, n, "whole frames need %.0f MiB, the %s is %.0f MiB: tiles of %d latent pixels need %.0f MiB",
@@ -455,7 +460,8 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if (rc || (rc = choose_gpu_tiling(a, c, cfg, h, wl, fixed, &gtl[1], gwhy[1], sizeof gwhy[1]))) goto done;
     gtl[1].tile_major = gtl[1].tile > 0; /* lightweight: one tile's caches on the device at a time */
     for (int m = 0; m < 2; m++) {
-        g.act_dev[m] = wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]) + nn_cuda_fixed_bytes();
+        g.act_bound[m] = wan_vae_decode_dev_bytes(cfg, h, wl, &gtl[m]);
+        g.act_dev[m] = nn_act_reserve_bytes(g.act_bound[m]) + nn_cuda_fixed_bytes();
         g.act_host[m] = wan_vae_decode_host_bytes(cfg, h, wl, &gtl[m]);
     }
     if ((rc = make_plan(v, WAN_VAE_DECODER, model_path, act, io, &g, &plan))) goto done;
@@ -474,7 +480,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
     int gm = mode == MEM_MODE_LIGHTWEIGHT;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_DECODER, &mode, g.act_dev[gm], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_DECODER, &mode, g.act_bound[gm], &nn, &wr, fallback, sizeof fallback)))
         goto done;
     if (mode != MEM_MODE_CPU) { /* the GPU mode's tiling (also on a pretend device) */
         tl = gtl[gm];
@@ -689,7 +695,8 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     struct gpu_side g = { 0 };
     if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
     /* the encoder does not tile: lightweight = beefy */
-    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
+    g.act_bound[0] = g.act_bound[1] = act + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
+    g.act_dev[0] = g.act_dev[1] = nn_act_reserve_bytes(g.act_bound[0]) + nn_cuda_fixed_bytes();
     if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nlat * 4 + (uint64_t)H * W * 4 * 4, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:I, s:o}}", "encode", "frames", F, "latent_frames", T,
@@ -701,7 +708,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_dev[0], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], &nn, &wr, fallback, sizeof fallback)))
         goto done;
     if (!(lat = malloc(nlat * sizeof *lat))) { rc = iso_fail(ISO_ETEMPFAIL, "out of memory"); goto done; }
     double te = mem_now();
@@ -910,7 +917,8 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     uint64_t act = wan_vae_encode_act_bytes(cfg, H, W);
     struct gpu_side g = { 0 };
     if ((rc = wan_vae_plan_blocks(v, WAN_VAE_ENCODER, 1, &g.w, &g.relaid_host))) goto done;
-    g.act_dev[0] = g.act_dev[1] = act + nn_cuda_fixed_bytes() + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
+    g.act_bound[0] = g.act_bound[1] = act + nn_attention_products_bytes(cfg->enc_ch[cfg->n_levels - 1], h * wl, h * wl);
+    g.act_dev[0] = g.act_dev[1] = nn_act_reserve_bytes(g.act_bound[0]) + nn_cuda_fixed_bytes();
     if ((rc = make_plan(v, WAN_VAE_ENCODER, model_path, act, nctx * 4 + (uint64_t)H * W * 4 * 8, &g, &plan))) goto done;
     if (c->plan_only) {
         json_t *extra = json_pack("{s:{s:i, s:i, s:i, s:i, s:i, s:I, s:o}}", "vace", "frames", F, "latent_frames", T,
@@ -922,7 +930,7 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_dev[0], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], &nn, &wr, fallback, sizeof fallback)))
         goto done;
     ctx = calloc(nctx, sizeof *ctx);
     src.vbuf = malloc(3 * (size_t)H * W * sizeof(float));

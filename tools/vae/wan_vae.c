@@ -912,8 +912,8 @@ static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struc
     int pre = cv->kt - 1; /* causal frames in front: 2 from the cache, or 0 */
     if (pre && !s) return ISO_ETEMPFAIL;
     size_t cn = (size_t)x->C * 2 * hw;
-    if (pre && !s->buf) {
-        if (!(s->buf = NEW(cn))) return ISO_ETEMPFAIL; /* zeros: the causal padding */
+    if (pre && !s->buf) { /* kept across chunks: from the top of the reservation */
+        if (!(s->buf = nn_alloc_keep(r->nn, cn))) return ISO_ETEMPFAIL; /* zeros: the causal padding */
         s->n = cn;
     }
     if (pre && s->n != cn) return iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
@@ -925,16 +925,13 @@ static int causal_conv_slot(struct run *r, const struct wv_conv *cv, const struc
     int rc = conv_shift(r, cv, buf, tt, x->H, x->W, ph, pw, y->d, x->t);
     FREE(buf);
     if (rc) return rc;
-    if (pre) { /* the cache: the last two input frames (cache included when t < 2) */
-        float *nc = NEW(cn);
-        if (!nc) return ISO_ETEMPFAIL;
+    if (pre) { /* the cache, in place: the last two input frames (cache included when t < 2) */
         for (int f = 0; f < 2; f++) {
-            int g = x->t - 2 + f; /* index into x; < 0 reaches back into the old cache */
-            if (g >= 0) copy_frames(r->nn, nc, 2, f, x->d, x->t, g, 1, x->C, hw);
-            else copy_frames(r->nn, nc, 2, f, s->buf, 2, 2 + g, 1, x->C, hw);
+            int g = x->t - 2 + f; /* index into x; < 0 reaches back into the cache: frame 1 into frame 0, read
+                                   * before frame 1 is written */
+            if (g >= 0) copy_frames(r->nn, s->buf, 2, f, x->d, x->t, g, 1, x->C, hw);
+            else copy_frames(r->nn, s->buf, 2, f, s->buf, 2, 2 + g, 1, x->C, hw);
         }
-        FREE(s->buf);
-        s->buf = nc;
     }
     return 0;
 }
@@ -1081,7 +1078,7 @@ static int resample(struct run *r, const struct wv_resample *rs, struct act *x)
         size_t cn = (size_t)x->C * hwo;
         int first = !s->buf;
         if (first) {
-            if (!(s->buf = NEW(cn))) { rc = ISO_ETEMPFAIL; goto done; }
+            if (!(s->buf = nn_alloc_keep(r->nn, cn))) { rc = ISO_ETEMPFAIL; goto done; }
             s->n = cn;
         } else if (s->n != cn) {
             rc = iso_fail(ISO_EINTERNAL, "vae: cache shape changed between chunks");
