@@ -38,6 +38,7 @@ struct rt {
     struct gpu_stream *copy;
     struct gpu_event *ev[2];
     int ev_pending[2];
+    char fallback[256];       /* rt_fallback_cpu's why */
 };
 
 static void usage_hook(uint64_t own, void *ctx)
@@ -171,6 +172,26 @@ static void sleep_s(double s)
 {
     struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
     while (nanosleep(&ts, &ts) != 0 && !sig_interrupted()) {}
+}
+
+int rt_fallback_cpu(struct rt *rt, const char *why)
+{
+    if (rt->ledger && ledger_release(rt->ledger)) log_warn("ledger: %s", iso_errmsg());
+    rt->reserved = 0;
+    snprintf(rt->fallback, sizeof rt->fallback, "%s", why ? why : "");
+    if (rt->mode == MEM_MODE_CPU) return 0;
+    enum mem_mode from = rt->mode, m = MEM_MODE_CPU;
+    struct plan_env e;
+    fill_env(rt, &e, 0, 0);
+    e.gpu = 0;
+    int rc = rt->have_plan ? plan_decide(&rt->plan, MEM_MODE_CPU, &e, &m) : 0;
+    if (rc) return iso_wrap(rc, "%s mode cannot run on the GPU (%s), and there is no cpu mode", mem_mode_name(from),
+                            rt->fallback);
+    rt->mode = MEM_MODE_CPU;
+    log_info("%s mode cannot run on the GPU (%s): its VRAM reservation is given back, running in cpu mode "
+             "(host RSS %.1f MiB)", mem_mode_name(from), rt->fallback,
+             rt->have_plan ? rt->plan.mode[MEM_MODE_CPU].host_rss / (double)MIB : 0.0);
+    return 0;
 }
 
 int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode)
@@ -331,6 +352,7 @@ json_t *rt_memory_json(struct rt *rt)
     json_t *j = json_object();
     json_object_set_new(j, "mode", json_string(mem_mode_name(rt->mode)));
     json_object_set_new(j, "requested", json_string(mem_mode_name(rt->requested)));
+    if (rt->fallback[0]) json_object_set_new(j, "fallback", json_string(rt->fallback));
     json_object_set_new(j, "plan", rt->have_plan ? plan_to_json(&rt->plan) : json_null());
     json_object_set_new(j, "peak_rss", json_integer((json_int_t)s.hwm));
     if (gpu_present()) {

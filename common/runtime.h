@@ -53,6 +53,13 @@ int rt_print_plan(struct rt *rt, const struct mem_plan *p, json_t *extra);
  * ISO_ETEMPFAIL (exit 75), never changed. cpu mode reserves nothing. */
 int rt_admit(struct rt *rt, const struct mem_plan *p, enum mem_mode *mode);
 enum mem_mode rt_mode(const struct rt *rt);
+/* After admission to a GPU mode, the GPU path cannot start after all (no
+ * cuBLAS, ...): give the ledger's reservation back at once, so queued runs
+ * on the card need not wait for this one, check that the plan has a cpu
+ * mode (plan_decide's status when not) and run as cpu mode from now on; `why` goes to the report (memory.fallback). The CUDA
+ * context made for admission stays until exit (not ours to reset while
+ * libraries may hold it). */
+int rt_fallback_cpu(struct rt *rt, const char *why);
 
 /* "before load" checkpoint, starts the load clock */
 void rt_load_begin(struct rt *rt);

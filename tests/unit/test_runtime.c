@@ -214,6 +214,41 @@ static void test_wait(void)
     CHECK(ledger_count() == 0);
 }
 
+/* a GPU mode that cannot start after admission (no cuBLAS): the reservation
+ * goes back to the ledger at once, the run is cpu mode from then on and the
+ * report says why; a plan without a cpu mode refuses */
+static void test_fallback(void)
+{
+    TEST("rt_fallback_cpu: reservation given back, cpu mode, report");
+    struct cli_common c = { 0 };
+    struct rt *rt = NULL;
+    struct mem_plan p;
+    small_plan(&p, 8, 16 * MIB);
+    c.memory_mode = MEM_MODE_BEEFY;
+    CHECK(rt_begin(&c, &rt) == 0 && rt);
+    enum mem_mode m;
+    CHECK(rt_admit(rt, &p, &m) == 0 && m == MEM_MODE_BEEFY);
+    CHECK(ledger_count() == 1);
+    CHECK(rt_fallback_cpu(rt, "nn cuda: no cuBLAS here") == 0);
+    CHECK(ledger_count() == 0 && rt_mode(rt) == MEM_MODE_CPU);
+    json_t *mj = rt_memory_json(rt);
+    CHECK_STR(json_string_value(json_object_get(mj, "mode")), "cpu");
+    CHECK_STR(json_string_value(json_object_get(mj, "requested")), "beefy");
+    CHECK_STR(json_string_value(json_object_get(mj, "fallback")), "nn cuda: no cuBLAS here");
+    CHECK(json_integer_value(json_object_get(json_object_get(mj, "admission"), "reserved")) == 0);
+    json_decref(mj);
+    CHECK(rt_end(&rt, 0) == 0);
+    /* no cpu path in the plan: refused, with the reason */
+    small_plan(&p, 8, 16 * MIB);
+    p.mode[MEM_MODE_CPU].possible = 0;
+    CHECK(rt_begin(&c, &rt) == 0 && rt);
+    CHECK(rt_admit(rt, &p, &m) == 0 && m == MEM_MODE_BEEFY);
+    int rc = rt_fallback_cpu(rt, "no cuBLAS");
+    CHECKF(rc != 0 && strstr(iso_errmsg(), "no cuBLAS") && ledger_count() == 0, "rc %d: %s", rc, iso_errmsg());
+    iso_errclear();
+    rt_end(&rt, rc);
+}
+
 int main(void)
 {
     char *tmp = test_tmpdir();
@@ -223,6 +258,7 @@ int main(void)
     test_cycle();
     test_modes();
     test_wait();
+    test_fallback();
     log_close();
     fs_rm_rf(tmp);
     return test_report();

@@ -44,6 +44,7 @@
 #include "nn_heap.h"
 #include "nn_img.h"
 #include "nn_wres.h"
+#include "runtime.h"
 #include "segmodel.h"
 #include "weights.h"
 
@@ -658,6 +659,7 @@ static int rife_backend(struct rife_ctx *c, const struct segmodel_params *p, enu
                  c->fallback);
         iso_errclear();
         *wmode = NN_WRES_MAPPED;
+        if (p->rt && (rc = rt_fallback_cpu(p->rt, c->fallback))) return rc; /* the reservation goes back */
     }
     return nn_new(&c->nn, NN_CPU, threads);
 }

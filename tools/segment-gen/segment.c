@@ -200,6 +200,7 @@ int segment_run(const struct segment_args *a, const struct cli_common *c)
     if (a->scenes && (rc = scene_prompt(a->scenes, a->index, &prompt))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     p.memory_mode = mode;
+    p.rt = rt;
 
     rt_load_begin(rt);  /* "before load" */
     loading = 1;

@@ -35,6 +35,7 @@ struct segmodel_params {
     int width, height, channels;/* frame size the context will be asked for */
     int frames;                 /* frames per request, keyframes included */
     double scale;               /* --scale, 0 when not given (the model's default) */
+    struct rt *rt;              /* the run's runtime (rt_fallback_cpu when a GPU mode cannot start); may be NULL */
 };
 
 /* One segment. Pointers are borrowed for the call. */

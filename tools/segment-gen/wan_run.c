@@ -350,6 +350,7 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
             log_warn("%s: %s mode goes on in cpu mode", fallback, mem_mode_name(mode));
             iso_errclear();
             wmode = NN_WRES_MAPPED;
+            if ((rc = rt_fallback_cpu(rt, fallback))) goto done; /* the reservation goes back */
         } else if (rc) {
             goto done;
         } else if ((rc = nn_reserve(nn, device_activations(mc, F, H, W, NULL)))) {

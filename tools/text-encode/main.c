@@ -410,10 +410,13 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     rt_load_begin(rt);
     rc = nn_new(&nn, backend, cli_threads(c));
     if (rc == ISO_EUNAVAIL && backend == NN_CUDA) {
-        log_warn("%s mode: %s; encoding on the CPU with the weights mapped", mem_mode_name(mode), iso_errmsg());
+        char why[256];
+        snprintf(why, sizeof why, "%s", iso_errmsg());
+        log_warn("%s mode: %s; encoding on the CPU with the weights mapped", mem_mode_name(mode), why);
         iso_errclear();
         gpu_mode = 0;
-        rc = nn_new(&nn, NN_CPU, cli_threads(c));
+        rc = rt_fallback_cpu(rt, why); /* the reservation goes back */
+        if (!rc) rc = nn_new(&nn, NN_CPU, cli_threads(c));
     }
     enum nn_wres_mode wmode = !gpu_mode ? NN_WRES_MAPPED : mode == MEM_MODE_BEEFY ? NN_WRES_RESIDENT : NN_WRES_STREAMED;
     if (!rc && !(wres = nn_wres_new(wmode, cfg->n_layers))) rc = ISO_EINTERNAL;
