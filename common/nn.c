@@ -1400,7 +1400,7 @@ void nn_attention(struct nn *nn, float *out, const float *q, const float *k, con
         }
     }
 #endif
-    CUDA_OP(nnc_attention(nn->cuda, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid));
+    CUDA_OP(nnc_attention(nn->cuda, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid, nn->prec == NN_PREC_BF16));
     if (k_valid > Lk || k_valid < 0) k_valid = Lk;
     int ld = H * D;
     if (k_valid == 0) {

@@ -217,7 +217,12 @@ void nn_softmax(struct nn *nn, float *x, int rows, int d);
  * (Wan2.1's VAE: one head of 384) with one head, no bias and every key
  * valid (k_valid < 0 or >= Lk) runs as nn_attention_products on a scratch of
  * nn_attention_products_bytes(D, Lq, Lk) taken from the context (plans add
- * it); any other case past the limit is an error at the next nn_sync. */
+ * it); any other case past the limit is an error at the next nn_sync.
+ * With NN_PREC_BF16 (activations rounded to bf16) and no bias, D <= 128,
+ * the CUDA backend runs it on tensor cores: q, k, v and the softmax weights
+ * rounded to bf16, scores, softmax and sums in fp32 (diffusers' bf16 SDPA
+ * rounds the same operands); every other case, and every CPU case, is
+ * float32. */
 void nn_attention(struct nn *nn, float *out, const float *q, const float *k, const float *v,
                   int Lq, int Lk, int H, int D, float scale, const float *bias, int k_valid);
 #define NN_CUDA_ATTN_MAX_D 256

@@ -17,6 +17,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
@@ -926,8 +927,149 @@ static void launch_attention(struct nnc *c, float *out, const float *q, const fl
     LAUNCHED(c, "attention");
 }
 
+// ---- attention on tensor cores (bf16 operands, fp32 accumulation) ----
+//
+// For NN_PREC_BF16 (activations rounded to bf16, as diffusers' bf16 SDPA
+// takes them): a block of 4 warps takes 64 query rows (16 per warp) of one
+// head; keys and values go by in tiles of 64, converted to bf16 in shared
+// memory. Per tile each warp computes its scores S [16, 64] = Q K^T with
+// 16x16x16 bf16 WMMA products into shared memory, takes them through the
+// online softmax in fp32 (two lanes per row: running max m and sum l,
+// P = exp(scale*S - m) rounded to bf16, the output rows rescaled), then adds
+// P V [16, DP] into its fp32 output rows in shared memory. No bias (the
+// fp32 kernel takes T5's); keys past k_valid score -inf. DP = D rounded up
+// to 16 (zero-padded), D <= TC_MAXD.
+#define TC_BQ 64
+#define TC_BK 64
+#define TC_MAXD 128
+
+template <int DP>
+struct tc_smem {
+    static constexpr int LQ = DP + 8, LS = TC_BK + 4, LP = TC_BK + 8, LO = DP + 4;   // leading dims, padded
+    static constexpr size_t Q = 0, K = Q + (size_t)TC_BQ * LQ * 2, V = K + (size_t)TC_BK * LQ * 2,
+                            S = V + (size_t)TC_BK * LQ * 2, P = S + (size_t)TC_BQ * LS * 4,
+                            O = P + (size_t)TC_BQ * LP * 2, BYTES = O + (size_t)TC_BQ * LO * 4;
+};
+
+template <int DP>
+__global__ void __launch_bounds__(128) k_attention_tc(float *out, const float *q, const float *k, const float *v,
+                                                      int Lq, int H, int D, float scale, int kv)
+{
+    using namespace nvcuda;
+    typedef tc_smem<DP> L;
+    extern __shared__ __align__(128) unsigned char smraw[];
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)(smraw + L::Q), *Ks = (__nv_bfloat16 *)(smraw + L::K),
+                  *Vs = (__nv_bfloat16 *)(smraw + L::V), *Ps = (__nv_bfloat16 *)(smraw + L::P);
+    float *Ss = (float *)(smraw + L::S), *Os = (float *)(smraw + L::O);
+    int h = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int row0 = blockIdx.x * TC_BQ;
+    size_t ld = (size_t)H * D;
+    for (int i = threadIdx.x; i < TC_BQ * DP; i += blockDim.x) {
+        int r = i / DP, d = i % DP;
+        float x = row0 + r < Lq && d < D ? q[(size_t)(row0 + r) * ld + (size_t)h * D + d] : 0.0f;
+        Qs[r * L::LQ + d] = __float2bfloat16_rn(x);
+        Os[r * L::LO + d] = 0.0f;
+    }
+    // two lanes per row of the warp's 16: lane/2 the row, lane%2 the half
+    int rr = warp * 16 + (lane >> 1), half = lane & 1;
+    float m = -INFINITY, l = 0.0f;
+    for (int j0 = 0; j0 < kv; j0 += TC_BK) {
+        __syncthreads();   // every warp is done with the previous tile (and Qs, Os are written, first time)
+        for (int i = threadIdx.x; i < TC_BK * DP; i += blockDim.x) {
+            int j = i / DP, d = i % DP;
+            int ok = j0 + j < kv && d < D;
+            size_t src = (size_t)(j0 + j) * ld + (size_t)h * D + d;
+            Ks[j * L::LQ + d] = __float2bfloat16_rn(ok ? k[src] : 0.0f);
+            Vs[j * L::LQ + d] = __float2bfloat16_rn(ok ? v[src] : 0.0f);
+        }
+        __syncthreads();
+        // S = Q K^T for the warp's 16 rows
+        for (int nt = 0; nt < TC_BK / 16; nt++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> sf;
+            wmma::fill_fragment(sf, 0.0f);
+            for (int kk = 0; kk < DP; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf;
+                wmma::load_matrix_sync(af, Qs + (size_t)warp * 16 * L::LQ + kk, L::LQ);
+                wmma::load_matrix_sync(bf, Ks + (size_t)nt * 16 * L::LQ + kk, L::LQ);   // K^T: key-major = col-major
+                wmma::mma_sync(sf, af, bf, sf);
+            }
+            wmma::store_matrix_sync(Ss + (size_t)warp * 16 * L::LS + nt * 16, sf, L::LS, wmma::mem_row_major);
+        }
+        __syncwarp();
+        // online softmax of the row's 64 scores (32 per lane), P in bf16, O rescaled
+        {
+            float *srow = Ss + (size_t)rr * L::LS + half * 32;
+            float mt = -INFINITY;
+            for (int c = 0; c < 32; c++) {
+                int j = j0 + half * 32 + c;
+                float s = j < kv ? srow[c] * scale : -INFINITY;
+                srow[c] = s;
+                mt = fmaxf(mt, s);
+            }
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+            float mn = fmaxf(m, mt);
+            float corr = mn == -INFINITY ? 1.0f : expf(m - mn);
+            float ps = 0.0f;
+            __nv_bfloat16 *prow = Ps + (size_t)rr * L::LP + half * 32;
+            for (int c = 0; c < 32; c++) {
+                float p = mn == -INFINITY ? 0.0f : expf(srow[c] - mn);
+                __nv_bfloat16 pb = __float2bfloat16_rn(p);
+                prow[c] = pb;
+                ps += __bfloat162float(pb);   // the sum of what P V adds up
+            }
+            ps += __shfl_xor_sync(0xffffffffu, ps, 1);
+            l = l * corr + ps;
+            m = mn;
+            float *orow = Os + (size_t)rr * L::LO;
+            for (int d = half; d < DP; d += 2) orow[d] *= corr;
+        }
+        __syncwarp();
+        // O += P V for the warp's 16 rows
+        for (int dt = 0; dt < DP; dt += 16) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> of;
+            wmma::load_matrix_sync(of, Os + (size_t)warp * 16 * L::LO + dt, L::LO, wmma::mem_row_major);
+            for (int kk = 0; kk < TC_BK; kk += 16) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> pf;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> vf;
+                wmma::load_matrix_sync(pf, Ps + (size_t)warp * 16 * L::LP + kk, L::LP);
+                wmma::load_matrix_sync(vf, Vs + (size_t)kk * L::LQ + dt, L::LQ);
+                wmma::mma_sync(of, pf, vf, of);
+            }
+            wmma::store_matrix_sync(Os + (size_t)warp * 16 * L::LO + dt, of, L::LO, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    // the warp's rows out, divided by their sums (a row that kept nothing: 0)
+    int row = row0 + rr;
+    if (row < Lq) {
+        float inv = l > 0 ? 1.0f / l : 0.0f;
+        const float *orow = Os + (size_t)rr * L::LO;
+        float *o = out + (size_t)row * ld + (size_t)h * D;
+        for (int d = half; d < D; d += 2) o[d] = orow[d] * inv;
+    }
+}
+
+template <int DP>
+static void launch_attention_tc(struct nnc *c, float *out, const float *q, const float *k, const float *v, int Lq,
+                                int H, int D, float scale, int kv)
+{
+    size_t smem = tc_smem<DP>::BYTES;
+    static int attr_set;
+    if (!attr_set) {
+        cudaError_t e = cudaFuncSetAttribute(k_attention_tc<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) { fail_once(c, ISO_EIO, "attention (tensor cores): shared memory", cudaGetErrorString(e)); return; }
+        attr_set = 1;
+    }
+    dim3 grid((unsigned)((Lq + TC_BQ - 1) / TC_BQ), (unsigned)H);
+    k_attention_tc<DP><<<grid, 128, smem, c->stream>>>(out, q, k, v, Lq, H, D, scale, kv);
+    LAUNCHED(c, "attention (tensor cores)");
+}
+
+extern "C" int nnc_attention_tc_ok(int D, const float *bias) { return !bias && D > 0 && D <= TC_MAXD; }
+
 extern "C" void nnc_attention(struct nnc *c, float *out, const float *q, const float *k, const float *v, int Lq, int Lk,
-                              int H, int D, float scale, const float *bias, int k_valid)
+                              int H, int D, float scale, const float *bias, int k_valid, int tc)
 {
     if (k_valid > Lk || k_valid < 0) k_valid = Lk;
     if (Lq <= 0 || H <= 0 || D <= 0) return;
@@ -936,10 +1078,16 @@ extern "C" void nnc_attention(struct nnc *c, float *out, const float *q, const f
         if (e != cudaSuccess) fail_once(c, ISO_EIO, "attention (no keys)", cudaGetErrorString(e));
         return;
     }
+    if (tc && nnc_attention_tc_ok(D, bias)) {
+        if (D <= 64) launch_attention_tc<64>(c, out, q, k, v, Lq, H, D, scale, k_valid);
+        else launch_attention_tc<128>(c, out, q, k, v, Lq, H, D, scale, k_valid);
+        return;
+    }
+    static_assert(32 * 8 == NN_CUDA_ATTN_MAX_D, "the fused kernel's largest instance is NN_CUDA_ATTN_MAX_D");
     if (D <= 32) launch_attention<1>(c, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid);
     else if (D <= 64) launch_attention<2>(c, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid);
     else if (D <= 128) launch_attention<4>(c, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid);
-    else if (D <= 256) launch_attention<8>(c, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid);
+    else if (D <= NN_CUDA_ATTN_MAX_D) launch_attention<8>(c, out, q, k, v, Lq, Lk, H, D, scale, bias, k_valid);
     else fail_once(c, ISO_EINTERNAL, "attention", "head dimension above 256 is not supported on CUDA");
 }
 

@@ -49,8 +49,10 @@ void nnc_ew(struct nnc *c, int op, float *y, const float *a, const float *b, siz
 void nnc_rows(struct nnc *c, int op, float *y, const float *x, const float *u, const float *v, int rows, int d);
 void nnc_add_bias(struct nnc *c, float *y, const float *x, int rows, int d, const struct nn_w *b);
 void nnc_softmax(struct nnc *c, float *x, int rows, int d);
+/* tc: the tensor-core kernel (bf16 operands) where nnc_attention_tc_ok */
+int nnc_attention_tc_ok(int D, const float *bias);
 void nnc_attention(struct nnc *c, float *out, const float *q, const float *k, const float *v, int Lq, int Lk,
-                   int H, int D, float scale, const float *bias, int k_valid);
+                   int H, int D, float scale, const float *bias, int k_valid, int tc);
 void nnc_rope(struct nnc *c, float *x, int L, int H, int D, const float *cos, const float *sin, int interleaved);
 /* 3-D convolution as im2col + SGEMM (2-D: kt = T = st = 1) */
 void nnc_conv(struct nnc *c, float *y, const float *x, int C, int T, int H, int W, const struct nn_w *w,

@@ -130,9 +130,10 @@ phase_wan() {
     d=$W/wan
     mkdir -p "$d"
     L=$(( ((FRAMES - 1) / 4 + 1) * (H_ / 16) * (W_ / 16) ))
-    # our attention: float32 on CUDA cores, per step 2 forwards x 30 layers x 12 heads x L^2 x 2 x 128 FMAs;
-    # the rate is a guess (no card has run it) to size the run, not a figure
-    echo "$L" | awk -v s="$STEPS" '{f = 2 * 30 * 12 * $1 * $1 * 256 * 2; printf "# wan: %d tokens; attention %.1f TFLOP per step (CFG pair); at a guessed 5 TFLOPS (fp32 CUDA cores) ~%.0f s/step, %d steps per mode\n", $1, f / 1e12, f / 5e12, s}'
+    # our attention per step: 2 forwards x 30 layers x 12 heads x L^2 x 2 x 128 FMAs; with ISOPIPE_NN_PREC=bf16
+    # on tensor cores (WMMA, bf16 operands), else float32 on CUDA cores. The rates are guesses (no card has
+    # run either kernel) to size the run, not figures
+    echo "$L" | awk -v s="$STEPS" -v p="$PREC" '{f = 2 * 30 * 12 * $1 * $1 * 256 * 2; r = p == "bf16" ? 50e12 : 5e12; printf "# wan: %d tokens; attention %.1f TFLOP per step (CFG pair); at a guessed %.0f TFLOPS (%s) ~%.0f s/step, %d steps per mode\n", $1, f / 1e12, r / 1e12, p == "bf16" ? "bf16 tensor cores" : "fp32 CUDA cores", f / r, s}'
     timed wan 90 wan.make env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py wan-make "$d" "$FRAMES" && grep '^#' "$R/wan.make.log"
     [ -f "$d/noise.safetensors" ] || { echo "# wan: no model was made: skipped"; return; }
     timed wan 120 wan.ref env LD_LIBRARY_PATH="$PY_LD" "$PY" tests/gpu/wave2_bench.py wan-ref "$d" "$STEPS" 8 5 && grep '^#' "$R/wan.ref.log"

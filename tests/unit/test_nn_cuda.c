@@ -10,6 +10,10 @@
  *                   bf16/fp8 weights in NN_PREC_F32 (3 bf16 terms),
  *                   attention, convolutions
  *   TOL_BF16  1e-2  linear with activations rounded to bf16 (NN_PREC_BF16)
+ *   TOL_ATT_TC 2e-2 attention on tensor cores (NN_PREC_BF16, no bias,
+ *                   D <= 128): q, k, v and the softmax weights in bf16
+ *                   (2^-9 relative each) against float32; it must also
+ *                   differ from the float32 kernel's result (the path ran)
  *   0               nn_relpos_bias (a copy)
  * Without a GPU, without cuBLAS, or in a CPU build the CUDA comparisons are
  * ONE skip with the reason (never a pass). What is checked everywhere: that
@@ -33,6 +37,7 @@
 #define TOL_EW 1e-5
 #define TOL_F32 1e-4
 #define TOL_BF16 1e-2
+#define TOL_ATT_TC 2e-2
 
 static struct nn *C, *G;   /* cpu, cuda */
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -316,6 +321,51 @@ static void test_attention(void)
         free(q); free(k); free(v); free(b); free(o);
         nn_release(G, &dq); nn_release(G, &dk); nn_release(G, &dv); nn_release(G, &db); nn_release(G, &dout);
     }
+}
+
+/* NN_PREC_BF16: the tensor-core kernel where it applies (no bias, D <= 128),
+ * the float32 one elsewhere */
+static void test_attention_tc(void)
+{
+    TEST("attention on tensor cores (NN_PREC_BF16)");
+    static const struct { int Lq, Lk, H, D, bias, kv; float scale; } cs[] = {
+        { 130, 130, 2, 128, 0, -1, 0.0883883f },  /* Wan self-attention head, 1/sqrt(128) */
+        { 200, 1000, 12, 128, 0, -1, 0.0883883f }, /* many key tiles, 12 heads (Wan 1.3B) */
+        { 77, 123, 3, 64, 0, 100, 0.125f },       /* padding keys, D 64 */
+        { 5, 300, 4, 80, 0, 300, 0.1118034f },    /* D 80: zero-padded to 128 */
+        { 65, 64, 1, 40, 0, 63, 0.15811388f },    /* rows past one block, the last key masked, D 40 */
+        { 1, 1, 1, 64, 0, -1, 0.125f },
+        { 77, 123, 3, 64, 1, 100, 1.0f },         /* bias: the float32 kernel */
+    };
+    nn_set_precision(G, NN_PREC_BF16);
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int Lq = cs[c].Lq, Lk = cs[c].Lk, H = cs[c].H, D = cs[c].D;
+        size_t nq = (size_t)Lq * H * D, nk = (size_t)Lk * H * D, nb = (size_t)H * Lq * Lk;
+        float *q = rnd(nq, 2), *k = rnd(nk, 2), *v = rnd(nk, 1), *b = cs[c].bias ? rnd(nb, 3) : NULL;
+        float *o = malloc(nq * sizeof(float)), *of = malloc(nq * sizeof(float));
+        float *dq = up(q, nq), *dk = up(k, nk), *dv = up(v, nk), *db = b ? up(b, nb) : NULL, *dout = nn_alloc(G, nq);
+        nn_attention(C, o, q, k, v, Lq, Lk, H, D, cs[c].scale, b, cs[c].kv);
+        nn_attention(G, dout, dq, dk, dv, Lq, Lk, H, D, cs[c].scale, db, cs[c].kv);
+        char what[112];
+        snprintf(what, sizeof what, "bf16 attention Lq=%d Lk=%d H=%d D=%d%s kv=%d", Lq, Lk, H, D, b ? " bias" : "",
+                 cs[c].kv);
+        cmp(what, dout, o, nq, b ? TOL_F32 : TOL_ATT_TC);
+        if (!b) { /* the tensor cores ran: bf16 operands move the result off the float32 kernel's */
+            nn_set_precision(G, NN_PREC_F32);
+            nn_attention(G, dout, dq, dk, dv, Lq, Lk, H, D, cs[c].scale, NULL, cs[c].kv);
+            nn_download(G, of, dout, nq);
+            nn_set_precision(G, NN_PREC_BF16);
+            nn_attention(G, dout, dq, dk, dv, Lq, Lk, H, D, cs[c].scale, NULL, cs[c].kv);
+            float *h = malloc(nq * sizeof(float));
+            nn_download(G, h, dout, nq);
+            double d = err_rel(h, of, nq);
+            CHECKF(d > 1e-6, "%s: equals the float32 kernel's result (%.3g): the tensor-core path did not run", what, d);
+            free(h);
+        }
+        free(q); free(k); free(v); free(b); free(o); free(of);
+        nn_release(G, &dq); nn_release(G, &dk); nn_release(G, &dv); nn_release(G, &db); nn_release(G, &dout);
+    }
+    nn_set_precision(G, NN_PREC_F32);
 }
 
 static void test_conv(void)
@@ -633,6 +683,7 @@ int main(void)
         test_norms();
         test_elementwise();
         test_attention();
+        test_attention_tc();
         test_conv();
         test_conv_tiles();
         test_staged();
