@@ -1,10 +1,12 @@
 /* nn.c — the CPU backend of the numerical core (see nn.h).
  *
- * Parallelism has one rule: matrix products are OpenBLAS's (sgemm runs on
- * its own threads, as many as the pool has), everything else runs on the
- * pool, and BLAS is never called from inside a pool worker (nested
- * threading would oversubscribe the cores). Each output element is written
- * by one thread in a fixed order, so results do not depend on scheduling. */
+ * Parallelism has one rule: everything runs on the pool, matrix products
+ * included. OpenBLAS is set to one thread and nn_gemm splits a product into
+ * one slice of rows or columns per pool thread, each an sgemm of its own.
+ * (With OpenBLAS's own threads beside the pool, each side spun while the
+ * other worked: a fifth of the Wan DiT's CPU time went to sched_yield.) Each
+ * output element is written by one thread in a fixed order, so results do
+ * not depend on scheduling. */
 #include "nn.h"
 
 #include <cblas.h>
@@ -99,7 +101,7 @@ int nn_new(struct nn **out, enum nn_backend backend, int threads)
         free(nn);
         return rc;
     }
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(1); /* the pool parallelises the products (nn_gemm) */
     const char *ae = getenv("ISOPIPE_NN_AMX");
     nn->amx = !(ae && strcmp(ae, "0") == 0) && amx_available();
     const char *pe = getenv("ISOPIPE_NN_PREC");
@@ -587,19 +589,57 @@ static void par_range(struct nn *nn, size_t n, size_t grain, range_fn fn, void *
 
 /* ---- matrix products ---- */
 
+/* one pool thread's slice of a product: rows [m0, m1) of C (split_m) or
+ * columns [n0, n1), rounded to multiples of 16 so the kernels' tiles stay
+ * whole */
+struct gemm_job {
+    int ta, tb, M, N, K, lda, ldb, ldc, split_m;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+static void gemm_slice(void *ctx, int i, int n)
+{
+    const struct gemm_job *g = ctx;
+    int len = g->split_m ? g->M : g->N, per = ((len + n - 1) / n + 15) & ~15;
+    int a = i * per, b = a + per < len ? a + per : len;
+    if (a >= b) return;
+    const float *A = g->A, *B = g->B;
+    float *C = g->C;
+    int M = g->M, N = g->N;
+    if (g->split_m) {
+        A += g->ta ? (size_t)a : (size_t)a * g->lda;
+        C += (size_t)a * g->ldc;
+        M = b - a;
+    } else {
+        B += g->tb ? (size_t)a * g->ldb : (size_t)a;
+        C += a;
+        N = b - a;
+    }
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, M, N, g->K,
+                g->alpha, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
+}
+
 void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     CUDA_OP(nnc_gemm(nn->cuda, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc));
-    (void)nn;
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                alpha, A, lda, B, ldb, beta, C, ldc);
+    int T = nn->threads, big = M > N ? M : N;
+    /* small products (a decode step's, a short prompt's) stay on the calling thread */
+    if (T < 2 || big < 32 || (double)M * N * K < 262144.0) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* split the longer side: each slice packs the whole of the other operand once */
+    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, M > N, alpha, beta, A, B, C };
+    pool_run(nn->pool, gemm_slice, &g);
 }
 
 struct conv_job { const struct nn_w *w; float *dst; size_t first; };
@@ -1198,6 +1238,33 @@ __attribute__((target("avx2,fma"))) static int expsub8(float *x, int d, float m,
     for (int k = 0; k < 8; k++) *sum += l[k];
     return i;
 }
+/* the largest of x[0..d) in vector lanes (a NaN is not propagated); the
+ * count of elements looked at (the caller finishes the tail) */
+__attribute__((target("avx512f"))) static int max16(const float *x, int d, float *m)
+{
+    int i = 0;
+    __m512 v = _mm512_set1_ps(*m);
+    for (; i + 16 <= d; i += 16) v = _mm512_max_ps(v, _mm512_loadu_ps(x + i));
+    *m = _mm512_reduce_max_ps(v);
+    return i;
+}
+__attribute__((target("avx2"))) static int max8(const float *x, int d, float *m)
+{
+    int i = 0;
+    __m256 v = _mm256_set1_ps(*m);
+    for (; i + 8 <= d; i += 8) v = _mm256_max_ps(v, _mm256_loadu_ps(x + i));
+    float l[8];
+    _mm256_storeu_ps(l, v);
+    for (int k = 0; k < 8; k++) *m = l[k] > *m ? l[k] : *m;
+    return i;
+}
+static int max_fast(const float *x, int d, float *m)
+{
+    pthread_once(&cpu_once, cpu_probe);
+    if ((cpu_level & 3) == 2) return max16(x, d, m);
+    if ((cpu_level & 3) == 1) return max8(x, d, m);
+    return 0;
+}
 static size_t act_fast(float *y, const float *a, size_t n, enum nn_act act)
 {
     if (act != NN_ACT_GELU_TANH && act != NN_ACT_SILU) return 0;
@@ -1216,6 +1283,7 @@ static int expsub_fast(float *x, int d, float m, double *sum)
 #else
 static size_t act_fast(float *y, const float *a, size_t n, enum nn_act act) { (void)y; (void)a; (void)n; (void)act; return 0; }
 static int expsub_fast(float *x, int d, float m, double *sum) { (void)x; (void)d; (void)m; (void)sum; return 0; }
+static int max_fast(const float *x, int d, float *m) { (void)x; (void)d; (void)m; return 0; }
 #endif
 
 /* ---- element-wise ---- */
@@ -1321,13 +1389,19 @@ void nn_modulate(struct nn *nn, float *y, const float *x, int rows, int d, const
     par_range(nn, (size_t)rows, (size_t)(NN_GRAIN / (d > 0 ? d : 1)) + 1, row_range, &j);
 }
 
-static void softmax_row(float *x, int d)
+/* x <- exp(x - max x) in place; returns the sum */
+static double softmax_exp(float *x, int d)
 {
     float m = -INFINITY;
-    for (int i = 0; i < d; i++) m = x[i] > m ? x[i] : m;
+    for (int i = max_fast(x, d, &m); i < d; i++) m = x[i] > m ? x[i] : m;
     double s = 0;
     for (int i = expsub_fast(x, d, m, &s); i < d; i++) { x[i] = expf(x[i] - m); s += x[i]; }
-    float inv = (float)(1.0 / s);
+    return s;
+}
+
+static void softmax_row(float *x, int d)
+{
+    float inv = (float)(1.0 / softmax_exp(x, d));
     for (int i = 0; i < d; i++) x[i] *= inv;
 }
 
@@ -1347,16 +1421,39 @@ void nn_softmax(struct nn *nn, float *x, int rows, int d)
 
 /* ---- attention ---- */
 
-struct att_sm_job { float *s; int rows, kv, ld; const float *bias; size_t bias_ld; float scale; };
-static void att_sm_range(void *ctx, size_t r0, size_t r1)
+/* One task = one head's tile of query rows, all on one pool thread: its
+ * scores S = scale q k^T (+ bias) [rows, kv] by a single-threaded sgemm into
+ * the thread's own scratch (sized to stay in its L2), exp(S - row max) in
+ * place, out = S v by a second sgemm, each output row divided by its sum
+ * last. No [Lq, Lk] matrix, no pass over memory that leaves the cache. */
+struct att_job {
+    const float *q, *k, *v, *bias;
+    float *out, *scr;
+    int Lq, Lk, H, D, kv, ld, tr, tiles;
+    size_t per; /* scratch floats per thread: tr * kv scores + tr sums */
+    float scale;
+};
+static void att_task(void *ctx, int t0, int t1, int worker)
 {
-    struct att_sm_job *j = ctx;
-    for (size_t r = r0; r < r1; r++) {
-        float *row = j->s + r * (size_t)j->ld;
-        const float *b = j->bias ? j->bias + r * j->bias_ld : NULL;
-        if (b) for (int i = 0; i < j->kv; i++) row[i] = row[i] * j->scale + b[i];
-        else for (int i = 0; i < j->kv; i++) row[i] *= j->scale;
-        softmax_row(row, j->kv);
+    const struct att_job *j = ctx;
+    float *S = j->scr + (size_t)worker * j->per, *inv = S + (size_t)j->tr * j->kv;
+    for (int t = t0; t < t1; t++) {
+        int h = t / j->tiles, r0 = (t % j->tiles) * j->tr, n = j->Lq - r0 < j->tr ? j->Lq - r0 : j->tr;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, j->kv, j->D, j->scale, j->q + (size_t)r0 * j->ld + (size_t)h * j->D,
+                    j->ld, j->k + (size_t)h * j->D, j->ld, 0.0f, S, j->kv);
+        for (int r = 0; r < n; r++) {
+            float *row = S + (size_t)r * j->kv;
+            if (j->bias) {
+                const float *b = j->bias + ((size_t)h * j->Lq + r0 + r) * (size_t)j->Lk;
+                for (int i = 0; i < j->kv; i++) row[i] += b[i];
+            }
+            inv[r] = (float)(1.0 / softmax_exp(row, j->kv));
+        }
+        float *o = j->out + (size_t)r0 * j->ld + (size_t)h * j->D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, j->D, j->kv, 1.0f, S, j->kv, j->v + (size_t)h * j->D, j->ld,
+                    0.0f, o, j->ld);
+        for (int r = 0; r < n; r++)
+            for (int d = 0; d < j->D; d++) o[(size_t)r * j->ld + d] *= inv[r];
     }
 }
 
@@ -1407,23 +1504,15 @@ void nn_attention(struct nn *nn, float *out, const float *q, const float *k, con
         memset(out, 0, (size_t)Lq * ld * sizeof(float));
         return;
     }
-    /* a tile of query rows for one head: scores [tile, k_valid] */
-    size_t tile = NN_SLICE_BYTES / sizeof(float) / (size_t)k_valid;
-    if (tile < 16) tile = 16;
-    if (tile > (size_t)Lq) tile = (size_t)Lq;
-    float *s = scratch(nn, 1, tile * (size_t)k_valid);
-    for (int h = 0; h < H; h++) {
-        for (size_t r0 = 0; r0 < (size_t)Lq; r0 += tile) {
-            int t = (int)((size_t)Lq - r0 < tile ? (size_t)Lq - r0 : tile);
-            nn_gemm(nn, 0, 1, t, k_valid, D, 1.0f, q + r0 * ld + (size_t)h * D, ld, k + (size_t)h * D, ld, 0.0f, s,
-                    k_valid);
-            struct att_sm_job j = { s, t, k_valid, k_valid,
-                                    bias ? bias + ((size_t)h * Lq + r0) * (size_t)Lk : NULL, (size_t)Lk, scale };
-            par_range(nn, (size_t)t, (size_t)(NN_GRAIN / k_valid) + 1, att_sm_range, &j);
-            nn_gemm(nn, 0, 0, t, D, k_valid, 1.0f, s, k_valid, v + (size_t)h * D, ld, 0.0f,
-                    out + r0 * ld + (size_t)h * D, ld);
-        }
-    }
+    /* rows per task: about 1 MiB of scores (a core's L2 holds them), 16 to 256 */
+    int tr = (int)((UINT64_C(1) << 18) / (uint64_t)k_valid);
+    tr = tr < 16 ? 16 : tr > 256 ? 256 : tr & ~15;
+    if (tr > Lq) tr = Lq;
+    int tiles = (Lq + tr - 1) / tr, T = pool_threads(nn->pool);
+    size_t per = (size_t)tr * (size_t)k_valid + (size_t)tr;
+    struct att_job j = { q, k, v, bias, out, scratch(nn, 1, per * (size_t)T), Lq, Lk, H, D, k_valid, ld, tr, tiles,
+                         per, scale };
+    pool_for(nn->pool, H * tiles, att_task, &j);
 }
 
 /* ---- rotary embeddings ---- */
