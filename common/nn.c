@@ -1011,6 +1011,7 @@ struct norm_job {
     float *y; const float *x; int d; const float *w, *b; float eps;
     int rms;
 };
+static int dsum_fast(const float *x, int d, double c, int sq, double *s); /* below: vector sums in double */
 static void norm_range(void *ctx, size_t r0, size_t r1)
 {
     struct norm_job *j = ctx;
@@ -1020,12 +1021,12 @@ static void norm_range(void *ctx, size_t r0, size_t r1)
         float *y = j->y + r * (size_t)d;
         double mean = 0, var = 0;
         if (j->rms) {
-            for (int i = 0; i < d; i++) var += (double)x[i] * x[i];
+            for (int i = dsum_fast(x, d, 0.0, 1, &var); i < d; i++) var += (double)x[i] * x[i];
             var /= d;
         } else {
-            for (int i = 0; i < d; i++) mean += x[i];
+            for (int i = dsum_fast(x, d, 0.0, 0, &mean); i < d; i++) mean += x[i];
             mean /= d;
-            for (int i = 0; i < d; i++) { double t = x[i] - mean; var += t * t; }
+            for (int i = dsum_fast(x, d, mean, 1, &var); i < d; i++) { double t = x[i] - mean; var += t * t; }
             var /= d;
         }
         float inv = (float)(1.0 / sqrt(var + j->eps)), m = (float)mean;
@@ -1258,6 +1259,36 @@ __attribute__((target("avx2"))) static int max8(const float *x, int d, float *m)
     for (int k = 0; k < 8; k++) *m = l[k] > *m ? l[k] : *m;
     return i;
 }
+/* sums in double over 16 lanes (two 8-lane halves), for the norms: *s +=
+ * sum of x[i] (sq 0) or of (x[i] - c)^2 (sq 1) over the elements looked at,
+ * their count returned (the caller finishes the tail) */
+__attribute__((target("avx512f"))) static int dsum16(const float *x, int d, double c, int sq, double *s)
+{
+    int i = 0;
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd(), vc = _mm512_set1_pd(c);
+    for (; i + 16 <= d; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        if (sq) {
+            lo = _mm512_sub_pd(lo, vc);
+            hi = _mm512_sub_pd(hi, vc);
+            a0 = _mm512_fmadd_pd(lo, lo, a0);
+            a1 = _mm512_fmadd_pd(hi, hi, a1);
+        } else {
+            a0 = _mm512_add_pd(a0, lo);
+            a1 = _mm512_add_pd(a1, hi);
+        }
+    }
+    *s += _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    return i;
+}
+static int dsum_fast(const float *x, int d, double c, int sq, double *s)
+{
+    pthread_once(&cpu_once, cpu_probe);
+    if ((cpu_level & 3) == 2) return dsum16(x, d, c, sq, s);
+    return 0;
+}
 static int max_fast(const float *x, int d, float *m)
 {
     pthread_once(&cpu_once, cpu_probe);
@@ -1284,6 +1315,11 @@ static int expsub_fast(float *x, int d, float m, double *sum)
 static size_t act_fast(float *y, const float *a, size_t n, enum nn_act act) { (void)y; (void)a; (void)n; (void)act; return 0; }
 static int expsub_fast(float *x, int d, float m, double *sum) { (void)x; (void)d; (void)m; (void)sum; return 0; }
 static int max_fast(const float *x, int d, float *m) { (void)x; (void)d; (void)m; return 0; }
+static int dsum_fast(const float *x, int d, double c, int sq, double *s)
+{
+    (void)x; (void)d; (void)c; (void)sq; (void)s;
+    return 0;
+}
 #endif
 
 /* ---- element-wise ---- */
