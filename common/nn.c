@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 
 #include "err.h"
 #include "gpu.h"
@@ -44,6 +45,9 @@ extern char *openblas_get_corename(void);
 /* scratch a single matrix-product slice may use (im2col columns, converted
  * weight tiles, attention score tiles): bounds the memory of every op */
 #define NN_SLICE_BYTES (UINT64_C(64) << 20)
+/* the host block cache (nn_set_host_cache) */
+#define NN_CACHE_MIN ((size_t)1 << 20)
+#define NN_CACHE_SLOTS 16
 
 static int amx_available(void);
 
@@ -65,6 +69,11 @@ struct nn {
     struct nn_heaps shadow;
     struct shadow_ent { const void *p; int k; uint64_t off; } *smap;
     size_t smap_cap, smap_n;
+    /* NN_CPU: released blocks of NN_CACHE_MIN bytes or more kept for reuse,
+     * at most cache_cap bytes in all (nn_set_host_cache; 0: none) */
+    struct cached { void *p; size_t n; } cache[NN_CACHE_SLOTS];
+    int ncache;
+    size_t cache_bytes, cache_cap;
 };
 
 int nn_new(struct nn **out, enum nn_backend backend, int threads)
@@ -123,6 +132,7 @@ void nn_free(struct nn **pnn)
     free(nn->scratch2);
     nn_heaps_fini(&nn->shadow);
     free(nn->smap);
+    for (int i = 0; i < nn->ncache; i++) free(nn->cache[i].p);
     free(nn);
     *pnn = NULL;
 }
@@ -245,7 +255,20 @@ static float *alloc_impl(struct nn *nn, size_t nfloats, int top)
 #endif
     size_t asked = bytes;
     bytes = (bytes + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes);
+    float *p = NULL;
+    if (nn->ncache && bytes >= NN_CACHE_MIN) { /* the smallest cached block that holds it, at most 5/4 of it */
+        int best = -1;
+        for (int i = 0; i < nn->ncache; i++)
+            if (nn->cache[i].n >= bytes && nn->cache[i].n <= bytes + bytes / 4 &&
+                (best < 0 || nn->cache[i].n < nn->cache[best].n))
+                best = i;
+        if (best >= 0) {
+            p = nn->cache[best].p;
+            nn->cache_bytes -= nn->cache[best].n;
+            nn->cache[best] = nn->cache[--nn->ncache];
+        }
+    }
+    if (!p) p = aligned_alloc(64, bytes);
     if (!p) {
         iso_fail(ISO_ETEMPFAIL, "nn: cannot allocate %zu MiB", bytes >> 20);
         return NULL;
@@ -276,8 +299,28 @@ void nn_release(struct nn *nn, float **p)
         fprintf(stderr, "nn: %s\n", iso_errmsg());
         abort(); /* the map and the heaps disagree: a bug here */
     }
-    free(*p);
+    size_t n = *p && nn->cache_cap ? malloc_usable_size(*p) : 0;
+    if (n >= NN_CACHE_MIN && n <= nn->cache_cap) { /* kept, the oldest going first when full */
+        while (nn->ncache && (nn->ncache == NN_CACHE_SLOTS || nn->cache_bytes + n > nn->cache_cap)) {
+            free(nn->cache[0].p);
+            nn->cache_bytes -= nn->cache[0].n;
+            memmove(nn->cache, nn->cache + 1, (size_t)--nn->ncache * sizeof *nn->cache);
+        }
+        nn->cache[nn->ncache++] = (struct cached){ *p, n };
+        nn->cache_bytes += n;
+    } else {
+        free(*p);
+    }
     *p = NULL;
+}
+
+void nn_set_host_cache(struct nn *nn, uint64_t bytes)
+{
+    nn->cache_cap = (size_t)bytes;
+    while (nn->ncache && nn->cache_bytes > nn->cache_cap) {
+        free(nn->cache[--nn->ncache].p);
+        nn->cache_bytes -= nn->cache[nn->ncache].n;
+    }
 }
 
 void nn_act_stats(const struct nn *nn, struct nn_act_stats *st)

@@ -74,6 +74,13 @@ float *nn_alloc(struct nn *nn, size_t nfloats);
  * the room the short-lived ones reuse; released with nn_release */
 float *nn_alloc_keep(struct nn *nn, size_t nfloats);
 void nn_release(struct nn *nn, float **p);
+/* NN_CPU: keep up to `bytes` of released blocks of 1 MiB or more for reuse
+ * by later nn_alloc calls of 4/5 their size or more (a model that frees and
+ * allocates the same large tensors every chunk then touches new pages only
+ * once: where the process maps such blocks (a low mmap threshold), each
+ * allocation otherwise costs page faults and the kernel's zeroing). The
+ * cached bytes count towards RSS: plans add `bytes`. 0 (default): none. */
+void nn_set_host_cache(struct nn *nn, uint64_t bytes);
 
 /* ---- the CUDA backend (all no-ops or plain copies on NN_CPU) ----
  * Device memory for nn_alloc comes in chunks, each one gpu_arena

@@ -88,6 +88,10 @@ static uint64_t gpu_weight_bytes(const struct gpu_side *g)
  * activations from the layer shapes plus nn's scratch: one 64 MiB im2col
  * slice and the largest weight converted to f32; host_base the inputs/outputs
  * held and the process); beefy and lightweight from g */
+/* cpu mode keeps released activation blocks for reuse (nn_set_host_cache):
+ * a quarter of the activation bound, counted in the plan's host RSS */
+static uint64_t host_cache_of(uint64_t act) { return act / 4; }
+
 static int make_plan(const struct wan_vae *v, int half, const char *model_path, uint64_t act, uint64_t host_io,
                      const struct gpu_side *g, struct mem_plan *plan)
 {
@@ -101,7 +105,7 @@ static int make_plan(const struct wan_vae *v, int half, const char *model_path, 
     struct plan_blocks b = { 0 };
     b.resident_bytes = wan_vae_weight_bytes(v, half);
     b.largest_tensor = wmax;
-    b.activations = act + (UINT64_C(64) << 20) + wmax;
+    b.activations = act + host_cache_of(act) + (UINT64_C(64) << 20) + wmax;
     b.host_base = host_io + (UINT64_C(16) << 20);
     b.cpu_ok = 1;
     b.gpu_ok = gpu_possible();
@@ -138,7 +142,8 @@ static enum nn_wres_mode wres_mode_of(enum mem_mode m)
  * NN_CPU. NN_CUDA unavailable (no cuBLAS, ...): one line, then cpu mode
  * (*mode becomes MEM_MODE_CPU, *fallback says why). */
 static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_vae *v, int half, enum mem_mode *mode,
-                        uint64_t act_bound, struct nn **nn, struct nn_wres **wr, char *fallback, size_t nfb)
+                        uint64_t act_bound, uint64_t host_cache, struct nn **nn, struct nn_wres **wr, char *fallback,
+                        size_t nfb)
 {
     int rc;
     enum nn_backend be = NN_CPU;
@@ -161,6 +166,7 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
         log_verbose("pretend device: %s mode computes on the CPU", mem_mode_name(*mode));
     }
     if (!*nn && (rc = nn_new(nn, NN_CPU, cli_threads(c)))) return rc;
+    if (be == NN_CPU) nn_set_host_cache(*nn, host_cache);
     enum nn_wres_mode wm = wres_mode_of(*mode);
     if (wm != NN_WRES_MAPPED && (rc = wan_vae_relay(v, half))) return rc;
     if (!(*wr = nn_wres_new(wm, 0))) return ISO_EINTERNAL;
@@ -481,7 +487,7 @@ int vae_decode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
     int gm = mode == MEM_MODE_LIGHTWEIGHT;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_DECODER, &mode, g.act_bound[gm], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_DECODER, &mode, g.act_bound[gm], host_cache_of(act), &nn, &wr, fallback, sizeof fallback)))
         goto done;
     if (mode != MEM_MODE_CPU) { /* the GPU mode's tiling (also on a pretend device) */
         tl = gtl[gm];
@@ -709,7 +715,7 @@ int vae_encode_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], host_cache_of(act), &nn, &wr, fallback, sizeof fallback)))
         goto done;
     if (!(lat = malloc(nlat * sizeof *lat))) { rc = iso_fail(ISO_ETEMPFAIL, "out of memory"); goto done; }
     double te = mem_now();
@@ -931,7 +937,7 @@ int vae_vace_run(const struct vae_args *a, const struct cli_common *c)
     if ((rc = check_out_file(c->output))) goto done;
     if ((rc = rt_admit(rt, &plan, &mode))) goto done;
     loading = 1;
-    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], &nn, &wr, fallback, sizeof fallback)))
+    if ((rc = open_backend(rt, c, v, WAN_VAE_ENCODER, &mode, g.act_bound[0], host_cache_of(act), &nn, &wr, fallback, sizeof fallback)))
         goto done;
     ctx = calloc(nctx, sizeof *ctx);
     src.vbuf = malloc(3 * (size_t)H * W * sizeof(float));
