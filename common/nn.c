@@ -243,6 +243,16 @@ static int shadow_alloc(struct nn *nn, const void *p, size_t bytes, int top)
     return smap_put(nn, p, k, off);
 }
 
+/* zeroes on the pool for blocks of 8 MiB or more (never called from a pool worker) */
+typedef void (*range_fn)(void *ctx, size_t i0, size_t i1);
+static void par_range(struct nn *nn, size_t n, size_t grain, range_fn fn, void *ctx);
+static void zero_range(void *ctx, size_t i0, size_t i1) { memset((char *)ctx + i0, 0, i1 - i0); }
+static void zero_fill(struct nn *nn, void *p, size_t bytes)
+{
+    if (bytes < ((size_t)8 << 20) || nn->threads < 2) memset(p, 0, bytes);
+    else par_range(nn, bytes, (size_t)1 << 20, zero_range, p);
+}
+
 static float *alloc_impl(struct nn *nn, size_t nfloats, int top)
 {
     size_t bytes;
@@ -273,7 +283,7 @@ static float *alloc_impl(struct nn *nn, size_t nfloats, int top)
         iso_fail(ISO_ETEMPFAIL, "nn: cannot allocate %zu MiB", bytes >> 20);
         return NULL;
     }
-    memset(p, 0, bytes);
+    zero_fill(nn, p, bytes);
     if (nn->shadow.n && shadow_alloc(nn, p, asked, top)) {
         free(p);
         return NULL;
@@ -607,7 +617,6 @@ void nn_w_to_f32(const struct nn_w *w, size_t first, size_t n, float *dst)
 /* ---- parallel loops over element ranges ---- */
 
 #define NN_GRAIN 4096
-typedef void (*range_fn)(void *ctx, size_t i0, size_t i1);
 struct range_job { range_fn fn; void *ctx; size_t n, grain; };
 
 static void range_worker(void *ctx, int b0, int b1, int worker)
@@ -1802,35 +1811,57 @@ void nn_conv_transpose2d(struct nn *nn, float *y, const float *x, int C, int H, 
 
 /* ---- strided copies and per-channel bias ---- */
 
+/* rows of a box copy (the three outer indices flattened) on the pool */
+struct box_job { float *dst; const float *src; const size_t *ds, *ss; const int *n; };
+static void box_range(void *ctx, size_t r0, size_t r1)
+{
+    const struct box_job *j = ctx;
+    const size_t *ds = j->ds, *ss = j->ss;
+    int rows = ds[3] == 1 && ss[3] == 1, nc = j->n[2], nb = j->n[1];
+    for (size_t r = r0; r < r1; r++) {
+        size_t c = r % (size_t)nc, b = r / (size_t)nc % (size_t)nb, a = r / (size_t)nc / (size_t)nb;
+        float *d = j->dst + a * ds[0] + b * ds[1] + c * ds[2];
+        const float *s = j->src + a * ss[0] + b * ss[1] + c * ss[2];
+        if (rows) memcpy(d, s, (size_t)j->n[3] * sizeof(float));
+        else
+            for (int i = 0; i < j->n[3]; i++) d[i * ds[3]] = s[i * ss[3]];
+    }
+}
+
 void nn_copy_box(struct nn *nn, float *dst, const size_t ds[4], const float *src, const size_t ss[4], const int n[4])
 {
     if (n[0] <= 0 || n[1] <= 0 || n[2] <= 0 || n[3] <= 0) return;
     CUDA_OP(nnc_copy_box(nn->cuda, dst, ds, src, ss, n));
-    int rows = ds[3] == 1 && ss[3] == 1;
-    for (int a = 0; a < n[0]; a++)
-        for (int b = 0; b < n[1]; b++)
-            for (int c = 0; c < n[2]; c++) {
-                float *d = dst + a * ds[0] + b * ds[1] + c * ds[2];
-                const float *s = src + a * ss[0] + b * ss[1] + c * ss[2];
-                if (rows) memcpy(d, s, (size_t)n[3] * sizeof(float));
-                else
-                    for (int i = 0; i < n[3]; i++) d[i * ds[3]] = s[i * ss[3]];
-            }
+    struct box_job j = { dst, src, ds, ss, n };
+    par_range(nn, (size_t)n[0] * n[1] * n[2], (size_t)(NN_GRAIN / n[3]) + 1, box_range, &j);
+}
+
+/* channels of y = x + b[c] on the pool, in slices of a channel's positions */
+struct chan_job { float *y; const float *x; const float *b; size_t S, per; };
+static void chan_range(void *ctx, size_t i0, size_t i1)
+{
+    const struct chan_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        size_t c = i / j->per, s0 = i % j->per * NN_GRAIN, s1 = s0 + NN_GRAIN < j->S ? s0 + NN_GRAIN : j->S;
+        float *yr = j->y + c * j->S;
+        const float *xr = j->x + c * j->S;
+        if (j->b) {
+            float bv = j->b[c];
+            for (size_t k = s0; k < s1; k++) yr[k] = xr[k] + bv;
+        } else {
+            memcpy(yr + s0, xr + s0, (s1 - s0) * sizeof(float));
+        }
+    }
 }
 
 void nn_add_channels(struct nn *nn, float *y, const float *x, int C, size_t S, const struct nn_w *b)
 {
     if (C <= 0 || !S) return;
     CUDA_OP(nnc_add_channels(nn->cuda, y, x, C, S, b));
-    for (int c = 0; c < C; c++) {
-        float bv = b && b->data ? nn_w_get(b, (size_t)c) : 0.0f;
-        float *yr = y + (size_t)c * S;
-        const float *xr = x + (size_t)c * S;
-        if (b && b->data)
-            for (size_t i = 0; i < S; i++) yr[i] = xr[i] + bv;
-        else if (y != x)
-            memcpy(yr, xr, S * sizeof(float));
-    }
+    const float *bv = w_vec(nn, b, (size_t)C, 0);
+    if (!bv && y == x) return;
+    struct chan_job j = { y, x, bv, S, (S + NN_GRAIN - 1) / NN_GRAIN };
+    par_range(nn, (size_t)C * j.per, 1, chan_range, &j);
 }
 
 #ifdef ISOPIPE_CUDA
