@@ -30,23 +30,8 @@ pycheck() {
     elif [ -z "$PYJ" ]; then skip "$1 (python3 not found)"
     else check "$@"; fi
 }
-# a safetensors reader in a few lines of numpy (the format: u64 header size, JSON header, data)
-cat >st.py <<'EOF'
-import json, struct, sys
-import numpy as np
-DT = {"F32": "<f4", "I32": "<i4", "BF16": "<u2"}
-def load(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        out[k] = np.frombuffer(b[8 + n + s:8 + n + e], DT[v["dtype"]]).reshape(v["shape"])
-    return out
-EOF
+# a safetensors reader in a few lines of numpy (tests/helpers/st_np.py), as st.py beside the outputs
+cp "$ISOPIPE_ROOT/tests/helpers/st_np.py" st.py
 
 # ---- usage
 expect_exit "--help" 0 "$TE" --help

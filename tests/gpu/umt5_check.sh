@@ -100,15 +100,11 @@ for mm in cpu beefy lightweight; do
 done
 if python3 -c 'import numpy' 2>/dev/null; then
     res=$(python3 - "$T" <<'PY'
-import json, struct, sys
+import json, sys
 import numpy as np
+sys.path.insert(0, "tests/helpers")
+from st_np import load
 t = sys.argv[1]
-def load(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4").reshape(v["shape"])
-            for k, v in h.items() if k != "__metadata__"}
 try:
     cpu = load(t + "/cpu.safetensors")
 except Exception as e:
@@ -158,15 +154,11 @@ trots across the mossy ground and stops to look at the camera."
                 fi
             done
             res=$(python3 - "$T" <<'PY'
-import json, struct, sys
+import json, sys
 import numpy as np
+sys.path.insert(0, "tests/helpers")
+from st_np import load
 t = sys.argv[1]
-def load(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4").reshape(v["shape"])
-            for k, v in h.items() if k != "__metadata__"}
 try:
     cpu = load(t + "/big-cpu.safetensors")
 except Exception as e:

@@ -300,13 +300,9 @@ def ratio(a, b):
 
 
 def load_st(path):
-    import struct
-    import numpy as np
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "<f4").reshape(v["shape"])
-            for k, v in h.items() if k != "__metadata__" and v["dtype"] == "F32"}
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+    from st_np import load
+    return load(path, only=("F32",))
 
 
 def table(res):
