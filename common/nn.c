@@ -237,7 +237,7 @@ static int shadow_alloc(struct nn *nn, const void *p, size_t bytes, int top)
     int k = 0;
     uint64_t off = 0;
     int rc = nn_heaps_alloc(&nn->shadow, bytes, top, &k, &off);
-    if (rc == 1 && !(rc = nn_heaps_add(&nn->shadow, bytes > NN_CUDA_CHUNK ? bytes : NN_CUDA_CHUNK, 256, 0)))
+    if (rc == 1 && !(rc = nn_heaps_add(&nn->shadow, nn_act_chunk_bytes(bytes), 256, 0)))
         rc = nn_heaps_alloc(&nn->shadow, bytes, top, &k, &off);
     if (rc) return rc == 1 ? iso_fail(ISO_EINTERNAL, "nn: shadow heap refused %zu bytes", bytes) : rc;
     return smap_put(nn, p, k, off);

@@ -102,6 +102,9 @@ void nn_set_host_cache(struct nn *nn, uint64_t bytes);
 #define NN_CUDA_WORKSPACE (UINT64_C(32) << 20)
 #define NN_CUDA_SLICE (UINT64_C(64) << 20)
 #define NN_CUDA_CHUNK (UINT64_C(256) << 20)
+/* the chunk made past the reservation for a request that no chunk holds:
+ * max(NN_CUDA_CHUNK, request) (the CUDA backend, and its shadow on NN_CPU) */
+static inline uint64_t nn_act_chunk_bytes(uint64_t request) { return request > NN_CUDA_CHUNK ? request : NN_CUDA_CHUNK; }
 uint64_t nn_cuda_fixed_bytes(void);
 /* what nn_reserve(bound) takes: the bound and a fragmentation allowance of
  * 1/16 (carving a bound's worth of tensors in the order a forward asks for

@@ -317,7 +317,7 @@ extern "C" void *nnc_alloc(struct nnc *c, size_t bytes, int top)
     uint64_t off = 0;
     int rc = nn_heaps_alloc(&c->heaps, bytes, top, &k, &off);
     if (rc == 1) {   // nothing reserved holds it: a chunk past the plan
-        if (new_chunk(c, bytes > NN_CUDA_CHUNK ? bytes : NN_CUDA_CHUNK, 0)) return NULL;   // iso_fail said why
+        if (new_chunk(c, nn_act_chunk_bytes(bytes), 0)) return NULL;   // iso_fail said why
         rc = nn_heaps_alloc(&c->heaps, bytes, top, &k, &off);
     }
     if (rc) {

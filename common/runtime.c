@@ -188,7 +188,7 @@ int rt_fallback_cpu(struct rt *rt, const char *why)
     if (rc) return iso_wrap(rc, "%s mode cannot run on the GPU (%s), and there is no cpu mode", mem_mode_name(from),
                             rt->fallback);
     rt->mode = MEM_MODE_CPU;
-    log_info("%s mode cannot run on the GPU (%s): its VRAM reservation is given back, running in cpu mode "
+    log_warn("%s mode cannot run on the GPU (%s): its VRAM reservation is given back, going on in cpu mode "
              "(host RSS %.1f MiB)", mem_mode_name(from), rt->fallback,
              rt->have_plan ? rt->plan.mode[MEM_MODE_CPU].host_rss / (double)MIB : 0.0);
     return 0;

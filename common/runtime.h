@@ -56,9 +56,11 @@ enum mem_mode rt_mode(const struct rt *rt);
 /* After admission to a GPU mode, the GPU path cannot start after all (no
  * cuBLAS, ...): give the ledger's reservation back at once, so queued runs
  * on the card need not wait for this one, check that the plan has a cpu
- * mode (plan_decide's status when not) and run as cpu mode from now on; `why` goes to the report (memory.fallback). The CUDA
- * context made for admission stays until exit (not ours to reset while
- * libraries may hold it). */
+ * mode (plan_decide's status when not) and run as cpu mode from now on.
+ * `why` goes to the report (memory.fallback) and into the one warning line
+ * it logs (the caller logs nothing more). The CUDA context made for
+ * admission stays until exit (not ours to reset while libraries may hold
+ * it). */
 int rt_fallback_cpu(struct rt *rt, const char *why);
 
 /* "before load" checkpoint, starts the load clock */

@@ -655,11 +655,14 @@ static int rife_backend(struct rife_ctx *c, const struct segmodel_params *p, enu
         if (rc == 0) return 0;
         if (rc != ISO_EUNAVAIL) return rc;
         snprintf(c->fallback, sizeof c->fallback, "%s", iso_errmsg());
-        log_warn("rife: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(p->memory_mode),
-                 c->fallback);
         iso_errclear();
         *wmode = NN_WRES_MAPPED;
-        if (p->rt && (rc = rt_fallback_cpu(p->rt, c->fallback))) return rc; /* the reservation goes back */
+        if (p->rt) { /* the reservation goes back; it says so in one line */
+            if ((rc = rt_fallback_cpu(p->rt, c->fallback))) return rc;
+        } else {
+            log_warn("rife: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(p->memory_mode),
+                     c->fallback);
+        }
     }
     return nn_new(&c->nn, NN_CPU, threads);
 }

@@ -347,7 +347,6 @@ int segment_run_latent(const struct segment_args *a, const struct cli_common *c)
                 goto done;
         } else if ((rc = nn_new(&nn, NN_CUDA, threads)) == ISO_EUNAVAIL) {
             snprintf(fallback, sizeof fallback, "%s", iso_errmsg());
-            log_warn("%s: %s mode goes on in cpu mode", fallback, mem_mode_name(mode));
             iso_errclear();
             wmode = NN_WRES_MAPPED;
             if ((rc = rt_fallback_cpu(rt, fallback))) goto done; /* the reservation goes back */

@@ -412,7 +412,6 @@ static int run(const struct cli_common *c, struct args *a, struct rt *rt)
     if (rc == ISO_EUNAVAIL && backend == NN_CUDA) {
         char why[256];
         snprintf(why, sizeof why, "%s", iso_errmsg());
-        log_warn("%s mode: %s; encoding on the CPU with the weights mapped", mem_mode_name(mode), why);
         iso_errclear();
         gpu_mode = 0;
         rc = rt_fallback_cpu(rt, why); /* the reservation goes back */

@@ -153,7 +153,6 @@ static int open_backend(struct rt *rt, const struct cli_common *c, struct wan_va
         rc = nn_new(nn, NN_CUDA, cli_threads(c));
         if (rc == ISO_EUNAVAIL) {
             snprintf(fallback, nfb, "%s", iso_errmsg());
-            log_warn("vae: %s mode cannot run on the GPU (%s): going on in cpu mode", mem_mode_name(*mode), fallback);
             iso_errclear();
             *mode = MEM_MODE_CPU;
             if ((rc = rt_fallback_cpu(rt, fallback))) return rc; /* the reservation goes back */
