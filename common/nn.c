@@ -111,6 +111,7 @@ int nn_new(struct nn **out, enum nn_backend backend, int threads)
         return rc;
     }
     openblas_set_num_threads(1); /* the pool parallelises the products (nn_gemm) */
+    nn_gemm_split(NULL, NULL);
     const char *ae = getenv("ISOPIPE_NN_AMX");
     nn->amx = !(ae && strcmp(ae, "0") == 0) && amx_available();
     const char *pe = getenv("ISOPIPE_NN_PREC");
@@ -154,7 +155,13 @@ const char *nn_gemm_info(const struct nn *nn)
         }
     }
 #endif
-    if (!nn->amx) return "float32 sgemm (bf16/fp8 weights converted per tile)";
+    if (!nn->amx) {
+        switch (nn->prec) {
+        case NN_PREC_BF16: return "float32 sgemm (bf16/fp8 weights converted per tile, activations rounded to bf16)";
+        case NN_PREC_BF16X2: return "float32 sgemm (bf16/fp8 weights converted per tile, activations in 2 bf16 terms)";
+        default: return "float32 sgemm (bf16/fp8 weights converted per tile)";
+        }
+    }
     switch (nn->prec) {
     case NN_PREC_BF16: return "AMX bf16 (activations rounded to bf16)";
     case NN_PREC_BF16X2: return "AMX bf16, activations in 2 bf16 terms";
@@ -641,11 +648,73 @@ static void par_range(struct nn *nn, size_t n, size_t grain, range_fn fn, void *
 
 /* ---- matrix products ---- */
 
-/* one pool thread's slice of a product: rows [m0, m1) of C (split_m) or
- * columns [n0, n1), rounded to multiples of 16 so the kernels' tiles stay
- * whole */
+/* Splitting a product between threads must not change a single bit of it
+ * (runs are bit-identical across thread counts): every element has to go
+ * through the same kernel arithmetic whether it is computed in one call or
+ * in a slice. OpenBLAS's kernels tile C, and an element near a tile edge can
+ * take a different code path (an edge kernel, another order of FMAs). Which
+ * boundaries are safe depends on the kernel OpenBLAS picked for this CPU:
+ * on SkylakeX rows and columns in multiples of 16 are; on Zen (Haswell's
+ * kernels) rows in multiples of 24 are and no column split is. So the first
+ * nn_new probes: for each side, the smallest granularity in {16, 24, 48}
+ * whose slices reproduce the whole product bit for bit on a few shapes
+ * (both transposes, short and long K); none means that side is not split. */
+static int split_g[2];   /* [0]: rows of C, [1]: columns; 0: never split that side */
+static pthread_once_t split_once = PTHREAD_ONCE_INIT;
+
+static int split_exact(int side, int g, int ta, int tb, int K)
+{
+    int len = 3 * g + 7, other = 37, M = side ? other : len, N = side ? len : other;
+    size_t na = (size_t)M * K, nb = (size_t)N * K;
+    float *A = malloc(na * sizeof(float)), *B = malloc(nb * sizeof(float));
+    float *C1 = malloc((size_t)M * N * sizeof(float)), *C2 = malloc((size_t)M * N * sizeof(float));
+    int ok = A && B && C1 && C2;
+    if (ok) {
+        uint32_t r = 0x9e3779b9u ^ (uint32_t)(g * 131 + K);
+        for (size_t i = 0; i < na; i++) { r = r * 1664525u + 1013904223u; A[i] = (float)(r >> 8) / 16777216.0f - 0.5f; }
+        for (size_t i = 0; i < nb; i++) { r = r * 1664525u + 1013904223u; B[i] = (float)(r >> 8) / 16777216.0f - 0.5f; }
+        int lda = ta ? M : K, ldb = tb ? K : N;
+        enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+        for (int a = 0; a < len; a += g) {
+            int n = a + g < len ? g : len - a;
+            if (side == 0)
+                cblas_sgemm(CblasRowMajor, TA, TB, n, N, K, 1.0f, ta ? A + a : A + (size_t)a * lda, lda, B, ldb, 0.0f,
+                            C2 + (size_t)a * N, N);
+            else
+                cblas_sgemm(CblasRowMajor, TA, TB, M, n, K, 1.0f, A, lda, tb ? B + (size_t)a * ldb : B + a, ldb, 0.0f,
+                            C2 + a, N);
+        }
+        ok = memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
+    }
+    free(A); free(B); free(C1); free(C2);
+    return ok;
+}
+
+static void split_probe(void)
+{
+    openblas_set_num_threads(1);   /* as nn_gemm runs it */
+    static const int cand[] = { 16, 24, 48 };
+    static const int shapes[][3] = { { 0, 1, 64 }, { 0, 0, 300 }, { 1, 0, 96 } };   /* ta, tb, K */
+    for (int side = 0; side < 2; side++)
+        for (int c = 0; c < 3 && !split_g[side]; c++) {
+            int ok = 1;
+            for (int s = 0; s < 3 && ok; s++) ok = split_exact(side, cand[c], shapes[s][0], shapes[s][1], shapes[s][2]);
+            if (ok) split_g[side] = cand[c];
+        }
+}
+
+void nn_gemm_split(int *rows, int *cols)
+{
+    pthread_once(&split_once, split_probe);
+    if (rows) *rows = split_g[0];
+    if (cols) *cols = split_g[1];
+}
+
+/* one pool thread's slice of a product: rows [a, b) of C (split_m) or
+ * columns [a, b), in multiples of the probed granularity g */
 struct gemm_job {
-    int ta, tb, M, N, K, lda, ldb, ldc, split_m;
+    int ta, tb, M, N, K, lda, ldb, ldc, split_m, g;
     float alpha, beta;
     const float *A, *B;
     float *C;
@@ -653,7 +722,7 @@ struct gemm_job {
 static void gemm_slice(void *ctx, int i, int n)
 {
     const struct gemm_job *g = ctx;
-    int len = g->split_m ? g->M : g->N, per = ((len + n - 1) / n + 15) & ~15;
+    int len = g->split_m ? g->M : g->N, per = ((len + n - 1) / n + g->g - 1) / g->g * g->g;
     int a = i * per, b = a + per < len ? a + per : len;
     if (a >= b) return;
     const float *A = g->A, *B = g->B;
@@ -682,15 +751,19 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
-    int T = nn->threads, big = M > N ? M : N;
-    /* small products (a decode step's, a short prompt's) stay on the calling thread */
-    if (T < 2 || big < 32 || (double)M * N * K < 262144.0) {
+    int T = nn->threads, gm = split_g[0], gn = split_g[1];
+    /* the longer side, when it can be split into two or more slices; else
+     * the other; else (small products: a decode step's, a short prompt's)
+     * the calling thread */
+    int can_m = gm && M >= 2 * gm, can_n = gn && N >= 2 * gn;
+    int split_m = can_m && (M > N || !can_n);
+    if (T < 2 || (!can_m && !can_n) || (double)M * N * K < 262144.0) {
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* split the longer side: each slice packs the whole of the other operand once */
-    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, M > N, alpha, beta, A, B, C };
+    /* each slice packs the whole of the other operand once */
+    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, split_m, split_m ? gm : gn, alpha, beta, A, B, C };
     pool_run(nn->pool, gemm_slice, &g);
 }
 
@@ -1034,6 +1107,20 @@ static int amx_linear(struct nn *nn, float *y, const float *x, int rows, int in,
 }
 #endif
 
+/* activations as the sum of their first `terms` bf16 parts (each the
+ * nearest-even bf16 of what the previous ones left), as amx_pack splits
+ * them; a value whose first part is not finite stays that part */
+struct round_job { const float *x; float *y; int terms; };
+static void round_range(void *ctx, size_t i0, size_t i1)
+{
+    const struct round_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        float t0 = wt_bf16_to_f32(wt_f32_to_bf16(j->x[i]));
+        if (j->terms > 1 && isfinite(t0)) t0 += wt_bf16_to_f32(wt_f32_to_bf16(j->x[i] - t0));
+        j->y[i] = t0;
+    }
+}
+
 void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out,
                const struct nn_w *W, const struct nn_w *b)
 {
@@ -1045,13 +1132,29 @@ void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int ou
     } else if (amx_linear(nn, y, x, rows, in, out, W)) {
         /* done on AMX */
     } else {
-        /* convert a tile of output rows of W at a time */
+        /* convert a tile of output rows of W at a time; with NN_PREC_BF16X2
+         * or NN_PREC_BF16 the activations are first rounded as the AMX path
+         * splits them (a slice of rows at a time, in scratch 1), so that a
+         * mode means the same numerics on every CPU */
+        int bf = W->dtype == WT_BF16 || W->dtype == WT_F8_E4M3 || W->dtype == WT_F8_E5M2;   /* as amx_linear */
+        int terms = !bf || nn->prec == NN_PREC_F32 ? 0 : nn->prec == NN_PREC_BF16 ? 1 : 2;
         size_t tile = NN_SLICE_BYTES / sizeof(float) / (size_t)(in > 0 ? in : 1);
         if (tile < 16) tile = 16;
-        for (size_t o0 = 0; o0 < (size_t)out; o0 += tile) {
-            size_t t = (size_t)out - o0 < tile ? (size_t)out - o0 : tile;
-            const float *wt = w_f32(nn, W, o0 * (size_t)in, t * (size_t)in, 0);
-            nn_gemm(nn, 0, 1, rows, (int)t, in, 1.0f, x, in, wt, in, 0.0f, y + o0, out);
+        size_t rs = terms ? tile : (size_t)rows;
+        for (size_t r0 = 0; r0 < (size_t)rows; r0 += rs) {
+            size_t nr = (size_t)rows - r0 < rs ? (size_t)rows - r0 : rs;
+            const float *xs = x + r0 * (size_t)in;
+            if (terms) {
+                float *xr = scratch(nn, 1, nr * (size_t)in);
+                struct round_job rj = { xs, xr, terms };
+                par_range(nn, nr * (size_t)in, 1 << 14, round_range, &rj);
+                xs = xr;
+            }
+            for (size_t o0 = 0; o0 < (size_t)out; o0 += tile) {
+                size_t t = (size_t)out - o0 < tile ? (size_t)out - o0 : tile;
+                const float *wt = w_f32(nn, W, o0 * (size_t)in, t * (size_t)in, 0);
+                nn_gemm(nn, 0, 1, (int)nr, (int)t, in, 1.0f, xs, in, wt, in, 0.0f, y + r0 * (size_t)out + o0, out);
+            }
         }
     }
     if (b && b->data) nn_add_bias(nn, y, y, rows, out, b);

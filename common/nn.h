@@ -47,12 +47,14 @@ enum nn_backend nn_backend_of(const struct nn *nn);
 void nn_free(struct nn **nn);
 int nn_threads(const struct nn *nn);
 struct pool *nn_pool(struct nn *nn);
-/* Precision of products with bf16 / fp8 weights where the CPU multiplies
- * bf16 natively (AMX; see nn.c): NN_PREC_F32 (the default) gives float32
- * products (activations split exactly into three bf16 parts), NN_PREC_BF16X2
- * keeps activations to 2^-17 relative, NN_PREC_BF16 rounds them to bf16
- * (2^-9, what PyTorch's bf16 kernels do) for about 3x the speed of
- * NN_PREC_F32. Elsewhere every mode computes in float32. The environment
+/* Precision of products with bf16 / fp8 weights: NN_PREC_F32 (the
+ * default) gives float32 products, NN_PREC_BF16X2 keeps activations to
+ * 2^-17 relative (two bf16 parts), NN_PREC_BF16 rounds them to bf16 (2^-9,
+ * what PyTorch's bf16 kernels do). The numerics are the same on every CPU;
+ * the speed is not: where the CPU multiplies bf16 natively (AMX; see nn.c)
+ * NN_PREC_BF16 runs about 3x as fast as NN_PREC_F32, elsewhere the rounded
+ * activations go through the float32 sgemm at its speed. Products with
+ * float32 weights are float32 in every mode. The environment
  * variable ISOPIPE_NN_PREC=bf16|bf16x2 sets the mode at nn_new (for
  * benchmarks); ISOPIPE_NN_AMX=0 turns the AMX path off. */
 enum nn_precision { NN_PREC_F32 = 0, NN_PREC_BF16X2, NN_PREC_BF16 };
@@ -175,9 +177,16 @@ size_t nn_w_pack(const struct nn_w *ws, const size_t *n, int count, void *block,
 
 /* ---- matrix products ---- */
 /* C[M,N] = alpha * op(A) op(B) + beta * C; op(X) = X or X^T (row-major;
- * lda/ldb/ldc are row strides). Float32 throughout (cblas_sgemm). */
+ * lda/ldb/ldc are row strides). Float32 throughout (cblas_sgemm), split
+ * between the pool's threads only where the result stays bit-identical to
+ * one call (see nn_gemm_split). */
 void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* The granularity in which nn_gemm may slice the rows (*rows) and the
+ * columns (*cols) of C between threads without changing a bit of the
+ * result, probed once against this CPU's OpenBLAS kernel; 0: that side is
+ * never split. */
+void nn_gemm_split(int *rows, int *cols);
 /* y[rows, out] = x[rows, in] W^T + b  (W [out, in]; b [out] or data NULL).
  * y must not alias x. */
 void nn_linear(struct nn *nn, float *y, const float *x, int rows, int in, int out,

@@ -407,11 +407,12 @@ static void test_linear_modes(void)
                        nn_gemm_info(n1), e);
                 CHECKF(memcmp(y1, y3, (size_t)rows * out * 4) == 0, "linear mode %d: 1 and 3 threads differ", p);
             }
-            /* on AMX, bf16 mode is exactly "activations rounded to nearest
-             * even bf16, then a float32 product": against that reference it
-             * is as close as float32 (a truncating or otherwise wrong
-             * rounding would be off by ~1e-3) */
-            if (strstr(nn_gemm_info(n1), "AMX")) {
+            /* on every CPU (AMX or the float32 sgemm), bf16 mode is exactly
+             * "activations rounded to nearest even bf16, then a float32
+             * product": against that reference it is as close as float32 (a
+             * truncating or otherwise wrong rounding, or none, would be off
+             * by ~1e-3) */
+            {
                 for (int r = 0; r < rows; r++)
                     for (int o = 0; o < out; o++) {
                         double a = b[o];
@@ -532,8 +533,37 @@ static void test_act_pointwise(struct nn *nn)
     free(x); free(y);
 }
 
+/* nn_gemm in threads gives the one-call product bit for bit, whichever side
+ * it splits (rows of C, columns, or neither where this CPU's OpenBLAS kernel
+ * would change bits), for every transpose and for odd sizes */
+static void test_gemm_split(void)
+{
+    int gr = -1, gc = -1;
+    nn_gemm_split(&gr, &gc);
+    printf("# nn_gemm slices rows in multiples of %d, columns in multiples of %d (0: not split)\n", gr, gc);
+    CHECKF(gr > 0, "rows of a product can be split on this CPU's OpenBLAS (got %d)", gr);
+    static const int sz[][3] = { { 301, 37, 150 }, { 29, 517, 93 }, { 160, 160, 64 }, { 9, 1000, 40 }, { 1000, 9, 40 } };
+    struct nn *n1 = NULL, *n2 = NULL, *n3 = NULL;
+    CHECK(nn_new(&n1, NN_CPU, 1) == 0 && nn_new(&n2, NN_CPU, 2) == 0 && nn_new(&n3, NN_CPU, 3) == 0);
+    for (int s = 0; s < 5 && n1 && n2 && n3; s++)
+        for (int tr = 0; tr < 4; tr++) {
+            int M = sz[s][0], N = sz[s][1], K = sz[s][2], ta = tr & 1, tb = tr >> 1;
+            float *A = randv((size_t)M * K), *B = randv((size_t)N * K);
+            float *c1 = calloc((size_t)M * N, 4), *c2 = calloc((size_t)M * N, 4), *c3 = calloc((size_t)M * N, 4);
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            nn_gemm(n1, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, c1, N);
+            nn_gemm(n2, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, c2, N);
+            nn_gemm(n3, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, c3, N);
+            CHECKF(memcmp(c1, c2, (size_t)M * N * 4) == 0 && memcmp(c1, c3, (size_t)M * N * 4) == 0,
+                   "gemm %dx%dx%d ta %d tb %d: 1, 2 and 3 threads give the same bits", M, N, K, ta, tb);
+            free(A); free(B); free(c1); free(c2); free(c3);
+        }
+    nn_free(&n1); nn_free(&n2); nn_free(&n3);
+}
+
 int main(void)
 {
+    test_gemm_split();
     test_conversions();
     test_w_to_f32();
     test_linear_modes();
