@@ -379,16 +379,18 @@ int quant_x8_usable(enum ggml_type t)
                             t == GGML_TYPE_Q4_K);
 }
 
-/* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte v holds, in
- * bits 0-3, those of elements 4v..4v+3 (the low nibbles of vector v) and in
- * bits 4-7 those of elements 16+4v..16+4v+3 (its high nibbles) */
+/* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte k holds,
+ * in bit v, that of element 4v+k (byte k of the low nibbles of vector v) and
+ * in bit 4+v that of element 16+4v+k (its high nibbles): the kernel takes
+ * vector v's with one 32-bit shift (left by 4-v, right by v) and one mask of
+ * bit 4 per byte */
 static uint32_t x8_qh_pack(uint32_t qh)
 {
     uint32_t o = 0;
     for (int v = 0; v < 4; v++)
         for (int k = 0; k < 4; k++) {
-            o |= ((qh >> (4 * v + k)) & 1u) << (8 * v + k);
-            o |= ((qh >> (16 + 4 * v + k)) & 1u) << (8 * v + 4 + k);
+            o |= ((qh >> (4 * v + k)) & 1u) << (8 * k + v);
+            o |= ((qh >> (16 + 4 * v + k)) & 1u) << (8 * k + 4 + v);
         }
     return o;
 }
@@ -397,8 +399,8 @@ static uint32_t x8_qh_unpack(uint32_t o)
     uint32_t qh = 0;
     for (int v = 0; v < 4; v++)
         for (int k = 0; k < 4; k++) {
-            qh |= ((o >> (8 * v + k)) & 1u) << (4 * v + k);
-            qh |= ((o >> (8 * v + 4 + k)) & 1u) << (16 + 4 * v + k);
+            qh |= ((o >> (8 * k + v)) & 1u) << (4 * v + k);
+            qh |= ((o >> (8 * k + 4 + v)) & 1u) << (16 + 4 * v + k);
         }
     return qh;
 }
