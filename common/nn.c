@@ -741,6 +741,19 @@ static void gemm_slice(void *ctx, int i, int n)
                 g->alpha, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
 }
 
+/* column chunks [c0, c1) of g->g columns each (pool_for tasks) */
+static void gemm_chunks(void *ctx, int c0, int c1, int worker)
+{
+    const struct gemm_job *g = ctx;
+    (void)worker;
+    for (int c = c0; c < c1; c++) {
+        int a = c * g->g, n = a + g->g < g->N ? g->g : g->N - a;
+        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, g->M, n, g->K,
+                    g->alpha, g->A, g->lda, g->tb ? g->B + (size_t)a * g->ldb : g->B + a, g->ldb, g->beta, g->C + a,
+                    g->ldc);
+    }
+}
+
 void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -752,12 +765,28 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
         return;
     }
     int T = nn->threads, gm = split_g[0], gn = split_g[1];
-    /* the longer side, when it can be split into two or more slices; else
-     * the other; else (small products: a decode step's, a short prompt's)
-     * the calling thread */
+    /* small products (a decode step's, a short prompt's) stay on the calling thread */
+    if ((double)M * N * K < 262144.0 || (M < 32 && N < 32)) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                    alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* the longer side where it can be split exactly into two or more
+     * slices, else the other; where neither can (a few rows, many columns,
+     * on a kernel that changes bits at any column boundary: the VAE's and
+     * RIFE's 32-channel convolutions on Zen), columns in chunks whose size
+     * depends on the product only, computed the same way at any thread
+     * count (each chunk packs op(A) again: a small matrix here) */
     int can_m = gm && M >= 2 * gm, can_n = gn && N >= 2 * gn;
     int split_m = can_m && (M > N || !can_n);
-    if (T < 2 || (!can_m && !can_n) || (double)M * N * K < 262144.0) {
+    if (!can_m && !can_n) {
+        int chunk = ((N + 63) / 64 + 15) & ~15;
+        if (chunk < 256) chunk = 256;
+        struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, chunk, alpha, beta, A, B, C };
+        pool_for(nn->pool, (N + chunk - 1) / chunk, gemm_chunks, &g);
+        return;
+    }
+    if (T < 2) {
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
