@@ -497,15 +497,20 @@ AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const u
     for (int64_t b = 0; b < nb; b++, p += 1184) {
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
         __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
+        /* lane r's int16 pair (s, s) of sub-block j's scales, and (m, m') of
+         * the mins of sub-blocks 2j and 2j + 1: one byte shuffle each of 16
+         * bytes loaded into both 128-bit halves (-1: a zero byte) */
+        const __m256i dup0 = _mm256_setr_epi8(0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3, -1,
+                                              4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7, -1);
+        const __m256i dup1 = _mm256_add_epi8(dup0, _mm256_set1_epi16(8));   /* the same from byte 8 (-1 + 0 stays -1) */
+        const __m256i pair = _mm256_setr_epi8(0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11, -1,
+                                              4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15, -1);
         __m256i sc[8], mp[4];
-        for (int j = 0; j < 8; j++) {
-            __m256i s = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 32 + 8 * j)));
-            sc[j] = _mm256_or_si256(s, _mm256_slli_epi32(s, 16));
-        }
         for (int j = 0; j < 4; j++) {
-            __m256i m0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 96 + 16 * j)));
-            __m256i m1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + 96 + 16 * j + 8)));
-            mp[j] = _mm256_or_si256(m0, _mm256_slli_epi32(m1, 16));
+            __m256i s = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 32 + 16 * j)));
+            sc[2 * j] = _mm256_shuffle_epi8(s, dup0);
+            sc[2 * j + 1] = _mm256_shuffle_epi8(s, dup1);
+            mp[j] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 96 + 16 * j))), pair);
         }
         const uint8_t *qs = p + 160;
         for (int k = 0; k < nt; k++) {
