@@ -771,28 +771,31 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* the longer side where it can be split exactly into two or more
-     * slices, else the other; where neither can (a few rows, many columns,
-     * on a kernel that changes bits at any column boundary: the VAE's and
-     * RIFE's 32-channel convolutions on Zen), columns in chunks whose size
-     * depends on the product only, computed the same way at any thread
-     * count (each chunk packs op(A) again: a small matrix here) */
-    int can_m = gm && M >= 2 * gm, can_n = gn && N >= 2 * gn;
-    int split_m = can_m && (M > N || !can_n);
-    if (!can_m && !can_n) {
+    /* How a product is shared must not depend on the thread count where
+     * that would change bits. Many rows (>= 16 granules): one exact row
+     * slice per thread (at most a granule of imbalance, <= 12%). Else, with
+     * 512 columns or more: column chunks of a size set by the product alone
+     * (>= 256 columns, <= 64 chunks), the same chunks at any thread count,
+     * handed out to the pool: balanced where rows cannot be (64 rows in
+     * granules of 24 split 48 + 16), and the way out where columns cannot
+     * be cut exactly at all (Zen). Each chunk packs op(A) again: few rows
+     * here. Else an exact row split if there is one, else one call. */
+    int can_m = gm && M >= 2 * gm;
+    if (!(can_m && M >= 16 * gm) && N >= 512) {
         int chunk = ((N + 63) / 64 + 15) & ~15;
         if (chunk < 256) chunk = 256;
+        if (gn) chunk = (chunk + gn - 1) / gn * gn;
         struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, chunk, alpha, beta, A, B, C };
         pool_for(nn->pool, (N + chunk - 1) / chunk, gemm_chunks, &g);
         return;
     }
-    if (T < 2) {
+    if (T < 2 || !can_m) {
         cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
                     alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* each slice packs the whole of the other operand once */
-    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, split_m, split_m ? gm : gn, alpha, beta, A, B, C };
+    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, 1, gm, alpha, beta, A, B, C };
     pool_run(nn->pool, gemm_slice, &g);
 }
 
