@@ -711,10 +711,11 @@ void nn_gemm_split(int *rows, int *cols)
     if (cols) *cols = split_g[1];
 }
 
-/* one pool thread's slice of a product: rows [a, b) of C (split_m) or
- * columns [a, b), in multiples of the probed granularity g */
+/* a product shared between threads: rows [a, b) of C per pool thread
+ * (gemm_slice, a in multiples of the probed row granularity g) or column
+ * chunks of g columns (gemm_chunks) */
 struct gemm_job {
-    int ta, tb, M, N, K, lda, ldb, ldc, split_m, g;
+    int ta, tb, M, N, K, lda, ldb, ldc, g;
     float alpha, beta;
     const float *A, *B;
     float *C;
@@ -722,23 +723,12 @@ struct gemm_job {
 static void gemm_slice(void *ctx, int i, int n)
 {
     const struct gemm_job *g = ctx;
-    int len = g->split_m ? g->M : g->N, per = ((len + n - 1) / n + g->g - 1) / g->g * g->g;
-    int a = i * per, b = a + per < len ? a + per : len;
+    int per = ((g->M + n - 1) / n + g->g - 1) / g->g * g->g;
+    int a = i * per, b = a + per < g->M ? a + per : g->M;
     if (a >= b) return;
-    const float *A = g->A, *B = g->B;
-    float *C = g->C;
-    int M = g->M, N = g->N;
-    if (g->split_m) {
-        A += g->ta ? (size_t)a : (size_t)a * g->lda;
-        C += (size_t)a * g->ldc;
-        M = b - a;
-    } else {
-        B += g->tb ? (size_t)a * g->ldb : (size_t)a;
-        C += a;
-        N = b - a;
-    }
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, M, N, g->K,
-                g->alpha, A, g->lda, B, g->ldb, g->beta, C, g->ldc);
+    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, b - a, g->N, g->K,
+                g->alpha, g->ta ? g->A + a : g->A + (size_t)a * g->lda, g->lda, g->B, g->ldb, g->beta,
+                g->C + (size_t)a * g->ldc, g->ldc);
 }
 
 /* column chunks [c0, c1) of g->g columns each (pool_for tasks) */
@@ -785,7 +775,7 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
         int chunk = ((N + 63) / 64 + 15) & ~15;
         if (chunk < 256) chunk = 256;
         if (gn) chunk = (chunk + gn - 1) / gn * gn;
-        struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, 0, chunk, alpha, beta, A, B, C };
+        struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, chunk, alpha, beta, A, B, C };
         pool_for(nn->pool, (N + chunk - 1) / chunk, gemm_chunks, &g);
         return;
     }
@@ -795,7 +785,7 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
         return;
     }
     /* each slice packs the whole of the other operand once */
-    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, 1, gm, alpha, beta, A, B, C };
+    struct gemm_job g = { trans_a, trans_b, M, N, K, lda, ldb, ldc, gm, alpha, beta, A, B, C };
     pool_run(nn->pool, gemm_slice, &g);
 }
 
