@@ -648,6 +648,14 @@ static void par_range(struct nn *nn, size_t n, size_t grain, range_fn fn, void *
 
 /* ---- matrix products ---- */
 
+/* one row-major cblas_sgemm call */
+static void sgemm_rm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+                B, ldb, beta, C, ldc);
+}
+
 /* Splitting a product between threads must not change a single bit of it
  * (runs are bit-identical across thread counts): every element has to go
  * through the same kernel arithmetic whether it is computed in one call or
@@ -674,16 +682,13 @@ static int split_exact(int side, int g, int ta, int tb, int K)
         for (size_t i = 0; i < na; i++) { r = r * 1664525u + 1013904223u; A[i] = (float)(r >> 8) / 16777216.0f - 0.5f; }
         for (size_t i = 0; i < nb; i++) { r = r * 1664525u + 1013904223u; B[i] = (float)(r >> 8) / 16777216.0f - 0.5f; }
         int lda = ta ? M : K, ldb = tb ? K : N;
-        enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
+        sgemm_rm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N);
         for (int a = 0; a < len; a += g) {
             int n = a + g < len ? g : len - a;
             if (side == 0)
-                cblas_sgemm(CblasRowMajor, TA, TB, n, N, K, 1.0f, ta ? A + a : A + (size_t)a * lda, lda, B, ldb, 0.0f,
-                            C2 + (size_t)a * N, N);
+                sgemm_rm(ta, tb, n, N, K, 1.0f, ta ? A + a : A + (size_t)a * lda, lda, B, ldb, 0.0f, C2 + (size_t)a * N, N);
             else
-                cblas_sgemm(CblasRowMajor, TA, TB, M, n, K, 1.0f, A, lda, tb ? B + (size_t)a * ldb : B + a, ldb, 0.0f,
-                            C2 + a, N);
+                sgemm_rm(ta, tb, M, n, K, 1.0f, A, lda, tb ? B + (size_t)a * ldb : B + a, ldb, 0.0f, C2 + a, N);
         }
         ok = memcmp(C1, C2, (size_t)M * N * sizeof(float)) == 0;
     }
@@ -726,9 +731,8 @@ static void gemm_slice(void *ctx, int i, int n)
     int per = ((g->M + n - 1) / n + g->g - 1) / g->g * g->g;
     int a = i * per, b = a + per < g->M ? a + per : g->M;
     if (a >= b) return;
-    cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, b - a, g->N, g->K,
-                g->alpha, g->ta ? g->A + a : g->A + (size_t)a * g->lda, g->lda, g->B, g->ldb, g->beta,
-                g->C + (size_t)a * g->ldc, g->ldc);
+    sgemm_rm(g->ta, g->tb, b - a, g->N, g->K, g->alpha, g->ta ? g->A + a : g->A + (size_t)a * g->lda, g->lda, g->B,
+             g->ldb, g->beta, g->C + (size_t)a * g->ldc, g->ldc);
 }
 
 /* column chunks [c0, c1) of g->g columns each (pool_for tasks) */
@@ -738,9 +742,8 @@ static void gemm_chunks(void *ctx, int c0, int c1, int worker)
     (void)worker;
     for (int c = c0; c < c1; c++) {
         int a = c * g->g, n = a + g->g < g->N ? g->g : g->N - a;
-        cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans, g->tb ? CblasTrans : CblasNoTrans, g->M, n, g->K,
-                    g->alpha, g->A, g->lda, g->tb ? g->B + (size_t)a * g->ldb : g->B + a, g->ldb, g->beta, g->C + a,
-                    g->ldc);
+        sgemm_rm(g->ta, g->tb, g->M, n, g->K, g->alpha, g->A, g->lda, g->tb ? g->B + (size_t)a * g->ldb : g->B + a,
+                 g->ldb, g->beta, g->C + a, g->ldc);
     }
 }
 
@@ -755,23 +758,19 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
         return;
     }
     int T = nn->threads, gm = split_g[0], gn = split_g[1];
-    /* small products (a decode step's, a short prompt's) stay on the calling thread */
-    if ((double)M * N * K < 262144.0 || (M < 32 && N < 32)) {
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                    alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
     /* How a product is shared must not depend on the thread count where
-     * that would change bits. Many rows (>= 16 granules): one exact row
-     * slice per thread (at most a granule of imbalance, <= 12%). Else, with
-     * 512 columns or more: column chunks of a size set by the product alone
-     * (>= 256 columns, <= 64 chunks), the same chunks at any thread count,
-     * handed out to the pool: balanced where rows cannot be (64 rows in
-     * granules of 24 split 48 + 16), and the way out where columns cannot
+     * that would change bits. Small products (a decode step's, a short
+     * prompt's): the calling thread. Many rows (>= 16 granules): one exact
+     * row slice per thread (at most a granule of imbalance, <= 12%). Else,
+     * with 512 columns or more: column chunks of a size set by the product
+     * alone (>= 256 columns, <= 64 chunks), the same chunks at any thread
+     * count, handed out to the pool: balanced where rows cannot be (64 rows
+     * in granules of 24 split 48 + 16), and the way out where columns cannot
      * be cut exactly at all (Zen). Each chunk packs op(A) again: few rows
      * here. Else an exact row split if there is one, else one call. */
+    int small = (double)M * N * K < 262144.0 || (M < 32 && N < 32);
     int can_m = gm && M >= 2 * gm;
-    if (!(can_m && M >= 16 * gm) && N >= 512) {
+    if (!small && !(can_m && M >= 16 * gm) && N >= 512) {
         int chunk = ((N + 63) / 64 + 15) & ~15;
         if (chunk < 256) chunk = 256;
         if (gn) chunk = (chunk + gn - 1) / gn * gn;
@@ -779,9 +778,8 @@ void nn_gemm(struct nn *nn, int trans_a, int trans_b, int M, int N, int K, float
         pool_for(nn->pool, (N + chunk - 1) / chunk, gemm_chunks, &g);
         return;
     }
-    if (T < 2 || !can_m) {
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-                    alpha, A, lda, B, ldb, beta, C, ldc);
+    if (small || T < 2 || !can_m) {
+        sgemm_rm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     /* each slice packs the whole of the other operand once */

@@ -429,12 +429,8 @@ AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t
                      * byte k (what the shift carries in from the next byte
                      * lands on other bits), the mask keeps bit 4 */
                     const __m256i b16 = _mm256_set1_epi8(0x10);
-                    __m256i lo5 = v == 0 ? _mm256_slli_epi32(qh, 4) : v == 1 ? _mm256_slli_epi32(qh, 3)
-                                : v == 2 ? _mm256_slli_epi32(qh, 2) : _mm256_slli_epi32(qh, 1);
-                    __m256i hi5 = v == 0 ? qh : v == 1 ? _mm256_srli_epi32(qh, 1)
-                                : v == 2 ? _mm256_srli_epi32(qh, 2) : _mm256_srli_epi32(qh, 3);
-                    w[2 * v] = _mm256_or_si256(w[2 * v], _mm256_and_si256(lo5, b16));
-                    w[2 * v + 1] = _mm256_or_si256(w[2 * v + 1], _mm256_and_si256(hi5, b16));
+                    w[2 * v] = _mm256_or_si256(w[2 * v], _mm256_and_si256(_mm256_slli_epi32(qh, 4 - v), b16));
+                    w[2 * v + 1] = _mm256_or_si256(w[2 * v + 1], _mm256_and_si256(_mm256_srli_epi32(qh, v), b16));
                 }
             }
         }
