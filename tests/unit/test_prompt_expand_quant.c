@@ -399,7 +399,8 @@ static void test_x8(void)
     TEST("x8 layout: packed rows dequantise to the originals; packed kernels equal the scalar dots exactly");
     static const enum ggml_type q32[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0 };
     if (!quant_x8_usable(GGML_TYPE_Q4_1)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
-    CHECK(!quant_x8_usable(GGML_TYPE_Q5_1) && !quant_x8_usable(GGML_TYPE_Q6_K) && quant_x8_usable(GGML_TYPE_Q4_K));
+    CHECK(!quant_x8_usable(GGML_TYPE_Q5_1) && !quant_x8_usable(GGML_TYPE_Q5_K) && quant_x8_usable(GGML_TYPE_Q4_K) &&
+          quant_x8_usable(GGML_TYPE_Q6_K));
     for (size_t ti = 0; ti < sizeof q32 / sizeof *q32; ti++) {
         enum ggml_type t = q32[ti];
         int nb = 7, n = nb * QK, rows = 24, ntok = 9;
@@ -453,10 +454,12 @@ static void test_x8(void)
     }
 }
 
-/* The same for Q4_K against Q8_K activations: packing unpacks to the same
- * super-blocks (scales re-encoded), and the packed kernel equals the scalar
- * dot exactly when d = dmin are powers of two and the sub-block scales small
- * enough that every float difference is exact. */
+/* The same for Q4_K and Q6_K against Q8_K activations: packing unpacks to
+ * the same super-blocks (scales re-encoded), and the packed kernel equals the
+ * scalar dot exactly. Q4_K: when d = dmin are powers of two and the sub-block
+ * scales small enough that every float difference is exact. Q6_K: always
+ * (the same integer sum and the same float steps), so its scales are the
+ * file's full int8 range, -128 included, and d any finite f16. */
 static void test_x8_k(enum ggml_type t)
 {
     printf("# x8 layout, %s: packed rows dequantise to the originals; the packed kernel equals the scalar dot exactly\n",
@@ -464,7 +467,7 @@ static void test_x8_k(enum ggml_type t)
     if (!quant_x8_usable(t)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
     int nb = 3, n = nb * QK_K, rows = 16, ntok = 6;
     size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb, pbytes = quant_x8_bytes(t, n, rows);
-    CHECK(pbytes == (size_t)(rows / 8) * (size_t)nb * 1184);
+    CHECK(pbytes == (size_t)(rows / 8) * (size_t)nb * (t == GGML_TYPE_Q4_K ? 1184 : 8 * 210));
     uint8_t *w = malloc(rbytes * (size_t)rows), *w8 = malloc(pbytes);
     struct quant_q8k *x = malloc(sizeof *x * (size_t)nb * (size_t)ntok);
     float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok), *a = malloc(sizeof(float) * (size_t)n),
@@ -472,6 +475,12 @@ static void test_x8_k(enum ggml_type t)
     rand_blocks(t, w, nb * rows);
     for (int k = 0; k < nb * rows; k++) {
         uint8_t *p = w + bb * (size_t)k;
+        if (t == GGML_TYPE_Q6_K) {
+            uint16_t d = (uint16_t)(rnd() & 0x7BFF);   /* exponent below 31: finite, sign random */
+            p[208] = (uint8_t)d; p[209] = (uint8_t)(d >> 8);
+            if (k % 5 == 0) p[192 + k % 16] = 0x80;    /* the scale -128 */
+            continue;
+        }
         uint16_t d = (uint16_t)((rnd() & 1 ? 0x2C00 : 0x2800) | (rnd() & 1 ? 0x8000 : 0));
         p[0] = p[2] = (uint8_t)d; p[1] = p[3] = (uint8_t)(d >> 8);
         for (int j = 0; j < 12; j++) p[4 + j] &= j < 8 ? 0x0F : 0x00;   /* 6-bit scales and mins below 16 */
@@ -516,5 +525,6 @@ int main(void)
     test_exact();
     test_x8();
     test_x8_k(GGML_TYPE_Q4_K);
+    test_x8_k(GGML_TYPE_Q6_K);
     return test_report();
 }

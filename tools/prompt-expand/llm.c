@@ -18,7 +18,7 @@
  * Numerics follow ggml's CPU backend where it is cheap to do so: activations
  * are quantised to 8 bits per block for the quantised matmuls, the KV cache
  * and the attention query are half precision.
- * On the CPU, matrices of Q4_0/Q4_1/Q5_0/Q8_0/Q4_K are repacked at load into
+ * On the CPU, matrices of Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K are repacked at load into
  * the x8 layout (quant.h: eight rows interleaved) and the
  * mapping's pages of the originals are dropped, so the weights stay resident
  * once (ISOPIPE_NO_X8=1 keeps the file's layout). */

@@ -363,8 +363,16 @@ static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML
  * of each row unpacked to bytes sc[sub-block][row], the mins mn[sub-block][row],
  * then 4 chunks x 8 vectors of 32 bytes (lane r = row r's qs[32c + 4v ..]) */
 #define X8_Q4K_BYTES 1184
+/* Q6_K, per super-block of 8 rows (the same 1680 bytes as the 8 rows' blocks):
+ * d[8] (f16); the sub-block scales sc[sub-block][row] (int8) at 16, in pairs
+ * of sub-blocks 2j, 2j + 1 as 16 bytes; then per sub-block g (16 elements)
+ * three vectors A, B, C of 32 bytes at 144 + 96 g whose lane r holds, in
+ * byte k of A/B/C, element 4v + k (v = 0/1/2) of row r's sub-block in bits
+ * 0-5 and, in bits 6-7, bits 0-1 / 2-3 / 4-5 of element 12 + k: three
+ * vectors are one mask each, the fourth three pieces put together */
+#define X8_Q6K_BYTES 1680
 
-/* bytes of one group of 8 rows of n columns */
+/* bytes of one group of 8 rows of n columns (Q6_K: 8 rows' bytes, like the 32-element types) */
 static size_t x8_group_bytes(enum ggml_type t, int64_t n)
 {
     return t == GGML_TYPE_Q4_K ? (size_t)(n / QK_K) * X8_Q4K_BYTES : 8 * quant_row_bytes(t, n);
@@ -376,7 +384,7 @@ int quant_x8_usable(enum ggml_type t)
 {
     quant_init();
     return use_avx2 > 0 && (t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q4_1 || t == GGML_TYPE_Q5_0 || t == GGML_TYPE_Q8_0 ||
-                            t == GGML_TYPE_Q4_K);
+                            t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K);
 }
 
 /* Q5_0's 32 fifth bits (bit j = element j) reordered so that byte k holds,
@@ -415,9 +423,48 @@ static void q4k_scales_pack(const uint8_t *sc, const uint8_t *mn, uint8_t *o)
     }
 }
 
-/* one original block (32-element types) or super-block (Q4_K) of row r (of its group) into o, packed */
+/* a Q6_K block's 256 quants (0..63, element order) from ql/qh, and back */
+static void q6k_unpack(const uint8_t *p, uint8_t *q)
+{
+    const uint8_t *ql = p, *qh = p + 128;
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            int e = 128 * h + l, a = ql[64 * h + l], b = ql[64 * h + l + 32], c = qh[32 * h + l];
+            q[e] = (uint8_t)((a & 0xF) | (c & 3) << 4);
+            q[e + 32] = (uint8_t)((b & 0xF) | ((c >> 2) & 3) << 4);
+            q[e + 64] = (uint8_t)((a >> 4) | ((c >> 4) & 3) << 4);
+            q[e + 96] = (uint8_t)((b >> 4) | ((c >> 6) & 3) << 4);
+        }
+}
+static void q6k_pack(const uint8_t *q, uint8_t *p)
+{
+    uint8_t *ql = p, *qh = p + 128;
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            int e = 128 * h + l;
+            ql[64 * h + l] = (uint8_t)((q[e] & 0xF) | (q[e + 64] & 0xF) << 4);
+            ql[64 * h + l + 32] = (uint8_t)((q[e + 32] & 0xF) | (q[e + 96] & 0xF) << 4);
+            qh[32 * h + l] = (uint8_t)(q[e] >> 4 | (q[e + 32] >> 4) << 2 | (q[e + 64] >> 4) << 4 | (q[e + 96] >> 4) << 6);
+        }
+}
+
+/* one original block (32-element types) or super-block (Q4_K, Q6_K) of row r (of its group) into o, packed */
 static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
 {
+    if (t == GGML_TYPE_Q6_K) {
+        uint8_t q[QK_K];
+        q6k_unpack(p, q);
+        memcpy(o + 2 * r, p + 208, 2);
+        for (int g = 0; g < 16; g++) {
+            o[16 + 8 * g + r] = p[192 + g];   /* pair j = g / 2: bytes 16j .. 16j + 15 */
+            for (int k = 0; k < 4; k++) {
+                int top = q[16 * g + 12 + k];
+                for (int v = 0; v < 3; v++)
+                    o[144 + 96 * g + 32 * v + 4 * r + k] = (uint8_t)(q[16 * g + 4 * v + k] | ((top >> (2 * v)) & 3) << 6);
+            }
+        }
+        return;
+    }
     if (t == GGML_TYPE_Q4_K) {
         memcpy(o + 2 * r, p, 2);
         memcpy(o + 16 + 2 * r, p + 2, 2);
@@ -443,6 +490,24 @@ static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
 /* the inverse: row r's original block from a packed one */
 static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
 {
+    if (t == GGML_TYPE_Q6_K) {
+        uint8_t q[QK_K];
+        memcpy(p + 208, o + 2 * r, 2);
+        for (int g = 0; g < 16; g++) {
+            p[192 + g] = o[16 + 8 * g + r];
+            for (int k = 0; k < 4; k++) {
+                int top = 0;
+                for (int v = 0; v < 3; v++) {
+                    int b = o[144 + 96 * g + 32 * v + 4 * r + k];
+                    q[16 * g + 4 * v + k] = (uint8_t)(b & 63);
+                    top |= (b >> 6) << (2 * v);
+                }
+                q[16 * g + 12 + k] = (uint8_t)top;
+            }
+        }
+        q6k_pack(q, p);
+        return;
+    }
     if (t == GGML_TYPE_Q4_K) {
         uint8_t sc[8], mn[8];
         memcpy(p, o + 2 * r, 2);
@@ -463,8 +528,11 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
 }
 
 /* bytes of a packed block of 8 rows, and elements per block */
-static size_t x8_block_bytes(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? X8_Q4K_BYTES : 8 * ggml_type_block_bytes(t); }
-static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K ? QK_K : QK; }
+static size_t x8_block_bytes(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q4_K ? X8_Q4K_BYTES : t == GGML_TYPE_Q6_K ? X8_Q6K_BYTES : 8 * ggml_type_block_bytes(t);
+}
+static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K ? QK_K : QK; }
 
 void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
 {

@@ -68,17 +68,20 @@ void quant_rows4(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, 
 float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t n);
 
 /* ---- the "x8" layout: eight rows interleaved, for the generation matvec ----
- * A matrix of Q4_0, Q4_1, Q5_0, Q8_0 or Q4_K with a row count divisible by 8
- * can be repacked (quant_x8_pack) so that the kernel reads 8 rows at once:
- * per group of 8 rows and per block, the 8 scales (f16), the 8 minimums
- * (Q4_1), the 8 fifth-bit words (Q5_0) or, for Q4_K, d, dmin and the 6-bit
- * sub-block scales and mins unpacked to bytes, then the quants as 32-byte
- * vectors whose 4-byte lane r holds 4 consecutive bytes of row r. A vector
- * times the same 4 activation bytes broadcast gives 8 row sums at once (no
- * horizontal sums, one f16 conversion per 8 scales). The 32-element types
- * keep their size (a permutation of the bytes), Q4_K grows by 32 bytes per
- * 8 super-blocks (2.8%). quant_x8_usable() says whether this CPU has kernels
- * for type t (AVX2); a packed matrix is read only through quant_x8_*. */
+ * A matrix of Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K with a row count divisible
+ * by 8 can be repacked (quant_x8_pack) so that the kernel reads 8 rows at
+ * once: per group of 8 rows and per block, the 8 scales (f16), the 8
+ * minimums (Q4_1), the 8 fifth-bit words (Q5_0) or, for Q4_K, d, dmin and
+ * the 6-bit sub-block scales and mins unpacked to bytes (Q6_K: d and the
+ * int8 sub-block scales by sub-block), then the quants as 32-byte vectors
+ * whose 4-byte lane r holds 4 consecutive elements of row r (Q6_K: three
+ * vectors per 16 elements, 6 bits in each byte and the fourth vector's in
+ * their top bits). A vector times the same 4 activation bytes broadcast
+ * gives 8 row sums at once (no horizontal sums, one f16 conversion per 8
+ * scales). The 32-element types and Q6_K keep their size, Q4_K grows by 32
+ * bytes per 8 super-blocks (2.8%). quant_x8_usable() says whether this CPU
+ * has kernels for type t (AVX2); a packed matrix is read only through
+ * quant_x8_*. */
 int quant_x8_usable(enum ggml_type t);
 /* bytes of the packed form of a matrix of rows x n (rows a multiple of 8) */
 size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows);

@@ -551,6 +551,88 @@ AVX2 static void x8k_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1
     }
 }
 
+/* Q6_K in the x8 layout (quant.c): per sub-block g of 16 elements, vectors
+ * A, B, C give elements 0-3, 4-7, 8-11 of every row with one mask each and
+ * elements 12-15 from their top two bits; 4 maddubs (6-bit unsigned weights
+ * times int8: 2 products per int16 stay within 2 * 63 * 127) are added in
+ * pairs as int16 (4 products, within 32004) and widened by one madd each with
+ * the rows' scales as int16 pairs. The -32 offset rides on the activation
+ * sums: 32 * sum_g sc[g] * bsums[g], one madd per pair of sub-blocks. All of
+ * it is integer, so each row's block sum is the scalar kernel's sumi, and the
+ * float step is the scalar's (x->d * d) * sumi, added block after block in
+ * row order without FMA: the results are the per-row kernel's, bit for bit.
+ * The scales' signed bytes are sign-extended by shuffling each into the high
+ * byte of an int16 and shifting right arithmetically (by 8, or by 3 for 32
+ * times the scale). */
+AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const uint8_t *p, int64_t nb, const uint8_t *xa,
+                                                                     size_t xs, float *y, size_t ys)
+{
+    const __m256i m3f = _mm256_set1_epi8(0x3F), mc0 = _mm256_set1_epi8((char)0xC0);
+    /* lane r: (0, s[2j][r]) twice; (0, s[2j+1][r]) twice; (0, s[2j][r], 0, s[2j+1][r]) (byte index within the 16) */
+    const __m256i dupa = _mm256_setr_epi8(-1, 0, -1, 0, -1, 1, -1, 1, -1, 2, -1, 2, -1, 3, -1, 3,
+                                          -1, 4, -1, 4, -1, 5, -1, 5, -1, 6, -1, 6, -1, 7, -1, 7);
+    const __m256i dupb = _mm256_setr_epi8(-1, 8, -1, 8, -1, 9, -1, 9, -1, 10, -1, 10, -1, 11, -1, 11,
+                                          -1, 12, -1, 12, -1, 13, -1, 13, -1, 14, -1, 14, -1, 15, -1, 15);
+    const __m256i pair = _mm256_setr_epi8(-1, 0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11,
+                                          -1, 4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15);
+    __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
+    for (int64_t b = 0; b < nb; b++, p += 1680) {
+        __m256i ai[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
+        for (int j = 0; j < 8; j++) {
+            __m256i s = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 + 16 * j)));
+            __m256i sp = _mm256_srai_epi16(_mm256_shuffle_epi8(s, pair), 3);   /* 32 * (s[2j][r], s[2j+1][r]) */
+            for (int h = 0; h < 2; h++) {
+                int g = 2 * j + h;
+                __m256i sc = _mm256_srai_epi16(_mm256_shuffle_epi8(s, h ? dupb : dupa), 8);
+                const uint8_t *q = p + 144 + 96 * g;
+                __m256i a = _mm256_loadu_si256((const __m256i *)q), bb = _mm256_loadu_si256((const __m256i *)(q + 32)),
+                        c = _mm256_loadu_si256((const __m256i *)(q + 64));
+                __m256i v0 = _mm256_and_si256(a, m3f), v1 = _mm256_and_si256(bb, m3f), v2 = _mm256_and_si256(c, m3f);
+                __m256i v3 = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(a, mc0), 4), _mm256_srli_epi16(_mm256_and_si256(bb, mc0), 2));
+                v3 = _mm256_srli_epi16(_mm256_or_si256(v3, _mm256_and_si256(c, mc0)), 2);
+                for (int k = 0; k < nt; k++) {
+                    const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+                    int32_t xq[4];
+                    memcpy(xq, x->qs + 16 * g, sizeof xq);
+                    __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(v0, _mm256_set1_epi32(xq[0])),
+                                                   _mm256_maddubs_epi16(v1, _mm256_set1_epi32(xq[1])));
+                    __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(v2, _mm256_set1_epi32(xq[2])),
+                                                   _mm256_maddubs_epi16(v3, _mm256_set1_epi32(xq[3])));
+                    ai[k] = _mm256_add_epi32(ai[k], _mm256_add_epi32(_mm256_madd_epi16(p01, sc), _mm256_madd_epi16(p23, sc)));
+                }
+            }
+            for (int k = 0; k < nt; k++) {
+                const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+                int32_t bs;
+                memcpy(&bs, x->bsums + 2 * j, sizeof bs);
+                ai[k] = _mm256_sub_epi32(ai[k], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
+            }
+        }
+        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+        for (int k = 0; k < nt; k++) {
+            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+            acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(x->d), d), _mm256_cvtepi32_ps(ai[k])));
+        }
+    }
+    for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
+}
+
+AVX2 static void x8q6_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1, const uint8_t *xa, size_t xs, int nt,
+                            float *y, size_t ys)
+{
+    for (int64_t g = g0; g < g1; g++) {
+        const uint8_t *p = w8 + (size_t)g * (size_t)nb * 1680;
+        int k = 0;
+        for (; k + 4 <= nt; k += 4) x8q6_group(4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
+        switch (nt - k) {
+        case 3: x8q6_group(3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 2: x8q6_group(2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 1: x8q6_group(1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        default: break;
+        }
+    }
+}
+
 AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
                             size_t xa_stride, int nt, float *y, size_t y_stride)
 {
@@ -562,6 +644,7 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
     case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
 #undef X8
     case GGML_TYPE_Q4_K: x8k_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
+    case GGML_TYPE_Q6_K: x8q6_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
     default: return 0;
     }
 }
