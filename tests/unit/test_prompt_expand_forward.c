@@ -8,8 +8,10 @@
  *     per position llama.cpp computed (tests/ref/llm_forward_ref.py). Skips when
  *     the model file is absent (make models fetches it).
  * The same for Qwen2.5-Coder 0.5B (tests/fixtures/llm/qwen2.5-0.5b_forward.json)
- * when models/qwen2.5-0.5b.gguf or $ISOPIPE_QWEN_GGUF is that file; its fixture
- * records llama.cpp's agreement with itself, which is then the top-1 criterion.
+ * when models/qwen2.5-0.5b.gguf or $ISOPIPE_QWEN_GGUF is that file, and 1.5B
+ * (qwen2.5-1.5b_forward.json; models/qwen2.5-1.5b.gguf or $ISOPIPE_QWEN15_GGUF);
+ * each fixture records llama.cpp's agreement with itself, which is then the
+ * top-1 criterion.
  * On the thresholds of (2): with 8-bit activation blocks this model amplifies
  * last-bit differences (a float summed in another order flips the rounding of
  * an activation, and 30 layers compound it). llama.cpp disagrees with ITSELF
@@ -460,7 +462,7 @@ int main(void)
     test_llama_cpp("SmolLM2-135M-Instruct.Q4_1.gguf", NULL, "smollm2_forward.json", "run make models");
     test_llama_cpp("qwen2.5-0.5b.gguf", "ISOPIPE_QWEN_GGUF", "qwen2.5-0.5b_forward.json",
                    "make models LLM=qwen2.5-0.5b fetches it; or set ISOPIPE_QWEN_GGUF");
-    /* no 1.5B fixture is committed yet (docs/prompt-expand.md); the test runs when one is added */
+    /* the 1.5B (Q4_K, Q6_K): its fixture's criterion is llama.cpp's 96.15% with itself */
     test_llama_cpp("qwen2.5-1.5b.gguf", "ISOPIPE_QWEN15_GGUF", "qwen2.5-1.5b_forward.json",
                    "make models LLM=qwen2.5-1.5b fetches it; or set ISOPIPE_QWEN15_GGUF");
     return test_report();
