@@ -423,17 +423,22 @@ static void q4k_scales_pack(const uint8_t *sc, const uint8_t *mn, uint8_t *o)
     }
 }
 
-/* a Q6_K block's 256 quants (0..63, element order) from ql/qh, and back */
+/* a Q6_K block's 256 quants (0..63, element order) from ql/qh, and back;
+ * four bytes at a time (each byte's bits stay within the byte) */
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
 static void q6k_unpack(const uint8_t *p, uint8_t *q)
 {
     const uint8_t *ql = p, *qh = p + 128;
+    const uint32_t m4 = 0x0F0F0F0Fu, m2 = 0x03030303u;
     for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            int e = 128 * h + l, a = ql[64 * h + l], b = ql[64 * h + l + 32], c = qh[32 * h + l];
-            q[e] = (uint8_t)((a & 0xF) | (c & 3) << 4);
-            q[e + 32] = (uint8_t)((b & 0xF) | ((c >> 2) & 3) << 4);
-            q[e + 64] = (uint8_t)((a >> 4) | ((c >> 4) & 3) << 4);
-            q[e + 96] = (uint8_t)((b >> 4) | ((c >> 6) & 3) << 4);
+        for (int l = 0; l < 32; l += 4) {
+            int e = 128 * h + l;
+            uint32_t a = rd32(ql + 64 * h + l), b = rd32(ql + 64 * h + l + 32), c = rd32(qh + 32 * h + l);
+            wr32(q + e, (a & m4) | (c & m2) << 4);
+            wr32(q + e + 32, (b & m4) | ((c >> 2) & m2) << 4);
+            wr32(q + e + 64, ((a >> 4) & m4) | ((c >> 4) & m2) << 4);
+            wr32(q + e + 96, ((b >> 4) & m4) | ((c >> 6) & m2) << 4);
         }
 }
 static void q6k_pack(const uint8_t *q, uint8_t *p)
@@ -457,11 +462,9 @@ static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
         memcpy(o + 2 * r, p + 208, 2);
         for (int g = 0; g < 16; g++) {
             o[16 + 8 * g + r] = p[192 + g];   /* pair j = g / 2: bytes 16j .. 16j + 15 */
-            for (int k = 0; k < 4; k++) {
-                int top = q[16 * g + 12 + k];
-                for (int v = 0; v < 3; v++)
-                    o[144 + 96 * g + 32 * v + 4 * r + k] = (uint8_t)(q[16 * g + 4 * v + k] | ((top >> (2 * v)) & 3) << 6);
-            }
+            uint32_t top = rd32(q + 16 * g + 12);
+            for (int v = 0; v < 3; v++)
+                wr32(o + 144 + 96 * g + 32 * v + 4 * r, rd32(q + 16 * g + 4 * v) | ((top >> (2 * v)) & 0x03030303u) << 6);
         }
         return;
     }
@@ -495,15 +498,13 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
         memcpy(p + 208, o + 2 * r, 2);
         for (int g = 0; g < 16; g++) {
             p[192 + g] = o[16 + 8 * g + r];
-            for (int k = 0; k < 4; k++) {
-                int top = 0;
-                for (int v = 0; v < 3; v++) {
-                    int b = o[144 + 96 * g + 32 * v + 4 * r + k];
-                    q[16 * g + 4 * v + k] = (uint8_t)(b & 63);
-                    top |= (b >> 6) << (2 * v);
-                }
-                q[16 * g + 12 + k] = (uint8_t)top;
+            uint32_t top = 0;
+            for (int v = 0; v < 3; v++) {
+                uint32_t b = rd32(o + 144 + 96 * g + 32 * v + 4 * r);
+                wr32(q + 16 * g + 4 * v, b & 0x3F3F3F3Fu);
+                top |= ((b >> 6) & 0x03030303u) << (2 * v);
             }
+            wr32(q + 16 * g + 12, top);
         }
         q6k_pack(q, p);
         return;

@@ -33,7 +33,9 @@ int main(int argc, char **argv)
     p.n_ctx = np + ng + 8;
     p.mode = MEM_MODE_CPU;
     struct llm *m = NULL;
+    double t_open = now();
     if (llm_open(argv[1], &p, &m) < 0) { fprintf(stderr, "llm_bench: %s\n", iso_errmsg()); return 69; }
+    t_open = now() - t_open;   /* mapping, and the x8 packing of the CPU path */
     int nv = llm_n_vocab(m);
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)np);
     float *lg = malloc(sizeof(float) * (size_t)nv);
@@ -70,9 +72,9 @@ int main(int argc, char **argv)
     }
     struct mem_plan plan;
     uint64_t kv = llm_plan(argv[1], &p, &plan) == 0 ? plan.blocks.kv_cache : 0;
-    printf("pp_tps=%.1f tg_tps=%.1f hwm=%llu kv=%llu file=%llu stream=%llu simd=%s\n", best_pp, best_tg, (unsigned long long)s.hwm,
-           (unsigned long long)kv, (unsigned long long)st.st_size, (unsigned long long)stream,
-           getenv("ISOPIPE_NO_SIMD") ? "off" : "auto");
+    printf("pp_tps=%.1f tg_tps=%.1f hwm=%llu kv=%llu file=%llu stream=%llu simd=%s open_s=%.3f\n", best_pp, best_tg,
+           (unsigned long long)s.hwm, (unsigned long long)kv, (unsigned long long)st.st_size, (unsigned long long)stream,
+           getenv("ISOPIPE_NO_SIMD") ? "off" : "auto", t_open);
     llm_close(&m);
     free(tok);
     free(lg);
