@@ -535,22 +535,6 @@ AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const u
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
 }
 
-AVX2 static void x8k_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1, const uint8_t *xa, size_t xs, int nt,
-                           float *y, size_t ys)
-{
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * (size_t)nb * 1184;
-        int k = 0;
-        for (; k + 4 <= nt; k += 4) x8k_group(4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
-        switch (nt - k) {
-        case 3: x8k_group(3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 2: x8k_group(2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 1: x8k_group(1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        default: break;
-        }
-    }
-}
-
 /* Q6_K in the x8 layout (quant.c): per sub-block g of 16 elements, vectors
  * A, B, C give elements 0-3, 4-7, 8-11 of every row with one mask each and
  * elements 12-15 from their top two bits; 4 maddubs (6-bit unsigned weights
@@ -617,17 +601,26 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
 }
 
-AVX2 static void x8q6_range(const uint8_t *w8, int64_t nb, int64_t g0, int64_t g1, const uint8_t *xa, size_t xs, int nt,
-                            float *y, size_t ys)
+/* the K-quants' row groups (Q4_K: 1184 bytes per super-block of 8 rows, Q6_K: 1680), 4 tokens at a time */
+AVX2 static inline __attribute__((always_inline)) void x8kq_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
+                                                                     const uint8_t *xa, size_t xs, float *y, size_t ys)
+{
+    if (t == GGML_TYPE_Q4_K) x8k_group(nt, p, nb, xa, xs, y, ys);
+    else x8q6_group(nt, p, nb, xa, xs, y, ys);
+}
+
+AVX2 static inline __attribute__((always_inline)) void x8kq_range(enum ggml_type t, const uint8_t *w8, int64_t nb, int64_t g0,
+                                                                     int64_t g1, const uint8_t *xa, size_t xs, int nt,
+                                                                     float *y, size_t ys)
 {
     for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * (size_t)nb * 1680;
+        const uint8_t *p = w8 + (size_t)g * (size_t)nb * (t == GGML_TYPE_Q4_K ? 1184 : 1680);
         int k = 0;
-        for (; k + 4 <= nt; k += 4) x8q6_group(4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
+        for (; k + 4 <= nt; k += 4) x8kq_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
         switch (nt - k) {
-        case 3: x8q6_group(3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 2: x8q6_group(2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 1: x8q6_group(1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 3: x8kq_group(t, 3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 2: x8kq_group(t, 2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 1: x8kq_group(t, 1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
         default: break;
         }
     }
@@ -643,8 +636,8 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
     case GGML_TYPE_Q5_0: X8(GGML_TYPE_Q5_0)
     case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
 #undef X8
-    case GGML_TYPE_Q4_K: x8k_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
-    case GGML_TYPE_Q6_K: x8q6_range(w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
+    case GGML_TYPE_Q4_K: x8kq_range(GGML_TYPE_Q4_K, w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
+    case GGML_TYPE_Q6_K: x8kq_range(GGML_TYPE_Q6_K, w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
     default: return 0;
     }
 }
