@@ -391,6 +391,13 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
     for (; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
 }
 
+/* bytes of one packed block (super-block: Q4_K, Q6_K) of 8 rows */
+static inline size_t x8_block_size(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : t == GGML_TYPE_Q8_0 ? 272
+         : t == GGML_TYPE_Q4_K ? 1184 : 1680;
+}
+
 /* ---- the x8 layout (quant.h): 8 rows across the lanes of a vector ----
  * Per block of 8 rows: the quants as unsigned bytes (Q4: the nibble, Q5_0:
  * nibble | fifth bit << 4) times 4 activation bytes broadcast to every lane;
@@ -403,7 +410,7 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
 AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
                                                                    const uint8_t *xa, size_t xs, float *y, size_t ys)
 {
-    const size_t gb = t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : 272;
+    const size_t gb = x8_block_size(t);
     const int head = t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16;
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi16(1);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -461,25 +468,6 @@ AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
 }
 
-AVX2 static inline __attribute__((always_inline)) void x8_range(enum ggml_type t, const uint8_t *w8, int64_t nb, int64_t g0,
-                                                                   int64_t g1, const uint8_t *xa, size_t xs, int nt,
-                                                                   float *y, size_t ys)
-{
-    size_t gbytes = (size_t)nb * (t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : 272);
-    for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * gbytes;
-        int k = 0;
-        /* a group's weights are decoded once per block for up to 4 tokens */
-        for (; k + 4 <= nt; k += 4) x8_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
-        switch (nt - k) {
-        case 3: x8_group(t, 3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 2: x8_group(t, 2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 1: x8_group(t, 1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        default: break;
-        }
-    }
-}
-
 /* Q4_K in the x8 layout: per super-block of 8 rows, chunk c (64 elements) is
  * 8 vectors whose low nibbles are sub-block 2c, high nibbles 2c + 1; 8
  * maddubs of one sub-block stay within int16 (8 * 2 * 15 * 127) and one madd
@@ -490,7 +478,7 @@ AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const u
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t b = 0; b < nb; b++, p += 1184) {
+    for (int64_t b = 0; b < nb; b++, p += x8_block_size(GGML_TYPE_Q4_K)) {
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
         __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
         /* lane r's int16 pair (s, s) of sub-block j's scales, and (m, m') of
@@ -560,7 +548,7 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
     const __m256i pair = _mm256_setr_epi8(-1, 0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11,
                                           -1, 4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t b = 0; b < nb; b++, p += 1680) {
+    for (int64_t b = 0; b < nb; b++, p += x8_block_size(GGML_TYPE_Q6_K)) {
         __m256i ai[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
         for (int j = 0; j < 8; j++) {
             __m256i s = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 + 16 * j)));
@@ -601,26 +589,28 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
 }
 
-/* the K-quants' row groups (Q4_K: 1184 bytes per super-block of 8 rows, Q6_K: 1680), 4 tokens at a time */
-AVX2 static inline __attribute__((always_inline)) void x8kq_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
-                                                                     const uint8_t *xa, size_t xs, float *y, size_t ys)
+AVX2 static inline __attribute__((always_inline)) void x8_any_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
+                                                                       const uint8_t *xa, size_t xs, float *y, size_t ys)
 {
     if (t == GGML_TYPE_Q4_K) x8k_group(nt, p, nb, xa, xs, y, ys);
-    else x8q6_group(nt, p, nb, xa, xs, y, ys);
+    else if (t == GGML_TYPE_Q6_K) x8q6_group(nt, p, nb, xa, xs, y, ys);
+    else x8_group(t, nt, p, nb, xa, xs, y, ys);
 }
 
-AVX2 static inline __attribute__((always_inline)) void x8kq_range(enum ggml_type t, const uint8_t *w8, int64_t nb, int64_t g0,
-                                                                     int64_t g1, const uint8_t *xa, size_t xs, int nt,
-                                                                     float *y, size_t ys)
+/* row groups [g0, g1) of a packed matrix of nb blocks per row; a group's
+ * weights are decoded once per block for up to 4 tokens */
+AVX2 static inline __attribute__((always_inline)) void x8_range(enum ggml_type t, const uint8_t *w8, int64_t nb, int64_t g0,
+                                                                   int64_t g1, const uint8_t *xa, size_t xs, int nt,
+                                                                   float *y, size_t ys)
 {
     for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * (size_t)nb * (t == GGML_TYPE_Q4_K ? 1184 : 1680);
+        const uint8_t *p = w8 + (size_t)g * (size_t)nb * x8_block_size(t);
         int k = 0;
-        for (; k + 4 <= nt; k += 4) x8kq_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
+        for (; k + 4 <= nt; k += 4) x8_any_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
         switch (nt - k) {
-        case 3: x8kq_group(t, 3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 2: x8kq_group(t, 2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
-        case 1: x8kq_group(t, 1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 3: x8_any_group(t, 3, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 2: x8_any_group(t, 2, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
+        case 1: x8_any_group(t, 1, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys); break;
         default: break;
         }
     }
@@ -630,14 +620,14 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
                             size_t xa_stride, int nt, float *y, size_t y_stride)
 {
     switch (t) {
-#define X8(T) x8_range(T, w8, n / QK, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
-    case GGML_TYPE_Q4_0: X8(GGML_TYPE_Q4_0)
-    case GGML_TYPE_Q4_1: X8(GGML_TYPE_Q4_1)
-    case GGML_TYPE_Q5_0: X8(GGML_TYPE_Q5_0)
-    case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0)
+#define X8(T, BE) x8_range(T, w8, n / (BE), g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
+    case GGML_TYPE_Q4_0: X8(GGML_TYPE_Q4_0, QK)
+    case GGML_TYPE_Q4_1: X8(GGML_TYPE_Q4_1, QK)
+    case GGML_TYPE_Q5_0: X8(GGML_TYPE_Q5_0, QK)
+    case GGML_TYPE_Q8_0: X8(GGML_TYPE_Q8_0, QK)
+    case GGML_TYPE_Q4_K: X8(GGML_TYPE_Q4_K, QK_K)
+    case GGML_TYPE_Q6_K: X8(GGML_TYPE_Q6_K, QK_K)
 #undef X8
-    case GGML_TYPE_Q4_K: x8kq_range(GGML_TYPE_Q4_K, w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
-    case GGML_TYPE_Q6_K: x8kq_range(GGML_TYPE_Q6_K, w8, n / QK_K, g0, g1, xa, xa_stride, nt, y, y_stride); return 1;
     default: return 0;
     }
 }
