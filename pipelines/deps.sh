@@ -30,6 +30,9 @@ libavutil-dev libswscale-dev libopenblas-dev python3 python3-pip help2man"
 # Middlebury pair), GNU parallel (the batch examples), real footage for the
 # interpolation benchmark (opencv-doc's vtest.avi, Apache-2.0/BSD-3-Clause)
 DEV="ffmpeg clang libclang-rt-14-dev time python3-numpy python3-opencv python3-skimage parallel opencv-doc"
+# SIMDe's portable x86 intrinsics (headers only): the AVX-512 kernels run,
+# emulated, in the unit tests on CPUs without AVX-512 (tests/unit/quant_avx512_emu.h)
+DEV="$DEV libsimde-dev"
 # a one-node Slurm for tests/cli/t8000-slurm.sh (make slurm-pipeline; docs/slurm.md)
 DEV="$DEV slurm-wlm munge"
 PKGS=$RUN

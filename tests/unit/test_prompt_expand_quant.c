@@ -339,9 +339,44 @@ int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t
 int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                        size_t xa_stride, int64_t n, float *y, size_t y_stride);
 
+/* The AVX-512 kernels twice where SIMDe is installed (make deps-dev): natively
+ * when this CPU has AVX-512 VNNI, and compiled on SIMDe's portable intrinsics
+ * on any CPU, so that a machine without AVX-512 still checks their logic. */
+#if defined(__has_include)
+#if __has_include(<simde/x86/avx512.h>)
+#include "quant_avx512_emu.h"
+#include "quant_avx512.c"
+#endif
+#endif
+struct avx512_impl {
+    const char *name;
+    int (*rows)(enum ggml_type, const void *, size_t, int64_t, int64_t, const void *, int64_t, float *);
+    int (*rows4)(enum ggml_type, const void *, size_t, int64_t, int64_t, const void *, size_t, int64_t, float *, size_t);
+};
+static int avx512_impls(struct avx512_impl *im)
+{
+    int n = 0;
+    if (quant_simd() == 2) im[n++] = (struct avx512_impl){ "AVX-512 (native)", quant_rows_avx512, quant_rows4_avx512 };
+#ifdef QUANT_AVX512_EMULATED
+    im[n++] = (struct avx512_impl){ "AVX-512 (SIMDe emulation)", emu_quant_rows_avx512, emu_quant_rows4_avx512 };
+#endif
+    return n;
+}
+static void avx512_note(void)
+{
+    struct avx512_impl im[2];
+    int n = avx512_impls(im);
+    if (quant_simd() != 2) printf("# this CPU has no AVX-512 VNNI: the AVX-512 kernels are checked %s\n",
+                                  n ? "under SIMDe's emulation" : "nowhere");
+#ifndef QUANT_AVX512_EMULATED
+    TEST_SKIP("SIMDe's headers (libsimde-dev; make deps-dev) are missing: the AVX-512 kernels are not checked under emulation");
+#endif
+}
+
 static void test_exact(void)
 {
     TEST("SIMD dot products equal the scalar ones bit for bit (exactly representable sums)");
+    avx512_note();
     static const enum ggml_type q32[] = { GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q8_0 };
     for (size_t ti = 0; ti < sizeof q32 / sizeof *q32; ti++) {
         enum ggml_type t = q32[ti];
@@ -375,16 +410,22 @@ static void test_exact(void)
                 same &= quant_dot(t, w + rbytes * (size_t)r, x + k * nb, n) == ref && y1[r] == ref && y4[k * 5 + r] == ref;
             }
         }
-        if (quant_simd() == 2) {   /* every AVX-512 kernel, also those quant.c does not pick (Q4_1, Q5_1, Q8_0) */
-            for (int k = 0; k < 4; k++) {
-                quant_rows_avx512(t, w, rbytes, 0, rows, x + k * nb, n, y1);
-                for (int r = 0; r < rows; r++) same &= y1[r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
-            }
-            quant_rows4_avx512(t, w, rbytes, 0, rows, x, sizeof *x * (size_t)nb, n, y4, 5);
-            for (int k = 0; k < 4; k++)
-                for (int r = 0; r < rows; r++) same &= y4[k * 5 + r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
-        }
         CHECKF(same, "%s: a SIMD kernel differs from the scalar one", ggml_type_name(t));
+        /* every AVX-512 kernel, also those quant.c does not pick (Q4_1, Q5_1, Q8_0) */
+        struct avx512_impl im[2];
+        for (int i = 0, ni = avx512_impls(im); i < ni; i++) {
+            int ok = 1;
+            for (int k = 0; k < 4; k++) {
+                for (int r = 0; r < rows; r++) y1[r] = -1e30f;
+                ok &= im[i].rows(t, w, rbytes, 0, rows, x + k * nb, n, y1);
+                for (int r = 0; r < rows; r++) ok &= y1[r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
+            }
+            for (int r = 0; r < 4 * 5; r++) y4[r] = -1e30f;
+            ok &= im[i].rows4(t, w, rbytes, 0, rows, x, sizeof *x * (size_t)nb, n, y4, 5);
+            for (int k = 0; k < 4; k++)
+                for (int r = 0; r < rows; r++) ok &= y4[k * 5 + r] == quant_dot_scalar(t, w + rbytes * (size_t)r, x + k * nb, n);
+            CHECKF(ok, "%s: the %s kernel differs from the scalar one", ggml_type_name(t), im[i].name);
+        }
         free(w);
         free(x);
     }

@@ -13,10 +13,18 @@
  * K-quants (Q4_K, Q5_K, Q6_K) keep their AVX2 kernels. */
 #include "quant.h"
 
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(QUANT_AVX512_EMULATED)
+/* the unit tests include this file after tests/unit/quant_avx512_emu.h: the
+ * intrinsics are SIMDe's portable ones, the functions prefixed emu_ */
+#define AVX512
+#define QUANT_AVX512_KERNELS 1
+#elif defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define QUANT_AVX512_KERNELS 1
+#endif
+
+#ifdef QUANT_AVX512_KERNELS
 
 AVX512 static inline float h2f(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8)); }
 static inline uint32_t u32le(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
