@@ -338,6 +338,8 @@ static void test_dot(void)
 int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
 int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                        size_t xa_stride, int64_t n, float *y, size_t y_stride);
+int quant_x8_rows_avx512(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
+                         size_t xa_stride, int nt, float *y, size_t y_stride);
 
 /* The AVX-512 kernels twice where SIMDe is installed (make deps-dev): natively
  * when this CPU has AVX-512 VNNI, and compiled on SIMDe's portable intrinsics
@@ -352,13 +354,15 @@ struct avx512_impl {
     const char *name;
     int (*rows)(enum ggml_type, const void *, size_t, int64_t, int64_t, const void *, int64_t, float *);
     int (*rows4)(enum ggml_type, const void *, size_t, int64_t, int64_t, const void *, size_t, int64_t, float *, size_t);
+    int (*x8)(enum ggml_type, const void *, int64_t, int64_t, int64_t, const void *, size_t, int, float *, size_t);
 };
 static int avx512_impls(struct avx512_impl *im)
 {
     int n = 0;
-    if (quant_simd() == 2) im[n++] = (struct avx512_impl){ "AVX-512 (native)", quant_rows_avx512, quant_rows4_avx512 };
+    if (quant_simd() == 2) im[n++] = (struct avx512_impl){ "AVX-512 (native)", quant_rows_avx512, quant_rows4_avx512, quant_x8_rows_avx512 };
 #ifdef QUANT_AVX512_EMULATED
-    im[n++] = (struct avx512_impl){ "AVX-512 (SIMDe emulation)", emu_quant_rows_avx512, emu_quant_rows4_avx512 };
+    im[n++] = (struct avx512_impl){ "AVX-512 (SIMDe emulation)", emu_quant_rows_avx512, emu_quant_rows4_avx512,
+                                      emu_quant_x8_rows_avx512 };
 #endif
     return n;
 }
@@ -431,6 +435,31 @@ static void test_exact(void)
     }
 }
 
+/* the packed kernel f (quant_x8_rows or an AVX-512 one) on groups [g0, rows/8)
+ * for 1 .. ntok tokens equals the scalar dot products of the original rows
+ * exactly and writes nothing else; 0 if f declined the type */
+typedef int (*x8_fn)(enum ggml_type, const void *, int64_t, int64_t, int64_t, const void *, size_t, int, float *, size_t);
+static int x8_kernel_exact(x8_fn f, enum ggml_type t, const uint8_t *w, const uint8_t *w8, const void *xa, size_t xs,
+                           int n, int rows, int g0, int ntok)
+{
+    size_t rbytes = quant_row_bytes(t, n);
+    float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok);
+    int same = 1;
+    for (int nt = 1; nt <= ntok; nt++) {
+        for (size_t i = 0; i < (size_t)rows * (size_t)ntok; i++) y[i] = -1e30f;
+        if (f) same &= f(t, w8, n, g0, rows / 8, xa, xs, nt, y, (size_t)rows);
+        else quant_x8_rows(t, w8, n, g0, rows / 8, xa, xs, nt, y, (size_t)rows);
+        for (int k = 0; k < ntok; k++)
+            for (int r = 0; r < rows; r++) {
+                float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, (const uint8_t *)xa + (size_t)k * xs, n);
+                int in = k < nt && r >= 8 * g0;
+                same &= in ? y[(size_t)k * rows + r] == ref : y[(size_t)k * rows + r] == -1e30f;
+            }
+    }
+    free(y);
+    return same;
+}
+
 /* The x8 layout (eight rows interleaved): packing is a permutation that
  * dequantises to the same rows, and the packed kernels equal the scalar dot
  * products bit for bit on exactly representable sums, for 1 to 9 tokens (the
@@ -448,8 +477,7 @@ static void test_x8(void)
         size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb;
         uint8_t *w = malloc(rbytes * (size_t)rows), *w8 = malloc(rbytes * (size_t)rows);
         struct quant_q8a *x = malloc(sizeof *x * (size_t)nb * (size_t)ntok);
-        float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok), *a = malloc(sizeof(float) * (size_t)n),
-              *b = malloc(sizeof(float) * (size_t)n);
+        float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
         rand_blocks(t, w, nb * rows);
         for (int k = 0; k < nb * rows; k++) {   /* d (and m) = +-2^-4 or +-2^-5 */
             uint8_t *p = w + bb * (size_t)k;
@@ -478,20 +506,18 @@ static void test_x8(void)
             for (size_t i = 0; i < 8 * rbytes; i++) { ca[w[g * 8 * rbytes + i]]++; cb[w8[g * 8 * rbytes + i]]++; }
             if (t != GGML_TYPE_Q5_0) perm &= memcmp(ca, cb, sizeof ca) == 0;   /* Q5_0 reorders bits within its words */
         }
-        for (int nt = 1; nt <= ntok; nt++) {
-            for (size_t i = 0; i < (size_t)rows * (size_t)ntok; i++) y[i] = -1e30f;
-            quant_x8_rows(t, w8, n, 1, rows / 8, x, sizeof *x * (size_t)nb, nt, y, (size_t)rows);
-            for (int k = 0; k < ntok; k++)
-                for (int r = 0; r < rows; r++) {
-                    float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, x + (size_t)k * nb, n);
-                    int in = k < nt && r >= 8;
-                    same &= in ? y[(size_t)k * rows + r] == ref : y[(size_t)k * rows + r] == -1e30f;
-                }
-        }
+        same = x8_kernel_exact(NULL, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 1, ntok);
         CHECKF(same_rows, "%s: a packed row dequantises differently", ggml_type_name(t));
         CHECKF(perm, "%s: packing is not a permutation of the bytes", ggml_type_name(t));
         CHECKF(same, "%s: a packed kernel differs from the scalar dot (or wrote outside its rows/tokens)", ggml_type_name(t));
-        free(w); free(w8); free(x); free(y); free(a); free(b);
+        /* the AVX-512 packed kernels (all but Q8_0), on 3 groups from 1 (a pair) and from 0 (a pair and a lone group) */
+        struct avx512_impl im[2];
+        for (int i = 0, ni = t == GGML_TYPE_Q8_0 ? 0 : avx512_impls(im); i < ni; i++)
+            CHECKF(x8_kernel_exact(im[i].x8, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 1, ntok) &&
+                   x8_kernel_exact(im[i].x8, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 0, ntok),
+                   "%s: the %s packed kernel differs from the scalar dot (or wrote outside its rows/tokens)",
+                   ggml_type_name(t), im[i].name);
+        free(w); free(w8); free(x); free(a); free(b);
     }
 }
 
@@ -506,13 +532,12 @@ static void test_x8_k(enum ggml_type t)
     printf("# x8 layout, %s: packed rows dequantise to the originals; the packed kernel equals the scalar dot exactly\n",
            ggml_type_name(t));
     if (!quant_x8_usable(t)) { TEST_SKIP("this CPU has no AVX2: the engine never packs (scalar kernels only)"); return; }
-    int nb = 3, n = nb * QK_K, rows = 16, ntok = 6;
+    int nb = 3, n = nb * QK_K, rows = 24, ntok = 6;
     size_t bb = ggml_type_block_bytes(t), rbytes = bb * (size_t)nb, pbytes = quant_x8_bytes(t, n, rows);
     CHECK(pbytes == (size_t)(rows / 8) * (size_t)nb * (t == GGML_TYPE_Q4_K ? 1184 : 8 * 210));
     uint8_t *w = malloc(rbytes * (size_t)rows), *w8 = malloc(pbytes);
     struct quant_q8k *x = malloc(sizeof *x * (size_t)nb * (size_t)ntok);
-    float *y = malloc(sizeof(float) * (size_t)rows * (size_t)ntok), *a = malloc(sizeof(float) * (size_t)n),
-          *b = malloc(sizeof(float) * (size_t)n);
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
     rand_blocks(t, w, nb * rows);
     for (int k = 0; k < nb * rows; k++) {
         uint8_t *p = w + bb * (size_t)k;
@@ -542,18 +567,17 @@ static void test_x8_k(enum ggml_type t)
         quant_x8_dequant_row(t, w8, n, r, b);
         same_rows &= memcmp(a, b, sizeof(float) * (size_t)n) == 0;
     }
-    for (int nt = 1; nt <= ntok; nt++) {
-        for (size_t i = 0; i < (size_t)rows * (size_t)ntok; i++) y[i] = -1e30f;
-        quant_x8_rows(t, w8, n, 0, rows / 8, x, sizeof *x * (size_t)nb, nt, y, (size_t)rows);
-        for (int k = 0; k < ntok; k++)
-            for (int r = 0; r < rows; r++) {
-                float ref = quant_dot_scalar(t, w + rbytes * (size_t)r, x + (size_t)k * nb, n);
-                same &= k < nt ? y[(size_t)k * rows + r] == ref : y[(size_t)k * rows + r] == -1e30f;
-            }
-    }
+    same = x8_kernel_exact(NULL, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 0, ntok);
     CHECKF(same_rows, "%s: a packed row dequantises differently", ggml_type_name(t));
     CHECKF(same, "%s: the packed kernel differs from the scalar dot (or wrote outside its rows/tokens)", ggml_type_name(t));
-    free(w); free(w8); free(x); free(y); free(a); free(b);
+    /* the AVX-512 packed kernel: 3 groups from 0 (a pair and a lone group) and from 1 (a pair) */
+    struct avx512_impl im[2];
+    for (int i = 0, ni = avx512_impls(im); i < ni; i++)
+        CHECKF(x8_kernel_exact(im[i].x8, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 0, ntok) &&
+               x8_kernel_exact(im[i].x8, t, w, w8, x, sizeof *x * (size_t)nb, n, rows, 1, ntok),
+               "%s: the %s packed kernel differs from the scalar dot (or wrote outside its rows/tokens)",
+               ggml_type_name(t), im[i].name);
+    free(w); free(w8); free(x); free(a); free(b);
 }
 
 int main(void)

@@ -37,8 +37,10 @@ float quant_dot_avx512(enum ggml_type t, const void *w, const void *xa, int64_t 
 int quant_rows_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
 int quant_rows4_avx512(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                        size_t xa_stride, int64_t n, float *y, size_t y_stride);
+int quant_x8_rows_avx512(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
+                         size_t xa_stride, int nt, float *y, size_t y_stride);
 
-static int use_avx2 = -1, use_avx512 = 0;
+static int use_avx2 = -1, use_avx512 = 0, use_x8_avx512 = 0;
 
 void quant_init(void)
 {
@@ -53,6 +55,10 @@ void quant_init(void)
     int no5 = e5 && *e5 && strcmp(e5, "0") != 0;
     use_avx512 = use_avx2 && !no5 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+    /* the packed (x8) AVX-512 kernels: opt-in until measured against the
+     * AVX2 ones on an AVX-512 machine (docs/prompt-expand.md) */
+    const char *e8 = getenv("ISOPIPE_X8_AVX512");
+    use_x8_avx512 = use_avx512 && e8 && *e8 && strcmp(e8, "0") != 0;
 #else
     use_avx2 = 0;
 #endif
@@ -528,16 +534,12 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
     for (int v = 0; v < nvec; v++) memcpy(p + qo + 4 * v, o + head + 32 * v + 4 * r, 4);
 }
 
-/* bytes of a packed block of 8 rows, and elements per block */
-static size_t x8_block_bytes(enum ggml_type t)
-{
-    return t == GGML_TYPE_Q4_K ? X8_Q4K_BYTES : t == GGML_TYPE_Q6_K ? X8_Q6K_BYTES : 8 * ggml_type_block_bytes(t);
-}
+/* elements per packed block (quant_x8_block_size in quant.h: its bytes) */
 static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K ? QK_K : QK; }
 
 void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
 {
-    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n), gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    size_t bb = ggml_type_block_bytes(t), rb = quant_row_bytes(t, n), gb = x8_group_bytes(t, n), xb = quant_x8_block_size(t);
     int64_t nb = n / x8_block_elems(t);
     for (int64_t g = g0; g < g1; g++)
         for (int64_t b = 0; b < nb; b++)
@@ -549,7 +551,7 @@ void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int
 /* row r of a packed matrix back in its original layout */
 static void x8_unpack_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, uint8_t *row)
 {
-    size_t bb = ggml_type_block_bytes(t), gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    size_t bb = ggml_type_block_bytes(t), gb = x8_group_bytes(t, n), xb = quant_x8_block_size(t);
     for (int64_t b = 0; b < n / x8_block_elems(t); b++)
         x8_get(t, (const uint8_t *)w8 + (size_t)(r / 8) * gb + (size_t)b * xb, (int)(r % 8), row + (size_t)b * bb);
 }
@@ -557,7 +559,7 @@ static void x8_unpack_row(enum ggml_type t, const void *w8, int64_t n, int64_t r
 void quant_x8_dequant_row(enum ggml_type t, const void *w8, int64_t n, int64_t r, float *dst)
 {
     uint8_t blk[256];
-    size_t gb = x8_group_bytes(t, n), xb = x8_block_bytes(t);
+    size_t gb = x8_group_bytes(t, n), xb = quant_x8_block_size(t);
     int64_t be = x8_block_elems(t);
     for (int64_t b = 0; b < n / be; b++) {
         x8_get(t, (const uint8_t *)w8 + (size_t)(r / 8) * gb + (size_t)b * xb, (int)(r % 8), blk);
@@ -568,6 +570,7 @@ void quant_x8_dequant_row(enum ggml_type t, const void *w8, int64_t n, int64_t r
 void quant_x8_rows(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa, size_t xa_stride,
                    int nt, float *y, size_t y_stride)
 {
+    if (quant_x8_usable(t) && use_x8_avx512 && quant_x8_rows_avx512(t, w8, n, g0, g1, xa, xa_stride, nt, y, y_stride)) return;
     if (quant_x8_usable(t) && quant_x8_rows_avx2(t, w8, n, g0, g1, xa, xa_stride, nt, y, y_stride)) return;
     /* no kernel for this CPU (the engine never packs then): row by row in the original layout */
     uint8_t *row = malloc(quant_row_bytes(t, n));

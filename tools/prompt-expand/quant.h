@@ -8,7 +8,8 @@
  * quant_init() picks the AVX2/FMA kernels when the CPU has them (run-time
  * check), and for Q4_0 and Q5_0 the AVX-512 VNNI ones where the CPU has
  * avx512f/bw/vl/vnni; ISOPIPE_NO_AVX512=1 keeps AVX2, ISOPIPE_NO_SIMD=1 in
- * the environment forces the scalar ones. */
+ * the environment forces the scalar ones. ISOPIPE_X8_AVX512=1 adds the
+ * AVX-512 kernels of the packed layout (opt-in: not yet measured). */
 #ifndef ISOPIPE_QUANT_H
 #define ISOPIPE_QUANT_H
 #include <stddef.h>
@@ -83,6 +84,13 @@ float quant_dot_f32act(enum ggml_type t, const void *w, const float *x, int64_t 
  * has kernels for type t (AVX2); a packed matrix is read only through
  * quant_x8_*. */
 int quant_x8_usable(enum ggml_type t);
+/* bytes of one packed block of 8 rows (8 x 32 or 8 x 256 elements): the
+ * kernels' stride; Q4_K 1184, Q6_K 1680, the others 8 file blocks */
+static inline size_t quant_x8_block_size(enum ggml_type t)
+{
+    return t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : t == GGML_TYPE_Q8_0 ? 272
+         : t == GGML_TYPE_Q4_K ? 1184 : t == GGML_TYPE_Q6_K ? 1680 : 0;
+}
 /* bytes of the packed form of a matrix of rows x n (rows a multiple of 8) */
 size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows);
 /* pack row groups [g0, g1) (rows 8*g0 .. 8*g1-1) of a matrix of n columns; dst

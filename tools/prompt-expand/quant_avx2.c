@@ -392,12 +392,6 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
 }
 
 /* bytes of one packed block (super-block: Q4_K, Q6_K) of 8 rows */
-static inline size_t x8_block_size(enum ggml_type t)
-{
-    return t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : t == GGML_TYPE_Q8_0 ? 272
-         : t == GGML_TYPE_Q4_K ? 1184 : 1680;
-}
-
 /* ---- the x8 layout (quant.h): 8 rows across the lanes of a vector ----
  * Per block of 8 rows: the quants as unsigned bytes (Q4: the nibble, Q5_0:
  * nibble | fifth bit << 4) times 4 activation bytes broadcast to every lane;
@@ -410,7 +404,7 @@ static inline size_t x8_block_size(enum ggml_type t)
 AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t, int nt, const uint8_t *p, int64_t nb,
                                                                    const uint8_t *xa, size_t xs, float *y, size_t ys)
 {
-    const size_t gb = x8_block_size(t);
+    const size_t gb = quant_x8_block_size(t);
     const int head = t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16;
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi16(1);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
@@ -478,7 +472,7 @@ AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const u
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t b = 0; b < nb; b++, p += x8_block_size(GGML_TYPE_Q4_K)) {
+    for (int64_t b = 0; b < nb; b++, p += quant_x8_block_size(GGML_TYPE_Q4_K)) {
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
         __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16)));
         /* lane r's int16 pair (s, s) of sub-block j's scales, and (m, m') of
@@ -548,7 +542,7 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
     const __m256i pair = _mm256_setr_epi8(-1, 0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11,
                                           -1, 4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
-    for (int64_t b = 0; b < nb; b++, p += x8_block_size(GGML_TYPE_Q6_K)) {
+    for (int64_t b = 0; b < nb; b++, p += quant_x8_block_size(GGML_TYPE_Q6_K)) {
         __m256i ai[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
         for (int j = 0; j < 8; j++) {
             __m256i s = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 + 16 * j)));
@@ -604,7 +598,7 @@ AVX2 static inline __attribute__((always_inline)) void x8_range(enum ggml_type t
                                                                    float *y, size_t ys)
 {
     for (int64_t g = g0; g < g1; g++) {
-        const uint8_t *p = w8 + (size_t)g * (size_t)nb * x8_block_size(t);
+        const uint8_t *p = w8 + (size_t)g * (size_t)nb * quant_x8_block_size(t);
         int k = 0;
         for (; k + 4 <= nt; k += 4) x8_any_group(t, 4, p, nb, xa + (size_t)k * xs, xs, y + (size_t)k * ys + 8 * g, ys);
         switch (nt - k) {
