@@ -346,8 +346,13 @@ int quant_x8_rows_avx512(enum ggml_type t, const void *w8, int64_t n, int64_t g0
  * on any CPU, so that a machine without AVX-512 still checks their logic. */
 #if defined(__has_include)
 #if __has_include(<simde/x86/avx512.h>)
+/* at -O1: SIMDe's thousands of inline functions at -O2 cost a minute of
+ * compile time (three under ASan) for test code that runs in milliseconds */
+#pragma GCC push_options
+#pragma GCC optimize("O1")
 #include "quant_avx512_emu.h"
 #include "quant_avx512.c"
+#pragma GCC pop_options
 #endif
 #endif
 struct avx512_impl {
