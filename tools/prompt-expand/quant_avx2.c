@@ -466,7 +466,10 @@ AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t
  * 8 vectors whose low nibbles are sub-block 2c, high nibbles 2c + 1; 8
  * maddubs of one sub-block stay within int16 (8 * 2 * 15 * 127) and one madd
  * with the rows' scales (as int16 pairs) widens them already scaled. The
- * mins' term pairs two sub-blocks per madd against the activation sums. */
+ * mins' term pairs two sub-blocks per madd against the activation sums.
+ * Each vector is decoded once for the (up to 4) tokens; the token loops are
+ * unrolled so that their sums stay in registers (GCC keeps such a loop
+ * rolled, with the arrays in memory, even for a constant nt). */
 AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const uint8_t *p, int64_t nb, const uint8_t *xa,
                                                                     size_t xs, float *y, size_t ys)
 {
@@ -491,27 +494,40 @@ AVX2 static inline __attribute__((always_inline)) void x8k_group(int nt, const u
             mp[j] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 96 + 16 * j))), pair);
         }
         const uint8_t *qs = p + 160;
+        const struct quant_q8k *x[4];
+        __m256i ai[4], am[4];
         for (int k = 0; k < nt; k++) {
-            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-            __m256i ai = _mm256_setzero_si256(), am = _mm256_setzero_si256();
-            for (int c = 0; c < 4; c++) {
-                __m256i sl = _mm256_setzero_si256(), sh = _mm256_setzero_si256();
-                for (int v = 0; v < 8; v++) {
-                    __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 256 * c + 32 * v));
+            x[k] = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+            ai[k] = am[k] = _mm256_setzero_si256();
+        }
+        for (int c = 0; c < 4; c++) {
+            /* each vector decoded once for the nt tokens */
+            __m256i sl[4], sh[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++) sl[k] = sh[k] = _mm256_setzero_si256();
+            for (int v = 0; v < 8; v++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 256 * c + 32 * v));
+                __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+#pragma GCC unroll 4
+                for (int k = 0; k < nt; k++) {
                     int32_t xl, xh;
-                    memcpy(&xl, x->qs + 64 * c + 4 * v, 4);
-                    memcpy(&xh, x->qs + 64 * c + 32 + 4 * v, 4);
-                    sl = _mm256_add_epi16(sl, _mm256_maddubs_epi16(_mm256_and_si256(q, m4), _mm256_set1_epi32(xl)));
-                    sh = _mm256_add_epi16(sh, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
-                                                                   _mm256_set1_epi32(xh)));
+                    memcpy(&xl, x[k]->qs + 64 * c + 4 * v, 4);
+                    memcpy(&xh, x[k]->qs + 64 * c + 32 + 4 * v, 4);
+                    sl[k] = _mm256_add_epi16(sl[k], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)));
+                    sh[k] = _mm256_add_epi16(sh[k], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh)));
                 }
-                ai = _mm256_add_epi32(ai, _mm256_add_epi32(_mm256_madd_epi16(sl, sc[2 * c]), _mm256_madd_epi16(sh, sc[2 * c + 1])));
-                /* sub-blocks 2c and 2c + 1: their activation sums as one int16 pair */
-                int s0 = x->bsums[4 * c] + x->bsums[4 * c + 1], s1 = x->bsums[4 * c + 2] + x->bsums[4 * c + 3];
-                am = _mm256_add_epi32(am, _mm256_madd_epi16(mp[c], _mm256_set1_epi32((int)((uint32_t)(uint16_t)s0 | (uint32_t)s1 << 16))));
             }
-            __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(ai)), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(am)));
-            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x->d), t, acc[k]);
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++) {
+                ai[k] = _mm256_add_epi32(ai[k], _mm256_add_epi32(_mm256_madd_epi16(sl[k], sc[2 * c]), _mm256_madd_epi16(sh[k], sc[2 * c + 1])));
+                /* sub-blocks 2c and 2c + 1: their activation sums as one int16 pair */
+                int s0 = x[k]->bsums[4 * c] + x[k]->bsums[4 * c + 1], s1 = x[k]->bsums[4 * c + 2] + x[k]->bsums[4 * c + 3];
+                am[k] = _mm256_add_epi32(am[k], _mm256_madd_epi16(mp[c], _mm256_set1_epi32((int)((uint32_t)(uint16_t)s0 | (uint32_t)s1 << 16))));
+            }
+        }
+        for (int k = 0; k < nt; k++) {
+            __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(ai[k])), _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(am[k])));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(x[k]->d), t, acc[k]);
         }
     }
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
@@ -556,6 +572,7 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
                 __m256i v0 = _mm256_and_si256(a, m3f), v1 = _mm256_and_si256(bb, m3f), v2 = _mm256_and_si256(c, m3f);
                 __m256i v3 = _mm256_or_si256(_mm256_srli_epi16(_mm256_and_si256(a, mc0), 4), _mm256_srli_epi16(_mm256_and_si256(bb, mc0), 2));
                 v3 = _mm256_srli_epi16(_mm256_or_si256(v3, _mm256_and_si256(c, mc0)), 2);
+#pragma GCC unroll 4
                 for (int k = 0; k < nt; k++) {
                     const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                     int32_t xq[4];
@@ -567,6 +584,7 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
                     ai[k] = _mm256_add_epi32(ai[k], _mm256_add_epi32(_mm256_madd_epi16(p01, sc), _mm256_madd_epi16(p23, sc)));
                 }
             }
+#pragma GCC unroll 4
             for (int k = 0; k < nt; k++) {
                 const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                 int32_t bs;
@@ -575,11 +593,13 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
             }
         }
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+#pragma GCC unroll 4
         for (int k = 0; k < nt; k++) {
             const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
             acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(x->d), d), _mm256_cvtepi32_ps(ai[k])));
         }
     }
+#pragma GCC unroll 4
     for (int k = 0; k < nt; k++) _mm256_storeu_ps(y + (size_t)k * ys, acc[k]);
 }
 

@@ -291,22 +291,38 @@ AVX512 static inline __attribute__((always_inline)) void x16k_group(int nt, cons
             sc[2 * j + 1] = x16_bytes_u32(p0, p1, 40 + 16 * (size_t)j);
             mp[j] = _mm512_shuffle_epi8(x16_bcast16(p0, p1, 96 + 16 * (size_t)j), pair);
         }
+        const struct quant_q8k *x[4];
+        __m512i ai[4], am[4];
+#pragma GCC unroll 4
         for (int k = 0; k < nt; k++) {
-            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-            __m512i ai = _mm512_setzero_si512(), am = _mm512_setzero_si512();
-            for (int c = 0; c < 4; c++) {
-                __m512i sl = _mm512_setzero_si512(), sh = _mm512_setzero_si512();
-                for (int v = 0; v < 8; v++) {
-                    __m512i q = x16_load(p0, p1, 160 + 256 * (size_t)c + 32 * (size_t)v);
-                    sl = _mm512_dpbusd_epi32(sl, _mm512_and_si512(q, m4), bcast4(x->qs + 64 * c + 4 * v));
-                    sh = _mm512_dpbusd_epi32(sh, _mm512_and_si512(_mm512_srli_epi16(q, 4), m4), bcast4(x->qs + 64 * c + 32 + 4 * v));
+            x[k] = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
+            ai[k] = am[k] = _mm512_setzero_si512();
+        }
+        for (int c = 0; c < 4; c++) {
+            /* each vector decoded once for the nt tokens */
+            __m512i sl[4], sh[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++) sl[k] = sh[k] = _mm512_setzero_si512();
+            for (int v = 0; v < 8; v++) {
+                __m512i q = x16_load(p0, p1, 160 + 256 * (size_t)c + 32 * (size_t)v);
+                __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+#pragma GCC unroll 4
+                for (int k = 0; k < nt; k++) {
+                    sl[k] = _mm512_dpbusd_epi32(sl[k], lo, bcast4(x[k]->qs + 64 * c + 4 * v));
+                    sh[k] = _mm512_dpbusd_epi32(sh[k], hi, bcast4(x[k]->qs + 64 * c + 32 + 4 * v));
                 }
-                ai = _mm512_add_epi32(ai, _mm512_add_epi32(_mm512_mullo_epi32(sl, sc[2 * c]), _mm512_mullo_epi32(sh, sc[2 * c + 1])));
-                int s0 = x->bsums[4 * c] + x->bsums[4 * c + 1], s1 = x->bsums[4 * c + 2] + x->bsums[4 * c + 3];
-                am = _mm512_dpwssd_epi32(am, mp[c], _mm512_set1_epi32((int)((uint32_t)(uint16_t)s0 | (uint32_t)s1 << 16)));
             }
-            __m512 tt = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(ai)), _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(am)));
-            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(x->d), tt, acc[k]);
+#pragma GCC unroll 4
+            for (int k = 0; k < nt; k++) {
+                ai[k] = _mm512_add_epi32(ai[k], _mm512_add_epi32(_mm512_mullo_epi32(sl[k], sc[2 * c]), _mm512_mullo_epi32(sh[k], sc[2 * c + 1])));
+                int s0 = x[k]->bsums[4 * c] + x[k]->bsums[4 * c + 1], s1 = x[k]->bsums[4 * c + 2] + x[k]->bsums[4 * c + 3];
+                am[k] = _mm512_dpwssd_epi32(am[k], mp[c], _mm512_set1_epi32((int)((uint32_t)(uint16_t)s0 | (uint32_t)s1 << 16)));
+            }
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < nt; k++) {
+            __m512 tt = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(ai[k])), _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(am[k])));
+            acc[k] = _mm512_fmadd_ps(_mm512_set1_ps(x[k]->d), tt, acc[k]);
         }
     }
 }
@@ -337,6 +353,7 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
                 __m512i v0 = _mm512_and_si512(a, m3f), v1 = _mm512_and_si512(bb, m3f), v2 = _mm512_and_si512(c, m3f);
                 __m512i v3 = _mm512_or_si512(_mm512_srli_epi16(_mm512_and_si512(a, mc0), 4), _mm512_srli_epi16(_mm512_and_si512(bb, mc0), 2));
                 v3 = _mm512_srli_epi16(_mm512_or_si512(v3, _mm512_and_si512(c, mc0)), 2);
+#pragma GCC unroll 4
                 for (int k = 0; k < nt; k++) {
                     const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                     const int8_t *xq = x->qs + 16 * g;
@@ -347,6 +364,7 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
                     ai[k] = _mm512_add_epi32(ai[k], _mm512_mullo_epi32(s, sc));
                 }
             }
+#pragma GCC unroll 4
             for (int k = 0; k < nt; k++) {
                 const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                 int32_t bs;
@@ -355,6 +373,7 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
             }
         }
         __m512 d = x16_halves(p0, p1, 0);
+#pragma GCC unroll 4
         for (int k = 0; k < nt; k++) {
             const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
             acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(x->d), d), _mm512_cvtepi32_ps(ai[k])));
