@@ -283,7 +283,7 @@ AVX512 static inline __attribute__((always_inline)) void x16k_group(int nt, cons
     /* lane r (of each 256-bit half): the int16 pair (mn[2j][r], mn[2j+1][r]) from 16 bytes (-1: a zero byte) */
     const __m512i pair = _mm512_broadcast_i64x4(_mm256_setr_epi8(0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11, -1,
                                                                  4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15, -1));
-    for (int64_t b = 0; b < nb; b++, p0 += 1184, p1 += 1184) {
+    for (int64_t b = 0; b < nb; b++, p0 += quant_x8_block_size(GGML_TYPE_Q4_K), p1 += quant_x8_block_size(GGML_TYPE_Q4_K)) {
         __m512 d = x16_halves(p0, p1, 0), dmin = x16_halves(p0, p1, 16);
         __m512i sc[8], mp[4];
         for (int j = 0; j < 4; j++) {
@@ -341,7 +341,7 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
     /* lane r: (0, s[2j][r], 0, s[2j+1][r]) from 16 bytes, then >> 3: 32 * the scales as an int16 pair */
     const __m512i pair = _mm512_broadcast_i64x4(_mm256_setr_epi8(-1, 0, -1, 8, -1, 1, -1, 9, -1, 2, -1, 10, -1, 3, -1, 11,
                                                                  -1, 4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15));
-    for (int64_t b = 0; b < nb; b++, p0 += 1680, p1 += 1680) {
+    for (int64_t b = 0; b < nb; b++, p0 += quant_x8_block_size(GGML_TYPE_Q6_K), p1 += quant_x8_block_size(GGML_TYPE_Q6_K)) {
         __m512i ai[4] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
         for (int j = 0; j < 8; j++) {
             __m512i sp = _mm512_srai_epi16(_mm512_shuffle_epi8(x16_bcast16(p0, p1, 16 + 16 * (size_t)j), pair), 3);
