@@ -59,24 +59,19 @@ static inline simde__m512 emu_mm512_cvtph_ps(simde__m256i a)
 }
 #define _mm512_cvtph_ps emu_mm512_cvtph_ps
 
-/* vpmovzxbd / vpmovsxbd: 16 bytes to 16 int32, zero- or sign-extended */
-static inline simde__m512i emu_mm512_cvtepu8_epi32(simde__m128i a)
-{
-    uint8_t b[16];
-    int32_t i[16];
-    simde_mm_storeu_si128(b, a);
-    for (int k = 0; k < 16; k++) i[k] = b[k];
-    return simde_mm512_loadu_si512(i);
-}
+/* vpmovzxbd / vpmovsxbd: 16 bytes to 16 int32, zero- or sign-extended (by the byte type) */
+#define EMU_CVT8_32(NAME, BYTE) \
+    static inline simde__m512i NAME(simde__m128i a) \
+    { \
+        BYTE b[16]; \
+        int32_t i[16]; \
+        simde_mm_storeu_si128(b, a); \
+        for (int k = 0; k < 16; k++) i[k] = b[k]; \
+        return simde_mm512_loadu_si512(i); \
+    }
+EMU_CVT8_32(emu_mm512_cvtepu8_epi32, uint8_t)
+EMU_CVT8_32(emu_mm512_cvtepi8_epi32, int8_t)
 #define _mm512_cvtepu8_epi32 emu_mm512_cvtepu8_epi32
-static inline simde__m512i emu_mm512_cvtepi8_epi32(simde__m128i a)
-{
-    int8_t b[16];
-    int32_t i[16];
-    simde_mm_storeu_si128(b, a);
-    for (int k = 0; k < 16; k++) i[k] = b[k];
-    return simde_mm512_loadu_si512(i);
-}
 #define _mm512_cvtepi8_epi32 emu_mm512_cvtepi8_epi32
 
 /* vshufi64x2 selects 128-bit quarters exactly as vshufi32x4 does (they
