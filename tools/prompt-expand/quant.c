@@ -362,7 +362,6 @@ int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, 
 
 /* 32-element types, per block of 8 rows: bytes before the quant vectors, the
  * number of vectors, where the quants start in an original block */
-static int x8_head(enum ggml_type t) { return t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16; }
 static int x8_nvec(enum ggml_type t) { return t == GGML_TYPE_Q8_0 ? 8 : 4; }
 static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q8_0 ? 2 : t == GGML_TYPE_Q4_1 ? 4 : 6; }
 /* Q4_K, per super-block of 8 rows: d[8], dmin[8] (f16), the 8 sub-block scales
@@ -486,7 +485,7 @@ static void x8_put(enum ggml_type t, const uint8_t *p, int r, uint8_t *o)
         for (int v = 0; v < 32; v++) memcpy(o + 160 + 32 * v + 4 * r, p + 16 + 4 * v, 4);
         return;
     }
-    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
+    int head = (int)quant_x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
     memcpy(o + 2 * r, p, 2);                                     /* d */
     if (t == GGML_TYPE_Q4_1) memcpy(o + 16 + 2 * r, p + 2, 2);   /* m */
     if (t == GGML_TYPE_Q5_0) {
@@ -524,7 +523,7 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
         for (int v = 0; v < 32; v++) memcpy(p + 16 + 4 * v, o + 160 + 32 * v + 4 * r, 4);
         return;
     }
-    int head = x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
+    int head = (int)quant_x8_head(t), nvec = x8_nvec(t), qo = x8_qs_off(t);
     memcpy(p, o + 2 * r, 2);
     if (t == GGML_TYPE_Q4_1) memcpy(p + 2, o + 16 + 2 * r, 2);
     if (t == GGML_TYPE_Q5_0) {

@@ -91,6 +91,9 @@ static inline size_t quant_x8_block_size(enum ggml_type t)
     return t == GGML_TYPE_Q4_0 ? 144 : t == GGML_TYPE_Q4_1 ? 160 : t == GGML_TYPE_Q5_0 ? 176 : t == GGML_TYPE_Q8_0 ? 272
          : t == GGML_TYPE_Q4_K ? 1184 : t == GGML_TYPE_Q6_K ? 1680 : 0;
 }
+/* 32-element types: bytes before a packed block's quant vectors (the 8 d's,
+ * then Q4_1's 8 m's or Q5_0's 8 fifth-bit words) */
+static inline size_t quant_x8_head(enum ggml_type t) { return t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16; }
 /* bytes of the packed form of a matrix of rows x n (rows a multiple of 8) */
 size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows);
 /* pack row groups [g0, g1) (rows 8*g0 .. 8*g1-1) of a matrix of n columns; dst

@@ -391,7 +391,6 @@ AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
     for (; i < n; i++) h[i] = quant_f32_to_f16(x[i]);
 }
 
-/* bytes of one packed block (super-block: Q4_K, Q6_K) of 8 rows */
 /* ---- the x8 layout (quant.h): 8 rows across the lanes of a vector ----
  * Per block of 8 rows: the quants as unsigned bytes (Q4: the nibble, Q5_0:
  * nibble | fifth bit << 4) times 4 activation bytes broadcast to every lane;
@@ -405,7 +404,7 @@ AVX2 static inline __attribute__((always_inline)) void x8_group(enum ggml_type t
                                                                    const uint8_t *xa, size_t xs, float *y, size_t ys)
 {
     const size_t gb = quant_x8_block_size(t);
-    const int head = t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16;
+    const size_t head = quant_x8_head(t);
     const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi16(1);
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
     for (int64_t b = 0; b < nb; b++, p += gb) {
@@ -560,6 +559,9 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
     __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps() };
     for (int64_t b = 0; b < nb; b++, p += quant_x8_block_size(GGML_TYPE_Q6_K)) {
         __m256i ai[4] = { _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256() };
+        const struct quant_q8k *x[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < nt; k++) x[k] = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
         for (int j = 0; j < 8; j++) {
             __m256i s = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 + 16 * j)));
             __m256i sp = _mm256_srai_epi16(_mm256_shuffle_epi8(s, pair), 3);   /* 32 * (s[2j][r], s[2j+1][r]) */
@@ -574,9 +576,8 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
                 v3 = _mm256_srli_epi16(_mm256_or_si256(v3, _mm256_and_si256(c, mc0)), 2);
 #pragma GCC unroll 4
                 for (int k = 0; k < nt; k++) {
-                    const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                     int32_t xq[4];
-                    memcpy(xq, x->qs + 16 * g, sizeof xq);
+                    memcpy(xq, x[k]->qs + 16 * g, sizeof xq);
                     __m256i p01 = _mm256_add_epi16(_mm256_maddubs_epi16(v0, _mm256_set1_epi32(xq[0])),
                                                    _mm256_maddubs_epi16(v1, _mm256_set1_epi32(xq[1])));
                     __m256i p23 = _mm256_add_epi16(_mm256_maddubs_epi16(v2, _mm256_set1_epi32(xq[2])),
@@ -586,17 +587,15 @@ AVX2 static inline __attribute__((always_inline)) void x8q6_group(int nt, const 
             }
 #pragma GCC unroll 4
             for (int k = 0; k < nt; k++) {
-                const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                 int32_t bs;
-                memcpy(&bs, x->bsums + 2 * j, sizeof bs);
+                memcpy(&bs, x[k]->bsums + 2 * j, sizeof bs);
                 ai[k] = _mm256_sub_epi32(ai[k], _mm256_madd_epi16(sp, _mm256_set1_epi32(bs)));
             }
         }
         __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 #pragma GCC unroll 4
         for (int k = 0; k < nt; k++) {
-            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-            acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(x->d), d), _mm256_cvtepi32_ps(ai[k])));
+            acc[k] = _mm256_add_ps(acc[k], _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(x[k]->d), d), _mm256_cvtepi32_ps(ai[k])));
         }
     }
 #pragma GCC unroll 4

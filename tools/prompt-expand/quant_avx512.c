@@ -240,7 +240,7 @@ AVX512 static inline __attribute__((always_inline)) void x16_group(enum ggml_typ
                                                                       int64_t nb, const uint8_t *xa, size_t xs, __m512 *acc)
 {
     const size_t gb = quant_x8_block_size(t);
-    const size_t head = t == GGML_TYPE_Q4_1 ? 32 : t == GGML_TYPE_Q5_0 ? 48 : 16;
+    const size_t head = quant_x8_head(t);
     const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
     for (int64_t b = 0; b < nb; b++, p0 += gb, p1 += gb) {
         __m512 d = x16_halves(p0, p1, 0), m = d;
@@ -343,6 +343,9 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
                                                                  -1, 4, -1, 12, -1, 5, -1, 13, -1, 6, -1, 14, -1, 7, -1, 15));
     for (int64_t b = 0; b < nb; b++, p0 += quant_x8_block_size(GGML_TYPE_Q6_K), p1 += quant_x8_block_size(GGML_TYPE_Q6_K)) {
         __m512i ai[4] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
+        const struct quant_q8k *x[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < nt; k++) x[k] = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
         for (int j = 0; j < 8; j++) {
             __m512i sp = _mm512_srai_epi16(_mm512_shuffle_epi8(x16_bcast16(p0, p1, 16 + 16 * (size_t)j), pair), 3);
             for (int h = 0; h < 2; h++) {
@@ -355,8 +358,7 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
                 v3 = _mm512_srli_epi16(_mm512_or_si512(v3, _mm512_and_si512(c, mc0)), 2);
 #pragma GCC unroll 4
                 for (int k = 0; k < nt; k++) {
-                    const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-                    const int8_t *xq = x->qs + 16 * g;
+                    const int8_t *xq = x[k]->qs + 16 * g;
                     __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, bcast4(xq));
                     s = _mm512_dpbusd_epi32(s, v1, bcast4(xq + 4));
                     s = _mm512_dpbusd_epi32(s, v2, bcast4(xq + 8));
@@ -366,17 +368,15 @@ AVX512 static inline __attribute__((always_inline)) void x16q6_group(int nt, con
             }
 #pragma GCC unroll 4
             for (int k = 0; k < nt; k++) {
-                const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
                 int32_t bs;
-                memcpy(&bs, x->bsums + 2 * j, sizeof bs);
+                memcpy(&bs, x[k]->bsums + 2 * j, sizeof bs);
                 ai[k] = _mm512_sub_epi32(ai[k], _mm512_dpwssd_epi32(_mm512_setzero_si512(), sp, _mm512_set1_epi32(bs)));
             }
         }
         __m512 d = x16_halves(p0, p1, 0);
 #pragma GCC unroll 4
         for (int k = 0; k < nt; k++) {
-            const struct quant_q8k *x = (const struct quant_q8k *)(const void *)(xa + (size_t)k * xs) + b;
-            acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(x->d), d), _mm512_cvtepi32_ps(ai[k])));
+            acc[k] = _mm512_add_ps(acc[k], _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(x[k]->d), d), _mm512_cvtepi32_ps(ai[k])));
         }
     }
 }
