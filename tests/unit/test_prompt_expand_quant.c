@@ -331,6 +331,45 @@ static void test_dot(void)
     free(wf); free(x); free(y); free(wh);
 }
 
+/* attention over the half-precision cache: the whole-head kernels give,
+ * bit for bit, what quant_dot_f16 and quant_axpy_f16 give key by key (the
+ * engine's results must not depend on which path ran), for head sizes that
+ * are multiples of 64, of 8 only, and neither (the per-key fallback), key
+ * counts around the kernels' steps of 4, a cache row wider than the head (a
+ * head inside kv_dim), and nothing written past the head */
+static void test_attn(void)
+{
+    static const int hds[] = { 64, 128, 96, 40, 6 };
+    static const int lens[] = { 1, 2, 3, 4, 5, 7, 9, 37 };
+    int bad_sc = 0, bad_out = 0, bad_guard = 0;
+    for (size_t a = 0; a < sizeof hds / sizeof *hds; a++)
+        for (size_t b = 0; b < sizeof lens / sizeof *lens; b++) {
+            int hd = hds[a], len = lens[b];
+            size_t stride = (size_t)hd * 3 + 8;     /* three heads and a gap */
+            uint16_t *k = malloc(2 * stride * (size_t)len), *v = malloc(2 * stride * (size_t)len);
+            float *q = malloc(sizeof(float) * (size_t)hd), *p = malloc(sizeof(float) * (size_t)len);
+            float *sc = malloc(sizeof(float) * (size_t)len), *ref = malloc(sizeof(float) * (size_t)len);
+            float *o = malloc(sizeof(float) * (size_t)(hd + 8)), *oref = calloc((size_t)hd, sizeof(float));
+            for (size_t i = 0; i < stride * (size_t)len; i++) { k[i] = rand_scale(1); v[i] = rand_scale(1); }
+            for (int i = 0; i < hd; i++) q[i] = (float)(rndu() - 0.5);
+            for (int j = 0; j < len; j++) p[j] = (float)rndu();
+            for (int i = 0; i < hd + 8; i++) o[i] = 12345.0f;
+            const uint16_t *kh = k + hd, *vh = v + hd;   /* the second head of each row */
+            float scale = 0.125f, mul = 0.7f;
+            quant_attn_scores_f16(kh, stride, len, q, hd, scale, sc);
+            for (int j = 0; j < len; j++) ref[j] = quant_dot_f16(kh + (size_t)j * stride, q, hd) * scale;
+            if (memcmp(sc, ref, sizeof(float) * (size_t)len)) bad_sc++;
+            quant_attn_wsum_f16(p, mul, vh, stride, len, hd, o);
+            for (int j = 0; j < len; j++) quant_axpy_f16(p[j] * mul, vh + (size_t)j * stride, oref, hd);
+            if (memcmp(o, oref, sizeof(float) * (size_t)hd)) bad_out++;
+            for (int i = hd; i < hd + 8; i++) if (o[i] != 12345.0f) bad_guard++;
+            free(k); free(v); free(q); free(p); free(sc); free(ref); free(o); free(oref);
+        }
+    CHECKF(bad_sc == 0, "attention scores differ from the per-key dot in %d cases", bad_sc);
+    CHECKF(bad_out == 0, "attention output differs from the per-key axpy in %d cases", bad_out);
+    CHECKF(bad_guard == 0, "attention output written past the head (%d floats)", bad_guard);
+}
+
 /* Blocks whose scales are powers of two close together and activations the
  * same: every product and partial sum is an exactly representable float, so
  * any order of summation gives the same bits, and a SIMD kernel must equal
@@ -592,6 +631,7 @@ int main(void)
     test_f16_round();
     test_act();
     test_dot();
+    test_attn();
     test_exact();
     test_x8();
     test_x8_k(GGML_TYPE_Q4_K);

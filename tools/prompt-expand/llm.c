@@ -258,18 +258,14 @@ static void attn_worker(void *ctx, int ith, int nth)
         /* ggml multiplies the f16 K cache with the query converted to f16 */
         quant_f32_to_f16_row(q, qh, hd);
         for (int i = 0; i < hd; i++) qf[i] = quant_f16_to_f32(qh[i]);
+        quant_attn_scores_f16(kl + (size_t)kvh * hd, (size_t)m->kv_dim, len, qf, hd, scale, sc);
         float mx = -INFINITY;
-        for (int j = 0; j < len; j++) {
-            sc[j] = quant_dot_f16(kl + (size_t)j * m->kv_dim + (size_t)kvh * hd, qf, hd) * scale;
+        for (int j = 0; j < len; j++)
             if (sc[j] > mx) mx = sc[j];
-        }
         float sum = 0;
         for (int j = 0; j < len; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
         float inv = 1.0f / sum;
-        float *o = m->ao + (size_t)t * m->q_dim + (size_t)h * hd;
-        memset(o, 0, (size_t)hd * sizeof *o);
-        for (int j = 0; j < len; j++)
-            quant_axpy_f16(sc[j] * inv, vl + (size_t)j * m->kv_dim + (size_t)kvh * hd, o, hd);
+        quant_attn_wsum_f16(sc, inv, vl + (size_t)kvh * hd, (size_t)m->kv_dim, len, hd, m->ao + (size_t)t * m->q_dim + (size_t)h * hd);
     }
 }
 

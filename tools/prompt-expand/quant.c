@@ -27,6 +27,8 @@ int quant_avx2_has(enum ggml_type t);
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n);
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n);
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
+int quant_attn_scores_f16_avx2(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc);
+int quant_attn_wsum_f16_avx2(const float *p, float mul, const uint16_t *v, size_t stride, int len, int hd, float *out);
 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa, int64_t n, float *y);
 int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                      size_t xa_stride, int64_t n, float *y, size_t y_stride);
@@ -331,6 +333,19 @@ void quant_axpy_f16(float a, const uint16_t *v, float *y, int64_t n)
 {
     if (use_avx2 > 0) { quant_axpy_f16_avx2(a, v, y, n); return; }
     for (int64_t i = 0; i < n; i++) y[i] += a * quant_f16_to_f32(v[i]);
+}
+
+void quant_attn_scores_f16(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc)
+{
+    if (use_avx2 > 0 && quant_attn_scores_f16_avx2(k, stride, len, q, hd, scale, sc)) return;
+    for (int j = 0; j < len; j++) sc[j] = quant_dot_f16(k + (size_t)j * stride, q, hd) * scale;
+}
+
+void quant_attn_wsum_f16(const float *p, float mul, const uint16_t *v, size_t stride, int len, int hd, float *out)
+{
+    if (use_avx2 > 0 && quant_attn_wsum_f16_avx2(p, mul, v, stride, len, hd, out)) return;
+    memset(out, 0, (size_t)hd * sizeof *out);
+    for (int j = 0; j < len; j++) quant_axpy_f16(p[j] * mul, v + (size_t)j * stride, out, hd);
 }
 
 void quant_f32_to_f16_row(const float *x, uint16_t *h, int64_t n)

@@ -49,6 +49,12 @@ float quant_dot(enum ggml_type t, const void *w, const void *xa, int64_t n);
  * and y += a * v for n halves v */
 float quant_dot_f16(const uint16_t *h, const float *x, int64_t n);
 void quant_axpy_f16(float a, const uint16_t *v, float *y, int64_t n);
+/* the same over len keys of a cache, K_j = k + j * stride (hd halves):
+ * sc[j] = scale * (K_j . q), and out = sum_j (p[j] * mul) V_j; bit for bit
+ * what quant_dot_f16 and quant_axpy_f16 (from out = 0) give key by key,
+ * with the query and the output held in registers (AVX2) */
+void quant_attn_scores_f16(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc);
+void quant_attn_wsum_f16(const float *p, float mul, const uint16_t *v, size_t stride, int len, int hd, float *out);
 /* n floats to halves (round to nearest even) */
 void quant_f32_to_f16_row(const float *x, uint16_t *h, int64_t n);
 

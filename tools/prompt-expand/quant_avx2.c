@@ -383,6 +383,62 @@ AVX2 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n)
     for (; i < n; i++) y[i] += a * _cvtsh_ss(v[i]);
 }
 
+/* attention over the f16 cache (quant.h, quant_attn_scores_f16): four keys
+ * at a time against the query in registers, each key with its own
+ * accumulator taking the same FMAs in the same order as dot_f16, so the
+ * scores are those of quant_dot_f16 per key, bit for bit */
+AVX2 int quant_attn_scores_f16_avx2(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc)
+{
+    if (hd % 8) return 0;
+    int j = 0;
+    for (; j + 4 <= len; j += 4) {
+        const uint16_t *k0 = k + (size_t)j * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i += 8) {
+            __m256 x = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k0 + i))), x, a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k1 + i))), x, a1);
+            a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k2 + i))), x, a2);
+            a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k3 + i))), x, a3);
+        }
+        sc[j] = hsum_ps(a0) * scale;
+        sc[j + 1] = hsum_ps(a1) * scale;
+        sc[j + 2] = hsum_ps(a2) * scale;
+        sc[j + 3] = hsum_ps(a3) * scale;
+    }
+    for (; j < len; j++) sc[j] = dot_f16((const uint8_t *)(k + (size_t)j * stride), q, hd) * scale;
+    return 1;
+}
+
+/* out = sum_j (p[j] * mul) V_j (quant.h): 64 columns at a time held in eight
+ * registers across all the keys, each column taking the FMAs of
+ * quant_axpy_f16 per key in key order from zero: the same bits */
+AVX2 int quant_attn_wsum_f16_avx2(const float *p, float mul, const uint16_t *v, size_t stride, int len, int hd, float *out)
+{
+    if (hd % 8) return 0;
+    int c0 = 0;
+    for (; c0 + 64 <= hd; c0 += 64) {
+        __m256 o[8];
+        for (int c = 0; c < 8; c++) o[c] = _mm256_setzero_ps();
+        const uint16_t *vj = v + c0;
+        for (int j = 0; j < len; j++, vj += stride) {
+            __m256 a = _mm256_set1_ps(p[j] * mul);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; c++)
+                o[c] = _mm256_fmadd_ps(a, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vj + 8 * c))), o[c]);
+        }
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(out + c0 + 8 * c, o[c]);
+    }
+    for (; c0 < hd; c0 += 8) {   /* a head size that is not a multiple of 64 */
+        __m256 o = _mm256_setzero_ps();
+        const uint16_t *vj = v + c0;
+        for (int j = 0; j < len; j++, vj += stride)
+            o = _mm256_fmadd_ps(_mm256_set1_ps(p[j] * mul), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)vj)), o);
+        _mm256_storeu_ps(out + c0, o);
+    }
+    return 1;
+}
+
 AVX2 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n)
 {
     int64_t i = 0;
@@ -656,6 +712,10 @@ int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r
 { (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)n; (void)y; return 0; }
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n) { (void)a; (void)v; (void)y; (void)n; }
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n) { (void)x; (void)h; (void)n; }
+int quant_attn_scores_f16_avx2(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc)
+{ (void)k; (void)stride; (void)len; (void)q; (void)hd; (void)scale; (void)sc; return 0; }
+int quant_attn_wsum_f16_avx2(const float *p, float mul, const uint16_t *v, size_t stride, int len, int hd, float *out)
+{ (void)p; (void)mul; (void)v; (void)stride; (void)len; (void)hd; (void)out; return 0; }
 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int64_t g1, const void *xa,
                        size_t xa_stride, int nt, float *y, size_t y_stride)
 { (void)t; (void)w8; (void)n; (void)g0; (void)g1; (void)xa; (void)xa_stride; (void)nt; (void)y; (void)y_stride; return 0; }
