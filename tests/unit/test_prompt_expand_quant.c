@@ -245,6 +245,40 @@ static void test_act(void)
     free(x);
 }
 
+/* the SIMD activation quantisers against the scalar ones, byte for byte:
+ * blocks of zeros, of a largest magnitude reached twice with opposite signs
+ * (the first sets the scale's sign; the other rounds to 128 and is clamped),
+ * of values on the rounding ties, of tiny and of huge values, and random */
+static void test_act_exact(void)
+{
+    TEST("activation quantisation: the SIMD quantisers equal the scalar ones byte for byte");
+    if (!quant_simd()) { TEST_SKIP("no AVX2 on this CPU (or ISOPIPE_NO_SIMD): only the scalar quantisers run"); return; }
+    int n = 256 * 8;
+    float *x = malloc(sizeof(float) * (size_t)n);
+    for (int i = 0; i < n; i++) x[i] = (float)((rndu() - 0.5) * 8 * (1 + (i % 7)));
+    for (int i = 0; i < 256; i++) x[i] = 0;                          /* block 0: zeros */
+    x[256 + 5] = -3.0f; x[256 + 100] = 3.0f;                          /* block 1: +-max, the first negative */
+    for (int i = 256; i < 512; i++) if (fabsf(x[i]) > 2.9f && i != 256 + 5 && i != 256 + 100) x[i] = 1.0f;
+    x[512 + 200] = 4.0f; x[512 + 7] = -4.0f;                          /* block 2: the same, the first negative again */
+    for (int i = 512; i < 768; i++) if (fabsf(x[i]) > 3.9f && i != 512 + 200 && i != 512 + 7) x[i] = 0.5f;
+    x[768] = 128.0f;                                                  /* block 3: scale 1, ties at k + 0.5 */
+    for (int i = 769; i < 1024; i++) x[i] = (float)((i % 61) - 30) + 0.5f;
+    for (int i = 1024; i < 1280; i++) x[i] = (float)((rndu() - 0.5) * 1e-30);   /* block 4: tiny */
+    for (int i = 1280; i < 1536; i++) x[i] = (float)((rndu() - 0.5) * 1e30);    /* block 5: huge */
+    int bad = 0;
+    for (int k = 0; k < 2; k++) {
+        enum ggml_type t = k ? GGML_TYPE_Q4_K : GGML_TYPE_Q4_0;
+        size_t bytes = quant_act_bytes(t, n);
+        void *a = calloc(1, bytes), *b = calloc(1, bytes);
+        quant_act(t, x, a, n);
+        quant_act_scalar(t, x, b, n);
+        if (memcmp(a, b, bytes)) bad++;
+        free(a); free(b);
+    }
+    CHECKF(bad == 0, "%d of the 2 activation formats differ from the scalar quantiser", bad);
+    free(x);
+}
+
 static void test_dot(void)
 {
     TEST("dot products (SIMD and scalar) against float64 sums of the references");
@@ -630,6 +664,7 @@ int main(void)
     test_dequant();
     test_f16_round();
     test_act();
+    test_act_exact();
     test_dot();
     test_attn();
     test_exact();

@@ -25,6 +25,7 @@
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n);
 int quant_avx2_has(enum ggml_type t);
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n);
+void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n);
 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n);
 void quant_f32_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
 int quant_attn_scores_f16_avx2(const uint16_t *k, size_t stride, int len, const float *q, int hd, float scale, float *sc);
@@ -193,6 +194,18 @@ void quant_act(enum ggml_type t, const float *x, void *dst, int64_t n)
         if (use_avx2) quant_act_q8a_avx2(x, dst, n);
         else act_q8a(x, dst, n);
         break;
+    case GGML_TYPE_Q8_K:
+        if (use_avx2) quant_act_q8k_avx2(x, dst, n);
+        else act_q8k(x, dst, n);
+        break;
+    default: memcpy(dst, x, (size_t)n * sizeof *x); break;
+    }
+}
+
+void quant_act_scalar(enum ggml_type t, const float *x, void *dst, int64_t n)
+{
+    switch (quant_act_type(t)) {
+    case GGML_TYPE_Q8_1: act_q8a(x, dst, n); break;
     case GGML_TYPE_Q8_K: act_q8k(x, dst, n); break;
     default: memcpy(dst, x, (size_t)n * sizeof *x); break;
     }

@@ -114,4 +114,5 @@ void quant_x8_rows(enum ggml_type t, const void *w8, int64_t n, int64_t g0, int6
 
 /* the scalar kernels (tests compare the SIMD ones against them) */
 float quant_dot_scalar(enum ggml_type t, const void *w, const void *xa, int64_t n);
+void quant_act_scalar(enum ggml_type t, const float *x, void *dst, int64_t n);
 #endif

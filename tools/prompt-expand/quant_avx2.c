@@ -374,6 +374,51 @@ AVX2 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n)
     }
 }
 
+/* as act_q8k in quant.c, the same bits for finite inputs (ggml's
+ * quantize_row_q8_K): the scale from the first element of largest magnitude,
+ * with its sign; iscale * x rounded to nearest even (cvtps, as lrintf), 128
+ * saturated to 127 by the packs; the sums of 16 from the clamped bytes */
+AVX2 void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y++) {
+        __m256 am = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8) am = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), am);  /* NaN: keeps am */
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        float amax = _mm_cvtss_f32(m);
+        if (amax == 0) {
+            memset(y, 0, sizeof *y);
+            continue;
+        }
+        const __m256 t = _mm256_set1_ps(amax);
+        int first = 0;
+        for (int j = 0; j < QK_K; j += 8) {
+            int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), t, _CMP_EQ_OQ));
+            if (hit) { first = j + __builtin_ctz((unsigned)hit); break; }
+        }
+        float iscale = -128.0f / x[first];
+        const __m256 s = _mm256_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 32) {
+            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j)));
+            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 8)));
+            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 16)));
+            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 24)));
+            /* packs interleave the 128-bit lanes; the permute restores element order */
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y->qs + j), p);
+            __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(p)), ones);
+            __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(p, 1)), ones);
+            y->bsums[j / 16] = (int16_t)hsum_epi32(lo);
+            y->bsums[j / 16 + 1] = (int16_t)hsum_epi32(hi);
+        }
+        y->d = 1.0f / iscale;
+    }
+}
+
 AVX2 void quant_axpy_f16_avx2(float a, const uint16_t *v, float *y, int64_t n)
 {
     __m256 av = _mm256_set1_ps(a);
@@ -724,6 +769,7 @@ AVX2 int quant_x8_rows_avx2(enum ggml_type t, const void *w8, int64_t n, int64_t
 int quant_avx2_has(enum ggml_type t) { (void)t; return 0; }
 float quant_dot_avx2(enum ggml_type t, const void *w, const void *xa, int64_t n) { return quant_dot_scalar(t, w, xa, n); }
 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n) { (void)x; (void)y; (void)n; }
+void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n) { (void)x; (void)y; (void)n; }
 int quant_rows4_avx2(enum ggml_type t, const void *w, size_t row_bytes, int64_t r0, int64_t r1, const void *xa,
                      size_t xa_stride, int64_t n, float *y, size_t y_stride)
 { (void)t; (void)w; (void)row_bytes; (void)r0; (void)r1; (void)xa; (void)xa_stride; (void)n; (void)y; (void)y_stride; return 0; }
