@@ -189,17 +189,10 @@ static void act_q8k(const float *x, struct quant_q8k *y, int64_t n)
 void quant_act(enum ggml_type t, const float *x, void *dst, int64_t n)
 {
     quant_init();
-    switch (quant_act_type(t)) {
-    case GGML_TYPE_Q8_1:
-        if (use_avx2) quant_act_q8a_avx2(x, dst, n);
-        else act_q8a(x, dst, n);
-        break;
-    case GGML_TYPE_Q8_K:
-        if (use_avx2) quant_act_q8k_avx2(x, dst, n);
-        else act_q8k(x, dst, n);
-        break;
-    default: memcpy(dst, x, (size_t)n * sizeof *x); break;
-    }
+    enum ggml_type at = quant_act_type(t);
+    if (use_avx2 > 0 && at == GGML_TYPE_Q8_1) quant_act_q8a_avx2(x, dst, n);
+    else if (use_avx2 > 0 && at == GGML_TYPE_Q8_K) quant_act_q8k_avx2(x, dst, n);
+    else quant_act_scalar(t, x, dst, n);
 }
 
 void quant_act_scalar(enum ggml_type t, const float *x, void *dst, int64_t n)
@@ -394,22 +387,22 @@ static int x8_nvec(enum ggml_type t) { return t == GGML_TYPE_Q8_0 ? 8 : 4; }
 static int x8_qs_off(enum ggml_type t) { return t == GGML_TYPE_Q4_0 || t == GGML_TYPE_Q8_0 ? 2 : t == GGML_TYPE_Q4_1 ? 4 : 6; }
 /* Q4_K, per super-block of 8 rows: d[8], dmin[8] (f16), the 8 sub-block scales
  * of each row unpacked to bytes sc[sub-block][row], the mins mn[sub-block][row],
- * then 4 chunks x 8 vectors of 32 bytes (lane r = row r's qs[32c + 4v ..]) */
-#define X8_Q4K_BYTES 1184
-/* Q6_K, per super-block of 8 rows (the same 1680 bytes as the 8 rows' blocks):
+ * then 4 chunks x 8 vectors of 32 bytes (lane r = row r's qs[32c + 4v ..]):
+ * 1184 bytes.
+ * Q6_K, per super-block of 8 rows (the same 1680 bytes as the 8 rows' blocks):
  * d[8] (f16); the sub-block scales sc[sub-block][row] (int8) at 16, in pairs
  * of sub-blocks 2j, 2j + 1 as 16 bytes; then per sub-block g (16 elements)
  * three vectors A, B, C of 32 bytes at 144 + 96 g whose lane r holds, in
  * byte k of A/B/C, element 4v + k (v = 0/1/2) of row r's sub-block in bits
  * 0-5 and, in bits 6-7, bits 0-1 / 2-3 / 4-5 of element 12 + k: three
- * vectors are one mask each, the fourth three pieces put together */
-#define X8_Q6K_BYTES 1680
+ * vectors are one mask each, the fourth three pieces put together
+ * (quant_x8_block_size in quant.h: each packed block's bytes) */
 
-/* bytes of one group of 8 rows of n columns (Q6_K: 8 rows' bytes, like the 32-element types) */
-static size_t x8_group_bytes(enum ggml_type t, int64_t n)
-{
-    return t == GGML_TYPE_Q4_K ? (size_t)(n / QK_K) * X8_Q4K_BYTES : 8 * quant_row_bytes(t, n);
-}
+/* elements per packed block */
+static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K ? QK_K : QK; }
+
+/* bytes of one group of 8 rows of n columns */
+static size_t x8_group_bytes(enum ggml_type t, int64_t n) { return (size_t)(n / x8_block_elems(t)) * quant_x8_block_size(t); }
 
 size_t quant_x8_bytes(enum ggml_type t, int64_t n, int64_t rows) { return x8_group_bytes(t, n) * (size_t)(rows / 8); }
 
@@ -561,8 +554,6 @@ static void x8_get(enum ggml_type t, const uint8_t *o, int r, uint8_t *p)
     for (int v = 0; v < nvec; v++) memcpy(p + qo + 4 * v, o + head + 32 * v + 4 * r, 4);
 }
 
-/* elements per packed block (quant_x8_block_size in quant.h: its bytes) */
-static int64_t x8_block_elems(enum ggml_type t) { return t == GGML_TYPE_Q4_K || t == GGML_TYPE_Q6_K ? QK_K : QK; }
 
 void quant_x8_pack(enum ggml_type t, const void *src, int64_t n, int64_t g0, int64_t g1, void *dst)
 {

@@ -346,38 +346,50 @@ AVX2 int quant_rows_avx2(enum ggml_type t, const void *w, size_t row_bytes, int6
     }
 }
 
+/* the largest of the 8 lanes */
+AVX2 static inline float hmax_ps(__m256 v)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+/* x[0..31] times s, rounded to nearest even, as int8 with signed saturation
+ * (128 becomes 127) in element order; *isum gets the int32 values' lane sums
+ * before saturation */
+AVX2 static inline __m256i q8_32(const float *x, __m256 s, __m256i *isum)
+{
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 16), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 24), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    *isum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    /* packs interleave the 128-bit lanes; the permute restores element order */
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 /* as act_q8a in quant.c; rounding to nearest even like ggml's AVX2 quantize_row_q8_1 */
 AVX2 void quant_act_q8a_avx2(const float *x, struct quant_q8a *y, int64_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / QK; b++, x += QK, y++) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 am = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                  _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        float amax = _mm_cvtss_f32(m);
+        float amax = hmax_ps(_mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                           _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3))));
         float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-        __m256 s = _mm256_set1_ps(id);
-        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-        int sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3)));
-        /* packs interleave the 128-bit lanes; the permute restores element order */
-        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i *)y->qs, p);
+        __m256i isum;
+        _mm256_storeu_si256((__m256i *)y->qs, q8_32(x, _mm256_set1_ps(id), &isum));
         y->d = d;
-        y->s = d * (float)sum;
+        y->s = d * (float)hsum_epi32(isum);
     }
 }
 
 /* as act_q8k in quant.c, the same bits for finite inputs (ggml's
  * quantize_row_q8_K): the scale from the first element of largest magnitude,
- * with its sign; iscale * x rounded to nearest even (cvtps, as lrintf), 128
- * saturated to 127 by the packs; the sums of 16 from the clamped bytes */
+ * with its sign; iscale * x rounded to nearest even (as lrintf), 128
+ * saturated to 127; the sums of 16 from the saturated bytes */
 AVX2 void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n)
 {
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -385,10 +397,7 @@ AVX2 void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n)
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K, y++) {
         __m256 am = _mm256_setzero_ps();
         for (int j = 0; j < QK_K; j += 8) am = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), am);  /* NaN: keeps am */
-        __m128 m = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
-        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_max_ss(m, _mm_movehdup_ps(m));
-        float amax = _mm_cvtss_f32(m);
+        float amax = hmax_ps(am);
         if (amax == 0) {
             memset(y, 0, sizeof *y);
             continue;
@@ -402,13 +411,8 @@ AVX2 void quant_act_q8k_avx2(const float *x, struct quant_q8k *y, int64_t n)
         float iscale = -128.0f / x[first];
         const __m256 s = _mm256_set1_ps(iscale);
         for (int j = 0; j < QK_K; j += 32) {
-            __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j)));
-            __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 8)));
-            __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 16)));
-            __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 24)));
-            /* packs interleave the 128-bit lanes; the permute restores element order */
-            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            __m256i isum;   /* unused: the sums must be of the saturated bytes */
+            __m256i p = q8_32(x + j, s, &isum);
             _mm256_storeu_si256((__m256i *)(y->qs + j), p);
             __m256i lo = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(p)), ones);
             __m256i hi = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(p, 1)), ones);
