@@ -373,6 +373,7 @@ static void test_dot(void)
  * head inside kv_dim), and nothing written past the head */
 static void test_attn(void)
 {
+    TEST("attention over the f16 cache: whole-head kernels equal the per-key dot and axpy bit for bit");
     static const int hds[] = { 64, 128, 96, 40, 6 };
     static const int lens[] = { 1, 2, 3, 4, 5, 7, 9, 37 };
     int bad_sc = 0, bad_out = 0, bad_guard = 0;
